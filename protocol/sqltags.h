@@ -1,0 +1,43 @@
+/* protocol/sqltags — request tags carried in SQL comments (NORMALIZATION.md rule 39).
+ *
+ * Owns: recognising a block comment's content as a tag comment (sqlcommenter
+ * `key='value'` with URL-decoding and `\'` unescaping, `%%` accepted; Rails marginalia /
+ * QueryLogs `key:value`; unquoted `key=value`) and collecting the pairs in order, first
+ * occurrence of a key winning. Pure: no allocation, caller-owned storage, never fails. */
+#ifndef PGTALLY_PROTOCOL_SQLTAGS_H
+#define PGTALLY_PROTOCOL_SQLTAGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define SQLTAGS_MAX 32
+#define SQLTAGS_STORAGE 4096
+
+typedef struct SqlTag {
+    const char *key; /* points into SqlTags.storage; not NUL-terminated */
+    size_t key_len;
+    const char *value; /* decoded value, in SqlTags.storage */
+    size_t value_len;
+} SqlTag;
+
+/* A bounded tag list. Pairs beyond SQLTAGS_MAX or beyond the storage are dropped and
+ * `overflow` is set; earlier pairs are never disturbed. */
+typedef struct SqlTags {
+    SqlTag tags[SQLTAGS_MAX];
+    size_t count;
+    char storage[SQLTAGS_STORAGE];
+    size_t storage_used;
+    bool overflow;
+} SqlTags;
+
+void sqltags_init(SqlTags *tags);
+
+/* Parses the content of one block comment (between the delimiters). Returns true when the
+ * whole trimmed content is a tag list, appending its pairs to `tags`; false (tags untouched)
+ * for an ordinary comment. */
+bool sqltags_parse_comment(const char *body, size_t len, SqlTags *tags);
+
+/* Looks a key up (exact, case-sensitive). Returns NULL when absent. */
+const SqlTag *sqltags_find(const SqlTags *tags, const char *key);
+
+#endif

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs every Debian package pgtally needs to build, test, fuzz and benchmark.
+# Idempotent: only missing packages are installed, so a second run costs a dpkg query.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  build-essential meson ninja-build pkg-config
+  libev-dev libxxhash-dev libsqlite3-dev libpq-dev libinih-dev libssl-dev
+  # tests: a real server and real clients
+  postgresql postgresql-client python3 python3-psycopg2 python3-psycopg
+  python3-django python3-djangorestframework
+  # oracle, fuzzing, sanitizers
+  libpg-query-dev clang libclang-rt-14-dev
+  # benchmarks
+  pgbouncer haproxy
+  # misc tools the scripts call
+  procps iproute2 openssl
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The Debian postgresql package starts a cluster on 5432 through systemd where systemd runs;
+# pgtally's tests use their own throwaway clusters, so that one is left alone.
