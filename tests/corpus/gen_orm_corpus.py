@@ -463,6 +463,27 @@ def psycopg3_any():
     return site
 
 
+def psycopg3_any_param():
+    """asyncpg / psycopg 3 with server-side binding: the whole list is one array parameter.
+    pg_query fingerprints `= ANY($1)` like `IN (...)`; the spec does not (R29)."""
+    def site():
+        return ('SELECT %s FROM "shop_order_items" WHERE "shop_order_items"."order_id" = '
+                "ANY($1)" % dj_cols("order_items"))
+    return site
+
+
+def django_values_list(order):
+    """values_list('id', 'email', ...) in two column orders: pg_query hashes the target list
+    order-insensitively, the spec keeps the order (R29)."""
+    cols = ["id", "email", "last_login"] if order == 0 else ["email", "id", "last_login"]
+
+    def site():
+        return ('SELECT %s FROM "shop_customers" WHERE ("shop_customers"."is_active" AND '
+                '"shop_customers"."date_joined" >= \'%s\'::timestamptz) ORDER BY '
+                '"shop_customers"."id" ASC' % (dj_cols("customers", cols), rand_ts()))
+    return site
+
+
 # ---- Rails / ActiveRecord ------------------------------------------------------------
 def rails_tag(controller, action):
     if rng.random() < 0.3:  # Rails 7.1 QueryLogs in sqlcommenter format
@@ -975,6 +996,9 @@ def build_sites():
     add("django.session", django_session(), any_ws)
     add("django.logged_params", django_logged_params(), any_ws)
     add("psycopg3.any", psycopg3_any(), any_ws)
+    add("psycopg3.any_param", psycopg3_any_param(), any_ws)
+    add("django.values_list.a", django_values_list(0), any_ws)
+    add("django.values_list.b", django_values_list(1), any_ws)
     for t, c in [("customers", "customers"), ("products", "products"), ("orders", "orders")]:
         add("rails.find.%s" % t, rails_find(t, c), any_ws)
     add("rails.has_many", rails_has_many(), any_ws)
