@@ -1,0 +1,345 @@
+/* proxy/listener — see listener.h. */
+#include "proxy/listener.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "protocol/pgwire.h"
+#include "proxy/log.h"
+#include "proxy/querylog.h"
+#include "proxy/session.h"
+#include "proxy/upstream.h"
+
+#define SCRATCH_SIZE (128 * 1024) /* one read; large results stream in few syscalls */
+#define MAX_FREE_BUFFERS 16
+#define ACCEPTS_PER_WAKEUP 64      /* bound work per callback so clients are not starved */
+#define LOG_FLUSH_INTERVAL 0.2
+#define ACCEPT_RETRY_DELAY 0.1     /* after EMFILE: let connections close before retrying */
+
+typedef struct Listener {
+    ProxyContext ctx;
+    Upstream upstream;
+    int listen_fd;
+    ev_io accept_watcher;
+    ev_timer accept_retry;
+    ev_signal sigterm;
+    ev_signal sigint;
+    ev_signal sigusr1;
+    ev_timer grace_timer;
+    ev_timer flush_timer;
+    QueryLog *query_log;
+    bool draining;
+} Listener;
+
+bool listener_parse_address(const char *spec, struct sockaddr_storage *addr, socklen_t *len,
+                            char *err, size_t err_len)
+{
+    char host[256];
+    const char *port;
+    if (spec[0] == '[') {
+        const char *close = strchr(spec, ']');
+        if (!close || close[1] != ':' || (size_t)(close - spec - 1) >= sizeof host) {
+            snprintf(err, err_len, "invalid listen address \"%s\" (expected [ADDR]:PORT)", spec);
+            return false;
+        }
+        memcpy(host, spec + 1, (size_t)(close - spec - 1));
+        host[close - spec - 1] = 0;
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(spec, ':');
+        if (!colon || (size_t)(colon - spec) >= sizeof host) {
+            snprintf(err, err_len, "invalid listen address \"%s\" (expected HOST:PORT)", spec);
+            return false;
+        }
+        memcpy(host, spec, (size_t)(colon - spec));
+        host[colon - spec] = 0;
+        port = colon + 1;
+    }
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, err_len, "invalid listen address \"%s\": %s", spec, gai_strerror(rc));
+        return false;
+    }
+    memcpy(addr, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return true;
+}
+
+static int open_listen_socket(const char *spec, char *err, size_t err_len)
+{
+    struct sockaddr_storage addr;
+    socklen_t len;
+    if (!listener_parse_address(spec, &addr, &len, err, err_len))
+        return -1;
+    int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, err_len, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&addr, len) < 0 || listen(fd, 1024) < 0) {
+        snprintf(err, err_len, "cannot listen on %s: %s", spec, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* ---- accepting -------------------------------------------------------------------------------- */
+
+static void reject_client(int fd, const char *sqlstate, const char *message)
+{
+    uint8_t packet[512];
+    size_t len = pgw_build_error(packet, sizeof packet, "FATAL", sqlstate, message);
+    /* Best effort on a fresh socket whose buffer is empty: it fits. */
+    if (send(fd, packet, len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        log_line(LOG_DEBUG, 0, "could not send rejection: %s", strerror(errno));
+    close(fd);
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)revents;
+    Listener *l = w->data;
+    for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
+        int fd = accept4(l->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                log_line(LOG_WARN, 0, "accept: %s; pausing accepts", strerror(errno));
+                ev_io_stop(loop, &l->accept_watcher);
+                ev_timer_start(loop, &l->accept_retry);
+            }
+            return;
+        }
+        if (l->ctx.n_sessions >= l->ctx.config->max_client_conn) {
+            l->ctx.stats.clients_rejected++;
+            reject_client(fd, "53300", "sorry, too many clients already (pgtally max_client_conn)");
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        l->ctx.stats.clients_accepted++;
+        session_start(&l->ctx, fd);
+    }
+}
+
+static void on_accept_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    Listener *l = w->data;
+    if (!l->draining)
+        ev_io_start(loop, &l->accept_watcher);
+}
+
+/* ---- events -> query log ------------------------------------------------------------------- */
+
+static void emit_event(void *arg, const TrackerEvent *event)
+{
+    Listener *l = arg;
+    if (l->query_log)
+        querylog_write(l->query_log, event);
+}
+
+static void flush_outputs(Listener *l)
+{
+    if (l->query_log && !querylog_flush(l->query_log))
+        log_line(LOG_ERROR, 0, "writing the query log failed: %s", strerror(errno));
+}
+
+static void on_flush_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    flush_outputs(w->data);
+}
+
+/* ---- shutdown ------------------------------------------------------------------------------------ */
+
+static void finish_if_idle(ProxyContext *ctx)
+{
+    Listener *l = ctx->owner;
+    if (l->draining && ctx->n_sessions == 0)
+        ev_break(ctx->loop, EVBREAK_ALL);
+}
+
+static void on_grace_over(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    Listener *l = w->data;
+    log_line(LOG_INFO, 0, "grace period over: closing %zu connection(s)", l->ctx.n_sessions);
+    l->ctx.on_session_closed = NULL;
+    while (l->ctx.sessions)
+        session_close_now(l->ctx.sessions);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)revents;
+    Listener *l = w->data;
+    if (l->draining) {
+        log_line(LOG_INFO, 0, "second stop signal: closing now");
+        on_grace_over(loop, &l->grace_timer, 0);
+        return;
+    }
+    l->draining = true;
+    log_line(LOG_INFO, 0, "signal %d: no longer accepting; %zu connection(s) open, grace %.1f s",
+             w->signum, l->ctx.n_sessions, l->ctx.config->grace_seconds);
+    ev_io_stop(loop, &l->accept_watcher);
+    ev_timer_stop(loop, &l->accept_retry);
+    close(l->listen_fd);
+    l->listen_fd = -1;
+    flush_outputs(l);
+    if (l->ctx.n_sessions == 0) {
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    ev_timer_set(&l->grace_timer, l->ctx.config->grace_seconds, 0.);
+    ev_timer_start(loop, &l->grace_timer);
+}
+
+static void on_sigusr1(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    Listener *l = w->data;
+    flush_outputs(l);
+    log_line(LOG_INFO, 0, "SIGUSR1: outputs flushed");
+}
+
+/* ---- run ---------------------------------------------------------------------------------------- */
+
+static bool listener_setup(Listener *l, const ProxyConfig *config)
+{
+    char err[512];
+    if (!upstream_parse(config->upstream, &l->upstream, err, sizeof err)) {
+        log_line(LOG_ERROR, 0, "--upstream: %s", err);
+        return false;
+    }
+    if (!upstream_resolve(&l->upstream, err, sizeof err))
+        log_line(LOG_WARN, 0, "%s (will retry for each client)", err);
+    if (config->log_queries) {
+        l->query_log = querylog_open(config->log_queries, err, sizeof err);
+        if (!l->query_log) {
+            log_line(LOG_ERROR, 0, "--log-queries: %s", err);
+            return false;
+        }
+    }
+    l->listen_fd = open_listen_socket(config->listen, err, sizeof err);
+    if (l->listen_fd < 0) {
+        log_line(LOG_ERROR, 0, "--listen: %s", err);
+        return false;
+    }
+
+    ProxyContext *ctx = &l->ctx;
+    ctx->loop = EV_DEFAULT;
+    ctx->owner = l;
+    ctx->config = config;
+    ctx->upstream = &l->upstream;
+    ctx->tracker_limits.max_sql_bytes = config->max_sql_bytes;
+    ctx->tracker_limits.max_outstanding = 16384;
+    ctx->tracker_limits.max_statements = 4096;
+    ctx->tracker_limits.max_portals = 1024;
+    ctx->emit = emit_event;
+    ctx->emit_ctx = l;
+    ctx->scratch_size = SCRATCH_SIZE;
+    ctx->scratch = malloc(SCRATCH_SIZE);
+    ctx->pending_cap = SCRATCH_SIZE + 16384;
+    ctx->max_free_buffers = MAX_FREE_BUFFERS;
+    ctx->free_buffers = calloc(MAX_FREE_BUFFERS, sizeof(void *));
+    ctx->on_session_closed = finish_if_idle;
+    if (!ctx->scratch || !ctx->free_buffers) {
+        log_line(LOG_ERROR, 0, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+static void listener_start_watchers(Listener *l)
+{
+    struct ev_loop *loop = l->ctx.loop;
+    ev_io_init(&l->accept_watcher, on_accept, l->listen_fd, EV_READ);
+    l->accept_watcher.data = l;
+    ev_io_start(loop, &l->accept_watcher);
+    ev_timer_init(&l->accept_retry, on_accept_retry, ACCEPT_RETRY_DELAY, 0.);
+    l->accept_retry.data = l;
+    ev_signal_init(&l->sigterm, on_stop_signal, SIGTERM);
+    l->sigterm.data = l;
+    ev_signal_start(loop, &l->sigterm);
+    ev_signal_init(&l->sigint, on_stop_signal, SIGINT);
+    l->sigint.data = l;
+    ev_signal_start(loop, &l->sigint);
+    ev_signal_init(&l->sigusr1, on_sigusr1, SIGUSR1);
+    l->sigusr1.data = l;
+    ev_signal_start(loop, &l->sigusr1);
+    ev_timer_init(&l->grace_timer, on_grace_over, 0., 0.);
+    l->grace_timer.data = l;
+    if (l->query_log) {
+        ev_timer_init(&l->flush_timer, on_flush_timer, LOG_FLUSH_INTERVAL, LOG_FLUSH_INTERVAL);
+        l->flush_timer.data = l;
+        ev_timer_start(loop, &l->flush_timer);
+    }
+}
+
+static void listener_cleanup(Listener *l)
+{
+    flush_outputs(l);
+    if (l->query_log && querylog_dropped(l->query_log))
+        log_line(LOG_WARN, 0, "query log: %llu line(s) could not be written",
+                 querylog_dropped(l->query_log));
+    querylog_close(l->query_log);
+    if (l->listen_fd >= 0)
+        close(l->listen_fd);
+    proxy_context_release_buffers(&l->ctx);
+    free(l->ctx.free_buffers);
+    free(l->ctx.scratch);
+}
+
+int listener_run(const ProxyConfig *config)
+{
+    Listener *l = calloc(1, sizeof *l);
+    if (!l) {
+        log_line(LOG_ERROR, 0, "out of memory");
+        return 1;
+    }
+    l->listen_fd = -1;
+    signal(SIGPIPE, SIG_IGN);
+    if (!listener_setup(l, config)) {
+        listener_cleanup(l);
+        free(l);
+        return 1;
+    }
+    listener_start_watchers(l);
+    log_line(LOG_INFO, 0, "pgtally %s listening on %s, upstream %s", PGTALLY_VERSION,
+             config->listen, l->upstream.display);
+    ev_run(l->ctx.loop, 0);
+
+    const ProxyStats *st = &l->ctx.stats;
+    log_line(LOG_INFO, 0,
+             "stopped: clients=%llu rejected=%llu connect_failures=%llu protocol_errors=%llu "
+             "statements=%llu bytes_in=%llu bytes_out=%llu",
+             (unsigned long long)st->clients_accepted, (unsigned long long)st->clients_rejected,
+             (unsigned long long)st->server_connect_failures,
+             (unsigned long long)st->protocol_errors, (unsigned long long)st->events,
+             (unsigned long long)st->bytes_client_to_server,
+             (unsigned long long)st->bytes_server_to_client);
+    listener_cleanup(l);
+    free(l);
+    return 0;
+}

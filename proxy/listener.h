@@ -1,0 +1,23 @@
+/* proxy/listener — the proxy's event loop and its owner.
+ *
+ * Owns: the listening socket, accepting clients (connection limit), the ProxyContext shared
+ * by sessions, signals (SIGTERM/SIGINT: stop accepting, let connections finish for the grace
+ * period, flush, exit 0; SIGUSR1: flush the query log now), and the query log's periodic
+ * flush. */
+#ifndef PGTALLY_PROXY_LISTENER_H
+#define PGTALLY_PROXY_LISTENER_H
+
+#include "proxy/config.h"
+
+/* Runs the proxy until shutdown. Returns the process exit code (0 after a clean shutdown,
+ * 1 when start-up failed; the reason is logged). */
+int listener_run(const ProxyConfig *config);
+
+/* Parses HOST:PORT (or [v6]:PORT) for listening. Writes a message into err on failure. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+bool listener_parse_address(const char *spec, struct sockaddr_storage *addr, socklen_t *len,
+                            char *err, size_t err_len);
+
+#endif

@@ -1,0 +1,210 @@
+/* proxy/querylog — see querylog.h. */
+#include "proxy/querylog.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct QueryLog {
+    FILE *file;
+    char *line;       /* one formatted line; sized for the largest SQL the tracker keeps */
+    size_t line_cap;
+    unsigned long long dropped;
+    bool failed;
+};
+
+/* Length of the valid UTF-8 sequence at s (1..4), or 0 if it is not one. */
+static size_t utf8_sequence_len(const unsigned char *s, size_t len)
+{
+    unsigned char c = s[0];
+    size_t n;
+    uint32_t min;
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xE0) == 0xC0) {
+        n = 2;
+        min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+        n = 3;
+        min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+        n = 4;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (len < n)
+        return 0;
+    uint32_t cp = c & (0x7F >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+size_t json_escape(char *out, size_t cap, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        if (cap - n < 7)
+            return 0;
+        unsigned char c = u[i];
+        if (c == '"' || c == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)c;
+            i++;
+        } else if (c == '\n') {
+            out[n++] = '\\';
+            out[n++] = 'n';
+            i++;
+        } else if (c == '\t') {
+            out[n++] = '\\';
+            out[n++] = 't';
+            i++;
+        } else if (c < 0x20 || c == 0x7F) {
+            memcpy(out + n, "\\u00", 4);
+            out[n + 4] = hex[c >> 4];
+            out[n + 5] = hex[c & 15];
+            n += 6;
+            i++;
+        } else {
+            size_t seq = utf8_sequence_len(u + i, len - i);
+            if (seq == 0) {
+                /* Not UTF-8: keep the byte's value visible as its Latin-1 code point. */
+                memcpy(out + n, "\\u00", 4);
+                out[n + 4] = hex[c >> 4];
+                out[n + 5] = hex[c & 15];
+                n += 6;
+                i++;
+            } else {
+                memcpy(out + n, u + i, seq);
+                n += seq;
+                i += seq;
+            }
+        }
+    }
+    out[n] = 0;
+    return n;
+}
+
+QueryLog *querylog_open(const char *path, char *err, size_t err_len)
+{
+    QueryLog *log = calloc(1, sizeof *log);
+    if (!log) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    log->file = fopen(path, "a");
+    if (!log->file) {
+        snprintf(err, err_len, "cannot open query log %s: %s", path, strerror(errno));
+        free(log);
+        return NULL;
+    }
+    setvbuf(log->file, NULL, _IOFBF, 1 << 16);
+    return log;
+}
+
+static bool ensure_line(QueryLog *log, size_t need)
+{
+    if (need <= log->line_cap)
+        return true;
+    char *line = realloc(log->line, need);
+    if (!line)
+        return false;
+    log->line = line;
+    log->line_cap = need;
+    return true;
+}
+
+static const char *protocol_name(TrackerProtocol p)
+{
+    switch (p) {
+    case TRACKER_SIMPLE:
+        return "simple";
+    case TRACKER_EXTENDED:
+        return "extended";
+    default:
+        return "function";
+    }
+}
+
+void querylog_write(QueryLog *log, const TrackerEvent *ev)
+{
+    size_t need = 6 * (ev->sql_len + ev->statement_len + 64) + 1024;
+    if (!ensure_line(log, need)) {
+        log->dropped++;
+        return;
+    }
+    char *p = log->line;
+    char *end = log->line + log->line_cap;
+    p += snprintf(p, (size_t)(end - p), "{\"conn\":%" PRIu64 ",\"seq\":%" PRIu64
+                  ",\"protocol\":\"%s\",\"statement\":",
+                  ev->conn_id, ev->seq, protocol_name(ev->protocol));
+    if (ev->statement) {
+        *p++ = '"';
+        p += json_escape(p, (size_t)(end - p), ev->statement, ev->statement_len);
+        *p++ = '"';
+    } else {
+        p += snprintf(p, (size_t)(end - p), "null");
+    }
+    p += snprintf(p, (size_t)(end - p), ",\"index\":%u,\"sql\":", ev->index);
+    if (ev->sql) {
+        *p++ = '"';
+        p += json_escape(p, (size_t)(end - p), ev->sql, ev->sql_len);
+        *p++ = '"';
+    } else {
+        p += snprintf(p, (size_t)(end - p), "null");
+    }
+    p += snprintf(p, (size_t)(end - p),
+                  ",\"sql_truncated\":%s,\"start_us\":%" PRId64 ",\"end_us\":%" PRId64
+                  ",\"rows\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"executes\":%u",
+                  ev->sql_truncated ? "true" : "false", ev->start_us, ev->end_us, ev->rows,
+                  ev->bytes, ev->executes);
+    if (ev->command[0]) {
+        p += snprintf(p, (size_t)(end - p), ",\"command\":\"");
+        p += json_escape(p, (size_t)(end - p), ev->command, strlen(ev->command));
+        *p++ = '"';
+    } else
+        p += snprintf(p, (size_t)(end - p), ",\"command\":null");
+    if (ev->sqlstate[0]) {
+        p += snprintf(p, (size_t)(end - p), ",\"sqlstate\":\"");
+        p += json_escape(p, (size_t)(end - p), ev->sqlstate, strlen(ev->sqlstate));
+        *p++ = '"';
+    } else
+        p += snprintf(p, (size_t)(end - p), ",\"sqlstate\":null");
+    p += snprintf(p, (size_t)(end - p), ",\"aborted\":%s}\n", ev->aborted ? "true" : "false");
+    if (fwrite(log->line, 1, (size_t)(p - log->line), log->file) != (size_t)(p - log->line))
+        log->dropped++;
+}
+
+bool querylog_flush(QueryLog *log)
+{
+    if (fflush(log->file) != 0) {
+        log->failed = true;
+        clearerr(log->file);
+        return false;
+    }
+    return true;
+}
+
+unsigned long long querylog_dropped(const QueryLog *log)
+{
+    return log->dropped;
+}
+
+void querylog_close(QueryLog *log)
+{
+    if (!log)
+        return;
+    fclose(log->file);
+    free(log->line);
+    free(log);
+}

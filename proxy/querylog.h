@@ -1,0 +1,29 @@
+/* proxy/querylog — `--log-queries FILE`: every completed statement as one JSON line.
+ *
+ * Owns: the JSON-lines format of completed-statement events (documented in
+ * docs/query-log.md) and the buffered file it goes to. Writes are buffered; the owner calls
+ * querylog_flush periodically and at exit. */
+#ifndef PGTALLY_PROXY_QUERYLOG_H
+#define PGTALLY_PROXY_QUERYLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "proxy/tracker.h"
+
+typedef struct QueryLog QueryLog;
+
+/* Opens (appends to) path. On failure returns NULL and writes a message into err. */
+QueryLog *querylog_open(const char *path, char *err, size_t err_len);
+void querylog_write(QueryLog *log, const TrackerEvent *event);
+/* Returns false when writing failed (disk full...); the error is counted, lines dropped. */
+bool querylog_flush(QueryLog *log);
+unsigned long long querylog_dropped(const QueryLog *log);
+void querylog_close(QueryLog *log);
+
+/* Appends `len` bytes as a JSON string body (no quotes) with every byte that is not valid
+ * UTF-8 written as \u00XX, so the output is always valid JSON. Returns bytes written, or
+ * 0 if cap is too small (cap >= 6 * len + 1 always suffices). */
+size_t json_escape(char *out, size_t cap, const char *s, size_t len);
+
+#endif

@@ -1,0 +1,786 @@
+/* proxy/session — see session.h.
+ *
+ * Life of a session: STARTUP (untyped packets from the client) -> CONNECTING (non-blocking
+ * connect to the upstream, client not read) -> RELAY (typed messages both ways, tracked) or
+ * RAW (replication: bytes only) -> closed. CANCEL is a CancelRequest being forwarded on its
+ * own upstream connection. CLOSING means an ErrorResponse pgtally wrote is draining to the
+ * client before the socket closes.
+ *
+ * Callbacks that may end the session return false when they did, so no caller touches a
+ * freed session. */
+#include "proxy/session.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "protocol/pgwire.h"
+#include "proxy/log.h"
+
+#define STARTUP_BUFFER_SIZE (PGW_STARTUP_MAX_LEN + 1024)
+#define BACKEND_CAPTURE_LIMIT 8192     /* ErrorResponse, CommandComplete, ParameterStatus... */
+#define CAPTURE_RETAIN_LIMIT 4096      /* larger capture buffers are freed after the message */
+#define CLOSING_TIMEOUT 5.0            /* how long a final ErrorResponse may take to drain */
+#define ERROR_MESSAGE_MAX 1024
+
+typedef enum SessionState {
+    SS_STARTUP,
+    SS_CONNECTING,
+    SS_RELAY,
+    SS_RAW,
+    SS_CANCEL,
+    SS_CLOSING,
+} SessionState;
+
+/* One direction of the relay. */
+typedef struct Pipe {
+    ev_io read_watcher;  /* the source socket's readability */
+    ev_io write_watcher; /* the destination's writability, active only while pending */
+    uint8_t *pending;    /* bytes the destination has not taken yet (pool buffer) */
+    size_t pending_off;
+    size_t pending_len;
+    PgwFramer framer;
+    uint8_t *capture; /* the current message's body, as far as the tracker wants it */
+    size_t capture_len;
+    size_t capture_cap;
+    size_t capture_limit;
+    bool capturing;
+} Pipe;
+
+struct Session {
+    ProxyContext *ctx;
+    Session *prev;
+    Session *next;
+    uint64_t id;
+    SessionState state;
+    int client_fd;
+    int server_fd;
+    Pipe c2s;
+    Pipe s2c;
+    ev_timer timer; /* startup, connect, or closing deadline */
+    uint8_t *startup; /* startup-phase bytes, freed once relaying */
+    size_t startup_len;
+    uint32_t startup_packet_len;
+    bool replication;
+    int next_addr;
+    int last_connect_error;
+    Tracker *tracker;
+};
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void *pool_get(ProxyContext *ctx)
+{
+    if (ctx->n_free_buffers > 0)
+        return ctx->free_buffers[--ctx->n_free_buffers];
+    return malloc(ctx->pending_cap);
+}
+
+static void pool_put(ProxyContext *ctx, void *buf)
+{
+    if (!buf)
+        return;
+    if (ctx->n_free_buffers < ctx->max_free_buffers)
+        ctx->free_buffers[ctx->n_free_buffers++] = buf;
+    else
+        free(buf);
+}
+
+void proxy_context_release_buffers(ProxyContext *ctx)
+{
+    while (ctx->n_free_buffers > 0)
+        free(ctx->free_buffers[--ctx->n_free_buffers]);
+}
+
+Session *session_next(Session *s)
+{
+    return s->next;
+}
+
+static void emit_to_context(void *arg, const TrackerEvent *ev)
+{
+    ProxyContext *ctx = arg;
+    ctx->stats.events++;
+    if (ctx->emit)
+        ctx->emit(ctx->emit_ctx, ev);
+}
+
+/* ---- closing -------------------------------------------------------------------------------- */
+
+static void pipe_release(ProxyContext *ctx, Pipe *p)
+{
+    ev_io_stop(ctx->loop, &p->read_watcher);
+    ev_io_stop(ctx->loop, &p->write_watcher);
+    pool_put(ctx, p->pending);
+    p->pending = NULL;
+    p->pending_len = 0;
+    free(p->capture);
+    p->capture = NULL;
+}
+
+static void close_server(Session *s)
+{
+    ProxyContext *ctx = s->ctx;
+    ev_io_stop(ctx->loop, &s->s2c.read_watcher);
+    ev_io_stop(ctx->loop, &s->c2s.write_watcher);
+    if (s->server_fd >= 0) {
+        close(s->server_fd);
+        s->server_fd = -1;
+    }
+}
+
+static void session_close(Session *s, const char *reason)
+{
+    ProxyContext *ctx = s->ctx;
+    LOG_DEBUG_CONN(s->id, "closing: %s", reason);
+    if (s->tracker)
+        tracker_free(s->tracker, now_us());
+    ev_timer_stop(ctx->loop, &s->timer);
+    pipe_release(ctx, &s->c2s);
+    pipe_release(ctx, &s->s2c);
+    close_server(s);
+    if (s->client_fd >= 0)
+        close(s->client_fd);
+    free(s->startup);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        ctx->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    ctx->n_sessions--;
+    free(s);
+    if (ctx->on_session_closed)
+        ctx->on_session_closed(ctx);
+}
+
+void session_close_now(Session *s)
+{
+    session_close(s, "proxy shutting down");
+}
+
+/* ---- sending ---------------------------------------------------------------------------------- */
+
+/* Sends bytes to the pipe's destination: straight to the socket when nothing is queued, the
+ * rest into the pending buffer. While anything is pending the source is not read
+ * (backpressure). Returns false on a fatal socket error or when out of memory. */
+static bool pipe_send(Session *s, Pipe *p, int dst_fd, const uint8_t *data, size_t len)
+{
+    ProxyContext *ctx = s->ctx;
+    if (len == 0)
+        return true;
+    if (p->pending_len == 0) {
+        ssize_t n = send(dst_fd, data, len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                return false;
+            n = 0;
+        }
+        if ((size_t)n == len)
+            return true;
+        data += n;
+        len -= (size_t)n;
+    }
+    if (!p->pending) {
+        p->pending = pool_get(ctx);
+        if (!p->pending)
+            return false;
+        p->pending_off = 0;
+        p->pending_len = 0;
+    }
+    if (p->pending_off + p->pending_len + len > ctx->pending_cap) {
+        memmove(p->pending, p->pending + p->pending_off, p->pending_len);
+        p->pending_off = 0;
+    }
+    if (p->pending_len + len > ctx->pending_cap)
+        return false; /* cannot happen: the source is not read while anything is pending */
+    memcpy(p->pending + p->pending_off + p->pending_len, data, len);
+    p->pending_len += len;
+    ev_io_start(ctx->loop, &p->write_watcher);
+    ev_io_stop(ctx->loop, &p->read_watcher);
+    return true;
+}
+
+static bool send_to_client(Session *s, const uint8_t *data, size_t len)
+{
+    s->ctx->stats.bytes_server_to_client += len;
+    return pipe_send(s, &s->s2c, s->client_fd, data, len);
+}
+
+static bool send_to_server(Session *s, const uint8_t *data, size_t len)
+{
+    s->ctx->stats.bytes_client_to_server += len;
+    return pipe_send(s, &s->c2s, s->server_fd, data, len);
+}
+
+/* Reports an error to the client as an ErrorResponse, then closes. The message is only
+ * written where the client expects a message boundary; mid-message, the socket just closes. */
+static void session_fail(Session *s, const char *sqlstate, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void session_fail(Session *s, const char *sqlstate, const char *fmt, ...)
+{
+    ProxyContext *ctx = s->ctx;
+    char message[ERROR_MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof message, fmt, ap);
+    va_end(ap);
+    log_line(LOG_WARN, s->id, "%s (sqlstate %s)", message, sqlstate);
+    if (strcmp(sqlstate, "08P01") == 0)
+        ctx->stats.protocol_errors++;
+
+    close_server(s);
+    ev_io_stop(ctx->loop, &s->c2s.read_watcher);
+    bool at_boundary = s->state != SS_RAW && pgw_framer_at_boundary(&s->s2c.framer);
+    s->state = SS_CLOSING;
+    if (!at_boundary) {
+        session_close(s, message);
+        return;
+    }
+    uint8_t packet[ERROR_MESSAGE_MAX + 64];
+    size_t len = pgw_build_error(packet, sizeof packet, "FATAL", sqlstate, message);
+    if (!send_to_client(s, packet, len) || s->s2c.pending_len == 0) {
+        session_close(s, message);
+        return;
+    }
+    ev_timer_stop(ctx->loop, &s->timer);
+    ev_timer_set(&s->timer, CLOSING_TIMEOUT, 0.);
+    ev_timer_start(ctx->loop, &s->timer);
+}
+
+/* ---- capture ---------------------------------------------------------------------------------- */
+
+static bool capture_append(Pipe *p, const uint8_t *data, size_t len)
+{
+    if (p->capture_len + len > p->capture_limit)
+        len = p->capture_limit - p->capture_len;
+    if (len == 0)
+        return true;
+    size_t need = p->capture_len + len;
+    if (need > p->capture_cap) {
+        size_t cap = p->capture_cap ? p->capture_cap * 2 : 512;
+        while (cap < need)
+            cap *= 2;
+        if (cap > p->capture_limit)
+            cap = p->capture_limit;
+        uint8_t *buf = realloc(p->capture, cap);
+        if (!buf)
+            return false;
+        p->capture = buf;
+        p->capture_cap = cap;
+    }
+    memcpy(p->capture + p->capture_len, data, len);
+    p->capture_len += len;
+    return true;
+}
+
+/* After a message: big one-off capture buffers go back to the allocator, so an idle
+ * connection keeps at most a small one. */
+static void capture_done(Pipe *p)
+{
+    p->capturing = false;
+    p->capture_len = 0;
+    if (p->capture_cap > CAPTURE_RETAIN_LIMIT) {
+        free(p->capture);
+        p->capture = NULL;
+        p->capture_cap = 0;
+    }
+}
+
+/* ---- relay: client -> server -------------------------------------------------------------- */
+
+/* Frames client bytes, validates each message and feeds the tracker, then forwards every
+ * byte before the first bad message. Returns false when the session ended. */
+static bool relay_client_bytes(Session *s, const uint8_t *data, size_t len, int64_t now)
+{
+    Pipe *p = &s->c2s;
+    size_t pos = 0;
+    size_t msg_start = 0; /* where the current message began in this feed (0: earlier) */
+    const char *problem = NULL;
+    uint8_t bad_type = 0;
+
+    while (pos < len) {
+        if (pgw_framer_at_boundary(&p->framer))
+            msg_start = pos;
+        PgwChunk chunk;
+        size_t used;
+        PgwFrameStatus st = pgw_framer_feed(&p->framer, data + pos, len - pos, &chunk, &used);
+        pos += used;
+        if (st == PGW_FRAME_NEED_MORE)
+            break;
+        if (st == PGW_FRAME_BAD_LENGTH) {
+            problem = "invalid message length";
+            bad_type = p->framer.header[0];
+            break;
+        }
+        if (chunk.first) {
+            problem = pgw_frontend_header_problem(chunk.type, chunk.body_len);
+            if (problem) {
+                bad_type = chunk.type;
+                break;
+            }
+            p->capturing = tracker_wants_frontend_body(chunk.type);
+            p->capture_len = 0;
+        }
+        if (p->capturing && !capture_append(p, chunk.data, chunk.len)) {
+            session_fail(s, "53200", "out of memory");
+            return false;
+        }
+        if (!chunk.last)
+            continue;
+        bool whole = p->capture_len == chunk.body_len;
+        if (p->capturing && whole) {
+            problem = pgw_frontend_body_problem(chunk.type, p->capture, p->capture_len);
+            if (problem) {
+                bad_type = chunk.type;
+                break;
+            }
+        }
+        tracker_on_frontend(s->tracker, chunk.type, p->capture, p->capture_len,
+                            chunk.body_len, now);
+        capture_done(p);
+    }
+
+    size_t forward = problem ? msg_start : len;
+    if (!send_to_server(s, data, forward)) {
+        session_close(s, "server write failed");
+        return false;
+    }
+    if (problem) {
+        if (bad_type >= 0x20 && bad_type < 0x7f)
+            session_fail(s, "08P01", "invalid frontend message (type '%c'): %s", bad_type,
+                         problem);
+        else
+            session_fail(s, "08P01", "invalid frontend message (type 0x%02x): %s", bad_type,
+                         problem);
+        return false;
+    }
+    return true;
+}
+
+/* ---- relay: server -> client -------------------------------------------------------------- */
+
+/* Frames server bytes (already forwarded) and feeds the tracker. */
+static bool inspect_server_bytes(Session *s, const uint8_t *data, size_t len, int64_t now)
+{
+    Pipe *p = &s->s2c;
+    size_t pos = 0;
+    while (pos < len) {
+        PgwChunk chunk;
+        size_t used;
+        PgwFrameStatus st = pgw_framer_feed(&p->framer, data + pos, len - pos, &chunk, &used);
+        pos += used;
+        if (st == PGW_FRAME_NEED_MORE)
+            break;
+        if (st == PGW_FRAME_BAD_LENGTH) {
+            log_line(LOG_WARN, s->id, "server sent a message with an invalid length");
+            session_close(s, "server protocol error");
+            return false;
+        }
+        if (chunk.first) {
+            p->capturing = tracker_wants_backend_body(chunk.type);
+            p->capture_len = 0;
+        }
+        if (p->capturing && !capture_append(p, chunk.data, chunk.len)) {
+            session_close(s, "out of memory");
+            return false;
+        }
+        if (chunk.last) {
+            tracker_on_backend(s->tracker, chunk.type, p->capture, p->capture_len,
+                               chunk.body_len, now);
+            capture_done(p);
+        }
+    }
+    return true;
+}
+
+/* ---- reading ---------------------------------------------------------------------------------- */
+
+/* Reads once from fd into the scratch buffer. Returns the byte count, 0 when there is
+ * nothing to read now, -1 when the peer closed or failed. */
+static ssize_t read_some(Session *s, int fd)
+{
+    ssize_t n = recv(fd, s->ctx->scratch, s->ctx->scratch_size, 0);
+    if (n > 0)
+        return n;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    return -1;
+}
+
+static void relay_from_client(Session *s)
+{
+    ssize_t n = read_some(s, s->client_fd);
+    if (n == 0)
+        return;
+    if (n < 0) {
+        session_close(s, "client closed the connection");
+        return;
+    }
+    if (s->state == SS_RAW) {
+        if (!send_to_server(s, s->ctx->scratch, (size_t)n))
+            session_close(s, "server write failed");
+        return;
+    }
+    relay_client_bytes(s, s->ctx->scratch, (size_t)n, now_us());
+}
+
+static void relay_from_server(Session *s)
+{
+    ssize_t n = read_some(s, s->server_fd);
+    if (n == 0)
+        return;
+    if (n < 0) {
+        session_close(s, "server closed the connection");
+        return;
+    }
+    /* Forward first, inspect second: the client never waits for pgtally to think. */
+    if (!send_to_client(s, s->ctx->scratch, (size_t)n)) {
+        session_close(s, "client write failed");
+        return;
+    }
+    if (s->state == SS_RELAY)
+        inspect_server_bytes(s, s->ctx->scratch, (size_t)n, now_us());
+}
+
+/* ---- connecting --------------------------------------------------------------------------- */
+
+static void start_connect(Session *s);
+
+/* The upstream accepted the TCP connection: send what the client asked for and relay. */
+static void on_connected(Session *s)
+{
+    ProxyContext *ctx = s->ctx;
+    ev_timer_stop(ctx->loop, &s->timer);
+    ev_io_stop(ctx->loop, &s->c2s.write_watcher);
+
+    if (s->state == SS_CANCEL) {
+        /* The server answers a CancelRequest by closing; nothing flows back. */
+        if (send(s->server_fd, s->startup, s->startup_packet_len, MSG_NOSIGNAL) < 0)
+            log_line(LOG_WARN, s->id, "forwarding CancelRequest failed: %s", strerror(errno));
+        session_close(s, "cancel request forwarded");
+        return;
+    }
+
+    s->state = s->replication ? SS_RAW : SS_RELAY;
+    if (s->state == SS_RELAY) {
+        s->tracker = tracker_new(s->id, &ctx->tracker_limits, emit_to_context, ctx);
+        if (!s->tracker) {
+            session_fail(s, "53200", "out of memory");
+            return;
+        }
+    }
+    ev_io_start(ctx->loop, &s->s2c.read_watcher);
+    ev_io_start(ctx->loop, &s->c2s.read_watcher);
+
+    uint8_t *startup = s->startup;
+    size_t startup_len = s->startup_len;
+    uint32_t packet_len = s->startup_packet_len;
+    s->startup = NULL;
+    bool ok = send_to_server(s, startup, packet_len);
+    if (ok && startup_len > packet_len) {
+        /* The client sent more after its startup packet without waiting: relay it too. */
+        if (s->state == SS_RAW)
+            ok = send_to_server(s, startup + packet_len, startup_len - packet_len);
+        else if (!relay_client_bytes(s, startup + packet_len, startup_len - packet_len,
+                                     now_us())) {
+            free(startup);
+            return;
+        }
+    }
+    free(startup);
+    if (!ok)
+        session_close(s, "server write failed");
+}
+
+static void connect_failed(Session *s, const char *why)
+{
+    s->ctx->stats.server_connect_failures++;
+    session_fail(s, "08006", "pgtally could not connect to the upstream server %s: %s",
+                 s->ctx->upstream->display, why);
+}
+
+static void start_connect(Session *s)
+{
+    ProxyContext *ctx = s->ctx;
+    Upstream *up = ctx->upstream;
+    if (up->n_addrs == 0) {
+        char err[256];
+        if (!upstream_resolve(up, err, sizeof err)) {
+            connect_failed(s, err);
+            return;
+        }
+    }
+    while (s->next_addr < up->n_addrs) {
+        int fd = upstream_connect_start(up, s->next_addr++);
+        if (fd < 0) {
+            s->last_connect_error = errno;
+            continue;
+        }
+        s->server_fd = fd;
+        ev_io_set(&s->c2s.write_watcher, fd, EV_WRITE);
+        ev_io_set(&s->s2c.read_watcher, fd, EV_READ);
+        ev_io_start(ctx->loop, &s->c2s.write_watcher);
+        ev_timer_stop(ctx->loop, &s->timer);
+        ev_timer_set(&s->timer, ctx->config->connect_timeout, 0.);
+        ev_timer_start(ctx->loop, &s->timer);
+        return;
+    }
+    connect_failed(s, strerror(s->last_connect_error ? s->last_connect_error : ECONNREFUSED));
+}
+
+/* Writability of the server socket while connecting: the connect finished, one way or the
+ * other. */
+static void on_connect_ready(Session *s)
+{
+    int err = upstream_connect_result(s->server_fd);
+    if (err == 0) {
+        on_connected(s);
+        return;
+    }
+    s->last_connect_error = err;
+    close_server(s);
+    start_connect(s);
+}
+
+/* ---- startup phase ---------------------------------------------------------------------------- */
+
+static bool is_replication(const uint8_t *packet, size_t len)
+{
+    size_t pos = 0;
+    PgwStr key, value;
+    while (pgw_startup_next_param(packet, len, &pos, &key, &value)) {
+        if (key.len == 11 && memcmp(key.ptr, "replication", 11) == 0)
+            return !(value.len == 5 && memcmp(value.ptr, "false", 5) == 0) &&
+                   !(value.len == 3 && memcmp(value.ptr, "off", 3) == 0) &&
+                   !(value.len == 1 && (value.ptr[0] == '0' || value.ptr[0] == 'n'));
+    }
+    return false;
+}
+
+/* Handles every complete startup-phase packet in the buffer. */
+static void process_startup(Session *s)
+{
+    for (;;) {
+        uint32_t plen = 0;
+        PgwStartupKind kind = pgw_startup_classify(s->startup, s->startup_len, &plen);
+        switch (kind) {
+        case PGW_STARTUP_NEED_MORE:
+            return;
+        case PGW_STARTUP_TOO_LONG:
+            session_fail(s, "08P01", "startup packet too long: %u bytes (the limit is %u)",
+                         plen, PGW_STARTUP_MAX_LEN);
+            return;
+        case PGW_STARTUP_BAD:
+            session_fail(s, "08P01", "invalid startup packet (length %u)", plen);
+            return;
+        case PGW_STARTUP_SSL:
+        case PGW_STARTUP_GSSENC:
+            if (s->startup_len > plen) {
+                /* Bytes sent before our answer would be read as if encrypted: an injection
+                 * attempt (CVE-2021-23214), never forwarded. */
+                session_fail(s, "08P01",
+                             "received unencrypted data after %s",
+                             kind == PGW_STARTUP_SSL ? "SSL request" : "GSSAPI encryption request");
+                return;
+            }
+            s->startup_len = 0;
+            if (!send_to_client(s, (const uint8_t *)"N", 1)) {
+                session_close(s, "client write failed");
+                return;
+            }
+            continue;
+        case PGW_STARTUP_CANCEL:
+            s->startup_packet_len = plen;
+            s->state = SS_CANCEL;
+            ev_io_stop(s->ctx->loop, &s->c2s.read_watcher);
+            start_connect(s);
+            return;
+        case PGW_STARTUP_STARTUP:
+            s->startup_packet_len = plen;
+            s->replication = is_replication(s->startup, plen);
+            s->state = SS_CONNECTING;
+            ev_io_stop(s->ctx->loop, &s->c2s.read_watcher);
+            start_connect(s);
+            return;
+        }
+    }
+}
+
+static void read_startup(Session *s)
+{
+    if (!s->startup) {
+        s->startup = malloc(STARTUP_BUFFER_SIZE);
+        if (!s->startup) {
+            session_close(s, "out of memory");
+            return;
+        }
+    }
+    ssize_t n = recv(s->client_fd, s->startup + s->startup_len,
+                     STARTUP_BUFFER_SIZE - s->startup_len, 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        session_close(s, "client closed during startup");
+        return;
+    }
+    if (n < 0)
+        return;
+    s->startup_len += (size_t)n;
+    process_startup(s);
+}
+
+/* ---- watcher callbacks -------------------------------------------------------------------- */
+
+static void on_client_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    Session *s = w->data;
+    switch (s->state) {
+    case SS_STARTUP:
+        read_startup(s);
+        break;
+    case SS_RELAY:
+    case SS_RAW:
+        relay_from_client(s);
+        break;
+    default:
+        ev_io_stop(s->ctx->loop, w);
+        break;
+    }
+}
+
+static void on_server_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    Session *s = w->data;
+    if (s->state == SS_RELAY || s->state == SS_RAW)
+        relay_from_server(s);
+    else
+        ev_io_stop(s->ctx->loop, w);
+}
+
+/* Drains a pipe's pending bytes; when empty, reading the source resumes. */
+static void flush_pending(Session *s, Pipe *p, int dst_fd)
+{
+    ProxyContext *ctx = s->ctx;
+    ssize_t n = send(dst_fd, p->pending + p->pending_off, p->pending_len, MSG_NOSIGNAL);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            return;
+        session_close(s, p == &s->s2c ? "client write failed" : "server write failed");
+        return;
+    }
+    p->pending_off += (size_t)n;
+    p->pending_len -= (size_t)n;
+    if (p->pending_len > 0)
+        return;
+    ev_io_stop(ctx->loop, &p->write_watcher);
+    pool_put(ctx, p->pending);
+    p->pending = NULL;
+    if (s->state == SS_CLOSING) {
+        session_close(s, "error sent to client");
+        return;
+    }
+    if (s->state == SS_RELAY || s->state == SS_RAW)
+        ev_io_start(ctx->loop, &p->read_watcher);
+}
+
+static void on_client_writable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    Session *s = w->data;
+    flush_pending(s, &s->s2c, s->client_fd);
+}
+
+static void on_server_writable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    Session *s = w->data;
+    if (s->state == SS_CONNECTING || s->state == SS_CANCEL)
+        on_connect_ready(s);
+    else
+        flush_pending(s, &s->c2s, s->server_fd);
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    Session *s = w->data;
+    switch (s->state) {
+    case SS_STARTUP:
+        session_fail(s, "08006", "startup packet not received within %.0f s",
+                     s->ctx->config->startup_timeout);
+        break;
+    case SS_CONNECTING:
+    case SS_CANCEL:
+        s->last_connect_error = ETIMEDOUT;
+        close_server(s);
+        start_connect(s);
+        break;
+    default:
+        session_close(s, "timed out");
+        break;
+    }
+}
+
+/* ---- start -------------------------------------------------------------------------------------- */
+
+static void pipe_init(Pipe *p, Session *s, size_t capture_limit)
+{
+    memset(p, 0, sizeof *p);
+    pgw_framer_init(&p->framer);
+    p->capture_limit = capture_limit;
+    p->read_watcher.data = s;
+    p->write_watcher.data = s;
+}
+
+bool session_start(ProxyContext *ctx, int client_fd)
+{
+    Session *s = calloc(1, sizeof *s);
+    if (!s) {
+        close(client_fd);
+        return false;
+    }
+    s->ctx = ctx;
+    s->id = ++ctx->next_conn_id;
+    s->state = SS_STARTUP;
+    s->client_fd = client_fd;
+    s->server_fd = -1;
+    /* Parse carries the SQL plus names and types; leave room beyond the SQL limit. */
+    pipe_init(&s->c2s, s, ctx->tracker_limits.max_sql_bytes + 1024);
+    pipe_init(&s->s2c, s, BACKEND_CAPTURE_LIMIT);
+    ev_io_init(&s->c2s.read_watcher, on_client_readable, client_fd, EV_READ);
+    ev_io_init(&s->s2c.write_watcher, on_client_writable, client_fd, EV_WRITE);
+    ev_io_init(&s->s2c.read_watcher, on_server_readable, -1, EV_READ);
+    ev_io_init(&s->c2s.write_watcher, on_server_writable, -1, EV_WRITE);
+    ev_timer_init(&s->timer, on_timer, ctx->config->startup_timeout, 0.);
+    s->timer.data = s;
+
+    s->next = ctx->sessions;
+    if (s->next)
+        s->next->prev = s;
+    ctx->sessions = s;
+    ctx->n_sessions++;
+
+    ev_io_start(ctx->loop, &s->c2s.read_watcher);
+    ev_timer_start(ctx->loop, &s->timer);
+    LOG_DEBUG_CONN(s->id, "client connected");
+    return true;
+}

@@ -1,0 +1,76 @@
+/* proxy/session — one client <-> server connection pair.
+ *
+ * Owns: the two sockets, the startup phase (SSLRequest / GSSENCRequest answered 'N', startup
+ * packet limits, CancelRequest forwarding, replication pass-through), the upstream connect,
+ * the relay with bounded buffers and backpressure, message framing in both directions with
+ * validation of client messages, and feeding the tracker.
+ *
+ * Buffers: bytes are read into the context's shared scratch buffer and written straight to
+ * the peer. Only what the peer's socket would not take is copied into a per-direction pending
+ * buffer (from a small pool), and while it is non-empty the source is not read: that is the
+ * backpressure, and it bounds memory per connection to one pending buffer per direction. An
+ * idle connection holds no buffers at all. */
+#ifndef PGTALLY_PROXY_SESSION_H
+#define PGTALLY_PROXY_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ev.h>
+
+#include "proxy/config.h"
+#include "proxy/tracker.h"
+#include "proxy/upstream.h"
+
+typedef struct Session Session;
+
+/* Counters the listener reports (and, later, exports as metrics). */
+typedef struct ProxyStats {
+    uint64_t clients_accepted;
+    uint64_t clients_rejected;
+    uint64_t server_connect_failures;
+    uint64_t protocol_errors;
+    uint64_t bytes_client_to_server;
+    uint64_t bytes_server_to_client;
+    uint64_t events;
+} ProxyStats;
+
+/* State shared by every session of the loop, owned by the listener (the loop's owner). */
+typedef struct ProxyContext {
+    struct ev_loop *loop;
+    const ProxyConfig *config;
+    Upstream *upstream;
+    TrackerLimits tracker_limits;
+    TrackerEmitFn emit; /* completed-statement events go here */
+    void *emit_ctx;
+
+    uint8_t *scratch; /* one read's worth of bytes, reused by every session */
+    size_t scratch_size;
+    size_t pending_cap; /* scratch_size plus room for one message pgtally writes itself */
+    void **free_buffers;
+    size_t n_free_buffers;
+    size_t max_free_buffers;
+
+    Session *sessions; /* doubly linked list of live sessions */
+    size_t n_sessions;
+    uint64_t next_conn_id;
+    ProxyStats stats;
+    void (*on_session_closed)(struct ProxyContext *ctx);
+    void *owner; /* the listener, for on_session_closed */
+} ProxyContext;
+
+/* Takes ownership of an accepted, non-blocking client socket. Returns false (closing the
+ * socket) when out of memory. */
+bool session_start(ProxyContext *ctx, int client_fd);
+
+/* Closes the session at once (shutdown past the grace period). */
+void session_close_now(Session *session);
+
+/* The next session in ctx's list, for iterating while closing. */
+Session *session_next(Session *session);
+
+/* Releases the context's pooled buffers. */
+void proxy_context_release_buffers(ProxyContext *ctx);
+
+#endif

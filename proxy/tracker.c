@@ -1,0 +1,1025 @@
+/* proxy/tracker — see tracker.h.
+ *
+ * The server answers frontend messages strictly in order, so a FIFO of what the client sent
+ * is enough to attribute every reply. Three protocol facts shape the code:
+ * - after an ErrorResponse in the extended protocol the server skips messages until Sync;
+ * - a Sync that reaches the server while it is in COPY FROM STDIN mode is ignored;
+ * - a portal run may be split over several Executes (PortalSuspended), and is one statement.
+ * SQL texts and portals are reference-counted because a pipelined client may replace the
+ * unnamed statement or portal before the server has answered an Execute that used it. */
+#include "proxy/tracker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "protocol/pgwire.h"
+
+/* ---- reference-counted SQL text ---------------------------------------------------------- */
+
+typedef struct TrkSql {
+    uint32_t refs;
+    bool truncated;
+    size_t len;
+    size_t cap;
+    char text[];
+} TrkSql;
+
+/* ---- portals ------------------------------------------------------------------------------ */
+
+#define TRK_NAME_INLINE 64
+
+typedef struct TrkPortal {
+    uint32_t refs;
+    TrkSql *sql;                          /* NULL when the statement was unknown */
+    char statement[TRK_NAME_INLINE];      /* statement name, cut to fit */
+    size_t statement_len;
+    uint64_t values_hash;
+    uint64_t born_after_syncs;            /* sync points sent before its Bind */
+    /* a run split by PortalSuspended accumulates here until CommandComplete */
+    uint32_t run_executes;
+    uint64_t run_rows;
+    uint64_t run_bytes;
+    int64_t run_start_us;
+} TrkPortal;
+
+/* ---- name -> object tables ------------------------------------------------------------- */
+
+#define NAMEMAP_BUCKETS 256
+
+typedef struct NameNode {
+    struct NameNode *next;
+    void *value;
+    size_t name_len;
+    char name[];
+} NameNode;
+
+typedef struct NameMap {
+    NameNode **buckets; /* allocated on first insert */
+    size_t count;
+} NameMap;
+
+/* ---- the FIFO ------------------------------------------------------------------------------ */
+
+typedef enum TrkKind {
+    TRK_QUERY,
+    TRK_PARSE,
+    TRK_BIND,
+    TRK_DESCRIBE,
+    TRK_EXECUTE,
+    TRK_CLOSE,
+    TRK_SYNC,
+    TRK_FUNCTION,
+    TRK_COPY_END, /* marker: the client ended its COPY data here (CopyDone / CopyFail) */
+} TrkKind;
+
+typedef struct TrkEntry {
+    TrkKind kind;
+    uint32_t stmt_index; /* QUERY: statements completed so far */
+    bool failed;         /* QUERY: an error ended it; later statements will not run */
+    int64_t start_us;
+    TrkSql *sql;         /* QUERY: the text; PARSE: the statement parsed */
+    TrkPortal *portal;   /* EXECUTE */
+    uint64_t rows;       /* DataRows seen for the current statement */
+    uint64_t bytes;
+} TrkEntry;
+
+struct Tracker {
+    uint64_t conn_id;
+    TrackerLimits limits;
+    TrackerEmitFn emit;
+    void *emit_ctx;
+    TrackerStats stats;
+
+    TrkEntry *fifo;
+    size_t fifo_cap;
+    size_t fifo_head;
+    size_t fifo_len;
+
+    /* When a bound is hit or replies stop matching, tracking pauses until every sync point
+     * (Query, Sync, FunctionCall) sent so far has been answered. */
+    bool suspended;
+    uint64_t suspended_sync_points;
+
+    bool client_in_copy; /* server sent CopyInResponse, client has not ended the COPY */
+    bool scs_off;
+
+    uint64_t syncs_sent;
+    uint64_t syncs_answered;
+
+    TrkSql *unnamed_statement;
+    TrkPortal *unnamed_portal;
+    NameMap statements; /* -> TrkSql* */
+    NameMap portals;    /* -> TrkPortal* */
+
+    TrkSql *last_query; /* most recent Query text, reused when the next one is identical */
+    TrkSql *spare;      /* one freed text block kept for reuse: no malloc in steady state */
+};
+
+/* ---- SQL texts ------------------------------------------------------------------------------ */
+
+static void sql_release(Tracker *t, TrkSql *sql)
+{
+    if (!sql || --sql->refs > 0)
+        return;
+    if (sql == t->last_query)
+        t->last_query = NULL;
+    if (!t->spare || t->spare->cap < sql->cap) {
+        free(t->spare);
+        t->spare = sql;
+    } else {
+        free(sql);
+    }
+}
+
+static TrkSql *sql_ref(TrkSql *sql)
+{
+    if (sql)
+        sql->refs++;
+    return sql;
+}
+
+/* A new text from the first `have` bytes of a NUL-terminated field whose full message
+ * body was `body_len` bytes. Returns NULL on allocation failure. */
+static TrkSql *sql_new(Tracker *t, const char *text, size_t len, bool truncated)
+{
+    if (len > t->limits.max_sql_bytes) {
+        len = t->limits.max_sql_bytes;
+        truncated = true;
+    }
+    TrkSql *sql;
+    if (t->spare && t->spare->cap >= len) {
+        sql = t->spare;
+        t->spare = NULL;
+    } else {
+        size_t cap = len < 256 ? 256 : len;
+        sql = malloc(sizeof *sql + cap);
+        if (!sql)
+            return NULL;
+        sql->cap = cap;
+    }
+    sql->refs = 1;
+    sql->truncated = truncated;
+    sql->len = len;
+    memcpy(sql->text, text, len);
+    return sql;
+}
+
+static bool sql_equals(const TrkSql *sql, const char *text, size_t len, bool truncated)
+{
+    return sql && sql->len == len && sql->truncated == truncated &&
+           memcmp(sql->text, text, len) == 0;
+}
+
+/* ---- portals -------------------------------------------------------------------------------- */
+
+static void portal_release(Tracker *t, TrkPortal *portal)
+{
+    if (!portal || --portal->refs > 0)
+        return;
+    sql_release(t, portal->sql);
+    free(portal);
+}
+
+static TrkPortal *portal_ref(TrkPortal *portal)
+{
+    if (portal)
+        portal->refs++;
+    return portal;
+}
+
+/* ---- name maps ------------------------------------------------------------------------------ */
+
+static size_t namemap_bucket(const char *name, size_t len)
+{
+    return (size_t)(XXH3_64bits(name, len) % NAMEMAP_BUCKETS);
+}
+
+static NameNode **namemap_slot(NameMap *map, const char *name, size_t len)
+{
+    if (!map->buckets)
+        return NULL;
+    NameNode **slot = &map->buckets[namemap_bucket(name, len)];
+    while (*slot && !((*slot)->name_len == len && memcmp((*slot)->name, name, len) == 0))
+        slot = &(*slot)->next;
+    return slot;
+}
+
+static void *namemap_get(NameMap *map, const char *name, size_t len)
+{
+    NameNode **slot = namemap_slot(map, name, len);
+    return slot && *slot ? (*slot)->value : NULL;
+}
+
+/* Inserts a new name (the caller checked it is absent). Returns false when out of memory. */
+static bool namemap_put(NameMap *map, const char *name, size_t len, void *value)
+{
+    if (!map->buckets) {
+        map->buckets = calloc(NAMEMAP_BUCKETS, sizeof *map->buckets);
+        if (!map->buckets)
+            return false;
+    }
+    NameNode *node = malloc(sizeof *node + len);
+    if (!node)
+        return false;
+    node->value = value;
+    node->name_len = len;
+    memcpy(node->name, name, len);
+    size_t b = namemap_bucket(name, len);
+    node->next = map->buckets[b];
+    map->buckets[b] = node;
+    map->count++;
+    return true;
+}
+
+/* Removes a name; returns its value or NULL. */
+static void *namemap_take(NameMap *map, const char *name, size_t len)
+{
+    NameNode **slot = namemap_slot(map, name, len);
+    if (!slot || !*slot)
+        return NULL;
+    NameNode *node = *slot;
+    void *value = node->value;
+    *slot = node->next;
+    free(node);
+    map->count--;
+    return value;
+}
+
+typedef bool (*NameMapPredicate)(void *value, void *ctx);
+typedef void (*NameMapRelease)(Tracker *t, void *value);
+
+/* Removes every entry whose value satisfies `pred` (NULL: all), releasing the values. */
+static void namemap_remove_if(Tracker *t, NameMap *map, NameMapPredicate pred, void *ctx,
+                              NameMapRelease release)
+{
+    if (!map->buckets)
+        return;
+    for (size_t b = 0; b < NAMEMAP_BUCKETS; b++) {
+        NameNode **slot = &map->buckets[b];
+        while (*slot) {
+            NameNode *node = *slot;
+            if (!pred || pred(node->value, ctx)) {
+                *slot = node->next;
+                release(t, node->value);
+                free(node);
+                map->count--;
+            } else {
+                slot = &node->next;
+            }
+        }
+    }
+}
+
+static bool value_is(void *value, void *ctx)
+{
+    return value == ctx;
+}
+
+static void release_sql_value(Tracker *t, void *value)
+{
+    sql_release(t, value);
+}
+
+static void release_portal_value(Tracker *t, void *value)
+{
+    portal_release(t, value);
+}
+
+static void namemap_free(Tracker *t, NameMap *map, NameMapRelease release)
+{
+    namemap_remove_if(t, map, NULL, NULL, release);
+    free(map->buckets);
+    map->buckets = NULL;
+}
+
+/* ---- FIFO ------------------------------------------------------------------------------------ */
+
+static TrkEntry *fifo_at(Tracker *t, size_t i)
+{
+    return &t->fifo[(t->fifo_head + i) % t->fifo_cap];
+}
+
+static void entry_release(Tracker *t, TrkEntry *e)
+{
+    sql_release(t, e->sql);
+    portal_release(t, e->portal);
+    e->sql = NULL;
+    e->portal = NULL;
+}
+
+static bool is_sync_point(TrkKind kind)
+{
+    return kind == TRK_QUERY || kind == TRK_SYNC || kind == TRK_FUNCTION;
+}
+
+static void fifo_clear(Tracker *t)
+{
+    while (t->fifo_len > 0) {
+        entry_release(t, fifo_at(t, 0));
+        t->fifo_head = (t->fifo_head + 1) % t->fifo_cap;
+        t->fifo_len--;
+    }
+}
+
+/* Stops matching replies until every sync point sent so far is answered. */
+static void tracker_suspend(Tracker *t)
+{
+    uint64_t pending = 0;
+    for (size_t i = 0; i < t->fifo_len; i++)
+        pending += is_sync_point(fifo_at(t, i)->kind);
+    t->stats.untracked += t->fifo_len;
+    fifo_clear(t);
+    t->suspended = true;
+    t->suspended_sync_points = pending;
+    t->client_in_copy = false;
+}
+
+static bool fifo_grow(Tracker *t)
+{
+    size_t cap = t->fifo_cap ? t->fifo_cap * 2 : 16;
+    if (cap > t->limits.max_outstanding)
+        cap = t->limits.max_outstanding;
+    if (cap <= t->fifo_cap)
+        return false;
+    TrkEntry *fifo = malloc(cap * sizeof *fifo);
+    if (!fifo)
+        return false;
+    for (size_t i = 0; i < t->fifo_len; i++)
+        fifo[i] = *fifo_at(t, i);
+    free(t->fifo);
+    t->fifo = fifo;
+    t->fifo_cap = cap;
+    t->fifo_head = 0;
+    return true;
+}
+
+/* Appends an entry, taking ownership of its references. Returns NULL (releasing them) when
+ * tracking is suspended or the FIFO is at its bound. */
+static TrkEntry *fifo_push(Tracker *t, TrkKind kind, int64_t now_us, TrkSql *sql,
+                           TrkPortal *portal)
+{
+    if (is_sync_point(kind))
+        t->syncs_sent++;
+    if (t->suspended) {
+        t->suspended_sync_points += is_sync_point(kind);
+        sql_release(t, sql);
+        portal_release(t, portal);
+        return NULL;
+    }
+    if (t->fifo_len == t->fifo_cap && !fifo_grow(t)) {
+        sql_release(t, sql);
+        portal_release(t, portal);
+        tracker_suspend(t);
+        t->stats.untracked++;
+        t->suspended_sync_points += is_sync_point(kind);
+        return NULL;
+    }
+    TrkEntry *e = fifo_at(t, t->fifo_len++);
+    memset(e, 0, sizeof *e);
+    e->kind = kind;
+    e->start_us = now_us;
+    e->sql = sql;
+    e->portal = portal;
+    return e;
+}
+
+/* The first entry, skipping COPY_END markers that have done their job. */
+static TrkEntry *fifo_head(Tracker *t)
+{
+    while (t->fifo_len > 0 && fifo_at(t, 0)->kind == TRK_COPY_END) {
+        t->fifo_head = (t->fifo_head + 1) % t->fifo_cap;
+        t->fifo_len--;
+    }
+    return t->fifo_len > 0 ? fifo_at(t, 0) : NULL;
+}
+
+static void fifo_pop(Tracker *t)
+{
+    if (t->fifo_len == 0)
+        return;
+    entry_release(t, fifo_at(t, 0));
+    t->fifo_head = (t->fifo_head + 1) % t->fifo_cap;
+    t->fifo_len--;
+}
+
+/* Removes entry i (0 = head) keeping order; used to drop Syncs the server ignores. */
+static void fifo_remove_at(Tracker *t, size_t i)
+{
+    entry_release(t, fifo_at(t, i));
+    for (; i + 1 < t->fifo_len; i++)
+        *fifo_at(t, i) = *fifo_at(t, i + 1);
+    t->fifo_len--;
+}
+
+/* ---- events ---------------------------------------------------------------------------------- */
+
+static void copy_word(char *dst, size_t cap, const char *src, size_t len)
+{
+    if (len >= cap)
+        len = cap - 1;
+    memcpy(dst, src, len);
+    dst[len] = 0;
+}
+
+static void emit_event(Tracker *t, TrackerEvent *ev)
+{
+    ev->conn_id = t->conn_id;
+    ev->seq = ++t->stats.events;
+    ev->scs_off = t->scs_off;
+    t->emit(t->emit_ctx, ev);
+}
+
+static void event_set_sql(TrackerEvent *ev, const TrkSql *sql)
+{
+    if (sql) {
+        ev->sql = sql->text;
+        ev->sql_len = sql->len;
+        ev->sql_truncated = sql->truncated;
+    }
+}
+
+/* The statement a QUERY entry is working on completed (CommandComplete) or failed. */
+static void emit_query_statement(Tracker *t, TrkEntry *e, int64_t now_us, const char *command,
+                                 size_t command_len, uint64_t rows, const char *sqlstate,
+                                 bool aborted)
+{
+    TrackerEvent ev = {0};
+    ev.protocol = TRACKER_SIMPLE;
+    ev.index = e->stmt_index;
+    event_set_sql(&ev, e->sql);
+    ev.start_us = e->start_us;
+    ev.end_us = now_us;
+    ev.rows = rows;
+    ev.bytes = e->bytes;
+    ev.executes = 1;
+    ev.aborted = aborted;
+    copy_word(ev.command, sizeof ev.command, command, command_len);
+    copy_word(ev.sqlstate, sizeof ev.sqlstate, sqlstate, strlen(sqlstate));
+    emit_event(t, &ev);
+    /* the next statement of a multi-statement Query starts where this one ended */
+    e->stmt_index++;
+    e->start_us = now_us;
+    e->rows = 0;
+    e->bytes = 0;
+}
+
+/* An Execute finished its portal run (CommandComplete, error, or connection loss). */
+static void emit_execute(Tracker *t, TrkEntry *e, int64_t now_us, const char *command,
+                         size_t command_len, bool has_rows, uint64_t tag_rows,
+                         const char *sqlstate, bool aborted)
+{
+    TrackerEvent ev = {0};
+    TrkPortal *p = e->portal;
+    ev.protocol = TRACKER_EXTENDED;
+    ev.start_us = e->start_us;
+    ev.end_us = now_us;
+    /* The tag counts only the last Execute's rows; earlier suspended ones were counted. */
+    ev.rows = has_rows ? tag_rows : e->rows;
+    ev.bytes = e->bytes;
+    ev.executes = 1;
+    if (p) {
+        event_set_sql(&ev, p->sql);
+        ev.statement = p->statement;
+        ev.statement_len = p->statement_len;
+        ev.bind_values_hash = p->values_hash;
+        if (p->run_executes > 0) {
+            ev.start_us = p->run_start_us;
+            ev.rows += p->run_rows;
+            ev.bytes += p->run_bytes;
+            ev.executes += p->run_executes;
+            p->run_executes = 0;
+            p->run_rows = 0;
+            p->run_bytes = 0;
+        }
+    }
+    ev.aborted = aborted;
+    copy_word(ev.command, sizeof ev.command, command, command_len);
+    copy_word(ev.sqlstate, sizeof ev.sqlstate, sqlstate, strlen(sqlstate));
+    emit_event(t, &ev);
+}
+
+static void emit_function(Tracker *t, TrkEntry *e, int64_t now_us, const char *sqlstate)
+{
+    TrackerEvent ev = {0};
+    ev.protocol = TRACKER_FUNCTION;
+    ev.start_us = e->start_us;
+    ev.end_us = now_us;
+    ev.executes = 1;
+    copy_word(ev.sqlstate, sizeof ev.sqlstate, sqlstate, strlen(sqlstate));
+    emit_event(t, &ev);
+}
+
+/* ---- frontend ------------------------------------------------------------------------------- */
+
+bool tracker_wants_frontend_body(uint8_t type)
+{
+    switch (type) {
+    case 'Q':
+    case 'P':
+    case 'B':
+    case 'E':
+    case 'C':
+    case 'D':
+    case 'f':
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Case-insensitive: does the text start (after whitespace) with this keyword? Returns the
+ * position after it, or 0. */
+static size_t starts_with_keyword(const char *s, size_t len, const char *kw)
+{
+    size_t i = 0;
+    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    size_t k = strlen(kw);
+    if (len - i < k)
+        return 0;
+    for (size_t j = 0; j < k; j++) {
+        char c = s[i + j];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c + 32);
+        if (c != kw[j])
+            return 0;
+    }
+    i += k;
+    if (i < len && ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || s[i] == '_'))
+        return 0;
+    return i;
+}
+
+static bool portal_born_before(void *value, void *ctx)
+{
+    const TrkPortal *p = value;
+    return p->born_after_syncs < *(const uint64_t *)ctx;
+}
+
+/* SQL-level statement management: DEALLOCATE name|ALL and DISCARD ALL drop prepared
+ * statements the client made with Parse. Only the simple cases; others are left alone. */
+static void follow_sql_deallocate(Tracker *t, const char *sql, size_t len)
+{
+    size_t pos = starts_with_keyword(sql, len, "deallocate");
+    if (pos) {
+        size_t after = starts_with_keyword(sql + pos, len - pos, "prepare");
+        if (after)
+            pos += after;
+        if (starts_with_keyword(sql + pos, len - pos, "all")) {
+            namemap_remove_if(t, &t->statements, NULL, NULL, release_sql_value);
+            return;
+        }
+        while (pos < len && (sql[pos] == ' ' || sql[pos] == '\t' || sql[pos] == '\n'))
+            pos++;
+        size_t end = pos;
+        bool quoted = pos < len && sql[pos] == '"';
+        if (quoted) {
+            pos++;
+            end = pos;
+            while (end < len && sql[end] != '"')
+                end++;
+        } else {
+            while (end < len && sql[end] != ';' && sql[end] != ' ' && sql[end] != '\n')
+                end++;
+        }
+        sql_release(t, namemap_take(&t->statements, sql + pos, end - pos));
+        return;
+    }
+    pos = starts_with_keyword(sql, len, "discard");
+    if (pos && starts_with_keyword(sql + pos, len - pos, "all"))
+        namemap_remove_if(t, &t->statements, NULL, NULL, release_sql_value);
+}
+
+static void on_query(Tracker *t, const uint8_t *body, size_t have, size_t body_len,
+                     int64_t now_us)
+{
+    /* The text is the body minus its terminating NUL (when captured whole). */
+    bool whole = have == body_len;
+    size_t len = whole && have > 0 ? have - 1 : have;
+    const char *text = (const char *)body;
+    bool truncated = !whole;
+    TrkSql *sql;
+    if (sql_equals(t->last_query, text, len > t->limits.max_sql_bytes ? t->limits.max_sql_bytes
+                                                                      : len,
+                   truncated || len > t->limits.max_sql_bytes))
+        sql = sql_ref(t->last_query);
+    else
+        sql = sql_new(t, text, len, truncated);
+    t->last_query = sql;
+    if (whole)
+        follow_sql_deallocate(t, text, len);
+    fifo_push(t, TRK_QUERY, now_us, sql, NULL);
+}
+
+static void on_parse(Tracker *t, const uint8_t *body, size_t have, size_t body_len,
+                     int64_t now_us)
+{
+    PgwParse parse;
+    TrkSql *sql = NULL;
+    if (have == body_len && pgw_decode_parse(body, have, &parse)) {
+        if (parse.statement.len == 0 &&
+            sql_equals(t->unnamed_statement, parse.query.ptr,
+                       parse.query.len > t->limits.max_sql_bytes ? t->limits.max_sql_bytes
+                                                                 : parse.query.len,
+                       parse.query.len > t->limits.max_sql_bytes))
+            sql = sql_ref(t->unnamed_statement);
+        else
+            sql = sql_new(t, parse.query.ptr, parse.query.len, false);
+    } else {
+        /* Cut by the capture limit: keep the statement name and what we have of the text. */
+        size_t pos = 0;
+        if (pgw_read_cstring(body, have, &pos, &parse.statement)) {
+            const char *q = (const char *)body + pos;
+            sql = sql_new(t, q, strnlen(q, have - pos), true);
+        }
+    }
+    if (sql) {
+        if (parse.statement.len == 0) {
+            sql_release(t, t->unnamed_statement);
+            t->unnamed_statement = sql_ref(sql);
+        } else if (!namemap_get(&t->statements, parse.statement.ptr, parse.statement.len)) {
+            /* An existing name is the server's to reject ("already exists"); keep ours. */
+            if (t->statements.count >= t->limits.max_statements ||
+                !namemap_put(&t->statements, parse.statement.ptr, parse.statement.len,
+                             sql_ref(sql))) {
+                sql_release(t, sql);
+                t->stats.statements_dropped++;
+            }
+        }
+    }
+    fifo_push(t, TRK_PARSE, now_us, sql, NULL);
+}
+
+static void on_bind(Tracker *t, const uint8_t *body, size_t have, size_t body_len,
+                    int64_t now_us)
+{
+    PgwBind bind;
+    size_t pos = 0;
+    /* Only the two names are needed whole; the values are hashed as far as captured. */
+    if (!pgw_read_cstring(body, have, &pos, &bind.portal) ||
+        !pgw_read_cstring(body, have, &pos, &bind.statement)) {
+        fifo_push(t, TRK_BIND, now_us, NULL, NULL);
+        return;
+    }
+    TrkPortal *portal = calloc(1, sizeof *portal);
+    if (portal) {
+        portal->refs = 1;
+        TrkSql *sql = bind.statement.len == 0
+                          ? t->unnamed_statement
+                          : namemap_get(&t->statements, bind.statement.ptr, bind.statement.len);
+        portal->sql = sql_ref(sql);
+        copy_word(portal->statement, sizeof portal->statement, bind.statement.ptr,
+                  bind.statement.len);
+        portal->statement_len = strlen(portal->statement);
+        portal->values_hash = XXH3_64bits_withSeed(body + pos, have - pos, body_len);
+        portal->born_after_syncs = t->syncs_sent;
+        if (bind.portal.len == 0) {
+            portal_release(t, t->unnamed_portal);
+            t->unnamed_portal = portal_ref(portal);
+        } else {
+            portal_release(t, namemap_take(&t->portals, bind.portal.ptr, bind.portal.len));
+            if (t->portals.count >= t->limits.max_portals ||
+                !namemap_put(&t->portals, bind.portal.ptr, bind.portal.len, portal_ref(portal)))
+                portal_release(t, portal);
+        }
+    }
+    fifo_push(t, TRK_BIND, now_us, NULL, portal);
+}
+
+static void on_execute(Tracker *t, const uint8_t *body, size_t have, int64_t now_us)
+{
+    PgwExecute exec;
+    TrkPortal *portal = NULL;
+    if (pgw_decode_execute(body, have, &exec))
+        portal = exec.portal.len == 0
+                     ? t->unnamed_portal
+                     : namemap_get(&t->portals, exec.portal.ptr, exec.portal.len);
+    fifo_push(t, TRK_EXECUTE, now_us, NULL, portal_ref(portal));
+}
+
+static void on_close(Tracker *t, const uint8_t *body, size_t have, int64_t now_us)
+{
+    PgwTarget target;
+    if (pgw_decode_target(body, have, &target) && target.name.len > 0) {
+        if (target.kind == 'S')
+            sql_release(t, namemap_take(&t->statements, target.name.ptr, target.name.len));
+        else
+            portal_release(t, namemap_take(&t->portals, target.name.ptr, target.name.len));
+    }
+    fifo_push(t, TRK_CLOSE, now_us, NULL, NULL);
+}
+
+void tracker_on_frontend(Tracker *t, uint8_t type, const uint8_t *body, size_t have,
+                         size_t body_len, int64_t now_us)
+{
+    switch (type) {
+    case 'Q':
+        on_query(t, body, have, body_len, now_us);
+        break;
+    case 'P':
+        on_parse(t, body, have, body_len, now_us);
+        break;
+    case 'B':
+        on_bind(t, body, have, body_len, now_us);
+        break;
+    case 'E':
+        on_execute(t, body, have, now_us);
+        break;
+    case 'D':
+        fifo_push(t, TRK_DESCRIBE, now_us, NULL, NULL);
+        break;
+    case 'C':
+        on_close(t, body, have, now_us);
+        break;
+    case 'S':
+        if (!t->client_in_copy)
+            fifo_push(t, TRK_SYNC, now_us, NULL, NULL);
+        break;
+    case 'F':
+        fifo_push(t, TRK_FUNCTION, now_us, NULL, NULL);
+        break;
+    case 'c':
+    case 'f':
+        if (t->client_in_copy)
+            t->client_in_copy = false;
+        else
+            fifo_push(t, TRK_COPY_END, now_us, NULL, NULL);
+        break;
+    default:
+        /* Flush, CopyData, Terminate and auth responses ask for nothing to be matched. */
+        break;
+    }
+}
+
+/* ---- backend ------------------------------------------------------------------------------- */
+
+bool tracker_wants_backend_body(uint8_t type)
+{
+    switch (type) {
+    case 'C':
+    case 'E':
+    case 'Z':
+    case 'S':
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Replies stopped matching what was asked: stop attributing until things line up again. */
+static void tracker_desync(Tracker *t)
+{
+    t->stats.desyncs++;
+    tracker_suspend(t);
+}
+
+static void on_command_complete(Tracker *t, TrkEntry *e, const uint8_t *body, size_t have,
+                                int64_t now_us)
+{
+    PgwCommandComplete cc = {0};
+    if (!pgw_decode_command_complete(body, have, &cc)) {
+        cc.command.ptr = "";
+        cc.command.len = 0;
+    }
+    if (e->kind == TRK_QUERY) {
+        emit_query_statement(t, e, now_us, cc.command.ptr, cc.command.len,
+                             cc.has_rows ? cc.rows : e->rows, "", false);
+    } else if (e->kind == TRK_EXECUTE) {
+        emit_execute(t, e, now_us, cc.command.ptr, cc.command.len, cc.has_rows, cc.rows, "",
+                     false);
+        fifo_pop(t);
+    } else {
+        tracker_desync(t);
+    }
+}
+
+/* In the extended protocol an error makes the server skip everything up to Sync. The first
+ * Execute among the skipped messages is the statement that failed (e.g. at Parse). */
+static void on_extended_error(Tracker *t, TrkEntry *e, const char *sqlstate, int64_t now_us)
+{
+    bool emitted = false;
+    if (e->kind == TRK_EXECUTE) {
+        emit_execute(t, e, now_us, "", 0, false, 0, sqlstate, false);
+        emitted = true;
+    }
+    while ((e = fifo_head(t)) != NULL && e->kind != TRK_SYNC) {
+        if (e->kind == TRK_PARSE && e->sql) {
+            /* The statement was never created on the server: forget its name. */
+            namemap_remove_if(t, &t->statements, value_is, e->sql, release_sql_value);
+        }
+        if (!emitted && e->kind == TRK_EXECUTE) {
+            emit_execute(t, e, now_us, "", 0, false, 0, sqlstate, false);
+            emitted = true;
+        }
+        fifo_pop(t);
+    }
+}
+
+static void on_error(Tracker *t, TrkEntry *e, const uint8_t *body, size_t have,
+                     int64_t now_us)
+{
+    PgwStr code;
+    char sqlstate[6] = "XX000";
+    if (pgw_error_field(body, have, 'C', &code))
+        copy_word(sqlstate, sizeof sqlstate, code.ptr, code.len);
+    t->client_in_copy = false;
+    switch (e->kind) {
+    case TRK_QUERY:
+        if (!e->failed)
+            emit_query_statement(t, e, now_us, "", 0, 0, sqlstate, false);
+        e->failed = true;
+        break;
+    case TRK_FUNCTION:
+        emit_function(t, e, now_us, sqlstate);
+        break;
+    case TRK_SYNC:
+        /* e.g. a deferred constraint failing at the implicit commit: no statement to blame */
+        break;
+    default:
+        on_extended_error(t, e, sqlstate, now_us);
+        break;
+    }
+}
+
+static void on_ready_for_query(Tracker *t, TrkEntry *e, const uint8_t *body, size_t have)
+{
+    if (!e)
+        return; /* the unsolicited one after authentication */
+    if (!is_sync_point(e->kind)) {
+        tracker_desync(t);
+        return;
+    }
+    fifo_pop(t);
+    t->syncs_answered++;
+    if (have >= 1 && body[0] == 'I') {
+        /* Outside a transaction no portal survives, except those bound after this point. */
+        uint64_t answered = t->syncs_answered;
+        namemap_remove_if(t, &t->portals, portal_born_before, &answered, release_portal_value);
+    }
+}
+
+/* CopyInResponse: the server now ignores Sync until the client ends the COPY. */
+static void on_copy_in(Tracker *t)
+{
+    for (size_t i = 1; i < t->fifo_len;) {
+        TrkKind kind = fifo_at(t, i)->kind;
+        if (kind == TRK_COPY_END)
+            return; /* the client already ended the COPY; later Syncs count */
+        if (kind == TRK_SYNC) {
+            fifo_remove_at(t, i);
+            t->syncs_sent--;
+        } else {
+            i++;
+        }
+    }
+    t->client_in_copy = true;
+}
+
+static void on_parameter_status(Tracker *t, const uint8_t *body, size_t have)
+{
+    PgwParameterStatus ps;
+    if (!pgw_decode_parameter_status(body, have, &ps))
+        return;
+    if (ps.name.len == 28 && memcmp(ps.name.ptr, "standard_conforming_strings", 27) == 0)
+        t->scs_off = ps.value.len == 3 && memcmp(ps.value.ptr, "off", 3) == 0;
+}
+
+/* While suspended only ReadyForQuery matters: it tells when everything asked is answered. */
+static void on_backend_suspended(Tracker *t, uint8_t type)
+{
+    if (type != 'Z')
+        return;
+    t->syncs_answered++;
+    if (t->suspended_sync_points > 0)
+        t->suspended_sync_points--;
+    if (t->suspended_sync_points == 0)
+        t->suspended = false;
+}
+
+void tracker_on_backend(Tracker *t, uint8_t type, const uint8_t *body, size_t have,
+                        size_t body_len, int64_t now_us)
+{
+    if (type == 'S') {
+        on_parameter_status(t, body, have);
+        return;
+    }
+    if (t->suspended) {
+        on_backend_suspended(t, type);
+        return;
+    }
+    TrkEntry *e = fifo_head(t);
+    switch (type) {
+    case 'D': /* DataRow */
+    case 'd': /* CopyData */
+        if (e) {
+            e->rows += type == 'D';
+            e->bytes += body_len + 5;
+        }
+        return;
+    case '1': /* ParseComplete */
+    case '2': /* BindComplete */
+    case '3': /* CloseComplete */
+        if (e && e->kind == (type == '1' ? TRK_PARSE : type == '2' ? TRK_BIND : TRK_CLOSE))
+            fifo_pop(t);
+        else
+            tracker_desync(t);
+        return;
+    case 'T': /* RowDescription: ends a Describe, or heads a Query's result */
+    case 'n': /* NoData */
+        if (e && e->kind == TRK_DESCRIBE)
+            fifo_pop(t);
+        return;
+    case 'C':
+        if (e)
+            on_command_complete(t, e, body, have, now_us);
+        return;
+    case 'I': /* EmptyQueryResponse */
+        if (e && e->kind == TRK_EXECUTE)
+            fifo_pop(t);
+        return;
+    case 's': /* PortalSuspended: the run continues with a later Execute */
+        if (e && e->kind == TRK_EXECUTE) {
+            TrkPortal *p = e->portal;
+            if (p) {
+                if (p->run_executes == 0)
+                    p->run_start_us = e->start_us;
+                p->run_executes++;
+                p->run_rows += e->rows;
+                p->run_bytes += e->bytes;
+            }
+            fifo_pop(t);
+        } else {
+            tracker_desync(t);
+        }
+        return;
+    case 'E':
+        if (e)
+            on_error(t, e, body, have, now_us);
+        return;
+    case 'V': /* FunctionCallResponse */
+        if (e && e->kind == TRK_FUNCTION)
+            emit_function(t, e, now_us, "");
+        return;
+    case 'G': /* CopyInResponse */
+        if (e)
+            on_copy_in(t);
+        return;
+    case 'Z':
+        on_ready_for_query(t, e, body, have);
+        return;
+    default:
+        /* Notices, notifications, parameter status, auth, key data, CopyOut/CopyBoth
+         * responses: asynchronous or informational, never the answer to a request. */
+        return;
+    }
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------------- */
+
+Tracker *tracker_new(uint64_t conn_id, const TrackerLimits *limits, TrackerEmitFn emit,
+                     void *emit_ctx)
+{
+    Tracker *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->conn_id = conn_id;
+    t->limits = *limits;
+    t->emit = emit;
+    t->emit_ctx = emit_ctx;
+    return t;
+}
+
+void tracker_free(Tracker *t, int64_t now_us)
+{
+    if (!t)
+        return;
+    /* Statements the server was executing when the connection ended are reported, marked
+     * aborted, so a client killed mid-query still shows up in the tallies. */
+    TrkEntry *e;
+    if (!t->suspended && (e = fifo_head(t)) != NULL) {
+        if (e->kind == TRK_QUERY && !e->failed)
+            emit_query_statement(t, e, now_us, "", 0, e->rows, "08006", true);
+        else if (e->kind == TRK_EXECUTE)
+            emit_execute(t, e, now_us, "", 0, false, 0, "08006", true);
+    }
+    fifo_clear(t);
+    free(t->fifo);
+    namemap_free(t, &t->statements, release_sql_value);
+    namemap_free(t, &t->portals, release_portal_value);
+    sql_release(t, t->unnamed_statement);
+    portal_release(t, t->unnamed_portal);
+    free(t->spare);
+    free(t);
+}
+
+const TrackerStats *tracker_stats(const Tracker *t)
+{
+    return &t->stats;
+}
+
+bool tracker_scs_off(const Tracker *t)
+{
+    return t->scs_off;
+}

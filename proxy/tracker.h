@@ -1,0 +1,87 @@
+/* proxy/tracker — matches server replies to what the client asked, per connection.
+ *
+ * Owns: the FIFO of outstanding requests (Query, Parse, Bind, Describe, Execute, Close, Sync,
+ * FunctionCall), the connection's prepared-statement and portal tables (name -> SQL), and
+ * turning the server's replies into one completed-statement event per executed statement.
+ * Pure: no I/O; the session feeds it complete (or capped) message bodies with a timestamp.
+ * All tables are bounded; what does not fit is counted, never grown without limit. */
+#ifndef PGTALLY_PROXY_TRACKER_H
+#define PGTALLY_PROXY_TRACKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum TrackerProtocol {
+    TRACKER_SIMPLE,
+    TRACKER_EXTENDED,
+    TRACKER_FUNCTION,
+} TrackerProtocol;
+
+/* One executed statement. Pointers are valid only during the callback. */
+typedef struct TrackerEvent {
+    uint64_t conn_id;
+    uint64_t seq;           /* per-connection event number, from 1 */
+    TrackerProtocol protocol;
+    const char *statement;  /* prepared statement name ("" unnamed); NULL for simple */
+    size_t statement_len;
+    uint32_t index;         /* position within a multi-statement simple Query */
+    const char *sql;        /* whole Query text (simple) or the Parse text; NULL if unknown */
+    size_t sql_len;
+    bool sql_truncated;     /* the client sent more SQL than the capture limit */
+    bool scs_off;           /* standard_conforming_strings was off when it ran */
+    int64_t start_us;
+    int64_t end_us;
+    uint64_t rows;
+    uint64_t bytes;         /* DataRow / CopyData bytes the server sent for it */
+    uint64_t bind_values_hash; /* hash of the Bind parameters (extended), 0 otherwise */
+    char command[16];       /* CommandComplete's command word; "" on error */
+    char sqlstate[6];       /* "" unless it failed */
+    uint32_t executes;      /* Execute messages in this portal run (1 for simple) */
+    bool aborted;           /* the connection ended before the statement completed */
+} TrackerEvent;
+
+typedef void (*TrackerEmitFn)(void *ctx, const TrackerEvent *event);
+
+typedef struct TrackerLimits {
+    size_t max_sql_bytes;        /* SQL text kept per statement (longer is truncated) */
+    size_t max_outstanding;      /* FIFO entries before tracking is suspended */
+    size_t max_statements;       /* named prepared statements remembered */
+    size_t max_portals;          /* named portals remembered */
+} TrackerLimits;
+
+typedef struct TrackerStats {
+    uint64_t events;
+    uint64_t untracked;          /* requests not tracked because a bound was hit */
+    uint64_t desyncs;            /* times the FIFO was lost and resynchronised */
+    uint64_t statements_dropped; /* named statements not remembered (table full) */
+} TrackerStats;
+
+typedef struct Tracker Tracker;
+
+/* Returns NULL on allocation failure. */
+Tracker *tracker_new(uint64_t conn_id, const TrackerLimits *limits, TrackerEmitFn emit,
+                     void *emit_ctx);
+/* Emits outstanding executing statements as aborted, then frees everything. */
+void tracker_free(Tracker *tracker, int64_t now_us);
+
+/* A frontend message. `body` holds the first `have` bytes of a body of `body_len` bytes
+ * (have < body_len when the capture limit cut it). Body must be well-formed when complete
+ * (the session checks with pgw_frontend_body_problem first). */
+void tracker_on_frontend(Tracker *tracker, uint8_t type, const uint8_t *body, size_t have,
+                         size_t body_len, int64_t now_us);
+
+/* A backend message; as above. DataRow / CopyData need no body (pass have = 0). */
+void tracker_on_backend(Tracker *tracker, uint8_t type, const uint8_t *body, size_t have,
+                        size_t body_len, int64_t now_us);
+
+/* True when the tracker wants the body of this message type (decides what is captured). */
+bool tracker_wants_frontend_body(uint8_t type);
+bool tracker_wants_backend_body(uint8_t type);
+
+const TrackerStats *tracker_stats(const Tracker *tracker);
+
+/* Session facts the tracker follows from ParameterStatus. */
+bool tracker_scs_off(const Tracker *tracker);
+
+#endif

@@ -1,0 +1,246 @@
+/* proxy/upstream — see upstream.h. */
+#include "proxy/upstream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Copies src[0..len) into dst percent-decoded. Returns false if it does not fit. */
+static bool copy_decoded(char *dst, size_t cap, const char *src, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = src[i];
+        if (c == '%' && i + 2 < len && hex_value(src[i + 1]) >= 0 &&
+            hex_value(src[i + 2]) >= 0) {
+            c = (char)(hex_value(src[i + 1]) * 16 + hex_value(src[i + 2]));
+            i += 2;
+        }
+        if (n + 1 >= cap)
+            return false;
+        dst[n++] = c;
+    }
+    dst[n] = 0;
+    return true;
+}
+
+static bool valid_port(const char *port)
+{
+    if (!*port)
+        return false;
+    long v = 0;
+    for (const char *p = port; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return false;
+        v = v * 10 + (*p - '0');
+        if (v > 65535)
+            return false;
+    }
+    return v > 0;
+}
+
+/* host[:port] or [v6]:port, from a bounded span. */
+static bool parse_hostport(const char *s, size_t len, Upstream *up, char *err, size_t err_len)
+{
+    const char *host = s;
+    size_t host_len = len;
+    const char *port = NULL;
+    size_t port_len = 0;
+    if (len > 0 && s[0] == '[') {
+        const char *close = memchr(s, ']', len);
+        if (!close) {
+            snprintf(err, err_len, "missing ']' in IPv6 address");
+            return false;
+        }
+        host = s + 1;
+        host_len = (size_t)(close - host);
+        if (close + 1 < s + len) {
+            if (close[1] != ':') {
+                snprintf(err, err_len, "expected ':' after ']'");
+                return false;
+            }
+            port = close + 2;
+            port_len = (size_t)(s + len - port);
+        }
+    } else {
+        const char *colon = memchr(s, ':', len);
+        if (colon) {
+            host_len = (size_t)(colon - s);
+            port = colon + 1;
+            port_len = (size_t)(s + len - port);
+        }
+    }
+    if (host_len > 0 && !copy_decoded(up->host, sizeof up->host, host, host_len)) {
+        snprintf(err, err_len, "host name too long");
+        return false;
+    }
+    if (port && !copy_decoded(up->port, sizeof up->port, port, port_len)) {
+        snprintf(err, err_len, "port too long");
+        return false;
+    }
+    return true;
+}
+
+/* Reads host= and port= from a URL's query string (libpq accepts both there). */
+static bool parse_query_params(const char *q, Upstream *up, char *err, size_t err_len)
+{
+    while (*q) {
+        const char *amp = strchr(q, '&');
+        size_t len = amp ? (size_t)(amp - q) : strlen(q);
+        const char *eq = memchr(q, '=', len);
+        if (eq) {
+            size_t klen = (size_t)(eq - q);
+            const char *v = eq + 1;
+            size_t vlen = len - klen - 1;
+            bool ok = true;
+            if (klen == 4 && memcmp(q, "host", 4) == 0)
+                ok = copy_decoded(up->host, sizeof up->host, v, vlen);
+            else if (klen == 4 && memcmp(q, "port", 4) == 0)
+                ok = copy_decoded(up->port, sizeof up->port, v, vlen);
+            if (!ok) {
+                snprintf(err, err_len, "parameter %.*s too long", (int)klen, q);
+                return false;
+            }
+        }
+        q += len + (amp ? 1 : 0);
+    }
+    return true;
+}
+
+static bool parse_url(const char *spec, const char *rest, Upstream *up, char *err,
+                      size_t err_len)
+{
+    (void)spec;
+    const char *end = rest + strcspn(rest, "/?");
+    const char *at = NULL;
+    for (const char *p = rest; p < end; p++)
+        if (*p == '@')
+            at = p; /* the last '@': a password may contain encoded ones only, but be lenient */
+    const char *hostport = at ? at + 1 : rest;
+    if (!parse_hostport(hostport, (size_t)(end - hostport), up, err, err_len))
+        return false;
+    const char *query = strchr(end, '?');
+    if (query && !parse_query_params(query + 1, up, err, err_len))
+        return false;
+    return true;
+}
+
+bool upstream_parse(const char *spec, Upstream *up, char *err, size_t err_len)
+{
+    memset(up, 0, sizeof *up);
+    if (!spec || !*spec) {
+        snprintf(err, err_len, "no upstream given (use --upstream or DATABASE_URL)");
+        return false;
+    }
+    bool ok;
+    if (strncmp(spec, "postgres://", 11) == 0)
+        ok = parse_url(spec, spec + 11, up, err, err_len);
+    else if (strncmp(spec, "postgresql://", 13) == 0)
+        ok = parse_url(spec, spec + 13, up, err, err_len);
+    else if (strstr(spec, "://")) {
+        snprintf(err, err_len, "unsupported URL scheme (expected postgres:// or postgresql://)");
+        return false;
+    } else if (spec[0] == '/') {
+        ok = copy_decoded(up->host, sizeof up->host, spec, strlen(spec));
+        if (!ok)
+            snprintf(err, err_len, "socket directory too long");
+    } else
+        ok = parse_hostport(spec, strlen(spec), up, err, err_len);
+    if (!ok)
+        return false;
+    if (!up->host[0])
+        snprintf(up->host, sizeof up->host, "localhost");
+    if (!up->port[0])
+        snprintf(up->port, sizeof up->port, "5432");
+    if (!valid_port(up->port)) {
+        snprintf(err, err_len, "invalid port \"%s\"", up->port);
+        return false;
+    }
+    up->is_unix = up->host[0] == '/';
+    if (up->is_unix)
+        snprintf(up->display, sizeof up->display, "%s/.s.PGSQL.%s", up->host, up->port);
+    else if (strchr(up->host, ':'))
+        snprintf(up->display, sizeof up->display, "[%s]:%s", up->host, up->port);
+    else
+        snprintf(up->display, sizeof up->display, "%s:%s", up->host, up->port);
+    return true;
+}
+
+bool upstream_resolve(Upstream *up, char *err, size_t err_len)
+{
+    up->n_addrs = 0;
+    if (up->is_unix) {
+        struct sockaddr_un *sun = (struct sockaddr_un *)&up->addrs[0];
+        memset(sun, 0, sizeof *sun);
+        sun->sun_family = AF_UNIX;
+        if ((size_t)snprintf(sun->sun_path, sizeof sun->sun_path, "%s", up->display) >=
+            sizeof sun->sun_path) {
+            snprintf(err, err_len, "socket path too long: %s", up->display);
+            return false;
+        }
+        up->addr_lens[0] = sizeof *sun;
+        up->n_addrs = 1;
+        return true;
+    }
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = getaddrinfo(up->host, up->port, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, err_len, "cannot resolve %s: %s", up->display, gai_strerror(rc));
+        return false;
+    }
+    for (struct addrinfo *ai = res; ai && up->n_addrs < UPSTREAM_MAX_ADDRS; ai = ai->ai_next) {
+        memcpy(&up->addrs[up->n_addrs], ai->ai_addr, ai->ai_addrlen);
+        up->addr_lens[up->n_addrs] = ai->ai_addrlen;
+        up->n_addrs++;
+    }
+    freeaddrinfo(res);
+    return up->n_addrs > 0;
+}
+
+int upstream_connect_start(const Upstream *up, int index)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&up->addrs[index];
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (sa->sa_family != AF_UNIX) {
+        /* Postgres messages are small and latency-bound: never wait to coalesce them. */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    if (connect(fd, sa, up->addr_lens[index]) < 0 && errno != EINPROGRESS) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int upstream_connect_result(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return errno;
+    return err;
+}
