@@ -341,9 +341,12 @@ class Proxy:
     upstream: "HOST:PORT" or a postgres:// URL; defaults to the cluster's TCP address.
     """
 
-    def __init__(self, cluster, upstream=None, grace=None, extra_args=()):
+    def __init__(self, cluster, upstream=None, grace=None, extra_args=(), env=None,
+                 omit_upstream=False):
         self.cluster = cluster
         self.upstream = upstream or "127.0.0.1:%d" % cluster.port
+        self.omit_upstream = omit_upstream  # test the DATABASE_URL default (pass env)
+        self.env = env
         self.grace = grace
         self.extra_args = list(extra_args)
         self.log_path = cluster.next_log_path()
@@ -367,14 +370,16 @@ class Proxy:
         for _ in range(3):  # retry only if the free port was taken before the proxy bound it
             self.port = free_port()
             cmd = [binary, "proxy", "--listen", "127.0.0.1:%d" % self.port,
-                   "--upstream", self.upstream, "--log-queries", self.log_path]
+                   "--log-queries", self.log_path]
+            if not self.omit_upstream:
+                cmd += ["--upstream", self.upstream]
             if self.grace is not None:
                 cmd += ["--grace", str(self.grace)]
             cmd += self.extra_args
             self._stderr = open(self.stderr_path, "wb")
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                          stdout=self._stderr, stderr=self._stderr,
-                                         preexec_fn=_die_with_parent)
+                                         env=self.env, preexec_fn=_die_with_parent)
             _cleanups.append(self.kill)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:

@@ -1,0 +1,71 @@
+"""Backpressure: a ~200 MB result streamed through the proxy to a deliberately slow client must
+not grow the proxy's memory. The proxy may hold a bounded buffer per side; if it read the
+server's output as fast as the server writes it, the result would pile up in its heap.
+"""
+
+import time
+
+import pgharness as h
+import pgraw
+
+ROWS = 200000
+WIDTH = 1000
+MAX_GROWTH_KB = 16 * 1024
+
+
+def setUpModule():
+    h.module_cluster()
+
+
+def tearDownModule():
+    h.stop_module_cluster()
+
+
+class MemoryTest(h.ProxyTestCase):
+
+    def test_slow_client_big_result_keeps_proxy_rss_flat(self):
+        c = pgraw.RawConn(self.proxy.port, timeout=60)
+        self.addCleanup(c.close)
+        c.startup(h.TRUST_USER, h.DBNAME)
+        c.simple("select 'warm up'")  # first-use allocations are not growth
+        pid = self.proxy.pid
+        st0 = h.proc_status(pid) if pid else {"VmRSS": 0, "VmHWM": 0}
+        before, hwm_before = st0["VmRSS"], st0["VmHWM"]
+        peak = [before]
+
+        def sample():
+            if pid and len(peak) % 64 == 0:
+                peak.append(h.proc_status(pid)["VmRSS"])
+            else:
+                peak.append(peak[-1])
+
+        t0 = time.monotonic()
+        c.send(pgraw.query("select repeat('x', %d) as wide from generate_series(1, %d)"
+                           % (WIDTH, ROWS)))
+        # Stall first: every buffer between server and client fills up and stays full.
+        time.sleep(1.0)
+        if pid:
+            peak.append(h.proc_status(pid)["VmRSS"])
+        counts, sizes, others = c.read_slowly(chunk=65536, pause=0.0003, on_chunk=sample)
+        elapsed = time.monotonic() - t0
+        self.assertEqual(counts.get(b"D"), ROWS)
+        self.assertEqual([t for t, _ in others], [b"T", b"C", b"Z"])
+        self.assertEqual(pgraw.command_tag(others[1][1]), "SELECT %d" % ROWS)
+        total_mb = sizes[b"D"] / 1e6
+        if pid:
+            st = h.proc_status(pid)
+            # A new high-water mark is the truest peak; without one, the sampled maximum.
+            top = st["VmHWM"] if st["VmHWM"] > hwm_before else max(peak)
+            growth = top - before
+            print("\nmemory: %.0f MB in %.1f s; proxy RSS before %d kB, peak %d kB, "
+                  "HWM %d kB, growth %d kB" % (total_mb, elapsed, before, max(peak),
+                                                st["VmHWM"], growth))
+            self.assertLess(growth, MAX_GROWTH_KB,
+                            "proxy grew by %d kB streaming %.0f MB" % (growth, total_mb))
+        events = self.stop_proxy()
+        self.assertEqual(len(events), 1, events)
+        self.assertEqual((events[0]["rows"], events[0]["bytes"]), (ROWS, sizes[b"D"]))
+
+
+if __name__ == "__main__":
+    h.main()
