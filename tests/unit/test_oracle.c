@@ -47,6 +47,8 @@ typedef enum Reason {
                           FIRST, "id" vs id, AS, INNER); pg_query sees the same tree */
     REASON_FETCH_COUNT, /* F coarser: R17/R28 the FETCH count is a number -> placeholder;
                            pg_query keeps it (FetchStmt.howMany is not a Const node) */
+    REASON_DO_BODY,     /* F coarser: R16 a dollar-quoted DO body is a placeholder; pg_query
+                           keeps it (DoStmt's body is a DefElem string, not a Const) */
     REASON_COUNT
 } Reason;
 
@@ -59,6 +61,7 @@ static const char *const reason_text[REASON_COUNT] = {
     [REASON_LIST_SET] = "list order kept (R29); pg_query fingerprints some lists as sets",
     [REASON_SPELLING] = "same parse tree, different words (R9/R10/R29: lexer, not parser)",
     [REASON_FETCH_COUNT] = "FETCH count is a placeholder (R17/R28); pg_query keeps howMany",
+    [REASON_DO_BODY] = "DO $$body$$ is a placeholder (R16); pg_query keeps the body text",
 };
 
 static bool reason_is_f_finer(Reason r)
@@ -242,6 +245,8 @@ static void note_difference(Compare *cmp, const char *what)
         reason = REASON_POSITIONAL;
     else if (path_at(cmp, 0, "howMany") && path_at(cmp, 1, "FetchStmt"))
         reason = REASON_FETCH_COUNT;
+    else if (path_has(cmp, "DoStmt") && path_has(cmp, "DefElem") && path_at(cmp, 0, "sval"))
+        reason = REASON_DO_BODY;
     if (reason == REASON_NONE) {
         if (!cmp->unexplained) {
             size_t used = 0;
