@@ -215,6 +215,15 @@ static bool path_at(const Compare *cmp, int from_top, const char *key)
     return i >= 0 && cmp->path_len[i] == strlen(key) && memcmp(cmp->path[i], key, cmp->path_len[i]) == 0;
 }
 
+/* Is the A_Const `depth` frames below the top of the path an ORDER BY / GROUP BY item by
+ * itself (SortBy.node, or an element of groupClause), i.e. a positional reference (R26)? */
+static bool in_positional_const(const Compare *cmp, int depth)
+{
+    return path_at(cmp, depth, "A_Const") &&
+           ((path_at(cmp, depth + 1, "node") && path_at(cmp, depth + 2, "SortBy")) ||
+            (path_at(cmp, depth + 1, "[]") && path_at(cmp, depth + 2, "groupClause")));
+}
+
 static void path_push(Compare *cmp, const char *key, size_t len)
 {
     if (cmp->depth < PATH_MAX_DEPTH) {
@@ -240,8 +249,7 @@ static void note_difference(Compare *cmp, const char *what)
                                         path_at(cmp, 2, "[]") && path_at(cmp, 3, "targetList") &&
                                         path_at(cmp, 4, "SelectStmt")))
         reason = REASON_ALIAS;
-    else if ((path_has(cmp, "sortClause") || path_has(cmp, "groupClause")) &&
-             path_has(cmp, "A_Const"))
+    else if (in_positional_const(cmp, 1) || in_positional_const(cmp, 2))
         reason = REASON_POSITIONAL;
     else if (path_at(cmp, 0, "howMany") && path_at(cmp, 1, "FetchStmt"))
         reason = REASON_FETCH_COUNT;
@@ -278,7 +286,7 @@ static bool member_ignored(const Compare *cmp, const Json *member)
     if (path_at(cmp, 0, "A_Const")) {
         if (path_has(cmp, "typmods"))
             return false;
-        if ((path_has(cmp, "sortClause") || path_has(cmp, "groupClause")) && json_key_is(member, "ival"))
+        if (in_positional_const(cmp, 0) && json_key_is(member, "ival"))
             return false;
         return true;
     }
