@@ -971,7 +971,7 @@ def build_sites():
     def add(name, fn, styles=("plain",), reps=EXECUTIONS):
         s.append((name, fn, styles, reps))
     short = (1, 3)  # transaction control and friends: frequent in life, tiny in bytes
-    heavy = (6, 12)  # wide ORM selects dominate real traffic by bytes
+    heavy = (8, 16)  # wide ORM selects dominate real traffic by bytes
     any_ws = ("plain", "plain", "upper", "lower", "pretty", "messy")
     for t in ["orders", "products", "customers", "categories", "addresses", "payments"]:
         add("django.get.%s" % t, django_get(t), any_ws, heavy)
@@ -1056,6 +1056,10 @@ def build_sites():
     return s
 
 
+NODE_ORMS = {"prisma": "prisma", "knex": "knex%3A2.5.1", "sequelize": "sequelize%3A6.35.2",
+             "typeorm": "typeorm%3A0.3.17"}
+
+
 def generate():
     sites = build_sites()
     stmts = []
@@ -1065,6 +1069,12 @@ def generate():
         for name, fn, styles, reps in sites:
             for _ in range(rng.randint(*reps)):
                 sql = vary_surface(fn(), rng.choice(styles))
+                if name.split(".")[0] in NODE_ORMS and rng.random() < 0.6:
+                    # google/sqlcommenter-nodejs for knex, Sequelize, Prisma and TypeORM
+                    sql = with_comment(sql, sqlcommenter(
+                        rng.choice(ROUTES), "express", rng.choice(["get", "post"]),
+                        framework="express%3A4.18.2", driver=NODE_ORMS[name.split(".")[0]]),
+                        "trail")
                 if rng.random() < 0.08:
                     sql = datadog() + " " + sql
                 if rng.random() < 0.05:
