@@ -189,7 +189,10 @@ def _as_postgres(cmd):
 class Cluster:
     """A private PostgreSQL cluster. start() returns when it accepts connections."""
 
-    def __init__(self):
+    def __init__(self, settings=None):
+        # settings: extra postgresql.conf lines {name: value}, written after the defaults so
+        # they win (the benchmarks need e.g. max_connections above the default 60).
+        self.settings = dict(settings or {})
         self.tmpdir = tempfile.mkdtemp(prefix="pgtally-it-")
         self.datadir = os.path.join(self.tmpdir, "data")
         self.sockdir = os.path.join(self.tmpdir, "sock")
@@ -242,6 +245,8 @@ class Cluster:
                     "shared_buffers = 32MB\n"
                     "log_min_messages = warning\n"
                     "log_connections = off\n" % (self.port, self.sockdir))
+                for name, value in self.settings.items():
+                    f.write("%s = '%s'\n" % (name, value))
             if os.geteuid() == 0:
                 shutil.chown(os.path.join(self.datadir, "postgresql.auto.conf"),
                              "postgres", "postgres")
@@ -487,6 +492,33 @@ class ProxyTestCase(unittest.TestCase):
     def setUp(self):
         self.cluster = module_cluster()
         self.proxy = Proxy(self.cluster, **self.proxy_kwargs).start()
+        self._clients = []
+
+    def track(self, client):
+        """Registers a client (anything with close()) to be closed before the proxy stops:
+        the proxy drains open connections for --grace seconds before it exits."""
+        self._clients.append(client)
+        self.addCleanup(client.close)
+        return client
+
+    def raw_client(self, timeout=10, startup=True):
+        """A pgraw.RawConn through the proxy, logged in as trust_user when startup."""
+        import pgraw
+        c = self.track(pgraw.RawConn(self.proxy.port, timeout=timeout))
+        if startup:
+            c.startup(TRUST_USER, DBNAME)
+        return c
+
+    def close_clients(self):
+        for c in self._clients:
+            try:
+                if hasattr(c, "send") and hasattr(c, "sock"):
+                    import pgraw
+                    c.send(pgraw.terminate())
+            except OSError:
+                pass
+            c.close()
+        self._clients = []
 
     def tearDown(self):
         if self.proxy.result is None and not DIRECT:
@@ -527,6 +559,7 @@ class ProxyTestCase(unittest.TestCase):
 
         In direct mode (no proxy) the test is skipped here: the client-side checks before
         this call have run, the log checks after it cannot."""
+        self.close_clients()
         res = self.proxy.stop(sig)
         if res.events is None:
             self.skipTest("PGTALLY_DIRECT=1: no proxy, no query log to check")

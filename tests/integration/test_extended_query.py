@@ -147,14 +147,8 @@ class Psycopg2Test(h.ProxyTestCase):
 
 class RawExtendedTest(h.ProxyTestCase):
 
-    def raw(self):
-        c = pgraw.RawConn(self.proxy.port)
-        c.startup(h.TRUST_USER, h.DBNAME)
-        self.addCleanup(c.close)
-        return c
-
     def test_row_limited_executes_give_one_event_with_total_rows(self):
-        c = self.raw()
+        c = self.raw_client()
         sql = "select g as suspended from generate_series(1, 5) g"
         c.send(pgraw.parse("", sql) + pgraw.bind("", "") + pgraw.execute("", 2)
                + pgraw.execute("", 2) + pgraw.execute("", 2) + pgraw.sync())
@@ -170,7 +164,7 @@ class RawExtendedTest(h.ProxyTestCase):
 
     def test_row_limited_named_portal_across_syncs(self):
         # A named portal inside a transaction block survives Sync: one run, three Syncs.
-        c = self.raw()
+        c = self.raw_client()
         c.simple("begin")
         sql = "select g as suspended_named from generate_series(1, 3) g"
         c.send(pgraw.parse("st_named", sql) + pgraw.bind("p_named", "st_named")
@@ -186,7 +180,7 @@ class RawExtendedTest(h.ProxyTestCase):
                          ("st_named", 3, 2))
 
     def test_parse_bind_describe_alone_give_no_event(self):
-        c = self.raw()
+        c = self.raw_client()
         c.send(pgraw.parse("st_only", "select 1 as never_executed")
                + pgraw.describe(b"S", "st_only") + pgraw.sync())
         self.assertEqual(pgraw.types_of(c.read_until()), b"1tTZ")
@@ -199,7 +193,7 @@ class RawExtendedTest(h.ProxyTestCase):
         self.assertEqual([e["sql"] for e in events], ["select 'describe_marker'"])
 
     def test_error_skips_rest_of_pipeline_until_sync(self):
-        c = self.raw()
+        c = self.raw_client()
         c.send(pgraw.parse("", "select 'pipe_first'") + pgraw.bind("", "")
                + pgraw.execute("")
                # fails at run time, after one row: g = 2 divides by zero
@@ -223,7 +217,7 @@ class RawExtendedTest(h.ProxyTestCase):
 
     def test_flush_gets_answers_before_sync(self):
         # Flush must be forwarded at once: the client waits for ParseComplete before Sync.
-        c = self.raw()
+        c = self.raw_client()
         c.send(pgraw.parse("st_flush", "select 'flushed'") + pgraw.flush())
         self.assertEqual(c.read_msg()[0], b"1")
         c.send(pgraw.bind("", "st_flush") + pgraw.execute("") + pgraw.sync())
@@ -233,7 +227,7 @@ class RawExtendedTest(h.ProxyTestCase):
                          [("st_flush", "select 'flushed'", 1)])
 
     def test_unnamed_statement_replaced_by_next_parse(self):
-        c = self.raw()
+        c = self.raw_client()
         c.send(pgraw.parse("", "select 'unnamed_one'") + pgraw.bind("", "")
                + pgraw.execute("") + pgraw.parse("", "select 'unnamed_two', 2")
                + pgraw.bind("", "") + pgraw.execute("") + pgraw.sync())

@@ -29,17 +29,11 @@ def tearDownModule():
 
 class MalformedMessageTest(h.ProxyTestCase):
 
-    def raw(self):
-        c = pgraw.RawConn(self.proxy.port)
-        c.startup(h.TRUST_USER, h.DBNAME)
-        self.addCleanup(c.close)
-        return c
-
     def assert_refused_and_others_unharmed(self, bad_bytes):
-        bystander = self.raw()
+        bystander = self.raw_client()
         self.assertEqual(pgraw.types_of(bystander.simple("select 'bystander_before'")),
                          b"TDCZ")
-        culprit = self.raw()
+        culprit = self.raw_client()
         culprit.send(bad_bytes)
         if h.DIRECT:
             self.assert_postgres_rejects(culprit)

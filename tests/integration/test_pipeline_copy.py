@@ -120,9 +120,9 @@ class CopyTest(h.ProxyTestCase):
                             "select 'copy_never'", input="1\tok\nx\tbad\n", check=False)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("invalid input syntax for type integer", r.stderr)
-        events = self.stop_proxy()
-        self.assertEqual([(e["index"], e["sqlstate"]) for e in events],
-                         [(0, None), (1, "22P02")])
+        events = self.events_with_sql(self.stop_proxy(), "copy_before")
+        self.assertEqual([(e["index"], e["command"], e["sqlstate"]) for e in events],
+                         [(0, "SELECT", None), (1, None, "22P02")])
 
 
 if __name__ == "__main__":

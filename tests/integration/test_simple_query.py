@@ -28,14 +28,8 @@ def tags(msgs):
 
 class SimpleQueryTest(h.ProxyTestCase):
 
-    def raw(self):
-        c = pgraw.RawConn(self.proxy.port)
-        c.startup(h.TRUST_USER, h.DBNAME)
-        self.addCleanup(c.close)
-        return c
-
     def test_select_rows_and_result_bytes(self):
-        c = self.raw()
+        c = self.raw_client()
         sql = "select g, repeat('y', g) as simple_bytes from generate_series(1, 7) g"
         msgs = c.simple(sql)
         self.assertEqual(datarows(msgs), [[str(g), "y" * g] for g in range(1, 8)])
@@ -70,7 +64,7 @@ class SimpleQueryTest(h.ProxyTestCase):
                          [(0, "BEGIN", 0), (1, "SELECT", 1), (2, "COMMIT", 0)])
 
     def test_empty_query_gives_no_event(self):
-        c = self.raw()
+        c = self.raw_client()
         self.assertEqual(pgraw.types_of(c.simple("")), b"IZ")
         self.assertEqual(pgraw.types_of(c.simple(" ; ")), b"IZ")
         self.assertEqual(pgraw.types_of(c.simple("select 'after_empty'")), b"TDCZ")
@@ -78,7 +72,7 @@ class SimpleQueryTest(h.ProxyTestCase):
         self.assertEqual([e["sql"] for e in events], ["select 'after_empty'"])
 
     def test_failing_statement_gives_one_event_with_sqlstate(self):
-        c = self.raw()
+        c = self.raw_client()
         msgs = c.simple("select 1/0 as simple_err")
         self.assertEqual(pgraw.first_error(msgs)["C"], "22012")
         events = self.stop_proxy()
@@ -95,7 +89,7 @@ class SimpleQueryTest(h.ProxyTestCase):
                          [("selec 'syntax_err'", "42601")])
 
     def test_statements_after_an_error_in_one_query_give_no_event(self):
-        c = self.raw()
+        c = self.raw_client()
         msgs = c.simple("select 'before_err'; select 1/0; select 'never_runs'")
         self.assertEqual(datarows(msgs), [["before_err"]])
         self.assertEqual(pgraw.first_error(msgs)["C"], "22012")
@@ -105,7 +99,7 @@ class SimpleQueryTest(h.ProxyTestCase):
                          [(0, 1, None), (1, 0, "22012")])
 
     def test_error_inside_transaction_then_rollback(self):
-        c = self.raw()
+        c = self.raw_client()
         c.simple("begin")
         self.assertEqual(pgraw.first_error(c.simple("select 1/0"))["C"], "22012")
         # In a failed transaction every statement is refused with 25P02 until ROLLBACK.
@@ -141,7 +135,7 @@ class SimpleQueryTest(h.ProxyTestCase):
                           ("FETCH", 1), ("COMMIT", 0)])
 
     def test_seq_and_timestamps_follow_execution(self):
-        c = self.raw()
+        c = self.raw_client()
         t0 = int(time.time() * 1e6)
         c.simple("select 'seq_1'")
         c.simple("select pg_sleep(0.05), 'seq_2'")
@@ -164,7 +158,7 @@ class SimpleQueryTest(h.ProxyTestCase):
         self.assertEqual(len({e["conn"] for e in events}), 3)
 
     def test_function_call_gives_one_function_event(self):
-        c = self.raw()
+        c = self.raw_client()
         oid = int(datarows(c.simple(
             "select 'int4pl(int4,int4)'::regprocedure::oid"))[0][0])
         args = [b"40", b"2"]
