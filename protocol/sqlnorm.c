@@ -1,44 +1,2121 @@
-/* protocol/sqlnorm — SQL normalizer (NORMALIZATION.md). Stub: being written. */
+/* protocol/sqlnorm — the SQL normalizer (spec: shared NORMALIZATION.md v1, rules cited R<n>).
+ *
+ * Owns: lexing SQL text (one forward pass, table-driven character classes, no allocation)
+ * and emitting per statement the normalized text N, its fingerprint F, the literal-values
+ * hash V and the `incomplete` flag; tag comments are handed to sqltags as they are met.
+ *
+ * How it works. A lexer (lex_*) turns bytes into tokens, skipping whitespace and comments.
+ * The emitter (norm_*) writes each token at once, with placeholders as a bare `$`, and keeps
+ * a small amount of context: the previous token (spacing, operand position R21, IS/NOT for
+ * R24-25), a bounded stack of open brackets (IN/ARRAY lists R30-31, VALUES rows R32, CAST and
+ * typmods R27, ORDER BY items R26), and a few statement-level states (R28 names, UESCAPE).
+ * Lists are collapsed on the fly (R33): each element is compared with the first when it
+ * ends and, if equal, cut off at once; the rare list that later differs is re-expanded by
+ * copying. Only when the statement is complete are the `$` numbered (R34), in one pass that
+ * copies the text to the front of the caller's buffer, and the hashes computed.
+ *
+ * Output buffer layout: [0, reserve) receives the numbered text; the unnumbered text is
+ * written from `reserve` on. Numbering only ever grows the text by at most `reserve` bytes
+ * in total, so the numbered copy never overtakes the unnumbered text it is reading. */
 #include "protocol/sqlnorm.h"
 
 #include <string.h>
+
+#define XXH_INLINE_ALL /* F and V are hashed per statement: let the compiler inline XXH3 */
 #include <xxhash.h>
+
+/* Deepest bracket nesting that keeps its own context. Deeper brackets still nest correctly
+ * for statement splitting, but lists inside them are not collapsed (deterministic, so still
+ * idempotent). */
+#define NORM_MAX_DEPTH 64
+
+/* Literal text for V is batched here and hashed in one call when it fits (the usual case). */
+#define NORM_VBUF 512
+
+static const char norm_list_marker[] = " /*, ... */"; /* R36 */
+#define NORM_LIST_MARKER_LEN (sizeof(norm_list_marker) - 1)
+
+/* ---- character classes (R5, R9, R16, R17, R19) ---- */
+
+enum {
+    C_SPACE = 1 << 0,  /* R5: whitespace and every other control byte */
+    C_WSTART = 1 << 1, /* R9: first byte of a word */
+    C_WCONT = 1 << 2,  /* R9: later bytes of a word (digits and `$` too) */
+    C_DIGIT = 1 << 3,
+    C_OP = 1 << 4,     /* R19: operator bytes */
+    C_OPSPEC = 1 << 5, /* R19: operator bytes that keep a trailing +/- attached */
+    C_NUM = 1 << 6,    /* R17: bytes a number extends over, besides `.` and an exponent sign */
+    C_TAG = 1 << 7,    /* R16: later bytes of a dollar-quote tag (a word byte, but not `$`) */
+};
+
+#define C_LETTER (C_WSTART | C_WCONT | C_TAG | C_NUM)
+
+static const uint8_t norm_cls[256] = {
+    [0 ... 32] = C_SPACE,
+    [127] = C_SPACE,
+    ['A' ... 'Z'] = C_LETTER,
+    ['a' ... 'z'] = C_LETTER,
+    ['_'] = C_LETTER,
+    [0x80 ... 0xFF] = C_WSTART | C_WCONT | C_TAG,
+    ['0' ... '9'] = C_WCONT | C_TAG | C_DIGIT | C_NUM,
+    ['$'] = C_WCONT,
+    ['+'] = C_OP,
+    ['-'] = C_OP,
+    ['*'] = C_OP,
+    ['/'] = C_OP,
+    ['<'] = C_OP,
+    ['>'] = C_OP,
+    ['='] = C_OP,
+    ['~'] = C_OP | C_OPSPEC,
+    ['!'] = C_OP | C_OPSPEC,
+    ['@'] = C_OP | C_OPSPEC,
+    ['#'] = C_OP | C_OPSPEC,
+    ['%'] = C_OP | C_OPSPEC,
+    ['^'] = C_OP | C_OPSPEC,
+    ['&'] = C_OP | C_OPSPEC,
+    ['|'] = C_OP | C_OPSPEC,
+    ['`'] = C_OP | C_OPSPEC,
+    ['?'] = C_OP | C_OPSPEC,
+};
+
+/* What a byte starts, for the lexer's one switch per token. */
+enum {
+    S_OTHER = 0, /* a byte SQL gives no meaning outside literals (`\`, `{`, `}`) */
+    S_SPACE,
+    S_WORD,
+    S_PREFIX,  /* e b x n: E'', B'', X'', N'' when a quote touches it (R12, R14) */
+    S_UPREFIX, /* u: U&'' and U&"" (R10, R13) */
+    S_DIGIT,
+    S_DOT,
+    S_QUOTE,
+    S_DQUOTE,
+    S_DOLLAR,
+    S_OP,
+    S_PERCENT,
+    S_COLON,
+    S_LPAREN,
+    S_RPAREN,
+    S_LBRACK,
+    S_RBRACK,
+    S_COMMA,
+    S_SEMI,
+};
+
+static const uint8_t norm_start[256] = {
+    [0 ... 32] = S_SPACE,
+    [127] = S_SPACE,
+    ['A'] = S_WORD,
+    ['B'] = S_PREFIX,
+    ['C' ... 'D'] = S_WORD,
+    ['E'] = S_PREFIX,
+    ['F' ... 'M'] = S_WORD,
+    ['N'] = S_PREFIX,
+    ['O' ... 'T'] = S_WORD,
+    ['U'] = S_UPREFIX,
+    ['V' ... 'W'] = S_WORD,
+    ['X'] = S_PREFIX,
+    ['Y' ... 'Z'] = S_WORD,
+    ['a'] = S_WORD,
+    ['b'] = S_PREFIX,
+    ['c' ... 'd'] = S_WORD,
+    ['e'] = S_PREFIX,
+    ['f' ... 'm'] = S_WORD,
+    ['n'] = S_PREFIX,
+    ['o' ... 't'] = S_WORD,
+    ['u'] = S_UPREFIX,
+    ['v' ... 'w'] = S_WORD,
+    ['x'] = S_PREFIX,
+    ['y' ... 'z'] = S_WORD,
+    ['_'] = S_WORD,
+    [0x80 ... 0xFF] = S_WORD,
+    ['0' ... '9'] = S_DIGIT,
+    ['.'] = S_DOT,
+    ['\''] = S_QUOTE,
+    ['"'] = S_DQUOTE,
+    ['$'] = S_DOLLAR,
+    ['+'] = S_OP,
+    ['-'] = S_OP,
+    ['*'] = S_OP,
+    ['/'] = S_OP,
+    ['<'] = S_OP,
+    ['>'] = S_OP,
+    ['='] = S_OP,
+    ['~'] = S_OP,
+    ['!'] = S_OP,
+    ['@'] = S_OP,
+    ['#'] = S_OP,
+    ['%'] = S_PERCENT,
+    ['^'] = S_OP,
+    ['&'] = S_OP,
+    ['|'] = S_OP,
+    ['`'] = S_OP,
+    ['?'] = S_OP,
+    [':'] = S_COLON,
+    ['('] = S_LPAREN,
+    [')'] = S_RPAREN,
+    ['['] = S_LBRACK,
+    [']'] = S_RBRACK,
+    [','] = S_COMMA,
+    [';'] = S_SEMI,
+};
+
+static inline unsigned char norm_lower(unsigned char c)
+{
+    return (unsigned char)(c + ((unsigned)(c - 'A') < 26u ? 32 : 0)); /* R9: ASCII only */
+}
+
+/* ---- keywords (generated from the word lists of R21, R24-R28 and R35) ---- */
+
+enum {
+    KWF_OPERAND = 1 << 0,  /* R21: the set U, an operand may follow */
+    KWF_TSTOP = 1 << 1,    /* R27: ends a type context */
+    KWF_OBEND = 1 << 2,    /* R26: ends an ORDER BY / GROUP BY clause */
+    KWF_OBFOLLOW = 1 << 3, /* R26: may follow a positional item */
+    KWF_SPACED = 1 << 4,   /* R35: never a function name, so `(` after it is always spaced */
+};
+
+enum {
+    KW_NONE = 0,
+    KW_ALL,
+    KW_AND,
+    KW_ANY,
+    KW_ARRAY,
+    KW_AS,
+    KW_ASC,
+    KW_AT,
+    KW_BETWEEN,
+    KW_BY,
+    KW_CASE,
+    KW_CAST,
+    KW_CLOSE,
+    KW_COLLATE,
+    KW_CROSS,
+    KW_DECLARE,
+    KW_DEFAULT,
+    KW_DESC,
+    KW_DISTINCT,
+    KW_DO,
+    KW_ELSE,
+    KW_ELSIF,
+    KW_END,
+    KW_ESCAPE,
+    KW_EXCEPT,
+    KW_EXISTS,
+    KW_FALSE,
+    KW_FETCH,
+    KW_FILTER,
+    KW_FIRST,
+    KW_FOR,
+    KW_FROM,
+    KW_FULL,
+    KW_GROUP,
+    KW_GROUPS,
+    KW_HAVING,
+    KW_IF,
+    KW_ILIKE,
+    KW_IN,
+    KW_INNER,
+    KW_INTERSECT,
+    KW_INTO,
+    KW_IS,
+    KW_ISNULL,
+    KW_JOIN,
+    KW_LATERAL,
+    KW_LEFT,
+    KW_LIKE,
+    KW_LIMIT,
+    KW_MOVE,
+    KW_NATURAL,
+    KW_NEXT,
+    KW_NOT,
+    KW_NOTNULL,
+    KW_NULL,
+    KW_NULLS,
+    KW_OFFSET,
+    KW_ON,
+    KW_OR,
+    KW_ORDER,
+    KW_OUTER,
+    KW_OVER,
+    KW_PARTITION,
+    KW_PERFORM,
+    KW_RANGE,
+    KW_RELEASE,
+    KW_RETURN,
+    KW_RETURNING,
+    KW_RIGHT,
+    KW_ROLLBACK,
+    KW_ROW,
+    KW_ROWS,
+    KW_SAVEPOINT,
+    KW_SELECT,
+    KW_SET,
+    KW_SIMILAR,
+    KW_SOME,
+    KW_THEN,
+    KW_TO,
+    KW_TRANSACTION,
+    KW_TRUE,
+    KW_UESCAPE,
+    KW_UNION,
+    KW_UNTIL,
+    KW_USING,
+    KW_VALUES,
+    KW_WHEN,
+    KW_WHERE,
+    KW_WHILE,
+    KW_WINDOW,
+    KW_WITH,
+    KW_WITHIN,
+    KW_WORK,
+    KW_COUNT
+};
+
+static const uint8_t kw_flags[KW_COUNT] = {
+    [KW_ALL] = KWF_OPERAND | KWF_TSTOP,
+    [KW_AND] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_ANY] = KWF_OPERAND | KWF_TSTOP,
+    [KW_ARRAY] = KWF_OPERAND | KWF_TSTOP,
+    [KW_AS] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_ASC] = KWF_TSTOP | KWF_OBFOLLOW,
+    [KW_AT] = KWF_TSTOP,
+    [KW_BETWEEN] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_BY] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_CASE] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_CAST] = 0,
+    [KW_CLOSE] = 0,
+    [KW_COLLATE] = KWF_TSTOP,
+    [KW_CROSS] = KWF_TSTOP,
+    [KW_DECLARE] = 0,
+    [KW_DEFAULT] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_DESC] = KWF_TSTOP | KWF_OBFOLLOW,
+    [KW_DISTINCT] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_DO] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_ELSE] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_ELSIF] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_END] = KWF_TSTOP,
+    [KW_ESCAPE] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_EXCEPT] = KWF_TSTOP | KWF_OBEND | KWF_OBFOLLOW,
+    [KW_EXISTS] = KWF_OPERAND | KWF_TSTOP,
+    [KW_FALSE] = 0,
+    [KW_FETCH] = KWF_OPERAND | KWF_TSTOP | KWF_OBEND | KWF_OBFOLLOW | KWF_SPACED,
+    [KW_FILTER] = KWF_OPERAND | KWF_TSTOP,
+    [KW_FIRST] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_FOR] = KWF_TSTOP | KWF_OBEND | KWF_OBFOLLOW,
+    [KW_FROM] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_FULL] = KWF_TSTOP,
+    [KW_GROUP] = KWF_TSTOP,
+    [KW_GROUPS] = KWF_TSTOP,
+    [KW_HAVING] = KWF_OPERAND | KWF_TSTOP | KWF_OBEND | KWF_OBFOLLOW | KWF_SPACED,
+    [KW_IF] = KWF_OPERAND | KWF_TSTOP,
+    [KW_ILIKE] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_IN] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_INNER] = KWF_TSTOP,
+    [KW_INTERSECT] = KWF_TSTOP | KWF_OBEND | KWF_OBFOLLOW,
+    [KW_INTO] = KWF_TSTOP,
+    [KW_IS] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_ISNULL] = KWF_TSTOP,
+    [KW_JOIN] = KWF_TSTOP,
+    [KW_LATERAL] = KWF_TSTOP,
+    [KW_LEFT] = KWF_TSTOP,
+    [KW_LIKE] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_LIMIT] = KWF_OPERAND | KWF_TSTOP | KWF_OBEND | KWF_OBFOLLOW | KWF_SPACED,
+    [KW_MOVE] = 0,
+    [KW_NATURAL] = KWF_TSTOP,
+    [KW_NEXT] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_NOT] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_NOTNULL] = KWF_TSTOP,
+    [KW_NULL] = 0,
+    [KW_NULLS] = KWF_TSTOP | KWF_OBFOLLOW,
+    [KW_OFFSET] = KWF_OPERAND | KWF_TSTOP | KWF_OBEND | KWF_OBFOLLOW | KWF_SPACED,
+    [KW_ON] = KWF_OPERAND | KWF_TSTOP | KWF_OBEND | KWF_SPACED,
+    [KW_OR] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_ORDER] = KWF_TSTOP | KWF_OBFOLLOW,
+    [KW_OUTER] = KWF_TSTOP,
+    [KW_OVER] = KWF_OPERAND | KWF_TSTOP,
+    [KW_PARTITION] = KWF_TSTOP,
+    [KW_PERFORM] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_RANGE] = KWF_TSTOP,
+    [KW_RELEASE] = 0,
+    [KW_RETURN] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_RETURNING] = KWF_OPERAND | KWF_TSTOP | KWF_OBEND | KWF_SPACED,
+    [KW_RIGHT] = KWF_TSTOP,
+    [KW_ROLLBACK] = 0,
+    [KW_ROW] = KWF_OPERAND | KWF_TSTOP,
+    [KW_ROWS] = KWF_TSTOP,
+    [KW_SAVEPOINT] = 0,
+    [KW_SELECT] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_SET] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_SIMILAR] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_SOME] = KWF_OPERAND | KWF_TSTOP,
+    [KW_THEN] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_TO] = KWF_OPERAND | KWF_SPACED,
+    [KW_TRANSACTION] = 0,
+    [KW_TRUE] = 0,
+    [KW_UESCAPE] = 0,
+    [KW_UNION] = KWF_TSTOP | KWF_OBEND | KWF_OBFOLLOW,
+    [KW_UNTIL] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_USING] = KWF_OPERAND | KWF_TSTOP | KWF_OBFOLLOW | KWF_SPACED,
+    [KW_VALUES] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_WHEN] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_WHERE] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_WHILE] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
+    [KW_WINDOW] = KWF_TSTOP | KWF_OBEND | KWF_OBFOLLOW,
+    [KW_WITH] = KWF_OPERAND | KWF_SPACED,
+    [KW_WITHIN] = KWF_OPERAND | KWF_TSTOP,
+    [KW_WORK] = 0,
+};
+
+/* Generated from the word lists of rules 21, 24-28 and 35: a switch on length, then on the
+ * first byte, then one memcmp. `w` is already lowercased. */
+static unsigned kw_lookup(const char *w, size_t len)
+{
+    switch (len) {
+    case 2:
+        switch (w[0]) {
+        case 'a':
+            if (memcmp(w + 1, "s", 1) == 0)
+                return KW_AS;
+            if (memcmp(w + 1, "t", 1) == 0)
+                return KW_AT;
+            return KW_NONE;
+        case 'b':
+            if (memcmp(w + 1, "y", 1) == 0)
+                return KW_BY;
+            return KW_NONE;
+        case 'd':
+            if (memcmp(w + 1, "o", 1) == 0)
+                return KW_DO;
+            return KW_NONE;
+        case 'i':
+            if (memcmp(w + 1, "f", 1) == 0)
+                return KW_IF;
+            if (memcmp(w + 1, "n", 1) == 0)
+                return KW_IN;
+            if (memcmp(w + 1, "s", 1) == 0)
+                return KW_IS;
+            return KW_NONE;
+        case 'o':
+            if (memcmp(w + 1, "n", 1) == 0)
+                return KW_ON;
+            if (memcmp(w + 1, "r", 1) == 0)
+                return KW_OR;
+            return KW_NONE;
+        case 't':
+            if (memcmp(w + 1, "o", 1) == 0)
+                return KW_TO;
+            return KW_NONE;
+        default:
+            return KW_NONE;
+        }
+    case 3:
+        switch (w[0]) {
+        case 'a':
+            if (memcmp(w + 1, "ll", 2) == 0)
+                return KW_ALL;
+            if (memcmp(w + 1, "nd", 2) == 0)
+                return KW_AND;
+            if (memcmp(w + 1, "ny", 2) == 0)
+                return KW_ANY;
+            if (memcmp(w + 1, "sc", 2) == 0)
+                return KW_ASC;
+            return KW_NONE;
+        case 'e':
+            if (memcmp(w + 1, "nd", 2) == 0)
+                return KW_END;
+            return KW_NONE;
+        case 'f':
+            if (memcmp(w + 1, "or", 2) == 0)
+                return KW_FOR;
+            return KW_NONE;
+        case 'n':
+            if (memcmp(w + 1, "ot", 2) == 0)
+                return KW_NOT;
+            return KW_NONE;
+        case 'r':
+            if (memcmp(w + 1, "ow", 2) == 0)
+                return KW_ROW;
+            return KW_NONE;
+        case 's':
+            if (memcmp(w + 1, "et", 2) == 0)
+                return KW_SET;
+            return KW_NONE;
+        default:
+            return KW_NONE;
+        }
+    case 4:
+        switch (w[0]) {
+        case 'c':
+            if (memcmp(w + 1, "ase", 3) == 0)
+                return KW_CASE;
+            if (memcmp(w + 1, "ast", 3) == 0)
+                return KW_CAST;
+            return KW_NONE;
+        case 'd':
+            if (memcmp(w + 1, "esc", 3) == 0)
+                return KW_DESC;
+            return KW_NONE;
+        case 'e':
+            if (memcmp(w + 1, "lse", 3) == 0)
+                return KW_ELSE;
+            return KW_NONE;
+        case 'f':
+            if (memcmp(w + 1, "rom", 3) == 0)
+                return KW_FROM;
+            if (memcmp(w + 1, "ull", 3) == 0)
+                return KW_FULL;
+            return KW_NONE;
+        case 'i':
+            if (memcmp(w + 1, "nto", 3) == 0)
+                return KW_INTO;
+            return KW_NONE;
+        case 'j':
+            if (memcmp(w + 1, "oin", 3) == 0)
+                return KW_JOIN;
+            return KW_NONE;
+        case 'l':
+            if (memcmp(w + 1, "eft", 3) == 0)
+                return KW_LEFT;
+            if (memcmp(w + 1, "ike", 3) == 0)
+                return KW_LIKE;
+            return KW_NONE;
+        case 'm':
+            if (memcmp(w + 1, "ove", 3) == 0)
+                return KW_MOVE;
+            return KW_NONE;
+        case 'n':
+            if (memcmp(w + 1, "ext", 3) == 0)
+                return KW_NEXT;
+            if (memcmp(w + 1, "ull", 3) == 0)
+                return KW_NULL;
+            return KW_NONE;
+        case 'o':
+            if (memcmp(w + 1, "ver", 3) == 0)
+                return KW_OVER;
+            return KW_NONE;
+        case 'r':
+            if (memcmp(w + 1, "ows", 3) == 0)
+                return KW_ROWS;
+            return KW_NONE;
+        case 's':
+            if (memcmp(w + 1, "ome", 3) == 0)
+                return KW_SOME;
+            return KW_NONE;
+        case 't':
+            if (memcmp(w + 1, "hen", 3) == 0)
+                return KW_THEN;
+            if (memcmp(w + 1, "rue", 3) == 0)
+                return KW_TRUE;
+            return KW_NONE;
+        case 'w':
+            if (memcmp(w + 1, "hen", 3) == 0)
+                return KW_WHEN;
+            if (memcmp(w + 1, "ith", 3) == 0)
+                return KW_WITH;
+            if (memcmp(w + 1, "ork", 3) == 0)
+                return KW_WORK;
+            return KW_NONE;
+        default:
+            return KW_NONE;
+        }
+    case 5:
+        switch (w[0]) {
+        case 'a':
+            if (memcmp(w + 1, "rray", 4) == 0)
+                return KW_ARRAY;
+            return KW_NONE;
+        case 'c':
+            if (memcmp(w + 1, "lose", 4) == 0)
+                return KW_CLOSE;
+            if (memcmp(w + 1, "ross", 4) == 0)
+                return KW_CROSS;
+            return KW_NONE;
+        case 'e':
+            if (memcmp(w + 1, "lsif", 4) == 0)
+                return KW_ELSIF;
+            return KW_NONE;
+        case 'f':
+            if (memcmp(w + 1, "alse", 4) == 0)
+                return KW_FALSE;
+            if (memcmp(w + 1, "etch", 4) == 0)
+                return KW_FETCH;
+            if (memcmp(w + 1, "irst", 4) == 0)
+                return KW_FIRST;
+            return KW_NONE;
+        case 'g':
+            if (memcmp(w + 1, "roup", 4) == 0)
+                return KW_GROUP;
+            return KW_NONE;
+        case 'i':
+            if (memcmp(w + 1, "like", 4) == 0)
+                return KW_ILIKE;
+            if (memcmp(w + 1, "nner", 4) == 0)
+                return KW_INNER;
+            return KW_NONE;
+        case 'l':
+            if (memcmp(w + 1, "imit", 4) == 0)
+                return KW_LIMIT;
+            return KW_NONE;
+        case 'n':
+            if (memcmp(w + 1, "ulls", 4) == 0)
+                return KW_NULLS;
+            return KW_NONE;
+        case 'o':
+            if (memcmp(w + 1, "rder", 4) == 0)
+                return KW_ORDER;
+            if (memcmp(w + 1, "uter", 4) == 0)
+                return KW_OUTER;
+            return KW_NONE;
+        case 'r':
+            if (memcmp(w + 1, "ange", 4) == 0)
+                return KW_RANGE;
+            if (memcmp(w + 1, "ight", 4) == 0)
+                return KW_RIGHT;
+            return KW_NONE;
+        case 'u':
+            if (memcmp(w + 1, "nion", 4) == 0)
+                return KW_UNION;
+            if (memcmp(w + 1, "ntil", 4) == 0)
+                return KW_UNTIL;
+            if (memcmp(w + 1, "sing", 4) == 0)
+                return KW_USING;
+            return KW_NONE;
+        case 'w':
+            if (memcmp(w + 1, "here", 4) == 0)
+                return KW_WHERE;
+            if (memcmp(w + 1, "hile", 4) == 0)
+                return KW_WHILE;
+            return KW_NONE;
+        default:
+            return KW_NONE;
+        }
+    case 6:
+        switch (w[0]) {
+        case 'e':
+            if (memcmp(w + 1, "scape", 5) == 0)
+                return KW_ESCAPE;
+            if (memcmp(w + 1, "xcept", 5) == 0)
+                return KW_EXCEPT;
+            if (memcmp(w + 1, "xists", 5) == 0)
+                return KW_EXISTS;
+            return KW_NONE;
+        case 'f':
+            if (memcmp(w + 1, "ilter", 5) == 0)
+                return KW_FILTER;
+            return KW_NONE;
+        case 'g':
+            if (memcmp(w + 1, "roups", 5) == 0)
+                return KW_GROUPS;
+            return KW_NONE;
+        case 'h':
+            if (memcmp(w + 1, "aving", 5) == 0)
+                return KW_HAVING;
+            return KW_NONE;
+        case 'i':
+            if (memcmp(w + 1, "snull", 5) == 0)
+                return KW_ISNULL;
+            return KW_NONE;
+        case 'o':
+            if (memcmp(w + 1, "ffset", 5) == 0)
+                return KW_OFFSET;
+            return KW_NONE;
+        case 'r':
+            if (memcmp(w + 1, "eturn", 5) == 0)
+                return KW_RETURN;
+            return KW_NONE;
+        case 's':
+            if (memcmp(w + 1, "elect", 5) == 0)
+                return KW_SELECT;
+            return KW_NONE;
+        case 'v':
+            if (memcmp(w + 1, "alues", 5) == 0)
+                return KW_VALUES;
+            return KW_NONE;
+        case 'w':
+            if (memcmp(w + 1, "indow", 5) == 0)
+                return KW_WINDOW;
+            if (memcmp(w + 1, "ithin", 5) == 0)
+                return KW_WITHIN;
+            return KW_NONE;
+        default:
+            return KW_NONE;
+        }
+    case 7:
+        switch (w[0]) {
+        case 'b':
+            if (memcmp(w + 1, "etween", 6) == 0)
+                return KW_BETWEEN;
+            return KW_NONE;
+        case 'c':
+            if (memcmp(w + 1, "ollate", 6) == 0)
+                return KW_COLLATE;
+            return KW_NONE;
+        case 'd':
+            if (memcmp(w + 1, "eclare", 6) == 0)
+                return KW_DECLARE;
+            if (memcmp(w + 1, "efault", 6) == 0)
+                return KW_DEFAULT;
+            return KW_NONE;
+        case 'l':
+            if (memcmp(w + 1, "ateral", 6) == 0)
+                return KW_LATERAL;
+            return KW_NONE;
+        case 'n':
+            if (memcmp(w + 1, "atural", 6) == 0)
+                return KW_NATURAL;
+            if (memcmp(w + 1, "otnull", 6) == 0)
+                return KW_NOTNULL;
+            return KW_NONE;
+        case 'p':
+            if (memcmp(w + 1, "erform", 6) == 0)
+                return KW_PERFORM;
+            return KW_NONE;
+        case 'r':
+            if (memcmp(w + 1, "elease", 6) == 0)
+                return KW_RELEASE;
+            return KW_NONE;
+        case 's':
+            if (memcmp(w + 1, "imilar", 6) == 0)
+                return KW_SIMILAR;
+            return KW_NONE;
+        case 'u':
+            if (memcmp(w + 1, "escape", 6) == 0)
+                return KW_UESCAPE;
+            return KW_NONE;
+        default:
+            return KW_NONE;
+        }
+    case 8:
+        switch (w[0]) {
+        case 'd':
+            if (memcmp(w + 1, "istinct", 7) == 0)
+                return KW_DISTINCT;
+            return KW_NONE;
+        case 'r':
+            if (memcmp(w + 1, "ollback", 7) == 0)
+                return KW_ROLLBACK;
+            return KW_NONE;
+        default:
+            return KW_NONE;
+        }
+    case 9:
+        switch (w[0]) {
+        case 'i':
+            if (memcmp(w + 1, "ntersect", 8) == 0)
+                return KW_INTERSECT;
+            return KW_NONE;
+        case 'p':
+            if (memcmp(w + 1, "artition", 8) == 0)
+                return KW_PARTITION;
+            return KW_NONE;
+        case 'r':
+            if (memcmp(w + 1, "eturning", 8) == 0)
+                return KW_RETURNING;
+            return KW_NONE;
+        case 's':
+            if (memcmp(w + 1, "avepoint", 8) == 0)
+                return KW_SAVEPOINT;
+            return KW_NONE;
+        default:
+            return KW_NONE;
+        }
+    case 11:
+        switch (w[0]) {
+        case 't':
+            if (memcmp(w + 1, "ransaction", 10) == 0)
+                return KW_TRANSACTION;
+            return KW_NONE;
+        default:
+            return KW_NONE;
+        }
+    default:
+        return KW_NONE;
+    }
+}
+
+/* ---- lexer ---- */
+
+enum {
+    TK_EOF,
+    TK_WORD,
+    TK_QIDENT, /* "..." or U&"..." (sub = 1 for U&) */
+    TK_STRING, /* any '...' flavour, sub = STR_* */
+    TK_NUMBER,
+    TK_PARAM,  /* $n, or a stray `$` */
+    TK_DOLLAR, /* $tag$...$tag$ */
+    TK_MARKER, /* R23 client-side placeholder lexed in operand position: %s %(name)s :name */
+    TK_OP,
+    TK_LPAREN,
+    TK_RPAREN,
+    TK_LBRACK,
+    TK_RBRACK,
+    TK_COMMA,
+    TK_SEMI,
+    TK_DOT,
+    TK_COLON,
+    TK_DCOLON,
+    TK_OTHER,
+};
+
+enum { STR_PLAIN, STR_E, STR_U, STR_BXN };
+
+typedef struct NormToken {
+    uint8_t kind;
+    uint8_t sub;
+    bool gap; /* whitespace or a comment came before it */
+    size_t start, len;
+} NormToken;
+
+typedef struct NormLexer {
+    const unsigned char *src;
+    size_t pos, end;
+    bool scs_off;
+    bool incomplete; /* R40: the input ended inside a literal, comment or quoted name */
+    SqlTags *tags;
+} NormLexer;
+
+static void lex_init(NormLexer *lx, const char *sql, size_t pos, size_t end, bool scs_off,
+                     SqlTags *tags)
+{
+    lx->src = (const unsigned char *)sql;
+    lx->pos = pos;
+    lx->end = end;
+    lx->scs_off = scs_off;
+    lx->incomplete = false;
+    lx->tags = tags;
+}
+
+/* R7: nested block comment starting at p (`/` `*`); returns the offset after it. */
+static size_t lex_block_comment(NormLexer *lx, size_t p)
+{
+    const unsigned char *s = lx->src;
+    size_t end = lx->end, q = p + 2;
+    unsigned long depth = 1;
+    while (q + 1 < end) {
+        unsigned char c = s[q];
+        if (c == '*' && s[q + 1] == '/') {
+            q += 2;
+            if (--depth == 0) {
+                if (lx->tags != NULL) /* R39 */
+                    sqltags_parse_comment((const char *)s + p + 2, q - 2 - (p + 2), lx->tags);
+                return q;
+            }
+        } else if (c == '/' && s[q + 1] == '*') {
+            depth++;
+            q += 2;
+        } else {
+            q++;
+        }
+    }
+    lx->incomplete = true;
+    return end;
+}
+
+/* R6: a line comment runs to \n, \r or EOF; returns the offset of that line end. */
+static size_t lex_line_comment(const NormLexer *lx, size_t p)
+{
+    const unsigned char *s = lx->src;
+    size_t end = lx->end;
+    p += 2;
+    while (p < end && s[p] != '\n' && s[p] != '\r')
+        p++;
+    return p;
+}
+
+/* R11-R15: the body of a quoted string, p just after the opening quote. `backslash` is the
+ * escape-string mode (E'', or any plain string when standard_conforming_strings is off).
+ * Follows R15 continuations. Returns the offset after the literal. */
+static size_t lex_string_body(NormLexer *lx, size_t p, bool backslash)
+{
+    const unsigned char *s = lx->src;
+    size_t end = lx->end;
+    for (;;) {
+        if (!backslash) {
+            const unsigned char *q = p < end ? memchr(s + p, '\'', end - p) : NULL;
+            if (q == NULL)
+                goto unterminated;
+            p = (size_t)(q - s) + 1;
+        } else {
+            while (p < end && s[p] != '\'')
+                p += s[p] == '\\' ? 2 : 1;
+            if (p >= end)
+                goto unterminated;
+            p++;
+        }
+        if (p < end && s[p] == '\'') { /* '' is a quote inside the literal */
+            p++;
+            continue;
+        }
+        /* R15: whitespace holding a newline (and -- comment lines), then a quote. */
+        size_t q = p;
+        bool newline = false;
+        while (q < end) {
+            unsigned char c = s[q];
+            if (norm_cls[c] & C_SPACE) {
+                newline |= c == '\n' || c == '\r';
+                q++;
+            } else if (c == '-' && q + 1 < end && s[q + 1] == '-') {
+                q = lex_line_comment(lx, q);
+            } else {
+                break;
+            }
+        }
+        if (newline && q < end && s[q] == '\'') {
+            p = q + 1;
+            continue;
+        }
+        return p;
+    }
+unterminated:
+    lx->incomplete = true;
+    return end;
+}
+
+/* R10: a quoted identifier body, p just after the opening `"`. */
+static size_t lex_qident_body(NormLexer *lx, size_t p)
+{
+    const unsigned char *s = lx->src;
+    size_t end = lx->end;
+    for (;;) {
+        const unsigned char *q = p < end ? memchr(s + p, '"', end - p) : NULL;
+        if (q == NULL) {
+            lx->incomplete = true;
+            return end;
+        }
+        p = (size_t)(q - s) + 1;
+        if (p < end && s[p] == '"') {
+            p++;
+            continue;
+        }
+        return p;
+    }
+}
+
+/* R17: a number starting at p (a digit, or `.` before a digit). */
+static size_t lex_number(const NormLexer *lx, size_t p)
+{
+    const unsigned char *s = lx->src;
+    size_t end = lx->end;
+    bool dot = s[p] == '.';
+    bool hex = s[p] == '0' && p + 1 < end && (s[p + 1] == 'x' || s[p + 1] == 'X');
+    p++;
+    while (p < end) {
+        unsigned char c = s[p];
+        if (norm_cls[c] & C_NUM) {
+            if ((c == 'e' || c == 'E') && !hex && p + 2 < end &&
+                (s[p + 1] == '+' || s[p + 1] == '-') && (norm_cls[s[p + 2]] & C_DIGIT)) {
+                p += 3;
+                continue;
+            }
+            p++;
+        } else if (c == '.' && !dot && !(p + 1 < end && s[p + 1] == '.')) {
+            dot = true;
+            p++;
+        } else {
+            break;
+        }
+    }
+    return p;
+}
+
+/* R16/R18: `$` at a token start: a parameter, a dollar quote, or a stray `$` (lexed as a
+ * parameter so that it numbers like one and the output stays idempotent). */
+static void lex_dollar(NormLexer *lx, size_t p, NormToken *t)
+{
+    const unsigned char *s = lx->src;
+    size_t end = lx->end, q = p + 1;
+    if (q < end && (norm_cls[s[q]] & C_DIGIT)) {
+        while (q < end && (norm_cls[s[q]] & C_DIGIT))
+            q++;
+        t->kind = TK_PARAM;
+        t->len = q - p;
+        return;
+    }
+    if (q < end && (norm_cls[s[q]] & C_WSTART))
+        for (q++; q < end && (norm_cls[s[q]] & C_TAG); q++)
+            ;
+    if (q < end && s[q] == '$') {
+        size_t delim = q + 1 - p;
+        q++;
+        const unsigned char *close = q < end ? memmem(s + q, end - q, s + p, delim) : NULL;
+        if (close == NULL) {
+            lx->incomplete = true;
+            q = end;
+        } else {
+            q = (size_t)(close - s) + delim;
+        }
+        t->kind = TK_DOLLAR;
+        t->len = q - p;
+        return;
+    }
+    t->kind = TK_PARAM;
+    t->len = 1;
+}
+
+/* R19/R23: an operator run starting at p. */
+static size_t lex_operator(const NormLexer *lx, size_t p)
+{
+    const unsigned char *s = lx->src;
+    size_t end = lx->end, q = p;
+    bool special = false;
+    while (q < end && (norm_cls[s[q]] & C_OP)) {
+        if (q > p && q + 1 < end &&
+            ((s[q] == '-' && s[q + 1] == '-') || (s[q] == '/' && s[q + 1] == '*')))
+            break; /* R6/R7: a comment ends the operator */
+        special |= (norm_cls[s[q]] & C_OPSPEC) != 0;
+        q++;
+    }
+    size_t len = q - p;
+    if (len >= 2 && s[q - 1] == '?') {
+        /* R23: =? <? >? <=? >=? <>? != ? split into the operator and a marker */
+        const unsigned char *o = s + p;
+        size_t ol = len - 1;
+        if ((ol == 1 && (o[0] == '=' || o[0] == '<' || o[0] == '>')) ||
+            (ol == 2 && ((o[1] == '=' && (o[0] == '<' || o[0] == '>' || o[0] == '!')) ||
+                         (o[0] == '<' && o[1] == '>'))))
+            return ol;
+    }
+    if (len > 1 && !special)
+        while (len > 1 && (s[p + len - 1] == '+' || s[p + len - 1] == '-'))
+            len--;
+    return len;
+}
+
+/* R23: %s or %(name)s at p, in operand position. Returns its length, 0 when not one. */
+static size_t lex_percent_marker(const NormLexer *lx, size_t p)
+{
+    const unsigned char *s = lx->src;
+    size_t end = lx->end;
+    if (p + 1 >= end)
+        return 0;
+    size_t q;
+    if (s[p + 1] == 's') {
+        q = p + 2;
+    } else if (s[p + 1] == '(') {
+        for (q = p + 2; q < end && (norm_cls[s[q]] & C_TAG); q++)
+            ;
+        if (q == p + 2 || q + 1 >= end || s[q] != ')' || s[q + 1] != 's')
+            return 0;
+        q += 2;
+    } else {
+        return 0;
+    }
+    if (q < end && (norm_cls[s[q]] & C_WCONT))
+        return 0;
+    return q - p;
+}
+
+/* Lexes the next token. `operand` (R21) decides whether %s, %(name)s and :name are markers. */
+static void lex_next(NormLexer *lx, NormToken *t, bool operand)
+{
+    const unsigned char *s = lx->src;
+    size_t end = lx->end, p = lx->pos;
+    bool gap = false;
+    for (;;) { /* R5-R8: whitespace and comments only separate tokens */
+        if (p >= end) {
+            t->kind = TK_EOF;
+            t->sub = 0;
+            t->gap = gap;
+            t->start = end;
+            t->len = 0;
+            lx->pos = end;
+            return;
+        }
+        unsigned char c = s[p];
+        if (norm_cls[c] & C_SPACE) {
+            p++;
+        } else if (c == '-' && p + 1 < end && s[p + 1] == '-') {
+            p = lex_line_comment(lx, p);
+        } else if (c == '/' && p + 1 < end && s[p + 1] == '*') {
+            p = lex_block_comment(lx, p);
+        } else {
+            break;
+        }
+        gap = true;
+    }
+
+    t->gap = gap;
+    t->start = p;
+    t->sub = 0;
+    unsigned char c = s[p];
+    size_t q;
+    switch (norm_start[c]) {
+    case S_PREFIX:
+        if (p + 1 < end && s[p + 1] == '\'') {
+            unsigned char l = norm_lower(c);
+            t->kind = TK_STRING;
+            t->sub = l == 'e' ? STR_E : STR_BXN;
+            bool backslash = l == 'e' || (l == 'n' && lx->scs_off);
+            q = lex_string_body(lx, p + 2, backslash);
+            break;
+        }
+        goto word;
+    case S_UPREFIX:
+        if (p + 2 < end && s[p + 1] == '&' && (s[p + 2] == '\'' || s[p + 2] == '"')) {
+            if (s[p + 2] == '\'') {
+                t->kind = TK_STRING;
+                t->sub = STR_U;
+                q = lex_string_body(lx, p + 3, false);
+            } else {
+                t->kind = TK_QIDENT;
+                t->sub = 1;
+                q = lex_qident_body(lx, p + 3);
+            }
+            break;
+        }
+        goto word;
+    case S_WORD:
+    word:
+        for (q = p + 1; q < end && (norm_cls[s[q]] & C_WCONT); q++)
+            ;
+        t->kind = TK_WORD;
+        break;
+    case S_DOT:
+        if (!(p + 1 < end && (norm_cls[s[p + 1]] & C_DIGIT))) {
+            t->kind = TK_DOT;
+            q = p + 1;
+            break;
+        }
+        __attribute__((fallthrough)); /* `.5` is a number */
+    case S_DIGIT:
+        t->kind = TK_NUMBER;
+        q = lex_number(lx, p);
+        break;
+    case S_QUOTE:
+        t->kind = TK_STRING;
+        t->sub = STR_PLAIN;
+        q = lex_string_body(lx, p + 1, lx->scs_off);
+        break;
+    case S_DQUOTE:
+        t->kind = TK_QIDENT;
+        q = lex_qident_body(lx, p + 1);
+        break;
+    case S_DOLLAR:
+        lex_dollar(lx, p, t);
+        q = p + t->len;
+        break;
+    case S_PERCENT:
+        if (operand && (q = lex_percent_marker(lx, p)) != 0) {
+            t->kind = TK_MARKER;
+            q += p;
+            break;
+        }
+        __attribute__((fallthrough));
+    case S_OP:
+        t->kind = TK_OP;
+        q = p + lex_operator(lx, p);
+        break;
+    case S_COLON:
+        q = p + 1;
+        if (q < end && s[q] == ':') {
+            t->kind = TK_DCOLON;
+            q++;
+        } else if (operand && q < end && (norm_cls[s[q]] & C_WSTART)) {
+            for (q++; q < end && (norm_cls[s[q]] & C_WCONT); q++)
+                ;
+            t->kind = TK_MARKER;
+        } else {
+            t->kind = TK_COLON;
+        }
+        break;
+    case S_LPAREN:
+        t->kind = TK_LPAREN;
+        q = p + 1;
+        break;
+    case S_RPAREN:
+        t->kind = TK_RPAREN;
+        q = p + 1;
+        break;
+    case S_LBRACK:
+        t->kind = TK_LBRACK;
+        q = p + 1;
+        break;
+    case S_RBRACK:
+        t->kind = TK_RBRACK;
+        q = p + 1;
+        break;
+    case S_COMMA:
+        t->kind = TK_COMMA;
+        q = p + 1;
+        break;
+    case S_SEMI:
+        t->kind = TK_SEMI;
+        q = p + 1;
+        break;
+    default:
+        t->kind = TK_OTHER;
+        q = p + 1;
+        break;
+    }
+    t->len = q - p;
+    lx->pos = q;
+}
+
+/* ---- emitter state ---- */
+
+/* Kinds of emitted tokens, for spacing (R35) and operand position (R21). */
+enum {
+    O_NONE, /* nothing emitted yet in this statement */
+    O_WORD,
+    O_QIDENT,
+    O_PH,  /* placeholder */
+    O_NUM, /* number kept verbatim (R26, R27) */
+    O_STR, /* string kept verbatim (the UESCAPE of a U&"" name) */
+    O_OP,
+    O_LPAREN,
+    O_RPAREN,
+    O_LBRACK,
+    O_RBRACK,
+    O_COMMA,
+    O_SEMI,
+    O_DOT,
+    O_COLON,
+    O_DCOLON,
+    O_MARK, /* the R36 list marker */
+};
+
+#define O_BIT(k) (1u << (k))
+/* R35: no space before these, none after those. */
+static const unsigned norm_no_space_before = O_BIT(O_COMMA) | O_BIT(O_RPAREN) | O_BIT(O_RBRACK) |
+                                             O_BIT(O_SEMI) | O_BIT(O_DOT) | O_BIT(O_DCOLON) |
+                                             O_BIT(O_LBRACK) | O_BIT(O_COLON);
+static const unsigned norm_no_space_after =
+    O_BIT(O_LPAREN) | O_BIT(O_LBRACK) | O_BIT(O_DOT) | O_BIT(O_DCOLON) | O_BIT(O_COLON);
+
+enum { FR_PLAIN, FR_IN, FR_ARRAY, FR_ROW, FR_CAST, FR_TYPMOD };
+enum { LIST_COLLAPSING, LIST_EXPANDED };
+enum { OB_NONE, OB_ITEM, OB_MID };                     /* R26 */
+enum { V_NONE, V_IN_ROW, V_AFTER_ROW, V_AFTER_COMMA }; /* R32 */
+enum { TC_NONE, TC_EXPECT, TC_TYPE };                  /* R27 */
+enum { UESC_NONE, UESC_AFTER_UIDENT, UESC_UIDENT_ESC, UESC_AFTER_USTR, UESC_USTR_ESC };
+enum { /* R28 */
+       SESS_START,
+       SESS_DONE,
+       SESS_NAME,
+       SESS_RELEASE,
+       SESS_ROLLBACK,
+       SESS_ROLLBACK_TO,
+       SESS_CLOSE,
+       SESS_FETCH,
+};
+
+/* One collapsible list (R30-R33): offsets into the unnumbered output. */
+typedef struct NormList {
+    size_t first_start, first_end; /* text of the first element */
+    size_t elem_start;             /* just after the comma before the current element */
+    size_t collapsed;              /* elements cut off because equal to the first */
+    uint8_t mode;
+    bool first_done;
+    bool elem_const; /* R30: current element is constant-like so far */
+    bool elem_ph;    /* ... and holds a placeholder */
+    bool sep_space;  /* the separator of a cut element was ", " rather than "," */
+} NormList;
+
+typedef struct NormFrame {
+    uint8_t kind;
+    uint8_t ob;      /* ORDER BY / GROUP BY state at this depth */
+    uint8_t vstate;  /* VALUES rows at this depth */
+    int saved_list;  /* innermost list outside this frame */
+    size_t vcomma;   /* where the comma after a VALUES row was written */
+    NormList list;   /* for FR_IN and FR_ARRAY: the list these brackets hold */
+    NormList values; /* the VALUES rows that are children of this frame */
+} NormFrame;
+
+typedef struct Norm {
+    NormLexer lx;
+    NormToken peek;
+    bool has_peek;
+    size_t last_end; /* end of the last token consumed, for the statement's span */
+
+    char *out; /* unnumbered text */
+    size_t len;
+
+    uint8_t prev;       /* O_* of the last emitted token */
+    bool prev_touch;    /* R35: it is a word or name a touching `(` sticks to */
+    bool colon_operand; /* the last `:` stood in operand position (see norm_space) */
+    bool operand;       /* R21 */
+    unsigned prev_kw, prev2_kw;
+    uint8_t sess, uesc, tc;
+
+    unsigned depth;
+    int cur_list; /* frame index of the innermost open IN/ARRAY list, or -1 */
+
+    size_t vbuf_len;
+    bool vstream;
+    unsigned char vbuf[NORM_VBUF];
+    XXH3_state_t vstate;
+
+    NormFrame frames[NORM_MAX_DEPTH];
+} Norm;
+
+/* ---- values hash V (R4a) ---- */
+
+static void norm_vflush(Norm *nm)
+{
+    if (!nm->vstream) {
+        XXH3_64bits_reset(&nm->vstate);
+        nm->vstream = true;
+    }
+    XXH3_64bits_update(&nm->vstate, nm->vbuf, nm->vbuf_len);
+    nm->vbuf_len = 0;
+}
+
+/* Adds one literal: a 4-byte little-endian length, then its text (a folded sign first). */
+static void norm_vadd(Norm *nm, const unsigned char *sign, size_t sign_len,
+                      const unsigned char *text, size_t len)
+{
+    size_t total = sign_len + len;
+    unsigned char prefix[4] = {(unsigned char)total, (unsigned char)(total >> 8),
+                               (unsigned char)(total >> 16), (unsigned char)(total >> 24)};
+    if (nm->vbuf_len + 4 + total > NORM_VBUF) {
+        norm_vflush(nm);
+        if (4 + total > NORM_VBUF) {
+            XXH3_64bits_update(&nm->vstate, prefix, 4);
+            XXH3_64bits_update(&nm->vstate, sign, sign_len);
+            XXH3_64bits_update(&nm->vstate, text, len);
+            return;
+        }
+    }
+    unsigned char *d = nm->vbuf + nm->vbuf_len;
+    memcpy(d, prefix, 4);
+    if (sign_len)
+        memcpy(d + 4, sign, sign_len);
+    memcpy(d + 4 + sign_len, text, len);
+    nm->vbuf_len += 4 + total;
+}
+
+static uint64_t norm_vdigest(Norm *nm)
+{
+    if (!nm->vstream)
+        return XXH3_64bits(nm->vbuf, nm->vbuf_len);
+    norm_vflush(nm);
+    return XXH3_64bits_digest(&nm->vstate);
+}
+
+/* ---- emitting ---- */
+
+/* R35: writes the space that goes before a token of kind `kind`. `first` is the token's
+ * first output byte. One case goes beyond R35: after a `:` in operand position a word is
+ * spaced, or `select: b` would come back as the marker `:b` (R3). */
+static inline void norm_space(Norm *nm, unsigned kind, bool gap, unsigned char first)
+{
+    unsigned p = nm->prev;
+    if (p == O_NONE || (norm_no_space_before & O_BIT(kind)))
+        return;
+    if (p == O_COLON) {
+        if (nm->colon_operand && (norm_cls[first] & C_WSTART))
+            nm->out[nm->len++] = ' ';
+        return;
+    }
+    if (norm_no_space_after & O_BIT(p))
+        return;
+    if (kind == O_LPAREN && !gap && nm->prev_touch)
+        return;
+    nm->out[nm->len++] = ' ';
+}
+
+static inline void norm_set_prev(Norm *nm, unsigned kind, bool operand)
+{
+    nm->prev = (uint8_t)kind;
+    nm->prev_touch = false;
+    nm->operand = operand;
+}
+
+/* R30: a token inside a list element that is not constant-like spoils the element. */
+static inline void norm_spoil(Norm *nm)
+{
+    if (nm->cur_list >= 0)
+        nm->frames[nm->cur_list].list.elem_const = false;
+}
+
+static void norm_placeholder(Norm *nm, const unsigned char *sign, size_t sign_len, size_t start,
+                             size_t len, bool gap)
+{
+    norm_space(nm, O_PH, gap, '$');
+    nm->out[nm->len++] = '$';
+    norm_vadd(nm, sign, sign_len, nm->lx.src + start, len);
+    if (nm->cur_list >= 0)
+        nm->frames[nm->cur_list].list.elem_ph = true;
+    nm->tc = TC_NONE;
+    norm_set_prev(nm, O_PH, false);
+}
+
+static void norm_verbatim(Norm *nm, unsigned kind, const NormToken *t)
+{
+    const unsigned char *s = nm->lx.src + t->start;
+    norm_space(nm, kind, t->gap, s[0]);
+    memcpy(nm->out + nm->len, s, t->len);
+    nm->len += t->len;
+}
+
+static void norm_punct(Norm *nm, unsigned kind, char c, bool operand)
+{
+    norm_space(nm, kind, false, 0);
+    nm->out[nm->len++] = c;
+    norm_set_prev(nm, kind, operand);
+}
+
+static void norm_marker(Norm *nm)
+{
+    memcpy(nm->out + nm->len, norm_list_marker, NORM_LIST_MARKER_LEN);
+    nm->len += NORM_LIST_MARKER_LEN;
+    norm_set_prev(nm, O_MARK, false);
+}
+
+/* ---- lists (R30-R33) ---- */
+
+static void list_start(NormList *l, size_t at)
+{
+    l->first_start = at;
+    l->elem_start = at;
+    l->collapsed = 0;
+    l->mode = LIST_COLLAPSING;
+    l->first_done = false;
+    l->elem_const = true;
+    l->elem_ph = false;
+    l->sep_space = false;
+}
+
+/* The current element ends at the output's end. `ok` says whether it may collapse. Equal
+ * elements are cut off at once; an element that differs after some were cut puts the cut
+ * copies back (they were all equal to the first, so they are copies of it). */
+static void list_elem_end(Norm *nm, NormList *l, bool ok)
+{
+    char *out = nm->out;
+    size_t end = nm->len;
+    if (!l->first_done) {
+        l->first_done = true;
+        l->first_end = end;
+        if (!ok)
+            l->mode = LIST_EXPANDED;
+        return;
+    }
+    if (l->mode != LIST_COLLAPSING)
+        return;
+    size_t flen = l->first_end - l->first_start;
+    bool space = l->elem_start < end && out[l->elem_start] == ' ';
+    size_t text = l->elem_start + space;
+    if (ok && end - text == flen && memcmp(out + text, out + l->first_start, flen) == 0) {
+        if (l->collapsed++ == 0)
+            l->sep_space = space;
+        nm->len = l->first_end;
+        return;
+    }
+    l->mode = LIST_EXPANDED;
+    if (l->collapsed == 0)
+        return;
+    size_t unit = 1 + l->sep_space + flen;
+    size_t shift = l->collapsed * unit;
+    memmove(out + l->first_end + shift, out + l->first_end, end - l->first_end);
+    char *w = out + l->first_end;
+    for (size_t i = 0; i < l->collapsed; i++) {
+        *w++ = ',';
+        if (l->sep_space)
+            *w++ = ' ';
+        memcpy(w, out + l->first_start, flen);
+        w += flen;
+    }
+    nm->len = end + shift;
+}
+
+/* The VALUES rows of frame f end (R32): a collapsed list gets its marker, before the comma
+ * when one was already written. */
+static void norm_values_finish(Norm *nm, NormFrame *f)
+{
+    if (f->values.mode == LIST_COLLAPSING) {
+        if (f->vstate == V_AFTER_COMMA) {
+            nm->len = f->vcomma;
+            norm_marker(nm);
+            nm->out[nm->len++] = ',';
+            norm_set_prev(nm, O_COMMA, true);
+        } else {
+            norm_marker(nm);
+        }
+    }
+    f->vstate = V_NONE;
+}
+
+static NormFrame *norm_top(Norm *nm)
+{
+    return nm->depth < NORM_MAX_DEPTH ? &nm->frames[nm->depth] : NULL;
+}
+
+static void norm_push(Norm *nm, uint8_t kind)
+{
+    nm->depth++;
+    if (nm->depth >= NORM_MAX_DEPTH)
+        return;
+    NormFrame *c = &nm->frames[nm->depth];
+    c->kind = kind;
+    c->ob = OB_NONE;
+    c->vstate = V_NONE;
+    c->saved_list = nm->cur_list;
+    if (kind == FR_IN || kind == FR_ARRAY) {
+        list_start(&c->list, nm->len);
+        nm->cur_list = (int)nm->depth;
+    }
+}
+
+/* Closes the innermost bracket; returns its kind. */
+static uint8_t norm_pop(Norm *nm)
+{
+    uint8_t kind = FR_PLAIN;
+    if (nm->depth < NORM_MAX_DEPTH) {
+        kind = nm->frames[nm->depth].kind;
+        nm->cur_list = nm->frames[nm->depth].saved_list;
+    }
+    nm->depth--;
+    return kind;
+}
+
+/* ---- tokens ---- */
+
+static const NormToken *norm_peek(Norm *nm, bool operand)
+{
+    if (!nm->has_peek) {
+        lex_next(&nm->lx, &nm->peek, operand);
+        nm->has_peek = true;
+    }
+    return &nm->peek;
+}
+
+static void norm_take(Norm *nm, NormToken *t, bool operand)
+{
+    if (nm->has_peek) {
+        *t = nm->peek;
+        nm->has_peek = false;
+    } else {
+        lex_next(&nm->lx, t, operand);
+    }
+    if (t->kind != TK_EOF)
+        nm->last_end = t->start + t->len;
+}
+
+static unsigned norm_keyword_of(const unsigned char *s, size_t len)
+{
+    char w[12];
+    if (len < 2 || len > sizeof(w))
+        return KW_NONE;
+    for (size_t i = 0; i < len; i++)
+        w[i] = (char)norm_lower(s[i]);
+    return kw_lookup(w, len);
+}
+
+static bool norm_all_digits(const unsigned char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!(norm_cls[s[i]] & C_DIGIT))
+            return false;
+    return true;
+}
+
+/* R28: the first word of a statement may announce a session-scoped name. */
+static uint8_t norm_sess_after_first(unsigned kw)
+{
+    switch (kw) {
+    case KW_SAVEPOINT:
+    case KW_DECLARE:
+        return SESS_NAME;
+    case KW_RELEASE:
+        return SESS_RELEASE;
+    case KW_ROLLBACK:
+        return SESS_ROLLBACK;
+    case KW_CLOSE:
+        return SESS_CLOSE;
+    case KW_FETCH:
+    case KW_MOVE:
+        return SESS_FETCH;
+    default:
+        return SESS_DONE;
+    }
+}
+
+/* R28 for a word: returns true when the word is the session-scoped name. */
+static bool norm_sess_word(Norm *nm, unsigned kw)
+{
+    switch (nm->sess) {
+    case SESS_START:
+        nm->sess = norm_sess_after_first(kw);
+        return false;
+    case SESS_NAME:
+        nm->sess = SESS_DONE;
+        return true;
+    case SESS_RELEASE:
+    case SESS_ROLLBACK_TO:
+        if (kw == KW_SAVEPOINT) {
+            nm->sess = SESS_NAME;
+            return false;
+        }
+        nm->sess = SESS_DONE;
+        return true;
+    case SESS_ROLLBACK:
+        if (kw == KW_TO)
+            nm->sess = SESS_ROLLBACK_TO;
+        else if (kw != KW_WORK && kw != KW_TRANSACTION)
+            nm->sess = SESS_DONE;
+        return false;
+    case SESS_CLOSE:
+        nm->sess = SESS_DONE;
+        return kw != KW_ALL;
+    case SESS_FETCH:
+        if (nm->depth == 0 && (kw == KW_FROM || kw == KW_IN))
+            nm->sess = SESS_NAME;
+        return false;
+    default:
+        return false;
+    }
+}
+
+static void norm_word(Norm *nm, const NormToken *t, NormFrame *f, bool *ob_set, unsigned *kw_out)
+{
+    const unsigned char *s = nm->lx.src + t->start;
+    size_t saved = nm->len;
+    norm_space(nm, O_WORD, t->gap, s[0]);
+    char *d = nm->out + nm->len;
+    for (size_t i = 0; i < t->len; i++)
+        d[i] = (char)norm_lower(s[i]);
+    unsigned kw = t->len >= 2 && t->len <= 12 ? kw_lookup(d, t->len) : KW_NONE;
+    uint8_t uesc = nm->uesc;
+
+    if (uesc == UESC_AFTER_USTR && kw == KW_UESCAPE) { /* R13: part of the U&'' literal */
+        nm->len = saved;
+        nm->uesc = UESC_USTR_ESC;
+        *kw_out = nm->prev_kw; /* invisible: keep the keyword history as it was */
+        return;
+    }
+    bool to_ph = norm_sess_word(nm, kw);
+    if (!to_ph) {
+        if (kw == KW_TRUE || kw == KW_FALSE) /* R24 */
+            to_ph = !(nm->prev_kw == KW_IS || (nm->prev_kw == KW_NOT && nm->prev2_kw == KW_IS));
+        else if (kw == KW_NULL) /* R25 */
+            to_ph = nm->prev_kw != KW_IS && nm->prev_kw != KW_NOT;
+    }
+    if (to_ph) {
+        nm->len = saved;
+        norm_placeholder(nm, NULL, 0, t->start, t->len, t->gap);
+        *kw_out = KW_NONE;
+        return;
+    }
+    nm->len += t->len;
+    if (uesc == UESC_AFTER_UIDENT && kw == KW_UESCAPE)
+        nm->uesc = UESC_UIDENT_ESC;
+
+    unsigned flags = kw_flags[kw];
+    if (nm->tc != TC_NONE) /* R27 */
+        nm->tc = (flags & KWF_TSTOP) ? TC_NONE : TC_TYPE;
+    if (kw == KW_AS && f != NULL && f->kind == FR_CAST)
+        nm->tc = TC_EXPECT;
+    if (nm->tc != TC_TYPE)
+        norm_spoil(nm);
+    if (f != NULL) { /* R26 */
+        if (kw == KW_BY && (nm->prev_kw == KW_ORDER || nm->prev_kw == KW_GROUP)) {
+            f->ob = OB_ITEM;
+            *ob_set = true;
+        } else if (flags & KWF_OBEND) {
+            f->ob = OB_NONE;
+        }
+    }
+    norm_set_prev(nm, O_WORD, (flags & KWF_OPERAND) != 0);
+    nm->prev_touch = !(flags & KWF_SPACED);
+    *kw_out = kw;
+}
+
+/* R26: is this number a positional ORDER BY / GROUP BY item? */
+static bool norm_positional(Norm *nm, const NormToken *t, const NormFrame *f)
+{
+    if (f == NULL || f->ob != OB_ITEM || !norm_all_digits(nm->lx.src + t->start, t->len))
+        return false;
+    const NormToken *nx = norm_peek(nm, false);
+    switch (nx->kind) {
+    case TK_COMMA:
+    case TK_RPAREN:
+    case TK_SEMI:
+    case TK_EOF:
+        return true;
+    case TK_WORD:
+        return (kw_flags[norm_keyword_of(nm->lx.src + nx->start, nx->len)] & KWF_OBFOLLOW) != 0;
+    default:
+        return false;
+    }
+}
+
+static void norm_open_paren(Norm *nm, const NormToken *t, NormFrame *f)
+{
+    norm_space(nm, O_LPAREN, t->gap, '(');
+    uint8_t kind = FR_PLAIN;
+    if (nm->prev == O_WORD && nm->prev_kw == KW_IN)
+        kind = FR_IN;
+    else if (nm->prev == O_WORD && nm->prev_kw == KW_VALUES)
+        kind = FR_ROW;
+    else if (nm->prev == O_WORD && nm->prev_kw == KW_CAST)
+        kind = FR_CAST;
+    else if (nm->tc == TC_TYPE && (nm->prev == O_WORD || nm->prev == O_QIDENT))
+        kind = FR_TYPMOD;
+    if (f == NULL || nm->depth + 1 >= NORM_MAX_DEPTH)
+        kind = FR_PLAIN;
+    if (kind == FR_IN)
+        norm_spoil(nm); /* R31: only the innermost list collapses */
+    if (kind == FR_ROW) {
+        list_start(&f->values, nm->len);
+        f->vstate = V_IN_ROW;
+    }
+    nm->out[nm->len++] = '(';
+    norm_push(nm, kind);
+    nm->tc = TC_NONE;
+    norm_set_prev(nm, O_LPAREN, true);
+}
+
+static void norm_open_bracket(Norm *nm, NormFrame *f)
+{
+    uint8_t kind = FR_PLAIN;
+    if (nm->prev == O_WORD && nm->prev_kw == KW_ARRAY)
+        kind = FR_ARRAY;
+    else if (f != NULL && f->kind == FR_ARRAY && nm->len == f->list.elem_start)
+        kind = FR_ARRAY; /* `array[[1,2],[3,4]]`: the inner brackets are lists too */
+    else if (nm->tc == TC_TYPE && nm->prev != O_PH)
+        kind = FR_TYPMOD; /* `int[]`, `int[3]` */
+    if (f == NULL || nm->depth + 1 >= NORM_MAX_DEPTH)
+        kind = FR_PLAIN;
+    if (kind != FR_TYPMOD)
+        norm_spoil(nm);
+    nm->out[nm->len++] = '[';
+    norm_push(nm, kind);
+    nm->tc = TC_NONE;
+    norm_set_prev(nm, O_LBRACK, true);
+}
+
+static void norm_close(Norm *nm, const NormToken *t, NormFrame *f)
+{
+    unsigned kind = t->kind == TK_RPAREN ? O_RPAREN : O_RBRACK;
+    char c = t->kind == TK_RPAREN ? ')' : ']';
+    if (nm->depth == 0) { /* unbalanced: keep it, nothing to close */
+        norm_punct(nm, kind, c, false);
+        nm->tc = TC_NONE;
+        norm_spoil(nm);
+        return;
+    }
+    if (f != NULL && (f->kind == FR_IN || f->kind == FR_ARRAY)) {
+        list_elem_end(nm, &f->list, f->list.elem_const && f->list.elem_ph);
+        if (f->list.mode == LIST_COLLAPSING)
+            norm_marker(nm);
+    }
+    norm_punct(nm, kind, c, false);
+    uint8_t fk = norm_pop(nm);
+    nm->tc = fk == FR_TYPMOD ? TC_TYPE : TC_NONE;
+    if (fk == FR_ROW) {
+        NormFrame *parent = &nm->frames[nm->depth];
+        list_elem_end(nm, &parent->values, true);
+        parent->vstate = V_AFTER_ROW;
+    }
+}
+
+static void norm_comma(Norm *nm, NormFrame *f, bool *ob_set)
+{
+    if (f != NULL && (f->kind == FR_IN || f->kind == FR_ARRAY)) {
+        NormList *l = &f->list;
+        list_elem_end(nm, l, l->elem_const && l->elem_ph);
+        norm_punct(nm, O_COMMA, ',', true);
+        l->elem_start = nm->len;
+        l->elem_const = true;
+        l->elem_ph = false;
+    } else {
+        norm_punct(nm, O_COMMA, ',', true);
+    }
+    if (f != NULL && f->ob != OB_NONE) {
+        f->ob = OB_ITEM;
+        *ob_set = true;
+    }
+    nm->tc = TC_NONE;
+}
+
+static void norm_operator(Norm *nm, const NormToken *t, NormFrame *f)
+{
+    const unsigned char *s = nm->lx.src + t->start;
+    if (nm->operand) {
+        if (t->len == 1 && (s[0] == '-' || s[0] == '+') && !(f != NULL && f->kind == FR_TYPMOD)) {
+            const NormToken *nx = norm_peek(nm, true);
+            if (nx->kind == TK_NUMBER) { /* R22 */
+                NormToken num;
+                norm_take(nm, &num, true);
+                norm_placeholder(nm, s, 1, num.start, num.len, t->gap);
+                return;
+            }
+        }
+        if (t->len == 1 && s[0] == '?') { /* R23 */
+            norm_placeholder(nm, NULL, 0, t->start, t->len, t->gap);
+            return;
+        }
+    }
+    norm_space(nm, O_OP, t->gap, s[0]);
+    if (t->len == 2 && s[0] == '!' && s[1] == '=') { /* R19 */
+        nm->out[nm->len++] = '<';
+        nm->out[nm->len++] = '>';
+    } else {
+        memcpy(nm->out + nm->len, s, t->len);
+        nm->len += t->len;
+    }
+    norm_spoil(nm);
+    nm->tc = TC_NONE;
+    norm_set_prev(nm, O_OP, true);
+}
+
+/* R28/R13/R10 states that only a word continues: any other token settles them. Returns true
+ * when the token is the session-scoped name. */
+static bool norm_sess_other(Norm *nm, const NormToken *t)
+{
+    uint8_t st = nm->sess;
+    if (st == SESS_FETCH || st == SESS_DONE)
+        return false;
+    nm->sess = SESS_DONE;
+    return t->kind == TK_QIDENT &&
+           (st == SESS_NAME || st == SESS_RELEASE || st == SESS_ROLLBACK_TO || st == SESS_CLOSE);
+}
+
+/* Emits one token of the statement. */
+static void norm_token(Norm *nm, const NormToken *t)
+{
+    NormFrame *f = norm_top(nm);
+    if (f != NULL && f->vstate >= V_AFTER_ROW) { /* R32: does the VALUES list go on? */
+        if (f->vstate == V_AFTER_ROW && t->kind == TK_COMMA) {
+            f->vcomma = nm->len;
+            norm_punct(nm, O_COMMA, ',', true);
+            f->values.elem_start = nm->len;
+            f->vstate = V_AFTER_COMMA;
+            nm->prev2_kw = nm->prev_kw;
+            nm->prev_kw = KW_NONE;
+            return;
+        }
+        if (f->vstate == V_AFTER_COMMA && t->kind == TK_LPAREN && nm->depth + 1 < NORM_MAX_DEPTH) {
+            norm_space(nm, O_LPAREN, t->gap, '(');
+            nm->out[nm->len++] = '(';
+            norm_push(nm, FR_ROW);
+            f->vstate = V_IN_ROW;
+            norm_set_prev(nm, O_LPAREN, true);
+            nm->prev2_kw = nm->prev_kw;
+            nm->prev_kw = KW_NONE;
+            return;
+        }
+        norm_values_finish(nm, f);
+    }
+
+    bool ob_set = false;
+    unsigned kw = KW_NONE;
+    uint8_t uesc = nm->uesc;
+    if (t->kind != TK_WORD) {
+        nm->uesc = UESC_NONE;
+        if (norm_sess_other(nm, t)) {
+            norm_placeholder(nm, NULL, 0, t->start, t->len, t->gap);
+            goto done;
+        }
+    }
+
+    switch (t->kind) {
+    case TK_WORD:
+        norm_word(nm, t, f, &ob_set, &kw);
+        if (nm->uesc == UESC_USTR_ESC)
+            return; /* swallowed into the U&'' placeholder */
+        if (nm->uesc == uesc && uesc != UESC_UIDENT_ESC)
+            nm->uesc = UESC_NONE;
+        break;
+    case TK_QIDENT:
+        norm_verbatim(nm, O_QIDENT, t);
+        if (nm->tc != TC_NONE)
+            nm->tc = TC_TYPE;
+        else
+            norm_spoil(nm);
+        norm_set_prev(nm, O_QIDENT, false);
+        nm->prev_touch = true;
+        if (t->sub)
+            nm->uesc = UESC_AFTER_UIDENT;
+        break;
+    case TK_STRING:
+        if (uesc == UESC_USTR_ESC) { /* R13: the UESCAPE character joins the U&'' literal */
+            norm_vadd(nm, NULL, 0, nm->lx.src + t->start, t->len);
+            return;
+        }
+        if (uesc == UESC_UIDENT_ESC && t->sub == STR_PLAIN) { /* R10: kept byte for byte */
+            norm_verbatim(nm, O_STR, t);
+            norm_spoil(nm);
+            nm->tc = TC_NONE;
+            norm_set_prev(nm, O_STR, false);
+            break;
+        }
+        norm_placeholder(nm, NULL, 0, t->start, t->len, t->gap);
+        if (t->sub == STR_U)
+            nm->uesc = UESC_AFTER_USTR;
+        break;
+    case TK_NUMBER:
+        if ((f != NULL && f->kind == FR_TYPMOD) || norm_positional(nm, t, f)) { /* R26, R27 */
+            norm_verbatim(nm, O_NUM, t);
+            norm_set_prev(nm, O_NUM, false);
+        } else {
+            norm_placeholder(nm, NULL, 0, t->start, t->len, t->gap);
+        }
+        break;
+    case TK_PARAM:
+    case TK_DOLLAR:
+    case TK_MARKER:
+        norm_placeholder(nm, NULL, 0, t->start, t->len, t->gap);
+        break;
+    case TK_OP:
+        norm_operator(nm, t, f);
+        break;
+    case TK_LPAREN:
+        norm_open_paren(nm, t, f);
+        break;
+    case TK_LBRACK:
+        norm_open_bracket(nm, f);
+        break;
+    case TK_RPAREN:
+    case TK_RBRACK:
+        norm_close(nm, t, f);
+        break;
+    case TK_COMMA:
+        norm_comma(nm, f, &ob_set);
+        break;
+    case TK_SEMI: /* inside brackets: top-level ones end the statement before we get here */
+        norm_punct(nm, O_SEMI, ';', true);
+        norm_spoil(nm);
+        nm->tc = TC_NONE;
+        break;
+    case TK_DOT:
+        norm_punct(nm, O_DOT, '.', false);
+        if (nm->tc == TC_TYPE) {
+            nm->tc = TC_EXPECT; /* pg_catalog.int4 */
+        } else {
+            nm->tc = TC_NONE;
+            norm_spoil(nm);
+        }
+        break;
+    case TK_DCOLON:
+        norm_space(nm, O_DCOLON, t->gap, ':');
+        nm->out[nm->len++] = ':';
+        nm->out[nm->len++] = ':';
+        norm_set_prev(nm, O_DCOLON, false);
+        nm->tc = TC_EXPECT;
+        break;
+    case TK_COLON:
+        nm->colon_operand = nm->operand;
+        norm_punct(nm, O_COLON, ':', false);
+        norm_spoil(nm);
+        nm->tc = TC_NONE;
+        break;
+    default: /* TK_OTHER: spaced like an operator */
+        norm_space(nm, O_OP, t->gap, 0);
+        nm->out[nm->len++] = (char)nm->lx.src[t->start];
+        norm_spoil(nm);
+        nm->tc = TC_NONE;
+        norm_set_prev(nm, O_OP, true);
+        break;
+    }
+done:
+    if (t->kind != TK_WORD && nm->sess == SESS_START)
+        nm->sess = SESS_DONE;
+    if (f != NULL && f->ob == OB_ITEM && !ob_set)
+        f->ob = OB_MID;
+    nm->prev2_kw = nm->prev_kw;
+    nm->prev_kw = kw;
+}
+
+/* ---- numbering (R34) ---- */
+
+static const uint8_t norm_renumber_stop[256] = {['$'] = 1, ['"'] = 1, ['\''] = 1};
+
+/* Copies the unnumbered text src[0, n) to dst (dst <= src, overlapping), numbering every
+ * placeholder `$`. A `$` inside a word (`col$1`) follows a word byte; quoted names and the
+ * kept UESCAPE strings are skipped whole. Returns the numbered length. */
+static size_t norm_renumber(char *dst, const char *src, size_t n)
+{
+    size_t w = 0, r = 0;
+    unsigned long k = 0;
+    unsigned char prevb = 0;
+    while (r < n) {
+        size_t q = r;
+        while (q < n && !norm_renumber_stop[(unsigned char)src[q]])
+            q++;
+        if (q > r) {
+            prevb = (unsigned char)src[q - 1];
+            memmove(dst + w, src + r, q - r);
+            w += q - r;
+            r = q;
+        }
+        if (r == n)
+            break;
+        unsigned char c = (unsigned char)src[r];
+        if (c == '$') {
+            r++;
+            dst[w++] = '$';
+            if (!(norm_cls[prevb] & C_WCONT)) {
+                char digits[24];
+                int nd = 0;
+                k++;
+                for (unsigned long v = k; v; v /= 10)
+                    digits[nd++] = (char)('0' + v % 10);
+                while (nd)
+                    dst[w++] = digits[--nd];
+            }
+            prevb = '$';
+        } else {
+            const char *close = memchr(src + r + 1, c, n - r - 1);
+            size_t e = close ? (size_t)(close - src) + 1 : n;
+            prevb = (unsigned char)src[e - 1];
+            memmove(dst + w, src + r, e - r);
+            w += e - r;
+            r = e;
+        }
+    }
+    return w;
+}
+
+/* ---- public API ---- */
+
+static size_t norm_decimal_digits(size_t n)
+{
+    size_t d = 1;
+    while (n >= 10) {
+        n /= 10;
+        d++;
+    }
+    return d;
+}
+
+/* Bytes numbering may add for an input of n bytes: at most n placeholders, each number at
+ * most as long as n's. */
+static size_t norm_number_reserve(size_t n)
+{
+    return n * norm_decimal_digits(n);
+}
 
 size_t sqlnorm_output_bound(size_t input_len)
 {
-    return input_len * 8 + 64;
+    /* Unnumbered text: every token at most its input length plus one space, and one 11-byte
+     * list marker per collapsed list, which takes at least 5 input bytes (`in(1)`): under 5n.
+     * Plus the numbering reserve, plus slack for the NUL and the empty input. */
+    if (input_len > SIZE_MAX / 64)
+        return SIZE_MAX;
+    return 5 * input_len + norm_number_reserve(input_len) + 32;
+}
+
+/* The longest input prefix whose bound fits in cap. */
+static size_t norm_fit(size_t cap, size_t remaining)
+{
+    size_t lo = 0, hi = remaining;
+    if (sqlnorm_output_bound(0) > cap)
+        return 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo + 1) / 2;
+        if (sqlnorm_output_bound(mid) <= cap)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
 }
 
 void sqlnorm_cursor_init(SqlnormCursor *cursor, const char *sql, size_t len,
                          const SqlnormOptions *options)
 {
     cursor->sql = sql;
-    cursor->len = len;
+    cursor->len = sql != NULL ? len : 0;
     cursor->pos = 0;
-    if (options)
-        cursor->options = *options;
-    else
-        memset(&cursor->options, 0, sizeof(cursor->options));
+    cursor->options.scs_off = options != NULL && options->scs_off;
+}
+
+static void norm_init(Norm *nm, const SqlnormCursor *cursor, size_t end, char *out, SqlTags *tags)
+{
+    lex_init(&nm->lx, cursor->sql, cursor->pos, end, cursor->options.scs_off, tags);
+    nm->has_peek = false;
+    nm->last_end = cursor->pos;
+    nm->out = out;
+    nm->len = 0;
+    nm->prev = O_NONE;
+    nm->prev_touch = false;
+    nm->colon_operand = false;
+    nm->operand = true;
+    nm->prev_kw = nm->prev2_kw = KW_NONE;
+    nm->sess = SESS_START;
+    nm->uesc = UESC_NONE;
+    nm->tc = TC_NONE;
+    nm->depth = 0;
+    nm->cur_list = -1;
+    nm->vbuf_len = 0;
+    nm->vstream = false;
+    nm->frames[0].kind = FR_PLAIN;
+    nm->frames[0].ob = OB_NONE;
+    nm->frames[0].vstate = V_NONE;
+    nm->frames[0].saved_list = -1;
 }
 
 bool sqlnorm_next(SqlnormCursor *cursor, char *out, size_t out_cap, SqlnormStatement *stmt,
                   SqlTags *tags)
 {
-    (void)tags;
     if (cursor->pos >= cursor->len)
         return false;
-    size_t n = cursor->len - cursor->pos;
-    if (n > out_cap)
-        n = out_cap;
-    memcpy(out, cursor->sql + cursor->pos, n);
-    memset(stmt, 0, sizeof(*stmt));
+    size_t remaining = cursor->len - cursor->pos;
+    size_t limit = remaining;
+    if (out_cap < sqlnorm_output_bound(remaining))
+        limit = norm_fit(out_cap, remaining); /* normalize a prefix, flagged incomplete */
+    size_t reserve = norm_number_reserve(limit);
+    bool capped = limit < remaining;
+
+    Norm nm;
+    norm_init(&nm, cursor, cursor->pos + limit, out + reserve, tags);
+    NormToken t;
+    do /* R37: leading `;` are dropped */
+        norm_take(&nm, &t, true);
+    while (t.kind == TK_SEMI);
+    if (t.kind == TK_EOF) {
+        cursor->pos = cursor->len;
+        return false;
+    }
+    size_t first = t.start, last = t.start + t.len;
+    while (t.kind != TK_EOF && !(t.kind == TK_SEMI && nm.depth == 0)) {
+        norm_token(&nm, &t);
+        last = nm.last_end;
+        norm_take(&nm, &t, nm.operand);
+    }
+    NormFrame *f = norm_top(&nm);
+    if (f != NULL && f->vstate >= V_AFTER_ROW)
+        norm_values_finish(&nm, f);
+
+    bool incomplete = nm.lx.incomplete;
+    if (t.kind == TK_SEMI) {
+        /* Consume what follows up to the next statement (whitespace, comments and their
+         * tags, empty statements), so pos == len tells the caller this was the last. */
+        size_t after = t.start + 1;
+        NormToken s;
+        do
+            lex_next(&nm.lx, &s, true);
+        while (s.kind == TK_SEMI);
+        if (s.kind != TK_EOF)
+            cursor->pos = s.start;
+        else
+            cursor->pos = capped ? after : cursor->len;
+    } else {
+        incomplete |= capped;
+        cursor->pos = cursor->len;
+    }
+
+    size_t n = norm_renumber(out, out + reserve, nm.len);
+    out[n] = '\0';
     stmt->normalized = out;
     stmt->normalized_len = n;
     stmt->fingerprint = XXH3_64bits_withSeed(out, n, SQLNORM_SEED);
-    stmt->src_offset = cursor->pos;
-    stmt->src_len = cursor->len - cursor->pos;
-    cursor->pos = cursor->len;
+    stmt->values_hash = norm_vdigest(&nm);
+    stmt->src_offset = first;
+    stmt->src_len = last - first;
+    stmt->incomplete = incomplete;
     return true;
+}
+
+void sqlnorm_scan_tags(const char *sql, size_t len, const SqlnormOptions *options, SqlTags *tags)
+{
+    NormLexer lx;
+    NormToken t;
+    lex_init(&lx, sql, 0, sql != NULL ? len : 0, options != NULL && options->scs_off, tags);
+    do
+        lex_next(&lx, &t, true);
+    while (t.kind != TK_EOF);
 }
 
 void sqlnorm_hex64(uint64_t value, char out[17])

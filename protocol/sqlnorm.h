@@ -20,13 +20,17 @@ typedef struct SqlnormOptions {
 } SqlnormOptions;
 
 typedef struct SqlnormStatement {
-    const char *normalized; /* N, in the caller's output buffer; not NUL-terminated */
+    const char *normalized; /* N: at the start of the caller's output buffer, followed by a
+                               NUL (not counted in normalized_len) */
     size_t normalized_len;
     uint64_t fingerprint; /* F = XXH3_64bits_withSeed(N, len, SQLNORM_SEED) */
-    uint64_t values_hash; /* V (R4a) */
-    size_t src_offset;    /* this statement's span in the input (R37) */
-    size_t src_len;
-    bool incomplete; /* R40 */
+    uint64_t values_hash; /* V (R4a): XXH3_64bits (seed 0) over, for each placeholder in
+                             input order, a 4-byte little-endian length then its original
+                             text (a folded sign first: `- 2` hashes as "-2"). Parameters
+                             ($n), client markers and R28 names count as literals here. */
+    size_t src_offset;    /* this statement's span in the input (R37): first token start */
+    size_t src_len;       /* ... to last token end (comments and `;` around it excluded) */
+    bool incomplete;      /* R40; also set when the statement was cut to fit out_cap */
 } SqlnormStatement;
 
 /* Iterates over the statements of one SQL string (R37). */
@@ -37,17 +41,37 @@ typedef struct SqlnormCursor {
     SqlnormOptions options;
 } SqlnormCursor;
 
-/* Bytes of output buffer that always suffice for an input of `input_len` bytes (R38). */
+/* Bytes of output buffer that always suffice for an input of `input_len` bytes (R38):
+ * 5 * len + len * decimal_digits(len) + 32 (the text is built unnumbered behind a reserve
+ * for the placeholder numbers). */
 size_t sqlnorm_output_bound(size_t input_len);
 
 void sqlnorm_cursor_init(SqlnormCursor *cursor, const char *sql, size_t len,
                          const SqlnormOptions *options);
 
-/* Normalizes the next statement into `out` (at least sqlnorm_output_bound(cursor->len)
- * bytes) and fills `stmt`. Tag comments met on the way are appended to `tags` (may be NULL).
- * Returns false when no statement remains (empty statements between `;` are skipped). */
+/* Normalizes the next statement into `out` and fills `stmt`. Tag comments met on the way are
+ * appended to `tags` (may be NULL; the caller initialises it once per string). Returns false
+ * when no statement remains (empty statements between `;` are skipped). Never fails.
+ *
+ * out_cap: with at least sqlnorm_output_bound(cursor->len - cursor->pos) bytes the whole
+ * statement is normalized. With less, only the longest prefix of the remaining input whose
+ * bound fits is normalized (bounded-prefix mode for very long statements): the statement
+ * is flagged incomplete and the rest of the input is dropped. Nothing is ever written at or
+ * beyond out + out_cap.
+ *
+ * Tags (R37: tags found anywhere apply to every statement of the string). After a call
+ * returns, cursor->pos == cursor->len means this was the last statement and `tags` holds
+ * every tag of the string (trailing comments and `;` are consumed eagerly). So:
+ *   - single statement (the common case): one call, tags complete;
+ *   - several statements: either keep each statement's F/V (and N if wanted) and apply
+ *     `tags` once the loop has ended, or call sqlnorm_scan_tags() first and then iterate
+ *     with tags == NULL. */
 bool sqlnorm_next(SqlnormCursor *cursor, char *out, size_t out_cap, SqlnormStatement *stmt,
                   SqlTags *tags);
+
+/* Collects every tag comment of `sql` into `tags` (appending) without normalizing: the
+ * lexer alone, so comments inside literals are not mistaken for tags. */
+void sqlnorm_scan_tags(const char *sql, size_t len, const SqlnormOptions *options, SqlTags *tags);
 
 /* Formats a 64-bit hash as 16 lowercase hex digits plus NUL. */
 void sqlnorm_hex64(uint64_t value, char out[17]);

@@ -1,26 +1,220 @@
-/* protocol/sqltags — tag comments -> key/value list (NORMALIZATION.md R39). Stub: being written. */
+/* protocol/sqltags — request tags carried in SQL comments (NORMALIZATION.md rule 39).
+ *
+ * Owns: deciding whether a block comment's content is a tag list, decoding its pairs into a
+ * caller-owned SqlTags, and reading a `traceparent` value. A comment is all-or-nothing: either
+ * every comma-separated segment is a pair, or the comment is an ordinary one and nothing is
+ * appended (so prose such as `note, really` never leaks half a tag). */
 #include "protocol/sqltags.h"
 
 #include <string.h>
 
+/* Pair separators: `=` marks sqlcommenter style (values URL-decoded), `:` marks Rails
+ * marginalia / QueryLogs style (values taken as written). */
+enum { SEP_EQUALS = '=', SEP_COLON = ':' };
+
+static bool tags_is_space(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/* Key bytes: what sqlcommenter and Rails emit, plus `%` so URL-encoded keys decode. */
+static bool tags_is_key_byte(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-' || c == '~' || c == '%';
+}
+
+static int tags_hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Copies src into dst, optionally unescaping `\'` and URL-decoding (with `%%` read as `%`
+ * first, as Python sqlcommenter doubles `%` for drivers that interpolate). dst has room for
+ * len bytes: decoding only shrinks. Returns the decoded length. */
+static size_t tags_decode(char *dst, const char *src, size_t len, bool unescape_quote,
+                          bool url_decode)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)src[i];
+        if (unescape_quote && c == '\\' && i + 1 < len && src[i + 1] == '\'') {
+            dst[o++] = '\'';
+            i++;
+            continue;
+        }
+        if (url_decode && c == '%') {
+            /* `%%` is one `%`, which may itself start an escape (`%%3A` is `:`). */
+            if (i + 1 < len && src[i + 1] == '%')
+                i++;
+            if (i + 2 < len) {
+                int hi = tags_hex_value((unsigned char)src[i + 1]);
+                int lo = tags_hex_value((unsigned char)src[i + 2]);
+                if (hi >= 0 && lo >= 0) {
+                    dst[o++] = (char)(hi * 16 + lo);
+                    i += 2;
+                    continue;
+                }
+            }
+            dst[o++] = '%';
+            continue;
+        }
+        dst[o++] = (char)c;
+    }
+    return o;
+}
+
+static const SqlTag *tags_find_mem(const SqlTags *tags, const char *key, size_t key_len)
+{
+    for (size_t i = 0; i < tags->count; i++) {
+        const SqlTag *t = &tags->tags[i];
+        if (t->key_len == key_len && memcmp(t->key, key, key_len) == 0)
+            return t;
+    }
+    return NULL;
+}
+
+/* Decodes one pair into the storage and appends it unless its key is already present (the
+ * first occurrence wins). A pair that does not fit is dropped and `overflow` set. */
+static void tags_append(SqlTags *tags, const char *key, size_t key_len, const char *value,
+                        size_t value_len, bool quoted, char sep)
+{
+    bool url = sep == SEP_EQUALS;
+    size_t room = SQLTAGS_STORAGE - tags->storage_used;
+    if (tags->count >= SQLTAGS_MAX || key_len + value_len > room) {
+        tags->overflow = true;
+        return;
+    }
+    char *k = tags->storage + tags->storage_used;
+    size_t kl = tags_decode(k, key, key_len, false, url);
+    if (kl == 0 || tags_find_mem(tags, k, kl) != NULL)
+        return; /* storage not committed: the bytes are simply reused */
+    char *v = k + kl;
+    size_t vl = tags_decode(v, value, value_len, quoted, url);
+    SqlTag *t = &tags->tags[tags->count++];
+    t->key = k;
+    t->key_len = kl;
+    t->value = v;
+    t->value_len = vl;
+    tags->storage_used += kl + vl;
+}
+
 void sqltags_init(SqlTags *tags)
 {
-    memset(tags, 0, sizeof(*tags));
+    tags->count = 0;
+    tags->storage_used = 0;
+    tags->overflow = false;
 }
 
 bool sqltags_parse_comment(const char *body, size_t len, SqlTags *tags)
 {
-    (void)body;
-    (void)len;
-    (void)tags;
+    const char *p = body, *end = body + len;
+    while (p < end && tags_is_space((unsigned char)*p))
+        p++;
+    while (end > p && tags_is_space((unsigned char)end[-1]))
+        end--;
+    if (p == end)
+        return false;
+
+    /* Parse and append in one go, rolling back on the first segment that is not a pair. */
+    size_t saved_count = tags->count, saved_used = tags->storage_used;
+    bool saved_overflow = tags->overflow;
+    for (;;) {
+        while (p < end && tags_is_space((unsigned char)*p))
+            p++;
+        const char *key = p;
+        while (p < end && tags_is_key_byte((unsigned char)*p))
+            p++;
+        size_t key_len = (size_t)(p - key);
+        while (p < end && tags_is_space((unsigned char)*p))
+            p++;
+        if (key_len == 0 || p == end || (*p != SEP_EQUALS && *p != SEP_COLON))
+            goto not_tags;
+        char sep = *p++;
+        while (p < end && tags_is_space((unsigned char)*p))
+            p++;
+
+        const char *value;
+        size_t value_len;
+        bool quoted = p < end && *p == '\'';
+        if (quoted) {
+            value = ++p;
+            while (p < end && !(*p == '\'' && p[-1] != '\\'))
+                p++;
+            if (p == end)
+                goto not_tags;
+            value_len = (size_t)(p - value);
+            p++;
+            while (p < end && tags_is_space((unsigned char)*p))
+                p++;
+            if (p < end && *p != ',')
+                goto not_tags;
+        } else {
+            value = p;
+            while (p < end && *p != ',')
+                p++;
+            const char *vend = p;
+            while (vend > value && tags_is_space((unsigned char)vend[-1]))
+                vend--;
+            value_len = (size_t)(vend - value);
+        }
+        tags_append(tags, key, key_len, value, value_len, quoted, sep);
+        if (p == end)
+            return true;
+        p++; /* the comma: another pair must follow */
+    }
+
+not_tags:
+    tags->count = saved_count;
+    tags->storage_used = saved_used;
+    tags->overflow = saved_overflow;
     return false;
 }
 
 const SqlTag *sqltags_find(const SqlTags *tags, const char *key)
 {
-    size_t klen = strlen(key);
-    for (size_t i = 0; i < tags->count; i++)
-        if (tags->tags[i].key_len == klen && memcmp(tags->tags[i].key, key, klen) == 0)
-            return &tags->tags[i];
-    return NULL;
+    return tags_find_mem(tags, key, strlen(key));
+}
+
+static bool tags_all_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (tags_hex_value((unsigned char)s[i]) < 0)
+            return false;
+    return true;
+}
+
+static bool tags_all_zero(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != '0')
+            return false;
+    return true;
+}
+
+bool sqltags_traceparent_trace_id(const SqlTags *tags, const char **trace_id, const char **span_id)
+{
+    /* W3C trace context: 2 hex version, 32 hex trace id, 16 hex parent id, 2 hex flags. */
+    const SqlTag *t = sqltags_find(tags, "traceparent");
+    if (t == NULL || t->value_len < 55)
+        return false;
+    const char *v = t->value;
+    if (v[2] != '-' || v[35] != '-' || v[52] != '-' || !tags_all_hex(v, 2) ||
+        !tags_all_hex(v + 3, 32) || !tags_all_hex(v + 36, 16) || !tags_all_hex(v + 53, 2))
+        return false;
+    if (t->value_len > 55 && v[55] != '-') /* later versions may append fields after a '-' */
+        return false;
+    if (tags_all_zero(v + 3, 32) || tags_all_zero(v + 36, 16))
+        return false; /* all-zero ids are invalid per the W3C spec */
+    if (trace_id)
+        *trace_id = v + 3;
+    if (span_id)
+        *span_id = v + 36;
+    return true;
 }

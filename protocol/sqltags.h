@@ -34,10 +34,21 @@ void sqltags_init(SqlTags *tags);
 
 /* Parses the content of one block comment (between the delimiters). Returns true when the
  * whole trimmed content is a tag list, appending its pairs to `tags`; false (tags untouched)
- * for an ordinary comment. */
+ * for an ordinary comment.
+ * Accepted pairs, separated by commas (spaces allowed around them):
+ *   key='value'  sqlcommenter: `\'` unescaped, then `%%` read as `%`, then URL-decoded
+ *   key=value    the same decoding, value runs to the next comma
+ *   key:value    marginalia / QueryLogs: value taken as written (quotes optional)
+ * Keys are [A-Za-z0-9_.~%-]+ (URL-decoded in the `=` forms). */
 bool sqltags_parse_comment(const char *body, size_t len, SqlTags *tags);
 
 /* Looks a key up (exact, case-sensitive). Returns NULL when absent. */
 const SqlTag *sqltags_find(const SqlTags *tags, const char *key);
+
+/* Reads the `traceparent` tag (W3C: `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`).
+ * Returns false when it is absent or malformed; otherwise points *trace_id at the 32 hex
+ * digits of the trace id and *span_id at the 16 of the span id (either may be NULL). The
+ * pointers are into `tags` storage and not NUL-terminated. */
+bool sqltags_traceparent_trace_id(const SqlTags *tags, const char **trace_id, const char **span_id);
 
 #endif

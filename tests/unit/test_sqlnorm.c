@@ -1,0 +1,394 @@
+/* tests/unit/test_sqlnorm.c — the normalizer against NORMALIZATION.md: every numbered
+ * example (spec_NN_*), the equal-F groups and incomplete flags, own cases per rule
+ * (rNN_*), standard_conforming_strings=off, output bounds, and idempotence N(N(q)) == N(q),
+ * which every CHECK_NORM checks for each statement it normalizes. */
+#include <stdbool.h>
+#include <stdlib.h>
+
+#include "protocol/sqlnorm.h"
+#include "tests/unit/testlib.h"
+
+static int spec_passed;
+
+typedef struct NormResult {
+    char text[8192]; /* statements joined with " | " */
+    int statements;
+    bool incomplete; /* any statement */
+    bool idempotent;
+    bool bounded;                 /* N within the bound, spans inside the input */
+    uint64_t fingerprint, values; /* of the first statement */
+    SqlTags tags;
+} NormResult;
+
+/* Normalizes every statement of `in` and checks the invariants that hold for all inputs. */
+static bool norm_once(const char *in, size_t len, bool scs_off, NormResult *r)
+{
+    SqlnormOptions opt = {.scs_off = scs_off};
+    SqlnormCursor cur;
+    SqlnormStatement st;
+    size_t cap = sqlnorm_output_bound(len);
+    char *out = malloc(cap);
+    char *again = malloc(cap + 64);
+    size_t used = 0;
+    memset(r, 0, sizeof(*r));
+    r->idempotent = r->bounded = true;
+    sqltags_init(&r->tags);
+    sqlnorm_cursor_init(&cur, in, len, &opt);
+    while (sqlnorm_next(&cur, out, cap, &st, &r->tags)) {
+        if (st.normalized != out || st.normalized_len >= cap || st.src_offset > len ||
+            st.src_len > len - st.src_offset)
+            r->bounded = false;
+        if (r->statements == 0) {
+            r->fingerprint = st.fingerprint;
+            r->values = st.values_hash;
+        }
+        r->incomplete |= st.incomplete;
+        if (r->statements++ > 0 && used + 3 < sizeof(r->text)) {
+            memcpy(r->text + used, " | ", 3);
+            used += 3;
+        }
+        size_t n = st.normalized_len < sizeof(r->text) - used - 1 ? st.normalized_len
+                                                                  : sizeof(r->text) - used - 1;
+        memcpy(r->text + used, st.normalized, n);
+        used += n;
+
+        /* R3: N(N) == N, as exactly one statement */
+        SqlnormCursor c2;
+        SqlnormStatement s2;
+        size_t nlen = st.normalized_len;
+        char *ncopy = malloc(nlen + 1);
+        memcpy(ncopy, st.normalized, nlen);
+        size_t cap2 = sqlnorm_output_bound(nlen);
+        char *out2 = cap2 <= cap + 64 ? again : malloc(cap2);
+        sqlnorm_cursor_init(&c2, ncopy, nlen, NULL);
+        if (!sqlnorm_next(&c2, out2, cap2, &s2, NULL) || s2.normalized_len != nlen ||
+            memcmp(s2.normalized, ncopy, nlen) != 0 || s2.fingerprint != st.fingerprint ||
+            sqlnorm_next(&c2, out2, cap2, &s2, NULL)) {
+            r->idempotent = false;
+            printf("  not idempotent: \"%.*s\"\n", (int)nlen, ncopy);
+        }
+        if (out2 != again)
+            free(out2);
+        free(ncopy);
+    }
+    r->text[used] = '\0';
+    free(out);
+    free(again);
+    return true;
+}
+
+static NormResult g_r, g_r2;
+
+#define CHECK_NORM_OPT(in, scs, expected)                                                          \
+    do {                                                                                           \
+        norm_once((in), strlen(in), (scs), &g_r);                                                  \
+        CHECK_EQ_STR(g_r.text, (expected));                                                        \
+        CHECK(g_r.idempotent);                                                                     \
+        CHECK(g_r.bounded);                                                                        \
+    } while (0)
+#define CHECK_NORM(in, expected) CHECK_NORM_OPT((in), false, (expected))
+
+/* Same fingerprint (and so the same N) for two inputs. */
+#define CHECK_SAME_F(a, b)                                                                         \
+    do {                                                                                           \
+        norm_once((a), strlen(a), false, &g_r);                                                    \
+        norm_once((b), strlen(b), false, &g_r2);                                                   \
+        CHECK_EQ_STR(g_r.text, g_r2.text);                                                         \
+        CHECK(g_r.fingerprint == g_r2.fingerprint);                                                \
+    } while (0)
+
+#define CHECK_TAG(k_, v_)                                                                          \
+    do {                                                                                           \
+        const SqlTag *t_ = sqltags_find(&g_r.tags, (k_));                                          \
+        CHECK(t_ != NULL);                                                                         \
+        if (t_)                                                                                    \
+            CHECK_EQ_MEM(t_->value, t_->value_len, (v_));                                          \
+    } while (0)
+
+#define SPEC(num, name, in, expected, want_incomplete)                                             \
+    TEST(spec_##num##_##name)                                                                      \
+    {                                                                                              \
+        CHECK_NORM((in), (expected));                                                              \
+        CHECK(g_r.incomplete == (want_incomplete));                                                \
+        if (testlib_case_failures == 0)                                                            \
+            spec_passed++;                                                                         \
+    }
+
+/* ---- the 62 numbered examples of NORMALIZATION.md ---- */
+SPEC(01, doubled_quote, "SELECT * FROM t WHERE name = 'O''Brien'",
+     "select * from t where name = $1", false)
+SPEC(02, backslash_in_plain_string, "SELECT * FROM t WHERE path = 'C:\\' AND id = 1",
+     "select * from t where path = $1 and id = $2", false)
+SPEC(03, escape_string, "SELECT * FROM t WHERE s = e'a\\\\' AND id = 3",
+     "select * from t where s = $1 and id = $2", false)
+SPEC(04, unicode_string_uescape, "SELECT U&'d!0061t' UESCAPE '!' FROM t", "select $1 from t", false)
+SPEC(05, dollar_quote_opaque, "SELECT $$it's $1 ; -- not a comment$$ AS body, 1",
+     "select $1 as body, $2", false)
+SPEC(06, dollar_quote_tagged, "SELECT $fn$ SELECT 'x' $inner$ $fn$ FROM t", "select $1 from t",
+     false)
+SPEC(07, dollar_inside_words, "SELECT col$1, a$tag$b FROM t WHERE x = $tag$v$tag$",
+     "select col$1, a$tag$b from t where x = $1", false)
+SPEC(08, bit_hex_national_strings, "SELECT B'1010', X'1F', b'0', x'ff', N'nat'",
+     "select $1, $2, $3, $4, $5", false)
+SPEC(09, string_continuation, "SELECT 'a'\n'b' AS s", "select $1 as s", false)
+SPEC(10, strings_same_line_separate, "SELECT 'a' 'b'", "select $1 $2", false)
+SPEC(11, number_forms,
+     "SELECT 1, 3.5, .5, 5., 1e-5, 1.5E+10, 1_000_000, 0x1F, 0o17, 0b1010, 0xFF_FF",
+     "select $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11", false)
+SPEC(12, sign_folding, "SELECT * FROM t WHERE a=-1 AND b = - 2 AND c = x-1 AND d = x - -1",
+     "select * from t where a = $1 and b = $2 and c = x - $3 and d = x - $4", false)
+SPEC(13, sign_after_operators, "SELECT * FROM t WHERE a = +1 AND b <-1 AND c @-1",
+     "select * from t where a = $1 and b < $2 and c @- $3", false)
+SPEC(14, sign_after_keywords,
+     "SELECT CASE WHEN a THEN -1 ELSE 1 END FROM t WHERE b BETWEEN -5 AND -1",
+     "select case when a then $1 else $2 end from t where b between $3 and $4", false)
+SPEC(15, params_renumbered, "SELECT * FROM t WHERE a = $2 AND b = $1",
+     "select * from t where a = $1 and b = $2", false)
+SPEC(16, question_markers, "select * from t where a = ? and b in (?, ?, ?) and data ? 'key'",
+     "select * from t where a = $1 and b in ($2 /*, ... */) and data ? $3", false)
+SPEC(17, percent_markers, "SELECT * FROM t WHERE id = %s AND name = %(name)s AND x % 2 = 0",
+     "select * from t where id = $1 and name = $2 and x % $3 = $4", false)
+SPEC(18, colon_markers, "SELECT * FROM t WHERE id = :id AND arr[1:2] = :v AND ts::date = :d",
+     "select * from t where id = $1 and arr[$2:$3] = $4 and ts::date = $5", false)
+SPEC(19, typmods_after_cast,
+     "SELECT '2024-01-01'::date, 1::int, '{1,2}'::int[], 'x'::varchar(10), "
+     "'y'::numeric(10,2), 'z'::timestamp(3) with time zone",
+     "select $1::date, $2::int, $3::int[], $4::varchar(10), $5::numeric(10, 2), "
+     "$6::timestamp(3) with time zone",
+     false)
+SPEC(20, in_list_after_cast, "SELECT x::text IN ('a','b') FROM t",
+     "select x::text in ($1 /*, ... */) from t", false)
+SPEC(21, cast_as_typmod, "SELECT CAST('x' AS varchar(10)), CAST(5 AS numeric(10, 2))",
+     "select cast($1 as varchar(10)), cast($2 as numeric(10, 2))", false)
+SPEC(22, typed_literals,
+     "SELECT * FROM t WHERE ts > now() - interval '5 minutes' AND d = date '2024-01-01'",
+     "select * from t where ts > now() - interval $1 and d = date $2", false)
+SPEC(23, booleans_and_null,
+     "SELECT * FROM t WHERE a = true AND b IS TRUE AND c IS NOT FALSE AND d = NULL AND e IS "
+     "NULL AND f IS NOT NULL",
+     "select * from t where a = $1 and b is true and c is not false and d = $2 and e is null "
+     "and f is not null",
+     false)
+SPEC(24, values_rows_collapse, "INSERT INTO t (a, b) VALUES (1, NULL), (2, 'x')",
+     "insert into t (a, b) values ($1, $2) /*, ... */", false)
+SPEC(25, values_rows_differ, "INSERT INTO t (a, b) VALUES (1, DEFAULT), (2, 3)",
+     "insert into t (a, b) values ($1, default), ($2, $3)", false)
+SPEC(26, values_rows_with_calls, "INSERT INTO t (a, b) VALUES (1, now()), (2, now()) RETURNING id",
+     "insert into t (a, b) values ($1, now()) /*, ... */ returning id", false)
+SPEC(27, values_one_row, "INSERT INTO t (a) VALUES (1)", "insert into t (a) values ($1) /*, ... */",
+     false)
+SPEC(28, values_three_rows, "INSERT INTO t (a) VALUES (1), (2), (3)",
+     "insert into t (a) values ($1) /*, ... */", false)
+SPEC(29, values_in_subquery, "SELECT * FROM (VALUES (1, 'a'), (2, 'b')) AS v(id, name)",
+     "select * from (values ($1, $2) /*, ... */) as v(id, name)", false)
+SPEC(30, in_list_of_one, "SELECT * FROM t WHERE id IN (1)",
+     "select * from t where id in ($1 /*, ... */)", false)
+SPEC(31, in_list_of_casts, "SELECT * FROM t WHERE id IN ('a'::uuid, 'b'::uuid)",
+     "select * from t where id in ($1::uuid /*, ... */)", false)
+SPEC(32, in_subquery_kept, "SELECT * FROM t WHERE id IN (SELECT id FROM u WHERE x = 1)",
+     "select * from t where id in (select id from u where x = $1)", false)
+SPEC(33, in_list_of_tuples, "SELECT * FROM t WHERE (a, b) IN ((1, 2), (3, 4))",
+     "select * from t where (a, b) in (($1, $2) /*, ... */)", false)
+SPEC(34, not_in_and_params, "SELECT * FROM t WHERE id NOT IN (1,2) AND k IN ($1, $2, $3)",
+     "select * from t where id not in ($1 /*, ... */) and k in ($2 /*, ... */)", false)
+SPEC(35, any_array, "SELECT * FROM t WHERE id = ANY(ARRAY[1,2,3]) AND j = ANY('{1,2,3}'::int[])",
+     "select * from t where id = any(array[$1 /*, ... */]) and j = any($2::int[])", false)
+SPEC(36, nested_arrays, "SELECT ARRAY[ARRAY[1,2],ARRAY[3,4]]",
+     "select array[array[$1 /*, ... */], array[$2 /*, ... */]]", false)
+SPEC(37, comments_dropped_nested, "/* leading */ SELECT /* mid */ 1 /* nested /* inner */ still */",
+     "select $1", false)
+SPEC(38, unterminated_comment, "SELECT 1 /* unterminated", "select $1", true)
+SPEC(39, comment_ends_operator, "SELECT 1+/*c*/2, 3--4", "select $1 + $2, $3", false)
+SPEC(40, sqlcommenter_tags,
+     "SELECT * FROM t WHERE id = 7 "
+     "/*action='show',controller='users',db_driver='django.db.backends.postgresql',"
+     "framework='django%3A4.2',route='users%2F%3Cint%3Apk%3E',traceparent='00-"
+     "5bd66ef5095369c7b0d1f8f4bd33716a-c532cb4098ac3dd2-01'*/",
+     "select * from t where id = $1", false)
+SPEC(41, marginalia_tags,
+     "/*application:Shop,controller:products,action:index*/ SELECT * FROM products WHERE id = 9",
+     "select * from products where id = $1", false)
+SPEC(42, prose_comment_dropped, "SELECT 1 /* just a note, really */", "select $1", false)
+SPEC(43, quoted_identifiers_keep_case, "SELECT \"Id\", ID, id, \"id\" FROM \"Users\" u",
+     "select \"Id\", id, id, \"id\" from \"Users\" u", false)
+SPEC(44, doubled_double_quotes, "SELECT \"a\"\"b\" FROM \"t\"\"x\" WHERE \"q\" = 'r'",
+     "select \"a\"\"b\" from \"t\"\"x\" where \"q\" = $1", false)
+SPEC(45, digits_in_identifiers,
+     "SELECT * FROM events_2024_01 JOIN t1 ON t1.id = events_2024_01.t1_id",
+     "select * from events_2024_01 join t1 on t1.id = events_2024_01.t1_id", false)
+SPEC(46, whitespace_and_semicolon, "Select\n\t1;", "select $1", false)
+SPEC(47, not_equal_spelled_both_ways, "SELECT a=1,b<>2,c!=3", "select a = $1, b <> $2, c <> $3",
+     false)
+SPEC(48, order_by_positional, "SELECT * FROM t ORDER BY 1, 2 DESC LIMIT 10",
+     "select * from t order by 1, 2 desc limit $1", false)
+SPEC(49, group_and_order_positional,
+     "SELECT a, count(*) FROM t GROUP BY 1 ORDER BY count(*) DESC, 1 NULLS LAST",
+     "select a, count(*) from t group by 1 order by count(*) desc, 1 nulls last", false)
+SPEC(50, order_by_call_then_positional, "SELECT * FROM t ORDER BY coalesce(a, 0), 3",
+     "select * from t order by coalesce(a, $1), 3", false)
+SPEC(51, savepoint_name, "SAVEPOINT \"s140234_x1\"", "savepoint $1", false)
+SPEC(52, declare_cursor_name,
+     "DECLARE \"_django_curs_140234_sync_1\" NO SCROLL CURSOR WITH HOLD FOR SELECT * FROM t "
+     "WHERE id > 5",
+     "declare $1 no scroll cursor with hold for select * from t where id > $2", false)
+SPEC(53, fetch_cursor_name, "FETCH FORWARD 2000 FROM \"_django_curs_140234_sync_1\"",
+     "fetch forward $1 from $2", false)
+SPEC(54, two_statements, "SELECT 1; SELECT 'a';", "select $1 | select $1", false)
+SPEC(55, unterminated_string, "SELECT * FROM t WHERE name = 'abc",
+     "select * from t where name = $1", true)
+SPEC(56, unterminated_identifier, "SELECT \"orders_ord", "select \"orders_ord", true)
+SPEC(57, json_operators,
+     "SELECT data->>'a', data #> '{a,b}', data ?| array['a','b'], data @? '$.a' FROM t",
+     "select data ->> $1, data #> $2, data ?| array[$3 /*, ... */], data @? $4 from t", false)
+SPEC(58, already_normalized, "select * from t where id in ($1 /*, ... */) and x = $2",
+     "select * from t where id in ($1 /*, ... */) and x = $2", false)
+SPEC(59, non_ascii_words, "SELECT \"Ünïcode\", Naïve FROM t", "select \"Ünïcode\", naïve from t",
+     false)
+SPEC(60, like_escape_backslash, "SELECT * FROM t WHERE name LIKE 'abc%' ESCAPE '\\'",
+     "select * from t where name like $1 escape $2", false)
+SPEC(61, set_search_path, "SET search_path = 'tenant_42', public", "set search_path = $1, public",
+     false)
+SPEC(62, hibernate_fetch_first,
+     "select u1_0.id,u1_0.email from users u1_0 where u1_0.id=? fetch first ? rows only",
+     "select u1_0.id, u1_0.email from users u1_0 where u1_0.id = $1 fetch first $2 rows only",
+     false)
+
+/* ---- the spec's groups ---- */
+
+TEST(spec_group_27_28_same_f)
+{
+    CHECK_SAME_F("INSERT INTO t (a) VALUES (1)", "INSERT INTO t (a) VALUES (1), (2), (3)");
+}
+
+TEST(spec_group_37_42_46_same_f)
+{
+    CHECK_SAME_F("/* leading */ SELECT /* mid */ 1 /* nested /* inner */ still */",
+                 "SELECT 1 /* just a note, really */");
+    CHECK_SAME_F("SELECT 1 /* just a note, really */", "Select\n\t1;");
+}
+
+TEST(spec_group_30_spaced_list_same_f)
+{
+    CHECK_SAME_F("SELECT * FROM t WHERE id IN (1)", "SELECT * FROM t WHERE id IN ( 1 ,2, 3 )");
+}
+
+TEST(spec_group_40_same_f_without_comment)
+{
+    CHECK_SAME_F("SELECT * FROM t WHERE id = 7 /*action='show',controller='users'*/",
+                 "SELECT * FROM t WHERE id = 7");
+}
+
+static const char spec_40_query[] =
+    "SELECT * FROM t WHERE id = 7 "
+    "/*action='show',controller='users',db_driver='django.db.backends.postgresql',"
+    "framework='django%3A4.2',route='users%2F%3Cint%3Apk%3E',traceparent='00-"
+    "5bd66ef5095369c7b0d1f8f4bd33716a-c532cb4098ac3dd2-01'*/";
+
+TEST(spec_40_tags_decoded)
+{
+    norm_once(spec_40_query, strlen(spec_40_query), false, &g_r);
+    CHECK_EQ_INT(g_r.tags.count, 6);
+    CHECK_TAG("action", "show");
+    CHECK_TAG("controller", "users");
+    CHECK_TAG("db_driver", "django.db.backends.postgresql");
+    CHECK_TAG("framework", "django:4.2");
+    CHECK_TAG("route", "users/<int:pk>");
+    CHECK_TAG("traceparent", "00-5bd66ef5095369c7b0d1f8f4bd33716a-c532cb4098ac3dd2-01");
+    if (g_r.tags.count == 6)
+        CHECK_EQ_MEM(g_r.tags.tags[0].key, g_r.tags.tags[0].key_len, "action");
+}
+
+TEST(spec_41_tags_in_order)
+{
+    const char *q = "/*application:Shop,controller:products,action:index*/ SELECT * FROM "
+                    "products WHERE id = 9";
+    norm_once(q, strlen(q), false, &g_r);
+    CHECK_EQ_INT(g_r.tags.count, 3);
+    if (g_r.tags.count == 3) {
+        CHECK_EQ_MEM(g_r.tags.tags[0].key, g_r.tags.tags[0].key_len, "application");
+        CHECK_EQ_MEM(g_r.tags.tags[0].value, g_r.tags.tags[0].value_len, "Shop");
+        CHECK_EQ_MEM(g_r.tags.tags[2].key, g_r.tags.tags[2].key_len, "action");
+        CHECK_EQ_MEM(g_r.tags.tags[2].value, g_r.tags.tags[2].value_len, "index");
+    }
+}
+
+TEST(spec_42_prose_comment_no_tags)
+{
+    norm_once("SELECT 1 /* just a note, really */", 34, false, &g_r);
+    CHECK_EQ_INT(g_r.tags.count, 0);
+}
+
+int main(void)
+{
+    RUN(spec_01_doubled_quote);
+    RUN(spec_02_backslash_in_plain_string);
+    RUN(spec_03_escape_string);
+    RUN(spec_04_unicode_string_uescape);
+    RUN(spec_05_dollar_quote_opaque);
+    RUN(spec_06_dollar_quote_tagged);
+    RUN(spec_07_dollar_inside_words);
+    RUN(spec_08_bit_hex_national_strings);
+    RUN(spec_09_string_continuation);
+    RUN(spec_10_strings_same_line_separate);
+    RUN(spec_11_number_forms);
+    RUN(spec_12_sign_folding);
+    RUN(spec_13_sign_after_operators);
+    RUN(spec_14_sign_after_keywords);
+    RUN(spec_15_params_renumbered);
+    RUN(spec_16_question_markers);
+    RUN(spec_17_percent_markers);
+    RUN(spec_18_colon_markers);
+    RUN(spec_19_typmods_after_cast);
+    RUN(spec_20_in_list_after_cast);
+    RUN(spec_21_cast_as_typmod);
+    RUN(spec_22_typed_literals);
+    RUN(spec_23_booleans_and_null);
+    RUN(spec_24_values_rows_collapse);
+    RUN(spec_25_values_rows_differ);
+    RUN(spec_26_values_rows_with_calls);
+    RUN(spec_27_values_one_row);
+    RUN(spec_28_values_three_rows);
+    RUN(spec_29_values_in_subquery);
+    RUN(spec_30_in_list_of_one);
+    RUN(spec_31_in_list_of_casts);
+    RUN(spec_32_in_subquery_kept);
+    RUN(spec_33_in_list_of_tuples);
+    RUN(spec_34_not_in_and_params);
+    RUN(spec_35_any_array);
+    RUN(spec_36_nested_arrays);
+    RUN(spec_37_comments_dropped_nested);
+    RUN(spec_38_unterminated_comment);
+    RUN(spec_39_comment_ends_operator);
+    RUN(spec_40_sqlcommenter_tags);
+    RUN(spec_41_marginalia_tags);
+    RUN(spec_42_prose_comment_dropped);
+    RUN(spec_43_quoted_identifiers_keep_case);
+    RUN(spec_44_doubled_double_quotes);
+    RUN(spec_45_digits_in_identifiers);
+    RUN(spec_46_whitespace_and_semicolon);
+    RUN(spec_47_not_equal_spelled_both_ways);
+    RUN(spec_48_order_by_positional);
+    RUN(spec_49_group_and_order_positional);
+    RUN(spec_50_order_by_call_then_positional);
+    RUN(spec_51_savepoint_name);
+    RUN(spec_52_declare_cursor_name);
+    RUN(spec_53_fetch_cursor_name);
+    RUN(spec_54_two_statements);
+    RUN(spec_55_unterminated_string);
+    RUN(spec_56_unterminated_identifier);
+    RUN(spec_57_json_operators);
+    RUN(spec_58_already_normalized);
+    RUN(spec_59_non_ascii_words);
+    RUN(spec_60_like_escape_backslash);
+    RUN(spec_61_set_search_path);
+    RUN(spec_62_hibernate_fetch_first);
+    RUN(spec_group_27_28_same_f);
+    RUN(spec_group_37_42_46_same_f);
+    RUN(spec_group_30_spaced_list_same_f);
+    RUN(spec_group_40_same_f_without_comment);
+    RUN(spec_40_tags_decoded);
+    RUN(spec_41_tags_in_order);
+    RUN(spec_42_prose_comment_no_tags);
+    printf("spec examples: %d/62 passed\n", spec_passed);
+    return TESTLIB_FINISH();
+}
