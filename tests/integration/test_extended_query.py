@@ -236,6 +236,43 @@ class RawExtendedTest(h.ProxyTestCase):
         self.assertEqual([e["sql"] for e in events],
                          ["select 'unnamed_one'", "select 'unnamed_two', 2"])
 
+    def test_statement_name_reused_after_close_logs_new_sql(self):
+        c = self.raw_client()
+        for sql in ("select 'reused_first'", "select 'reused_second', 2"):
+            c.send(pgraw.parse("st_reused", sql) + pgraw.bind("", "st_reused")
+                   + pgraw.execute("") + pgraw.close(b"S", "st_reused") + pgraw.sync())
+            self.assertEqual(pgraw.types_of(c.read_until()), b"12DC3Z")
+        events = self.stop_proxy()
+        self.assertEqual([(e["statement"], e["sql"]) for e in events],
+                         [("st_reused", "select 'reused_first'"),
+                          ("st_reused", "select 'reused_second', 2")])
+
+    def test_statement_name_reused_after_deallocate_logs_new_sql(self):
+        c = self.raw_client()
+        c.send(pgraw.parse("st_dealloc", "select 'dealloc_first'") + pgraw.sync())
+        c.read_until()
+        c.simple("deallocate st_dealloc")
+        c.send(pgraw.parse("st_dealloc", "select 'dealloc_second'") + pgraw.bind("", "st_dealloc")
+               + pgraw.execute("") + pgraw.sync())
+        self.assertEqual(pgraw.types_of(c.read_until()), b"12DCZ")
+        events = self.stop_proxy()
+        self.assertEqual([(e["statement"], e["sql"]) for e in events],
+                         [(None, "deallocate st_dealloc"),
+                          ("st_dealloc", "select 'dealloc_second'")])
+
+    def test_named_statement_bound_twice_gives_two_runs(self):
+        c = self.raw_client()
+        c.send(pgraw.parse("st_twice", "select $1::int * 3 as twice", (23,))
+               + pgraw.bind("", "st_twice", ["1"]) + pgraw.execute("")
+               + pgraw.bind("", "st_twice", ["2"]) + pgraw.execute("") + pgraw.sync())
+        msgs = c.read_until()
+        self.assertEqual(pgraw.types_of(msgs), b"12DC2DCZ")
+        self.assertEqual([pgraw.datarow_values(b) for t, b in msgs if t == b"D"],
+                         [["3"], ["6"]])
+        events = self.stop_proxy()
+        self.assertEqual([(e["statement"], e["rows"], e["executes"]) for e in events],
+                         [("st_twice", 1, 1), ("st_twice", 1, 1)])
+
 
 if __name__ == "__main__":
     h.main()

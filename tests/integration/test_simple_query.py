@@ -4,7 +4,10 @@ DML row counts, cursors), plus the FunctionCall (fastpath) protocol.
 """
 
 import struct
+import threading
 import time
+
+import psycopg
 
 import pgharness as h
 import pgraw
@@ -175,6 +178,76 @@ class SimpleQueryTest(h.ProxyTestCase):
         self.assertEqual(len(events), 2, events)
         fn = events[1]
         self.assertEqual((fn["protocol"], fn["sqlstate"]), ("function", None))
+
+    def test_long_sql_is_whole_or_a_flagged_prefix(self):
+        sql = "select 'long_marker' /* %s */" % ("a" * 200000)
+        c = self.raw_client()
+        self.assertEqual(pgraw.types_of(c.simple(sql)), b"TDCZ")
+        events = self.stop_proxy()
+        self.assertEqual(len(events), 1, [e["sql"][:80] for e in events])
+        ev = events[0]
+        if ev["sql_truncated"]:
+            self.assertLess(len(ev["sql"]), len(sql))
+            self.assertTrue(sql.startswith(ev["sql"]), "truncated sql is not a prefix")
+        else:
+            self.assertEqual(ev["sql"], sql)
+        self.assertEqual(ev["rows"], 1)
+
+    def test_log_is_written_while_proxy_runs(self):
+        c = self.raw_client()
+        c.simple("select 'written_soon'")
+        # Contract: within ~200 ms of completion; allow a generous margin for slow CI.
+        deadline = time.monotonic() + 2.0
+        found = False
+        while time.monotonic() < deadline and not found:
+            try:
+                with open(self.proxy.log_path) as f:
+                    found = "written_soon" in f.read()
+            except FileNotFoundError:
+                pass
+            time.sleep(0.05)
+        if h.DIRECT:
+            self.skipTest("PGTALLY_DIRECT=1: no query log")
+        self.assertTrue(found, "event not in the log 2 s after the statement completed")
+
+    def test_copy_to_stdout_in_simple_query(self):
+        r = self.psql("-c", "copy (select g, 'copy_simple' from generate_series(1, 40) g) "
+                            "to stdout")
+        self.assertEqual(len(r.stdout.splitlines()), 40)
+        events = self.stop_proxy()
+        self.assertEqual([(e["command"], e["rows"], e["bytes"]) for e in events],
+                         [("COPY", 40, len(r.stdout.encode()) + 5 * 40)])
+
+    def test_concurrent_connections_each_logged_in_order(self):
+        n_conns, n_queries = 16, 10
+        errors = []
+
+        def worker(i):
+            try:
+                with psycopg.connect(self.proxy.dsn(), autocommit=True) as conn:
+                    for q in range(n_queries):
+                        row = conn.execute("select %s::int, %s::int, 'concurrent'",
+                                           (i, q)).fetchone()
+                        if row != (i, q, "concurrent"):
+                            errors.append(row)
+            except Exception as e:  # reported below, in the main thread
+                errors.append(e)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(n_conns)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(errors, [])
+        events = self.stop_proxy()
+        self.assertEqual(len(events), n_conns * n_queries)
+        by_conn = {}
+        for e in events:
+            by_conn.setdefault(e["conn"], []).append(e["seq"])
+        self.assertEqual(len(by_conn), n_conns)
+        for seqs in by_conn.values():
+            self.assertEqual(len(seqs), n_queries)
+            self.assertEqual(seqs, sorted(seqs))
 
 
 if __name__ == "__main__":
