@@ -882,7 +882,8 @@ static void on_parameter_status(Tracker *t, const uint8_t *body, size_t have)
     PgwParameterStatus ps;
     if (!pgw_decode_parameter_status(body, have, &ps))
         return;
-    if (ps.name.len == 28 && memcmp(ps.name.ptr, "standard_conforming_strings", 27) == 0)
+    static const char scs[] = "standard_conforming_strings";
+    if (ps.name.len == sizeof scs - 1 && memcmp(ps.name.ptr, scs, sizeof scs - 1) == 0)
         t->scs_off = ps.value.len == 3 && memcmp(ps.value.ptr, "off", 3) == 0;
 }
 

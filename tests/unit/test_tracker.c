@@ -1,0 +1,649 @@
+/* tests/unit/test_tracker — the request tracker on synthetic message streams: pipelining,
+ * errors until Sync, row-limited portals, COPY and its ignored Syncs, bounds and desync. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/tracker.h"
+#include "testlib.h"
+
+#define MAX_EVENTS 32
+
+typedef struct Recorded {
+    TrackerEvent ev;
+    char sql[256];
+    char statement[64];
+} Recorded;
+
+typedef struct Sink {
+    Recorded events[MAX_EVENTS];
+    int count;
+} Sink;
+
+static void record(void *ctx, const TrackerEvent *ev)
+{
+    Sink *sink = ctx;
+    if (sink->count >= MAX_EVENTS)
+        return;
+    Recorded *r = &sink->events[sink->count++];
+    r->ev = *ev;
+    snprintf(r->sql, sizeof r->sql, "%.*s", ev->sql ? (int)ev->sql_len : 6,
+             ev->sql ? ev->sql : "(null)");
+    snprintf(r->statement, sizeof r->statement, "%.*s",
+             ev->statement ? (int)ev->statement_len : 6, ev->statement ? ev->statement : "(null)");
+    r->ev.sql = NULL;
+    r->ev.statement = NULL;
+}
+
+static const TrackerLimits default_limits = {
+    .max_sql_bytes = 4096, .max_outstanding = 1024, .max_statements = 64, .max_portals = 16};
+
+static int64_t clock_us = 1000;
+
+/* Body builders: small fixed buffers are enough for these tests. */
+typedef struct Body {
+    uint8_t b[512];
+    size_t n;
+} Body;
+
+static void put_str(Body *m, const char *s)
+{
+    size_t l = strlen(s) + 1;
+    memcpy(m->b + m->n, s, l);
+    m->n += l;
+}
+
+static void put16(Body *m, int v)
+{
+    m->b[m->n++] = (uint8_t)(v >> 8);
+    m->b[m->n++] = (uint8_t)v;
+}
+
+static void put32(Body *m, int32_t v)
+{
+    for (int i = 3; i >= 0; i--)
+        m->b[m->n++] = (uint8_t)((uint32_t)v >> (8 * i));
+}
+
+static void fe(Tracker *t, uint8_t type, const Body *m)
+{
+    clock_us += 10;
+    tracker_on_frontend(t, type, m ? m->b : NULL, m ? m->n : 0, m ? m->n : 0, clock_us);
+}
+
+static void be(Tracker *t, uint8_t type, const Body *m)
+{
+    clock_us += 10;
+    tracker_on_backend(t, type, m ? m->b : NULL, m ? m->n : 0, m ? m->n : 0, clock_us);
+}
+
+static void query(Tracker *t, const char *sql)
+{
+    Body m = {0};
+    put_str(&m, sql);
+    fe(t, 'Q', &m);
+}
+
+static void parse(Tracker *t, const char *name, const char *sql)
+{
+    Body m = {0};
+    put_str(&m, name);
+    put_str(&m, sql);
+    put16(&m, 0);
+    fe(t, 'P', &m);
+}
+
+static void bind(Tracker *t, const char *portal, const char *stmt, const char *value)
+{
+    Body m = {0};
+    put_str(&m, portal);
+    put_str(&m, stmt);
+    put16(&m, 0);
+    put16(&m, 1);
+    put32(&m, (int32_t)strlen(value));
+    memcpy(m.b + m.n, value, strlen(value));
+    m.n += strlen(value);
+    put16(&m, 0);
+    fe(t, 'B', &m);
+}
+
+static void execute(Tracker *t, const char *portal, int32_t max_rows)
+{
+    Body m = {0};
+    put_str(&m, portal);
+    put32(&m, max_rows);
+    fe(t, 'E', &m);
+}
+
+static void describe(Tracker *t, char kind, const char *name)
+{
+    Body m = {0};
+    m.b[m.n++] = (uint8_t)kind;
+    put_str(&m, name);
+    fe(t, 'D', &m);
+}
+
+static void close_target(Tracker *t, char kind, const char *name)
+{
+    Body m = {0};
+    m.b[m.n++] = (uint8_t)kind;
+    put_str(&m, name);
+    fe(t, 'C', &m);
+}
+
+static void sync_(Tracker *t)
+{
+    fe(t, 'S', NULL);
+}
+
+static void complete(Tracker *t, const char *tag)
+{
+    Body m = {0};
+    put_str(&m, tag);
+    be(t, 'C', &m);
+}
+
+static void error(Tracker *t, const char *sqlstate)
+{
+    Body m = {0};
+    m.b[m.n++] = 'S';
+    put_str(&m, "ERROR");
+    m.b[m.n++] = 'C';
+    put_str(&m, sqlstate);
+    m.b[m.n++] = 'M';
+    put_str(&m, "boom");
+    m.b[m.n++] = 0;
+    be(t, 'E', &m);
+}
+
+static void ready(Tracker *t, char status)
+{
+    Body m = {0};
+    m.b[m.n++] = (uint8_t)status;
+    be(t, 'Z', &m);
+}
+
+static void data_row(Tracker *t)
+{
+    clock_us += 1;
+    tracker_on_backend(t, 'D', NULL, 0, 20, clock_us);
+}
+
+static Tracker *new_tracker(Sink *sink, const TrackerLimits *limits)
+{
+    memset(sink, 0, sizeof *sink);
+    return tracker_new(7, limits ? limits : &default_limits, record, sink);
+}
+
+TEST(multi_statement_query_gives_one_event_per_statement)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    ready(t, 'I'); /* the unsolicited one after authentication */
+    query(t, "select 1; select 2 from generate_series(1,2)");
+    be(t, 'T', NULL);
+    data_row(t);
+    complete(t, "SELECT 1");
+    be(t, 'T', NULL);
+    data_row(t);
+    data_row(t);
+    complete(t, "SELECT 2");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 2);
+    CHECK_EQ_INT(s.events[0].ev.index, 0);
+    CHECK_EQ_INT(s.events[0].ev.rows, 1);
+    CHECK_EQ_INT(s.events[0].ev.bytes, 25);
+    CHECK_EQ_INT(s.events[1].ev.index, 1);
+    CHECK_EQ_INT(s.events[1].ev.rows, 2);
+    CHECK_EQ_STR(s.events[1].ev.command, "SELECT");
+    CHECK_EQ_STR(s.events[1].sql, "select 1; select 2 from generate_series(1,2)");
+    CHECK_EQ_INT(s.events[0].ev.protocol, TRACKER_SIMPLE);
+    CHECK_EQ_INT(s.events[1].ev.start_us, s.events[0].ev.end_us);
+    CHECK_EQ_INT(s.events[0].ev.conn_id, 7);
+    CHECK_EQ_INT(s.events[1].ev.seq, 2);
+    tracker_free(t, clock_us);
+    CHECK_EQ_INT(s.count, 2);
+}
+
+TEST(error_in_multi_statement_query_ends_it)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    query(t, "begin; select x from nothere; commit");
+    complete(t, "BEGIN");
+    error(t, "42P01");
+    ready(t, 'E');
+    query(t, "rollback");
+    complete(t, "ROLLBACK");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 3);
+    CHECK_EQ_STR(s.events[0].ev.command, "BEGIN");
+    CHECK_EQ_STR(s.events[1].ev.sqlstate, "42P01");
+    CHECK_EQ_INT(s.events[1].ev.index, 1);
+    CHECK_EQ_STR(s.events[1].ev.command, "");
+    CHECK_EQ_STR(s.events[2].sql, "rollback");
+    tracker_free(t, clock_us);
+}
+
+TEST(empty_query_gives_no_event)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    query(t, "");
+    be(t, 'I', NULL);
+    ready(t, 'I');
+    query(t, "select 1");
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 1);
+    CHECK_EQ_STR(s.events[0].sql, "select 1");
+    tracker_free(t, clock_us);
+}
+
+TEST(pipelined_unnamed_statements_keep_their_own_sql)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    /* Both batches are sent before any reply: the second Parse replaces the unnamed
+     * statement while the first Execute is still outstanding. */
+    parse(t, "", "select a from t where id = $1");
+    bind(t, "", "", "1");
+    describe(t, 'P', "");
+    execute(t, "", 0);
+    sync_(t);
+    parse(t, "", "select b from u where id = $1");
+    bind(t, "", "", "2");
+    describe(t, 'P', "");
+    execute(t, "", 0);
+    sync_(t);
+    be(t, '1', NULL);
+    be(t, '2', NULL);
+    be(t, 'T', NULL);
+    data_row(t);
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    be(t, '1', NULL);
+    be(t, '2', NULL);
+    be(t, 'T', NULL);
+    data_row(t);
+    data_row(t);
+    complete(t, "SELECT 2");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 2);
+    CHECK_EQ_STR(s.events[0].sql, "select a from t where id = $1");
+    CHECK_EQ_INT(s.events[0].ev.rows, 1);
+    CHECK_EQ_STR(s.events[1].sql, "select b from u where id = $1");
+    CHECK_EQ_INT(s.events[1].ev.rows, 2);
+    CHECK_EQ_INT(s.events[0].ev.protocol, TRACKER_EXTENDED);
+    CHECK_EQ_STR(s.events[0].statement, "");
+    CHECK(s.events[0].ev.bind_values_hash != s.events[1].ev.bind_values_hash);
+    CHECK_EQ_INT(tracker_stats(t)->desyncs, 0);
+    tracker_free(t, clock_us);
+}
+
+TEST(same_bind_values_hash_equal)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    for (int i = 0; i < 2; i++) {
+        parse(t, "", "select 1 where $1::int > 0");
+        bind(t, "", "", "42");
+        execute(t, "", 0);
+        sync_(t);
+        be(t, '1', NULL);
+        be(t, '2', NULL);
+        complete(t, "SELECT 1");
+        ready(t, 'I');
+    }
+    CHECK_EQ_INT(s.count, 2);
+    CHECK(s.events[0].ev.bind_values_hash == s.events[1].ev.bind_values_hash);
+    tracker_free(t, clock_us);
+}
+
+TEST(error_at_parse_is_reported_on_its_execute_and_skips_to_sync)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    parse(t, "", "select x from nothere");
+    bind(t, "", "", "1");
+    execute(t, "", 0);
+    sync_(t);
+    parse(t, "", "select 2");
+    bind(t, "", "", "1");
+    execute(t, "", 0);
+    sync_(t);
+    error(t, "42P01"); /* at Parse: Bind and Execute are skipped until Sync */
+    ready(t, 'I');
+    be(t, '1', NULL);
+    be(t, '2', NULL);
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 2);
+    CHECK_EQ_STR(s.events[0].ev.sqlstate, "42P01");
+    CHECK_EQ_STR(s.events[0].sql, "select x from nothere");
+    CHECK_EQ_STR(s.events[1].ev.sqlstate, "");
+    CHECK_EQ_STR(s.events[1].sql, "select 2");
+    CHECK_EQ_INT(tracker_stats(t)->desyncs, 0);
+    tracker_free(t, clock_us);
+}
+
+TEST(error_mid_pipeline_drops_only_until_its_sync)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    /* libpq pipeline mode: three queries, one Sync; the second fails at Execute. */
+    const char *sqls[] = {"select 1", "select 1/0", "select 3"};
+    for (int i = 0; i < 3; i++) {
+        parse(t, "", sqls[i]);
+        bind(t, "", "", "v");
+        execute(t, "", 0);
+    }
+    sync_(t);
+    parse(t, "", "select 4");
+    bind(t, "", "", "v");
+    execute(t, "", 0);
+    sync_(t);
+    be(t, '1', NULL);
+    be(t, '2', NULL);
+    complete(t, "SELECT 1");
+    be(t, '1', NULL);
+    be(t, '2', NULL);
+    error(t, "22012");
+    ready(t, 'I');
+    be(t, '1', NULL);
+    be(t, '2', NULL);
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 3);
+    CHECK_EQ_STR(s.events[0].sql, "select 1");
+    CHECK_EQ_STR(s.events[1].sql, "select 1/0");
+    CHECK_EQ_STR(s.events[1].ev.sqlstate, "22012");
+    CHECK_EQ_STR(s.events[2].sql, "select 4");
+    tracker_free(t, clock_us);
+}
+
+TEST(row_limited_portal_run_is_one_statement)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    parse(t, "", "select g from generate_series(1,5) g");
+    bind(t, "", "", "x");
+    execute(t, "", 2);
+    execute(t, "", 2);
+    execute(t, "", 2);
+    sync_(t);
+    be(t, '1', NULL);
+    be(t, '2', NULL);
+    data_row(t);
+    data_row(t);
+    be(t, 's', NULL);
+    data_row(t);
+    data_row(t);
+    be(t, 's', NULL);
+    data_row(t);
+    complete(t, "SELECT 1"); /* the tag counts only the last Execute's rows */
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 1);
+    CHECK_EQ_INT(s.events[0].ev.rows, 5);
+    CHECK_EQ_INT(s.events[0].ev.executes, 3);
+    CHECK_EQ_INT(s.events[0].ev.bytes, 5 * 25);
+    tracker_free(t, clock_us);
+}
+
+TEST(copy_in_extended_ignores_the_sync_sent_before_copy_started)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    /* libpq: P B D E S, then after CopyInResponse: d d c S. The first Sync reaches the
+     * server in copy-in mode and is ignored: only one ReadyForQuery comes back. */
+    parse(t, "", "copy t from stdin");
+    bind(t, "", "", "x");
+    describe(t, 'P', "");
+    execute(t, "", 0);
+    sync_(t);
+    be(t, '1', NULL);
+    be(t, '2', NULL);
+    be(t, 'n', NULL);
+    be(t, 'G', NULL);
+    fe(t, 'd', NULL);
+    fe(t, 'd', NULL);
+    fe(t, 'c', NULL);
+    sync_(t);
+    complete(t, "COPY 2");
+    ready(t, 'I');
+    query(t, "select 1");
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 2);
+    CHECK_EQ_STR(s.events[0].ev.command, "COPY");
+    CHECK_EQ_INT(s.events[0].ev.rows, 2);
+    CHECK_EQ_STR(s.events[1].sql, "select 1");
+    CHECK_EQ_INT(tracker_stats(t)->desyncs, 0);
+    tracker_free(t, clock_us);
+}
+
+TEST(copy_failing_half_way_in_simple_query)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    query(t, "copy t from stdin");
+    be(t, 'G', NULL);
+    fe(t, 'd', NULL);
+    error(t, "22P02"); /* the server fails the COPY while the client still sends */
+    fe(t, 'd', NULL);
+    fe(t, 'c', NULL);
+    ready(t, 'I');
+    query(t, "select 1");
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 2);
+    CHECK_EQ_STR(s.events[0].ev.sqlstate, "22P02");
+    CHECK_EQ_STR(s.events[1].sql, "select 1");
+    CHECK_EQ_INT(tracker_stats(t)->desyncs, 0);
+    tracker_free(t, clock_us);
+}
+
+TEST(copy_out_counts_bytes_and_rows_from_tag)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    query(t, "copy t to stdout");
+    be(t, 'H', NULL);
+    tracker_on_backend(t, 'd', NULL, 0, 7, ++clock_us);
+    tracker_on_backend(t, 'd', NULL, 0, 7, ++clock_us);
+    be(t, 'c', NULL);
+    complete(t, "COPY 2");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 1);
+    CHECK_EQ_INT(s.events[0].ev.rows, 2);
+    CHECK_EQ_INT(s.events[0].ev.bytes, 24);
+    tracker_free(t, clock_us);
+}
+
+TEST(named_statements_live_until_close)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    parse(t, "s1", "select * from users where id = $1");
+    sync_(t);
+    be(t, '1', NULL);
+    ready(t, 'I');
+    for (int i = 0; i < 2; i++) {
+        bind(t, "", "s1", i ? "2" : "1");
+        execute(t, "", 0);
+        sync_(t);
+        be(t, '2', NULL);
+        complete(t, "SELECT 1");
+        ready(t, 'I');
+    }
+    close_target(t, 'S', "s1");
+    sync_(t);
+    be(t, '3', NULL);
+    ready(t, 'I');
+    bind(t, "", "s1", "3");
+    execute(t, "", 0);
+    sync_(t);
+    error(t, "26000");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 3);
+    CHECK_EQ_STR(s.events[0].sql, "select * from users where id = $1");
+    CHECK_EQ_STR(s.events[1].statement, "s1");
+    CHECK_EQ_STR(s.events[2].sql, "(null)"); /* closed: the SQL is no longer known */
+    CHECK_EQ_STR(s.events[2].ev.sqlstate, "26000");
+    tracker_free(t, clock_us);
+}
+
+TEST(deallocate_all_forgets_named_statements)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    parse(t, "s1", "select 1");
+    sync_(t);
+    be(t, '1', NULL);
+    ready(t, 'I');
+    query(t, "DEALLOCATE ALL");
+    complete(t, "DEALLOCATE ALL");
+    ready(t, 'I');
+    parse(t, "s1", "select 2"); /* allowed again on the server, and now ours */
+    bind(t, "", "s1", "x");
+    execute(t, "", 0);
+    sync_(t);
+    be(t, '1', NULL);
+    be(t, '2', NULL);
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 2);
+    CHECK_EQ_STR(s.events[1].sql, "select 2");
+    tracker_free(t, clock_us);
+}
+
+TEST(failed_named_parse_is_forgotten)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    parse(t, "s1", "selec 1");
+    sync_(t);
+    error(t, "42601");
+    ready(t, 'I');
+    parse(t, "s1", "select 1");
+    bind(t, "", "s1", "x");
+    execute(t, "", 0);
+    sync_(t);
+    be(t, '1', NULL);
+    be(t, '2', NULL);
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 1);
+    CHECK_EQ_STR(s.events[0].sql, "select 1");
+    tracker_free(t, clock_us);
+}
+
+TEST(fifo_bound_suspends_tracking_then_resumes)
+{
+    Sink s;
+    TrackerLimits small = default_limits;
+    small.max_outstanding = 4;
+    Tracker *t = new_tracker(&s, &small);
+    for (int i = 0; i < 6; i++)
+        query(t, "select 1");
+    for (int i = 0; i < 6; i++) {
+        complete(t, "SELECT 1");
+        ready(t, 'I');
+    }
+    CHECK(tracker_stats(t)->untracked > 0);
+    int before = s.count;
+    query(t, "select 2");
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, before + 1);
+    CHECK_EQ_STR(s.events[s.count - 1].sql, "select 2");
+    tracker_free(t, clock_us);
+}
+
+TEST(unexpected_reply_desyncs_then_recovers)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    query(t, "select 1");
+    be(t, '1', NULL); /* a ParseComplete nobody asked for */
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(tracker_stats(t)->desyncs, 1);
+    query(t, "select 2");
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 1);
+    CHECK_EQ_STR(s.events[0].sql, "select 2");
+    tracker_free(t, clock_us);
+}
+
+TEST(connection_lost_mid_query_reports_aborted)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    query(t, "select pg_sleep(10)");
+    tracker_free(t, clock_us + 500);
+    CHECK_EQ_INT(s.count, 1);
+    CHECK(s.events[0].ev.aborted);
+    CHECK_EQ_STR(s.events[0].ev.sqlstate, "08006");
+}
+
+TEST(standard_conforming_strings_followed_from_parameter_status)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    Body m = {0};
+    put_str(&m, "standard_conforming_strings");
+    put_str(&m, "off");
+    be(t, 'S', &m);
+    CHECK(tracker_scs_off(t));
+    query(t, "select 1");
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK(s.events[0].ev.scs_off);
+    Body on = {0};
+    put_str(&on, "standard_conforming_strings");
+    put_str(&on, "on");
+    be(t, 'S', &on);
+    CHECK(!tracker_scs_off(t));
+    tracker_free(t, clock_us);
+}
+
+TEST(long_sql_is_truncated_and_flagged)
+{
+    Sink s;
+    TrackerLimits small = default_limits;
+    small.max_sql_bytes = 16;
+    Tracker *t = new_tracker(&s, &small);
+    query(t, "select 1234567890123456789");
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 1);
+    CHECK(s.events[0].ev.sql_truncated);
+    CHECK_EQ_STR(s.events[0].sql, "select 123456789");
+    tracker_free(t, clock_us);
+}
+
+int main(void)
+{
+    RUN(multi_statement_query_gives_one_event_per_statement);
+    RUN(error_in_multi_statement_query_ends_it);
+    RUN(empty_query_gives_no_event);
+    RUN(pipelined_unnamed_statements_keep_their_own_sql);
+    RUN(same_bind_values_hash_equal);
+    RUN(error_at_parse_is_reported_on_its_execute_and_skips_to_sync);
+    RUN(error_mid_pipeline_drops_only_until_its_sync);
+    RUN(row_limited_portal_run_is_one_statement);
+    RUN(copy_in_extended_ignores_the_sync_sent_before_copy_started);
+    RUN(copy_failing_half_way_in_simple_query);
+    RUN(copy_out_counts_bytes_and_rows_from_tag);
+    RUN(named_statements_live_until_close);
+    RUN(deallocate_all_forgets_named_statements);
+    RUN(failed_named_parse_is_forgotten);
+    RUN(fifo_bound_suspends_tracking_then_resumes);
+    RUN(unexpected_reply_desyncs_then_recovers);
+    RUN(connection_lost_mid_query_reports_aborted);
+    RUN(standard_conforming_strings_followed_from_parameter_status);
+    RUN(long_sql_is_truncated_and_flagged);
+    return TESTLIB_FINISH();
+}
