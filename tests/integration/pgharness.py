@@ -493,6 +493,7 @@ class ProxyTestCase(unittest.TestCase):
         self.cluster = module_cluster()
         self.proxy = Proxy(self.cluster, **self.proxy_kwargs).start()
         self._clients = []
+        self._t0 = time.monotonic()
 
     def track(self, client):
         """Registers a client (anything with close()) to be closed before the proxy stops:
@@ -521,6 +522,10 @@ class ProxyTestCase(unittest.TestCase):
         self._clients = []
 
     def tearDown(self):
+        took = time.monotonic() - self._t0
+        if took > 3:
+            # Keeps the suite's time budget visible: which test ate it.
+            print("\npgharness: slow test %s: %.1f s" % (self.id(), took), file=sys.stderr)
         if self.proxy.result is None and not DIRECT:
             # The test did not look at the log; still, the proxy must not have crashed.
             alive = self.proxy.alive()

@@ -238,36 +238,50 @@ class RawConn:
     def read_slowly(self, until=b"Z", chunk=65536, pause=0.0005, on_chunk=None):
         """Reads messages in small recv()s with pauses: a deliberately slow client.
 
+        DataRow bodies are counted and dropped as they stream in, never held whole.
         Returns (counts per type, wire bytes per type, list of non-DataRow messages)."""
         counts, sizes, others = {}, {}, []
-        pending = self.buf
+        buf = bytearray(self.buf)
         self.buf = b""
+        skip = 0  # bytes of the current DataRow body still to discard
         while True:
-            # Decode what is buffered, keeping any partial message.
             i = 0
-            while len(pending) - i >= 5:
-                ln = struct.unpack_from("!I", pending, i + 1)[0]
-                if len(pending) - i < 1 + ln:
+            while True:
+                if skip:
+                    take = min(skip, len(buf) - i)
+                    i += take
+                    skip -= take
+                    if skip:
+                        break
+                    continue
+                if len(buf) - i < 5:
                     break
-                t = pending[i:i + 1]
+                t = bytes(buf[i:i + 1])
+                ln = struct.unpack_from("!I", buf, i + 1)[0]
+                if t == b"D":
+                    counts[t] = counts.get(t, 0) + 1
+                    sizes[t] = sizes.get(t, 0) + 1 + ln
+                    skip = ln - 4
+                    i += 5
+                    continue
+                if len(buf) - i < 1 + ln:
+                    break
                 counts[t] = counts.get(t, 0) + 1
                 sizes[t] = sizes.get(t, 0) + 1 + ln
-                if t != b"D":
-                    others.append((t, pending[i + 5:i + 1 + ln]))
+                others.append((t, bytes(buf[i + 5:i + 1 + ln])))
                 i += 1 + ln
                 if t == until:
-                    self.buf = pending[i:]
+                    self.buf = bytes(buf[i:])
                     return counts, sizes, others
-            pending = pending[i:]
+            del buf[:i]
             data = self.sock.recv(chunk)
             if not data:
                 raise ConnectionClosed("closed while reading slowly")
-            pending += data
+            buf += data
             if on_chunk:
                 on_chunk()
             if pause:
                 time.sleep(pause)
-
 
 def types_of(msgs):
     return b"".join(t for t, _ in msgs)

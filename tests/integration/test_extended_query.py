@@ -274,5 +274,25 @@ class RawExtendedTest(h.ProxyTestCase):
                          [("st_twice", 1, 1), ("st_twice", 1, 1)])
 
 
+    def test_empty_query_in_extended_protocol_gives_no_event(self):
+        c = self.raw_client()
+        c.send(pgraw.parse("", "") + pgraw.bind("", "") + pgraw.execute("") + pgraw.sync())
+        self.assertEqual(pgraw.types_of(c.read_until()), b"12IZ")
+        c.simple("select 'after_empty_extended'")
+        events = self.stop_proxy()
+        self.assertEqual([e["sql"] for e in events], ["select 'after_empty_extended'"])
+
+    def test_row_limit_reached_exactly_then_empty_execute(self):
+        # 4 rows, limit 2: the server cannot know the second batch was the last, so a third
+        # Execute returns no rows and the CommandComplete.
+        c = self.raw_client()
+        c.send(pgraw.parse("", "select generate_series(1, 4) as exact_limit")
+               + pgraw.bind("", "") + pgraw.execute("", 2) + pgraw.execute("", 2)
+               + pgraw.execute("", 2) + pgraw.sync())
+        self.assertEqual(pgraw.types_of(c.read_until()), b"12DDsDDsCZ")
+        events = self.stop_proxy()
+        self.assertEqual([(e["rows"], e["executes"], e["command"]) for e in events],
+                         [(4, 3, "SELECT")])
+
 if __name__ == "__main__":
     h.main()

@@ -127,6 +127,37 @@ class UpstreamTest(h.ProxyTestCase):
         self.assertEqual(p.stop().returncode, 0)
 
 
+class BigMessageTest(h.ProxyTestCase):
+
+    def test_big_bind_parameter_passes(self):
+        value = "b" * 5000000
+        with psycopg.connect(self.proxy.dsn(), autocommit=True) as conn:
+            row = conn.execute("select length(%s), md5(%s) = md5(repeat('b', 5000000))",
+                               (value, value)).fetchone()
+        self.assertEqual(row, (5000000, True))
+        events = self.stop_proxy()
+        self.assertEqual([(e["protocol"], e["rows"]) for e in events], [("extended", 1)])
+
+    def test_big_query_text_passes(self):
+        sql = "select length('%s') as big_query" % ("q" * 5000000)
+        c = self.raw_client(timeout=30)
+        msgs = c.simple(sql)
+        self.assertEqual(pgraw.datarow_values(msgs[1][1]), ["5000000"])
+        events = self.stop_proxy()
+        self.assertEqual(len(events), 1)
+        self.assertEqual(events[0]["rows"], 1)
+        self.assertTrue(sql.startswith(events[0]["sql"]))
+
+    def test_single_huge_datarow_passes(self):
+        c = self.raw_client(timeout=60)
+        c.send(pgraw.query("select repeat('h', 64000000) as huge_row"))
+        counts, sizes, others = c.read_slowly(chunk=1 << 20, pause=0)
+        self.assertEqual(counts.get(b"D"), 1)
+        self.assertEqual(sizes[b"D"], 1 + 4 + 2 + 4 + 64000000)
+        events = self.stop_proxy()
+        self.assertEqual([(e["rows"], e["bytes"]) for e in events], [(1, sizes[b"D"])])
+
+
 class VanishingPeerTest(h.ProxyTestCase):
 
     def assert_proxy_serves(self, marker):
@@ -250,6 +281,21 @@ class ShutdownTest(h.ProxyTestCase):
         self.assertLess(time.monotonic() - t0, 5)
         self.assertEqual([e["sql"] for e in res.events], ["select 'before_sigint'"])
 
+
+    def test_sigterm_lets_running_query_finish(self):
+        p = h.Proxy(self.cluster, grace=30).start()
+        self.addCleanup(p.kill)
+        c = self.idle_client(p)
+        c.send(pgraw.query("select pg_sleep(1), 'in_flight'"))
+        time.sleep(0.2)
+        p.send_signal(signal.SIGTERM)
+        msgs = c.read_until()
+        self.assertEqual(pgraw.datarow_values(msgs[1][1]), ["", "in_flight"])
+        c.send(pgraw.terminate())
+        c.close()
+        self.assertEqual(p.wait(10), 0, p.stderr_text()[-3000:])
+        res = p.stop()
+        self.assertEqual([(e["rows"], e["command"]) for e in res.events], [(1, "SELECT")])
 
 if __name__ == "__main__":
     h.main()

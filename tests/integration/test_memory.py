@@ -65,6 +65,28 @@ class MemoryTest(h.ProxyTestCase):
         self.assertEqual(len(mine), 1, events)
         self.assertEqual((mine[0]["rows"], mine[0]["bytes"]), (ROWS, sizes[b"D"]))
 
+    def test_single_huge_row_to_slow_client_keeps_proxy_rss_flat(self):
+        # One 64 MB DataRow: the proxy must stream the message, not assemble it.
+        c = self.raw_client(timeout=60)
+        c.simple("select 'warm up'")
+        pid = self.proxy.pid
+        st0 = h.proc_status(pid) if pid else {"VmRSS": 0, "VmHWM": 0}
+        c.send(pgraw.query("select repeat('h', 64000000) as huge_row"))
+        time.sleep(1.0)
+        counts, sizes, others = c.read_slowly(chunk=65536, pause=0.0002)
+        self.assertEqual(counts.get(b"D"), 1)
+        self.assertEqual(sizes[b"D"], 1 + 4 + 2 + 4 + 64000000)
+        if pid:
+            st = h.proc_status(pid)
+            top = st["VmHWM"] if st["VmHWM"] > st0["VmHWM"] else st["VmRSS"]
+            growth = top - st0["VmRSS"]
+            print("\nmemory: one 64 MB row; proxy RSS before %d kB, HWM %d kB, growth %d kB"
+                  % (st0["VmRSS"], st["VmHWM"], growth))
+            self.assertLess(growth, MAX_GROWTH_KB)
+        events = self.stop_proxy()
+        mine = self.events_with_sql(events, "huge_row")
+        self.assertEqual([(e["rows"], e["bytes"]) for e in mine], [(1, sizes[b"D"])])
+
 
 if __name__ == "__main__":
     h.main()

@@ -250,5 +250,36 @@ class SimpleQueryTest(h.ProxyTestCase):
             self.assertEqual(seqs, sorted(seqs))
 
 
+    def test_query_written_one_byte_at_a_time(self):
+        c = self.raw_client()
+        sql = "select 'dribbled', 42"
+        for b in pgraw.query(sql):
+            c.send(bytes([b]))
+            time.sleep(0.002)
+        msgs = c.read_until()
+        self.assertEqual(datarows(msgs), [["dribbled", "42"]])
+        events = self.stop_proxy()
+        self.assertEqual([(e["sql"], e["rows"]) for e in events], [(sql, 1)])
+
+    def test_parameter_status_between_statements_of_one_query(self):
+        c = self.raw_client()
+        msgs = c.simple("set application_name = 'mid_query_app'; select 'after_set'")
+        # Postgres 15 reports the change just before ReadyForQuery; others may send it
+        # right after the SET. Either way it arrives inside this Query's reply.
+        types = pgraw.types_of(msgs)
+        self.assertEqual(types.replace(b"S", b""), b"CTDCZ")
+        self.assertIn((b"S", b"application_name\0mid_query_app\0"), msgs)
+        events = self.stop_proxy()
+        self.assertEqual([(e["index"], e["command"], e["rows"]) for e in events],
+                         [(0, "SET", 0), (1, "SELECT", 1)])
+
+    def test_notice_between_statements_of_one_query(self):
+        c = self.raw_client()
+        msgs = c.simple("do $$ begin raise notice 'n1'; end $$; select 'after_notice_q'")
+        self.assertEqual(pgraw.types_of(msgs), b"NCTDCZ")
+        events = self.stop_proxy()
+        self.assertEqual([(e["index"], e["command"], e["rows"]) for e in events],
+                         [(0, "DO", 0), (1, "SELECT", 1)])
+
 if __name__ == "__main__":
     h.main()

@@ -153,5 +153,20 @@ class StartupTest(h.ProxyTestCase):
         self.assertTrue(self.proxy.alive())
 
 
+    def test_protocol_3_2_startup_gets_negotiation_and_works(self):
+        # A PG18-era client asks for 3.2 and an unknown _pq_ option; PG15 answers with
+        # NegotiateProtocolVersion and carries on in 3.0. The proxy must pass it all through.
+        with pgraw.RawConn(self.proxy.port) as c:
+            c.send(pgraw.startup_packet({"user": h.TRUST_USER, "database": h.DBNAME,
+                                         "_pq_.it_option": "1"}, version=196610))
+            msgs = c.finish_startup()
+            self.assertEqual(msgs[0][0], b"v", msgs)
+            self.assertEqual(struct.unpack_from("!I", msgs[0][1])[0], 196608)
+            self.assertEqual(msgs[-1][0], b"Z")
+            self.assertEqual(pgraw.types_of(c.simple("select 'proto_32'")), b"TDCZ")
+            c.send(pgraw.terminate())
+        events = self.stop_proxy()
+        self.assertEqual(len(self.events_with_sql(events, "proto_32")), 1, events)
+
 if __name__ == "__main__":
     h.main()
