@@ -176,6 +176,8 @@ class VanishingPeerTest(h.ProxyTestCase):
         self.assert_proxy_serves("after_killed_client")
         events = self.stop_proxy()
         self.assertEqual(len(self.events_with_sql(events, "after_killed_client")), 1, events)
+        # The statement cut off by the client's death is still logged, once.
+        self.assertEqual(len(self.events_with_sql(events, "'killed_client'")), 1, events)
 
     def test_client_closes_during_big_result(self):
         c = pgraw.RawConn(self.proxy.port)
@@ -215,6 +217,12 @@ class VanishingPeerTest(h.ProxyTestCase):
         self.assert_proxy_serves("after_backend_died")
         events = self.stop_proxy()
         self.assertEqual(len(self.events_with_sql(events, "after_backend_died")), 1, events)
+        # The interrupted statement is logged once. (A backend killed while blocked in
+        # send() drops its FATAL message rather than break the stream mid-message, so
+        # there may be no SQLSTATE to report.)
+        mine = self.events_with_sql(events, "as big from")
+        self.assertEqual(len(mine), 1, mine)
+        self.assertIsNone(mine[0]["command"], mine)
 
 
 class ShutdownTest(h.ProxyTestCase):
