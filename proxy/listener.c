@@ -258,13 +258,14 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
     ctx->tracker_limits.max_portals = 1024;
     ctx->emit = emit_event;
     ctx->emit_ctx = l;
+    ctx->workspace = tracker_workspace_new(config->max_sql_bytes);
     ctx->scratch_size = SCRATCH_SIZE;
     ctx->scratch = malloc(SCRATCH_SIZE);
     ctx->pending_cap = SCRATCH_SIZE + 16384;
     ctx->max_free_buffers = MAX_FREE_BUFFERS;
     ctx->free_buffers = calloc(MAX_FREE_BUFFERS, sizeof(void *));
     ctx->on_session_closed = finish_if_idle;
-    if (!ctx->scratch || !ctx->free_buffers) {
+    if (!ctx->scratch || !ctx->free_buffers || !ctx->workspace) {
         log_line(LOG_ERROR, 0, "out of memory");
         return false;
     }
@@ -309,6 +310,7 @@ static void listener_cleanup(Listener *l)
     proxy_context_release_buffers(&l->ctx);
     free(l->ctx.free_buffers);
     free(l->ctx.scratch);
+    tracker_workspace_free(l->ctx.workspace);
 }
 
 int listener_run(const ProxyConfig *config)

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/sqlnorm.h"
+
 struct QueryLog {
     FILE *file;
     char *line;       /* one formatted line; sized for the largest SQL the tracker keeps */
@@ -136,9 +138,57 @@ static const char *protocol_name(TrackerProtocol p)
     }
 }
 
+/* Appends `"key":"escaped"` (with a leading comma). */
+static char *put_string_field(char *p, char *end, const char *key, const char *s, size_t len)
+{
+    p += snprintf(p, (size_t)(end - p), ",\"%s\":\"", key);
+    p += json_escape(p, (size_t)(end - p), s, len);
+    *p++ = '"';
+    return p;
+}
+
+/* fingerprint, values, normalized, incomplete, tags, application_name. */
+static char *write_normalizer_fields(char *p, char *end, const TrackerEvent *ev)
+{
+    if (ev->normalized_known) {
+        char hex[17];
+        sqlnorm_hex64(ev->fingerprint, hex);
+        p += snprintf(p, (size_t)(end - p), ",\"fingerprint\":\"%s\"", hex);
+        sqlnorm_hex64(ev->values_hash, hex);
+        p += snprintf(p, (size_t)(end - p), ",\"values\":\"%s\"", hex);
+        p = put_string_field(p, end, "normalized", ev->normalized, ev->normalized_len);
+        p += snprintf(p, (size_t)(end - p), ",\"incomplete\":%s",
+                      ev->incomplete ? "true" : "false");
+    } else {
+        p += snprintf(p, (size_t)(end - p),
+                      ",\"fingerprint\":null,\"values\":null,\"normalized\":null,"
+                      "\"incomplete\":false");
+    }
+    p += snprintf(p, (size_t)(end - p), ",\"tags\":{");
+    for (size_t i = 0; i < ev->n_tags; i++) {
+        if (i)
+            *p++ = ',';
+        *p++ = '"';
+        p += json_escape(p, (size_t)(end - p), ev->tags[i].key, ev->tags[i].key_len);
+        *p++ = '"';
+        *p++ = ':';
+        *p++ = '"';
+        p += json_escape(p, (size_t)(end - p), ev->tags[i].value, ev->tags[i].value_len);
+        *p++ = '"';
+    }
+    *p++ = '}';
+    return put_string_field(p, end, "application_name", ev->application_name ? ev->application_name : "",
+                            ev->application_name_len);
+}
+
 void querylog_write(QueryLog *log, const TrackerEvent *ev)
 {
-    size_t need = 6 * (ev->sql_len + ev->statement_len + 64) + 1024;
+    size_t tag_bytes = 0;
+    for (size_t i = 0; i < ev->n_tags; i++)
+        tag_bytes += ev->tags[i].key_len + ev->tags[i].value_len + 8;
+    size_t need = 6 * (ev->sql_len + ev->statement_len + ev->normalized_len + tag_bytes +
+                       ev->application_name_len + 64) +
+                  1024;
     if (!ensure_line(log, need)) {
         log->dropped++;
         return;
@@ -180,7 +230,10 @@ void querylog_write(QueryLog *log, const TrackerEvent *ev)
         *p++ = '"';
     } else
         p += snprintf(p, (size_t)(end - p), ",\"sqlstate\":null");
-    p += snprintf(p, (size_t)(end - p), ",\"aborted\":%s}\n", ev->aborted ? "true" : "false");
+    p += snprintf(p, (size_t)(end - p), ",\"aborted\":%s", ev->aborted ? "true" : "false");
+    p = write_normalizer_fields(p, end, ev);
+    *p++ = '}';
+    *p++ = '\n';
     if (fwrite(log->line, 1, (size_t)(p - log->line), log->file) != (size_t)(p - log->line))
         log->dropped++;
 }

@@ -477,7 +477,7 @@ static void on_connected(Session *s)
 
     s->state = s->replication ? SS_RAW : SS_RELAY;
     if (s->state == SS_RELAY) {
-        s->tracker = tracker_new(s->id, &ctx->tracker_limits, emit_to_context, ctx);
+        s->tracker = tracker_new(s->id, &ctx->tracker_limits, ctx->workspace, emit_to_context, ctx);
         if (!s->tracker) {
             session_fail(s, "53200", "out of memory");
             return;

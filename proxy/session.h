@@ -42,6 +42,7 @@ typedef struct ProxyContext {
     const ProxyConfig *config;
     Upstream *upstream;
     TrackerLimits tracker_limits;
+    TrackerWorkspace *workspace; /* normalizer scratch shared by every session's tracker */
     TrackerEmitFn emit; /* completed-statement events go here */
     void *emit_ctx;
 

@@ -15,16 +15,46 @@
 #include <xxhash.h>
 
 #include "protocol/pgwire.h"
+#include "protocol/sqlnorm.h"
 
-/* ---- reference-counted SQL text ---------------------------------------------------------- */
+/* ---- reference-counted SQL text and its normalization ------------------------------------ */
+
+#define TRK_MAX_STATEMENTS_PER_TEXT 256 /* a longer multi-statement string shares the last */
+
+typedef struct TrkNormStatement {
+    uint64_t fingerprint;
+    uint64_t values_hash;
+    size_t text_offset; /* of N within TrkNorm.text */
+    size_t text_len;
+    bool incomplete;
+} TrkNormStatement;
+
+/* Everything the normalizer said about one SQL string, in one allocation. */
+typedef struct TrkNorm {
+    size_t n_statements;
+    TrkNormStatement *statements;
+    SqlTag *tags;
+    size_t n_tags;
+    char *text; /* the statements' N, back to back, then the tags' keys and values */
+} TrkNorm;
 
 typedef struct TrkSql {
     uint32_t refs;
     bool truncated;
     size_t len;
     size_t cap;
+    TrkNorm *norm; /* computed at the first execution, shared by every later one */
     char text[];
 } TrkSql;
+
+struct TrackerWorkspace {
+    char *out; /* sqlnorm output for one statement */
+    size_t out_cap;
+    char *texts; /* every statement's N of the current string */
+    size_t texts_cap;
+    TrkNormStatement statements[TRK_MAX_STATEMENTS_PER_TEXT];
+    SqlTags tags;
+};
 
 /* ---- portals ------------------------------------------------------------------------------ */
 
@@ -104,6 +134,9 @@ struct Tracker {
 
     bool client_in_copy; /* server sent CopyInResponse, client has not ended the COPY */
     bool scs_off;
+    char application_name[64]; /* the server truncates it to 63 bytes too */
+    size_t application_name_len;
+    TrackerWorkspace *ws;
 
     uint64_t syncs_sent;
     uint64_t syncs_answered;
@@ -125,6 +158,8 @@ static void sql_release(Tracker *t, TrkSql *sql)
         return;
     if (sql == t->last_query)
         t->last_query = NULL;
+    free(sql->norm);
+    sql->norm = NULL;
     if (!t->spare || t->spare->cap < sql->cap) {
         free(t->spare);
         t->spare = sql;
@@ -162,6 +197,7 @@ static TrkSql *sql_new(Tracker *t, const char *text, size_t len, bool truncated)
     sql->refs = 1;
     sql->truncated = truncated;
     sql->len = len;
+    sql->norm = NULL;
     memcpy(sql->text, text, len);
     return sql;
 }
@@ -431,13 +467,93 @@ static void emit_event(Tracker *t, TrackerEvent *ev)
     t->emit(t->emit_ctx, ev);
 }
 
-static void event_set_sql(TrackerEvent *ev, const TrkSql *sql)
+/* Normalizes a SQL string (all its statements) into one block. NULL when out of memory. */
+static TrkNorm *normalize_text(Tracker *t, const TrkSql *sql)
 {
-    if (sql) {
-        ev->sql = sql->text;
-        ev->sql_len = sql->len;
-        ev->sql_truncated = sql->truncated;
+    TrackerWorkspace *ws = t->ws;
+    SqlnormOptions options = {.scs_off = t->scs_off};
+    SqlnormCursor cursor;
+    sqlnorm_cursor_init(&cursor, sql->text, sql->len, &options);
+    sqltags_init(&ws->tags);
+    size_t n = 0, texts_used = 0;
+    SqlnormStatement st;
+    while (n < TRK_MAX_STATEMENTS_PER_TEXT &&
+           sqlnorm_next(&cursor, ws->out, ws->out_cap, &st, &ws->tags)) {
+        size_t len = st.normalized_len;
+        if (len > ws->texts_cap - texts_used)
+            len = ws->texts_cap - texts_used;
+        memcpy(ws->texts + texts_used, st.normalized, len);
+        ws->statements[n].fingerprint = st.fingerprint;
+        ws->statements[n].values_hash = st.values_hash;
+        ws->statements[n].text_offset = texts_used;
+        ws->statements[n].text_len = len;
+        ws->statements[n].incomplete = st.incomplete || sql->truncated;
+        texts_used += len;
+        n++;
     }
+    if (cursor.pos < cursor.len) /* more statements than we keep: their tags still count */
+        sqlnorm_scan_tags(sql->text + cursor.pos, cursor.len - cursor.pos, &options, &ws->tags);
+
+    size_t tag_bytes = 0;
+    for (size_t i = 0; i < ws->tags.count; i++)
+        tag_bytes += ws->tags.tags[i].key_len + ws->tags.tags[i].value_len;
+    size_t size = sizeof(TrkNorm) + n * sizeof(TrkNormStatement) +
+                  ws->tags.count * sizeof(SqlTag) + texts_used + tag_bytes;
+    TrkNorm *norm = malloc(size);
+    if (!norm)
+        return NULL;
+    norm->n_statements = n;
+    norm->statements = (TrkNormStatement *)(norm + 1);
+    norm->tags = (SqlTag *)(norm->statements + n);
+    norm->n_tags = ws->tags.count;
+    norm->text = (char *)(norm->tags + norm->n_tags);
+    memcpy(norm->statements, ws->statements, n * sizeof(TrkNormStatement));
+    memcpy(norm->text, ws->texts, texts_used);
+    char *p = norm->text + texts_used;
+    for (size_t i = 0; i < norm->n_tags; i++) {
+        const SqlTag *src = &ws->tags.tags[i];
+        memcpy(p, src->key, src->key_len);
+        norm->tags[i].key = p;
+        norm->tags[i].key_len = src->key_len;
+        p += src->key_len;
+        memcpy(p, src->value, src->value_len);
+        norm->tags[i].value = p;
+        norm->tags[i].value_len = src->value_len;
+        p += src->value_len;
+    }
+    return norm;
+}
+
+/* Fills the event's SQL and normalizer facts for statement `index` of the text. */
+static void event_set_sql(Tracker *t, TrackerEvent *ev, TrkSql *sql, uint32_t index,
+                          bool fold_bind, uint64_t bind_hash)
+{
+    ev->application_name = t->application_name;
+    ev->application_name_len = t->application_name_len;
+    if (!sql)
+        return;
+    ev->sql = sql->text;
+    ev->sql_len = sql->len;
+    ev->sql_truncated = sql->truncated;
+    if (!sql->norm)
+        sql->norm = normalize_text(t, sql);
+    const TrkNorm *norm = sql->norm;
+    if (!norm || norm->n_statements == 0)
+        return;
+    /* The server and the normalizer split statements alike; should they ever disagree
+     * (e.g. a BEGIN ATOMIC body), the last statement stands in rather than nothing. */
+    const TrkNormStatement *st =
+        &norm->statements[index < norm->n_statements ? index : norm->n_statements - 1];
+    ev->normalized_known = true;
+    ev->fingerprint = st->fingerprint;
+    ev->values_hash = fold_bind ? XXH3_64bits_withSeed(&st->values_hash, sizeof st->values_hash,
+                                                       bind_hash)
+                                : st->values_hash;
+    ev->normalized = norm->text + st->text_offset;
+    ev->normalized_len = st->text_len;
+    ev->incomplete = st->incomplete;
+    ev->tags = norm->tags;
+    ev->n_tags = norm->n_tags;
 }
 
 /* The statement a QUERY entry is working on completed (CommandComplete) or failed. */
@@ -448,7 +564,7 @@ static void emit_query_statement(Tracker *t, TrkEntry *e, int64_t now_us, const 
     TrackerEvent ev = {0};
     ev.protocol = TRACKER_SIMPLE;
     ev.index = e->stmt_index;
-    event_set_sql(&ev, e->sql);
+    event_set_sql(t, &ev, e->sql, e->stmt_index, false, 0);
     ev.start_us = e->start_us;
     ev.end_us = now_us;
     ev.rows = rows;
@@ -472,6 +588,8 @@ static void emit_execute(Tracker *t, TrkEntry *e, int64_t now_us, const char *co
 {
     TrackerEvent ev = {0};
     TrkPortal *p = e->portal;
+    if (!p)
+        event_set_sql(t, &ev, NULL, 0, false, 0);
     ev.protocol = TRACKER_EXTENDED;
     ev.start_us = e->start_us;
     ev.end_us = now_us;
@@ -480,7 +598,7 @@ static void emit_execute(Tracker *t, TrkEntry *e, int64_t now_us, const char *co
     ev.bytes = e->bytes;
     ev.executes = 1;
     if (p) {
-        event_set_sql(&ev, p->sql);
+        event_set_sql(t, &ev, p->sql, 0, true, p->values_hash);
         ev.statement = p->statement;
         ev.statement_len = p->statement_len;
         ev.bind_values_hash = p->values_hash;
@@ -503,6 +621,7 @@ static void emit_execute(Tracker *t, TrkEntry *e, int64_t now_us, const char *co
 static void emit_function(Tracker *t, TrkEntry *e, int64_t now_us, const char *sqlstate)
 {
     TrackerEvent ev = {0};
+    event_set_sql(t, &ev, NULL, 0, false, 0);
     ev.protocol = TRACKER_FUNCTION;
     ev.start_us = e->start_us;
     ev.end_us = now_us;
@@ -883,8 +1002,17 @@ static void on_parameter_status(Tracker *t, const uint8_t *body, size_t have)
     if (!pgw_decode_parameter_status(body, have, &ps))
         return;
     static const char scs[] = "standard_conforming_strings";
-    if (ps.name.len == sizeof scs - 1 && memcmp(ps.name.ptr, scs, sizeof scs - 1) == 0)
+    static const char app[] = "application_name";
+    if (ps.name.len == sizeof scs - 1 && memcmp(ps.name.ptr, scs, sizeof scs - 1) == 0) {
         t->scs_off = ps.value.len == 3 && memcmp(ps.value.ptr, "off", 3) == 0;
+    } else if (ps.name.len == sizeof app - 1 && memcmp(ps.name.ptr, app, sizeof app - 1) == 0) {
+        size_t len = ps.value.len < sizeof t->application_name - 1
+                         ? ps.value.len
+                         : sizeof t->application_name - 1;
+        memcpy(t->application_name, ps.value.ptr, len);
+        t->application_name[len] = 0;
+        t->application_name_len = len;
+    }
 }
 
 /* While suspended only ReadyForQuery matters: it tells when everything asked is answered. */
@@ -979,12 +1107,38 @@ void tracker_on_backend(Tracker *t, uint8_t type, const uint8_t *body, size_t ha
 
 /* ---- lifecycle -------------------------------------------------------------------------------- */
 
-Tracker *tracker_new(uint64_t conn_id, const TrackerLimits *limits, TrackerEmitFn emit,
-                     void *emit_ctx)
+TrackerWorkspace *tracker_workspace_new(size_t max_sql_bytes)
+{
+    TrackerWorkspace *ws = calloc(1, sizeof *ws);
+    if (!ws)
+        return NULL;
+    ws->out_cap = sqlnorm_output_bound(max_sql_bytes);
+    ws->texts_cap = ws->out_cap;
+    ws->out = malloc(ws->out_cap);
+    ws->texts = malloc(ws->texts_cap);
+    if (!ws->out || !ws->texts) {
+        tracker_workspace_free(ws);
+        return NULL;
+    }
+    return ws;
+}
+
+void tracker_workspace_free(TrackerWorkspace *ws)
+{
+    if (!ws)
+        return;
+    free(ws->out);
+    free(ws->texts);
+    free(ws);
+}
+
+Tracker *tracker_new(uint64_t conn_id, const TrackerLimits *limits, TrackerWorkspace *workspace,
+                     TrackerEmitFn emit, void *emit_ctx)
 {
     Tracker *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
+    t->ws = workspace;
     t->conn_id = conn_id;
     t->limits = *limits;
     t->emit = emit;

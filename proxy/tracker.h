@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "protocol/sqltags.h"
+
 typedef enum TrackerProtocol {
     TRACKER_SIMPLE,
     TRACKER_EXTENDED,
@@ -39,6 +41,18 @@ typedef struct TrackerEvent {
     char sqlstate[6];       /* "" unless it failed */
     uint32_t executes;      /* Execute messages in this portal run (1 for simple) */
     bool aborted;           /* the connection ended before the statement completed */
+
+    /* From the normalizer (computed once per SQL text, at its first execution): */
+    bool normalized_known;  /* false when the SQL is unknown */
+    uint64_t fingerprint;   /* F of this statement */
+    uint64_t values_hash;   /* V, with the Bind parameters folded in (extended) */
+    const char *normalized; /* N */
+    size_t normalized_len;
+    bool incomplete;        /* the SQL was cut or ends inside a literal/comment */
+    const SqlTag *tags;     /* tags from comments anywhere in the SQL string */
+    size_t n_tags;
+    const char *application_name; /* the session's, from ParameterStatus; "" if none */
+    size_t application_name_len;
 } TrackerEvent;
 
 typedef void (*TrackerEmitFn)(void *ctx, const TrackerEvent *event);
@@ -59,9 +73,15 @@ typedef struct TrackerStats {
 
 typedef struct Tracker Tracker;
 
-/* Returns NULL on allocation failure. */
-Tracker *tracker_new(uint64_t conn_id, const TrackerLimits *limits, TrackerEmitFn emit,
-                     void *emit_ctx);
+/* Scratch memory for normalizing, shared by the trackers of one thread (sized for the
+ * largest SQL text kept). Returns NULL on allocation failure. */
+typedef struct TrackerWorkspace TrackerWorkspace;
+TrackerWorkspace *tracker_workspace_new(size_t max_sql_bytes);
+void tracker_workspace_free(TrackerWorkspace *workspace);
+
+/* Returns NULL on allocation failure. The workspace must outlive the tracker. */
+Tracker *tracker_new(uint64_t conn_id, const TrackerLimits *limits, TrackerWorkspace *workspace,
+                     TrackerEmitFn emit, void *emit_ctx);
 /* Emits outstanding executing statements as aborted, then frees everything. */
 void tracker_free(Tracker *tracker, int64_t now_us);
 

@@ -13,6 +13,9 @@ typedef struct Recorded {
     TrackerEvent ev;
     char sql[256];
     char statement[64];
+    char normalized[256];
+    char tags[256]; /* "k=v k=v" */
+    char app[64];
 } Recorded;
 
 typedef struct Sink {
@@ -31,8 +34,20 @@ static void record(void *ctx, const TrackerEvent *ev)
              ev->sql ? ev->sql : "(null)");
     snprintf(r->statement, sizeof r->statement, "%.*s",
              ev->statement ? (int)ev->statement_len : 6, ev->statement ? ev->statement : "(null)");
+    snprintf(r->normalized, sizeof r->normalized, "%.*s", (int)ev->normalized_len,
+             ev->normalized ? ev->normalized : "");
+    size_t n = 0;
+    for (size_t i = 0; i < ev->n_tags && n < sizeof r->tags; i++)
+        n += (size_t)snprintf(r->tags + n, sizeof r->tags - n, "%s%.*s=%.*s", i ? " " : "",
+                              (int)ev->tags[i].key_len, ev->tags[i].key,
+                              (int)ev->tags[i].value_len, ev->tags[i].value);
+    snprintf(r->app, sizeof r->app, "%.*s", (int)ev->application_name_len,
+             ev->application_name ? ev->application_name : "");
     r->ev.sql = NULL;
     r->ev.statement = NULL;
+    r->ev.normalized = NULL;
+    r->ev.tags = NULL;
+    r->ev.application_name = NULL;
 }
 
 static const TrackerLimits default_limits = {
@@ -169,10 +184,14 @@ static void data_row(Tracker *t)
     tracker_on_backend(t, 'D', NULL, 0, 20, clock_us);
 }
 
+static TrackerWorkspace *workspace;
+
 static Tracker *new_tracker(Sink *sink, const TrackerLimits *limits)
 {
     memset(sink, 0, sizeof *sink);
-    return tracker_new(7, limits ? limits : &default_limits, record, sink);
+    if (!workspace)
+        workspace = tracker_workspace_new(default_limits.max_sql_bytes);
+    return tracker_new(7, limits ? limits : &default_limits, workspace, record, sink);
 }
 
 TEST(multi_statement_query_gives_one_event_per_statement)
@@ -621,6 +640,87 @@ TEST(long_sql_is_truncated_and_flagged)
     CHECK_EQ_INT(s.count, 1);
     CHECK(s.events[0].ev.sql_truncated);
     CHECK_EQ_STR(s.events[0].sql, "select 123456789");
+    CHECK(s.events[0].ev.incomplete);
+    tracker_free(t, clock_us);
+}
+
+TEST(events_carry_per_statement_fingerprints_and_shared_tags)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    query(t, "/*route='%2Fapi%2Forders'*/ select * from t where id = 5; "
+             "update t set a = 'x' where id = 5");
+    complete(t, "SELECT 0");
+    complete(t, "UPDATE 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 2);
+    CHECK_EQ_STR(s.events[0].normalized, "select * from t where id = $1");
+    CHECK_EQ_STR(s.events[1].normalized, "update t set a = $1 where id = $2");
+    CHECK(s.events[0].ev.fingerprint != s.events[1].ev.fingerprint);
+    CHECK_EQ_STR(s.events[0].tags, "route=/api/orders");
+    CHECK_EQ_STR(s.events[1].tags, "route=/api/orders"); /* R37: tags apply to all */
+    CHECK(s.events[0].ev.normalized_known);
+    tracker_free(t, clock_us);
+}
+
+TEST(literal_values_share_fingerprint_but_not_values_hash)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    const char *sqls[] = {"select * from t where id = 1", "select * from t where id = 2",
+                          "select * from t where id = 1"};
+    for (int i = 0; i < 3; i++) {
+        query(t, sqls[i]);
+        complete(t, "SELECT 1");
+        ready(t, 'I');
+    }
+    CHECK_EQ_INT(s.count, 3);
+    CHECK(s.events[0].ev.fingerprint == s.events[1].ev.fingerprint);
+    CHECK(s.events[0].ev.values_hash != s.events[1].ev.values_hash);
+    CHECK(s.events[0].ev.values_hash == s.events[2].ev.values_hash);
+    tracker_free(t, clock_us);
+}
+
+TEST(bind_values_fold_into_values_hash)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    const char *values[] = {"1", "2", "1"};
+    for (int i = 0; i < 3; i++) {
+        parse(t, "", "select * from t where id = $1");
+        bind(t, "", "", values[i]);
+        execute(t, "", 0);
+        sync_(t);
+        be(t, '1', NULL);
+        be(t, '2', NULL);
+        complete(t, "SELECT 1");
+        ready(t, 'I');
+    }
+    CHECK_EQ_INT(s.count, 3);
+    CHECK_EQ_STR(s.events[0].normalized, "select * from t where id = $1");
+    CHECK(s.events[0].ev.fingerprint == s.events[1].ev.fingerprint);
+    CHECK(s.events[0].ev.values_hash != s.events[1].ev.values_hash);
+    CHECK(s.events[0].ev.values_hash == s.events[2].ev.values_hash);
+    tracker_free(t, clock_us);
+}
+
+TEST(application_name_followed_from_parameter_status)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    Body m = {0};
+    put_str(&m, "application_name");
+    put_str(&m, "orders#index");
+    query(t, "set application_name = 'orders#index'");
+    complete(t, "SET");
+    be(t, 'S', &m); /* the server reports the change after CommandComplete (PG15) */
+    ready(t, 'I');
+    query(t, "select 1");
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 2);
+    CHECK_EQ_STR(s.events[0].app, ""); /* the SET itself ran under the old name */
+    CHECK_EQ_STR(s.events[1].app, "orders#index");
     tracker_free(t, clock_us);
 }
 
@@ -645,5 +745,9 @@ int main(void)
     RUN(connection_lost_mid_query_reports_aborted);
     RUN(standard_conforming_strings_followed_from_parameter_status);
     RUN(long_sql_is_truncated_and_flagged);
+    RUN(events_carry_per_statement_fingerprints_and_shared_tags);
+    RUN(literal_values_share_fingerprint_but_not_values_hash);
+    RUN(bind_values_fold_into_values_hash);
+    RUN(application_name_followed_from_parameter_status);
     return TESTLIB_FINISH();
 }
