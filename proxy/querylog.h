@@ -21,9 +21,4 @@ bool querylog_flush(QueryLog *log);
 unsigned long long querylog_dropped(const QueryLog *log);
 void querylog_close(QueryLog *log);
 
-/* Appends `len` bytes as a JSON string body (no quotes) with every byte that is not valid
- * UTF-8 written as \u00XX, so the output is always valid JSON. Returns bytes written, or
- * 0 if cap is too small (cap >= 6 * len + 1 always suffices). */
-size_t json_escape(char *out, size_t cap, const char *s, size_t len);
-
 #endif

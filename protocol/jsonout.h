@@ -1,0 +1,19 @@
+/* protocol/jsonout — writing JSON strings safely.
+ *
+ * Owns: escaping arbitrary bytes (SQL text, tag values, server strings) into the body of a JSON
+ * string. Bytes that are not valid UTF-8 become \u00XX (their Latin-1 code point), so the
+ * output is always valid JSON and nothing is silently dropped. Pure; used by every JSON writer
+ * (query log, `pgtally fingerprint`, the report). */
+#ifndef PGTALLY_PROTOCOL_JSONOUT_H
+#define PGTALLY_PROTOCOL_JSONOUT_H
+
+#include <stddef.h>
+
+/* Worst-case output size for `len` input bytes (plus the NUL). */
+#define JSON_ESCAPED_MAX(len) (6 * (len) + 1)
+
+/* Writes the escaped body (no surrounding quotes) and a NUL. Returns bytes written excluding
+ * the NUL, or 0 when cap < JSON_ESCAPED_MAX(len) and the text did not fit. */
+size_t json_escape(char *out, size_t cap, const char *s, size_t len);
+
+#endif
