@@ -113,6 +113,53 @@ class PsycopgTest(h.ProxyTestCase):
         self.assertEqual(sum(e["rows"] for e in fetches), 25)
 
 
+
+    # psycopg 3 sends a parameterless COPY as a simple Query; the raw tests below do COPY
+    # in the extended protocol.
+    def test_psycopg_copy_from_stdin(self):
+        conn = self.connect()
+        conn.execute("create table ext_copy_in (id int, v text)")
+        with conn.cursor() as cur:
+            with cur.copy("copy ext_copy_in (id, v) from stdin") as cp:
+                for i in range(120):
+                    cp.write_row((i, "row %d" % i))
+        self.assertEqual(conn.execute("select count(*) from ext_copy_in").fetchone(), (120,))
+        conn.close()
+        events = self.stop_proxy()
+        copies = [e for e in events if e["command"] == "COPY"]
+        self.assertEqual([(e["rows"], e["sqlstate"]) for e in copies], [(120, None)])
+        self.assertEqual([e["rows"] for e in self.events_with_sql(events, "count(*)")], [1])
+
+    def test_psycopg_copy_to_stdout(self):
+        conn = self.connect()
+        with conn.cursor() as cur:
+            with cur.copy("copy (select id, name from ext_items order by id) to stdout") as cp:
+                rows = list(cp.rows())
+        self.assertEqual(len(rows), 25)
+        conn.close()
+        events = self.stop_proxy()
+        self.assertEqual([(e["command"], e["rows"]) for e in events], [("COPY", 25)])
+        self.assertGreater(events[0]["bytes"], 0)
+
+    def test_psycopg_copy_from_stdin_failing_half_way(self):
+        conn = self.connect()
+        conn.execute("create table ext_copy_fail (id int)")
+        with self.assertRaises(psycopg.errors.InvalidTextRepresentation):
+            with conn.cursor() as cur:
+                with cur.copy("copy ext_copy_fail from stdin") as cp:
+                    for i in range(50):
+                        cp.write("%d\n" % i)
+                    cp.write("oops\n")
+                    for i in range(500):
+                        cp.write("%d\n" % i)
+        self.assertEqual(conn.execute("select count(*) from ext_copy_fail").fetchone(), (0,))
+        conn.close()
+        events = self.stop_proxy()
+        mine = self.events_with_sql(events, "copy ext_copy_fail")
+        self.assertEqual([(e["sqlstate"], e["command"]) for e in mine], [("22P02", None)])
+        self.assertEqual([e["rows"] for e in self.events_with_sql(events, "count(*)")], [1])
+
+
 class Psycopg2Test(h.ProxyTestCase):
 
     def test_transaction_statements_are_simple_queries(self):
@@ -293,6 +340,55 @@ class RawExtendedTest(h.ProxyTestCase):
         events = self.stop_proxy()
         self.assertEqual([(e["rows"], e["executes"], e["command"]) for e in events],
                          [(4, 3, "SELECT")])
+    def test_copy_from_stdin_in_extended_protocol(self):
+        # The Sync after Execute arrives in COPY mode, where the server ignores it; the
+        # client sends another after CopyDone (as libpq does), and only that one is answered.
+        c = self.raw_client()
+        c.simple("create table raw_copy_in (id int)")
+        c.send(pgraw.parse("", "copy raw_copy_in from stdin") + pgraw.bind("", "")
+               + pgraw.execute("") + pgraw.sync())
+        self.assertEqual(pgraw.types_of(c.read_until((b"G",))), b"12G")
+        c.send(b"".join(pgraw.msg(b"d", b"%d\n" % i) for i in range(77))
+               + pgraw.msg(b"c") + pgraw.sync())
+        msgs = c.read_until()
+        self.assertEqual(pgraw.types_of(msgs), b"CZ")
+        self.assertEqual(pgraw.command_tag(msgs[0][1]), "COPY 77")
+        c.simple("select 'after_raw_copy'")
+        events = self.stop_proxy()
+        mine = self.events_with_sql(events, "copy raw_copy_in")
+        self.assertEqual([(e["protocol"], e["command"], e["rows"], e["bytes"]) for e in mine],
+                         [("extended", "COPY", 77, 0)])
+        self.assertEqual(len(self.events_with_sql(events, "after_raw_copy")), 1, events)
+
+    def test_copy_failing_in_extended_protocol(self):
+        c = self.raw_client()
+        c.simple("create table raw_copy_fail (id int)")
+        c.send(pgraw.parse("", "copy raw_copy_fail from stdin") + pgraw.bind("", "")
+               + pgraw.execute("") + pgraw.sync())
+        self.assertEqual(pgraw.types_of(c.read_until((b"G",))), b"12G")
+        rows = [b"%d\n" % i for i in range(50)] + [b"bad\n"] + [b"%d\n" % i for i in range(500)]
+        c.send(b"".join(pgraw.msg(b"d", r) for r in rows) + pgraw.msg(b"c") + pgraw.sync())
+        msgs = c.read_until()
+        self.assertEqual(pgraw.types_of(msgs), b"EZ")
+        self.assertEqual(pgraw.first_error(msgs)["C"], "22P02")
+        msgs = c.simple("select count(*) from raw_copy_fail")
+        self.assertEqual(pgraw.datarow_values(msgs[1][1]), ["0"])
+        events = self.stop_proxy()
+        mine = self.events_with_sql(events, "copy raw_copy_fail")
+        self.assertEqual([(e["sqlstate"], e["command"]) for e in mine], [("22P02", None)])
+        self.assertEqual([e["rows"] for e in self.events_with_sql(events, "count(*)")], [1])
+
+    def test_copy_to_stdout_in_extended_protocol(self):
+        c = self.raw_client()
+        c.send(pgraw.parse("", "copy (select g from generate_series(1, 30) g) to stdout")
+               + pgraw.bind("", "") + pgraw.execute("") + pgraw.sync())
+        msgs = c.read_until()
+        self.assertEqual(pgraw.types_of(msgs), b"12H" + b"d" * 30 + b"cCZ")
+        data_bytes = sum(pgraw.wire_size(b) for t, b in msgs if t == b"d")
+        events = self.stop_proxy()
+        self.assertEqual([(e["protocol"], e["command"], e["rows"], e["bytes"]) for e in events],
+                         [("extended", "COPY", 30, data_bytes)])
+
 
 if __name__ == "__main__":
     h.main()

@@ -280,6 +280,32 @@ class SimpleQueryTest(h.ProxyTestCase):
         events = self.stop_proxy()
         self.assertEqual([(e["index"], e["command"], e["rows"]) for e in events],
                          [(0, "DO", 0), (1, "SELECT", 1)])
+    def test_queries_pipelined_in_one_write(self):
+        c = self.raw_client()
+        c.send(pgraw.query("select 'piped_1'") + pgraw.query("select 1/0 as piped_2")
+               + pgraw.query("select 'piped_3', 3"))
+        msgs = c.read_until() + c.read_until() + c.read_until()
+        self.assertEqual(pgraw.types_of(msgs), b"TDCZEZTDCZ")
+        events = self.stop_proxy()
+        self.assertEqual([(e["sql"], e["sqlstate"]) for e in events],
+                         [("select 'piped_1'", None), ("select 1/0 as piped_2", "22012"),
+                          ("select 'piped_3', 3", None)])
+
+    def test_lone_sync_gives_no_event(self):
+        c = self.raw_client()
+        c.send(pgraw.sync())
+        self.assertEqual(pgraw.types_of(c.read_until()), b"Z")
+        c.simple("select 'after_lone_sync'")
+        events = self.stop_proxy()
+        self.assertEqual([e["sql"] for e in events], ["select 'after_lone_sync'"])
+
+    def test_error_after_some_rows(self):
+        c = self.raw_client()
+        msgs = c.simple("select 10 / (3 - g) as err_mid from generate_series(1, 5) g")
+        self.assertEqual(pgraw.types_of(msgs), b"TDDEZ")
+        events = self.stop_proxy()
+        self.assertEqual([(e["sqlstate"], e["command"]) for e in events], [("22012", None)])
+
 
 if __name__ == "__main__":
     h.main()
