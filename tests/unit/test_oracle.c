@@ -785,6 +785,62 @@ TEST(groupings_agree_modulo_intended_differences)
     free(first_example);
 }
 
+/* Not the oracle itself, but free with this corpus: R3 (idempotence) on realistic input, and
+ * R39 (every tag comment the ORMs wrote is found). */
+TEST(normalization_is_idempotent_on_corpus)
+{
+    int bad = 0;
+    for (size_t i = 0; i < n_stmts; i++) {
+        const char *n1 = stmts[i].normalized;
+        size_t len = strlen(n1), cap = sqlnorm_output_bound(len);
+        char *out = malloc(cap);
+        if (!out)
+            abort();
+        SqlnormCursor cursor;
+        SqlnormStatement st;
+        sqlnorm_cursor_init(&cursor, n1, len, NULL);
+        bool ok = sqlnorm_next(&cursor, out, cap, &st, NULL) && st.normalized_len == len &&
+                  memcmp(st.normalized, n1, len) == 0;
+        if (!ok && bad++ < 3) {
+            print_stmt("N   ", n1, len);
+            print_stmt("N(N)", st.normalized, st.normalized_len);
+        }
+        free(out);
+    }
+    CHECK_EQ_INT(bad, 0);
+}
+
+TEST(tag_comments_in_corpus_are_found)
+{
+    /* Each key is written by one tagger: sqlcommenter (traceparent), marginalia or
+     * QueryLogs (application), Datadog (dddbs). */
+    static const char *const keys[] = {"traceparent", "application", "dddbs"};
+    static SqlTags tags;
+    int mentioned = 0, missing = 0;
+    for (size_t i = 0; i < n_stmts; i++) {
+        size_t cap = sqlnorm_output_bound(stmts[i].len);
+        char *out = malloc(cap);
+        if (!out)
+            abort();
+        SqlnormCursor cursor;
+        SqlnormStatement st;
+        sqltags_init(&tags);
+        sqlnorm_cursor_init(&cursor, stmts[i].sql, stmts[i].len, NULL);
+        while (sqlnorm_next(&cursor, out, cap, &st, &tags))
+            ;
+        for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+            if (!strstr(stmts[i].sql, keys[k]))
+                continue;
+            mentioned++;
+            if (!sqltags_find(&tags, keys[k]) && missing++ < 3)
+                printf("  tag %s not found in #%zu\n", keys[k], i);
+        }
+        free(out);
+    }
+    CHECK(mentioned > 500);
+    CHECK_EQ_INT(missing, 0);
+}
+
 /* While protocol/sqlnorm.c is still the placeholder that copies its input, the oracle has
  * nothing to judge: report SKIP (exit 77, meson's convention) instead of a wall of
  * failures. The real normalizer turns "SELECT 1" into "select $1" (R9, R17). */
@@ -817,6 +873,8 @@ int main(int argc, char **argv)
     RUN(pg_query_parses_every_statement);
     RUN(every_entry_is_one_complete_statement);
     RUN(groupings_agree_modulo_intended_differences);
+    RUN(normalization_is_idempotent_on_corpus);
+    RUN(tag_comments_in_corpus_are_found);
     for (size_t i = 0; i < n_stmts; i++) {
         free(stmts[i].normalized);
         free(stmts[i].p_error);
