@@ -5,6 +5,7 @@
 #ifndef PGTALLY_PROXY_CONFIG_H
 #define PGTALLY_PROXY_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct ProxyConfig {
@@ -16,6 +17,9 @@ typedef struct ProxyConfig {
     double startup_timeout;  /* client must finish its startup packet within this */
     size_t max_client_conn;
     size_t max_sql_bytes;    /* SQL text captured per statement */
+    const char *db_path;     /* the SQLite report store */
+    bool samples;            /* store one example with literal values per fingerprint */
+    double request_gap;      /* seconds of idleness that end a request */
 } ProxyConfig;
 
 #define CONFIG_DEFAULT_LISTEN "127.0.0.1:6432"
@@ -24,5 +28,7 @@ typedef struct ProxyConfig {
 #define CONFIG_DEFAULT_STARTUP_TIMEOUT 30.0
 #define CONFIG_DEFAULT_MAX_CLIENT_CONN 10000
 #define CONFIG_DEFAULT_MAX_SQL_BYTES 65536
+#define CONFIG_DEFAULT_DB "pgtally.db"
+#define CONFIG_DEFAULT_REQUEST_GAP 1.0
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -17,6 +18,7 @@
 #include "protocol/pgwire.h"
 #include "proxy/log.h"
 #include "proxy/querylog.h"
+#include "proxy/recorder.h"
 #include "proxy/session.h"
 #include "proxy/upstream.h"
 
@@ -25,6 +27,7 @@
 #define ACCEPTS_PER_WAKEUP 64      /* bound work per callback so clients are not starved */
 #define LOG_FLUSH_INTERVAL 0.2
 #define ACCEPT_RETRY_DELAY 0.1     /* after EMFILE: let connections close before retrying */
+#define TICK_INTERVAL 0.1          /* idle-request sweep */
 
 typedef struct Listener {
     ProxyContext ctx;
@@ -37,7 +40,9 @@ typedef struct Listener {
     ev_signal sigusr1;
     ev_timer grace_timer;
     ev_timer flush_timer;
+    ev_timer tick_timer;
     QueryLog *query_log;
+    Recorder *recorder;
     bool draining;
 } Listener;
 
@@ -154,6 +159,28 @@ static void emit_event(void *arg, const TrackerEvent *event)
     Listener *l = arg;
     if (l->query_log)
         querylog_write(l->query_log, event);
+    recorder_event(l->recorder, event);
+}
+
+static void on_connection_closed(ProxyContext *ctx, uint64_t conn_id)
+{
+    Listener *l = ctx->owner;
+    recorder_connection_closed(l->recorder, conn_id);
+}
+
+static int64_t wall_clock_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    Listener *l = w->data;
+    recorder_tick(l->recorder, wall_clock_us());
 }
 
 static void flush_outputs(Listener *l)
@@ -219,8 +246,9 @@ static void on_sigusr1(struct ev_loop *loop, ev_signal *w, int revents)
     (void)loop;
     (void)revents;
     Listener *l = w->data;
+    recorder_flush(l->recorder);
     flush_outputs(l);
-    log_line(LOG_INFO, 0, "SIGUSR1: outputs flushed");
+    log_line(LOG_INFO, 0, "SIGUSR1: open requests finished, report store and query log flushed");
 }
 
 /* ---- run ---------------------------------------------------------------------------------------- */
@@ -240,6 +268,21 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
             log_line(LOG_ERROR, 0, "--log-queries: %s", err);
             return false;
         }
+    }
+    char settings[1024];
+    snprintf(settings, sizeof settings,
+             "{\"listen\":\"%s\",\"upstream\":\"%s\",\"request_gap_s\":%.3f,"
+             "\"samples\":%s,\"max_sql_bytes\":%zu}",
+             config->listen, l->upstream.display, config->request_gap,
+             config->samples ? "true" : "false", config->max_sql_bytes);
+    RecorderOptions ro = {.db_path = config->db_path, .settings_json = settings};
+    tally_options_default(&ro.tally);
+    ro.tally.request_gap_us = (int64_t)(config->request_gap * 1e6);
+    ro.tally.keep_samples = config->samples;
+    l->recorder = recorder_open(&ro, err, sizeof err);
+    if (!l->recorder) {
+        log_line(LOG_ERROR, 0, "--db: %s", err);
+        return false;
     }
     l->listen_fd = open_listen_socket(config->listen, err, sizeof err);
     if (l->listen_fd < 0) {
@@ -265,6 +308,7 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
     ctx->max_free_buffers = MAX_FREE_BUFFERS;
     ctx->free_buffers = calloc(MAX_FREE_BUFFERS, sizeof(void *));
     ctx->on_session_closed = finish_if_idle;
+    ctx->on_connection_closed = on_connection_closed;
     if (!ctx->scratch || !ctx->free_buffers || !ctx->workspace) {
         log_line(LOG_ERROR, 0, "out of memory");
         return false;
@@ -291,6 +335,9 @@ static void listener_start_watchers(Listener *l)
     ev_signal_start(loop, &l->sigusr1);
     ev_timer_init(&l->grace_timer, on_grace_over, 0., 0.);
     l->grace_timer.data = l;
+    ev_timer_init(&l->tick_timer, on_tick, TICK_INTERVAL, TICK_INTERVAL);
+    l->tick_timer.data = l;
+    ev_timer_start(loop, &l->tick_timer);
     if (l->query_log) {
         ev_timer_init(&l->flush_timer, on_flush_timer, LOG_FLUSH_INTERVAL, LOG_FLUSH_INTERVAL);
         l->flush_timer.data = l;
@@ -300,6 +347,17 @@ static void listener_start_watchers(Listener *l)
 
 static void listener_cleanup(Listener *l)
 {
+    if (l->recorder) {
+        char err[512];
+        RecorderTotals totals = {.untracked_statements = l->ctx.stats.untracked};
+        RecorderStats rs = recorder_stats(l->recorder);
+        if (!recorder_close(l->recorder, &totals, err, sizeof err))
+            log_line(LOG_ERROR, 0, "report store: %s", err);
+        else
+            log_line(LOG_INFO, 0, "report store: %llu statement(s) in %llu request(s) recorded",
+                     (unsigned long long)rs.statements, (unsigned long long)rs.requests);
+        l->recorder = NULL;
+    }
     flush_outputs(l);
     if (l->query_log && querylog_dropped(l->query_log))
         log_line(LOG_WARN, 0, "query log: %llu line(s) could not be written",

@@ -43,6 +43,11 @@ static void print_proxy_usage(FILE *out)
             "  -l, --listen HOST:PORT      address to accept clients on [%s]\n"
             "  -u, --upstream ADDR         upstream server: HOST:PORT, a Unix-socket directory,\n"
             "                              or a postgres:// URL [$DATABASE_URL]\n"
+            "      --db FILE               SQLite report store (per-request tallies) [%s]\n"
+            "      --samples               store one example with literal values per\n"
+            "                              fingerprint (staging data only: values may be\n"
+            "                              sensitive); by default only normalized SQL\n"
+            "      --request-gap SECONDS   a request idle this long has ended [%.1f]\n"
             "      --log-queries FILE      append one JSON line per completed statement\n"
             "      --grace SECONDS         on SIGTERM/SIGINT, let open connections finish for\n"
             "                              this long before closing them [%.0f]\n"
@@ -55,8 +60,9 @@ static void print_proxy_usage(FILE *out)
             "  -h, --help                  this text\n"
             "\n"
             "Signals: SIGTERM/SIGINT stop accepting and exit 0 once connections finish (or the\n"
-            "grace period ends); SIGUSR1 flushes the query log.\n",
-            CONFIG_DEFAULT_LISTEN, CONFIG_DEFAULT_GRACE, CONFIG_DEFAULT_CONNECT_TIMEOUT,
+            "grace period ends), finishing every open request first; SIGUSR1 finishes open\n"
+            "requests and flushes the report store and query log without exiting.\n",
+            CONFIG_DEFAULT_LISTEN, CONFIG_DEFAULT_DB, CONFIG_DEFAULT_REQUEST_GAP, CONFIG_DEFAULT_GRACE, CONFIG_DEFAULT_CONNECT_TIMEOUT,
             CONFIG_DEFAULT_STARTUP_TIMEOUT, CONFIG_DEFAULT_MAX_CLIENT_CONN,
             CONFIG_DEFAULT_MAX_SQL_BYTES);
 }
@@ -97,6 +103,9 @@ enum {
     OPT_MAX_CLIENT_CONN,
     OPT_MAX_SQL_BYTES,
     OPT_LOG_LEVEL,
+    OPT_DB,
+    OPT_SAMPLES,
+    OPT_REQUEST_GAP,
 };
 
 static int cmd_proxy(int argc, char **argv)
@@ -111,6 +120,9 @@ static int cmd_proxy(int argc, char **argv)
         {"max-client-conn", required_argument, NULL, OPT_MAX_CLIENT_CONN},
         {"max-sql-bytes", required_argument, NULL, OPT_MAX_SQL_BYTES},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"db", required_argument, NULL, OPT_DB},
+        {"samples", no_argument, NULL, OPT_SAMPLES},
+        {"request-gap", required_argument, NULL, OPT_REQUEST_GAP},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -122,6 +134,8 @@ static int cmd_proxy(int argc, char **argv)
         .startup_timeout = CONFIG_DEFAULT_STARTUP_TIMEOUT,
         .max_client_conn = CONFIG_DEFAULT_MAX_CLIENT_CONN,
         .max_sql_bytes = CONFIG_DEFAULT_MAX_SQL_BYTES,
+        .db_path = CONFIG_DEFAULT_DB,
+        .request_gap = CONFIG_DEFAULT_REQUEST_GAP,
     };
     int c;
     optind = 1;
@@ -167,6 +181,16 @@ static int cmd_proxy(int argc, char **argv)
             log_set_level(level);
             break;
         }
+        case OPT_DB:
+            config.db_path = optarg;
+            break;
+        case OPT_SAMPLES:
+            config.samples = true;
+            break;
+        case OPT_REQUEST_GAP:
+            if (!parse_seconds("--request-gap", optarg, &config.request_gap))
+                return 2;
+            break;
         case 'h':
             print_proxy_usage(stdout);
             return 0;

@@ -145,8 +145,12 @@ static void session_close(Session *s, const char *reason)
 {
     ProxyContext *ctx = s->ctx;
     LOG_DEBUG_CONN(s->id, "closing: %s", reason);
-    if (s->tracker)
+    if (s->tracker) {
+        ctx->stats.untracked += tracker_stats(s->tracker)->untracked;
         tracker_free(s->tracker, now_us());
+        if (ctx->on_connection_closed)
+            ctx->on_connection_closed(ctx, s->id);
+    }
     ev_timer_stop(ctx->loop, &s->timer);
     pipe_release(ctx, &s->c2s);
     pipe_release(ctx, &s->s2c);

@@ -34,6 +34,7 @@ typedef struct ProxyStats {
     uint64_t bytes_client_to_server;
     uint64_t bytes_server_to_client;
     uint64_t events;
+    uint64_t untracked; /* statements trackers could not attribute (closed connections) */
 } ProxyStats;
 
 /* State shared by every session of the loop, owned by the listener (the loop's owner). */
@@ -59,6 +60,8 @@ typedef struct ProxyContext {
     ProxyStats stats;
     void (*on_session_closed)(struct ProxyContext *ctx);
     void *owner; /* the listener, for on_session_closed */
+    /* After a tracked connection ended (its last events were emitted). */
+    void (*on_connection_closed)(struct ProxyContext *ctx, uint64_t conn_id);
 } ProxyContext;
 
 /* Takes ownership of an accepted, non-blocking client socket. Returns false (closing the

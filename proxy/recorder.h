@@ -1,0 +1,52 @@
+/* proxy/recorder — from completed statements to the report store.
+ *
+ * Owns: the tally (report/tally) and the store (report/store) of one proxy run: turning each
+ * tracker event into a tally statement, forwarding finished requests and fingerprint texts to
+ * the store's queue (never waiting on SQLite), the periodic idle sweep, SIGUSR1 flushes, and
+ * the final flush and run totals at shutdown. Lives on the event-loop thread. */
+#ifndef PGTALLY_PROXY_RECORDER_H
+#define PGTALLY_PROXY_RECORDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proxy/tracker.h"
+#include "report/tally.h"
+
+typedef struct Recorder Recorder;
+
+typedef struct RecorderOptions {
+    const char *db_path;
+    const char *settings_json; /* the proxy's effective settings, stored with the run */
+    TallyOptions tally;
+} RecorderOptions;
+
+/* Opens the store (creating or migrating the file) and starts its writer. NULL with a message
+ * in err when the file cannot be used. */
+Recorder *recorder_open(const RecorderOptions *options, char *err, size_t err_len);
+
+void recorder_event(Recorder *recorder, const TrackerEvent *event);
+void recorder_connection_closed(Recorder *recorder, uint64_t conn_id);
+void recorder_tick(Recorder *recorder, int64_t now_us);
+/* Ends every open request and asks the writer to commit what is queued (SIGUSR1). */
+void recorder_flush(Recorder *recorder);
+
+typedef struct RecorderTotals {
+    uint64_t untracked_statements; /* from the trackers */
+} RecorderTotals;
+
+/* Ends every open request, drains the queue, records the run's totals, closes the file.
+ * Returns false (message in err) when the final write failed. */
+bool recorder_close(Recorder *recorder, const RecorderTotals *totals, char *err,
+                    size_t err_len);
+
+typedef struct RecorderStats {
+    uint64_t statements;
+    uint64_t requests;
+    uint64_t dropped_requests;
+    uint64_t dropped_fingerprints;
+} RecorderStats;
+RecorderStats recorder_stats(const Recorder *recorder);
+
+#endif
