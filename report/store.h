@@ -1,0 +1,98 @@
+/* report/store — the SQLite report file and the one thread that writes it.
+ *
+ * Owns: the schema (versioned with PRAGMA user_version, forward migrations in store.c; the
+ * tables are documented in docs/report-format.md), the `runs` row of this process, a bounded
+ * queue of records (bounded in count and in bytes) and the writer thread that drains it in
+ * batched transactions. The submitter (the event-loop thread) never waits on SQLite: it holds
+ * the queue lock only to push a pointer, and when the queue is full the record is dropped and
+ * counted. When SQLite fails (disk full, locked, I/O error) the writer counts the records of
+ * the failed batch as dropped and carries on with the next one.
+ *
+ * Thread use: store_open / store_close from one thread; store_submit_* / store_request_flush /
+ * store_wait_flushed / store_stats from any thread while the store is open. */
+#ifndef PGTALLY_REPORT_STORE_H
+#define PGTALLY_REPORT_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "report/record.h"
+
+/* The schema version this binary writes; files with a newer one are refused. */
+#define STORE_SCHEMA_VERSION 1
+
+typedef struct Store Store;
+
+/* Zero means "default" for every numeric field, NULL for every string. */
+typedef struct StoreOptions {
+    const char *settings_json;  /* runs.settings: the proxy's effective settings, a JSON
+                                   object (validated); default "{}" */
+    const char *version;        /* runs.version; default PGTALLY_VERSION */
+    int64_t started_us;         /* runs.started_us, µs since the epoch; default now */
+    size_t queue_max_records;   /* default 8192 */
+    size_t queue_max_bytes;     /* by request_record_bytes; default 64 MiB */
+    size_t batch_max_records;   /* records per transaction; default 512 */
+    unsigned batch_linger_ms;   /* how long the writer waits to fill a batch; default 5 */
+    unsigned busy_timeout_ms;   /* SQLite busy timeout; default 1000 */
+} StoreOptions;
+
+/* What the proxy counted over the run, written to the `runs` row at close. */
+typedef struct StoreRunTotals {
+    uint64_t statements;           /* statements seen by the proxy */
+    uint64_t requests;             /* requests finalized by the tally */
+    uint64_t dropped_requests;     /* dropped before the store (open-request evictions ...) */
+    uint64_t dropped_statements;   /* statements lost with them, or never tallied */
+    uint64_t dropped_fingerprints; /* fingerprint texts never handed to the store */
+    uint64_t untracked_statements; /* statements the tracker could not attribute */
+    bool complete;                 /* the proxy flushed every open request (clean shutdown) */
+} StoreRunTotals;
+
+/* The store's own counters since store_open. "dropped" = queue full + SQLite failures. */
+typedef struct StoreStats {
+    uint64_t written_requests;
+    uint64_t written_statements;   /* RequestRecord.statements of the written requests */
+    uint64_t written_fingerprints; /* fingerprint records committed (repeats included) */
+    uint64_t dropped_requests;
+    uint64_t dropped_statements;   /* RequestRecord.statements of the dropped requests */
+    uint64_t dropped_fingerprints;
+    uint64_t dropped_queue_full;   /* records (either kind) refused by a full queue */
+    uint64_t dropped_sqlite;       /* records (either kind) lost with a failed transaction */
+    uint64_t failed_batches;       /* transactions that failed */
+    uint64_t batches;              /* transactions committed */
+    size_t queued_records;
+    size_t queued_bytes;
+    char last_error[256];          /* the latest SQLite failure with context, "" if none */
+} StoreStats;
+
+/* Opens or creates the report at `path` (created with mode 0600), migrates its schema to
+ * STORE_SCHEMA_VERSION, inserts this run's `runs` row and starts the writer thread.
+ * `opts` may be NULL. On failure returns NULL with "path: reason" in err. */
+Store *store_open(const char *path, const StoreOptions *opts, char *err, size_t err_len);
+
+/* Hands a finished request to the writer; takes ownership. Never blocks on SQLite: returns
+ * false (record freed, drop counted) when the queue is full. */
+bool store_submit_request(Store *store, RequestRecord *record);
+
+/* Hands a fingerprint text to the writer; takes ownership. The store keeps the first record
+ * of each fingerprint (and the first non-NULL sample). Same queue and drop rule as above. */
+bool store_submit_fingerprint(Store *store, FingerprintRecord *record);
+
+/* Asks the writer to commit everything queued so far, now, without waiting (SIGUSR1). */
+void store_request_flush(Store *store);
+
+/* Requests a flush and waits until every record submitted before the call has been processed
+ * (committed, or counted as dropped). Returns false on timeout. For tests and tools. */
+bool store_wait_flushed(Store *store, double timeout_s);
+
+/* The store's counters, consistent with each other at one instant. */
+StoreStats store_stats(const Store *store);
+
+/* Drains the queue completely, stops the writer, writes the run's totals (the proxy's
+ * `totals`, may be NULL, plus the store's own drops), checkpoints the WAL and frees `store`.
+ * runs.complete = 1 only if totals->complete and nothing was dropped anywhere.
+ * Returns false, with "path: reason" in err (may be NULL), if the run row or the checkpoint
+ * could not be written; the store is freed either way. */
+bool store_close(Store *store, const StoreRunTotals *totals, char *err, size_t err_len);
+
+#endif
