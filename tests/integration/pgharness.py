@@ -364,6 +364,8 @@ class Proxy:
         self.extra_args = list(extra_args)
         self.log_path = cluster.next_log_path()
         self.stderr_path = self.log_path.replace(".jsonl", ".stderr")
+        # the SQLite report store, next to the query log (never in the build dir)
+        self.db_path = self.log_path.replace(".jsonl", ".db")
         self.proc = None
         self.port = None
         self.result = None
@@ -383,7 +385,7 @@ class Proxy:
         for _ in range(3):  # retry only if the free port was taken before the proxy bound it
             self.port = free_port()
             cmd = [binary, "proxy", "--listen", "127.0.0.1:%d" % self.port,
-                   "--log-queries", self.log_path]
+                   "--log-queries", self.log_path, "--db", self.db_path]
             if not self.omit_upstream:
                 cmd += ["--upstream", self.upstream]
             if self.grace is not None:
