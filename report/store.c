@@ -589,6 +589,13 @@ static bool flush_pending(const Store *s)
     return s->flush_done_gen != s->flush_gen;
 }
 
+/* A completed flush also checkpoints, so a reader that copies the main file alone (without
+ * its -wal) most likely sees the data too. Passive: it never waits for readers. */
+static void checkpoint_passive(Store *s)
+{
+    sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+}
+
 static void *writer_main(void *arg)
 {
     Store *s = arg;
@@ -603,7 +610,12 @@ static void *writer_main(void *arg)
         if (s->count == 0) {
             /* An empty queue means every record ever submitted has been processed. */
             if (flush_pending(s)) {
-                s->flush_done_gen = s->flush_gen;
+                uint64_t gen = s->flush_gen;
+                pthread_mutex_unlock(&s->lock);
+                checkpoint_passive(s);
+                pthread_mutex_lock(&s->lock);
+                if (s->flush_done_gen < gen)
+                    s->flush_done_gen = gen;
                 pthread_cond_broadcast(&s->flushed);
                 continue;
             }
@@ -637,10 +649,8 @@ static void *writer_main(void *arg)
         bool flush_reached = flush_pending(s) && s->processed + n >= s->flush_mark;
         uint64_t gen = s->flush_gen;
         pthread_mutex_unlock(&s->lock);
-        /* A completed flush also checkpoints, so a reader that copies the main file alone
-         * (without its -wal) still sees the data. Passive: it never waits for readers. */
         if (flush_reached && res.ok)
-            sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+            checkpoint_passive(s);
 
         pthread_mutex_lock(&s->lock);
         s->processed += n;
