@@ -20,6 +20,8 @@ typedef struct ProxyConfig {
     const char *db_path;     /* the SQLite report store */
     bool samples;            /* store one example with literal values per fingerprint */
     double request_gap;      /* seconds of idleness that end a request */
+    const char *tls_cert;    /* with tls_key: answer clients' SSLRequest with 'S' */
+    const char *tls_key;
 } ProxyConfig;
 
 #define CONFIG_DEFAULT_LISTEN "127.0.0.1:6432"

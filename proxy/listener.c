@@ -32,6 +32,7 @@
 typedef struct Listener {
     ProxyContext ctx;
     Upstream upstream;
+    UpstreamTls upstream_tls;
     int listen_fd;
     ev_io accept_watcher;
     ev_timer accept_retry;
@@ -262,6 +263,20 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
     }
     if (!upstream_resolve(&l->upstream, err, sizeof err))
         log_line(LOG_WARN, 0, "%s (will retry for each client)", err);
+    if (!tls_upstream_init(&l->upstream_tls, config->upstream, l->upstream.host, err,
+                           sizeof err)) {
+        log_line(LOG_ERROR, 0, "--upstream: %s", err);
+        return false;
+    }
+    l->ctx.upstream_tls = &l->upstream_tls;
+    if (config->tls_cert) {
+        l->ctx.client_tls_ctx = tls_server_ctx_new(config->tls_cert, config->tls_key, err,
+                                                   sizeof err);
+        if (!l->ctx.client_tls_ctx) {
+            log_line(LOG_ERROR, 0, "%s", err);
+            return false;
+        }
+    }
     if (config->log_queries) {
         l->query_log = querylog_open(config->log_queries, err, sizeof err);
         if (!l->query_log) {
@@ -369,6 +384,9 @@ static void listener_cleanup(Listener *l)
     free(l->ctx.free_buffers);
     free(l->ctx.scratch);
     tracker_workspace_free(l->ctx.workspace);
+    tls_upstream_free(&l->upstream_tls);
+    if (l->ctx.client_tls_ctx)
+        SSL_CTX_free(l->ctx.client_tls_ctx);
 }
 
 int listener_run(const ProxyConfig *config)
@@ -386,8 +404,9 @@ int listener_run(const ProxyConfig *config)
         return 1;
     }
     listener_start_watchers(l);
-    log_line(LOG_INFO, 0, "pgtally %s listening on %s, upstream %s", PGTALLY_VERSION,
-             config->listen, l->upstream.display);
+    log_line(LOG_INFO, 0, "pgtally %s listening on %s%s, upstream %s (sslmode=%s)",
+             PGTALLY_VERSION, config->listen, l->ctx.client_tls_ctx ? " with TLS" : "",
+             l->upstream.display, tls_sslmode_name(l->upstream_tls.mode));
     ev_run(l->ctx.loop, 0);
 
     const ProxyStats *st = &l->ctx.stats;

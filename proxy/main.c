@@ -49,6 +49,12 @@ static void print_proxy_usage(FILE *out)
             "                              sensitive); by default only normalized SQL\n"
             "      --request-gap SECONDS   a request idle this long has ended [%.1f]\n"
             "      --log-queries FILE      append one JSON line per completed statement\n"
+            "      --tls-cert FILE         serve TLS to clients with this certificate chain\n"
+            "      --tls-key FILE          ... and this private key (both or neither)\n"
+            "  Upstream TLS follows libpq: sslmode=disable|allow|prefer|require|verify-ca|\n"
+            "  verify-full, sslrootcert, sslcert, sslkey in the --upstream URL's query string\n"
+            "  (postgres://host/db?sslmode=verify-full&sslrootcert=ca.pem) or PGSSLMODE,\n"
+            "  PGSSLROOTCERT, PGSSLCERT, PGSSLKEY [prefer]\n"
             "      --grace SECONDS         on SIGTERM/SIGINT, let open connections finish for\n"
             "                              this long before closing them [%.0f]\n"
             "      --connect-timeout SECONDS  upstream connect timeout [%.0f]\n"
@@ -106,6 +112,8 @@ enum {
     OPT_DB,
     OPT_SAMPLES,
     OPT_REQUEST_GAP,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
 };
 
 static int cmd_proxy(int argc, char **argv)
@@ -123,6 +131,8 @@ static int cmd_proxy(int argc, char **argv)
         {"db", required_argument, NULL, OPT_DB},
         {"samples", no_argument, NULL, OPT_SAMPLES},
         {"request-gap", required_argument, NULL, OPT_REQUEST_GAP},
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -184,6 +194,12 @@ static int cmd_proxy(int argc, char **argv)
         case OPT_DB:
             config.db_path = optarg;
             break;
+        case OPT_TLS_CERT:
+            config.tls_cert = optarg;
+            break;
+        case OPT_TLS_KEY:
+            config.tls_key = optarg;
+            break;
         case OPT_SAMPLES:
             config.samples = true;
             break;
@@ -201,6 +217,10 @@ static int cmd_proxy(int argc, char **argv)
     }
     if (optind < argc) {
         fprintf(stderr, "pgtally proxy: unexpected argument \"%s\"\n", argv[optind]);
+        return 2;
+    }
+    if (!config.tls_cert != !config.tls_key) {
+        fprintf(stderr, "pgtally proxy: --tls-cert and --tls-key go together\n");
         return 2;
     }
     if (!config.upstream || !*config.upstream) {

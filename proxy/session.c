@@ -19,18 +19,27 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "protocol/pgwire.h"
 #include "proxy/log.h"
+#include "proxy/tls.h"
 
 #define STARTUP_BUFFER_SIZE (PGW_STARTUP_MAX_LEN + 1024)
 #define BACKEND_CAPTURE_LIMIT 8192     /* ErrorResponse, CommandComplete, ParameterStatus... */
 #define CAPTURE_RETAIN_LIMIT 4096      /* larger capture buffers are freed after the message */
 #define CLOSING_TIMEOUT 5.0            /* how long a final ErrorResponse may take to drain */
 #define ERROR_MESSAGE_MAX 1024
+#define AUTH_HOLD_LIMIT 65536          /* server auth messages held while rewriting them */
+#define SSL_REQUEST_SIZE 8
 
 typedef enum SessionState {
     SS_STARTUP,
+    SS_CLIENT_TLS_HANDSHAKE,   /* answered 'S' to the client's SSLRequest */
     SS_CONNECTING,
+    SS_UPSTREAM_SSL_ANSWER,    /* sent SSLRequest upstream, waiting for 'S' or 'N' */
+    SS_UPSTREAM_TLS_HANDSHAKE,
     SS_RELAY,
     SS_RAW,
     SS_CANCEL,
@@ -70,6 +79,14 @@ struct Session {
     int next_addr;
     int last_connect_error;
     Tracker *tracker;
+    SSL *client_ssl; /* TLS terminated by pgtally on the client leg */
+    SSL *server_ssl; /* TLS to the upstream */
+    /* With TLS terminated here, channel binding cannot pass through: SCRAM-SHA-256-PLUS is
+     * removed from AuthenticationSASL, so server auth messages are held and rewritten until
+     * AuthenticationOk. */
+    bool auth_rewrite;
+    uint8_t *auth_hold;
+    size_t auth_hold_len;
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -135,6 +152,10 @@ static void close_server(Session *s)
     ProxyContext *ctx = s->ctx;
     ev_io_stop(ctx->loop, &s->s2c.read_watcher);
     ev_io_stop(ctx->loop, &s->c2s.write_watcher);
+    if (s->server_ssl) {
+        SSL_free(s->server_ssl);
+        s->server_ssl = NULL;
+    }
     if (s->server_fd >= 0) {
         close(s->server_fd);
         s->server_fd = -1;
@@ -155,9 +176,12 @@ static void session_close(Session *s, const char *reason)
     pipe_release(ctx, &s->c2s);
     pipe_release(ctx, &s->s2c);
     close_server(s);
+    if (s->client_ssl)
+        SSL_free(s->client_ssl);
     if (s->client_fd >= 0)
         close(s->client_fd);
     free(s->startup);
+    free(s->auth_hold);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -175,23 +199,75 @@ void session_close_now(Session *s)
     session_close(s, "proxy shutting down");
 }
 
+/* ---- socket or TLS I/O ------------------------------------------------------------------------- */
+
+/* Writes like send(): bytes written, 0 when the socket would block, -1 on a fatal error. */
+static ssize_t endpoint_send(int fd, SSL *ssl, const uint8_t *data, size_t len)
+{
+    if (!ssl) {
+        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+        if (n < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+        return n;
+    }
+    int n = SSL_write(ssl, data, len > INT32_MAX ? INT32_MAX : (int)len);
+    if (n > 0)
+        return n;
+    int e = SSL_get_error(ssl, n);
+    return e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? 0 : -1;
+}
+
+/* Reads like recv() into buf: bytes read, 0 when nothing is there now, -1 when the peer
+ * closed or failed. With TLS it keeps reading records until buf is full or the socket is
+ * empty, so one wake-up drains what arrived. */
+static ssize_t endpoint_recv(int fd, SSL *ssl, uint8_t *buf, size_t cap)
+{
+    if (!ssl) {
+        ssize_t n = recv(fd, buf, cap, 0);
+        if (n > 0)
+            return n;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return 0;
+        return -1;
+    }
+    size_t total = 0;
+    while (total < cap) {
+        size_t want = cap - total;
+        int n = SSL_read(ssl, buf + total, want > INT32_MAX ? INT32_MAX : (int)want);
+        if (n > 0) {
+            total += (size_t)n;
+            continue;
+        }
+        int e = SSL_get_error(ssl, n);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+            break;
+        return total > 0 ? (ssize_t)total : -1;
+    }
+    return (ssize_t)total;
+}
+
+/* TLS may hold decrypted bytes the socket no longer signals: make the loop look again. */
+static void poke_if_buffered(Session *s, SSL *ssl, ev_io *read_watcher)
+{
+    if (ssl && SSL_pending(ssl) > 0 && ev_is_active(read_watcher))
+        ev_feed_event(s->ctx->loop, read_watcher, EV_READ);
+}
+
 /* ---- sending ---------------------------------------------------------------------------------- */
 
 /* Sends bytes to the pipe's destination: straight to the socket when nothing is queued, the
  * rest into the pending buffer. While anything is pending the source is not read
  * (backpressure). Returns false on a fatal socket error or when out of memory. */
-static bool pipe_send(Session *s, Pipe *p, int dst_fd, const uint8_t *data, size_t len)
+static bool pipe_send(Session *s, Pipe *p, int dst_fd, SSL *dst_ssl, const uint8_t *data,
+                      size_t len)
 {
     ProxyContext *ctx = s->ctx;
     if (len == 0)
         return true;
     if (p->pending_len == 0) {
-        ssize_t n = send(dst_fd, data, len, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                return false;
-            n = 0;
-        }
+        ssize_t n = endpoint_send(dst_fd, dst_ssl, data, len);
+        if (n < 0)
+            return false;
         if ((size_t)n == len)
             return true;
         data += n;
@@ -220,13 +296,13 @@ static bool pipe_send(Session *s, Pipe *p, int dst_fd, const uint8_t *data, size
 static bool send_to_client(Session *s, const uint8_t *data, size_t len)
 {
     s->ctx->stats.bytes_server_to_client += len;
-    return pipe_send(s, &s->s2c, s->client_fd, data, len);
+    return pipe_send(s, &s->s2c, s->client_fd, s->client_ssl, data, len);
 }
 
 static bool send_to_server(Session *s, const uint8_t *data, size_t len)
 {
     s->ctx->stats.bytes_client_to_server += len;
-    return pipe_send(s, &s->c2s, s->server_fd, data, len);
+    return pipe_send(s, &s->c2s, s->server_fd, s->server_ssl, data, len);
 }
 
 /* Reports an error to the client as an ErrorResponse, then closes. The message is only
@@ -415,19 +491,14 @@ static bool inspect_server_bytes(Session *s, const uint8_t *data, size_t len, in
 
 /* Reads once from fd into the scratch buffer. Returns the byte count, 0 when there is
  * nothing to read now, -1 when the peer closed or failed. */
-static ssize_t read_some(Session *s, int fd)
+static ssize_t read_some(Session *s, int fd, SSL *ssl)
 {
-    ssize_t n = recv(fd, s->ctx->scratch, s->ctx->scratch_size, 0);
-    if (n > 0)
-        return n;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return 0;
-    return -1;
+    return endpoint_recv(fd, ssl, s->ctx->scratch, s->ctx->scratch_size);
 }
 
 static void relay_from_client(Session *s)
 {
-    ssize_t n = read_some(s, s->client_fd);
+    ssize_t n = read_some(s, s->client_fd, s->client_ssl);
     if (n == 0)
         return;
     if (n < 0) {
@@ -437,18 +508,28 @@ static void relay_from_client(Session *s)
     if (s->state == SS_RAW) {
         if (!send_to_server(s, s->ctx->scratch, (size_t)n))
             session_close(s, "server write failed");
+        else
+            poke_if_buffered(s, s->client_ssl, &s->c2s.read_watcher);
         return;
     }
-    relay_client_bytes(s, s->ctx->scratch, (size_t)n, now_us());
+    if (relay_client_bytes(s, s->ctx->scratch, (size_t)n, now_us()))
+        poke_if_buffered(s, s->client_ssl, &s->c2s.read_watcher);
 }
+
+static bool relay_server_auth(Session *s, const uint8_t *data, size_t len, int64_t now);
 
 static void relay_from_server(Session *s)
 {
-    ssize_t n = read_some(s, s->server_fd);
+    ssize_t n = read_some(s, s->server_fd, s->server_ssl);
     if (n == 0)
         return;
     if (n < 0) {
         session_close(s, "server closed the connection");
+        return;
+    }
+    if (s->auth_rewrite) {
+        if (relay_server_auth(s, s->ctx->scratch, (size_t)n, now_us()))
+            poke_if_buffered(s, s->server_ssl, &s->s2c.read_watcher);
         return;
     }
     /* Forward first, inspect second: the client never waits for pgtally to think. */
@@ -456,28 +537,120 @@ static void relay_from_server(Session *s)
         session_close(s, "client write failed");
         return;
     }
-    if (s->state == SS_RELAY)
-        inspect_server_bytes(s, s->ctx->scratch, (size_t)n, now_us());
+    if (s->state == SS_RELAY && !inspect_server_bytes(s, s->ctx->scratch, (size_t)n, now_us()))
+        return;
+    poke_if_buffered(s, s->server_ssl, &s->s2c.read_watcher);
+}
+
+/* ---- SCRAM-SHA-256-PLUS removal (TLS terminated on the client leg) ----------------------- */
+
+static uint32_t be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+/* Forwards one complete server message, rewriting AuthenticationSASL's mechanism list
+ * without SCRAM-SHA-256-PLUS. Returns false when the session ended. */
+static bool forward_auth_message(Session *s, const uint8_t *msg, size_t len, int64_t now)
+{
+    uint8_t rewritten[1024];
+    const uint8_t *out = msg;
+    size_t out_len = len;
+    if (msg[0] == 'R' && len >= 9 && be32(msg + 5) == 10 && len <= sizeof rewritten) {
+        static const char plus[] = "SCRAM-SHA-256-PLUS";
+        size_t n = 9;
+        memcpy(rewritten, msg, 9);
+        for (size_t pos = 9; pos < len && msg[pos] != 0;) {
+            const uint8_t *nul = memchr(msg + pos, 0, len - pos);
+            if (!nul)
+                break;
+            size_t mlen = (size_t)(nul - (msg + pos));
+            if (!(mlen == sizeof plus - 1 && memcmp(msg + pos, plus, mlen) == 0)) {
+                memcpy(rewritten + n, msg + pos, mlen + 1);
+                n += mlen + 1;
+            }
+            pos += mlen + 1;
+        }
+        rewritten[n++] = 0;
+        uint32_t body = (uint32_t)(n - 1);
+        rewritten[1] = (uint8_t)(body >> 24);
+        rewritten[2] = (uint8_t)(body >> 16);
+        rewritten[3] = (uint8_t)(body >> 8);
+        rewritten[4] = (uint8_t)body;
+        out = rewritten;
+        out_len = n;
+    }
+    if (!send_to_client(s, out, out_len)) {
+        session_close(s, "client write failed");
+        return false;
+    }
+    return inspect_server_bytes(s, out, out_len, now);
+}
+
+static bool relay_server_auth(Session *s, const uint8_t *data, size_t len, int64_t now)
+{
+    if (s->auth_hold_len + len > AUTH_HOLD_LIMIT) {
+        session_close(s, "server authentication messages too large");
+        return false;
+    }
+    uint8_t *hold = realloc(s->auth_hold, s->auth_hold_len + len);
+    if (!hold) {
+        session_close(s, "out of memory");
+        return false;
+    }
+    s->auth_hold = hold;
+    memcpy(hold + s->auth_hold_len, data, len);
+    s->auth_hold_len += len;
+
+    size_t pos = 0;
+    while (s->auth_rewrite && s->auth_hold_len - pos >= 5) {
+        uint32_t mlen = be32(s->auth_hold + pos + 1);
+        if (mlen < 4) {
+            session_close(s, "server protocol error");
+            return false;
+        }
+        if (s->auth_hold_len - pos < (size_t)mlen + 1)
+            break;
+        const uint8_t *msg = s->auth_hold + pos;
+        /* AuthenticationOk: nothing more to rewrite; the rest is forwarded as is. */
+        if (msg[0] == 'R' && mlen >= 8 && be32(msg + 5) == 0)
+            s->auth_rewrite = false;
+        if (!forward_auth_message(s, msg, (size_t)mlen + 1, now))
+            return false;
+        pos += (size_t)mlen + 1;
+    }
+    if (!s->auth_rewrite && pos < s->auth_hold_len) {
+        const uint8_t *rest = s->auth_hold + pos;
+        size_t rest_len = s->auth_hold_len - pos;
+        if (!send_to_client(s, rest, rest_len)) {
+            session_close(s, "client write failed");
+            return false;
+        }
+        if (!inspect_server_bytes(s, rest, rest_len, now))
+            return false;
+        pos = s->auth_hold_len;
+    }
+    memmove(s->auth_hold, s->auth_hold + pos, s->auth_hold_len - pos);
+    s->auth_hold_len -= pos;
+    if (!s->auth_rewrite) {
+        free(s->auth_hold);
+        s->auth_hold = NULL;
+    }
+    return true;
 }
 
 /* ---- connecting --------------------------------------------------------------------------- */
 
 static void start_connect(Session *s);
+static void connect_failed(Session *s, const char *why);
 
-/* The upstream accepted the TCP connection: send what the client asked for and relay. */
-static void on_connected(Session *s)
+/* The upstream leg is ready (TCP, and TLS when negotiated): send the client's startup
+ * packet and relay. */
+static void start_relay(Session *s)
 {
     ProxyContext *ctx = s->ctx;
     ev_timer_stop(ctx->loop, &s->timer);
     ev_io_stop(ctx->loop, &s->c2s.write_watcher);
-
-    if (s->state == SS_CANCEL) {
-        /* The server answers a CancelRequest by closing; nothing flows back. */
-        if (send(s->server_fd, s->startup, s->startup_packet_len, MSG_NOSIGNAL) < 0)
-            log_line(LOG_WARN, s->id, "forwarding CancelRequest failed: %s", strerror(errno));
-        session_close(s, "cancel request forwarded");
-        return;
-    }
 
     s->state = s->replication ? SS_RAW : SS_RELAY;
     if (s->state == SS_RELAY) {
@@ -487,6 +660,10 @@ static void on_connected(Session *s)
             return;
         }
     }
+    /* Legs that differ in TLS: a client on TLS must not pick channel binding the server
+     * cannot honour, and the reverse is harmless to rewrite too. (Both legs on TLS: binding
+     * to pgtally's certificate can never verify upstream; see docs/tls.md.) */
+    s->auth_rewrite = (s->client_ssl != NULL) != (s->server_ssl != NULL) && !s->replication;
     ev_io_start(ctx->loop, &s->s2c.read_watcher);
     ev_io_start(ctx->loop, &s->c2s.read_watcher);
 
@@ -506,8 +683,103 @@ static void on_connected(Session *s)
         }
     }
     free(startup);
-    if (!ok)
+    if (!ok) {
         session_close(s, "server write failed");
+        return;
+    }
+    poke_if_buffered(s, s->client_ssl, &s->c2s.read_watcher);
+}
+
+/* Drives the upstream TLS handshake; relays once it is done. */
+static void drive_upstream_handshake(Session *s)
+{
+    ProxyContext *ctx = s->ctx;
+    ERR_clear_error();
+    int rc = SSL_do_handshake(s->server_ssl);
+    if (rc == 1) {
+        LOG_DEBUG_CONN(s->id, "upstream TLS: %s", SSL_get_version(s->server_ssl));
+        start_relay(s);
+        return;
+    }
+    int e = SSL_get_error(s->server_ssl, rc);
+    if (e == SSL_ERROR_WANT_READ) {
+        ev_io_stop(ctx->loop, &s->c2s.write_watcher);
+        ev_io_start(ctx->loop, &s->s2c.read_watcher);
+        return;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        ev_io_start(ctx->loop, &s->c2s.write_watcher);
+        return;
+    }
+    char why[300], msg[400];
+    tls_describe_error(s->server_ssl, e, why, sizeof why);
+    snprintf(msg, sizeof msg, "SSL error: %s", why);
+    connect_failed(s, msg);
+}
+
+/* The server's one-byte answer to our SSLRequest. Exactly one byte is read: anything the
+ * server sent after it would not be protected by TLS. */
+static void read_upstream_ssl_answer(Session *s)
+{
+    ProxyContext *ctx = s->ctx;
+    uint8_t answer;
+    ssize_t n = recv(s->server_fd, &answer, 1, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0) {
+        connect_failed(s, "server closed the connection after SSLRequest");
+        return;
+    }
+    const UpstreamTls *tls = ctx->upstream_tls;
+    if (answer == 'S') {
+        s->server_ssl = tls_upstream_ssl_new(tls, s->server_fd);
+        if (!s->server_ssl) {
+            connect_failed(s, "could not set up TLS (out of memory or bad host name)");
+            return;
+        }
+        s->state = SS_UPSTREAM_TLS_HANDSHAKE;
+        drive_upstream_handshake(s);
+        return;
+    }
+    if (answer == 'N' && tls->mode == SSLMODE_PREFER) {
+        start_relay(s);
+        return;
+    }
+    char msg[200];
+    if (answer == 'N')
+        snprintf(msg, sizeof msg, "server does not support SSL, but sslmode=%s requires it",
+                 tls_sslmode_name(tls->mode));
+    else
+        snprintf(msg, sizeof msg, "unexpected answer 0x%02x to SSLRequest", answer);
+    connect_failed(s, msg);
+}
+
+/* The upstream accepted the TCP connection: negotiate TLS if configured, else relay. */
+static void on_connected(Session *s)
+{
+    ProxyContext *ctx = s->ctx;
+    ev_io_stop(ctx->loop, &s->c2s.write_watcher);
+
+    if (s->state == SS_CANCEL) {
+        /* The server answers a CancelRequest by closing; nothing flows back. */
+        if (send(s->server_fd, s->startup, s->startup_packet_len, MSG_NOSIGNAL) < 0)
+            log_line(LOG_WARN, s->id, "forwarding CancelRequest failed: %s", strerror(errno));
+        session_close(s, "cancel request forwarded");
+        return;
+    }
+    const UpstreamTls *tls = ctx->upstream_tls;
+    if (tls && tls->mode >= SSLMODE_PREFER && !s->ctx->upstream->is_unix) {
+        static const uint8_t ssl_request[SSL_REQUEST_SIZE] = {0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f};
+        if (send(s->server_fd, ssl_request, sizeof ssl_request, MSG_NOSIGNAL) !=
+            (ssize_t)sizeof ssl_request) {
+            connect_failed(s, strerror(errno));
+            return;
+        }
+        s->state = SS_UPSTREAM_SSL_ANSWER;
+        ev_io_start(ctx->loop, &s->s2c.read_watcher);
+        return;
+    }
+    start_relay(s);
 }
 
 static void connect_failed(Session *s, const char *why)
@@ -575,6 +847,58 @@ static bool is_replication(const uint8_t *packet, size_t len)
     return false;
 }
 
+/* Drives the client-side TLS handshake; back to reading the startup packet once done. */
+static void drive_client_handshake(Session *s)
+{
+    ProxyContext *ctx = s->ctx;
+    ERR_clear_error();
+    int rc = SSL_do_handshake(s->client_ssl);
+    if (rc == 1) {
+        LOG_DEBUG_CONN(s->id, "client TLS: %s", SSL_get_version(s->client_ssl));
+        s->state = SS_STARTUP;
+        ev_io_stop(ctx->loop, &s->s2c.write_watcher);
+        ev_io_start(ctx->loop, &s->c2s.read_watcher);
+        poke_if_buffered(s, s->client_ssl, &s->c2s.read_watcher);
+        return;
+    }
+    int e = SSL_get_error(s->client_ssl, rc);
+    if (e == SSL_ERROR_WANT_READ) {
+        ev_io_stop(ctx->loop, &s->s2c.write_watcher);
+        ev_io_start(ctx->loop, &s->c2s.read_watcher);
+        return;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        ev_io_start(ctx->loop, &s->s2c.write_watcher);
+        return;
+    }
+    char why[300];
+    tls_describe_error(s->client_ssl, e, why, sizeof why);
+    log_line(LOG_WARN, s->id, "client TLS handshake failed: %s", why);
+    session_close(s, "client TLS handshake failed");
+}
+
+/* The client asked for TLS: 'S' and a handshake when pgtally has a certificate, else 'N'. */
+static void answer_ssl_request(Session *s)
+{
+    SSL_CTX *server_ctx = s->ctx->client_tls_ctx;
+    if (!server_ctx || s->client_ssl) {
+        if (!send_to_client(s, (const uint8_t *)"N", 1))
+            session_close(s, "client write failed");
+        return;
+    }
+    if (send(s->client_fd, "S", 1, MSG_NOSIGNAL) != 1) {
+        session_close(s, "client write failed");
+        return;
+    }
+    s->client_ssl = tls_client_ssl_new(server_ctx, s->client_fd);
+    if (!s->client_ssl) {
+        session_close(s, "out of memory");
+        return;
+    }
+    s->state = SS_CLIENT_TLS_HANDSHAKE;
+    drive_client_handshake(s);
+}
+
 /* Handles every complete startup-phase packet in the buffer. */
 static void process_startup(Session *s)
 {
@@ -602,6 +926,10 @@ static void process_startup(Session *s)
                 return;
             }
             s->startup_len = 0;
+            if (kind == PGW_STARTUP_SSL) {
+                answer_ssl_request(s);
+                return;
+            }
             if (!send_to_client(s, (const uint8_t *)"N", 1)) {
                 session_close(s, "client write failed");
                 return;
@@ -633,13 +961,13 @@ static void read_startup(Session *s)
             return;
         }
     }
-    ssize_t n = recv(s->client_fd, s->startup + s->startup_len,
-                     STARTUP_BUFFER_SIZE - s->startup_len, 0);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+    ssize_t n = endpoint_recv(s->client_fd, s->client_ssl, s->startup + s->startup_len,
+                              STARTUP_BUFFER_SIZE - s->startup_len);
+    if (n < 0) {
         session_close(s, "client closed during startup");
         return;
     }
-    if (n < 0)
+    if (n == 0)
         return;
     s->startup_len += (size_t)n;
     process_startup(s);
@@ -656,6 +984,9 @@ static void on_client_readable(struct ev_loop *loop, ev_io *w, int revents)
     case SS_STARTUP:
         read_startup(s);
         break;
+    case SS_CLIENT_TLS_HANDSHAKE:
+        drive_client_handshake(s);
+        break;
     case SS_RELAY:
     case SS_RAW:
         relay_from_client(s);
@@ -671,20 +1002,29 @@ static void on_server_readable(struct ev_loop *loop, ev_io *w, int revents)
     (void)loop;
     (void)revents;
     Session *s = w->data;
-    if (s->state == SS_RELAY || s->state == SS_RAW)
+    switch (s->state) {
+    case SS_RELAY:
+    case SS_RAW:
         relay_from_server(s);
-    else
+        break;
+    case SS_UPSTREAM_SSL_ANSWER:
+        read_upstream_ssl_answer(s);
+        break;
+    case SS_UPSTREAM_TLS_HANDSHAKE:
+        drive_upstream_handshake(s);
+        break;
+    default:
         ev_io_stop(s->ctx->loop, w);
+        break;
+    }
 }
 
 /* Drains a pipe's pending bytes; when empty, reading the source resumes. */
-static void flush_pending(Session *s, Pipe *p, int dst_fd)
+static void flush_pending(Session *s, Pipe *p, int dst_fd, SSL *dst_ssl, SSL *src_ssl)
 {
     ProxyContext *ctx = s->ctx;
-    ssize_t n = send(dst_fd, p->pending + p->pending_off, p->pending_len, MSG_NOSIGNAL);
+    ssize_t n = endpoint_send(dst_fd, dst_ssl, p->pending + p->pending_off, p->pending_len);
     if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-            return;
         session_close(s, p == &s->s2c ? "client write failed" : "server write failed");
         return;
     }
@@ -699,8 +1039,10 @@ static void flush_pending(Session *s, Pipe *p, int dst_fd)
         session_close(s, "error sent to client");
         return;
     }
-    if (s->state == SS_RELAY || s->state == SS_RAW)
+    if (s->state == SS_RELAY || s->state == SS_RAW) {
         ev_io_start(ctx->loop, &p->read_watcher);
+        poke_if_buffered(s, src_ssl, &p->read_watcher);
+    }
 }
 
 static void on_client_writable(struct ev_loop *loop, ev_io *w, int revents)
@@ -708,7 +1050,10 @@ static void on_client_writable(struct ev_loop *loop, ev_io *w, int revents)
     (void)loop;
     (void)revents;
     Session *s = w->data;
-    flush_pending(s, &s->s2c, s->client_fd);
+    if (s->state == SS_CLIENT_TLS_HANDSHAKE)
+        drive_client_handshake(s);
+    else
+        flush_pending(s, &s->s2c, s->client_fd, s->client_ssl, s->server_ssl);
 }
 
 static void on_server_writable(struct ev_loop *loop, ev_io *w, int revents)
@@ -718,8 +1063,10 @@ static void on_server_writable(struct ev_loop *loop, ev_io *w, int revents)
     Session *s = w->data;
     if (s->state == SS_CONNECTING || s->state == SS_CANCEL)
         on_connect_ready(s);
+    else if (s->state == SS_UPSTREAM_TLS_HANDSHAKE)
+        drive_upstream_handshake(s);
     else
-        flush_pending(s, &s->c2s, s->server_fd);
+        flush_pending(s, &s->c2s, s->server_fd, s->server_ssl, s->client_ssl);
 }
 
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -729,6 +1076,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     Session *s = w->data;
     switch (s->state) {
     case SS_STARTUP:
+    case SS_CLIENT_TLS_HANDSHAKE:
         session_fail(s, "08006", "startup packet not received within %.0f s",
                      s->ctx->config->startup_timeout);
         break;
@@ -737,6 +1085,10 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
         s->last_connect_error = ETIMEDOUT;
         close_server(s);
         start_connect(s);
+        break;
+    case SS_UPSTREAM_SSL_ANSWER:
+    case SS_UPSTREAM_TLS_HANDSHAKE:
+        connect_failed(s, "TLS negotiation timed out");
         break;
     default:
         session_close(s, "timed out");

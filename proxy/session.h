@@ -18,8 +18,10 @@
 #include <stdint.h>
 
 #include <ev.h>
+#include <openssl/ssl.h>
 
 #include "proxy/config.h"
+#include "proxy/tls.h"
 #include "proxy/tracker.h"
 #include "proxy/upstream.h"
 
@@ -42,6 +44,8 @@ typedef struct ProxyContext {
     struct ev_loop *loop;
     const ProxyConfig *config;
     Upstream *upstream;
+    const UpstreamTls *upstream_tls; /* sslmode and context for the upstream leg */
+    SSL_CTX *client_tls_ctx;         /* set when pgtally terminates clients' TLS */
     TrackerLimits tracker_limits;
     TrackerWorkspace *workspace; /* normalizer scratch shared by every session's tracker */
     TrackerEmitFn emit; /* completed-statement events go here */

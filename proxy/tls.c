@@ -1,0 +1,234 @@
+/* proxy/tls — see tls.h. */
+#include "proxy/tls.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+static const char *const mode_names[] = {"disable", "allow",     "prefer",
+                                         "require", "verify-ca", "verify-full"};
+
+bool tls_parse_sslmode(const char *name, SslMode *out)
+{
+    for (int i = 0; i < 6; i++) {
+        if (strcmp(name, mode_names[i]) == 0) {
+            *out = (SslMode)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *tls_sslmode_name(SslMode mode)
+{
+    return mode_names[mode];
+}
+
+/* Finds key=value in a URL's query string, percent-decoded into out. */
+static bool url_param(const char *spec, const char *key, char *out, size_t cap)
+{
+    const char *q = strchr(spec, '?');
+    if (!q || !strstr(spec, "://"))
+        return false;
+    size_t klen = strlen(key);
+    for (const char *p = q + 1; *p;) {
+        size_t len = strcspn(p, "&");
+        if (len > klen && p[klen] == '=' && strncmp(p, key, klen) == 0) {
+            size_t n = 0;
+            for (size_t i = klen + 1; i < len && n + 1 < cap; i++) {
+                char c = p[i];
+                if (c == '%' && i + 2 < len) {
+                    char hex[3] = {p[i + 1], p[i + 2], 0};
+                    c = (char)strtol(hex, NULL, 16);
+                    i += 2;
+                }
+                out[n++] = c;
+            }
+            out[n] = 0;
+            return true;
+        }
+        p += len + (p[len] == '&');
+    }
+    return false;
+}
+
+/* URL parameter, else environment variable, else "". */
+static void setting(const char *spec, const char *key, const char *env, char *out, size_t cap)
+{
+    if (url_param(spec, key, out, cap))
+        return;
+    const char *v = getenv(env);
+    snprintf(out, cap, "%s", v ? v : "");
+}
+
+static void openssl_errors(char *out, size_t out_len)
+{
+    unsigned long e = ERR_get_error();
+    if (!e) {
+        snprintf(out, out_len, "%s", errno ? strerror(errno) : "unknown TLS error");
+        return;
+    }
+    ERR_error_string_n(e, out, out_len);
+    ERR_clear_error();
+}
+
+bool tls_upstream_init(UpstreamTls *tls, const char *spec, const char *host, char *err,
+                       size_t err_len)
+{
+    memset(tls, 0, sizeof *tls);
+    snprintf(tls->host, sizeof tls->host, "%s", host);
+    char mode[32], rootcert[1024], cert[1024], key[1024];
+    setting(spec, "sslmode", "PGSSLMODE", mode, sizeof mode);
+    setting(spec, "sslrootcert", "PGSSLROOTCERT", rootcert, sizeof rootcert);
+    setting(spec, "sslcert", "PGSSLCERT", cert, sizeof cert);
+    setting(spec, "sslkey", "PGSSLKEY", key, sizeof key);
+    tls->mode = SSLMODE_PREFER;
+    if (mode[0] && !tls_parse_sslmode(mode, &tls->mode)) {
+        snprintf(err, err_len,
+                 "invalid sslmode \"%s\" (disable, allow, prefer, require, verify-ca, "
+                 "verify-full)",
+                 mode);
+        return false;
+    }
+    if (tls->mode <= SSLMODE_ALLOW)
+        return true;
+
+    tls->ctx = SSL_CTX_new(TLS_client_method());
+    if (!tls->ctx) {
+        openssl_errors(err, err_len);
+        return false;
+    }
+    SSL_CTX_set_min_proto_version(tls->ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(tls->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                   SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (tls->mode >= SSLMODE_VERIFY_CA) {
+        char fallback[1024];
+        if (!rootcert[0]) {
+            const char *home = getenv("HOME");
+            snprintf(fallback, sizeof fallback, "%s/.postgresql/root.crt", home ? home : "");
+            snprintf(rootcert, sizeof rootcert, "%s", fallback);
+        }
+        bool ok = strcmp(rootcert, "system") == 0
+                      ? SSL_CTX_set_default_verify_paths(tls->ctx) == 1
+                      : SSL_CTX_load_verify_locations(tls->ctx, rootcert, NULL) == 1;
+        if (!ok) {
+            char why[256];
+            openssl_errors(why, sizeof why);
+            snprintf(err, err_len,
+                     "sslmode=%s needs a root certificate: cannot load \"%s\" (%s); set "
+                     "sslrootcert",
+                     mode_names[tls->mode], rootcert, why);
+            tls_upstream_free(tls);
+            return false;
+        }
+        SSL_CTX_set_verify(tls->ctx, SSL_VERIFY_PEER, NULL);
+    } else {
+        SSL_CTX_set_verify(tls->ctx, SSL_VERIFY_NONE, NULL);
+    }
+    if (cert[0]) {
+        if (SSL_CTX_use_certificate_chain_file(tls->ctx, cert) != 1 ||
+            SSL_CTX_use_PrivateKey_file(tls->ctx, key[0] ? key : cert, SSL_FILETYPE_PEM) != 1) {
+            char why[256];
+            openssl_errors(why, sizeof why);
+            snprintf(err, err_len, "cannot load client certificate \"%s\" / key \"%s\": %s",
+                     cert, key, why);
+            tls_upstream_free(tls);
+            return false;
+        }
+    }
+    return true;
+}
+
+void tls_upstream_free(UpstreamTls *tls)
+{
+    if (tls->ctx)
+        SSL_CTX_free(tls->ctx);
+    tls->ctx = NULL;
+}
+
+SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char *err,
+                            size_t err_len)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        openssl_errors(err, err_len);
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+        char why[256];
+        openssl_errors(why, sizeof why);
+        snprintf(err, err_len, "--tls-cert %s: %s", cert_file, why);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        char why[256];
+        openssl_errors(why, sizeof why);
+        snprintf(err, err_len, "--tls-key %s: %s", key_file, why);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static bool is_ip_literal(const char *host)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+SSL *tls_upstream_ssl_new(const UpstreamTls *tls, int fd)
+{
+    SSL *ssl = SSL_new(tls->ctx);
+    if (!ssl)
+        return NULL;
+    SSL_set_fd(ssl, fd);
+    SSL_set_connect_state(ssl);
+    bool ip = is_ip_literal(tls->host);
+    if (!ip && tls->host[0] != '/')
+        SSL_set_tlsext_host_name(ssl, tls->host);
+    if (tls->mode == SSLMODE_VERIFY_FULL) {
+        bool ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), tls->host) == 1
+                     : SSL_set1_host(ssl, tls->host) == 1;
+        if (!ok) {
+            SSL_free(ssl);
+            return NULL;
+        }
+    }
+    return ssl;
+}
+
+SSL *tls_client_ssl_new(SSL_CTX *server_ctx, int fd)
+{
+    SSL *ssl = SSL_new(server_ctx);
+    if (!ssl)
+        return NULL;
+    SSL_set_fd(ssl, fd);
+    SSL_set_accept_state(ssl);
+    return ssl;
+}
+
+void tls_describe_error(SSL *ssl, int ssl_error, char *out, size_t out_len)
+{
+    long verify = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+    if (verify != X509_V_OK) {
+        snprintf(out, out_len, "certificate verify failed: %s",
+                 X509_verify_cert_error_string(verify));
+        ERR_clear_error();
+        return;
+    }
+    if (ssl_error == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
+        snprintf(out, out_len, "%s", errno ? strerror(errno) : "connection closed during TLS");
+        return;
+    }
+    openssl_errors(out, out_len);
+}
