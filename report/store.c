@@ -175,7 +175,7 @@ struct Store {
     Statements st;
     size_t batch_max;
     unsigned linger_ms;
-    QueueEntry *batch; /* the writer's batch buffer, batch_max entries */
+    QueueEntry *batch; /* the writer's batch buffer: room for the whole queue (close) */
 
     pthread_t writer;
     pthread_mutex_t lock; /* everything below */
@@ -301,6 +301,12 @@ fail:
 static bool configure(sqlite3 *db, unsigned busy_ms, const char *path, char *err, size_t err_len)
 {
     sqlite3_busy_timeout(db, (int)busy_ms);
+    int64_t ignored;
+    if (!query_int(db, "PRAGMA schema_version", &ignored)) {
+        set_err(err, err_len, "%s: cannot read it as an SQLite database: %s", path,
+                sqlite3_errmsg(db));
+        return false;
+    }
     sqlite3_stmt *st = NULL;
     /* journal_mode answers with the mode it got: a filesystem without shared memory
      * support silently stays in "delete", which would block readers during writes. */
@@ -633,7 +639,10 @@ static void *writer_main(void *arg)
             }
             s->writer_sleeping = false;
         }
-        size_t n = s->count < s->batch_max ? s->count : s->batch_max;
+        /* At close everything left goes in one transaction: a file locked by someone else
+         * then costs one busy timeout, not one per batch, before the process can exit. */
+        size_t limit = s->closing ? s->cap : s->batch_max;
+        size_t n = s->count < limit ? s->count : limit;
         for (size_t i = 0; i < n; i++) {
             s->batch[i] = s->ring[s->head];
             s->bytes -= s->batch[i].bytes;
@@ -704,9 +713,11 @@ Store *store_open(const char *path, const StoreOptions *opts, char *err, size_t 
     s->cap = o->queue_max_records ? o->queue_max_records : DEFAULT_QUEUE_RECORDS;
     s->max_bytes = o->queue_max_bytes ? o->queue_max_bytes : DEFAULT_QUEUE_BYTES;
     s->batch_max = o->batch_max_records ? o->batch_max_records : DEFAULT_BATCH_RECORDS;
+    if (s->batch_max > s->cap)
+        s->batch_max = s->cap;
     s->linger_ms = o->batch_linger_ms ? o->batch_linger_ms : DEFAULT_LINGER_MS;
     s->ring = calloc(s->cap, sizeof *s->ring);
-    s->batch = calloc(s->batch_max, sizeof *s->batch);
+    s->batch = calloc(s->cap, sizeof *s->batch);
     if (!s->ring || !s->batch) {
         set_err(err, err_len, "%s: out of memory for the store queue", path);
         goto fail;
