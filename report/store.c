@@ -285,8 +285,7 @@ static bool migrate(sqlite3 *db, const char *path, char *err, size_t err_len)
     }
     for (int64_t v = version; v < STORE_SCHEMA_VERSION; v++) {
         char what[64], bump[48];
-        snprintf(what, sizeof what, "cannot migrate the schema to version %lld",
-                 (long long)v + 1);
+        snprintf(what, sizeof what, "cannot migrate the schema to version %lld", (long long)v + 1);
         snprintf(bump, sizeof bump, "PRAGMA user_version = %lld", (long long)v + 1);
         if (!exec_sql(db, migrations[v], what, path, err, err_len) ||
             !exec_sql(db, bump, what, path, err, err_len))
@@ -394,9 +393,9 @@ static bool prepare_all(Store *s, char *err, size_t err_len)
 
 static void finalize_all(Store *s)
 {
-    sqlite3_stmt **all[] = {&s->st.begin,   &s->st.commit,  &s->st.rollback,
-                            &s->st.fingerprint, &s->st.request, &s->st.request_fingerprint,
-                            &s->st.finding, &s->st.statement};
+    sqlite3_stmt **all[] = {&s->st.begin,       &s->st.commit,   &s->st.rollback,
+                            &s->st.fingerprint, &s->st.request,  &s->st.request_fingerprint,
+                            &s->st.finding,     &s->st.statement};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         sqlite3_finalize(*all[i]);
         *all[i] = NULL;
@@ -558,8 +557,8 @@ static void write_batch(Store *s, QueueEntry *batch, size_t n, BatchResult *res)
         ok = step_done(s->st.commit);
     }
     if (!ok) {
-        snprintf(res->error, sizeof res->error, "%s: %s: %s (%d records dropped)", s->path,
-                 stage, sqlite3_errmsg(s->db), (int)n);
+        snprintf(res->error, sizeof res->error, "%s: %s: %s (%d records dropped)", s->path, stage,
+                 sqlite3_errmsg(s->db), (int)n);
         /* Some errors (SQLITE_FULL, IOERR) already rolled back; others leave it open. */
         if (!sqlite3_get_autocommit(s->db))
             step_done(s->st.rollback);
@@ -895,8 +894,8 @@ bool store_close(Store *s, const StoreRunTotals *totals, char *err, size_t err_l
     uint64_t dropped_requests = t->dropped_requests + st->dropped_requests;
     uint64_t dropped_statements = t->dropped_statements + st->dropped_statements;
     uint64_t dropped_fingerprints = t->dropped_fingerprints + st->dropped_fingerprints;
-    bool complete = t->complete && !dropped_requests && !dropped_statements &&
-                    !dropped_fingerprints;
+    bool complete =
+        t->complete && !dropped_requests && !dropped_statements && !dropped_fingerprints;
 
     bool ok = true;
     sqlite3_stmt *q = NULL;

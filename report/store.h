@@ -26,15 +26,15 @@ typedef struct Store Store;
 
 /* Zero means "default" for every numeric field, NULL for every string. */
 typedef struct StoreOptions {
-    const char *settings_json;  /* runs.settings: the proxy's effective settings, a JSON
-                                   object (validated); default "{}" */
-    const char *version;        /* runs.version; default PGTALLY_VERSION */
-    int64_t started_us;         /* runs.started_us, µs since the epoch; default now */
-    size_t queue_max_records;   /* default 8192 */
-    size_t queue_max_bytes;     /* by request_record_bytes; default 64 MiB */
-    size_t batch_max_records;   /* records per transaction; default 512 */
-    unsigned batch_linger_ms;   /* how long the writer waits to fill a batch; default 5 */
-    unsigned busy_timeout_ms;   /* SQLite busy timeout; default 1000 */
+    const char *settings_json; /* runs.settings: the proxy's effective settings, a JSON
+                                  object (validated); default "{}" */
+    const char *version;       /* runs.version; default PGTALLY_VERSION */
+    int64_t started_us;        /* runs.started_us, µs since the epoch; default now */
+    size_t queue_max_records;  /* default 8192 */
+    size_t queue_max_bytes;    /* by request_record_bytes; default 64 MiB */
+    size_t batch_max_records;  /* records per transaction; default 512 */
+    unsigned batch_linger_ms;  /* how long the writer waits to fill a batch; default 5 */
+    unsigned busy_timeout_ms;  /* SQLite busy timeout; default 1000 */
 } StoreOptions;
 
 /* What the proxy counted over the run, written to the `runs` row at close. */
@@ -54,15 +54,15 @@ typedef struct StoreStats {
     uint64_t written_statements;   /* RequestRecord.statements of the written requests */
     uint64_t written_fingerprints; /* fingerprint records committed (repeats included) */
     uint64_t dropped_requests;
-    uint64_t dropped_statements;   /* RequestRecord.statements of the dropped requests */
+    uint64_t dropped_statements; /* RequestRecord.statements of the dropped requests */
     uint64_t dropped_fingerprints;
-    uint64_t dropped_queue_full;   /* records (either kind) refused by a full queue */
-    uint64_t dropped_sqlite;       /* records (either kind) lost with a failed transaction */
-    uint64_t failed_batches;       /* transactions that failed */
-    uint64_t batches;              /* transactions committed */
+    uint64_t dropped_queue_full; /* records (either kind) refused by a full queue */
+    uint64_t dropped_sqlite;     /* records (either kind) lost with a failed transaction */
+    uint64_t failed_batches;     /* transactions that failed */
+    uint64_t batches;            /* transactions committed */
     size_t queued_records;
     size_t queued_bytes;
-    char last_error[256];          /* the latest SQLite failure with context, "" if none */
+    char last_error[256]; /* the latest SQLite failure with context, "" if none */
 } StoreStats;
 
 /* Opens or creates the report at `path` (created with mode 0600), migrates its schema to

@@ -174,8 +174,8 @@ static void check_row(sqlite3_stmt *st, const Want *want, int n, const char *wha
             bool same = want[c].text ? (type == SQLITE_TEXT && strcmp(got, want[c].text) == 0)
                                      : type == SQLITE_NULL;
             if (!same)
-                printf("  %s %d column %s: got %s, want %s\n", what, i, col,
-                       got ? got : "NULL", want[c].text ? want[c].text : "NULL");
+                printf("  %s %d column %s: got %s, want %s\n", what, i, col, got ? got : "NULL",
+                       want[c].text ? want[c].text : "NULL");
             CHECK(same);
         } else {
             int64_t got = sqlite3_column_int64(st, c);
@@ -252,8 +252,8 @@ TEST(schema_created_and_versioned)
     };
     for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++) {
         char sql[128], cols[512] = "";
-        snprintf(sql, sizeof sql,
-                 "SELECT group_concat(name, ',') FROM pragma_table_info('%s')", tables[t].table);
+        snprintf(sql, sizeof sql, "SELECT group_concat(name, ',') FROM pragma_table_info('%s')",
+                 tables[t].table);
         sqlite3_prepare_v2(db, sql, -1, &st, NULL);
         if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
             snprintf(cols, sizeof cols, "%s", (const char *)sqlite3_column_text(st, 0));
@@ -305,11 +305,11 @@ TEST(records_round_trip)
     CHECK(s != NULL);
     if (!s)
         return;
-    CHECK(store_submit_fingerprint(s, make_fp(0x0123456789abcdefULL, "set application_name = $1",
-                                              NULL)));
     CHECK(store_submit_fingerprint(
-        s, make_fp(0xabcdef0000000001ULL, "select * from users where id = $1",
-                   "select * from users where id = 42")));
+        s, make_fp(0x0123456789abcdefULL, "set application_name = $1", NULL)));
+    CHECK(store_submit_fingerprint(s, make_fp(0xabcdef0000000001ULL,
+                                              "select * from users where id = $1",
+                                              "select * from users where id = 42")));
     for (int i = 0; i < N; i++)
         CHECK(store_submit_request(s, make_request(i)));
     StoreRunTotals totals = {.statements = 3 * N, .requests = N, .complete = true};
@@ -376,9 +376,15 @@ TEST(records_round_trip)
             CHECK(sqlite3_step(st) == SQLITE_ROW);
             char hex[17];
             snprintf(hex, sizeof hex, "%016llx", (unsigned long long)f->fingerprint);
-            Want w[] = {W_INT(i + 1),  W_TEXT(hex),          W_INT(f->calls),
-                        W_INT(f->distinct_values), W_INT(f->total_time_us), W_INT(f->rows),
-                        W_INT(f->bytes), W_INT(f->errors),  W_INT(f->is_write)};
+            Want w[] = {W_INT(i + 1),
+                        W_TEXT(hex),
+                        W_INT(f->calls),
+                        W_INT(f->distinct_values),
+                        W_INT(f->total_time_us),
+                        W_INT(f->rows),
+                        W_INT(f->bytes),
+                        W_INT(f->errors),
+                        W_INT(f->is_write)};
             check_row(st, w, 9, "request_fingerprint", i);
         }
         request_record_free(r);
@@ -389,8 +395,8 @@ TEST(records_round_trip)
     for (int i = 0; i < N; i++) {
         CHECK(sqlite3_step(st) == SQLITE_ROW);
         check_row(st,
-                  (Want[]){W_INT(i + 1), W_TEXT("n_plus_one"), W_TEXT("abcdef0000000001"),
-                           W_INT(7), W_INT(6), W_INT(1), W_INT(0)},
+                  (Want[]){W_INT(i + 1), W_TEXT("n_plus_one"), W_TEXT("abcdef0000000001"), W_INT(7),
+                           W_INT(6), W_INT(1), W_INT(0)},
                   7, "finding", i);
         CHECK(sqlite3_step(st) == SQLITE_ROW);
         check_row(st,
@@ -409,10 +415,12 @@ TEST(records_round_trip)
             char fp[17], vh[17];
             snprintf(fp, sizeof fp, "%016llx", (unsigned long long)t->fingerprint);
             snprintf(vh, sizeof vh, "%016llx", (unsigned long long)t->values_hash);
-            Want w[] = {W_INT(i + 1),         W_INT(k + 1),      W_TEXT(fp),
-                        W_TEXT(vh),           W_INT(t->start_us), W_INT(t->duration_us),
-                        W_INT(t->rows),       W_INT(t->bytes),   W_INT(t->conn_id),
-                        k == 2 ? W_TEXT("23505") : W_NULL, W_INT(t->setup)};
+            Want w[] = {W_INT(i + 1),       W_INT(k + 1),
+                        W_TEXT(fp),         W_TEXT(vh),
+                        W_INT(t->start_us), W_INT(t->duration_us),
+                        W_INT(t->rows),     W_INT(t->bytes),
+                        W_INT(t->conn_id),  k == 2 ? W_TEXT("23505") : W_NULL,
+                        W_INT(t->setup)};
             check_row(st, w, 11, "statement", i);
         }
         request_record_free(r);
@@ -465,13 +473,10 @@ TEST(run_row_totals_and_complete_flag)
         return;
     sqlite3 *db = open_reader(path);
     /* While the run is open: no end time, not complete. */
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM runs WHERE ended_us IS NULL AND complete = 0"),
-                 1);
+    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM runs WHERE ended_us IS NULL AND complete = 0"), 1);
     CHECK(store_submit_request(s, make_request(0)));
-    StoreRunTotals clean = {.statements = 3,
-                            .requests = 1,
-                            .untracked_statements = 4,
-                            .complete = true};
+    StoreRunTotals clean = {
+        .statements = 3, .requests = 1, .untracked_statements = 4, .complete = true};
     CHECK(store_close(s, &clean, err, sizeof err));
 
     sqlite3_stmt *st = NULL;
@@ -507,8 +512,8 @@ TEST(run_row_totals_and_complete_flag)
                        " dropped_fingerprints, complete FROM runs WHERE id = 2",
                        -1, &st, NULL);
     CHECK(sqlite3_step(st) == SQLITE_ROW);
-    check_row(st, (Want[]){W_INT(10), W_INT(2), W_INT(3), W_INT(7), W_INT(1), W_INT(0)}, 6,
-              "run", 2);
+    check_row(st, (Want[]){W_INT(10), W_INT(2), W_INT(3), W_INT(7), W_INT(1), W_INT(0)}, 6, "run",
+              2);
     sqlite3_finalize(st);
 
     /* No totals at all (e.g. the proxy could not count): never complete. */
@@ -593,8 +598,7 @@ TEST(full_queue_drops_and_counts_without_blocking)
     CHECK_EQ_INT(st.dropped_sqlite, 0);
     CHECK_EQ_INT(st.queued_records, 0);
     CHECK_EQ_INT(st.queued_bytes, 0);
-    StoreRunTotals t = {.statements = 22, .requests = 11, .dropped_requests = 1,
-                        .complete = true};
+    StoreRunTotals t = {.statements = 22, .requests = 11, .dropped_requests = 1, .complete = true};
     CHECK(store_close(s, &t, err, sizeof err));
     CHECK_EQ_INT(q_int(blocker, "SELECT count(*) FROM requests"), 5);
     CHECK_EQ_INT(q_int(blocker, "SELECT dropped_requests FROM runs"), 7);
