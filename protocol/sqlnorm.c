@@ -1294,13 +1294,24 @@ static uint64_t norm_vdigest(Norm *nm)
 
 /* ---- emitting ---- */
 
+static const unsigned norm_colons = O_BIT(O_COLON) | O_BIT(O_DCOLON);
+
 /* R35: writes the space that goes before a token of kind `kind`. `first` is the token's
- * first output byte. One case goes beyond R35: after a `:` in operand position a word is
- * spaced, or `select: b` would come back as the marker `:b` (R3). */
+ * first output byte. A few cases go beyond R35 because glued tokens must read back as the
+ * same tokens (R3): after a `:` in operand position a word is spaced (`select: b` would come
+ * back as the marker `:b`); two colon tokens are spaced (`:` `::` is not `::` `:`); and a
+ * kept number is spaced from a `.` (`1` `.` `x` is not the number `1.`, `.` `5` not `.5`). */
 static inline void norm_space(Norm *nm, unsigned kind, bool gap, unsigned char first)
 {
     unsigned p = nm->prev;
-    if (p == O_NONE || (norm_no_space_before & O_BIT(kind)))
+    if (p == O_NONE)
+        return;
+    if (((O_BIT(kind) & norm_colons) && (O_BIT(p) & norm_colons)) ||
+        (p == O_NUM && kind == O_DOT) || (p == O_DOT && (norm_cls[first] & C_DIGIT))) {
+        nm->out[nm->len++] = ' '; /* glued, these would read back as other tokens */
+        return;
+    }
+    if (norm_no_space_before & O_BIT(kind))
         return;
     if (p == O_COLON) {
         if (nm->colon_operand && (norm_cls[first] & C_WSTART))
@@ -1509,6 +1520,20 @@ static bool norm_all_digits(const unsigned char *s, size_t len)
     return true;
 }
 
+/* A plain '...' with no quote, backslash or continuation inside: its text reads the same
+ * whatever standard_conforming_strings says, so it can be kept verbatim (the UESCAPE of a
+ * U&"" name) and N stays independent of the string mode. */
+static bool norm_simple_string(const Norm *nm, const NormToken *t)
+{
+    const unsigned char *s = nm->lx.src + t->start;
+    if (t->sub != STR_PLAIN || t->len < 2 || s[t->len - 1] != '\'')
+        return false;
+    for (size_t i = 1; i + 1 < t->len; i++)
+        if (s[i] == '\'' || s[i] == '\\' || s[i] == '\n' || s[i] == '\r')
+            return false;
+    return true;
+}
+
 /* R28: the first word of a statement may announce a session-scoped name. */
 static uint8_t norm_sess_after_first(unsigned kw)
 {
@@ -1566,7 +1591,10 @@ static bool norm_sess_word(Norm *nm, unsigned kw)
     }
 }
 
-static void norm_word(Norm *nm, const NormToken *t, NormFrame *f, bool *ob_set, unsigned *kw_out)
+/* Emits a word; `uesc` is the UESCAPE state before it. Returns false when the word was
+ * swallowed (the UESCAPE of a U&'' literal, R13). */
+static bool norm_word(Norm *nm, const NormToken *t, NormFrame *f, uint8_t uesc, bool *ob_set,
+                      unsigned *kw_out)
 {
     const unsigned char *s = nm->lx.src + t->start;
     size_t saved = nm->len;
@@ -1575,13 +1603,11 @@ static void norm_word(Norm *nm, const NormToken *t, NormFrame *f, bool *ob_set, 
     for (size_t i = 0; i < t->len; i++)
         d[i] = (char)norm_lower(s[i]);
     unsigned kw = t->len >= 2 && t->len <= 12 ? kw_lookup(d, t->len) : KW_NONE;
-    uint8_t uesc = nm->uesc;
 
     if (uesc == UESC_AFTER_USTR && kw == KW_UESCAPE) { /* R13: part of the U&'' literal */
         nm->len = saved;
         nm->uesc = UESC_USTR_ESC;
-        *kw_out = nm->prev_kw; /* invisible: keep the keyword history as it was */
-        return;
+        return false;
     }
     bool to_ph = norm_sess_word(nm, kw);
     if (!to_ph) {
@@ -1594,7 +1620,7 @@ static void norm_word(Norm *nm, const NormToken *t, NormFrame *f, bool *ob_set, 
         nm->len = saved;
         norm_placeholder(nm, NULL, 0, t->start, t->len, t->gap);
         *kw_out = KW_NONE;
-        return;
+        return true;
     }
     nm->len += t->len;
     if (uesc == UESC_AFTER_UIDENT && kw == KW_UESCAPE)
@@ -1618,6 +1644,7 @@ static void norm_word(Norm *nm, const NormToken *t, NormFrame *f, bool *ob_set, 
     norm_set_prev(nm, O_WORD, (flags & KWF_OPERAND) != 0);
     nm->prev_touch = !(flags & KWF_SPACED);
     *kw_out = kw;
+    return true;
 }
 
 /* R26: is this number a positional ORDER BY / GROUP BY item? */
@@ -1800,22 +1827,17 @@ static void norm_token(Norm *nm, const NormToken *t)
 
     bool ob_set = false;
     unsigned kw = KW_NONE;
-    uint8_t uesc = nm->uesc;
-    if (t->kind != TK_WORD) {
-        nm->uesc = UESC_NONE;
-        if (norm_sess_other(nm, t)) {
-            norm_placeholder(nm, NULL, 0, t->start, t->len, t->gap);
-            goto done;
-        }
+    uint8_t uesc = nm->uesc; /* R10/R13: only the very next token may continue it */
+    nm->uesc = UESC_NONE;
+    if (t->kind != TK_WORD && norm_sess_other(nm, t)) {
+        norm_placeholder(nm, NULL, 0, t->start, t->len, t->gap);
+        goto done;
     }
 
     switch (t->kind) {
     case TK_WORD:
-        norm_word(nm, t, f, &ob_set, &kw);
-        if (nm->uesc == UESC_USTR_ESC)
+        if (!norm_word(nm, t, f, uesc, &ob_set, &kw))
             return; /* swallowed into the U&'' placeholder */
-        if (nm->uesc == uesc && uesc != UESC_UIDENT_ESC)
-            nm->uesc = UESC_NONE;
         break;
     case TK_QIDENT:
         norm_verbatim(nm, O_QIDENT, t);
@@ -1833,7 +1855,7 @@ static void norm_token(Norm *nm, const NormToken *t)
             norm_vadd(nm, NULL, 0, nm->lx.src + t->start, t->len);
             return;
         }
-        if (uesc == UESC_UIDENT_ESC && t->sub == STR_PLAIN) { /* R10: kept byte for byte */
+        if (uesc == UESC_UIDENT_ESC && norm_simple_string(nm, t)) { /* R10: kept as is */
             norm_verbatim(nm, O_STR, t);
             norm_spoil(nm);
             nm->tc = TC_NONE;

@@ -1,0 +1,1 @@
+SELECT a FROM t WHERE x IN(1, 2) AND y IN (1, x) AND z IN (1, 1, 2)

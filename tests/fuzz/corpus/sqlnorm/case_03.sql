@@ -1,0 +1,1 @@
+SELECT ARRAY[[1,2],[3,4]], ARRAY[]::int[], ARRAY[1, x]

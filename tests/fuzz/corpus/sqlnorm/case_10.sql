@@ -1,0 +1,1 @@
+SELECT 1::numeric(10,-2), 'a'::character varying(20), x::double precision, y::pg_catalog.varchar(5)

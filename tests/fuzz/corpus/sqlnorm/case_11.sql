@@ -1,0 +1,1 @@
+SELECT CAST(x AS timestamp(3) with time zone), CAST ( y AS int )

@@ -1,0 +1,1 @@
+SELECT interval '1' day to second(3)

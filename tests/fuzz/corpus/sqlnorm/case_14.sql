@@ -1,0 +1,1 @@
+SELECT true, false, null, x IS NULL, x IS NOT NULL, x IS NOT TRUE, NOT NULL, x = NOT true

@@ -1,0 +1,1 @@
+SELECT * FROM t WHERE data ?| x AND y ? 'k' AND z ?& w

@@ -1,0 +1,1 @@
+SELECT row_number() OVER (PARTITION BY a ORDER BY 2) FROM t

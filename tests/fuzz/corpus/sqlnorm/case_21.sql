@@ -1,0 +1,1 @@
+SELECT U&"d!0061t" UESCAPE '!' FROM t

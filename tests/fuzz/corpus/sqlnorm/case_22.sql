@@ -1,0 +1,1 @@
+SELECT U&'x' UESCAPE 5

@@ -1,0 +1,1 @@
+SELECT $1abc, $, $a, $a$ x $a$, a$$b

@@ -1,0 +1,1 @@
+SELECT a::int, a :: int, a: :int

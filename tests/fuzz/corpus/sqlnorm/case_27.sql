@@ -1,0 +1,1 @@
+SELECT x FROM t WHERE a = :a AND b = : c AND arr[:n]

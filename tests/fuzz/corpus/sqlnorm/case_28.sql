@@ -1,0 +1,1 @@
+SELECT * FROM t WHERE a = %s AND b % s AND c %(x)s AND d = %(na me)s

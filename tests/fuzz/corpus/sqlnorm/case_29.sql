@@ -1,0 +1,1 @@
+SELECT count(*), f (x), "f"(x), "f" (x), any (array[1])

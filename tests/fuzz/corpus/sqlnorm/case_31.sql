@@ -1,0 +1,1 @@
+SELECT 1 /* a:b */ ; /* c:d */ SELECT 2 ; /*e:f*/

@@ -1,0 +1,1 @@
+INSERT INTO t VALUES (1, ARRAY[1,2]), (2, ARRAY[3,4]) /* app:x */

@@ -1,0 +1,1 @@
+SELECT * FROM t WHERE path = 'C:\' AND id = 1

@@ -1,0 +1,1 @@
+SELECT $$it's $1 ; -- not a comment$$ AS body, 1

@@ -1,0 +1,1 @@
+SELECT $fn$ SELECT 'x' $inner$ $fn$ FROM t

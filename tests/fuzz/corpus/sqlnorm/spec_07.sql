@@ -1,0 +1,1 @@
+SELECT col$1, a$tag$b FROM t WHERE x = $tag$v$tag$

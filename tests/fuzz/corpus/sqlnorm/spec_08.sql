@@ -1,0 +1,1 @@
+SELECT B'1010', X'1F', b'0', x'ff', N'nat'

@@ -1,0 +1,1 @@
+SELECT * FROM t WHERE id = %s AND name = %(name)s AND x % 2 = 0

@@ -1,0 +1,1 @@
+SELECT * FROM t WHERE id = :id AND arr[1:2] = :v AND ts::date = :d

@@ -1,0 +1,1 @@
+SELECT '2024-01-01'::date, 1::int, '{1,2}'::int[], 'x'::varchar(10), 'y'::numeric(10,2), 'z'::timestamp(3) with time zone

@@ -1,0 +1,1 @@
+SELECT x::text IN ('a','b') FROM t

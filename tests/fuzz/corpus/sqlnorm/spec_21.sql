@@ -1,0 +1,1 @@
+SELECT CAST('x' AS varchar(10)), CAST(5 AS numeric(10, 2))

@@ -1,0 +1,1 @@
+SELECT * FROM t WHERE ts > now() - interval '5 minutes' AND d = date '2024-01-01'

@@ -1,0 +1,1 @@
+SELECT * FROM t WHERE id NOT IN (1,2) AND k IN ($1, $2, $3)

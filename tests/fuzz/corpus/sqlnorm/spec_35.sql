@@ -1,0 +1,1 @@
+SELECT * FROM t WHERE id = ANY(ARRAY[1,2,3]) AND j = ANY('{1,2,3}'::int[])

@@ -1,0 +1,1 @@
+/* leading */ SELECT /* mid */ 1 /* nested /* inner */ still */

@@ -1,0 +1,1 @@
+SELECT * FROM t WHERE id = 7 /*action='show',controller='users',db_driver='django.db.backends.postgresql',framework='django%3A4.2',route='users%2F%3Cint%3Apk%3E',traceparent='00-5bd66ef5095369c7b0d1f8f4bd33716a-c532cb4098ac3dd2-01'*/

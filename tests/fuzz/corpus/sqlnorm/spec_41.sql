@@ -1,0 +1,1 @@
+/*application:Shop,controller:products,action:index*/ SELECT * FROM products WHERE id = 9

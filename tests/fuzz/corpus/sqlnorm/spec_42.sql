@@ -1,0 +1,1 @@
+SELECT 1 /* just a note, really */

@@ -1,0 +1,1 @@
+SELECT "Id", ID, id, "id" FROM "Users" u

@@ -1,0 +1,1 @@
+SELECT * FROM events_2024_01 JOIN t1 ON t1.id = events_2024_01.t1_id

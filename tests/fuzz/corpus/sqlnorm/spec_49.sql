@@ -1,0 +1,1 @@
+SELECT a, count(*) FROM t GROUP BY 1 ORDER BY count(*) DESC, 1 NULLS LAST

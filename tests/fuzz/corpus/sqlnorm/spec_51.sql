@@ -1,0 +1,1 @@
+SAVEPOINT "s140234_x1"

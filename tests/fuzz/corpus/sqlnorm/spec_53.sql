@@ -1,0 +1,1 @@
+FETCH FORWARD 2000 FROM "_django_curs_140234_sync_1"

@@ -1,0 +1,1 @@
+SELECT "orders_ord

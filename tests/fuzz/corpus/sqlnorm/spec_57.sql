@@ -1,0 +1,1 @@
+SELECT data->>'a', data #> '{a,b}', data ?| array['a','b'], data @? '$.a' FROM t

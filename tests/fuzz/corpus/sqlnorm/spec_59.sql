@@ -1,0 +1,1 @@
+SELECT "Ünïcode", Naïve FROM t

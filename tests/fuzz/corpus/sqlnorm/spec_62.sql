@@ -1,0 +1,1 @@
+select u1_0.id,u1_0.email from users u1_0 where u1_0.id=? fetch first ? rows only
