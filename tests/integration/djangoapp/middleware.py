@@ -5,6 +5,8 @@ settings.PGTALLY_TAGGING picks one of:
                     request_id='<uuid4>',route='%2Fapi%2Forders%2F'*/` appended, in the
                     sqlcommenter format (keys sorted, values URL-encoded with nothing left
                     safe, in single quotes);
+  sqlcommenter_route  the same without request_id (route, controller, action only: what
+                    sqlcommenter's own Django middleware adds unless OpenTelemetry is on);
   application_name  the request starts with `SET application_name = '<route>'`, no comments;
   none              nothing: pgtally must fall back to the connection's own run.
 """
@@ -48,19 +50,20 @@ class RequestTaggingMiddleware:
 
     def __call__(self, request):
         mode = settings.PGTALLY_TAGGING
-        if mode == "sqlcommenter":
+        if mode in ("sqlcommenter", "sqlcommenter_route"):
             match = resolve(request.path_info)
             tags = {
-                "request_id": str(uuid.uuid4()),
                 "route": "/" + match.route,
                 "controller": match.func.__name__,
                 "action": request.method.lower(),
             }
-            # Exposed so a test can tell which pgtally request this HTTP request became.
-            request.pgtally_request_id = tags["request_id"]
+            if mode == "sqlcommenter":
+                tags["request_id"] = str(uuid.uuid4())
             with connection.execute_wrapper(SqlCommenter(tags)):
                 response = self.get_response(request)
-            response["X-Request-Id"] = tags["request_id"]
+            if "request_id" in tags:
+                # Tells a test which pgtally request this HTTP request became.
+                response["X-Request-Id"] = tags["request_id"]
             return response
         if mode == "application_name":
             with connection.cursor() as cursor:
