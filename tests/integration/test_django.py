@@ -22,14 +22,13 @@ How counting is defined (Django's side, per HTTP request):
   - pgtally `statements` = those queries minus `SET application_name` (pgtally's "setup"
     statements), which must equal pgtally's `setup_statements` (1 in the application_name run,
     0 otherwise);
-  - there are no hidden statements: except in the ATOMIC_REQUESTS runs the endpoints are
-    read-only in autocommit (no BEGIN/COMMIT); in those runs exactly one BEGIN and one COMMIT
-    per request are expected on top of connection.queries, counted in that request (statements,
-    distinct fingerprints, one transaction, timeline starting with BEGIN, ending with COMMIT);
-    and the session starts in UTC (options -c TimeZone=UTC)
-    so Django's connection setup sends no `SET TIME ZONE`; the run's total statement count in
-    pgtally's `runs` table must equal the sum of Django's counts, so any driver statement that
-    slipped in would show;
+  - no hidden statements: the endpoints are read-only in autocommit (no BEGIN/COMMIT), and
+    the session starts in UTC (options -c TimeZone=UTC) so Django's connection setup sends no
+    `SET TIME ZONE`. In the ATOMIC_REQUESTS runs exactly one BEGIN and one COMMIT per request
+    are expected on top of connection.queries, counted in that request (statements, distinct
+    fingerprints, one transaction, timeline from BEGIN to COMMIT); these runs fail today, see
+    /work/notes/tally-bugs.md. The run's total in pgtally's `runs` table must equal the sum of
+    the expected counts, so any driver statement that slipped in would show;
   - distinct fingerprints = distinct SQL templates; duplicates = queries minus distinct
     executed SQL texts (same text with the same values = a repeat);
   - per template: calls and distinct parameter sets, which give the expected findings with
@@ -45,7 +44,6 @@ import signal
 import sqlite3
 import sys
 import tempfile
-import time
 import unittest
 import wsgiref.util
 from collections import Counter, defaultdict
