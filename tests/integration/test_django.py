@@ -43,7 +43,6 @@ import os
 import signal
 import sqlite3
 import sys
-import tempfile
 import unittest
 import wsgiref.util
 from collections import Counter, defaultdict
@@ -204,11 +203,10 @@ class DjangoRun:
         from django.test import override_settings
 
         cluster = h.module_cluster()
-        cls.tmp = tempfile.mkdtemp(prefix="pgtally-django-", dir=cluster.tmpdir)
-        cls.db_path = os.path.join(cls.tmp, "tally.db")
         # The gap is generous: in these runs requests are ended by label change, connection
         # close or shutdown, never by idleness, even on a slow (sanitized) build.
-        cls.proxy = h.Proxy(cluster, extra_args=["--db", cls.db_path, "--request-gap", "5"])
+        cls.proxy = h.Proxy(cluster, extra_args=["--request-gap", "5"])
+        cls.db_path = cls.proxy.db_path  # the harness gives each proxy its own --db file
         cls.proxy.start()
         conn = connections["default"]
         conn.close()
