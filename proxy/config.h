@@ -1,36 +1,68 @@
-/* proxy/config — the proxy's settings, as parsed from the command line (proxy/main.c).
+/* proxy/config — the proxy's settings: one table of options, four sources.
  *
- * Owns: the ProxyConfig struct and its defaults. The one process-wide config: filled once at
- * start-up, read-only afterwards. */
+ * Owns: the ProxyConfig struct, its defaults, and filling it from (lowest to highest
+ * precedence) built-in defaults, a config file (`--config FILE` or PGTALLY_CONFIG; INI, keys
+ * named like the long options, in a `[proxy]` section), environment variables (PGTALLY_<NAME>,
+ * and DATABASE_URL for the upstream), and the command line. `--help` is generated from the same
+ * table, so every option is listed with its default, environment variable and whether SIGHUP
+ * reloads it. Errors name their source: `FILE:LINE: problem`, `PGTALLY_X: problem`, `--x: …`.
+ * The one process-wide config: filled at start-up (and on SIGHUP, into a fresh struct). */
 #ifndef PGTALLY_PROXY_CONFIG_H
 #define PGTALLY_PROXY_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 typedef struct ProxyConfig {
-    const char *listen;      /* HOST:PORT */
-    const char *upstream;    /* HOST:PORT or postgres:// URL */
-    const char *log_queries; /* JSON-lines file, or NULL */
+    char *config_path;       /* the file the settings came from, or NULL */
+    char *listen;            /* HOST:PORT */
+    char *upstream;          /* HOST:PORT, socket dir, or postgres:// URL */
+    char *log_queries;       /* JSON-lines file, or NULL */
+    char *db_path;           /* the SQLite report store */
+    char *metrics;           /* HOST:PORT of the Prometheus endpoint, or NULL */
+    char *tls_cert;          /* with tls_key: answer clients' SSLRequest with 'S' */
+    char *tls_key;
     double grace_seconds;    /* SIGTERM: how long open connections may finish */
-    double connect_timeout;  /* upstream connect */
-    double startup_timeout;  /* client must finish its startup packet within this */
+    double connect_timeout;  /* upstream connect and TLS negotiation */
+    double startup_timeout;  /* a client must finish its startup packet within this */
+    double idle_timeout;     /* close clients idle this long (0: never) */
+    double request_gap;      /* seconds of idleness that end a request */
     size_t max_client_conn;
     size_t max_sql_bytes;    /* SQL text captured per statement */
-    const char *db_path;     /* the SQLite report store */
     bool samples;            /* store one example with literal values per fingerprint */
-    double request_gap;      /* seconds of idleness that end a request */
-    const char *tls_cert;    /* with tls_key: answer clients' SSLRequest with 'S' */
-    const char *tls_key;
+    int log_level;           /* a LogLevel */
+    size_t n_plus_one_calls;    /* findings thresholds (ARCHITECTURE.md defaults) */
+    size_t n_plus_one_distinct;
+    size_t duplicate_min;
+    size_t overfetch_rows;
+    size_t overfetch_bytes;
 } ProxyConfig;
 
-#define CONFIG_DEFAULT_LISTEN "127.0.0.1:6432"
-#define CONFIG_DEFAULT_GRACE 10.0
-#define CONFIG_DEFAULT_CONNECT_TIMEOUT 10.0
-#define CONFIG_DEFAULT_STARTUP_TIMEOUT 30.0
-#define CONFIG_DEFAULT_MAX_CLIENT_CONN 10000
-#define CONFIG_DEFAULT_MAX_SQL_BYTES 65536
-#define CONFIG_DEFAULT_DB "pgtally.db"
-#define CONFIG_DEFAULT_REQUEST_GAP 1.0
+typedef enum ConfigParse {
+    CONFIG_OK,
+    CONFIG_HELP,  /* --help was printed: exit 0 */
+    CONFIG_ERROR, /* message in err: exit 2 */
+} ConfigParse;
+
+void config_defaults(ProxyConfig *config);
+void config_free(ProxyConfig *config);
+
+/* Everything but the command line's own options: defaults, then the config file named by
+ * `--config` in argv (or PGTALLY_CONFIG), then the environment, then argv. argv[0] is the
+ * subcommand name. */
+ConfigParse config_load(ProxyConfig *config, int argc, char **argv, FILE *help_out, char *err,
+                        size_t err_len);
+
+/* SIGHUP reloads by calling config_load again with the same argv into a fresh struct: the
+ * file and environment are read anew and the command line still wins. */
+
+/* Names the options whose value differs but cannot change without a restart; "" if none. */
+void config_restart_needed(const ProxyConfig *a, const ProxyConfig *b, char *out, size_t len);
+
+/* Copies the settings marked reloadable ([R] in --help) from fresh into live. */
+void config_apply_reloadable(ProxyConfig *live, const ProxyConfig *fresh);
+
+void config_print_help(FILE *out);
 
 #endif

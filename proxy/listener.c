@@ -39,6 +39,10 @@ typedef struct Listener {
     ev_signal sigterm;
     ev_signal sigint;
     ev_signal sigusr1;
+    ev_signal sighup;
+    ProxyConfig *config; /* the process-wide config (SIGHUP updates its reloadable part) */
+    int argc;            /* the command line, for reloading */
+    char **argv;
     ev_timer grace_timer;
     ev_timer flush_timer;
     ev_timer tick_timer;
@@ -242,6 +246,52 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ev_timer_start(loop, &l->grace_timer);
 }
 
+static void tally_options_from_config(const ProxyConfig *config, TallyOptions *o)
+{
+    tally_options_default(o);
+    o->request_gap_us = (int64_t)(config->request_gap * 1e6);
+    o->keep_samples = config->samples;
+    o->n_plus_one_min_calls = (uint32_t)config->n_plus_one_calls;
+    o->n_plus_one_min_distinct = (uint32_t)config->n_plus_one_distinct;
+    o->duplicate_min = (uint32_t)config->duplicate_min;
+    o->overfetch_rows = config->overfetch_rows;
+    o->overfetch_bytes = config->overfetch_bytes;
+}
+
+/* SIGHUP: re-read the config file and environment; apply what can change live; reopen the
+ * query log (log rotation). A bad file changes nothing. */
+static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    Listener *l = w->data;
+    ProxyConfig fresh;
+    char err[1024];
+    if (config_load(&fresh, l->argc, l->argv, stdout, err, sizeof err) != CONFIG_OK) {
+        log_line(LOG_ERROR, 0, "SIGHUP: configuration not reloaded: %s", err);
+        config_free(&fresh);
+        return;
+    }
+    char restart[512];
+    config_restart_needed(l->config, &fresh, restart, sizeof restart);
+    if (restart[0])
+        log_line(LOG_WARN, 0, "SIGHUP: %s changed but need a restart to take effect", restart);
+    config_apply_reloadable(l->config, &fresh);
+    config_free(&fresh);
+    log_set_level((LogLevel)l->config->log_level);
+    TallyOptions to;
+    tally_options_from_config(l->config, &to);
+    recorder_set_thresholds(l->recorder, &to);
+    if (l->query_log) {
+        querylog_flush(l->query_log);
+        querylog_close(l->query_log);
+        l->query_log = querylog_open(l->config->log_queries, err, sizeof err);
+        if (!l->query_log)
+            log_line(LOG_ERROR, 0, "SIGHUP: %s; query log disabled", err);
+    }
+    log_line(LOG_INFO, 0, "SIGHUP: configuration reloaded, query log reopened");
+}
+
 static void on_sigusr1(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)loop;
@@ -291,9 +341,7 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
              config->listen, l->upstream.display, config->request_gap,
              config->samples ? "true" : "false", config->max_sql_bytes);
     RecorderOptions ro = {.db_path = config->db_path, .settings_json = settings};
-    tally_options_default(&ro.tally);
-    ro.tally.request_gap_us = (int64_t)(config->request_gap * 1e6);
-    ro.tally.keep_samples = config->samples;
+    tally_options_from_config(config, &ro.tally);
     l->recorder = recorder_open(&ro, err, sizeof err);
     if (!l->recorder) {
         log_line(LOG_ERROR, 0, "--db: %s", err);
@@ -348,6 +396,9 @@ static void listener_start_watchers(Listener *l)
     ev_signal_init(&l->sigusr1, on_sigusr1, SIGUSR1);
     l->sigusr1.data = l;
     ev_signal_start(loop, &l->sigusr1);
+    ev_signal_init(&l->sighup, on_sighup, SIGHUP);
+    l->sighup.data = l;
+    ev_signal_start(loop, &l->sighup);
     ev_timer_init(&l->grace_timer, on_grace_over, 0., 0.);
     l->grace_timer.data = l;
     ev_timer_init(&l->tick_timer, on_tick, TICK_INTERVAL, TICK_INTERVAL);
@@ -389,13 +440,16 @@ static void listener_cleanup(Listener *l)
         SSL_CTX_free(l->ctx.client_tls_ctx);
 }
 
-int listener_run(const ProxyConfig *config)
+int listener_run(ProxyConfig *config, int argc, char **argv)
 {
     Listener *l = calloc(1, sizeof *l);
     if (!l) {
         log_line(LOG_ERROR, 0, "out of memory");
         return 1;
     }
+    l->config = config;
+    l->argc = argc;
+    l->argv = argv;
     l->listen_fd = -1;
     signal(SIGPIPE, SIG_IGN);
     if (!listener_setup(l, config)) {

@@ -2,8 +2,9 @@
  *
  * Owns: the listening socket, accepting clients (connection limit), the ProxyContext shared
  * by sessions, signals (SIGTERM/SIGINT: stop accepting, let connections finish for the grace
- * period, flush, exit 0; SIGUSR1: flush the query log now), and the query log's periodic
- * flush. */
+ * period, flush, exit 0; SIGUSR1: finish open requests and flush; SIGHUP: reload the config's
+ * reloadable settings and reopen the query log), and the periodic flushes and sweeps.
+ * `config` is the process-wide config; argv is kept for SIGHUP reloads. */
 #ifndef PGTALLY_PROXY_LISTENER_H
 #define PGTALLY_PROXY_LISTENER_H
 
@@ -11,7 +12,7 @@
 
 /* Runs the proxy until shutdown. Returns the process exit code (0 after a clean shutdown,
  * 1 when start-up failed; the reason is logged). */
-int listener_run(const ProxyConfig *config);
+int listener_run(ProxyConfig *config, int argc, char **argv);
 
 /* Parses HOST:PORT (or [v6]:PORT) for listening. Writes a message into err on failure. */
 #include <stdbool.h>

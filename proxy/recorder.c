@@ -92,6 +92,11 @@ void recorder_tick(Recorder *r, int64_t now_us)
     tally_tick(r->tally, now_us);
 }
 
+void recorder_set_thresholds(Recorder *r, const TallyOptions *options)
+{
+    tally_set_thresholds(r->tally, options);
+}
+
 void recorder_flush(Recorder *r)
 {
     tally_finish_all(r->tally);

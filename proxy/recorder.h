@@ -29,6 +29,9 @@ Recorder *recorder_open(const RecorderOptions *options, char *err, size_t err_le
 void recorder_event(Recorder *recorder, const TrackerEvent *event);
 void recorder_connection_closed(Recorder *recorder, uint64_t conn_id);
 void recorder_tick(Recorder *recorder, int64_t now_us);
+/* New finding thresholds and request gap (SIGHUP). */
+void recorder_set_thresholds(Recorder *recorder, const TallyOptions *options);
+
 /* Ends every open request and asks the writer to commit what is queued (SIGUSR1). */
 void recorder_flush(Recorder *recorder);
 

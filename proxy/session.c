@@ -496,11 +496,18 @@ static ssize_t read_some(Session *s, int fd, SSL *ssl)
     return endpoint_recv(fd, ssl, s->ctx->scratch, s->ctx->scratch_size);
 }
 
+static void note_activity(Session *s)
+{
+    if (s->timer.repeat > 0.)
+        ev_timer_again(s->ctx->loop, &s->timer);
+}
+
 static void relay_from_client(Session *s)
 {
     ssize_t n = read_some(s, s->client_fd, s->client_ssl);
     if (n == 0)
         return;
+    note_activity(s);
     if (n < 0) {
         session_close(s, "client closed the connection");
         return;
@@ -523,6 +530,7 @@ static void relay_from_server(Session *s)
     ssize_t n = read_some(s, s->server_fd, s->server_ssl);
     if (n == 0)
         return;
+    note_activity(s);
     if (n < 0) {
         session_close(s, "server closed the connection");
         return;
@@ -664,6 +672,12 @@ static void start_relay(Session *s)
      * cannot honour, and the reverse is harmless to rewrite too. (Both legs on TLS: binding
      * to pgtally's certificate can never verify upstream; see docs/tls.md.) */
     s->auth_rewrite = (s->client_ssl != NULL) != (s->server_ssl != NULL) && !s->replication;
+    if (ctx->config->idle_timeout > 0) {
+        /* Re-armed on every read (ev_timer_again: no syscall), so it fires only after
+         * idle_timeout seconds without traffic either way. */
+        ev_timer_set(&s->timer, 0., ctx->config->idle_timeout);
+        ev_timer_again(ctx->loop, &s->timer);
+    }
     ev_io_start(ctx->loop, &s->s2c.read_watcher);
     ev_io_start(ctx->loop, &s->c2s.read_watcher);
 
@@ -1089,6 +1103,16 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     case SS_UPSTREAM_SSL_ANSWER:
     case SS_UPSTREAM_TLS_HANDSHAKE:
         connect_failed(s, "TLS negotiation timed out");
+        break;
+    case SS_RELAY:
+    case SS_RAW:
+        /* A statement that runs long without sending anything is not idleness. */
+        if (s->tracker && !tracker_is_idle(s->tracker)) {
+            ev_timer_again(s->ctx->loop, &s->timer);
+            break;
+        }
+        session_fail(s, "57P05", "pgtally: closing the connection after %.0f s idle",
+                     s->ctx->config->idle_timeout);
         break;
     default:
         session_close(s, "timed out");

@@ -1174,6 +1174,11 @@ const TrackerStats *tracker_stats(const Tracker *t)
     return &t->stats;
 }
 
+bool tracker_is_idle(const Tracker *t)
+{
+    return t->suspended ? t->suspended_sync_points == 0 : t->fifo_len == 0;
+}
+
 bool tracker_scs_off(const Tracker *t)
 {
     return t->scs_off;

@@ -101,6 +101,9 @@ bool tracker_wants_backend_body(uint8_t type);
 
 const TrackerStats *tracker_stats(const Tracker *tracker);
 
+/* True when every request the client sent has been answered (nothing is running). */
+bool tracker_is_idle(const Tracker *tracker);
+
 /* Session facts the tracker follows from ParameterStatus. */
 bool tracker_scs_off(const Tracker *tracker);
 
