@@ -35,7 +35,7 @@ static int tags_hex_value(unsigned char c)
     return -1;
 }
 
-/* Copies src into dst, optionally unescaping `\'` and URL-decoding (with `%%` read as `%`
+/* Copies src into dst, optionally unescaping `\'` and `\\` and URL-decoding (with `%%` read as `%`
  * first, as Python sqlcommenter doubles `%` for drivers that interpolate). dst has room for
  * len bytes: decoding only shrinks. Returns the decoded length. */
 static size_t tags_decode(char *dst, const char *src, size_t len, bool unescape_quote,
@@ -44,9 +44,9 @@ static size_t tags_decode(char *dst, const char *src, size_t len, bool unescape_
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)src[i];
-        if (unescape_quote && c == '\\' && i + 1 < len && src[i + 1] == '\'') {
-            dst[o++] = '\'';
-            i++;
+        if (unescape_quote && c == '\\' && i + 1 < len &&
+            (src[i + 1] == '\'' || src[i + 1] == '\\')) {
+            dst[o++] = src[++i];
             continue;
         }
         if (url_decode && c == '%') {
@@ -145,8 +145,8 @@ bool sqltags_parse_comment(const char *body, size_t len, SqlTags *tags)
         bool quoted = p < end && *p == '\'';
         if (quoted) {
             value = ++p;
-            while (p < end && !(*p == '\'' && p[-1] != '\\'))
-                p++;
+            while (p < end && *p != '\'')
+                p += *p == '\\' && p + 1 < end ? 2 : 1;
             if (p == end)
                 goto not_tags;
             value_len = (size_t)(p - value);

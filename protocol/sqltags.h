@@ -36,7 +36,7 @@ void sqltags_init(SqlTags *tags);
  * whole trimmed content is a tag list, appending its pairs to `tags`; false (tags untouched)
  * for an ordinary comment.
  * Accepted pairs, separated by commas (spaces allowed around them):
- *   key='value'  sqlcommenter: `\'` unescaped, then `%%` read as `%`, then URL-decoded
+ *   key='value'  sqlcommenter: `\'` and `\\` unescaped, then `%%` read as `%`, then URL-decoded
  *   key=value    the same decoding, value runs to the next comma
  *   key:value    marginalia / QueryLogs: value taken as written (quotes optional)
  * Keys are [A-Za-z0-9_.~%-]+ (URL-decoded in the `=` forms). */

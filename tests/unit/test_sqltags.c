@@ -42,6 +42,13 @@ TEST(r39_sqlcommenter_escaped_quote)
     CHECK_TAG("b", "x");
 }
 
+TEST(r39_sqlcommenter_escaped_backslash_before_quote)
+{
+    CHECK(parse("path='C:\\\\',next='y'"));
+    CHECK_TAG("path", "C:\\");
+    CHECK_TAG("next", "y");
+}
+
 TEST(r39_double_percent_before_decoding)
 {
     CHECK(parse("route='a%%2Fb',pct='100%%'"));
@@ -188,6 +195,7 @@ int main(void)
 {
     RUN(r39_sqlcommenter_url_decoded);
     RUN(r39_sqlcommenter_escaped_quote);
+    RUN(r39_sqlcommenter_escaped_backslash_before_quote);
     RUN(r39_double_percent_before_decoding);
     RUN(r39_invalid_percent_kept);
     RUN(r39_marginalia_pairs_in_order);
