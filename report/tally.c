@@ -67,10 +67,16 @@ struct ConnState {
     uint64_t conn_id;
     Request *run;       /* current run, or NULL */
     char *run_label;
+    bool run_label_from_tags; /* route / controller tags, not application_name */
     uint64_t run_seq;
     char *tagged_key;   /* key of the last tag-keyed request this connection worked for */
     bool has_pending_setup;
     RecordStatement pending_setup; /* SET application_name ...: joins the next request */
+    /* An untagged BEGIN a driver sends by itself right before a request's first statement
+     * belongs to the request that follows, not to the one before it. */
+    bool has_pending_begin;
+    TallyStatement pending_begin; /* pointers cleared; command is a static string */
+    char pending_begin_sqlstate[6];
 };
 
 struct Tally {
@@ -212,6 +218,12 @@ static bool tagged_key(const TallyStatement *st, char *buf, size_t cap)
         return true;
     }
     return false;
+}
+
+static bool has_label_tag(const TallyStatement *st)
+{
+    const SqlTag *route = find_tag(st, "route");
+    return (route && route->value_len > 0) || find_tag(st, "controller");
 }
 
 /* The label of an untagged run: route, else controller#action, else application_name. */
@@ -748,7 +760,13 @@ static Request *untagged_request(Tally *t, ConnState *c, const TallyStatement *s
     }
     char label[512];
     run_label(st, label, sizeof label);
+    bool from_tags = has_label_tag(st);
     Request *run = c->run;
+    /* A statement without label tags inside a tag-labelled run (a driver's COMMIT, a
+     * framework's own query) stays in the run: only a different label ends it. */
+    if (run && c->run_label_from_tags && !from_tags &&
+        st->start_us - run->last_activity_us <= t->options.request_gap_us)
+        return run;
     if (run && strcmp(c->run_label ? c->run_label : "", label) != 0) {
         request_finish(t, run, "label_change");
         run = NULL;
@@ -768,13 +786,50 @@ static Request *untagged_request(Tally *t, ConnState *c, const TallyStatement *s
     c->run = run;
     free(c->run_label);
     c->run_label = strdup(label);
+    c->run_label_from_tags = from_tags;
     return run;
+}
+
+static bool is_transaction_start(const TallyStatement *st)
+{
+    return strcmp(st->command, "BEGIN") == 0 || strcmp(st->command, "START") == 0;
+}
+
+static bool has_request_tag(const TallyStatement *st)
+{
+    char key[600];
+    return tagged_key(st, key, sizeof key);
+}
+
+static void add_pending_begin(Tally *t, ConnState *c, Request *r)
+{
+    if (!c->has_pending_begin)
+        return;
+    c->has_pending_begin = false;
+    request_add(t, r, &c->pending_begin);
 }
 
 void tally_statement(Tally *t, const TallyStatement *st)
 {
     t->stats.statements++;
     ConnState *c = conn_get(t, st->conn_id);
+    if (c && is_transaction_start(st) && !has_request_tag(st) && !c->has_pending_begin) {
+        c->pending_begin = *st;
+        c->pending_begin.normalized = NULL;
+        c->pending_begin.tags = NULL;
+        c->pending_begin.n_tags = 0;
+        c->pending_begin.application_name = NULL;
+        c->pending_begin.application_name_len = 0;
+        c->pending_begin.sample = NULL;
+        c->pending_begin.command = strcmp(st->command, "BEGIN") == 0 ? "BEGIN" : "START";
+        snprintf(c->pending_begin_sqlstate, sizeof c->pending_begin_sqlstate, "%s",
+                 st->sqlstate ? st->sqlstate : "");
+        c->pending_begin.sqlstate = c->pending_begin_sqlstate;
+        c->has_pending_begin = true;
+        t->stats.app_statements++;
+        send_fingerprint(t, st);
+        return;
+    }
     if (tally_is_setup_statement(st->normalized, st->normalized_len)) {
         /* The label it sets shows from the next statement on: it joins that request. */
         if (c) {
@@ -822,6 +877,8 @@ void tally_statement(Tally *t, const TallyStatement *st)
         r->setup_statements++;
         c->has_pending_setup = false;
     }
+    if (c)
+        add_pending_begin(t, c, r);
     request_add(t, r, st);
     send_fingerprint(t, st);
 }
@@ -838,6 +895,14 @@ void tally_connection_closed(Tally *t, uint64_t conn_id)
     ConnState *c = *p;
     if (!c)
         return;
+    if (c->has_pending_begin) {
+        /* A BEGIN and then nothing: it still happened; it ends the connection's run. */
+        TallyStatement begin = c->pending_begin;
+        c->has_pending_begin = false;
+        Request *r = untagged_request(t, c, &begin);
+        if (r)
+            request_add(t, r, &begin);
+    }
     if (c->run) {
         if (c->has_pending_setup) {
             timeline_append(t, c->run, &c->pending_setup);

@@ -211,10 +211,77 @@ TEST(untagged_transaction_statements_join_the_tagged_request)
     feed(t, (Stmt){.conn = 1, .normalized = "commit", .command = "COMMIT", .fingerprint = 0x12});
     feed(t, (Stmt){.conn = 1, .tags = "request_id=x", .fingerprint = 0x11, .values = 2});
     tally_finish_all(t);
+    CHECK_EQ_INT(o.n_requests, 1);
     RequestRecord *x = find_request(&o, "request_id:x");
     CHECK(x != NULL);
-    if (x)
-        CHECK_EQ_INT(x->statements, 3); /* the COMMIT between its statements belongs to it */
+    if (x) {
+        CHECK_EQ_INT(x->statements, 4); /* the driver's BEGIN and COMMIT belong to it */
+        CHECK_EQ_INT(x->transactions, 1);
+        CHECK_EQ_INT(x->timeline[0].fingerprint, 0x10);
+    }
+    out_free(&o);
+    tally_free(t);
+}
+
+TEST(driver_begin_joins_the_next_request_not_the_previous_one)
+{
+    Out o;
+    Tally *t = new_tally(&o, NULL);
+    const char *ids[] = {"request_id=a", "request_id=b"};
+    for (int i = 0; i < 2; i++) {
+        feed(t, (Stmt){.conn = 1, .normalized = "begin", .command = "BEGIN", .fingerprint = 0x10});
+        feed(t, (Stmt){.conn = 1, .tags = ids[i], .fingerprint = 0x11, .values = 1});
+        feed(t, (Stmt){.conn = 1, .normalized = "commit", .command = "COMMIT", .fingerprint = 0x12});
+    }
+    tally_connection_closed(t, 1);
+    tally_finish_all(t);
+    CHECK_EQ_INT(o.n_requests, 2);
+    for (int i = 0; i < o.n_requests; i++) {
+        RequestRecord *r = o.requests[i];
+        CHECK_EQ_INT(r->statements, 3);
+        CHECK_EQ_INT(r->transactions, 1);
+        CHECK_EQ_INT(r->n_timeline, 3);
+        if (r->n_timeline == 3) {
+            CHECK_EQ_INT(r->timeline[0].fingerprint, 0x10);
+            CHECK_EQ_INT(r->timeline[2].fingerprint, 0x12);
+        }
+    }
+    out_free(&o);
+    tally_free(t);
+}
+
+TEST(untagged_statements_do_not_break_a_route_labelled_run)
+{
+    Out o;
+    Tally *t = new_tally(&o, NULL);
+    /* route tags only (no request_id): the driver's BEGIN/COMMIT carry no label */
+    for (int i = 0; i < 2; i++) {
+        const char *route = i ? "route=/b" : "route=/a";
+        feed(t, (Stmt){.conn = 1, .normalized = "begin", .command = "BEGIN", .fingerprint = 0x10});
+        feed(t, (Stmt){.conn = 1, .tags = route, .fingerprint = 0x11});
+        feed(t, (Stmt){.conn = 1, .tags = route, .fingerprint = 0x13});
+        feed(t, (Stmt){.conn = 1, .normalized = "commit", .command = "COMMIT", .fingerprint = 0x12});
+    }
+    tally_connection_closed(t, 1);
+    CHECK_EQ_INT(o.n_requests, 2);
+    for (int i = 0; i < o.n_requests; i++)
+        CHECK_EQ_INT(o.requests[i]->statements, 4);
+    if (o.n_requests == 2) {
+        CHECK_EQ_STR(o.requests[0]->route, "/a");
+        CHECK_EQ_STR(o.requests[1]->route, "/b");
+    }
+    out_free(&o);
+    tally_free(t);
+}
+
+TEST(lone_begin_before_close_is_still_counted)
+{
+    Out o;
+    Tally *t = new_tally(&o, NULL);
+    feed(t, (Stmt){.conn = 4, .normalized = "begin", .command = "BEGIN", .fingerprint = 0x10});
+    tally_connection_closed(t, 4);
+    CHECK_EQ_INT(o.n_requests, 1);
+    CHECK_EQ_INT(o.requests[0]->statements, 1);
     out_free(&o);
     tally_free(t);
 }
@@ -400,6 +467,9 @@ int main(void)
     RUN(n_plus_one_and_duplicates_in_one_tagged_request);
     RUN(interleaved_requests_on_several_connections_stay_apart);
     RUN(untagged_transaction_statements_join_the_tagged_request);
+    RUN(driver_begin_joins_the_next_request_not_the_previous_one);
+    RUN(untagged_statements_do_not_break_a_route_labelled_run);
+    RUN(lone_begin_before_close_is_still_counted);
     RUN(traceparent_trace_id_is_the_key);
     RUN(application_name_runs_split_on_label_change_and_keep_setup_statements);
     RUN(untagged_connection_run_ends_at_close_and_at_idle_gap);
