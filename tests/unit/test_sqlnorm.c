@@ -318,6 +318,512 @@ TEST(spec_42_prose_comment_no_tags)
     CHECK_EQ_INT(g_r.tags.count, 0);
 }
 
+/* ---- own cases, per rule ---- */
+
+TEST(r01_invalid_bytes_pass_through)
+{
+    CHECK_NORM("SELECT \xff\xfe x, \"\xc3(\" FROM t", "select \xff\xfe x, \"\xc3(\" from t");
+}
+
+TEST(r01_empty_and_blank_inputs_have_no_statement)
+{
+    CHECK_NORM("", "");
+    CHECK_NORM("  \n\t ", "");
+    CHECK_NORM("-- only a comment", "");
+    CHECK_NORM("/* a */ ; ;; /* b */", "");
+}
+
+TEST(r02_scs_off_backslash_escapes_quote)
+{
+    CHECK_NORM_OPT("SELECT 'a\\'b' AS x, 1", true, "select $1 as x, $2");
+    /* standard strings: the literal ends at \', then b' opens an unterminated bit string */
+    CHECK_NORM_OPT("SELECT 'a\\'b' AS x, 1", false, "select $1 $2");
+    CHECK(g_r.incomplete);
+}
+
+TEST(r02_scs_off_national_string_too)
+{
+    CHECK_NORM_OPT("SELECT N'a\\'b', B'1', X'f'", true, "select $1, $2, $3");
+}
+
+TEST(r02_scs_off_same_f_as_standard_when_no_backslash)
+{
+    const char *q = "SELECT * FROM t WHERE a = 'x''y' AND b = e'\\n'";
+    norm_once(q, strlen(q), true, &g_r);
+    norm_once(q, strlen(q), false, &g_r2);
+    CHECK_EQ_STR(g_r.text, g_r2.text);
+    CHECK(g_r.fingerprint == g_r2.fingerprint);
+    CHECK(g_r.values == g_r2.values);
+}
+
+TEST(r02_scs_off_unterminated_by_escaped_quote)
+{
+    CHECK_NORM_OPT("SELECT 'C:\\' AND id = 1", true, "select $1");
+    CHECK(g_r.incomplete);
+}
+
+TEST(r04_fingerprint_is_xxh3_seed_1_of_n)
+{
+    const char *q = "SELECT 1";
+    norm_once(q, strlen(q), false, &g_r);
+    /* XXH3_64bits_withSeed("select $1", 9, 1), computed independently */
+    SqlnormCursor c;
+    SqlnormStatement st;
+    char out[128];
+    sqlnorm_cursor_init(&c, "select $1", 9, NULL);
+    CHECK(sqlnorm_next(&c, out, sizeof(out), &st, NULL));
+    CHECK(g_r.fingerprint == st.fingerprint);
+    char hex[17];
+    sqlnorm_hex64(0x00ab0000000000cdULL, hex);
+    CHECK_EQ_STR(hex, "00ab0000000000cd");
+}
+
+TEST(r04_tags_do_not_change_f)
+{
+    CHECK_SAME_F("/* a:b */ SELECT 1", "SELECT 1 /* c:d, e:f */");
+}
+
+TEST(r04a_values_hash_distinguishes_values)
+{
+    norm_once("SELECT * FROM t WHERE id IN (1, 2)", 34, false, &g_r);
+    norm_once("SELECT * FROM t WHERE id IN (1, 3)", 34, false, &g_r2);
+    CHECK(g_r.fingerprint == g_r2.fingerprint);
+    CHECK(g_r.values != g_r2.values);
+}
+
+TEST(r04a_values_hash_equal_for_exact_duplicates)
+{
+    norm_once("SELECT * FROM t WHERE a = 'x' AND b = -2", 40, false, &g_r);
+    norm_once("select *  from t where a='x' and b=- 2", 38, false, &g_r2);
+    CHECK(g_r.fingerprint == g_r2.fingerprint);
+    CHECK(g_r.values == g_r2.values);
+}
+
+TEST(r04a_values_hash_is_length_prefixed_and_ordered)
+{
+    norm_once("SELECT 'ab', 'c'", 16, false, &g_r);
+    norm_once("SELECT 'a', 'bc'", 16, false, &g_r2);
+    CHECK(g_r.values != g_r2.values);
+    norm_once("SELECT 'c', 'ab'", 16, false, &g_r2);
+    CHECK(g_r.values != g_r2.values);
+}
+
+TEST(r04a_values_hash_long_literals)
+{
+    static char q[4096];
+    memcpy(q, "SELECT '", 8);
+    memset(q + 8, 'x', 3000);
+    memcpy(q + 3008, "', 1", 5);
+    norm_once(q, strlen(q), false, &g_r);
+    q[100] = 'y';
+    norm_once(q, strlen(q), false, &g_r2);
+    CHECK(g_r.fingerprint == g_r2.fingerprint);
+    CHECK(g_r.values != g_r2.values);
+}
+
+TEST(r05_control_bytes_are_whitespace)
+{
+    CHECK_NORM("SELECT\x01"
+               "1\x7f,\x1f"
+               "2\r\n\f\v",
+               "select $1, $2");
+}
+
+TEST(r06_line_comment_ends_at_cr_and_inside_operators)
+{
+    CHECK_NORM("SELECT 1 -- c\rFROM t", "select $1 from t");
+    CHECK_NORM("SELECT a<--x\n b", "select a < b");
+}
+
+TEST(r07_block_comments_nest_and_end_operators)
+{
+    CHECK_NORM("SELECT /* a /* b */ c */ 1, 2*/**/3", "select $1, $2 * $3");
+    CHECK_NORM("SELECT 1 /*/ still a comment */ , 2", "select $1, $2");
+}
+
+TEST(r07_unterminated_nested_comment_is_incomplete)
+{
+    CHECK_NORM("SELECT 1 /* a /* b */", "select $1");
+    CHECK(g_r.incomplete);
+}
+
+TEST(r09_words_lowercase_ascii_only_with_dollar)
+{
+    CHECK_NORM("SELECT ÄBC, Foo$Bar, _x9 FROM T", "select Äbc, foo$bar, _x9 from t");
+}
+
+TEST(r10_unicode_identifier_with_uescape_kept)
+{
+    CHECK_NORM("SELECT U&\"d!0061t\" UESCAPE '!' FROM t",
+               "select U&\"d!0061t\" uescape '!' from t");
+}
+
+TEST(r10_unterminated_identifier_keeps_text)
+{
+    CHECK_NORM("SELECT a FROM \"my \"\"t", "select a from \"my \"\"t");
+    CHECK(g_r.incomplete);
+}
+
+TEST(r12_escape_string_prefix_must_touch)
+{
+    CHECK_NORM("SELECT E'\\'x', e 'y', xe'z'", "select $1, e $2, xe $3");
+}
+
+TEST(r13_unicode_string_uescape_across_comment)
+{
+    CHECK_NORM("SELECT U&'x' /* c */ UESCAPE\n'#', 1", "select $1, $2");
+}
+
+TEST(r14_bit_hex_national_any_case)
+{
+    CHECK_SAME_F("SELECT b'1', X'AB', n'x'", "SELECT 'a', 'b', 'c'");
+}
+
+TEST(r15_continuation_with_comment_lines)
+{
+    CHECK_NORM("SELECT 'a' -- c\n'b', E'x\\'y' 'z', 'q'\n\n  'r'", "select $1, $2 $3, $4");
+}
+
+TEST(r16_dollar_quote_forms)
+{
+    CHECK_NORM("SELECT $a$ x $a$, $_b1$y$_b1$, $$$$", "select $1, $2, $3");
+    CHECK_NORM("SELECT $x$ unterminated $y$", "select $1");
+    CHECK(g_r.incomplete);
+}
+
+TEST(r16_dollar_not_at_token_start_is_word)
+{
+    CHECK_NORM("SELECT a$$b, c$d$ FROM t", "select a$$b, c$d$ from t");
+}
+
+TEST(r17_number_with_underscores)
+{
+    CHECK_SAME_F("SELECT 1_000_000", "SELECT 7");
+}
+
+TEST(r17_number_edges)
+{
+    CHECK_NORM("SELECT 1..5, 1.x, 1e5e, 0x1e+5, .5e-3, 12abc",
+               "select $1.$2, $3, $4, $5 + $6, $7, $8");
+}
+
+TEST(r18_parameters_and_stray_dollar)
+{
+    CHECK_NORM("SELECT $12, $1abc, $", "select $1, $2 abc, $3");
+}
+
+TEST(r19_operator_splitting)
+{
+    CHECK_NORM("SELECT a*-1, b<>-1, c||-1, d@-1, e->>'k', f !~~* g",
+               "select a * $1, b <> $2, c ||- $3, d @- $4, e ->> $5, f !~~* g");
+}
+
+TEST(r20_punctuation_spacing)
+{
+    CHECK_NORM("SELECT a . b , t.* , f ( x ) , arr [ 1 ] , x :: int FROM s . t",
+               "select a.b, t.*, f (x), arr[$1], x::int from s.t");
+}
+
+TEST(r21_operand_position_decides_question_mark)
+{
+    CHECK_NORM("SELECT * FROM t WHERE data ?| x AND y ? 'k' AND z ?& w AND (?) = ANY(?)",
+               "select * from t where data ?| x and y ? $1 and z ?& w and ($2) = any($3)");
+}
+
+TEST(r22_sign_folding_only_in_operand_position)
+{
+    CHECK_NORM("SELECT x-1, x - -1, -1, (- 1), 2 - 1, f(-1), a[-1], - /* c */ 5",
+               "select x - $1, x - $2, $3, ($4), $5 - $6, f($7), a[$8], $9");
+}
+
+TEST(r23_comparison_marker_runs)
+{
+    CHECK_NORM("SELECT * FROM t WHERE a=? AND b<? AND c>=? AND d<>? AND e!=? AND f<=?",
+               "select * from t where a = $1 and b < $2 and c >= $3 and d <> $4 and e <> $5 and "
+               "f <= $6");
+}
+
+TEST(r23_markers_only_in_operand_position)
+{
+    CHECK_NORM("SELECT a FROM t WHERE b % s AND c %(x)s AND d = %(na me)s",
+               "select a from t where b % s and c % (x) s and d = % (na me) s");
+    CHECK_NORM("SELECT x FROM t WHERE a = :a AND arr[:n] AND b::c",
+               "select x from t where a = $1 and arr[$2] and b::c");
+}
+
+TEST(r23_colon_in_operand_position_stays_apart)
+{
+    CHECK_NORM("select: b", "select: b");
+    CHECK_NORM("SELECT a: :b, c : : d", "select a: :b, c: :d");
+}
+
+TEST(r24_booleans)
+{
+    CHECK_NORM("SELECT true, FALSE, x IS NOT TRUE, x = NOT true",
+               "select $1, $2, x is not true, x = not $3");
+}
+
+TEST(r25_null_kept_after_is_and_not)
+{
+    CHECK_NORM("CREATE TABLE t (a int NOT NULL DEFAULT NULL)",
+               "create table t (a int not null default $1)");
+}
+
+TEST(r26_positional_items)
+{
+    CHECK_NORM("SELECT x FROM t ORDER BY 1 ASC, x, 2 + 1, 3 LIMIT 5 OFFSET 1",
+               "select x from t order by 1 asc, x, $1 + $2, 3 limit $3 offset $4");
+    CHECK_NORM(
+        "SELECT x FROM t GROUP BY 1, 2 HAVING count(*) > 1 ORDER BY 2 UNION SELECT 1 ORDER BY 1",
+        "select x from t group by 1, 2 having count(*) > $1 order by 2 union select $2 order by 1");
+    CHECK_NORM("SELECT row_number() OVER (PARTITION BY a ORDER BY 2) FROM t",
+               "select row_number() over (partition by a order by 2) from t");
+    CHECK_NORM("SELECT 1 FROM t ORDER BY -1, 1.5, (1)", "select $1 from t order by $2, $3, ($4)");
+}
+
+TEST(r27_type_modifiers)
+{
+    CHECK_NORM("SELECT 'a'::character varying(20), x::double precision, y::pg_catalog.varchar(5), "
+               "z::int[3], CAST(x AS timestamp(3) with time zone)",
+               "select $1::character varying(20), x::double precision, y::pg_catalog.varchar(5), "
+               "z::int[3], cast(x as timestamp(3) with time zone)");
+}
+
+TEST(r27_typmod_needs_cast_context)
+{
+    CHECK_NORM("SELECT varchar(10) 'x', f(10)", "select varchar($1) $2, f($3)");
+    CHECK_NORM("SELECT x::int IN (1), y::text AS z",
+               "select x::int in ($1 /*, ... */), y::text as z");
+}
+
+TEST(r28_session_scoped_names)
+{
+    CHECK_NORM("SAVEPOINT sp1; RELEASE SAVEPOINT sp1; RELEASE sp2; ROLLBACK TO SAVEPOINT sp3; "
+               "ROLLBACK WORK TO sp4; ROLLBACK; CLOSE c1; CLOSE ALL; MOVE 5 IN cur; "
+               "FETCH ALL FROM \"c\"",
+               "savepoint $1 | release savepoint $1 | release $1 | rollback to savepoint $1 | "
+               "rollback work to $1 | rollback | close $1 | close all | move $1 in $2 | "
+               "fetch all from $1");
+}
+
+TEST(r28_same_f_for_django_cursors)
+{
+    CHECK_SAME_F("FETCH FORWARD 2000 FROM \"_django_curs_1_sync_1\"",
+                 "fetch forward 100 from \"_django_curs_99_sync_7\"");
+}
+
+TEST(r29_no_semantic_rewrites)
+{
+    CHECK_NORM("SELECT a AS b FROM t x WHERE b OR a AND c IN (d)",
+               "select a as b from t x where b or a and c in (d)");
+}
+
+TEST(r30_in_list_mixed_elements_expand)
+{
+    CHECK_NORM(
+        "SELECT a FROM t WHERE x IN(1, 2) AND y IN (1, x) AND z IN (1, 1, 2)",
+        "select a from t where x in ($1 /*, ... */) and y in ($2, x) and z in ($3 /*, ... */)");
+    CHECK_NORM("SELECT * FROM t WHERE id IN (1, 2, x, 3)",
+               "select * from t where id in ($1, $2, x, $3)");
+    CHECK_NORM("SELECT * FROM t WHERE id IN ((1, 2), (3))",
+               "select * from t where id in (($1, $2), ($3))");
+    CHECK_NORM("SELECT * FROM t WHERE id IN ()", "select * from t where id in ()");
+}
+
+TEST(r30_in_list_collapse_is_count_independent)
+{
+    CHECK_SAME_F("SELECT 1 WHERE a IN (?)", "SELECT 1 WHERE a IN (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    CHECK_SAME_F("SELECT 1 WHERE a IN ($1)", "SELECT 1 WHERE a IN ($5, $6)");
+}
+
+TEST(r31_array_lists)
+{
+    CHECK_NORM("SELECT ARRAY[[1,2],[3,4]], ARRAY[]::int[], ARRAY[1, x]",
+               "select array[[$1 /*, ... */],[$2 /*, ... */]], array[]::int[], array[$3, x]");
+}
+
+TEST(r32_values_rows)
+{
+    CHECK_NORM("INSERT INTO t VALUES (1), (2), (x) ON CONFLICT DO NOTHING",
+               "insert into t values ($1), ($2), (x) on conflict do nothing");
+    CHECK_NORM("INSERT INTO t VALUES (1), (2), (3), (4, 5)",
+               "insert into t values ($1), ($2), ($3), ($4, $5)");
+    CHECK_NORM("WITH x AS (INSERT INTO t VALUES (1),(2) RETURNING id) SELECT * FROM x",
+               "with x as (insert into t values ($1) /*, ... */ returning id) select * from x");
+    CHECK_NORM("INSERT INTO t DEFAULT VALUES", "insert into t default values");
+}
+
+TEST(r32_values_list_ends_at_stray_comma)
+{
+    CHECK_NORM("INSERT INTO t VALUES (1), , 2", "insert into t values ($1) /*, ... */,, $2");
+}
+
+TEST(r33_re_expansion_after_many_equal_elements)
+{
+    CHECK_NORM("SELECT 1 WHERE a IN (1, 2, 3, 4, x)", "select $1 where a in ($2, $3, $4, $5, x)");
+    CHECK_NORM("INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c'), (now(), 'd')",
+               "insert into t values ($1, $2), ($3, $4), ($5, $6), (now(), $7)");
+}
+
+TEST(r34_numbering_in_output_order_after_collapse)
+{
+    CHECK_NORM("SELECT $3 WHERE a IN ($9, $8) AND b = $1",
+               "select $1 where a in ($2 /*, ... */) and b = $3");
+}
+
+TEST(r35_touching_parenthesis)
+{
+    CHECK_NORM("SELECT count(*), f (x), \"f\"(x), \"f\" (x), any (array[1]), x IN(1), VALUES(1)",
+               "select count(*), f (x), \"f\"(x), \"f\" (x), any (array[$1 /*, ... */]), x in ($2 "
+               "/*, ... */), values ($3) /*, ... */");
+}
+
+TEST(r35_glued_tokens_stay_apart)
+{
+    CHECK_NORM("SELECT numeric(10 . 5), x::numeric(1 .e)",
+               "select numeric($1.$2), x::numeric(1 .e)");
+}
+
+TEST(r37_statements_split_and_trimmed)
+{
+    CHECK_NORM(";; SELECT 1; ; ; SELECT (2; 3);", "select $1 | select ($1; $2)");
+}
+
+TEST(r37_tags_anywhere_apply_to_all_statements)
+{
+    const char *q = "BEGIN; SELECT 1 /* request_id:r1 */; COMMIT; /* route:'x' */";
+    SqlnormCursor c;
+    SqlnormStatement st;
+    SqlTags tags;
+    char out[1024];
+    sqltags_init(&tags);
+    sqlnorm_cursor_init(&c, q, strlen(q), NULL);
+    int n = 0;
+    while (sqlnorm_next(&c, out, sizeof(out), &st, &tags))
+        n++;
+    CHECK_EQ_INT(n, 3);
+    CHECK_EQ_INT(tags.count, 2);
+    /* the same tags without normalizing */
+    SqlTags scanned;
+    sqltags_init(&scanned);
+    sqlnorm_scan_tags(q, strlen(q), NULL, &scanned);
+    CHECK_EQ_INT(scanned.count, 2);
+    CHECK(sqltags_find(&scanned, "route") != NULL);
+}
+
+TEST(r37_last_statement_consumes_trailing_comments)
+{
+    const char *q = "SELECT 1; /* a:b */ ;\n";
+    SqlnormCursor c;
+    SqlnormStatement st;
+    SqlTags tags;
+    char out[256];
+    sqltags_init(&tags);
+    sqlnorm_cursor_init(&c, q, strlen(q), NULL);
+    CHECK(sqlnorm_next(&c, out, sizeof(out), &st, &tags));
+    CHECK_EQ_INT(c.pos, c.len);
+    CHECK_EQ_INT(tags.count, 1);
+    CHECK_EQ_INT(st.src_offset, 0);
+    CHECK_EQ_INT(st.src_len, 8);
+}
+
+TEST(r37_statement_spans)
+{
+    const char *q = "  /* x */ SELECT 1 ;  SELECT 'a'  -- c";
+    SqlnormCursor c;
+    SqlnormStatement st;
+    char out[512];
+    sqlnorm_cursor_init(&c, q, strlen(q), NULL);
+    CHECK(sqlnorm_next(&c, out, sizeof(out), &st, NULL));
+    CHECK_EQ_MEM(q + st.src_offset, st.src_len, "SELECT 1");
+    CHECK(sqlnorm_next(&c, out, sizeof(out), &st, NULL));
+    CHECK_EQ_MEM(q + st.src_offset, st.src_len, "SELECT 'a'");
+    CHECK(!sqlnorm_next(&c, out, sizeof(out), &st, NULL));
+}
+
+TEST(r38_output_bound_worst_cases)
+{
+    /* many one-byte literals, collapsed lists, numbering into many digits */
+    static char q[200000];
+    size_t n = 0;
+    while (n + 16 < sizeof(q)) {
+        memcpy(q + n, "?+", 2);
+        n += 2;
+    }
+    q[n++] = '1';
+    norm_once(q, n, false, &g_r);
+    CHECK(g_r.bounded);
+    n = 0;
+    while (n + 16 < sizeof(q)) {
+        memcpy(q + n, "in(1)", 5);
+        n += 5;
+    }
+    norm_once(q, n, false, &g_r);
+    CHECK(g_r.bounded);
+    CHECK(g_r.idempotent);
+}
+
+TEST(r38_small_buffer_normalizes_a_prefix)
+{
+    const char *q = "SELECT a, b, c, d, e, f, g, h FROM t WHERE x = 1; SELECT 2";
+    size_t len = strlen(q);
+    size_t cap = sqlnorm_output_bound(20);
+    char *out = malloc(cap); /* exact size: ASan catches a write past it */
+    SqlnormCursor c;
+    SqlnormStatement st;
+    sqlnorm_cursor_init(&c, q, len, NULL);
+    CHECK(sqlnorm_next(&c, out, cap, &st, NULL));
+    CHECK(st.incomplete);
+    CHECK(st.normalized_len < cap);
+    CHECK_EQ_MEM(st.normalized, st.normalized_len, "select a, b, c, d, e");
+    CHECK(!sqlnorm_next(&c, out, cap, &st, NULL));
+    /* too small for anything: no statement, never a write */
+    sqlnorm_cursor_init(&c, q, len, NULL);
+    CHECK(!sqlnorm_next(&c, out, 4, &st, NULL));
+    free(out);
+}
+
+TEST(r38_bound_is_monotonic_and_linear)
+{
+    CHECK(sqlnorm_output_bound(0) > 0);
+    CHECK(sqlnorm_output_bound(1000) >= 5000);
+    CHECK(sqlnorm_output_bound(1000) < sqlnorm_output_bound(1001));
+    CHECK(sqlnorm_output_bound(1000000) <= 12 * 1000000 + 64);
+}
+
+TEST(r40_truncated_inputs_keep_earlier_text)
+{
+    CHECK_NORM("SELECT a, b FROM t WHERE c IN (1, 2", "select a, b from t where c in ($1, $2");
+    CHECK_NORM("SELECT $$ body", "select $1");
+    CHECK(g_r.incomplete);
+    CHECK_NORM("SELECT e'abc\\", "select $1");
+    CHECK(g_r.incomplete);
+    CHECK_NORM("SELECT 1; SELECT 'x", "select $1 | select $1");
+    CHECK(g_r.incomplete);
+}
+
+TEST(idempotence_on_tricky_outputs)
+{
+    static const char *const inputs[] = {
+        "SELECT \\x {fn now()}",
+        "SELECT a.b.c, t.*, x.5",
+        "SELECT x FROM t WHERE ((a, b)) IN (((1, 2)), ((3, 4)))",
+        "SELECT 'x' UESCAPE 'y'",
+        "SELECT U&'x' UESCAPE 5",
+        "SELECT U&\"a\" UESCAPE '\\'",
+        "SELECT 1::numeric(10,-2)",
+        "SELECT a := 1, f(b => 2)",
+        "SELECT (((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((1 IN "
+        "(1,2))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))",
+    };
+    for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++) {
+        norm_once(inputs[i], strlen(inputs[i]), false, &g_r);
+        CHECK(g_r.idempotent);
+        norm_once(inputs[i], strlen(inputs[i]), true, &g_r);
+        CHECK(g_r.idempotent);
+    }
+}
+
 int main(void)
 {
     RUN(spec_01_doubled_quote);
@@ -389,6 +895,67 @@ int main(void)
     RUN(spec_40_tags_decoded);
     RUN(spec_41_tags_in_order);
     RUN(spec_42_prose_comment_no_tags);
+    RUN(r01_invalid_bytes_pass_through);
+    RUN(r01_empty_and_blank_inputs_have_no_statement);
+    RUN(r02_scs_off_backslash_escapes_quote);
+    RUN(r02_scs_off_national_string_too);
+    RUN(r02_scs_off_same_f_as_standard_when_no_backslash);
+    RUN(r02_scs_off_unterminated_by_escaped_quote);
+    RUN(r04_fingerprint_is_xxh3_seed_1_of_n);
+    RUN(r04_tags_do_not_change_f);
+    RUN(r04a_values_hash_distinguishes_values);
+    RUN(r04a_values_hash_equal_for_exact_duplicates);
+    RUN(r04a_values_hash_is_length_prefixed_and_ordered);
+    RUN(r04a_values_hash_long_literals);
+    RUN(r05_control_bytes_are_whitespace);
+    RUN(r06_line_comment_ends_at_cr_and_inside_operators);
+    RUN(r07_block_comments_nest_and_end_operators);
+    RUN(r07_unterminated_nested_comment_is_incomplete);
+    RUN(r09_words_lowercase_ascii_only_with_dollar);
+    RUN(r10_unicode_identifier_with_uescape_kept);
+    RUN(r10_unterminated_identifier_keeps_text);
+    RUN(r12_escape_string_prefix_must_touch);
+    RUN(r13_unicode_string_uescape_across_comment);
+    RUN(r14_bit_hex_national_any_case);
+    RUN(r15_continuation_with_comment_lines);
+    RUN(r16_dollar_quote_forms);
+    RUN(r16_dollar_not_at_token_start_is_word);
+    RUN(r17_number_with_underscores);
+    RUN(r17_number_edges);
+    RUN(r18_parameters_and_stray_dollar);
+    RUN(r19_operator_splitting);
+    RUN(r20_punctuation_spacing);
+    RUN(r21_operand_position_decides_question_mark);
+    RUN(r22_sign_folding_only_in_operand_position);
+    RUN(r23_comparison_marker_runs);
+    RUN(r23_markers_only_in_operand_position);
+    RUN(r23_colon_in_operand_position_stays_apart);
+    RUN(r24_booleans);
+    RUN(r25_null_kept_after_is_and_not);
+    RUN(r26_positional_items);
+    RUN(r27_type_modifiers);
+    RUN(r27_typmod_needs_cast_context);
+    RUN(r28_session_scoped_names);
+    RUN(r28_same_f_for_django_cursors);
+    RUN(r29_no_semantic_rewrites);
+    RUN(r30_in_list_mixed_elements_expand);
+    RUN(r30_in_list_collapse_is_count_independent);
+    RUN(r31_array_lists);
+    RUN(r32_values_rows);
+    RUN(r32_values_list_ends_at_stray_comma);
+    RUN(r33_re_expansion_after_many_equal_elements);
+    RUN(r34_numbering_in_output_order_after_collapse);
+    RUN(r35_touching_parenthesis);
+    RUN(r35_glued_tokens_stay_apart);
+    RUN(r37_statements_split_and_trimmed);
+    RUN(r37_tags_anywhere_apply_to_all_statements);
+    RUN(r37_last_statement_consumes_trailing_comments);
+    RUN(r37_statement_spans);
+    RUN(r38_output_bound_worst_cases);
+    RUN(r38_small_buffer_normalizes_a_prefix);
+    RUN(r38_bound_is_monotonic_and_linear);
+    RUN(r40_truncated_inputs_keep_earlier_text);
+    RUN(idempotence_on_tricky_outputs);
     printf("spec examples: %d/62 passed\n", spec_passed);
     return TESTLIB_FINISH();
 }
