@@ -17,6 +17,7 @@
 
 #include "protocol/pgwire.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/querylog.h"
 #include "proxy/recorder.h"
 #include "proxy/session.h"
@@ -48,6 +49,8 @@ typedef struct Listener {
     ev_timer tick_timer;
     QueryLog *query_log;
     Recorder *recorder;
+    Metrics *metrics;
+    MetricsHistogram statement_duration;
     bool draining;
 } Listener;
 
@@ -164,7 +167,40 @@ static void emit_event(void *arg, const TrackerEvent *event)
     Listener *l = arg;
     if (l->query_log)
         querylog_write(l->query_log, event);
+    metrics_histogram_observe(&l->statement_duration, event->end_us - event->start_us);
     recorder_event(l->recorder, event);
+}
+
+/* A scrape of --metrics: counters as they are now. */
+static void snapshot_metrics(void *arg, MetricsSnapshot *m)
+{
+    Listener *l = arg;
+    const ProxyStats *st = &l->ctx.stats;
+    memset(m, 0, sizeof *m);
+    m->client_connections = l->ctx.n_sessions;
+    for (Session *s = l->ctx.sessions; s; s = session_next(s))
+        m->server_connections += session_has_server(s);
+    m->client_connections_accepted = st->clients_accepted;
+    m->client_connections_rejected = st->clients_rejected;
+    m->server_connect_failures = st->server_connect_failures;
+    m->statements = st->events;
+    m->bytes_client_to_server = st->bytes_client_to_server;
+    m->bytes_server_to_client = st->bytes_server_to_client;
+    m->protocol_errors = st->protocol_errors;
+    m->untracked_statements = st->untracked;
+    if (l->recorder) {
+        RecorderStats rs = recorder_stats(l->recorder);
+        m->requests = rs.requests;
+        m->findings[METRICS_FINDING_N_PLUS_ONE] = rs.findings[FINDING_N_PLUS_ONE];
+        m->findings[METRICS_FINDING_DUPLICATE] = rs.findings[FINDING_DUPLICATE];
+        m->findings[METRICS_FINDING_OVERFETCH] = rs.findings[FINDING_OVERFETCH];
+        m->dropped[METRICS_DROP_REQUEST] = rs.dropped_requests;
+        m->dropped[METRICS_DROP_STATEMENT] = rs.dropped_statements;
+        m->dropped[METRICS_DROP_FINGERPRINT] = rs.dropped_fingerprints;
+    }
+    if (l->query_log)
+        m->dropped[METRICS_DROP_QUERY_LOG_LINE] = querylog_dropped(l->query_log);
+    m->statement_duration = l->statement_duration;
 }
 
 static void on_connection_closed(ProxyContext *ctx, uint64_t conn_id)
@@ -352,6 +388,14 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
         log_line(LOG_ERROR, 0, "--listen: %s", err);
         return false;
     }
+    if (config->metrics) {
+        l->metrics = metrics_start(EV_DEFAULT, config->metrics, snapshot_metrics, l, err,
+                                   sizeof err);
+        if (!l->metrics) {
+            log_line(LOG_ERROR, 0, "--metrics: %s", err);
+            return false;
+        }
+    }
 
     ProxyContext *ctx = &l->ctx;
     ctx->loop = EV_DEFAULT;
@@ -413,6 +457,10 @@ static void listener_start_watchers(Listener *l)
 
 static void listener_cleanup(Listener *l)
 {
+    if (l->metrics) {
+        metrics_stop(l->metrics);
+        l->metrics = NULL;
+    }
     if (l->recorder) {
         char err[512];
         RecorderTotals totals = {.untracked_statements = l->ctx.stats.untracked};

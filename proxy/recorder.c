@@ -10,6 +10,7 @@
 struct Recorder {
     Tally *tally;
     Store *store;
+    uint64_t findings[3]; /* by FindingKind, of requests handed to the store */
     uint64_t dropped_requests;     /* refused by the store's queue */
     uint64_t dropped_statements;   /* the statements of those requests */
     uint64_t dropped_fingerprints;
@@ -19,6 +20,9 @@ static void on_request(void *ctx, RequestRecord *record)
 {
     Recorder *r = ctx;
     uint32_t statements = record->statements;
+    for (size_t i = 0; i < record->n_findings; i++)
+        if ((unsigned)record->findings[i].kind < 3)
+            r->findings[record->findings[i].kind]++;
     if (!store_submit_request(r->store, record)) {
         /* The store freed it and counts it too; the run row gets the proxy-side view. */
         r->dropped_requests++;
@@ -106,11 +110,14 @@ void recorder_flush(Recorder *r)
 RecorderStats recorder_stats(const Recorder *r)
 {
     const TallyStats *ts = tally_stats(r->tally);
+    StoreStats ss = store_stats(r->store);
     RecorderStats s = {0};
     s.statements = ts->statements;
     s.requests = ts->requests;
-    s.dropped_requests = r->dropped_requests;
-    s.dropped_fingerprints = r->dropped_fingerprints;
+    memcpy(s.findings, r->findings, sizeof s.findings);
+    s.dropped_requests = ss.dropped_requests;
+    s.dropped_statements = ss.dropped_statements;
+    s.dropped_fingerprints = ss.dropped_fingerprints;
     return s;
 }
 

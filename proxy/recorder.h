@@ -47,7 +47,9 @@ bool recorder_close(Recorder *recorder, const RecorderTotals *totals, char *err,
 typedef struct RecorderStats {
     uint64_t statements;
     uint64_t requests;
-    uint64_t dropped_requests;
+    uint64_t findings[3]; /* by FindingKind */
+    uint64_t dropped_requests;     /* store side: queue full or SQLite failures */
+    uint64_t dropped_statements;
     uint64_t dropped_fingerprints;
 } RecorderStats;
 RecorderStats recorder_stats(const Recorder *recorder);

@@ -121,6 +121,11 @@ void proxy_context_release_buffers(ProxyContext *ctx)
         free(ctx->free_buffers[--ctx->n_free_buffers]);
 }
 
+bool session_has_server(const Session *s)
+{
+    return s->server_fd >= 0;
+}
+
 Session *session_next(Session *s)
 {
     return s->next;

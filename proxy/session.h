@@ -75,6 +75,9 @@ bool session_start(ProxyContext *ctx, int client_fd);
 /* Closes the session at once (shutdown past the grace period). */
 void session_close_now(Session *session);
 
+/* True when the session has a connection to the upstream server. */
+bool session_has_server(const Session *session);
+
 /* The next session in ctx's list, for iterating while closing. */
 Session *session_next(Session *session);
 
