@@ -104,7 +104,7 @@ typedef struct ReaderRequest {
                                  correlation_id value, the trace id, or else the key */
     const char *key;          /* the grouping key, e.g. "request_id:abc", "conn:12#3" */
     const char *route;        /* "" when the request had no label */
-    const char *tags_json;    /* the request's tags, a JSON object with decoded values */
+    const char *tags_json;    /* the request's tags: valid JSON ("{}" if the stored text is not) */
     const char *end_reason;
     uint64_t conn_id;
     int64_t start_us, end_us;

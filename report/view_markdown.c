@@ -1,0 +1,109 @@
+/* report/view_markdown — a summary fit for a pull-request comment (GitHub-flavoured
+ * Markdown): data-completeness note first, a table of routes, then the top findings with
+ * their SQL and the batched form in code blocks. Every value from the file is escaped. */
+#include <inttypes.h>
+#include <string.h>
+
+#include "report/suggest.h"
+#include "report/viewdata.h"
+#include "report/viewfmt.h"
+
+#define MD_MAX_ROUTES 20
+
+static void code_block(FILE *out, const char *sql)
+{
+    char fence[16];
+    viewfmt_md_fence(fence, sizeof fence, sql);
+    fprintf(out, "%ssql\n%s\n%s\n", fence, sql, fence);
+}
+
+static const char *kind_title(const char *kind)
+{
+    if (strcmp(kind, "n_plus_one") == 0)
+        return "N+1 query";
+    if (strcmp(kind, "duplicate") == 0)
+        return "Duplicate query";
+    return "Over-fetching";
+}
+
+void view_markdown(FILE *out, const ViewData *d, const ViewOptions *o)
+{
+    char started[40], why[200], db[16];
+    viewfmt_time(started, sizeof started, d->run.started_us);
+    uint64_t queries = 0, db_us = 0, n1 = 0;
+    for (size_t i = 0; i < d->requests.n; i++) {
+        queries += d->requests.items[i].queries;
+        db_us += d->requests.items[i].db_time_us;
+        n1 += d->requests.items[i].n_plus_one;
+    }
+    viewfmt_duration(db, sizeof db, db_us);
+
+    fprintf(out, "### pgtally report");
+    if (o->route) {
+        fprintf(out, " for ");
+        viewfmt_md_cell(out, o->route, true);
+    }
+    fprintf(out, "\n\nRun %lld, started %s, pgtally %s: **%zu requests**, %" PRIu64
+                 " queries, DB time %s, **%" PRIu64 " N+1 finding%s**.\n\n",
+            (long long)d->run.id, started, d->run.version, d->requests.n, queries, db, n1,
+            n1 == 1 ? "" : "s");
+    if (reader_run_is_complete(&d->run, why, sizeof why))
+        fprintf(out, "> Data complete: nothing was dropped.\n\n");
+    else
+        fprintf(out, "> [!WARNING]\n> **Data incomplete**: %s. The figures below are lower "
+                     "bounds.\n\n", why);
+
+    fprintf(out, "| Route | Requests | Queries/request p50 | p95 | max | Duplicates | N+1 | "
+                 "DB time |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    size_t shown = d->routes.n < MD_MAX_ROUTES ? d->routes.n : MD_MAX_ROUTES;
+    for (size_t i = 0; i < shown; i++) {
+        const ReaderRoute *r = &d->routes.items[i];
+        viewfmt_duration(db, sizeof db, r->db_time_us);
+        fputs("| ", out);
+        if (*r->route)
+            viewfmt_md_cell(out, r->route, true);
+        else
+            fputs("*(no route)*", out);
+        fprintf(out, " | %" PRIu64 " | %u | %u | %u | %" PRIu64 " | %s%" PRIu64 "%s | %s |\n",
+                r->requests, r->queries_p50, r->queries_p95, r->queries_max, r->duplicates,
+                r->n_plus_one ? "**" : "", r->n_plus_one, r->n_plus_one ? "**" : "", db);
+    }
+    if (shown < d->routes.n)
+        fprintf(out, "\n*%zu more routes not shown.*\n", d->routes.n - shown);
+    if (d->routes.n == 0)
+        fprintf(out, "| *(no requests recorded)* | | | | | | | |\n");
+
+    fprintf(out, "\n#### Top findings\n\n");
+    if (d->findings.n == 0)
+        fprintf(out, "No N+1 queries, duplicates or over-fetching found.\n");
+    for (size_t i = 0; i < d->findings.n; i++) {
+        const ReaderTopFinding *f = &d->findings.items[i];
+        viewfmt_duration(db, sizeof db, f->total_time_us);
+        fprintf(out, "%zu. **%s**: %" PRIu64 " %s in %" PRIu64 " request%s (worst: ", i + 1,
+                kind_title(f->kind), f->total_count,
+                strcmp(f->kind, "n_plus_one") == 0  ? "calls"
+                : strcmp(f->kind, "duplicate") == 0 ? "repeated executions"
+                                                    : "rows or bytes",
+                f->requests, f->requests == 1 ? "" : "s");
+        if (*f->worst_route)
+            viewfmt_md_cell(out, f->worst_route, true);
+        else
+            fputs("*(no route)*", out);
+        fprintf(out, ", %" PRIu64 " in one request), DB time %s", f->max_count, db);
+        if (f->fingerprint[0])
+            fprintf(out, ", fingerprint `%s`", f->fingerprint);
+        fprintf(out, "\n\n");
+        if (*f->normalized)
+            code_block(out, f->normalized);
+        char batched[4096];
+        if (strcmp(f->kind, "n_plus_one") == 0 &&
+            suggest_batched(f->normalized, SUGGEST_ANY, batched, sizeof batched)) {
+            fprintf(out, "\nBatched, one query for all values:\n\n");
+            code_block(out, batched);
+        }
+        fputc('\n', out);
+    }
+    fprintf(out, "<sub>`pgtally report --db %s --request ID` shows one request's "
+                 "statements in order.</sub>\n",
+            "FILE");
+}

@@ -1,0 +1,267 @@
+/* report/viewfmt — see viewfmt.h. */
+#include "report/viewfmt.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "protocol/jsonout.h"
+
+void viewfmt_duration(char *out, size_t cap, uint64_t us)
+{
+    if (us < 10000)
+        snprintf(out, cap, "%.2f ms", (double)us / 1000.0);
+    else if (us < 1000000)
+        snprintf(out, cap, "%.1f ms", (double)us / 1000.0);
+    else if (us < 60000000)
+        snprintf(out, cap, "%.2f s", (double)us / 1e6);
+    else
+        snprintf(out, cap, "%llum%02llus", (unsigned long long)(us / 60000000),
+                 (unsigned long long)(us / 1000000 % 60));
+}
+
+void viewfmt_bytes(char *out, size_t cap, uint64_t bytes)
+{
+    if (bytes < 1000)
+        snprintf(out, cap, "%llu B", (unsigned long long)bytes);
+    else if (bytes < 1000000)
+        snprintf(out, cap, "%.1f kB", (double)bytes / 1e3);
+    else if (bytes < 1000000000)
+        snprintf(out, cap, "%.1f MB", (double)bytes / 1e6);
+    else
+        snprintf(out, cap, "%.1f GB", (double)bytes / 1e9);
+}
+
+void viewfmt_time(char *out, size_t cap, int64_t us)
+{
+    if (us <= 0) {
+        snprintf(out, cap, "-");
+        return;
+    }
+    time_t t = (time_t)(us / 1000000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, cap, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
+/* `s` with whitespace runs as one space and no leading/trailing space; caller frees. */
+static char *squash(const char *s)
+{
+    size_t len = strlen(s);
+    char *out = malloc(len + 1);
+    if (!out)
+        return NULL;
+    size_t n = 0;
+    bool space = false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+            space = n > 0;
+            continue;
+        }
+        if (c < 0x20 || c == 0x7f)
+            c = '?'; /* never let control bytes from SQL reach a terminal */
+        if (space)
+            out[n++] = ' ';
+        space = false;
+        out[n++] = (char)c;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* Bytes of `s` that make up at most `width` characters (UTF-8 continuation bytes are free). */
+static size_t prefix_for_width(const char *s, size_t len, size_t width)
+{
+    size_t chars = 0, i = 0;
+    while (i < len) {
+        if (((unsigned char)s[i] & 0xc0) != 0x80) {
+            if (chars == width)
+                break;
+            chars++;
+        }
+        i++;
+    }
+    return i;
+}
+
+static size_t text_width(const char *s, size_t len)
+{
+    size_t chars = 0;
+    for (size_t i = 0; i < len; i++)
+        chars += ((unsigned char)s[i] & 0xc0) != 0x80;
+    return chars;
+}
+
+void viewfmt_one_line(char *out, size_t cap, const char *s, size_t width)
+{
+    if (!cap)
+        return;
+    char *line = squash(s ? s : "");
+    if (!line) {
+        out[0] = '\0';
+        return;
+    }
+    size_t len = strlen(line);
+    if (text_width(line, len) > width && width > 3) {
+        size_t keep = prefix_for_width(line, len, width - 3);
+        snprintf(out, cap, "%.*s...", (int)keep, line);
+    } else {
+        snprintf(out, cap, "%s", line);
+    }
+    free(line);
+}
+
+void viewfmt_wrap(const char *s, size_t width, size_t max_lines,
+                  void (*emit)(const char *line, size_t len, void *ctx), void *ctx)
+{
+    char *text = squash(s ? s : "");
+    if (!text || width < 8)
+        goto done;
+    size_t len = strlen(text), pos = 0;
+    for (size_t line = 0; pos < len && line < max_lines; line++) {
+        size_t rest = len - pos;
+        bool last = line + 1 == max_lines;
+        if (text_width(text + pos, rest) <= width) {
+            emit(text + pos, rest, ctx);
+            break;
+        }
+        if (last) {
+            char buf[1024];
+            size_t keep = prefix_for_width(text + pos, rest, width - 3);
+            if (keep > sizeof buf - 4)
+                keep = sizeof buf - 4;
+            memcpy(buf, text + pos, keep);
+            memcpy(buf + keep, "...", 3);
+            emit(buf, keep + 3, ctx);
+            break;
+        }
+        size_t cut = prefix_for_width(text + pos, rest, width);
+        size_t brk = cut;
+        while (brk > cut / 2 && text[pos + brk] != ' ')
+            brk--;
+        if (text[pos + brk] != ' ')
+            brk = cut; /* one long token: cut it */
+        emit(text + pos, brk, ctx);
+        pos += brk;
+        while (pos < len && text[pos] == ' ')
+            pos++;
+    }
+done:
+    free(text);
+}
+
+ViewFold *viewfmt_fold(const ReaderTimeline *t, size_t *n)
+{
+    *n = 0;
+    if (!t->n)
+        return NULL;
+    ViewFold *folds = calloc(t->n, sizeof *folds);
+    if (!folds)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        const ReaderStatement *s = &t->items[i];
+        if (k == 0 || strcmp(t->items[folds[k - 1].first].fingerprint, s->fingerprint) != 0)
+            folds[k++].first = i;
+        ViewFold *f = &folds[k - 1];
+        f->count++;
+        f->duration_us += s->duration_us > 0 ? (uint64_t)s->duration_us : 0;
+        f->rows += s->rows;
+        f->bytes += s->bytes;
+        f->errors += s->sqlstate[0] != '\0';
+    }
+    *n = k;
+    return folds;
+}
+
+void viewfmt_json_str(FILE *out, const char *s)
+{
+    if (!s)
+        s = "";
+    size_t len = strlen(s), cap = JSON_ESCAPED_MAX(len);
+    char small[512];
+    char *buf = cap <= sizeof small ? small : malloc(cap);
+    if (!buf) {
+        fputs("\"\"", out); /* out of memory: an empty string keeps the document valid */
+        return;
+    }
+    json_escape(buf, cap, s, len);
+    fputc('"', out);
+    fputs(buf, out);
+    fputc('"', out);
+    if (buf != small)
+        free(buf);
+}
+
+void viewfmt_html(FILE *out, const char *s)
+{
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '&': fputs("&amp;", out); break;
+        case '<': fputs("&lt;", out); break;
+        case '>': fputs("&gt;", out); break;
+        case '"': fputs("&quot;", out); break;
+        case '\'': fputs("&#39;", out); break;
+        default:
+            if ((unsigned char)*s < 0x20 && *s != '\n' && *s != '\t')
+                fputc('?', out);
+            else
+                fputc(*s, out);
+        }
+    }
+}
+
+static size_t longest_backtick_run(const char *s)
+{
+    size_t best = 0, run = 0;
+    for (; *s; s++) {
+        run = *s == '`' ? run + 1 : 0;
+        if (run > best)
+            best = run;
+    }
+    return best;
+}
+
+void viewfmt_md_cell(FILE *out, const char *s, bool code)
+{
+    char *line = squash(s ? s : "");
+    if (!line)
+        return;
+    if (code) {
+        /* Inside a code span backslashes are literal, but a table still splits on `|`;
+         * GitHub accepts `\|` there and shows a bare pipe. */
+        size_t ticks = longest_backtick_run(line) + 1;
+        for (size_t i = 0; i < ticks; i++)
+            fputc('`', out);
+        if (line[0] == '`' || line[0] == '\0')
+            fputc(' ', out);
+        for (const char *p = line; *p; p++) {
+            if (*p == '|')
+                fputc('\\', out);
+            fputc(*p, out);
+        }
+        if (line[0] == '\0' || line[strlen(line) - 1] == '`')
+            fputc(' ', out);
+        for (size_t i = 0; i < ticks; i++)
+            fputc('`', out);
+    } else {
+        for (const char *p = line; *p; p++) {
+            if (strchr("|\\`*_[]<>#", *p))
+                fputc('\\', out);
+            fputc(*p, out);
+        }
+    }
+    free(line);
+}
+
+void viewfmt_md_fence(char *out, size_t cap, const char *s)
+{
+    size_t n = longest_backtick_run(s ? s : "") + 1;
+    if (n < 3)
+        n = 3;
+    if (n >= cap)
+        n = cap - 1;
+    memset(out, '`', n);
+    out[n] = '\0';
+}

@@ -1,0 +1,60 @@
+/* report/viewfmt — small formatting helpers shared by the report formats.
+ *
+ * Owns: how pgtally prints durations, sizes and times to people, one-line SQL, the folding
+ * of a request's timeline into runs of one fingerprint, and writing JSON / HTML / Markdown
+ * strings safely. Pure except for the FILE * writers. */
+#ifndef PGTALLY_REPORT_VIEWFMT_H
+#define PGTALLY_REPORT_VIEWFMT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "report/reader.h"
+
+/* "0.04 ms", "12.3 ms", "1.24 s", "3m05s": ASCII only, at most 9 characters. */
+void viewfmt_duration(char *out, size_t cap, uint64_t us);
+
+/* "812 B", "3.2 kB", "14.0 MB". */
+void viewfmt_bytes(char *out, size_t cap, uint64_t bytes);
+
+/* "2024-05-01 12:00:03 UTC" ("-" for 0). */
+void viewfmt_time(char *out, size_t cap, int64_t us);
+
+/* Copies `s` into out on one line (whitespace runs become one space) and, when it is longer
+ * than `width` characters, cuts it and ends it with "...". */
+void viewfmt_one_line(char *out, size_t cap, const char *s, size_t width);
+
+/* Splits `s` (made one line first) into lines of at most `width` characters, breaking at
+ * spaces where possible; at most `max_lines`, the last ending in "..." when cut. Calls
+ * `emit(line, len, ctx)` per line. */
+void viewfmt_wrap(const char *s, size_t width, size_t max_lines,
+                  void (*emit)(const char *line, size_t len, void *ctx), void *ctx);
+
+/* A run of consecutive statements of one fingerprint in a timeline. */
+typedef struct ViewFold {
+    size_t first;        /* index of the first statement */
+    size_t count;        /* statements folded ("x20") */
+    uint64_t duration_us, rows, bytes;
+    size_t errors;
+} ViewFold;
+
+/* Folds consecutive repeats of one fingerprint. Returns a malloc'd array (*n entries), or
+ * NULL with *n = 0 when the timeline is empty or memory ran out. */
+ViewFold *viewfmt_fold(const ReaderTimeline *t, size_t *n);
+
+/* Writes `s` as a JSON string, quotes included (json_escape does the escaping). */
+void viewfmt_json_str(FILE *out, const char *s);
+
+/* Writes `s` with & < > " ' escaped for HTML text and attribute values. */
+void viewfmt_html(FILE *out, const char *s);
+
+/* Writes `s` for a Markdown table cell: on one line, `|` and `\` escaped, as inline code
+ * when `code` (with a fence longer than any backtick run inside). */
+void viewfmt_md_cell(FILE *out, const char *s, bool code);
+
+/* The fence for a Markdown code block holding `s`: "```" or longer if `s` contains one. */
+void viewfmt_md_fence(char *out, size_t cap, const char *s);
+
+#endif
