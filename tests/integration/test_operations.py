@@ -1,0 +1,160 @@
+"""Operating the proxy: the Prometheus endpoint, the config file and environment, SIGHUP
+reloads, SIGUSR1 flushes, the idle timeout, and the report store a running proxy writes.
+"""
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import psycopg
+
+import pgharness as h
+
+
+def setUpModule():
+    h.module_cluster()
+
+
+def tearDownModule():
+    h.stop_module_cluster()
+
+
+def scrape(port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        return r.status, r.headers.get("Content-Type"), r.read().decode()
+
+
+def metric(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError("metric %s not in:\n%s" % (name, text))
+
+
+def pgtally(*args, env=None):
+    return subprocess.run([os.environ["PGTALLY_BIN"], *args], capture_output=True, text=True,
+                          timeout=30, env=env)
+
+
+class MetricsTest(h.ProxyTestCase):
+    def setUp(self):
+        self.metrics_port = h.free_port()
+        self.proxy_kwargs = {"extra_args": ["--metrics", "127.0.0.1:%d" % self.metrics_port]}
+        super().setUp()
+
+    def test_metrics_count_statements_requests_and_findings(self):
+        with psycopg.connect(self.proxy.dsn(), autocommit=True) as conn:
+            for i in range(6):
+                conn.execute("/*request_id='m1'*/ select %d" % i)
+        self.proxy.send_signal(signal.SIGUSR1)  # finishes open requests
+        deadline = time.monotonic() + 10
+        while True:
+            status, ctype, text = scrape(self.metrics_port)
+            if metric(text, "pgtally_requests_total") >= 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(status, 200)
+        self.assertTrue(ctype.startswith("text/plain; version=0.0.4"), ctype)
+        self.assertEqual(metric(text, "pgtally_statements_total"), 6)
+        self.assertEqual(metric(text, "pgtally_requests_total"), 1)
+        self.assertEqual(metric(text, 'pgtally_findings_total{kind="n_plus_one"}'), 1)
+        self.assertEqual(metric(text, "pgtally_statement_duration_seconds_count"), 6)
+        self.assertGreaterEqual(metric(text, "pgtally_client_connections_accepted_total"), 1)
+        self.assertEqual(metric(text, 'pgtally_dropped_records_total{what="request"}'), 0)
+        self.stop_proxy()
+
+
+class ConfigurationTest(h.ProxyTestCase):
+    def test_config_file_error_names_file_and_line(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write("[proxy]\nlisten = 127.0.0.1:1\ngrace = soon\n")
+        r = pgtally("proxy", "--config", f.name, "--upstream", "127.0.0.1:1")
+        os.unlink(f.name)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("%s:3: grace" % f.name, r.stderr)
+
+    def test_unknown_setting_is_refused(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write("[proxy]\nupstream = 127.0.0.1:1\nlisten_port = 5\n")
+        r = pgtally("proxy", "--config", f.name)
+        os.unlink(f.name)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(":3: unknown setting \"listen_port\"", r.stderr)
+
+    def test_environment_value_is_checked(self):
+        env = dict(os.environ, PGTALLY_MAX_CLIENT_CONN="lots")
+        r = pgtally("proxy", "--upstream", "127.0.0.1:1", env=env)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("PGTALLY_MAX_CLIENT_CONN", r.stderr)
+
+    def test_help_lists_every_option_within_100_columns(self):
+        r = pgtally("proxy", "--help")
+        self.assertEqual(r.returncode, 0)
+        for option in ("--config", "--listen", "--upstream", "--db", "--metrics", "--tls-cert",
+                       "--idle-timeout", "--request-gap", "--log-level"):
+            self.assertIn(option, r.stdout)
+        self.assertTrue(all(len(line) <= 100 for line in r.stdout.splitlines()))
+
+    def test_config_file_settings_are_used_and_sighup_reloads_them(self):
+        conf = os.path.join(self.cluster.tmpdir, "reload.conf")
+        with open(conf, "w") as f:
+            f.write("[proxy]\nlog-level = info\n")
+        self.stop_proxy()
+        self.proxy = h.Proxy(self.cluster, extra_args=["--config", conf]).start()
+        with psycopg.connect(self.proxy.dsn(), autocommit=True) as conn:
+            conn.execute("select 1")
+        with open(conf, "w") as f:
+            f.write("[proxy]\nlog-level = debug\n")
+        self.proxy.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        with psycopg.connect(self.proxy.dsn(), autocommit=True) as conn:
+            conn.execute("select 2")
+        self.close_clients()
+        result = self.proxy.stop()
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("configuration reloaded", result.stderr)
+        self.assertIn("level=debug", result.stderr)  # only after the reload
+
+
+class FlushAndIdleTest(h.ProxyTestCase):
+    proxy_kwargs = {"extra_args": ["--idle-timeout", "1"]}
+
+    def test_sigusr1_makes_requests_readable_while_running(self):
+        with psycopg.connect(self.proxy.dsn(), autocommit=True) as conn:
+            for i in range(3):
+                conn.execute("/*request_id='live'*/ select %d" % i)
+            self.proxy.send_signal(signal.SIGUSR1)
+            deadline = time.monotonic() + 10
+            rows = []
+            while time.monotonic() < deadline and not rows:
+                time.sleep(0.2)
+                db = sqlite3.connect("file:%s?mode=ro" % self.proxy.db_path, uri=True)
+                rows = db.execute("select key, statements from requests").fetchall()
+                db.close()
+            self.assertEqual(rows, [("request_id:live", 3)])
+        self.stop_proxy()
+
+    def test_idle_client_is_closed_with_an_error(self):
+        conn = psycopg.connect(self.proxy.dsn(), autocommit=True)
+        conn.execute("select 1")
+        time.sleep(2.5)
+        with self.assertRaises(psycopg.OperationalError) as cm:
+            conn.execute("select 2")
+        self.assertIn("idle", str(cm.exception))
+        conn.close()
+        self.stop_proxy()
+
+    def test_long_statement_is_not_idleness(self):
+        with psycopg.connect(self.proxy.dsn(), autocommit=True) as conn:
+            conn.execute("select pg_sleep(2)")
+            self.assertEqual(conn.execute("select 3").fetchone()[0], 3)
+        self.stop_proxy()
+
+
+if __name__ == "__main__":
+    h.main()
