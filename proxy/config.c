@@ -44,6 +44,8 @@ static const OptionSpec options[] = {
      false, 0, 0},
     {"db", 0, T_STRING, FIELD(db_path), "FILE", "SQLite report store (per-request tallies)",
      false, 0, 0},
+    {"no-db", 0, T_FLAG, FIELD(no_db), NULL,
+     "no report store: relay (and --log-queries) only, no per-request tallies", false, 0, 0},
     {"samples", 0, T_FLAG, FIELD(samples), NULL,
      "store one example with literal values per fingerprint (staging data only)", false, 0, 0},
     {"request-gap", 0, T_SECONDS, FIELD(request_gap), "SECONDS",

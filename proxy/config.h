@@ -31,6 +31,7 @@ typedef struct ProxyConfig {
     size_t max_client_conn;
     size_t max_sql_bytes;    /* SQL text captured per statement */
     bool samples;            /* store one example with literal values per fingerprint */
+    bool no_db;              /* relay and log only: no tallies, no report store */
     int log_level;           /* a LogLevel */
     size_t n_plus_one_calls;    /* findings thresholds (ARCHITECTURE.md defaults) */
     size_t n_plus_one_distinct;

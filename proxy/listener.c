@@ -168,7 +168,8 @@ static void emit_event(void *arg, const TrackerEvent *event)
     if (l->query_log)
         querylog_write(l->query_log, event);
     metrics_histogram_observe(&l->statement_duration, event->end_us - event->start_us);
-    recorder_event(l->recorder, event);
+    if (l->recorder)
+        recorder_event(l->recorder, event);
 }
 
 /* A scrape of --metrics: counters as they are now. */
@@ -206,7 +207,8 @@ static void snapshot_metrics(void *arg, MetricsSnapshot *m)
 static void on_connection_closed(ProxyContext *ctx, uint64_t conn_id)
 {
     Listener *l = ctx->owner;
-    recorder_connection_closed(l->recorder, conn_id);
+    if (l->recorder)
+        recorder_connection_closed(l->recorder, conn_id);
 }
 
 static int64_t wall_clock_us(void)
@@ -221,7 +223,8 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     Listener *l = w->data;
-    recorder_tick(l->recorder, wall_clock_us());
+    if (l->recorder)
+        recorder_tick(l->recorder, wall_clock_us());
 }
 
 static void flush_outputs(Listener *l)
@@ -317,7 +320,8 @@ static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
     log_set_level((LogLevel)l->config->log_level);
     TallyOptions to;
     tally_options_from_config(l->config, &to);
-    recorder_set_thresholds(l->recorder, &to);
+    if (l->recorder)
+        recorder_set_thresholds(l->recorder, &to);
     if (l->query_log) {
         querylog_flush(l->query_log);
         querylog_close(l->query_log);
@@ -333,7 +337,8 @@ static void on_sigusr1(struct ev_loop *loop, ev_signal *w, int revents)
     (void)loop;
     (void)revents;
     Listener *l = w->data;
-    recorder_flush(l->recorder);
+    if (l->recorder)
+        recorder_flush(l->recorder);
     flush_outputs(l);
     log_line(LOG_INFO, 0, "SIGUSR1: open requests finished, report store and query log flushed");
 }
@@ -378,10 +383,12 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
              config->samples ? "true" : "false", config->max_sql_bytes);
     RecorderOptions ro = {.db_path = config->db_path, .settings_json = settings};
     tally_options_from_config(config, &ro.tally);
-    l->recorder = recorder_open(&ro, err, sizeof err);
-    if (!l->recorder) {
-        log_line(LOG_ERROR, 0, "--db: %s", err);
-        return false;
+    if (!config->no_db) {
+        l->recorder = recorder_open(&ro, err, sizeof err);
+        if (!l->recorder) {
+            log_line(LOG_ERROR, 0, "--db: %s", err);
+            return false;
+        }
     }
     l->listen_fd = open_listen_socket(config->listen, err, sizeof err);
     if (l->listen_fd < 0) {
