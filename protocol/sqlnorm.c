@@ -29,6 +29,9 @@
  * idempotent). */
 #define NORM_MAX_DEPTH 64
 
+/* Placeholder positions remembered per statement for numbering (beyond: a rescan). */
+#define NORM_PH_TRACKED 256
+
 /* Literal text for V is batched here and hashed in one call when it fits (the usual case). */
 #define NORM_VBUF 512
 
@@ -1010,29 +1013,27 @@ static void lex_next(NormLexer *lx, NormToken *t, bool operand)
 {
     const unsigned char *s = lx->src;
     size_t end = lx->end, p = lx->pos;
-    bool gap = false;
+    size_t before = p;
     for (;;) { /* R5-R8: whitespace and comments only separate tokens */
+        while (p < end && (norm_cls[s[p]] & C_SPACE))
+            p++;
         if (p >= end) {
             t->kind = TK_EOF;
             t->sub = 0;
-            t->gap = gap;
+            t->gap = p > before;
             t->start = end;
             t->len = 0;
             lx->pos = end;
             return;
         }
-        unsigned char c = s[p];
-        if (norm_cls[c] & C_SPACE) {
-            p++;
-        } else if (c == '-' && p + 1 < end && s[p + 1] == '-') {
+        if (s[p] == '-' && p + 1 < end && s[p + 1] == '-')
             p = lex_line_comment(lx, p);
-        } else if (c == '/' && p + 1 < end && s[p + 1] == '*') {
+        else if (s[p] == '/' && p + 1 < end && s[p + 1] == '*')
             p = lex_block_comment(lx, p);
-        } else {
+        else
             break;
-        }
-        gap = true;
     }
+    bool gap = p > before;
 
     t->gap = gap;
     t->start = p;
@@ -1240,6 +1241,13 @@ typedef struct Norm {
     unsigned depth;
     int cur_list; /* frame index of the innermost open IN/ARRAY list, or -1 */
 
+    /* Where the placeholders are in the unnumbered text, so numbering need not rescan it.
+     * Cut elements drop their entries; re-expanded lists and very many placeholders fall back
+     * to the rescan (ph_exact false). */
+    size_t ph_count;
+    bool ph_exact;
+    size_t ph_pos[NORM_PH_TRACKED];
+
     size_t vbuf_len;
     bool vstream;
     unsigned char vbuf[NORM_VBUF];
@@ -1343,6 +1351,10 @@ static void norm_placeholder(Norm *nm, const unsigned char *sign, size_t sign_le
                              size_t len, bool gap)
 {
     norm_space(nm, O_PH, gap, '$');
+    if (nm->ph_count < NORM_PH_TRACKED)
+        nm->ph_pos[nm->ph_count++] = nm->len;
+    else
+        nm->ph_exact = false;
     nm->out[nm->len++] = '$';
     norm_vadd(nm, sign, sign_len, nm->lx.src + start, len);
     if (nm->cur_list >= 0)
@@ -1374,6 +1386,14 @@ static void norm_marker(Norm *nm)
 }
 
 /* ---- lists (R30-R33) ---- */
+
+/* Cuts the unnumbered text back to `at`, forgetting the placeholders beyond it. */
+static void norm_truncate(Norm *nm, size_t at)
+{
+    nm->len = at;
+    while (nm->ph_count > 0 && nm->ph_pos[nm->ph_count - 1] >= at)
+        nm->ph_count--;
+}
 
 static void list_start(NormList *l, size_t at)
 {
@@ -1409,12 +1429,13 @@ static void list_elem_end(Norm *nm, NormList *l, bool ok)
     if (ok && end - text == flen && memcmp(out + text, out + l->first_start, flen) == 0) {
         if (l->collapsed++ == 0)
             l->sep_space = space;
-        nm->len = l->first_end;
+        norm_truncate(nm, l->first_end);
         return;
     }
     l->mode = LIST_EXPANDED;
     if (l->collapsed == 0)
         return;
+    nm->ph_exact = false; /* copies of the first element add placeholders in the middle */
     size_t unit = 1 + l->sep_space + flen;
     size_t shift = l->collapsed * unit;
     memmove(out + l->first_end + shift, out + l->first_end, end - l->first_end);
@@ -1435,7 +1456,7 @@ static void norm_values_finish(Norm *nm, NormFrame *f)
 {
     if (f->values.mode == LIST_COLLAPSING) {
         if (f->vstate == V_AFTER_COMMA) {
-            nm->len = f->vcomma;
+            norm_truncate(nm, f->vcomma);
             norm_marker(nm);
             nm->out[nm->len++] = ',';
             norm_set_prev(nm, O_COMMA, true);
@@ -1989,6 +2010,27 @@ static size_t norm_renumber(char *dst, const char *src, size_t n)
     return w;
 }
 
+/* The same, knowing where the placeholders are (pos ascending, all inside src). */
+static size_t norm_renumber_at(char *dst, const char *src, size_t n, const size_t *pos,
+                               size_t count)
+{
+    size_t w = 0, r = 0;
+    for (size_t k = 1; k <= count; k++) {
+        size_t at = pos[k - 1];
+        memmove(dst + w, src + r, at + 1 - r); /* up to and including the `$` */
+        w += at + 1 - r;
+        r = at + 1;
+        char digits[24];
+        int nd = 0;
+        for (size_t v = k; v; v /= 10)
+            digits[nd++] = (char)('0' + v % 10);
+        while (nd)
+            dst[w++] = digits[--nd];
+    }
+    memmove(dst + w, src + r, n - r);
+    return w + n - r;
+}
+
 /* ---- public API ---- */
 
 static size_t norm_decimal_digits(size_t n)
@@ -2062,6 +2104,8 @@ static void norm_init(Norm *nm, const SqlnormCursor *cursor, size_t end, char *o
     nm->cur_list = -1;
     nm->vbuf_len = 0;
     nm->vstream = false;
+    nm->ph_count = 0;
+    nm->ph_exact = true;
     nm->frames[0].kind = FR_PLAIN;
     nm->frames[0].ob = OB_NONE;
     nm->frames[0].vstate = V_NONE;
@@ -2118,7 +2162,8 @@ bool sqlnorm_next(SqlnormCursor *cursor, char *out, size_t out_cap, SqlnormState
         cursor->pos = cursor->len;
     }
 
-    size_t n = norm_renumber(out, out + reserve, nm.len);
+    size_t n = nm.ph_exact ? norm_renumber_at(out, out + reserve, nm.len, nm.ph_pos, nm.ph_count)
+                           : norm_renumber(out, out + reserve, nm.len);
     out[n] = '\0';
     stmt->normalized = out;
     stmt->normalized_len = n;
