@@ -412,7 +412,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pgw_framer_init(&c->s2c.framer);
     c->c2s.capture_limit = c->limits.max_sql_bytes + FRONTEND_CAPTURE_EXTRA;
     c->s2c.capture_limit = BACKEND_CAPTURE_LIMIT;
-    TrackerWorkspace *ws = tracker_workspace_new(c->limits.max_sql_bytes);
+    /* Workspaces are large (5x the SQL limit, twice) and, like the proxy's, shared by every
+     * tracker: one per limit for the whole run keeps the fuzzer fast. */
+    static TrackerWorkspace *workspaces[4];
+    if (!workspaces[flags & 3])
+        workspaces[flags & 3] = tracker_workspace_new(c->limits.max_sql_bytes);
+    TrackerWorkspace *ws = workspaces[flags & 3];
     c->tracker = tracker_new(CONN_ID, &c->limits, ws, on_event, c);
     FUZZ_REQUIRE(ws && c->tracker, "allocation");
 
@@ -445,7 +450,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_REQUIRE(c->events == c->last_seq, "every event counted once");
     capture_done(&c->c2s);
     capture_done(&c->s2c);
-    tracker_workspace_free(ws);
     free(c);
     return 0;
 }
