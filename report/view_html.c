@@ -101,7 +101,7 @@ static void route_chart(FILE *out, const ViewData *d)
         if (d->routes.items[i].queries_max > max)
             max = d->routes.items[i].queries_max;
     int height = (int)(n * (BAR_H + BAR_GAP)) + 24;
-    double scale = (double)(CHART_W - LABEL_W - 60) / max;
+    double scale = (double)(CHART_W - LABEL_W - 110) / max;
     fprintf(out,
             "<p class=\"legend\"><span style=\"background:#1f6feb\"></span>p50"
             "<span style=\"background:#79a8f0\"></span>p95"

@@ -12,6 +12,8 @@ PACKAGES=(
   python3-django python3-djangorestframework
   # oracle, fuzzing, sanitizers
   libpg-query-dev clang libclang-rt-14-dev
+  # the HTML report rendered headless (tests/unit/test_report_html.py)
+  chromium
   # benchmarks
   pgbouncer haproxy
   # misc tools the scripts call
