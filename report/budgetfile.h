@@ -15,8 +15,8 @@
 /* The per-request limits: a request fails when its figure is above the limit. */
 typedef enum BudgetKey {
     BUDGET_MAX_QUERIES,    /* the request's statements */
-    BUDGET_MAX_DUPLICATES, /* exact repeats (ignored fingerprints' repeats not counted) */
     BUDGET_MAX_N_PLUS_ONE, /* n_plus_one findings (on fingerprints not ignored) */
+    BUDGET_MAX_DUPLICATES, /* exact repeats (ignored fingerprints' repeats not counted) */
     BUDGET_MAX_DB_TIME_MS, /* the request's DB time, milliseconds */
     BUDGET_MAX_ROWS,       /* rows returned to the request */
     BUDGET_N_KEYS,
