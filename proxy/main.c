@@ -29,9 +29,6 @@ static void print_usage(FILE *out)
             "  check        CI gate: exit 1 when a report is over its budget file\n"
             "  demo         run the proxy and a sample N+1 workload against a throwaway\n"
             "               PostgreSQL, then show the report and the check\n"
-            "  check        CI gate: exit 1 when a report is over its budget file\n"
-            "  demo         run the proxy and a sample N+1 workload against a throwaway\n"
-            "               PostgreSQL, then show the report and the check\n"
             "  version      print the version\n"
             "  help         this text\n"
             "\n"
@@ -67,10 +64,6 @@ int main(int argc, char **argv)
         return cmd_proxy(argc - 1, argv + 1);
     if (strcmp(cmd, "report") == 0)
         return report_main(argc - 1, argv + 1);
-    if (strcmp(cmd, "check") == 0)
-        return check_main(argc - 1, argv + 1);
-    if (strcmp(cmd, "demo") == 0)
-        return cmd_demo_main(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0)
         return check_main(argc - 1, argv + 1);
     if (strcmp(cmd, "demo") == 0)
