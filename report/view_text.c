@@ -107,7 +107,7 @@ static void print_header(const Text *t, const ViewData *d)
     char why[200];
     bool complete = reader_run_is_complete(&d->run, why, sizeof why);
     if (complete) {
-        fprintf(t->out, "%sdata complete%s: %zu requests, %" PRIu64 " queries, DB time %s\n",
+        fprintf(t->out, "%sdata complete%s; shown: %zu requests, %" PRIu64 " queries, DB time %s\n",
                 paint(t, GREEN), paint(t, RESET), d->requests.n, queries, db);
     } else {
         fprintf(t->out, "%s!! DATA INCOMPLETE: %s.%s\n", paint(t, RED), why, paint(t, RESET));
