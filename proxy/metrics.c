@@ -19,11 +19,11 @@
 
 #include "proxy/listener.h"
 
-#define METRICS_REQUEST_MAX 8192          /* a scrape's request head is a few hundred bytes */
+#define METRICS_REQUEST_MAX 8192 /* a scrape's request head is a few hundred bytes */
 #define METRICS_DEFAULT_TIMEOUT 5.0
 #define METRICS_DEFAULT_MAX_CONNECTIONS 8 /* Prometheus scrapes one at a time per target */
 #define METRICS_ACCEPTS_PER_WAKEUP 16
-#define METRICS_TEXT_MAX (1u << 20)       /* the exposition is ~4 KB; a bound, not a goal */
+#define METRICS_TEXT_MAX (1u << 20) /* the exposition is ~4 KB; a bound, not a goal */
 #define METRICS_TEXT_INITIAL 4096
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
@@ -33,10 +33,9 @@ static const struct {
     uint64_t le_us;
     const char *le;
 } histogram_bounds[METRICS_HISTOGRAM_BUCKETS] = {
-    {500, "0.0005"},     {1000, "0.001"},     {2500, "0.0025"},    {5000, "0.005"},
-    {10000, "0.01"},     {25000, "0.025"},    {50000, "0.05"},     {100000, "0.1"},
-    {250000, "0.25"},    {500000, "0.5"},     {1000000, "1"},      {2500000, "2.5"},
-    {5000000, "5"},      {10000000, "10"},
+    {500, "0.0005"},  {1000, "0.001"},  {2500, "0.0025"}, {5000, "0.005"},  {10000, "0.01"},
+    {25000, "0.025"}, {50000, "0.05"},  {100000, "0.1"},  {250000, "0.25"}, {500000, "0.5"},
+    {1000000, "1"},   {2500000, "2.5"}, {5000000, "5"},   {10000000, "10"},
 };
 
 void metrics_histogram_observe(MetricsHistogram *h, int64_t duration_us)
@@ -130,7 +129,7 @@ static void render_histogram(TextBuf *b, const char *name, const char *help,
 char *metrics_render(const MetricsSnapshot *s, size_t *len)
 {
     static const char *const finding_kinds[METRICS_FINDING_KINDS] = {"n_plus_one", "duplicate",
-                                                                      "overfetch"};
+                                                                     "overfetch"};
     static const char *const drop_kinds[METRICS_DROP_KINDS] = {"request", "statement",
                                                                "fingerprint", "query_log_line"};
     TextBuf b = {.data = malloc(METRICS_TEXT_INITIAL), .cap = METRICS_TEXT_INITIAL};
@@ -154,8 +153,7 @@ char *metrics_render(const MetricsSnapshot *s, size_t *len)
     text_scalar(&b, "pgtally_statements_total", "counter", "Statements completed and recorded.",
                 s->statements);
     text_scalar(&b, "pgtally_requests_total", "counter",
-                "Requests finalized (grouped statements handed to the report store).",
-                s->requests);
+                "Requests finalized (grouped statements handed to the report store).", s->requests);
     text_family(&b, "pgtally_findings_total", "counter",
                 "Findings in finalized requests, by kind.");
     for (int k = 0; k < METRICS_FINDING_KINDS; k++)
@@ -344,8 +342,8 @@ static void scrape_switch(Scrape *c, ScrapeState state, int events)
 static bool scrape_write(Scrape *c)
 {
     while (c->response_sent < c->response_len) {
-        ssize_t n = send(c->fd, c->response + c->response_sent,
-                         c->response_len - c->response_sent, MSG_NOSIGNAL);
+        ssize_t n = send(c->fd, c->response + c->response_sent, c->response_len - c->response_sent,
+                         MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -448,8 +446,8 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
     update_accepting(m);
 }
 
-Metrics *metrics_start(struct ev_loop *loop, const char *listen_host_port,
-                       MetricsSourceFn source, void *source_ctx, char *err, size_t err_len)
+Metrics *metrics_start(struct ev_loop *loop, const char *listen_host_port, MetricsSourceFn source,
+                       void *source_ctx, char *err, size_t err_len)
 {
     struct sockaddr_storage addr;
     socklen_t addr_len;

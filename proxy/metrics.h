@@ -76,8 +76,8 @@ typedef struct Metrics Metrics;
 /* Listens on HOST:PORT ("127.0.0.1:9187", "[::1]:9187", "0.0.0.0:9187"; port 0 picks a free
  * one) and serves GET /metrics on `loop` until metrics_stop. Returns NULL with "what: why"
  * in err when the address cannot be used. `source` is called once per scrape. */
-Metrics *metrics_start(struct ev_loop *loop, const char *listen_host_port,
-                       MetricsSourceFn source, void *source_ctx, char *err, size_t err_len);
+Metrics *metrics_start(struct ev_loop *loop, const char *listen_host_port, MetricsSourceFn source,
+                       void *source_ctx, char *err, size_t err_len);
 
 /* Closes the listening socket and every scrape connection, and frees everything. NULL is
  * accepted. */

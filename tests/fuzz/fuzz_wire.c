@@ -29,13 +29,13 @@
 #include "protocol/pgwire.h"
 #include "proxy/tracker.h"
 
-#define FUZZ_REQUIRE(cond, what)                                                           \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "fuzz_wire: invariant failed: %s (%s:%d)\n", what, __FILE__,   \
-                    __LINE__);                                                             \
-            abort();                                                                       \
-        }                                                                                  \
+#define FUZZ_REQUIRE(cond, what)                                                                   \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_wire: invariant failed: %s (%s:%d)\n", what, __FILE__,           \
+                    __LINE__);                                                                     \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 #define BACKEND_CAPTURE_LIMIT 8192 /* as proxy/session.c */
@@ -214,7 +214,8 @@ static void check_error_roundtrip(FuzzConn *c, const char *problem)
     touch(c, packet, len);
 }
 
-/* ---- pipes ------------------------------------------------------------------------------------ */
+/* ---- pipes ------------------------------------------------------------------------------------
+ */
 
 static bool capture_append(FuzzPipe *p, const uint8_t *data, size_t len)
 {
@@ -244,7 +245,8 @@ static void check_chunk(FuzzPipe *p, const PgwChunk *chunk, const uint8_t *data,
                         size_t used)
 {
     FUZZ_REQUIRE(used <= len, "framer consumed within the feed");
-    FUZZ_REQUIRE(chunk->len == 0 || (chunk->data >= data && chunk->data + chunk->len <= data + used),
+    FUZZ_REQUIRE(chunk->len == 0 ||
+                     (chunk->data >= data && chunk->data + chunk->len <= data + used),
                  "chunk inside the consumed bytes");
     if (chunk->first)
         p->expect_offset = 0;
@@ -303,8 +305,8 @@ static void feed_client(FuzzConn *c, const uint8_t *data, size_t len)
         if (p->capture_len)
             fuzz_decoders(c, p->capture, p->capture_len);
         static const uint8_t empty[1];
-        tracker_on_frontend(c->tracker, chunk.type, p->capture ? p->capture : empty,
-                            p->capture_len, chunk.body_len, c->now);
+        tracker_on_frontend(c->tracker, chunk.type, p->capture ? p->capture : empty, p->capture_len,
+                            chunk.body_len, c->now);
         capture_done(p);
     }
 }
@@ -381,8 +383,7 @@ static size_t feed_startup(FuzzConn *c, const uint8_t *data, size_t len)
             }
         }
         free(exact);
-        if (kind == PGW_STARTUP_SSL || kind == PGW_STARTUP_GSSENC ||
-            kind == PGW_STARTUP_STARTUP) {
+        if (kind == PGW_STARTUP_SSL || kind == PGW_STARTUP_GSSENC || kind == PGW_STARTUP_STARTUP) {
             FUZZ_REQUIRE(plen <= have && plen > c->startup_len, "packet ends in this feed");
             pos += plen - c->startup_len;
             c->startup_len = 0;

@@ -24,12 +24,12 @@ TEST(histogram_bounds_are_inclusive)
     MetricsHistogram h;
     memset(&h, 0, sizeof h);
     metrics_histogram_observe(&h, 0);
-    metrics_histogram_observe(&h, 500);   /* exactly le=0.0005 */
-    metrics_histogram_observe(&h, 501);   /* next bucket */
-    metrics_histogram_observe(&h, 1000);  /* exactly le=0.001 */
-    metrics_histogram_observe(&h, 10000000);   /* exactly le=10 */
-    metrics_histogram_observe(&h, 10000001);   /* +Inf */
-    metrics_histogram_observe(&h, INT64_MAX);  /* +Inf, no overflow of the index */
+    metrics_histogram_observe(&h, 500);       /* exactly le=0.0005 */
+    metrics_histogram_observe(&h, 501);       /* next bucket */
+    metrics_histogram_observe(&h, 1000);      /* exactly le=0.001 */
+    metrics_histogram_observe(&h, 10000000);  /* exactly le=10 */
+    metrics_histogram_observe(&h, 10000001);  /* +Inf */
+    metrics_histogram_observe(&h, INT64_MAX); /* +Inf, no overflow of the index */
     CHECK_EQ_INT(h.buckets[0], 2);
     CHECK_EQ_INT(h.buckets[1], 2);
     CHECK_EQ_INT(h.buckets[13], 1);
@@ -40,8 +40,8 @@ TEST(histogram_bounds_are_inclusive)
 TEST(histogram_every_bucket)
 {
     static const int64_t bounds[METRICS_HISTOGRAM_BUCKETS] = {
-        500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
-        5000000, 10000000};
+        500,    1000,   2500,   5000,    10000,   25000,   50000,
+        100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
     MetricsHistogram h;
     memset(&h, 0, sizeof h);
     for (int i = 0; i < METRICS_HISTOGRAM_BUCKETS; i++) {
@@ -223,8 +223,8 @@ typedef struct Client {
     char response[RESPONSE_MAX];
     size_t response_len;
     bool connected;
-    bool closed;         /* the server closed (EOF or reset), rather than our own timeout */
-    double seconds;      /* from connect to close */
+    bool closed;    /* the server closed (EOF or reset), rather than our own timeout */
+    double seconds; /* from connect to close */
     atomic_int *done;
     struct ev_loop *loop;
     ev_async *wake;
@@ -257,8 +257,7 @@ static void *client_main(void *arg)
                 c->closed = true;
         }
         while (!c->closed && c->response_len < RESPONSE_MAX) {
-            ssize_t n = recv(fd, c->response + c->response_len, RESPONSE_MAX - c->response_len,
-                             0);
+            ssize_t n = recv(fd, c->response + c->response_len, RESPONSE_MAX - c->response_len, 0);
             if (n > 0) {
                 c->response_len += (size_t)n;
                 continue;
@@ -303,8 +302,7 @@ static void test_source(void *ctx, MetricsSnapshot *out)
 }
 
 /* Serves the clients on a fresh loop until all of them are done; then stops the server. */
-static void run_clients(Client *clients, int n, double timeout, int max_connections,
-                        Harness *h)
+static void run_clients(Client *clients, int n, double timeout, int max_connections, Harness *h)
 {
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
     char err[256] = "";
@@ -510,7 +508,7 @@ TEST(stop_with_open_connections)
     CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
     for (int i = 0; i < 5; i++)
         ev_run(loop, EVRUN_NOWAIT); /* accept it */
-    metrics_stop(m); /* closes the scrape; ASan checks nothing leaks */
+    metrics_stop(m);                /* closes the scrape; ASan checks nothing leaks */
     char byte;
     CHECK(recv(fd, &byte, 1, 0) <= 0);
     close(fd);
