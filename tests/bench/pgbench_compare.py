@@ -107,6 +107,19 @@ def strace_run(wd, port, pid, mode, clients, seconds):
     return sample, calls
 
 
+def report_dead(target, daemons):
+    """After a failed run: says whether the target's process is gone, and its log tail."""
+    d = daemons.get(target)
+    if d is None:
+        print("pgbench_compare: the run against %s (direct) failed" % target, file=sys.stderr)
+        return
+    rc = d.proc.poll()
+    state = "still running" if rc is None else (
+        "killed by signal %d" % -rc if rc < 0 else "exited with %d" % rc)
+    print("pgbench_compare: %s (pid %d) is %s; its log:\n%s"
+          % (target, d.pid, state, d.log_tail()), file=sys.stderr)
+
+
 def fmt_tps(x):
     return "%.0f" % x
 
@@ -166,17 +179,34 @@ def main():
     configs = [(m, c) for m in modes for c in clients_list]
     samples = {cfg: {t: [] for t in TARGETS} for cfg in configs}
     t0 = time.monotonic()
+    restarts = []
     for rnd in range(rounds):
         for cfg in configs:
             k = (rnd + configs.index(cfg)) % len(TARGETS)
             for t in TARGETS[k:] + TARGETS[:k]:
-                samples[cfg][t].append(
-                    run_pgbench(ports[t], cfg[0], cfg[1], seconds, pids.get(t)))
+                d = daemons.get(t)
+                if d is not None and d.proc.poll() is not None:
+                    # A proxy that went away between runs is a finding, not a reason to lose
+                    # the run: say so loudly (here and in the output), then start it again.
+                    report_dead(t, daemons)
+                    restarts.append("round %d, before %s -c %d: %s had exited (rc %s); "
+                                    "restarted" % (rnd + 1, cfg[0], cfg[1], t, d.proc.returncode))
+                    d.start()
+                    ports[t], pids[t] = d.port, d.pid
+                try:
+                    samples[cfg][t].append(
+                        run_pgbench(ports[t], cfg[0], cfg[1], seconds, pids.get(t)))
+                except RuntimeError:
+                    report_dead(t, daemons)
+                    raise
         print("round %d/%d done (%.0f s)" % (rnd + 1, rounds, time.monotonic() - t0),
               file=sys.stderr, flush=True)
 
     with open("/proc/loadavg") as f:
         print("- load average at end: %s" % " ".join(f.read().split()[:3]))
+
+    for note in restarts:
+        print("- NOTE: " + note)
 
     med = {cfg: {t: statistics.median(s["tps"] for s in samples[cfg][t]) for t in TARGETS}
            for cfg in configs}

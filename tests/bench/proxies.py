@@ -143,8 +143,7 @@ class Pgtally(Daemon):
 
     def command(self, port):
         return [self.binary, "proxy", "--listen", "127.0.0.1:%d" % port,
-                "--upstream", "127.0.0.1:%d" % self.cluster.port,
-                "--log-level", "warn"] + self.extra_args
+                "--upstream", "127.0.0.1:%d" % self.cluster.port] + self.extra_args
 
 
 class Pgbouncer(Daemon):
@@ -292,7 +291,13 @@ def machine_facts(pgtally_bin=None):
         "pgbench: %s" % _first_line([h.pgbin("pgbench"), "--version"]),
         "pgbouncer: %s" % _first_line(["pgbouncer", "--version"]),
         "haproxy: %s" % _first_line(["haproxy", "-v"]),
-        "pgtally: git %s%s" % (rev, (" (%s)" % pgtally_bin) if pgtally_bin else ""),
+        # the tree's HEAD and the binary's build time: a binary older than HEAD is stale
+        "pgtally: tree at git %s (HEAD committed %s); binary %s built %s"
+        % (rev, _first_line(["git", "-C", ROOT, "log", "-1", "--format=%cd",
+                             "--date=format:%Y-%m-%d %H:%M:%S"]),
+           pgtally_bin, time.strftime("%Y-%m-%d %H:%M:%S",
+                                      time.localtime(os.path.getmtime(pgtally_bin))))
+        if pgtally_bin else "pgtally: tree at git %s" % rev,
         "load average at start: %s" % load,
     ]
     return facts
