@@ -479,11 +479,12 @@ class Proxy:
 _module_cluster = None
 
 
-def module_cluster():
-    """The cluster shared by the tests of one module (start it in setUpModule)."""
+def module_cluster(settings=None):
+    """The cluster shared by the tests of one module (start it in setUpModule, where
+    settings, as for Cluster, take effect: they are used when the cluster is first made)."""
     global _module_cluster
     if _module_cluster is None:
-        _module_cluster = Cluster().start()
+        _module_cluster = Cluster(settings=settings).start()
     return _module_cluster
 
 
