@@ -771,40 +771,60 @@ static void on_parse(Tracker *t, const uint8_t *body, size_t have, size_t body_l
     fifo_push(t, TRK_PARSE, now_us, sql, NULL);
 }
 
+/* A portal object for a Bind. The unnamed portal is refilled in place when nothing else
+ * holds it (the common case: its Execute has been answered), so the steady state of the
+ * extended protocol allocates nothing. */
+static TrkPortal *portal_for_bind(Tracker *t, bool unnamed)
+{
+    TrkPortal *p = t->unnamed_portal;
+    if (unnamed && p && p->refs == 1) {
+        sql_release(t, p->sql);
+        memset(p, 0, sizeof *p);
+        p->refs = 1;
+        return p;
+    }
+    p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->refs = 1;
+    if (unnamed) {
+        portal_release(t, t->unnamed_portal);
+        t->unnamed_portal = p;
+    }
+    return p;
+}
+
 static void on_bind(Tracker *t, const uint8_t *body, size_t have, size_t body_len,
                     int64_t now_us)
 {
     PgwBind bind;
     size_t pos = 0;
     /* Only the two names are needed whole; the values are hashed as far as captured. */
-    if (!pgw_read_cstring(body, have, &pos, &bind.portal) ||
-        !pgw_read_cstring(body, have, &pos, &bind.statement)) {
-        fifo_push(t, TRK_BIND, now_us, NULL, NULL);
-        return;
-    }
-    TrkPortal *portal = calloc(1, sizeof *portal);
-    if (portal) {
-        portal->refs = 1;
-        TrkSql *sql = bind.statement.len == 0
-                          ? t->unnamed_statement
-                          : namemap_get(&t->statements, bind.statement.ptr, bind.statement.len);
-        portal->sql = sql_ref(sql);
-        copy_word(portal->statement, sizeof portal->statement, bind.statement.ptr,
-                  bind.statement.len);
-        portal->statement_len = strlen(portal->statement);
-        portal->values_hash = XXH3_64bits_withSeed(body + pos, have - pos, body_len);
-        portal->born_after_syncs = t->syncs_sent;
-        if (bind.portal.len == 0) {
-            portal_release(t, t->unnamed_portal);
-            t->unnamed_portal = portal_ref(portal);
-        } else {
+    if (pgw_read_cstring(body, have, &pos, &bind.portal) &&
+        pgw_read_cstring(body, have, &pos, &bind.statement)) {
+        bool unnamed = bind.portal.len == 0;
+        if (!unnamed)
             portal_release(t, namemap_take(&t->portals, bind.portal.ptr, bind.portal.len));
-            if (t->portals.count >= t->limits.max_portals ||
-                !namemap_put(&t->portals, bind.portal.ptr, bind.portal.len, portal_ref(portal)))
+        TrkPortal *portal = portal_for_bind(t, unnamed);
+        if (portal) {
+            TrkSql *sql =
+                bind.statement.len == 0
+                    ? t->unnamed_statement
+                    : namemap_get(&t->statements, bind.statement.ptr, bind.statement.len);
+            portal->sql = sql_ref(sql);
+            copy_word(portal->statement, sizeof portal->statement, bind.statement.ptr,
+                      bind.statement.len);
+            portal->statement_len = strlen(portal->statement);
+            portal->values_hash = XXH3_64bits_withSeed(body + pos, have - pos, body_len);
+            portal->born_after_syncs = t->syncs_sent;
+            /* A named portal's only reference is the table's; without room it is dropped
+             * (its Execute then reports the SQL as unknown). */
+            if (!unnamed && (t->portals.count >= t->limits.max_portals ||
+                             !namemap_put(&t->portals, bind.portal.ptr, bind.portal.len, portal)))
                 portal_release(t, portal);
         }
     }
-    fifo_push(t, TRK_BIND, now_us, NULL, portal);
+    fifo_push(t, TRK_BIND, now_us, NULL, NULL);
 }
 
 static void on_execute(Tracker *t, const uint8_t *body, size_t have, int64_t now_us)
