@@ -724,6 +724,30 @@ TEST(application_name_followed_from_parameter_status)
     tracker_free(t, clock_us);
 }
 
+TEST(named_portal_beyond_the_table_bound_is_reported_as_unknown)
+{
+    Sink s;
+    TrackerLimits small = default_limits;
+    small.max_portals = 1;
+    Tracker *t = new_tracker(&s, &small);
+    parse(t, "", "select 1");
+    bind(t, "p1", "", "x");
+    bind(t, "p2", "", "y"); /* no room: dropped */
+    execute(t, "p1", 0);
+    execute(t, "p2", 0);
+    sync_(t);
+    be(t, '1', NULL);
+    be(t, '2', NULL);
+    be(t, '2', NULL);
+    complete(t, "SELECT 1");
+    complete(t, "SELECT 1");
+    ready(t, 'T');
+    CHECK_EQ_INT(s.count, 2);
+    CHECK_EQ_STR(s.events[0].sql, "select 1");
+    CHECK_EQ_STR(s.events[1].sql, "(null)");
+    tracker_free(t, clock_us);
+}
+
 int main(void)
 {
     RUN(multi_statement_query_gives_one_event_per_statement);
@@ -749,5 +773,6 @@ int main(void)
     RUN(literal_values_share_fingerprint_but_not_values_hash);
     RUN(bind_values_fold_into_values_hash);
     RUN(application_name_followed_from_parameter_status);
+    RUN(named_portal_beyond_the_table_bound_is_reported_as_unknown);
     return TESTLIB_FINISH();
 }
