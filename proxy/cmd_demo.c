@@ -27,13 +27,12 @@
 #define DEMO_DEFAULT_ROUNDS 5u
 
 /* The built-in budget: the N+1 endpoint breaks it, the fixed one keeps it. */
-static const char demo_budget[] =
-    "; pgtally demo's budget (format: docs/budgets.md)\n"
-    "[defaults]\n"
-    "max_queries = 20          ; per request\n"
-    "max_duplicates = 2\n"
-    "max_n_plus_one = 0        ; no N+1 allowed\n"
-    "max_db_time_ms = 2000\n";
+static const char demo_budget[] = "; pgtally demo's budget (format: docs/budgets.md)\n"
+                                  "[defaults]\n"
+                                  "max_queries = 20          ; per request\n"
+                                  "max_duplicates = 2\n"
+                                  "max_n_plus_one = 0        ; no N+1 allowed\n"
+                                  "max_db_time_ms = 2000\n";
 
 /* The one piece of state a signal handler may touch; the handler only sets it. */
 static volatile sig_atomic_t demo_interrupted;
@@ -142,16 +141,17 @@ static bool start_proxy(Demo *d, const char *upstream, char *err, size_t err_len
     snprintf(d->listen, sizeof d->listen, "127.0.0.1:%s", d->port);
     char upstream_copy[4096];
     snprintf(upstream_copy, sizeof upstream_copy, "%s", upstream);
-    char *argv[] = {d->exe, "proxy", "--listen", d->listen, "--upstream", upstream_copy,
-                    "--db", d->db, "--log-level", "warn", "--grace", "5", NULL};
+    char *argv[] = {d->exe,        "proxy", "--listen", d->listen,     "--upstream",
+                    upstream_copy, "--db",  d->db,      "--log-level", "warn",
+                    "--grace",     "5",     NULL};
     /* SIGTERM if the demo dies: the proxy's clean shutdown. */
     d->proxy = demo_spawn(argv, d->proxy_log, NULL, SIGTERM, err, err_len);
     if (d->proxy < 0) {
         d->proxy = 0;
         return false;
     }
-    d->via_proxy = (DemoTarget){.conninfo = d->direct.conninfo, .host = "127.0.0.1",
-                                .port = d->port};
+    d->via_proxy =
+        (DemoTarget){.conninfo = d->direct.conninfo, .host = "127.0.0.1", .port = d->port};
     double deadline = now_s() + 15;
     while (!demo_interrupted) {
         if (demo_target_ready(&d->via_proxy))
@@ -163,8 +163,9 @@ static bool start_proxy(Demo *d, const char *upstream, char *err, size_t err_len
             return false;
         }
         if (now_s() > deadline) {
-            snprintf(err, err_len, "pgtally proxy did not accept connections on %s within "
-                                   "15 s (see %s)",
+            snprintf(err, err_len,
+                     "pgtally proxy did not accept connections on %s within "
+                     "15 s (see %s)",
                      d->listen, d->proxy_log);
             return false;
         }
@@ -299,8 +300,8 @@ static bool record(Demo *d, char *err, size_t err_len)
            DEMO_ROUTE_N_PLUS_ONE, DEMO_ROUTE_FIXED);
     fflush(stdout);
     DemoWorkloadStats stats;
-    if (!demo_workload_run(&d->via_proxy, d->schema, d->rounds, &demo_interrupted, &stats,
-                           err, err_len))
+    if (!demo_workload_run(&d->via_proxy, d->schema, d->rounds, &demo_interrupted, &stats, err,
+                           err_len))
         return false;
     printf("pgtally demo: sent %u statements in %u requests; stopping the proxy (SIGTERM "
            "flushes the report)\n",
@@ -348,8 +349,8 @@ int cmd_demo_main(int argc, char **argv)
     }
     /* The server is no longer needed: stop it before reading. */
     char dropped_err[1024];
-    if (d.schema_made && !demo_workload_teardown(&d.direct, d.schema, dropped_err,
-                                                 sizeof dropped_err))
+    if (d.schema_made &&
+        !demo_workload_teardown(&d.direct, d.schema, dropped_err, sizeof dropped_err))
         fprintf(stderr, "pgtally demo: dropping schema %s: %s\n", d.schema, dropped_err);
     d.schema_made = false;
     if (d.cluster_started) {
@@ -370,8 +371,9 @@ int cmd_demo_main(int argc, char **argv)
     if (report_rc != 0) {
         fprintf(stderr, "pgtally demo: pgtally report failed (exit %d)\n", report_rc);
     } else if (check_rc != 1) {
-        fprintf(stderr, "pgtally demo: expected pgtally check to fail the N+1 endpoint "
-                        "(exit 1), got exit %d\n",
+        fprintf(stderr,
+                "pgtally demo: expected pgtally check to fail the N+1 endpoint "
+                "(exit 1), got exit %d\n",
                 check_rc);
     } else {
         printf("\npgtally demo: %s fails its budget (N+1, duplicates); %s passes. Done.\n",

@@ -39,8 +39,8 @@ static void sleep_ms(long ms)
 }
 
 /* In the child between fork and exec: only async-signal-safe calls. */
-static void child_exec(char *const argv[], int log_fd, const struct passwd *pw,
-                       int death_signal, pid_t parent, int report_fd)
+static void child_exec(char *const argv[], int log_fd, const struct passwd *pw, int death_signal,
+                       pid_t parent, int report_fd)
 {
     setpgid(0, 0);
     int null_fd = open("/dev/null", O_RDONLY);
@@ -76,8 +76,9 @@ pid_t demo_spawn(char *const argv[], const char *log_path, const char *user, int
     if (user && geteuid() == 0) {
         pw = getpwnam(user);
         if (!pw) {
-            snprintf(err, err_len, "no \"%s\" user to run %s as (PostgreSQL refuses to run "
-                                   "as root; install the postgresql package)",
+            snprintf(err, err_len,
+                     "no \"%s\" user to run %s as (PostgreSQL refuses to run "
+                     "as root; install the postgresql package)",
                      user, argv[0]);
             return -1;
         }
@@ -163,8 +164,9 @@ static bool find_bindir(char *out, size_t len, char *err, size_t err_len)
 {
     glob_t g;
     if (glob("/usr/lib/postgresql/*/bin/postgres", 0, NULL, &g) != 0) {
-        snprintf(err, err_len, "no PostgreSQL server in /usr/lib/postgresql/*/bin (install "
-                               "the postgresql package, or give --upstream URL)");
+        snprintf(err, err_len,
+                 "no PostgreSQL server in /usr/lib/postgresql/*/bin (install "
+                 "the postgresql package, or give --upstream URL)");
         return false;
     }
     long best = -1;
@@ -253,15 +255,29 @@ bool demo_cluster_start(DemoCluster *c, const char *dir, char *err, size_t err_l
     char initdb[PATH_MAX], postgres[PATH_MAX];
     snprintf(initdb, sizeof initdb, "%s/initdb", bindir);
     snprintf(postgres, sizeof postgres, "%s/postgres", bindir);
-    char *initdb_argv[] = {initdb, "-D", c->datadir, "-U", "postgres", "-A", "trust",
-                           "-E", "UTF8", "--locale=C", "--no-sync", NULL};
+    char *initdb_argv[] = {initdb,  "-D", c->datadir, "-U",         "postgres",  "-A",
+                           "trust", "-E", "UTF8",     "--locale=C", "--no-sync", NULL};
     if (!run_to_end(initdb_argv, c->log_path, err, err_len))
         return false;
     /* No TCP listener (listen_addresses empty): the socket in `dir` is the only way in. */
-    char *pg_argv[] = {postgres, "-D", c->datadir, "-k", c->dir, "-p", DEMO_PG_PORT,
-                       "-c", "listen_addresses=", "-c", "fsync=off",
-                       "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                       "-c", "max_connections=20", NULL};
+    char *pg_argv[] = {postgres,
+                       "-D",
+                       c->datadir,
+                       "-k",
+                       c->dir,
+                       "-p",
+                       DEMO_PG_PORT,
+                       "-c",
+                       "listen_addresses=",
+                       "-c",
+                       "fsync=off",
+                       "-c",
+                       "synchronous_commit=off",
+                       "-c",
+                       "full_page_writes=off",
+                       "-c",
+                       "max_connections=20",
+                       NULL};
     /* SIGQUIT on the demo's death: immediate shutdown, the children go with it. */
     pid_t pid = demo_spawn(pg_argv, c->log_path, "postgres", SIGQUIT, err, err_len);
     if (pid < 0)

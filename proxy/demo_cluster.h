@@ -30,11 +30,11 @@ int demo_stop_child(pid_t pid, int sig, double timeout_s);
 bool demo_child_exited(pid_t pid, int *status);
 
 typedef struct DemoCluster {
-    char dir[PATH_MAX];      /* ours: data/ and the socket live here */
+    char dir[PATH_MAX]; /* ours: data/ and the socket live here */
     char datadir[PATH_MAX];
-    char log_path[PATH_MAX]; /* initdb's and postgres's output */
+    char log_path[PATH_MAX];      /* initdb's and postgres's output */
     char conninfo[PATH_MAX + 64]; /* libpq connection string, user postgres, db postgres */
-    pid_t postmaster;        /* 0 when not running */
+    pid_t postmaster;             /* 0 when not running */
 } DemoCluster;
 
 /* Creates `dir` (must not exist; its parent must), runs initdb and starts postgres, waiting

@@ -83,8 +83,7 @@ static bool exec(PGconn *conn, const char *sql, int n_params, const char *const 
     return true;
 }
 
-bool demo_workload_setup(const DemoTarget *direct, const char *schema, char *err,
-                         size_t err_len)
+bool demo_workload_setup(const DemoTarget *direct, const char *schema, char *err, size_t err_len)
 {
     PGconn *conn = connect_to(direct, schema, err, err_len);
     if (!conn)
@@ -108,8 +107,7 @@ bool demo_workload_setup(const DemoTarget *direct, const char *schema, char *err
     return ok;
 }
 
-bool demo_workload_teardown(const DemoTarget *direct, const char *schema, char *err,
-                            size_t err_len)
+bool demo_workload_teardown(const DemoTarget *direct, const char *schema, char *err, size_t err_len)
 {
     PGconn *conn = connect_to(direct, schema, err, err_len);
     if (!conn)
@@ -173,8 +171,8 @@ static bool orders_fixed(Request *rq, char *err, size_t err_len)
     char ids[DEMO_PAGE * 12 + 3] = "{";
     size_t n = 1;
     for (int i = 0; i < PQntuples(page) && i < DEMO_PAGE; i++)
-        n += (size_t)snprintf(ids + n, sizeof ids - n, "%s%s", i ? "," : "",
-                              PQgetvalue(page, i, 1));
+        n +=
+            (size_t)snprintf(ids + n, sizeof ids - n, "%s%s", i ? "," : "", PQgetvalue(page, i, 1));
     snprintf(ids + n, sizeof ids - n, "}");
     PQclear(page);
     const char *params[] = {ids};

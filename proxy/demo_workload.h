@@ -36,8 +36,7 @@ typedef struct DemoWorkloadStats {
 bool demo_target_ready(const DemoTarget *t);
 
 /* Creates schema `schema` (must not exist) with the demo tables and rows. */
-bool demo_workload_setup(const DemoTarget *direct, const char *schema, char *err,
-                         size_t err_len);
+bool demo_workload_setup(const DemoTarget *direct, const char *schema, char *err, size_t err_len);
 
 /* Runs `rounds` requests of each endpoint through `via`; stops early (returning false with
  * "interrupted") when *stop becomes non-zero. */

@@ -232,8 +232,8 @@ static double route_mean(uint64_t queries, uint64_t requests)
     return requests ? (double)queries / (double)requests : 0.0;
 }
 
-static bool compare_baseline(CheckResult *r, const Budget *budget, const char *path,
-                             char *err, size_t err_len)
+static bool compare_baseline(CheckResult *r, const Budget *budget, const char *path, char *err,
+                             size_t err_len)
 {
     ReportFile *file = reader_open(path, err, err_len);
     if (!file)
@@ -244,8 +244,7 @@ static bool compare_baseline(CheckResult *r, const Budget *budget, const char *p
     if (!reader_load_run(file, 0, &run, err, err_len))
         goto done;
     r->baseline_run_id = run.id;
-    r->baseline_complete = reader_run_is_complete(&run, r->baseline_why,
-                                                  sizeof r->baseline_why);
+    r->baseline_complete = reader_run_is_complete(&run, r->baseline_why, sizeof r->baseline_why);
     if (!reader_routes(file, run.id, &routes, err, err_len))
         goto done;
     for (size_t i = 0; i < r->n_routes; i++) {
@@ -313,8 +312,7 @@ bool budget_check(const Budget *budget, const char *db_path, int64_t run_id,
     if (!reader_load_run(file, run_id, &run, err, err_len))
         goto done;
     out->run_id = run.id;
-    out->complete = reader_run_is_complete(&run, out->incomplete_why,
-                                           sizeof out->incomplete_why);
+    out->complete = reader_run_is_complete(&run, out->incomplete_why, sizeof out->incomplete_why);
     out->requests = run.stored_requests;
     out->queries = run.stored_statements;
     out->no_requests = run.stored_requests == 0;
@@ -348,23 +346,22 @@ done:
 
 static void print_usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: pgtally check [OPTIONS]\n"
-            "\n"
-            "Checks a run recorded by `pgtally proxy --db FILE` against a budget file and\n"
-            "exits 0 when every request is within budget, 1 when any is over budget or the\n"
-            "run's data is incomplete (records dropped, proxy not stopped cleanly, nothing\n"
-            "recorded), 2 on a usage error, a bad budget file or an unusable report file.\n"
-            "\n"
-            "Options:\n"
-            "      --db FILE          report file to check [" CHECK_DEFAULT_DB "]\n"
-            "      --budget FILE      budget file (docs/budgets.md); required\n"
-            "      --run N            the run to check [the latest]\n"
-            "      --baseline FILE    an older report: fail when a route's mean queries per\n"
-            "                         request grew beyond max_growth since its latest run\n"
-            "      --junit FILE       also write JUnit XML (one testcase per route)\n"
-            "      --markdown FILE    also write a Markdown summary (for a PR comment)\n"
-            "  -h, --help             this text\n");
+    fprintf(out, "Usage: pgtally check [OPTIONS]\n"
+                 "\n"
+                 "Checks a run recorded by `pgtally proxy --db FILE` against a budget file and\n"
+                 "exits 0 when every request is within budget, 1 when any is over budget or the\n"
+                 "run's data is incomplete (records dropped, proxy not stopped cleanly, nothing\n"
+                 "recorded), 2 on a usage error, a bad budget file or an unusable report file.\n"
+                 "\n"
+                 "Options:\n"
+                 "      --db FILE          report file to check [" CHECK_DEFAULT_DB "]\n"
+                 "      --budget FILE      budget file (docs/budgets.md); required\n"
+                 "      --run N            the run to check [the latest]\n"
+                 "      --baseline FILE    an older report: fail when a route's mean queries per\n"
+                 "                         request grew beyond max_growth since its latest run\n"
+                 "      --junit FILE       also write JUnit XML (one testcase per route)\n"
+                 "      --markdown FILE    also write a Markdown summary (for a PR comment)\n"
+                 "  -h, --help             this text\n");
 }
 
 enum {
@@ -483,12 +480,14 @@ int check_main(int argc, char **argv)
     check_output_text(stdout, &result);
     fflush(stdout);
     if (!result.complete)
-        fprintf(stderr, "pgtally check: INCOMPLETE DATA in %s run %" PRId64 ": %s; refusing "
-                        "to pass\n",
+        fprintf(stderr,
+                "pgtally check: INCOMPLETE DATA in %s run %" PRId64 ": %s; refusing "
+                "to pass\n",
                 result.db_path, result.run_id, result.incomplete_why);
     else if (result.no_requests)
-        fprintf(stderr, "pgtally check: %s run %" PRId64 " recorded no requests; refusing "
-                        "to pass\n",
+        fprintf(stderr,
+                "pgtally check: %s run %" PRId64 " recorded no requests; refusing "
+                "to pass\n",
                 result.db_path, result.run_id);
     rc = check_result_passed(&result) ? 0 : 1;
     if (a.junit && !write_output(a.junit, &result, check_output_junit))

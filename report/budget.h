@@ -18,8 +18,8 @@
 /* The offending statement of an n_plus_one or duplicate violation. */
 typedef struct CheckSql {
     char fingerprint[17];
-    char *kind;       /* "n_plus_one" or "duplicate" */
-    uint64_t count;   /* n_plus_one: calls; duplicate: repeated executions */
+    char *kind;     /* "n_plus_one" or "duplicate" */
+    uint64_t count; /* n_plus_one: calls; duplicate: repeated executions */
     uint32_t distinct_values;
     char *normalized; /* "" when the text never reached the report */
 } CheckSql;
@@ -34,12 +34,12 @@ typedef struct CheckViolation {
     size_t route_index; /* into CheckResult.routes */
     /* CHECK_LIMIT */
     BudgetKey key;
-    char *request_id;   /* ReaderRequest.id */
-    char *request_key;  /* ReaderRequest.key */
+    char *request_id;  /* ReaderRequest.id */
+    char *request_key; /* ReaderRequest.key */
     int64_t request_row;
-    uint64_t figure;    /* max_db_time_ms: microseconds (the limit is in ms) */
+    uint64_t figure; /* max_db_time_ms: microseconds (the limit is in ms) */
     uint64_t limit;
-    int limit_line;     /* budget-file line that set the limit */
+    int limit_line; /* budget-file line that set the limit */
     CheckSql *sql;
     size_t n_sql;
     /* CHECK_GROWTH */
@@ -48,34 +48,34 @@ typedef struct CheckViolation {
 } CheckViolation;
 
 typedef struct CheckRoute {
-    char *route;            /* "" = unlabelled requests */
-    bool ignored;           /* on the [ignore] list: not checked */
-    bool has_section;       /* the budget has a [route "..."] for it */
+    char *route;      /* "" = unlabelled requests */
+    bool ignored;     /* on the [ignore] list: not checked */
+    bool has_section; /* the budget has a [route "..."] for it */
     uint64_t requests, queries;
     uint32_t queries_p50, queries_p95, queries_max;
     uint64_t n_plus_one, duplicates, db_time_us;
-    bool in_baseline;       /* with --baseline: the route existed there */
-    double baseline_mean;   /* its mean queries per request in the baseline run */
-    size_t violations;      /* how many CheckViolations name this route */
+    bool in_baseline;     /* with --baseline: the route existed there */
+    double baseline_mean; /* its mean queries per request in the baseline run */
+    size_t violations;    /* how many CheckViolations name this route */
 } CheckRoute;
 
 typedef struct CheckResult {
     char *db_path, *budget_path;
     int64_t run_id;
     uint64_t requests, queries;
-    bool complete;          /* the run's data can be trusted as a whole */
+    bool complete; /* the run's data can be trusted as a whole */
     char incomplete_why[160];
-    bool no_requests;       /* the run recorded no request at all: refuses to pass too */
-    bool baseline;          /* --baseline given */
+    bool no_requests; /* the run recorded no request at all: refuses to pass too */
+    bool baseline;    /* --baseline given */
     char *baseline_path;
     int64_t baseline_run_id;
     bool baseline_complete;
     char baseline_why[160];
-    CheckRoute *routes;     /* worst first, as report/reader orders them */
+    CheckRoute *routes; /* worst first, as report/reader orders them */
     size_t n_routes;
     CheckViolation *violations; /* by route (in routes order), then request order */
     size_t n_violations;
-    uint64_t ignored_findings;  /* n_plus_one / duplicate findings skipped by [ignore] */
+    uint64_t ignored_findings; /* n_plus_one / duplicate findings skipped by [ignore] */
 } CheckResult;
 
 /* Evaluates run `run_id` (<= 0: the latest) of the report at `db_path` against `budget`,

@@ -183,8 +183,9 @@ static void parse_header(Parser *p, const char *s)
         return;
     }
     if (!is_defaults && !is_ignore) {
-        parser_error(p, "unknown section [%.*s] (expected [defaults], [route \"/path\"] or "
-                        "[ignore])",
+        parser_error(p,
+                     "unknown section [%.*s] (expected [defaults], [route \"/path\"] or "
+                     "[ignore])",
                      (int)name_len, name);
         free(sub);
         return;
@@ -290,17 +291,17 @@ static void set_growth(Parser *p, BudgetGrowth *growth, const char *value)
     bool plain = isdigit((unsigned char)value[0]);
     if (!plain || end == value || *end || errno || !isfinite(v) || v < 0 || v > 1e9 ||
         strpbrk(value, "xXeE")) {
-        parser_error(p, "%s: \"%s\" is not a percentage (\"10%%\"), a number of queries per "
-                        "request (\"2\") or \"off\"",
+        parser_error(p,
+                     "%s: \"%s\" is not a percentage (\"10%%\"), a number of queries per "
+                     "request (\"2\") or \"off\"",
                      growth_name, value);
         return;
     }
-    *growth = (BudgetGrowth){
-        .state = BUDGET_SET, .percent = percent, .value = v, .line = p->line};
+    *growth = (BudgetGrowth){.state = BUDGET_SET, .percent = percent, .value = v, .line = p->line};
 }
 
-static void set_limit(Parser *p, BudgetLimits *limits, const char *section_name,
-                      const char *key, const char *value)
+static void set_limit(Parser *p, BudgetLimits *limits, const char *section_name, const char *key,
+                      const char *value)
 {
     if (strcasecmp(key, growth_name) == 0) {
         set_growth(p, &limits->growth, value);
@@ -312,8 +313,9 @@ static void set_limit(Parser *p, BudgetLimits *limits, const char *section_name,
             return;
         }
     }
-    parser_error(p, "unknown key \"%s\" in %s (expected max_queries, max_duplicates, "
-                    "max_n_plus_one, max_db_time_ms, max_rows or max_growth)",
+    parser_error(p,
+                 "unknown key \"%s\" in %s (expected max_queries, max_duplicates, "
+                 "max_n_plus_one, max_db_time_ms, max_rows or max_growth)",
                  key, section_name);
 }
 
@@ -331,13 +333,14 @@ static void add_ignore(Parser *p, const char *key, const char *value)
     Budget *b = p->budget;
     if (strcasecmp(key, "fingerprint") == 0) {
         if (!is_fingerprint(value)) {
-            parser_error(p, "fingerprint: \"%s\" is not 16 hex digits (as printed by "
-                            "`pgtally report`)",
+            parser_error(p,
+                         "fingerprint: \"%s\" is not 16 hex digits (as printed by "
+                         "`pgtally report`)",
                          value);
             return;
         }
-        char(*grown)[17] = realloc(b->ignore_fingerprints,
-                                   (b->n_ignore_fingerprints + 1) * sizeof *grown);
+        char(*grown)[17] =
+            realloc(b->ignore_fingerprints, (b->n_ignore_fingerprints + 1) * sizeof *grown);
         if (!grown) {
             p->oom = true;
             return;
@@ -432,8 +435,10 @@ Budget *budget_load(const char *path, char *err, size_t err_len)
         goto fail;
     }
     if (rc > 0 && (p.err_line == 0 || rc < p.err_line)) {
-        snprintf(err, err_len, "%s:%d: expected \"key = value\", a [section] header or a "
-                 "comment", path, rc);
+        snprintf(err, err_len,
+                 "%s:%d: expected \"key = value\", a [section] header or a "
+                 "comment",
+                 path, rc);
         goto fail;
     }
     if (p.err_line) {

@@ -24,7 +24,10 @@ static size_t utf8_len(const unsigned char *s)
 {
     if (s[0] < 0x80)
         return 1;
-    size_t n = s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 && s[0] < 0xE0 ? 2 : 0;
+    size_t n = s[0] >= 0xF0 && s[0] <= 0xF4  ? 4
+               : s[0] >= 0xE0                ? 3
+               : s[0] >= 0xC2 && s[0] < 0xE0 ? 2
+                                             : 0;
     if (n == 0)
         return 0;
     for (size_t i = 1; i < n; i++)
@@ -77,13 +80,25 @@ static void put_xml(FILE *out, const char *s)
             continue;
         }
         switch (*c) {
-        case '&': fputs("&amp;", out); break;
-        case '<': fputs("&lt;", out); break;
-        case '>': fputs("&gt;", out); break;
-        case '"': fputs("&quot;", out); break;
-        case '\'': fputs("&apos;", out); break;
+        case '&':
+            fputs("&amp;", out);
+            break;
+        case '<':
+            fputs("&lt;", out);
+            break;
+        case '>':
+            fputs("&gt;", out);
+            break;
+        case '"':
+            fputs("&quot;", out);
+            break;
+        case '\'':
+            fputs("&apos;", out);
+            break;
         case '\n':
-        case '\t': fputc(*c, out); break;
+        case '\t':
+            fputc(*c, out);
+            break;
         default:
             /* XML 1.0 has no way to write other control characters, not even escaped. */
             fputc(*c < 0x20 || *c == 0x7F ? '?' : *c, out);
@@ -120,12 +135,18 @@ static void put_md_code(FILE *out, const char *s, size_t max)
 static const char *figure_name(BudgetKey key)
 {
     switch (key) {
-    case BUDGET_MAX_QUERIES: return "queries";
-    case BUDGET_MAX_DUPLICATES: return "duplicates";
-    case BUDGET_MAX_N_PLUS_ONE: return "n_plus_one findings";
-    case BUDGET_MAX_DB_TIME_MS: return "db_time_ms";
-    case BUDGET_MAX_ROWS: return "rows";
-    case BUDGET_N_KEYS: break;
+    case BUDGET_MAX_QUERIES:
+        return "queries";
+    case BUDGET_MAX_DUPLICATES:
+        return "duplicates";
+    case BUDGET_MAX_N_PLUS_ONE:
+        return "n_plus_one findings";
+    case BUDGET_MAX_DB_TIME_MS:
+        return "db_time_ms";
+    case BUDGET_MAX_ROWS:
+        return "rows";
+    case BUDGET_N_KEYS:
+        break;
     }
     return "?";
 }
@@ -191,19 +212,22 @@ static void text_incomplete(FILE *out, const CheckResult *r)
                 "SIGTERM and let it exit).\n",
                 r->run_id, r->db_path, r->incomplete_why);
     if (r->no_requests)
-        fprintf(out, "!!! NO DATA: run %" PRId64 " of %s recorded no requests: are the app's "
-                     "connections going through the proxy?\n",
+        fprintf(out,
+                "!!! NO DATA: run %" PRId64 " of %s recorded no requests: are the app's "
+                "connections going through the proxy?\n",
                 r->run_id, r->db_path);
 }
 
 bool check_output_text(FILE *out, const CheckResult *r)
 {
-    fprintf(out, "pgtally check: run %" PRId64 " of %s (%" PRIu64 " requests, %" PRIu64
-                 " queries) against %s\n",
+    fprintf(out,
+            "pgtally check: run %" PRId64 " of %s (%" PRIu64 " requests, %" PRIu64
+            " queries) against %s\n",
             r->run_id, r->db_path, r->requests, r->queries, r->budget_path);
     if (r->baseline)
-        fprintf(out, "baseline: run %" PRId64 " of %s (routes compared by mean queries per "
-                     "request)%s%s\n",
+        fprintf(out,
+                "baseline: run %" PRId64 " of %s (routes compared by mean queries per "
+                "request)%s%s\n",
                 r->baseline_run_id, r->baseline_path,
                 r->baseline_complete ? "" : "; warning: baseline data incomplete: ",
                 r->baseline_complete ? "" : r->baseline_why);
@@ -227,9 +251,9 @@ bool check_output_text(FILE *out, const CheckResult *r)
         for (size_t j = 0; j < v->n_sql; j++) {
             describe_sql(what, sizeof what, &v->sql[j]);
             fprintf(out, "       %s\n         ", what);
-            put_line_safe(out, *v->sql[j].normalized ? v->sql[j].normalized
-                                                     : "(SQL text not in the report)",
-                          TEXT_SQL_MAX);
+            put_line_safe(
+                out, *v->sql[j].normalized ? v->sql[j].normalized : "(SQL text not in the report)",
+                TEXT_SQL_MAX);
             fputc('\n', out);
         }
     }
@@ -250,8 +274,8 @@ bool check_output_text(FILE *out, const CheckResult *r)
             fputs("  (ignored by the budget)\n", out);
             continue;
         }
-        fprintf(out, "  %" PRIu64 " requests, %.1f queries/request (p50 %" PRIu32 ", max %" PRIu32
-                     ")",
+        fprintf(out,
+                "  %" PRIu64 " requests, %.1f queries/request (p50 %" PRIu32 ", max %" PRIu32 ")",
                 route->requests,
                 route->requests ? (double)route->queries / (double)route->requests : 0.0,
                 route->queries_p50, route->queries_max);
@@ -262,8 +286,7 @@ bool check_output_text(FILE *out, const CheckResult *r)
                 fputs(", new (no baseline)", out);
         }
         if (route->violations)
-            fprintf(out, ", %zu violation%s", route->violations,
-                    route->violations == 1 ? "" : "s");
+            fprintf(out, ", %zu violation%s", route->violations, route->violations == 1 ? "" : "s");
         fputc('\n', out);
     }
     if (r->ignored_findings)
@@ -325,13 +348,15 @@ bool check_output_junit(FILE *out, const CheckResult *r)
     if (!data_ok)
         failures++;
     fprintf(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    fprintf(out, "<testsuites name=\"pgtally check\" tests=\"%zu\" failures=\"%zu\" "
-                 "errors=\"0\">\n",
+    fprintf(out,
+            "<testsuites name=\"pgtally check\" tests=\"%zu\" failures=\"%zu\" "
+            "errors=\"0\">\n",
             tests, failures);
     fprintf(out, "  <testsuite name=\"pgtally check: ");
     put_xml(out, r->db_path);
-    fprintf(out, " run %" PRId64 "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" "
-                 "skipped=\"%zu\">\n",
+    fprintf(out,
+            " run %" PRId64 "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" "
+            "skipped=\"%zu\">\n",
             r->run_id, tests, failures, skipped);
     fprintf(out, "    <testcase classname=\"pgtally.run\" name=\"data complete\">");
     if (!data_ok) {
@@ -373,12 +398,12 @@ bool check_output_markdown(FILE *out, const CheckResult *r)
 {
     bool passed = check_result_passed(r);
     fprintf(out, "### pgtally check: %s\n\n",
-            passed ? "✅ within budget"
-                   : r->n_violations ? "❌ over budget" : "❌ incomplete data");
+            passed            ? "✅ within budget"
+            : r->n_violations ? "❌ over budget"
+                              : "❌ incomplete data");
     fprintf(out, "Run %" PRId64 " of ", r->run_id);
     md_text(out, r->db_path);
-    fprintf(out, ": %" PRIu64 " requests, %" PRIu64 " queries; budget ", r->requests,
-            r->queries);
+    fprintf(out, ": %" PRIu64 " requests, %" PRIu64 " queries; budget ", r->requests, r->queries);
     md_text(out, r->budget_path);
     if (r->baseline) {
         fprintf(out, "; baseline run %" PRId64 " of ", r->baseline_run_id);
@@ -386,22 +411,24 @@ bool check_output_markdown(FILE *out, const CheckResult *r)
     }
     fprintf(out, ".\n\n");
     if (!r->complete)
-        fprintf(out, "> **Incomplete data:** %s. pgtally check refuses to pass on incomplete "
-                     "data.\n\n",
+        fprintf(out,
+                "> **Incomplete data:** %s. pgtally check refuses to pass on incomplete "
+                "data.\n\n",
                 r->incomplete_why);
     if (r->no_requests)
         fprintf(out, "> **No requests recorded.** Are the app's connections going through the "
                      "proxy?\n\n");
-    fprintf(out, "| Route | Requests | Queries/request (mean) | p95 | Max | N+1 | Duplicates |%s "
-                 "Status |\n",
+    fprintf(out,
+            "| Route | Requests | Queries/request (mean) | p95 | Max | N+1 | Duplicates |%s "
+            "Status |\n",
             r->baseline ? " Baseline |" : "");
     fprintf(out, "|---|---:|---:|---:|---:|---:|---:|%s---|\n", r->baseline ? "---:|" : "");
     for (size_t i = 0; i < r->n_routes; i++) {
         const CheckRoute *c = &r->routes[i];
         fputs("| ", out);
         md_text(out, route_label(c->route));
-        fprintf(out, " | %" PRIu64 " | %.1f | %" PRIu32 " | %" PRIu32 " | %" PRIu64 " | %" PRIu64
-                     " |",
+        fprintf(out,
+                " | %" PRIu64 " | %.1f | %" PRIu32 " | %" PRIu32 " | %" PRIu64 " | %" PRIu64 " |",
                 c->requests, c->requests ? (double)c->queries / (double)c->requests : 0.0,
                 c->queries_p95, c->queries_max, c->n_plus_one, c->duplicates);
         if (r->baseline) {
@@ -410,9 +437,7 @@ bool check_output_markdown(FILE *out, const CheckResult *r)
             else
                 fprintf(out, " new |");
         }
-        fprintf(out, " %s |\n",
-                c->ignored ? "ignored"
-                           : c->violations ? "❌ over budget" : "✅");
+        fprintf(out, " %s |\n", c->ignored ? "ignored" : c->violations ? "❌ over budget" : "✅");
     }
     if (r->n_violations) {
         fprintf(out, "\n<details><summary>%zu violation%s</summary>\n\n", r->n_violations,

@@ -112,8 +112,10 @@ TEST(long_route_names_and_escapes)
     char err[600];
     const char *route = "/api/v1/organizations/{org_id}/projects/{project_id}/members/{id}";
     char text[400];
-    snprintf(text, sizeof text, "[route \"%s\"]\nmax_queries = 1\n[route \"a\\\"b\\\\c#d\"]\n"
-             "max_queries = 2\n[route \"\"]\nmax_queries = 3\n", route);
+    snprintf(text, sizeof text,
+             "[route \"%s\"]\nmax_queries = 1\n[route \"a\\\"b\\\\c#d\"]\n"
+             "max_queries = 2\n[route \"\"]\nmax_queries = 3\n",
+             route);
     Budget *b = load(text, err, sizeof err);
     CHECK(b != NULL);
     if (!b) {
