@@ -66,12 +66,13 @@ def parse_pgbench(out):
     return float(tps.group(1)), int(txns.group(1))
 
 
-def run_pgbench(port, mode, clients, seconds, pid=None):
-    """One pgbench run; with pid, also the CPU and context switches of that process."""
+def run_pgbench(port, mode, clients, seconds, pid=None, env=None):
+    """One pgbench run; with pid, also the CPU and context switches of that process.
+    env: extra client environment (e.g. {"PGSSLMODE": "require"} for tls_compare.py)."""
     cmd = pgbench_cmd(port, mode, clients, seconds)
     cpu0 = proxies.cpu_ns(pid) if pid else 0
     cs0 = proxies.ctx_switches(pid) if pid else (0, 0)
-    r = subprocess.run(cmd, capture_output=True, text=True, env=h.client_env(),
+    r = subprocess.run(cmd, capture_output=True, text=True, env=h.client_env(**(env or {})),
                        timeout=seconds * 3 + 60)
     if r.returncode != 0:
         raise RuntimeError("%s failed (%d):\n%s%s"
