@@ -429,33 +429,16 @@ class ClientTlsTerminationTest(TlsTestCase):
     def test_plaintext_after_sslrequest_is_refused(self):
         # CVE-2021-23214: a startup packet sent in plaintext right behind the SSLRequest,
         # before the 'S', must never reach the server (nor be taken as the TLS handshake).
+        # Refused as PostgreSQL itself does: no 'S', FATAL 08P01, close.
         self.start_proxy(client_tls=True, sslmode="require")
         with pgraw.RawConn(self.proxy.port) as c:
             c.send(pgraw.ssl_request() + pgraw.startup_packet(
                 {"user": h.TRUST_USER, "database": h.DBNAME}))
-            try:
-                first = c.read_byte()
-            except (pgraw.ConnectionClosed, ConnectionResetError):
-                first = b""
-            msgs = []
-            if first == b"E":
-                c.buf = first + c.buf
-            if first in (b"E", b"S"):
-                msgs = c.read_all_until_close() if first == b"E" else []
-                if first == b"S":
-                    # after an 'S' the buffered plaintext must not be answered as startup
-                    try:
-                        rest = c.sock.recv(4096)
-                    except (ConnectionResetError, OSError):
-                        rest = b""
-                    self.assertNotIn(b"R\0\0\0", rest)
-            else:
-                self.assertEqual(first, b"", "unexpected answer %r" % first)
-        types = pgraw.types_of(msgs)
-        for t in (b"R", b"S", b"K", b"Z"):
-            self.assertNotIn(t, types, "the injected startup packet reached the server")
-        if msgs:
-            self.assertEqual(pgraw.first_error(msgs)["C"], "08P01", msgs)
+            msgs = c.read_all_until_close(timeout=10)
+        self.assertEqual(pgraw.types_of(msgs), b"E", "expected one ErrorResponse: %r" % msgs)
+        err = pgraw.first_error(msgs)
+        self.assertEqual(err["C"], "08P01", err)
+        self.assertIn("unencrypted data after SSL request", err["M"])
         self.assertTrue(self.proxy.alive())
         self.assertEqual(self.stop_proxy(), [])
 
