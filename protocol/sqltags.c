@@ -41,6 +41,10 @@ static int tags_hex_value(unsigned char c)
 static size_t tags_decode(char *dst, const char *src, size_t len, bool unescape_quote,
                           bool url_decode)
 {
+    if (memchr(src, '%', len) == NULL && (!unescape_quote || memchr(src, '\\', len) == NULL)) {
+        memcpy(dst, src, len); /* the usual case: nothing to decode */
+        return len;
+    }
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)src[i];
