@@ -199,8 +199,19 @@ static void session_close(Session *s, const char *reason)
         ctx->on_session_closed(ctx);
 }
 
+static ssize_t endpoint_send(int fd, SSL *ssl, const uint8_t *data, size_t len);
+
 void session_close_now(Session *s)
 {
+    /* Like the server's own shutdown: a client between messages is told why (57P01). */
+    if ((s->state == SS_RELAY || s->state == SS_STARTUP) && s->s2c.pending_len == 0 &&
+        pgw_framer_at_boundary(&s->s2c.framer) && !s->auth_rewrite) {
+        uint8_t packet[256];
+        size_t len = pgw_build_error(packet, sizeof packet, "FATAL", "57P01",
+                                     "terminating connection: pgtally is shutting down");
+        if (endpoint_send(s->client_fd, s->client_ssl, packet, len) < 0)
+            LOG_DEBUG_CONN(s->id, "could not send the shutdown error");
+    }
     session_close(s, "proxy shutting down");
 }
 
@@ -1096,7 +1107,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     switch (s->state) {
     case SS_STARTUP:
     case SS_CLIENT_TLS_HANDSHAKE:
-        session_fail(s, "08006", "startup packet not received within %.0f s",
+        session_fail(s, "08006", "startup packet not received within %g s",
                      s->ctx->config->startup_timeout);
         break;
     case SS_CONNECTING:
@@ -1116,7 +1127,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
             ev_timer_again(s->ctx->loop, &s->timer);
             break;
         }
-        session_fail(s, "57P05", "pgtally: closing the connection after %.0f s idle",
+        session_fail(s, "57P05", "pgtally: closing the connection after %g s idle",
                      s->ctx->config->idle_timeout);
         break;
     default:
