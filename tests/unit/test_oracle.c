@@ -841,32 +841,10 @@ TEST(tag_comments_in_corpus_are_found)
     CHECK_EQ_INT(missing, 0);
 }
 
-/* While protocol/sqlnorm.c is still the placeholder that copies its input, the oracle has
- * nothing to judge: report SKIP (exit 77, meson's convention) instead of a wall of
- * failures. The real normalizer turns "SELECT 1" into "select $1" (R9, R17). */
-static bool sqlnorm_is_placeholder(void)
-{
-    size_t cap = sqlnorm_output_bound(8);
-    char *out = malloc(cap);
-    if (!out)
-        abort();
-    SqlnormCursor cursor;
-    SqlnormStatement st;
-    sqlnorm_cursor_init(&cursor, "SELECT 1", 8, NULL);
-    bool placeholder = !sqlnorm_next(&cursor, out, cap, &st, NULL) ||
-                       !(st.normalized_len == 9 && memcmp(st.normalized, "select $1", 9) == 0);
-    free(out);
-    return placeholder;
-}
-
 int main(int argc, char **argv)
 {
     if (argc > 1)
         corpus_path = argv[1];
-    if (sqlnorm_is_placeholder() && !getenv("ORACLE_FORCE")) {
-        printf("SKIP: protocol/sqlnorm.c is still a placeholder (set ORACLE_FORCE=1 to run)\n");
-        return 77;
-    }
     RUN(corpus_loads);
     if (n_stmts == 0)
         return TESTLIB_FINISH();
