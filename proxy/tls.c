@@ -1,5 +1,6 @@
 /* proxy/tls — see tls.h. */
 #include "proxy/tls.h"
+#include "proxy/upstream.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,39 +31,16 @@ const char *tls_sslmode_name(SslMode mode)
     return mode_names[mode];
 }
 
-/* Finds key=value in a URL's query string, percent-decoded into out. */
-static bool url_param(const char *spec, const char *key, char *out, size_t cap)
-{
-    const char *q = strchr(spec, '?');
-    if (!q || !strstr(spec, "://"))
-        return false;
-    size_t klen = strlen(key);
-    for (const char *p = q + 1; *p;) {
-        size_t len = strcspn(p, "&");
-        if (len > klen && p[klen] == '=' && strncmp(p, key, klen) == 0) {
-            size_t n = 0;
-            for (size_t i = klen + 1; i < len && n + 1 < cap; i++) {
-                char c = p[i];
-                if (c == '%' && i + 2 < len) {
-                    char hex[3] = {p[i + 1], p[i + 2], 0};
-                    c = (char)strtol(hex, NULL, 16);
-                    i += 2;
-                }
-                out[n++] = c;
-            }
-            out[n] = 0;
-            return true;
-        }
-        p += len + (p[len] == '&');
-    }
-    return false;
-}
-
 /* URL parameter, else environment variable, else "". */
 static void setting(const char *spec, const char *key, const char *env, char *out, size_t cap)
 {
-    if (url_param(spec, key, out, cap))
+    bool too_long;
+    if (upstream_url_param(spec, key, out, cap, &too_long))
         return;
+    if (too_long) { /* never fall back to the environment for a value given but unusable */
+        snprintf(out, cap, "(%s too long)", key);
+        return;
+    }
     const char *v = getenv(env);
     snprintf(out, cap, "%s", v ? v : "");
 }

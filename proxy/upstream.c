@@ -98,28 +98,37 @@ static bool parse_hostport(const char *s, size_t len, Upstream *up, char *err, s
     return true;
 }
 
-/* Reads host= and port= from a URL's query string (libpq accepts both there). */
-static bool parse_query_params(const char *q, Upstream *up, char *err, size_t err_len)
+bool upstream_url_param(const char *spec, const char *key, char *out, size_t cap,
+                        bool *too_long)
 {
-    while (*q) {
-        const char *amp = strchr(q, '&');
-        size_t len = amp ? (size_t)(amp - q) : strlen(q);
-        const char *eq = memchr(q, '=', len);
-        if (eq) {
-            size_t klen = (size_t)(eq - q);
-            const char *v = eq + 1;
-            size_t vlen = len - klen - 1;
-            bool ok = true;
-            if (klen == 4 && memcmp(q, "host", 4) == 0)
-                ok = copy_decoded(up->host, sizeof up->host, v, vlen);
-            else if (klen == 4 && memcmp(q, "port", 4) == 0)
-                ok = copy_decoded(up->port, sizeof up->port, v, vlen);
-            if (!ok) {
-                snprintf(err, err_len, "parameter %.*s too long", (int)klen, q);
-                return false;
-            }
+    *too_long = false;
+    const char *q = strstr(spec, "://") ? strchr(spec, '?') : NULL;
+    if (!q)
+        return false;
+    size_t klen = strlen(key);
+    for (q++; *q;) {
+        size_t len = strcspn(q, "&");
+        if (len > klen && q[klen] == '=' && memcmp(q, key, klen) == 0) {
+            *too_long = !copy_decoded(out, cap, q + klen + 1, len - klen - 1);
+            return !*too_long;
         }
-        q += len + (amp ? 1 : 0);
+        q += len + (q[len] == '&');
+    }
+    return false;
+}
+
+/* host= and port= in a URL's query string override the authority (libpq accepts both). */
+static bool parse_query_params(const char *spec, Upstream *up, char *err, size_t err_len)
+{
+    static const char *const keys[] = {"host", "port"};
+    char *const fields[] = {up->host, up->port};
+    const size_t caps[] = {sizeof up->host, sizeof up->port};
+    for (size_t i = 0; i < 2; i++) {
+        bool too_long;
+        if (!upstream_url_param(spec, keys[i], fields[i], caps[i], &too_long) && too_long) {
+            snprintf(err, err_len, "parameter %s too long", keys[i]);
+            return false;
+        }
     }
     return true;
 }
@@ -127,7 +136,6 @@ static bool parse_query_params(const char *q, Upstream *up, char *err, size_t er
 static bool parse_url(const char *spec, const char *rest, Upstream *up, char *err,
                       size_t err_len)
 {
-    (void)spec;
     const char *end = rest + strcspn(rest, "/?");
     const char *at = NULL;
     for (const char *p = rest; p < end; p++)
@@ -136,10 +144,7 @@ static bool parse_url(const char *spec, const char *rest, Upstream *up, char *er
     const char *hostport = at ? at + 1 : rest;
     if (!parse_hostport(hostport, (size_t)(end - hostport), up, err, err_len))
         return false;
-    const char *query = strchr(end, '?');
-    if (query && !parse_query_params(query + 1, up, err, err_len))
-        return false;
-    return true;
+    return parse_query_params(spec, up, err, err_len);
 }
 
 bool upstream_parse(const char *spec, Upstream *up, char *err, size_t err_len)
