@@ -720,31 +720,44 @@ static void start_relay(Session *s)
     poke_if_buffered(s, s->client_ssl, &s->c2s.read_watcher);
 }
 
+/* One step of a non-blocking TLS handshake on one socket: watch whichever direction OpenSSL
+ * needs next. Returns 1 when done, 0 to wait, -1 on failure (described in why). */
+static int handshake_step(Session *s, SSL *ssl, ev_io *read_watcher, ev_io *write_watcher,
+                          char *why, size_t why_len)
+{
+    ERR_clear_error();
+    int rc = SSL_do_handshake(ssl);
+    if (rc == 1) {
+        ev_io_stop(s->ctx->loop, write_watcher);
+        return 1;
+    }
+    int e = SSL_get_error(ssl, rc);
+    if (e == SSL_ERROR_WANT_READ) {
+        ev_io_stop(s->ctx->loop, write_watcher);
+        ev_io_start(s->ctx->loop, read_watcher);
+        return 0;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        ev_io_start(s->ctx->loop, write_watcher);
+        return 0;
+    }
+    tls_describe_error(ssl, e, why, why_len);
+    return -1;
+}
+
 /* Drives the upstream TLS handshake; relays once it is done. */
 static void drive_upstream_handshake(Session *s)
 {
-    ProxyContext *ctx = s->ctx;
-    ERR_clear_error();
-    int rc = SSL_do_handshake(s->server_ssl);
+    char why[300], msg[400];
+    int rc = handshake_step(s, s->server_ssl, &s->s2c.read_watcher, &s->c2s.write_watcher, why,
+                            sizeof why);
     if (rc == 1) {
         LOG_DEBUG_CONN(s->id, "upstream TLS: %s", SSL_get_version(s->server_ssl));
         start_relay(s);
-        return;
+    } else if (rc < 0) {
+        snprintf(msg, sizeof msg, "SSL error: %s", why);
+        connect_failed(s, msg);
     }
-    int e = SSL_get_error(s->server_ssl, rc);
-    if (e == SSL_ERROR_WANT_READ) {
-        ev_io_stop(ctx->loop, &s->c2s.write_watcher);
-        ev_io_start(ctx->loop, &s->s2c.read_watcher);
-        return;
-    }
-    if (e == SSL_ERROR_WANT_WRITE) {
-        ev_io_start(ctx->loop, &s->c2s.write_watcher);
-        return;
-    }
-    char why[300], msg[400];
-    tls_describe_error(s->server_ssl, e, why, sizeof why);
-    snprintf(msg, sizeof msg, "SSL error: %s", why);
-    connect_failed(s, msg);
 }
 
 /* The server's one-byte answer to our SSLRequest. Exactly one byte is read: anything the
@@ -880,31 +893,18 @@ static bool is_replication(const uint8_t *packet, size_t len)
 /* Drives the client-side TLS handshake; back to reading the startup packet once done. */
 static void drive_client_handshake(Session *s)
 {
-    ProxyContext *ctx = s->ctx;
-    ERR_clear_error();
-    int rc = SSL_do_handshake(s->client_ssl);
+    char why[300];
+    int rc = handshake_step(s, s->client_ssl, &s->c2s.read_watcher, &s->s2c.write_watcher, why,
+                            sizeof why);
     if (rc == 1) {
         LOG_DEBUG_CONN(s->id, "client TLS: %s", SSL_get_version(s->client_ssl));
         s->state = SS_STARTUP;
-        ev_io_stop(ctx->loop, &s->s2c.write_watcher);
-        ev_io_start(ctx->loop, &s->c2s.read_watcher);
+        ev_io_start(s->ctx->loop, &s->c2s.read_watcher);
         poke_if_buffered(s, s->client_ssl, &s->c2s.read_watcher);
-        return;
+    } else if (rc < 0) {
+        log_line(LOG_WARN, s->id, "client TLS handshake failed: %s", why);
+        session_close(s, "client TLS handshake failed");
     }
-    int e = SSL_get_error(s->client_ssl, rc);
-    if (e == SSL_ERROR_WANT_READ) {
-        ev_io_stop(ctx->loop, &s->s2c.write_watcher);
-        ev_io_start(ctx->loop, &s->c2s.read_watcher);
-        return;
-    }
-    if (e == SSL_ERROR_WANT_WRITE) {
-        ev_io_start(ctx->loop, &s->s2c.write_watcher);
-        return;
-    }
-    char why[300];
-    tls_describe_error(s->client_ssl, e, why, sizeof why);
-    log_line(LOG_WARN, s->id, "client TLS handshake failed: %s", why);
-    session_close(s, "client TLS handshake failed");
 }
 
 /* The client asked for TLS: 'S' and a handshake when pgtally has a certificate, else 'N'. */
