@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "proxy/listener.h"
 #include "proxy/log.h"
 
 typedef enum OptType {
@@ -468,6 +469,17 @@ static bool validate(const ProxyConfig *c, char *err, size_t err_len)
     if (!c->upstream || !*c->upstream) {
         snprintf(err, err_len, "no upstream server: give --upstream HOST:PORT or a postgres:// "
                                "URL, or set DATABASE_URL");
+        return false;
+    }
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    char why[300];
+    if (!listener_parse_address(c->listen, &addr, &addr_len, why, sizeof why)) {
+        snprintf(err, err_len, "listen: %s", why);
+        return false;
+    }
+    if (c->metrics && !listener_parse_address(c->metrics, &addr, &addr_len, why, sizeof why)) {
+        snprintf(err, err_len, "metrics: %s", why);
         return false;
     }
     if (!c->tls_cert != !c->tls_key) {

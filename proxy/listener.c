@@ -78,6 +78,12 @@ bool listener_parse_address(const char *spec, struct sockaddr_storage *addr, soc
         host[colon - spec] = 0;
         port = colon + 1;
     }
+    char *end;
+    long port_number = strtol(port, &end, 10);
+    if (!*port || *end || port_number < 0 || port_number > 65535) {
+        snprintf(err, err_len, "invalid port in listen address \"%s\" (0-65535)", spec);
+        return false;
+    }
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -211,12 +217,6 @@ static void on_connection_closed(ProxyContext *ctx, uint64_t conn_id)
         recorder_connection_closed(l->recorder, conn_id);
 }
 
-static int64_t wall_clock_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -224,7 +224,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     Listener *l = w->data;
     if (l->recorder)
-        recorder_tick(l->recorder, wall_clock_us());
+        recorder_tick(l->recorder, proxy_now_us(&l->ctx));
 }
 
 static void flush_outputs(Listener *l)
@@ -407,6 +407,7 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
     ProxyContext *ctx = &l->ctx;
     ctx->loop = EV_DEFAULT;
     ctx->owner = l;
+    proxy_clock_init(ctx);
     ctx->config = config;
     ctx->upstream = &l->upstream;
     ctx->tracker_limits.max_sql_bytes = config->max_sql_bytes;

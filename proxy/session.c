@@ -91,11 +91,20 @@ struct Session {
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
-static int64_t now_us(void)
+int64_t proxy_now_us(const ProxyContext *ctx)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 + ctx->clock_offset_us;
+}
+
+void proxy_clock_init(ProxyContext *ctx)
+{
+    struct timespec wall, mono;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    ctx->clock_offset_us = ((int64_t)wall.tv_sec - mono.tv_sec) * 1000000 +
+                           (wall.tv_nsec - mono.tv_nsec) / 1000;
 }
 
 static void *pool_get(ProxyContext *ctx)
@@ -173,7 +182,7 @@ static void session_close(Session *s, const char *reason)
     LOG_DEBUG_CONN(s->id, "closing: %s", reason);
     if (s->tracker) {
         ctx->stats.untracked += tracker_stats(s->tracker)->untracked;
-        tracker_free(s->tracker, now_us());
+        tracker_free(s->tracker, proxy_now_us(s->ctx));
         if (ctx->on_connection_closed)
             ctx->on_connection_closed(ctx, s->id);
     }
@@ -535,7 +544,7 @@ static void relay_from_client(Session *s)
             poke_if_buffered(s, s->client_ssl, &s->c2s.read_watcher);
         return;
     }
-    if (relay_client_bytes(s, s->ctx->scratch, (size_t)n, now_us()))
+    if (relay_client_bytes(s, s->ctx->scratch, (size_t)n, proxy_now_us(s->ctx)))
         poke_if_buffered(s, s->client_ssl, &s->c2s.read_watcher);
 }
 
@@ -552,7 +561,7 @@ static void relay_from_server(Session *s)
         return;
     }
     if (s->auth_rewrite) {
-        if (relay_server_auth(s, s->ctx->scratch, (size_t)n, now_us()))
+        if (relay_server_auth(s, s->ctx->scratch, (size_t)n, proxy_now_us(s->ctx)))
             poke_if_buffered(s, s->server_ssl, &s->s2c.read_watcher);
         return;
     }
@@ -561,7 +570,7 @@ static void relay_from_server(Session *s)
         session_close(s, "client write failed");
         return;
     }
-    if (s->state == SS_RELAY && !inspect_server_bytes(s, s->ctx->scratch, (size_t)n, now_us()))
+    if (s->state == SS_RELAY && !inspect_server_bytes(s, s->ctx->scratch, (size_t)n, proxy_now_us(s->ctx)))
         return;
     poke_if_buffered(s, s->server_ssl, &s->s2c.read_watcher);
 }
@@ -707,7 +716,7 @@ static void start_relay(Session *s)
         if (s->state == SS_RAW)
             ok = send_to_server(s, startup + packet_len, startup_len - packet_len);
         else if (!relay_client_bytes(s, startup + packet_len, startup_len - packet_len,
-                                     now_us())) {
+                                     proxy_now_us(s->ctx))) {
             free(startup);
             return;
         }

@@ -64,9 +64,15 @@ typedef struct ProxyContext {
     ProxyStats stats;
     void (*on_session_closed)(struct ProxyContext *ctx);
     void *owner; /* the listener, for on_session_closed */
+    int64_t clock_offset_us; /* wall clock minus monotonic clock at start (proxy_now_us) */
     /* After a tracked connection ended (its last events were emitted). */
     void (*on_connection_closed)(struct ProxyContext *ctx, uint64_t conn_id);
 } ProxyContext;
+
+/* Event times: wall-clock microseconds that never go backwards (a monotonic clock anchored to
+ * the wall clock once, at start), so durations stay right if NTP steps the clock. */
+void proxy_clock_init(ProxyContext *ctx);
+int64_t proxy_now_us(const ProxyContext *ctx);
 
 /* Takes ownership of an accepted, non-blocking client socket. Returns false (closing the
  * socket) when out of memory. */
