@@ -94,6 +94,8 @@ enum {
     S_DQUOTE,
     S_DOLLAR,
     S_OP,
+    S_DASH,  /* - : an operator, or a line comment (R6) */
+    S_SLASH, /* / : an operator, or a block comment (R7) */
     S_PERCENT,
     S_COLON,
     S_LPAREN,
@@ -137,9 +139,9 @@ static const uint8_t norm_start[256] = {
     ['"'] = S_DQUOTE,
     ['$'] = S_DOLLAR,
     ['+'] = S_OP,
-    ['-'] = S_OP,
+    ['-'] = S_DASH,
     ['*'] = S_OP,
-    ['/'] = S_OP,
+    ['/'] = S_SLASH,
     ['<'] = S_OP,
     ['>'] = S_OP,
     ['='] = S_OP,
@@ -162,9 +164,22 @@ static const uint8_t norm_start[256] = {
     [';'] = S_SEMI,
 };
 
+/* R9: words are lowercased for ASCII only. A table, as every byte of every word goes
+ * through it: the identity, except 'A'..'Z' (0x41..0x5A) map to 'a'..'z'. */
+#define NL_ID4(c) (c), (c) + 1, (c) + 2, (c) + 3
+#define NL_ID16(c) NL_ID4(c), NL_ID4((c) + 4), NL_ID4((c) + 8), NL_ID4((c) + 12)
+static const unsigned char norm_lower_tab[256] = {
+    NL_ID16(0x00), NL_ID16(0x10), NL_ID16(0x20), NL_ID16(0x30),
+    0x40,          NL_ID16('a'),  NL_ID4('q'),   NL_ID4('u'),   'y', 'z', 0x5B, 0x5C, 0x5D, 0x5E, 0x5F,
+    NL_ID16(0x60), NL_ID16(0x70), NL_ID16(0x80), NL_ID16(0x90), NL_ID16(0xA0), NL_ID16(0xB0),
+    NL_ID16(0xC0), NL_ID16(0xD0), NL_ID16(0xE0), NL_ID16(0xF0),
+};
+#undef NL_ID16
+#undef NL_ID4
+
 static inline unsigned char norm_lower(unsigned char c)
 {
-    return (unsigned char)(c + ((unsigned)(c - 'A') < 26u ? 32 : 0)); /* R9: ASCII only */
+    return norm_lower_tab[c];
 }
 
 /* ---- keywords (generated from the word lists of R21, R24-R28 and R35) ---- */
@@ -788,26 +803,34 @@ static void lex_init(NormLexer *lx, const char *sql, size_t pos, size_t end, boo
     lx->tags = tags;
 }
 
-/* R7: nested block comment starting at p (`/` `*`); returns the offset after it. */
+/* R7: nested block comment starting at p (`/` `*`); returns the offset after it.
+ * Both delimiters contain a `*`, so the scan jumps from star to star with memchr (comments
+ * are long: sqlcommenter tags are ~250 bytes) and looks at the bytes around each star: a `/`
+ * before it that is not already part of a delimiter opens a nested comment, a `/` after it
+ * closes one. The opener is checked first, as a left-to-right byte scan would see it first
+ * (`/` `*` `/` opens). */
 static size_t lex_block_comment(NormLexer *lx, size_t p)
 {
     const unsigned char *s = lx->src;
     size_t end = lx->end, q = p + 2;
     unsigned long depth = 1;
-    while (q + 1 < end) {
-        unsigned char c = s[q];
-        if (c == '*' && s[q + 1] == '/') {
-            q += 2;
+    while (q < end) {
+        const unsigned char *star = memchr(s + q, '*', end - q);
+        if (star == NULL)
+            break;
+        size_t k = (size_t)(star - s);
+        if (k > q && s[k - 1] == '/') {
+            depth++;
+            q = k + 1;
+        } else if (k + 1 < end && s[k + 1] == '/') {
+            q = k + 2;
             if (--depth == 0) {
                 if (lx->tags != NULL) /* R39 */
                     sqltags_parse_comment((const char *)s + p + 2, q - 2 - (p + 2), lx->tags);
                 return q;
             }
-        } else if (c == '/' && s[q + 1] == '*') {
-            depth++;
-            q += 2;
         } else {
-            q++;
+            q = k + 1;
         }
     }
     lx->incomplete = true;
@@ -1008,47 +1031,23 @@ static size_t lex_percent_marker(const NormLexer *lx, size_t p)
     return q - p;
 }
 
-/* Lexes the next token. `operand` (R21) decides whether %s, %(name)s and :name are markers. */
-static void lex_next(NormLexer *lx, NormToken *t, bool operand)
+/* The tokens that are rare in real traffic (literals, operators, markers, `$`), lexed out of
+ * line so that the inlined lexer stays small for the common ones: words, quoted names and
+ * punctuation. `st` is norm_start of the first byte; sets the kind, returns the end. */
+static __attribute__((noinline)) size_t lex_rare(NormLexer *lx, NormToken *t, size_t p, unsigned st,
+                                                 bool operand)
 {
     const unsigned char *s = lx->src;
-    size_t end = lx->end, p = lx->pos;
-    size_t before = p;
-    for (;;) { /* R5-R8: whitespace and comments only separate tokens */
-        while (p < end && (norm_cls[s[p]] & C_SPACE))
-            p++;
-        if (p >= end) {
-            t->kind = TK_EOF;
-            t->sub = 0;
-            t->gap = p > before;
-            t->start = end;
-            t->len = 0;
-            lx->pos = end;
-            return;
-        }
-        if (s[p] == '-' && p + 1 < end && s[p + 1] == '-')
-            p = lex_line_comment(lx, p);
-        else if (s[p] == '/' && p + 1 < end && s[p + 1] == '*')
-            p = lex_block_comment(lx, p);
-        else
-            break;
-    }
-    bool gap = p > before;
-
-    t->gap = gap;
-    t->start = p;
-    t->sub = 0;
+    size_t end = lx->end, q;
     unsigned char c = s[p];
-    size_t q;
-    switch (norm_start[c]) {
+    switch (st) {
     case S_PREFIX:
         if (p + 1 < end && s[p + 1] == '\'') {
             unsigned char l = norm_lower(c);
             t->kind = TK_STRING;
             t->sub = l == 'e' ? STR_E : STR_BXN;
             bool backslash = l == 'e' || (l == 'n' && lx->scs_off);
-            q = lex_string_body(lx, p + 2, backslash);
-            break;
+            return lex_string_body(lx, p + 2, backslash);
         }
         goto word;
     case S_UPREFIX:
@@ -1056,56 +1055,39 @@ static void lex_next(NormLexer *lx, NormToken *t, bool operand)
             if (s[p + 2] == '\'') {
                 t->kind = TK_STRING;
                 t->sub = STR_U;
-                q = lex_string_body(lx, p + 3, false);
-            } else {
-                t->kind = TK_QIDENT;
-                t->sub = 1;
-                q = lex_qident_body(lx, p + 3);
+                return lex_string_body(lx, p + 3, false);
             }
-            break;
+            t->kind = TK_QIDENT;
+            t->sub = 1;
+            return lex_qident_body(lx, p + 3);
         }
-        goto word;
-    case S_WORD:
     word:
         for (q = p + 1; q < end && (norm_cls[s[q]] & C_WCONT); q++)
             ;
         t->kind = TK_WORD;
-        break;
-    case S_DOT:
-        if (!(p + 1 < end && (norm_cls[s[p + 1]] & C_DIGIT))) {
-            t->kind = TK_DOT;
-            q = p + 1;
-            break;
-        }
-        __attribute__((fallthrough)); /* `.5` is a number */
+        return q;
+    case S_DOT: /* only `.` before a digit comes here */
     case S_DIGIT:
         t->kind = TK_NUMBER;
-        q = lex_number(lx, p);
-        break;
+        return lex_number(lx, p);
     case S_QUOTE:
         t->kind = TK_STRING;
         t->sub = STR_PLAIN;
-        q = lex_string_body(lx, p + 1, lx->scs_off);
-        break;
-    case S_DQUOTE:
-        t->kind = TK_QIDENT;
-        q = lex_qident_body(lx, p + 1);
-        break;
+        return lex_string_body(lx, p + 1, lx->scs_off);
     case S_DOLLAR:
         lex_dollar(lx, p, t);
-        q = p + t->len;
-        break;
+        return p + t->len;
     case S_PERCENT:
         if (operand && (q = lex_percent_marker(lx, p)) != 0) {
             t->kind = TK_MARKER;
-            q += p;
-            break;
+            return p + q;
         }
         __attribute__((fallthrough));
     case S_OP:
+    case S_DASH:
+    case S_SLASH:
         t->kind = TK_OP;
-        q = p + lex_operator(lx, p);
-        break;
+        return p + lex_operator(lx, p);
     case S_COLON:
         q = p + 1;
         if (q < end && s[q] == ':') {
@@ -1118,38 +1100,100 @@ static void lex_next(NormLexer *lx, NormToken *t, bool operand)
         } else {
             t->kind = TK_COLON;
         }
+        return q;
+    default:
+        t->kind = TK_OTHER;
+        return p + 1;
+    }
+}
+
+/* Lexes the next token. `operand` (R21) decides whether %s, %(name)s and :name are markers.
+ * Inlined into the emitter's loop: a statement is ~80 tokens, so the call itself counted. */
+static inline __attribute__((always_inline)) void lex_next(NormLexer *lx, NormToken *t,
+                                                           bool operand)
+{
+    const unsigned char *s = lx->src;
+    size_t end = lx->end, p = lx->pos;
+    size_t before = p;
+    unsigned st;
+    for (;;) { /* R5-R8: whitespace and comments only separate tokens */
+        while (p < end && (norm_cls[s[p]] & C_SPACE))
+            p++;
+        if (p >= end) {
+            t->kind = TK_EOF;
+            t->sub = 0;
+            t->gap = p > before;
+            t->start = end;
+            t->len = 0;
+            lx->pos = end;
+            return;
+        }
+        st = norm_start[s[p]];
+        if (st == S_DASH && p + 1 < end && s[p + 1] == '-')
+            p = lex_line_comment(lx, p);
+        else if (st == S_SLASH && p + 1 < end && s[p + 1] == '*')
+            p = lex_block_comment(lx, p);
+        else
+            break;
+    }
+
+    t->gap = p > before;
+    t->start = p;
+    t->sub = 0;
+    size_t q = p + 1;
+    switch (st) {
+    case S_PREFIX: /* e b x n u: a word unless a quote (or &) follows */
+    case S_UPREFIX:
+        if (q < end && (s[q] == '\'' || s[q] == '&')) {
+            q = lex_rare(lx, t, p, st, operand);
+            break;
+        }
+        __attribute__((fallthrough));
+    case S_WORD:
+        while (q < end && (norm_cls[s[q]] & C_WCONT))
+            q++;
+        t->kind = TK_WORD;
+        break;
+    case S_DQUOTE:
+        t->kind = TK_QIDENT;
+        q = lex_qident_body(lx, q);
+        break;
+    case S_DOT:
+        if (q < end && (norm_cls[s[q]] & C_DIGIT)) /* `.5` is a number */
+            q = lex_rare(lx, t, p, st, operand);
+        else
+            t->kind = TK_DOT;
         break;
     case S_LPAREN:
         t->kind = TK_LPAREN;
-        q = p + 1;
         break;
     case S_RPAREN:
         t->kind = TK_RPAREN;
-        q = p + 1;
         break;
     case S_LBRACK:
         t->kind = TK_LBRACK;
-        q = p + 1;
         break;
     case S_RBRACK:
         t->kind = TK_RBRACK;
-        q = p + 1;
         break;
     case S_COMMA:
         t->kind = TK_COMMA;
-        q = p + 1;
         break;
     case S_SEMI:
         t->kind = TK_SEMI;
-        q = p + 1;
         break;
     default:
-        t->kind = TK_OTHER;
-        q = p + 1;
+        q = lex_rare(lx, t, p, st, operand);
         break;
     }
     t->len = q - p;
     lx->pos = q;
+}
+
+/* lex_next for the callers outside the emitter's loop, which need not inline it. */
+static __attribute__((noinline)) void lex_token(NormLexer *lx, NormToken *t, bool operand)
+{
+    lex_next(lx, t, operand);
 }
 
 /* ---- emitter state ---- */
@@ -1239,6 +1283,7 @@ typedef struct Norm {
     uint8_t sess, uesc, tc;
 
     unsigned depth;
+    NormFrame *top; /* &frames[depth], or NULL beyond NORM_MAX_DEPTH: looked at per token */
     int cur_list; /* frame index of the innermost open IN/ARRAY list, or -1 */
 
     /* Where the placeholders are in the unnumbered text, so numbering need not rescan it.
@@ -1467,17 +1512,23 @@ static void norm_values_finish(Norm *nm, NormFrame *f)
     f->vstate = V_NONE;
 }
 
-static NormFrame *norm_top(Norm *nm)
+static inline NormFrame *norm_top(Norm *nm)
 {
-    return nm->depth < NORM_MAX_DEPTH ? &nm->frames[nm->depth] : NULL;
+    return nm->top;
+}
+
+static void norm_set_depth(Norm *nm, unsigned depth)
+{
+    nm->depth = depth;
+    nm->top = depth < NORM_MAX_DEPTH ? &nm->frames[depth] : NULL;
 }
 
 static void norm_push(Norm *nm, uint8_t kind)
 {
-    nm->depth++;
-    if (nm->depth >= NORM_MAX_DEPTH)
+    norm_set_depth(nm, nm->depth + 1);
+    if (nm->top == NULL)
         return;
-    NormFrame *c = &nm->frames[nm->depth];
+    NormFrame *c = nm->top;
     c->kind = kind;
     c->ob = OB_NONE;
     c->vstate = V_NONE;
@@ -1496,7 +1547,7 @@ static uint8_t norm_pop(Norm *nm)
         kind = nm->frames[nm->depth].kind;
         nm->cur_list = nm->frames[nm->depth].saved_list;
     }
-    nm->depth--;
+    norm_set_depth(nm, nm->depth - 1);
     return kind;
 }
 
@@ -1505,13 +1556,13 @@ static uint8_t norm_pop(Norm *nm)
 static const NormToken *norm_peek(Norm *nm, bool operand)
 {
     if (!nm->has_peek) {
-        lex_next(&nm->lx, &nm->peek, operand);
+        lex_token(&nm->lx, &nm->peek, operand);
         nm->has_peek = true;
     }
     return &nm->peek;
 }
 
-static void norm_take(Norm *nm, NormToken *t, bool operand)
+static inline __attribute__((always_inline)) void norm_take(Norm *nm, NormToken *t, bool operand)
 {
     if (nm->has_peek) {
         *t = nm->peek;
@@ -2100,7 +2151,7 @@ static void norm_init(Norm *nm, const SqlnormCursor *cursor, size_t end, char *o
     nm->sess = SESS_START;
     nm->uesc = UESC_NONE;
     nm->tc = TC_NONE;
-    nm->depth = 0;
+    norm_set_depth(nm, 0);
     nm->cur_list = -1;
     nm->vbuf_len = 0;
     nm->vstream = false;
@@ -2151,7 +2202,7 @@ bool sqlnorm_next(SqlnormCursor *cursor, char *out, size_t out_cap, SqlnormState
         size_t after = t.start + 1;
         NormToken s;
         do
-            lex_next(&nm.lx, &s, true);
+            lex_token(&nm.lx, &s, true);
         while (s.kind == TK_SEMI);
         if (s.kind != TK_EOF)
             cursor->pos = s.start;
@@ -2181,7 +2232,7 @@ void sqlnorm_scan_tags(const char *sql, size_t len, const SqlnormOptions *option
     NormToken t;
     lex_init(&lx, sql, 0, sql != NULL ? len : 0, options != NULL && options->scs_off, tags);
     do
-        lex_next(&lx, &t, true);
+        lex_token(&lx, &t, true);
     while (t.kind != TK_EOF);
 }
 
