@@ -83,4 +83,3 @@ size_t json_escape(char *out, size_t cap, const char *s, size_t len)
     out[n] = 0;
     return n;
 }
-

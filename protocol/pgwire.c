@@ -71,8 +71,8 @@ bool pgw_framer_at_boundary(const PgwFramer *framer)
     return framer->header_have == 0;
 }
 
-PgwFrameStatus pgw_framer_feed(PgwFramer *framer, const uint8_t *data, size_t len,
-                               PgwChunk *chunk, size_t *consumed)
+PgwFrameStatus pgw_framer_feed(PgwFramer *framer, const uint8_t *data, size_t len, PgwChunk *chunk,
+                               size_t *consumed)
 {
     size_t used = 0;
     bool first = false;
@@ -190,8 +190,7 @@ bool pgw_decode_parse(const uint8_t *body, size_t len, PgwParse *out)
     int16_t ntypes;
     if (!pgw_read_cstring(body, len, &pos, &out->statement) ||
         !pgw_read_cstring(body, len, &pos, &out->query) ||
-        !pgw_read_int16(body, len, &pos, &ntypes) || ntypes < 0 ||
-        (size_t)ntypes * 4 > len - pos)
+        !pgw_read_int16(body, len, &pos, &ntypes) || ntypes < 0 || (size_t)ntypes * 4 > len - pos)
         return false;
     return pos + (size_t)ntypes * 4 == len;
 }

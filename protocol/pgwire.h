@@ -63,12 +63,12 @@ typedef struct PgwFramer {
 /* One piece of a message: its header facts and the body bytes found in this feed. */
 typedef struct PgwChunk {
     uint8_t type;
-    uint32_t body_len;      /* whole body length (length field - 4) */
-    uint32_t offset;        /* offset of `data` within the body */
-    const uint8_t *data;    /* body bytes in this feed (may be empty) */
+    uint32_t body_len;   /* whole body length (length field - 4) */
+    uint32_t offset;     /* offset of `data` within the body */
+    const uint8_t *data; /* body bytes in this feed (may be empty) */
     size_t len;
-    bool first;             /* the message's header completed in this call */
-    bool last;              /* the message's body completed in this call */
+    bool first; /* the message's header completed in this call */
+    bool last;  /* the message's body completed in this call */
 } PgwChunk;
 
 typedef enum PgwFrameStatus {
@@ -81,8 +81,8 @@ void pgw_framer_init(PgwFramer *framer);
 
 /* Consumes bytes from data[0..len) and reports at most one chunk. *consumed gets the number
  * of bytes consumed (all of them on NEED_MORE). Call again with the rest until NEED_MORE. */
-PgwFrameStatus pgw_framer_feed(PgwFramer *framer, const uint8_t *data, size_t len,
-                               PgwChunk *chunk, size_t *consumed);
+PgwFrameStatus pgw_framer_feed(PgwFramer *framer, const uint8_t *data, size_t len, PgwChunk *chunk,
+                               size_t *consumed);
 
 /* True when no message is partially framed (between messages). */
 bool pgw_framer_at_boundary(const PgwFramer *framer);

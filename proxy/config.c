@@ -37,14 +37,14 @@ typedef struct OptionSpec {
 static const OptionSpec options[] = {
     {"config", 0, T_STRING, FIELD(config_path), "FILE",
      "read settings from this INI file ([proxy] section)", false, 0, 0},
-    {"listen", 'l', T_STRING, FIELD(listen), "HOST:PORT", "address to accept clients on", false,
-     0, 0},
+    {"listen", 'l', T_STRING, FIELD(listen), "HOST:PORT", "address to accept clients on", false, 0,
+     0},
     {"upstream", 'u', T_STRING, FIELD(upstream), "ADDR",
      "upstream server: HOST:PORT, a Unix-socket directory, or a postgres:// URL (sslmode and "
      "friends in its query string); default $DATABASE_URL",
      false, 0, 0},
-    {"db", 0, T_STRING, FIELD(db_path), "FILE", "SQLite report store (per-request tallies)",
-     false, 0, 0},
+    {"db", 0, T_STRING, FIELD(db_path), "FILE", "SQLite report store (per-request tallies)", false,
+     0, 0},
     {"no-db", 0, T_FLAG, FIELD(no_db), NULL,
      "no report store: relay (and --log-queries) only, no per-request tallies", false, 0, 0},
     {"samples", 0, T_FLAG, FIELD(samples), NULL,
@@ -66,10 +66,10 @@ static const OptionSpec options[] = {
      "a client must send its startup packet within this", true, 0.001, 3600},
     {"idle-timeout", 0, T_SECONDS, FIELD(idle_timeout), "SECONDS",
      "close client connections idle this long (0: never)", true, 0, 86400 * 7},
-    {"max-client-conn", 0, T_COUNT, FIELD(max_client_conn), "N",
-     "clients beyond this get an error", true, 1, 1000000},
-    {"max-sql-bytes", 0, T_COUNT, FIELD(max_sql_bytes), "N", "SQL text kept per statement",
-     false, 64, 16 << 20},
+    {"max-client-conn", 0, T_COUNT, FIELD(max_client_conn), "N", "clients beyond this get an error",
+     true, 1, 1000000},
+    {"max-sql-bytes", 0, T_COUNT, FIELD(max_sql_bytes), "N", "SQL text kept per statement", false,
+     64, 16 << 20},
     {"n-plus-one-calls", 0, T_COUNT, FIELD(n_plus_one_calls), "N",
      "n_plus_one: one fingerprint executed at least N times in a request ...", true, 2, 1e9},
     {"n-plus-one-distinct", 0, T_COUNT, FIELD(n_plus_one_distinct), "N",
@@ -80,8 +80,7 @@ static const OptionSpec options[] = {
      "overfetch: a statement returning N rows or more", true, 1, 1e15},
     {"overfetch-bytes", 0, T_COUNT, FIELD(overfetch_bytes), "N",
      "overfetch: a statement returning N bytes or more", true, 1, 1e15},
-    {"log-level", 0, T_LEVEL, FIELD(log_level), "LEVEL", "debug, info, warn or error", true, 0,
-     0},
+    {"log-level", 0, T_LEVEL, FIELD(log_level), "LEVEL", "debug, info, warn or error", true, 0, 0},
 };
 
 #define N_OPTIONS (sizeof options / sizeof options[0])
@@ -203,7 +202,8 @@ static bool set_value(ProxyConfig *c, const OptionSpec *o, const char *value, ch
     return false;
 }
 
-/* ---- config file ------------------------------------------------------------------------------ */
+/* ---- config file ------------------------------------------------------------------------------
+ */
 
 typedef struct FileCtx {
     ProxyConfig *config;
@@ -275,7 +275,8 @@ static bool load_file(ProxyConfig *c, const char *path, char *err, size_t err_le
     return true;
 }
 
-/* ---- environment ------------------------------------------------------------------------------- */
+/* ---- environment -------------------------------------------------------------------------------
+ */
 
 static void env_name(const char *option, char *out, size_t cap)
 {
@@ -334,16 +335,15 @@ void config_print_help(FILE *out)
 {
     ProxyConfig d;
     config_defaults(&d);
-    fprintf(out,
-            "Usage: pgtally proxy [OPTIONS]\n"
-            "\n"
-            "Relays every byte between clients and the upstream PostgreSQL server unchanged,\n"
-            "groups the statements into HTTP requests and records per-request tallies.\n"
-            "\n"
-            "Every option can also be set in the config file (key = value under [proxy]) or\n"
-            "as an environment variable PGTALLY_<NAME> (e.g. PGTALLY_LISTEN). Precedence:\n"
-            "command line > environment > config file > default. [R]: reloaded on SIGHUP.\n"
-            "\n");
+    fprintf(out, "Usage: pgtally proxy [OPTIONS]\n"
+                 "\n"
+                 "Relays every byte between clients and the upstream PostgreSQL server unchanged,\n"
+                 "groups the statements into HTTP requests and records per-request tallies.\n"
+                 "\n"
+                 "Every option can also be set in the config file (key = value under [proxy]) or\n"
+                 "as an environment variable PGTALLY_<NAME> (e.g. PGTALLY_LISTEN). Precedence:\n"
+                 "command line > environment > config file > default. [R]: reloaded on SIGHUP.\n"
+                 "\n");
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const OptionSpec *o = &options[i];
         char left[64];
@@ -467,8 +467,9 @@ static ConfigParse parse_argv(ProxyConfig *c, int argc, char **argv, bool only_c
 static bool validate(const ProxyConfig *c, char *err, size_t err_len)
 {
     if (!c->upstream || !*c->upstream) {
-        snprintf(err, err_len, "no upstream server: give --upstream HOST:PORT or a postgres:// "
-                               "URL, or set DATABASE_URL");
+        snprintf(err, err_len,
+                 "no upstream server: give --upstream HOST:PORT or a postgres:// "
+                 "URL, or set DATABASE_URL");
         return false;
     }
     struct sockaddr_storage addr;

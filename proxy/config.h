@@ -15,25 +15,25 @@
 #include <stdio.h>
 
 typedef struct ProxyConfig {
-    char *config_path;       /* the file the settings came from, or NULL */
-    char *listen;            /* HOST:PORT */
-    char *upstream;          /* HOST:PORT, socket dir, or postgres:// URL */
-    char *log_queries;       /* JSON-lines file, or NULL */
-    char *db_path;           /* the SQLite report store */
-    char *metrics;           /* HOST:PORT of the Prometheus endpoint, or NULL */
-    char *tls_cert;          /* with tls_key: answer clients' SSLRequest with 'S' */
+    char *config_path; /* the file the settings came from, or NULL */
+    char *listen;      /* HOST:PORT */
+    char *upstream;    /* HOST:PORT, socket dir, or postgres:// URL */
+    char *log_queries; /* JSON-lines file, or NULL */
+    char *db_path;     /* the SQLite report store */
+    char *metrics;     /* HOST:PORT of the Prometheus endpoint, or NULL */
+    char *tls_cert;    /* with tls_key: answer clients' SSLRequest with 'S' */
     char *tls_key;
-    double grace_seconds;    /* SIGTERM: how long open connections may finish */
-    double connect_timeout;  /* upstream connect and TLS negotiation */
-    double startup_timeout;  /* a client must finish its startup packet within this */
-    double idle_timeout;     /* close clients idle this long (0: never) */
-    double request_gap;      /* seconds of idleness that end a request */
+    double grace_seconds;   /* SIGTERM: how long open connections may finish */
+    double connect_timeout; /* upstream connect and TLS negotiation */
+    double startup_timeout; /* a client must finish its startup packet within this */
+    double idle_timeout;    /* close clients idle this long (0: never) */
+    double request_gap;     /* seconds of idleness that end a request */
     size_t max_client_conn;
     size_t max_sql_bytes;    /* SQL text captured per statement */
     bool samples;            /* store one example with literal values per fingerprint */
     bool no_db;              /* relay and log only: no tallies, no report store */
     int log_level;           /* a LogLevel */
-    size_t n_plus_one_calls;    /* findings thresholds (ARCHITECTURE.md defaults) */
+    size_t n_plus_one_calls; /* findings thresholds (ARCHITECTURE.md defaults) */
     size_t n_plus_one_distinct;
     size_t duplicate_min;
     size_t overfetch_rows;

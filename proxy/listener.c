@@ -25,10 +25,10 @@
 
 #define SCRATCH_SIZE (128 * 1024) /* one read; large results stream in few syscalls */
 #define MAX_FREE_BUFFERS 16
-#define ACCEPTS_PER_WAKEUP 64      /* bound work per callback so clients are not starved */
+#define ACCEPTS_PER_WAKEUP 64 /* bound work per callback so clients are not starved */
 #define LOG_FLUSH_INTERVAL 0.2
-#define ACCEPT_RETRY_DELAY 0.1     /* after EMFILE: let connections close before retrying */
-#define TICK_INTERVAL 0.1          /* idle-request sweep */
+#define ACCEPT_RETRY_DELAY 0.1 /* after EMFILE: let connections close before retrying */
+#define TICK_INTERVAL 0.1      /* idle-request sweep */
 
 typedef struct Listener {
     ProxyContext ctx;
@@ -120,7 +120,8 @@ static int open_listen_socket(const char *spec, char *err, size_t err_len)
     return fd;
 }
 
-/* ---- accepting -------------------------------------------------------------------------------- */
+/* ---- accepting --------------------------------------------------------------------------------
+ */
 
 static void reject_client(int fd, const char *sqlstate, const char *message)
 {
@@ -217,7 +218,6 @@ static void on_connection_closed(ProxyContext *ctx, uint64_t conn_id)
         recorder_connection_closed(l->recorder, conn_id);
 }
 
-
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
@@ -240,7 +240,8 @@ static void on_flush_timer(struct ev_loop *loop, ev_timer *w, int revents)
     flush_outputs(w->data);
 }
 
-/* ---- shutdown ------------------------------------------------------------------------------------ */
+/* ---- shutdown
+ * ------------------------------------------------------------------------------------ */
 
 static void finish_if_idle(ProxyContext *ctx)
 {
@@ -343,7 +344,8 @@ static void on_sigusr1(struct ev_loop *loop, ev_signal *w, int revents)
     log_line(LOG_INFO, 0, "SIGUSR1: open requests finished, report store and query log flushed");
 }
 
-/* ---- run ---------------------------------------------------------------------------------------- */
+/* ---- run ----------------------------------------------------------------------------------------
+ */
 
 static bool listener_setup(Listener *l, const ProxyConfig *config)
 {
@@ -354,15 +356,14 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
     }
     if (!upstream_resolve(&l->upstream, err, sizeof err))
         log_line(LOG_WARN, 0, "%s (will retry for each client)", err);
-    if (!tls_upstream_init(&l->upstream_tls, config->upstream, l->upstream.host, err,
-                           sizeof err)) {
+    if (!tls_upstream_init(&l->upstream_tls, config->upstream, l->upstream.host, err, sizeof err)) {
         log_line(LOG_ERROR, 0, "--upstream: %s", err);
         return false;
     }
     l->ctx.upstream_tls = &l->upstream_tls;
     if (config->tls_cert) {
-        l->ctx.client_tls_ctx = tls_server_ctx_new(config->tls_cert, config->tls_key, err,
-                                                   sizeof err);
+        l->ctx.client_tls_ctx =
+            tls_server_ctx_new(config->tls_cert, config->tls_key, err, sizeof err);
         if (!l->ctx.client_tls_ctx) {
             log_line(LOG_ERROR, 0, "%s", err);
             return false;
@@ -396,8 +397,8 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
         return false;
     }
     if (config->metrics) {
-        l->metrics = metrics_start(EV_DEFAULT, config->metrics, snapshot_metrics, l, err,
-                                   sizeof err);
+        l->metrics =
+            metrics_start(EV_DEFAULT, config->metrics, snapshot_metrics, l, err, sizeof err);
         if (!l->metrics) {
             log_line(LOG_ERROR, 0, "--metrics: %s", err);
             return false;
@@ -514,9 +515,9 @@ int listener_run(ProxyConfig *config, int argc, char **argv)
         return 1;
     }
     listener_start_watchers(l);
-    log_line(LOG_INFO, 0, "pgtally %s listening on %s%s, upstream %s (sslmode=%s)",
-             PGTALLY_VERSION, config->listen, l->ctx.client_tls_ctx ? " with TLS" : "",
-             l->upstream.display, tls_sslmode_name(l->upstream_tls.mode));
+    log_line(LOG_INFO, 0, "pgtally %s listening on %s%s, upstream %s (sslmode=%s)", PGTALLY_VERSION,
+             config->listen, l->ctx.client_tls_ctx ? " with TLS" : "", l->upstream.display,
+             tls_sslmode_name(l->upstream_tls.mode));
     ev_run(l->ctx.loop, 0);
 
     const ProxyStats *st = &l->ctx.stats;

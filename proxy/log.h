@@ -25,10 +25,10 @@ bool log_enabled(LogLevel level);
 void log_line(LogLevel level, uint64_t conn_id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define LOG_DEBUG_CONN(conn, ...)                                                              \
-    do {                                                                                       \
-        if (log_enabled(LOG_DEBUG))                                                            \
-            log_line(LOG_DEBUG, (conn), __VA_ARGS__);                                          \
+#define LOG_DEBUG_CONN(conn, ...)                                                                  \
+    do {                                                                                           \
+        if (log_enabled(LOG_DEBUG))                                                                \
+            log_line(LOG_DEBUG, (conn), __VA_ARGS__);                                              \
     } while (0)
 
 #endif

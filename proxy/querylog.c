@@ -12,7 +12,7 @@
 
 struct QueryLog {
     FILE *file;
-    char *line;       /* one formatted line; sized for the largest SQL the tracker keeps */
+    char *line; /* one formatted line; sized for the largest SQL the tracker keeps */
     size_t line_cap;
     unsigned long long dropped;
     bool failed;
@@ -78,8 +78,8 @@ static char *write_normalizer_fields(char *p, char *end, const TrackerEvent *ev)
         sqlnorm_hex64(ev->values_hash, hex);
         p += snprintf(p, (size_t)(end - p), ",\"values\":\"%s\"", hex);
         p = put_string_field(p, end, "normalized", ev->normalized, ev->normalized_len);
-        p += snprintf(p, (size_t)(end - p), ",\"incomplete\":%s",
-                      ev->incomplete ? "true" : "false");
+        p +=
+            snprintf(p, (size_t)(end - p), ",\"incomplete\":%s", ev->incomplete ? "true" : "false");
     } else {
         p += snprintf(p, (size_t)(end - p),
                       ",\"fingerprint\":null,\"values\":null,\"normalized\":null,"
@@ -98,7 +98,8 @@ static char *write_normalizer_fields(char *p, char *end, const TrackerEvent *ev)
         *p++ = '"';
     }
     *p++ = '}';
-    return put_string_field(p, end, "application_name", ev->application_name ? ev->application_name : "",
+    return put_string_field(p, end, "application_name",
+                            ev->application_name ? ev->application_name : "",
                             ev->application_name_len);
 }
 
@@ -116,8 +117,8 @@ void querylog_write(QueryLog *log, const TrackerEvent *ev)
     }
     char *p = log->line;
     char *end = log->line + log->line_cap;
-    p += snprintf(p, (size_t)(end - p), "{\"conn\":%" PRIu64 ",\"seq\":%" PRIu64
-                  ",\"protocol\":\"%s\",\"statement\":",
+    p += snprintf(p, (size_t)(end - p),
+                  "{\"conn\":%" PRIu64 ",\"seq\":%" PRIu64 ",\"protocol\":\"%s\",\"statement\":",
                   ev->conn_id, ev->seq, protocol_name(ev->protocol));
     if (ev->statement) {
         *p++ = '"';

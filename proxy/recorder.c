@@ -10,9 +10,9 @@
 struct Recorder {
     Tally *tally;
     Store *store;
-    uint64_t findings[3]; /* by FindingKind, of requests handed to the store */
-    uint64_t dropped_requests;     /* refused by the store's queue */
-    uint64_t dropped_statements;   /* the statements of those requests */
+    uint64_t findings[3];        /* by FindingKind, of requests handed to the store */
+    uint64_t dropped_requests;   /* refused by the store's queue */
+    uint64_t dropped_statements; /* the statements of those requests */
     uint64_t dropped_fingerprints;
 };
 

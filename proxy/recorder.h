@@ -41,14 +41,13 @@ typedef struct RecorderTotals {
 
 /* Ends every open request, drains the queue, records the run's totals, closes the file.
  * Returns false (message in err) when the final write failed. */
-bool recorder_close(Recorder *recorder, const RecorderTotals *totals, char *err,
-                    size_t err_len);
+bool recorder_close(Recorder *recorder, const RecorderTotals *totals, char *err, size_t err_len);
 
 typedef struct RecorderStats {
     uint64_t statements;
     uint64_t requests;
-    uint64_t findings[3]; /* by FindingKind */
-    uint64_t dropped_requests;     /* store side: queue full or SQLite failures */
+    uint64_t findings[3];      /* by FindingKind */
+    uint64_t dropped_requests; /* store side: queue full or SQLite failures */
     uint64_t dropped_statements;
     uint64_t dropped_fingerprints;
 } RecorderStats;

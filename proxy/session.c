@@ -27,18 +27,18 @@
 #include "proxy/tls.h"
 
 #define STARTUP_BUFFER_SIZE (PGW_STARTUP_MAX_LEN + 1024)
-#define BACKEND_CAPTURE_LIMIT 8192     /* ErrorResponse, CommandComplete, ParameterStatus... */
-#define CAPTURE_RETAIN_LIMIT 4096      /* larger capture buffers are freed after the message */
-#define CLOSING_TIMEOUT 5.0            /* how long a final ErrorResponse may take to drain */
+#define BACKEND_CAPTURE_LIMIT 8192 /* ErrorResponse, CommandComplete, ParameterStatus... */
+#define CAPTURE_RETAIN_LIMIT 4096  /* larger capture buffers are freed after the message */
+#define CLOSING_TIMEOUT 5.0        /* how long a final ErrorResponse may take to drain */
 #define ERROR_MESSAGE_MAX 1024
-#define AUTH_HOLD_LIMIT 65536          /* server auth messages held while rewriting them */
+#define AUTH_HOLD_LIMIT 65536 /* server auth messages held while rewriting them */
 #define SSL_REQUEST_SIZE 8
 
 typedef enum SessionState {
     SS_STARTUP,
-    SS_CLIENT_TLS_HANDSHAKE,   /* answered 'S' to the client's SSLRequest */
+    SS_CLIENT_TLS_HANDSHAKE, /* answered 'S' to the client's SSLRequest */
     SS_CONNECTING,
-    SS_UPSTREAM_SSL_ANSWER,    /* sent SSLRequest upstream, waiting for 'S' or 'N' */
+    SS_UPSTREAM_SSL_ANSWER, /* sent SSLRequest upstream, waiting for 'S' or 'N' */
     SS_UPSTREAM_TLS_HANDSHAKE,
     SS_RELAY,
     SS_RAW,
@@ -71,7 +71,7 @@ struct Session {
     int server_fd;
     Pipe c2s;
     Pipe s2c;
-    ev_timer timer; /* startup, connect, or closing deadline */
+    ev_timer timer;   /* startup, connect, or closing deadline */
     uint8_t *startup; /* startup-phase bytes, freed once relaying */
     size_t startup_len;
     uint32_t startup_packet_len;
@@ -103,8 +103,8 @@ void proxy_clock_init(ProxyContext *ctx)
     struct timespec wall, mono;
     clock_gettime(CLOCK_REALTIME, &wall);
     clock_gettime(CLOCK_MONOTONIC, &mono);
-    ctx->clock_offset_us = ((int64_t)wall.tv_sec - mono.tv_sec) * 1000000 +
-                           (wall.tv_nsec - mono.tv_nsec) / 1000;
+    ctx->clock_offset_us =
+        ((int64_t)wall.tv_sec - mono.tv_sec) * 1000000 + (wall.tv_nsec - mono.tv_nsec) / 1000;
 }
 
 static void *pool_get(ProxyContext *ctx)
@@ -224,7 +224,8 @@ void session_close_now(Session *s)
     session_close(s, "proxy shutting down");
 }
 
-/* ---- socket or TLS I/O ------------------------------------------------------------------------- */
+/* ---- socket or TLS I/O -------------------------------------------------------------------------
+ */
 
 /* Writes like send(): bytes written, 0 when the socket would block, -1 on a fatal error. */
 static ssize_t endpoint_send(int fd, SSL *ssl, const uint8_t *data, size_t len)
@@ -278,7 +279,8 @@ static void poke_if_buffered(Session *s, SSL *ssl, ev_io *read_watcher)
         ev_feed_event(s->ctx->loop, read_watcher, EV_READ);
 }
 
-/* ---- sending ---------------------------------------------------------------------------------- */
+/* ---- sending ----------------------------------------------------------------------------------
+ */
 
 /* Sends bytes to the pipe's destination: straight to the socket when nothing is queued, the
  * rest into the pending buffer. While anything is pending the source is not read
@@ -366,7 +368,8 @@ static void session_fail(Session *s, const char *sqlstate, const char *fmt, ...)
     ev_timer_start(ctx->loop, &s->timer);
 }
 
-/* ---- capture ---------------------------------------------------------------------------------- */
+/* ---- capture ----------------------------------------------------------------------------------
+ */
 
 static bool capture_append(Pipe *p, const uint8_t *data, size_t len)
 {
@@ -454,8 +457,8 @@ static bool relay_client_bytes(Session *s, const uint8_t *data, size_t len, int6
                 break;
             }
         }
-        tracker_on_frontend(s->tracker, chunk.type, p->capture, p->capture_len,
-                            chunk.body_len, now);
+        tracker_on_frontend(s->tracker, chunk.type, p->capture, p->capture_len, chunk.body_len,
+                            now);
         capture_done(p);
     }
 
@@ -466,8 +469,7 @@ static bool relay_client_bytes(Session *s, const uint8_t *data, size_t len, int6
     }
     if (problem) {
         if (bad_type >= 0x20 && bad_type < 0x7f)
-            session_fail(s, "08P01", "invalid frontend message (type '%c'): %s", bad_type,
-                         problem);
+            session_fail(s, "08P01", "invalid frontend message (type '%c'): %s", bad_type, problem);
         else
             session_fail(s, "08P01", "invalid frontend message (type 0x%02x): %s", bad_type,
                          problem);
@@ -504,15 +506,16 @@ static bool inspect_server_bytes(Session *s, const uint8_t *data, size_t len, in
             return false;
         }
         if (chunk.last) {
-            tracker_on_backend(s->tracker, chunk.type, p->capture, p->capture_len,
-                               chunk.body_len, now);
+            tracker_on_backend(s->tracker, chunk.type, p->capture, p->capture_len, chunk.body_len,
+                               now);
             capture_done(p);
         }
     }
     return true;
 }
 
-/* ---- reading ---------------------------------------------------------------------------------- */
+/* ---- reading ----------------------------------------------------------------------------------
+ */
 
 /* Reads once from fd into the scratch buffer. Returns the byte count, 0 when there is
  * nothing to read now, -1 when the peer closed or failed. */
@@ -570,7 +573,8 @@ static void relay_from_server(Session *s)
         session_close(s, "client write failed");
         return;
     }
-    if (s->state == SS_RELAY && !inspect_server_bytes(s, s->ctx->scratch, (size_t)n, proxy_now_us(s->ctx)))
+    if (s->state == SS_RELAY &&
+        !inspect_server_bytes(s, s->ctx->scratch, (size_t)n, proxy_now_us(s->ctx)))
         return;
     poke_if_buffered(s, s->server_ssl, &s->s2c.read_watcher);
 }
@@ -884,7 +888,8 @@ static void on_connect_ready(Session *s)
     start_connect(s);
 }
 
-/* ---- startup phase ---------------------------------------------------------------------------- */
+/* ---- startup phase ----------------------------------------------------------------------------
+ */
 
 static bool is_replication(const uint8_t *packet, size_t len)
 {
@@ -948,8 +953,8 @@ static void process_startup(Session *s)
         case PGW_STARTUP_NEED_MORE:
             return;
         case PGW_STARTUP_TOO_LONG:
-            session_fail(s, "08P01", "startup packet too long: %u bytes (the limit is %u)",
-                         plen, PGW_STARTUP_MAX_LEN);
+            session_fail(s, "08P01", "startup packet too long: %u bytes (the limit is %u)", plen,
+                         PGW_STARTUP_MAX_LEN);
             return;
         case PGW_STARTUP_BAD:
             session_fail(s, "08P01", "invalid startup packet (length %u)", plen);
@@ -959,8 +964,7 @@ static void process_startup(Session *s)
             if (s->startup_len > plen) {
                 /* Bytes sent before our answer would be read as if encrypted: an injection
                  * attempt (CVE-2021-23214), never forwarded. */
-                session_fail(s, "08P01",
-                             "received unencrypted data after %s",
+                session_fail(s, "08P01", "received unencrypted data after %s",
                              kind == PGW_STARTUP_SSL ? "SSL request" : "GSSAPI encryption request");
                 return;
             }
@@ -1145,7 +1149,8 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     }
 }
 
-/* ---- start -------------------------------------------------------------------------------------- */
+/* ---- start --------------------------------------------------------------------------------------
+ */
 
 static void pipe_init(Pipe *p, Session *s, size_t capture_limit)
 {

@@ -48,7 +48,7 @@ typedef struct ProxyContext {
     SSL_CTX *client_tls_ctx;         /* set when pgtally terminates clients' TLS */
     TrackerLimits tracker_limits;
     TrackerWorkspace *workspace; /* normalizer scratch shared by every session's tracker */
-    TrackerEmitFn emit; /* completed-statement events go here */
+    TrackerEmitFn emit;          /* completed-statement events go here */
     void *emit_ctx;
 
     uint8_t *scratch; /* one read's worth of bytes, reused by every session */
@@ -63,7 +63,7 @@ typedef struct ProxyContext {
     uint64_t next_conn_id;
     ProxyStats stats;
     void (*on_session_closed)(struct ProxyContext *ctx);
-    void *owner; /* the listener, for on_session_closed */
+    void *owner;             /* the listener, for on_session_closed */
     int64_t clock_offset_us; /* wall clock minus monotonic clock at start (proxy_now_us) */
     /* After a tracked connection ended (its last events were emitted). */
     void (*on_connection_closed)(struct ProxyContext *ctx, uint64_t conn_id);

@@ -83,8 +83,7 @@ bool tls_upstream_init(UpstreamTls *tls, const char *spec, const char *host, cha
         return false;
     }
     SSL_CTX_set_min_proto_version(tls->ctx, TLS1_2_VERSION);
-    SSL_CTX_set_mode(tls->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
-                                   SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_mode(tls->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     if (tls->mode >= SSLMODE_VERIFY_CA) {
         char fallback[1024];
         if (!rootcert[0]) {
@@ -114,8 +113,8 @@ bool tls_upstream_init(UpstreamTls *tls, const char *spec, const char *host, cha
             SSL_CTX_use_PrivateKey_file(tls->ctx, key[0] ? key : cert, SSL_FILETYPE_PEM) != 1) {
             char why[256];
             openssl_errors(why, sizeof why);
-            snprintf(err, err_len, "cannot load client certificate \"%s\" / key \"%s\": %s",
-                     cert, key, why);
+            snprintf(err, err_len, "cannot load client certificate \"%s\" / key \"%s\": %s", cert,
+                     key, why);
             tls_upstream_free(tls);
             return false;
         }
@@ -130,8 +129,7 @@ void tls_upstream_free(UpstreamTls *tls)
     tls->ctx = NULL;
 }
 
-SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char *err,
-                            size_t err_len)
+SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char *err, size_t err_len)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {

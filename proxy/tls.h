@@ -35,13 +35,12 @@ const char *tls_sslmode_name(SslMode mode);
 /* Reads sslmode / sslrootcert / sslcert / sslkey from a postgres:// URL's query string,
  * falling back to PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY, then libpq's defaults
  * (prefer; ~/.postgresql/root.crt for verification). Builds the context. */
-bool tls_upstream_init(UpstreamTls *tls, const char *upstream_spec, const char *host,
-                       char *err, size_t err_len);
+bool tls_upstream_init(UpstreamTls *tls, const char *upstream_spec, const char *host, char *err,
+                       size_t err_len);
 void tls_upstream_free(UpstreamTls *tls);
 
 /* A server-side context for terminating clients' TLS. NULL with a message on failure. */
-SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char *err,
-                            size_t err_len);
+SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char *err, size_t err_len);
 
 /* A new SSL object for a non-blocking socket (client side when `connect`). For the upstream,
  * sets SNI and, for verify-full, the host name to check. NULL when out of memory. */

@@ -62,11 +62,11 @@ struct TrackerWorkspace {
 
 typedef struct TrkPortal {
     uint32_t refs;
-    TrkSql *sql;                          /* NULL when the statement was unknown */
-    char statement[TRK_NAME_INLINE];      /* statement name, cut to fit */
+    TrkSql *sql;                     /* NULL when the statement was unknown */
+    char statement[TRK_NAME_INLINE]; /* statement name, cut to fit */
     size_t statement_len;
     uint64_t values_hash;
-    uint64_t born_after_syncs;            /* sync points sent before its Bind */
+    uint64_t born_after_syncs; /* sync points sent before its Bind */
     /* a run split by PortalSuspended accumulates here until CommandComplete */
     uint32_t run_executes;
     uint64_t run_rows;
@@ -109,9 +109,9 @@ typedef struct TrkEntry {
     uint32_t stmt_index; /* QUERY: statements completed so far */
     bool failed;         /* QUERY: an error ended it; later statements will not run */
     int64_t start_us;
-    TrkSql *sql;         /* QUERY: the text; PARSE: the statement parsed */
-    TrkPortal *portal;   /* EXECUTE */
-    uint64_t rows;       /* DataRows seen for the current statement */
+    TrkSql *sql;       /* QUERY: the text; PARSE: the statement parsed */
+    TrkPortal *portal; /* EXECUTE */
+    uint64_t rows;     /* DataRows seen for the current statement */
     uint64_t bytes;
 } TrkEntry;
 
@@ -393,8 +393,7 @@ static bool fifo_grow(Tracker *t)
 
 /* Appends an entry, taking ownership of its references. Returns NULL (releasing them) when
  * tracking is suspended or the FIFO is at its bound. */
-static TrkEntry *fifo_push(Tracker *t, TrkKind kind, int64_t now_us, TrkSql *sql,
-                           TrkPortal *portal)
+static TrkEntry *fifo_push(Tracker *t, TrkKind kind, int64_t now_us, TrkSql *sql, TrkPortal *portal)
 {
     if (is_sync_point(kind))
         t->syncs_sent++;
@@ -497,8 +496,8 @@ static TrkNorm *normalize_text(Tracker *t, const TrkSql *sql)
     size_t tag_bytes = 0;
     for (size_t i = 0; i < ws->tags.count; i++)
         tag_bytes += ws->tags.tags[i].key_len + ws->tags.tags[i].value_len;
-    size_t size = sizeof(TrkNorm) + n * sizeof(TrkNormStatement) +
-                  ws->tags.count * sizeof(SqlTag) + texts_used + tag_bytes;
+    size_t size = sizeof(TrkNorm) + n * sizeof(TrkNormStatement) + ws->tags.count * sizeof(SqlTag) +
+                  texts_used + tag_bytes;
     TrkNorm *norm = malloc(size);
     if (!norm)
         return NULL;
@@ -525,8 +524,8 @@ static TrkNorm *normalize_text(Tracker *t, const TrkSql *sql)
 }
 
 /* Fills the event's SQL and normalizer facts for statement `index` of the text. */
-static void event_set_sql(Tracker *t, TrackerEvent *ev, TrkSql *sql, uint32_t index,
-                          bool fold_bind, uint64_t bind_hash)
+static void event_set_sql(Tracker *t, TrackerEvent *ev, TrkSql *sql, uint32_t index, bool fold_bind,
+                          uint64_t bind_hash)
 {
     ev->application_name = t->application_name;
     ev->application_name_len = t->application_name_len;
@@ -546,9 +545,9 @@ static void event_set_sql(Tracker *t, TrackerEvent *ev, TrkSql *sql, uint32_t in
         &norm->statements[index < norm->n_statements ? index : norm->n_statements - 1];
     ev->normalized_known = true;
     ev->fingerprint = st->fingerprint;
-    ev->values_hash = fold_bind ? XXH3_64bits_withSeed(&st->values_hash, sizeof st->values_hash,
-                                                       bind_hash)
-                                : st->values_hash;
+    ev->values_hash =
+        fold_bind ? XXH3_64bits_withSeed(&st->values_hash, sizeof st->values_hash, bind_hash)
+                  : st->values_hash;
     ev->normalized = norm->text + st->text_offset;
     ev->normalized_len = st->text_len;
     ev->incomplete = st->incomplete;
@@ -583,8 +582,8 @@ static void emit_query_statement(Tracker *t, TrkEntry *e, int64_t now_us, const 
 
 /* An Execute finished its portal run (CommandComplete, error, or connection loss). */
 static void emit_execute(Tracker *t, TrkEntry *e, int64_t now_us, const char *command,
-                         size_t command_len, bool has_rows, uint64_t tag_rows,
-                         const char *sqlstate, bool aborted)
+                         size_t command_len, bool has_rows, uint64_t tag_rows, const char *sqlstate,
+                         bool aborted)
 {
     TrackerEvent ev = {0};
     TrkPortal *p = e->portal;
@@ -711,8 +710,7 @@ static void follow_sql_deallocate(Tracker *t, const char *sql, size_t len)
         namemap_remove_if(t, &t->statements, NULL, NULL, release_sql_value);
 }
 
-static void on_query(Tracker *t, const uint8_t *body, size_t have, size_t body_len,
-                     int64_t now_us)
+static void on_query(Tracker *t, const uint8_t *body, size_t have, size_t body_len, int64_t now_us)
 {
     /* The text is the body minus its terminating NUL (when captured whole). */
     bool whole = have == body_len;
@@ -720,8 +718,8 @@ static void on_query(Tracker *t, const uint8_t *body, size_t have, size_t body_l
     const char *text = (const char *)body;
     bool truncated = !whole;
     TrkSql *sql;
-    if (sql_equals(t->last_query, text, len > t->limits.max_sql_bytes ? t->limits.max_sql_bytes
-                                                                      : len,
+    if (sql_equals(t->last_query, text,
+                   len > t->limits.max_sql_bytes ? t->limits.max_sql_bytes : len,
                    truncated || len > t->limits.max_sql_bytes))
         sql = sql_ref(t->last_query);
     else
@@ -732,8 +730,7 @@ static void on_query(Tracker *t, const uint8_t *body, size_t have, size_t body_l
     fifo_push(t, TRK_QUERY, now_us, sql, NULL);
 }
 
-static void on_parse(Tracker *t, const uint8_t *body, size_t have, size_t body_len,
-                     int64_t now_us)
+static void on_parse(Tracker *t, const uint8_t *body, size_t have, size_t body_len, int64_t now_us)
 {
     PgwParse parse;
     TrkSql *sql = NULL;
@@ -794,8 +791,7 @@ static TrkPortal *portal_for_bind(Tracker *t, bool unnamed)
     return p;
 }
 
-static void on_bind(Tracker *t, const uint8_t *body, size_t have, size_t body_len,
-                    int64_t now_us)
+static void on_bind(Tracker *t, const uint8_t *body, size_t have, size_t body_len, int64_t now_us)
 {
     PgwBind bind;
     size_t pos = 0;
@@ -807,10 +803,9 @@ static void on_bind(Tracker *t, const uint8_t *body, size_t have, size_t body_le
             portal_release(t, namemap_take(&t->portals, bind.portal.ptr, bind.portal.len));
         TrkPortal *portal = portal_for_bind(t, unnamed);
         if (portal) {
-            TrkSql *sql =
-                bind.statement.len == 0
-                    ? t->unnamed_statement
-                    : namemap_get(&t->statements, bind.statement.ptr, bind.statement.len);
+            TrkSql *sql = bind.statement.len == 0
+                              ? t->unnamed_statement
+                              : namemap_get(&t->statements, bind.statement.ptr, bind.statement.len);
             portal->sql = sql_ref(sql);
             copy_word(portal->statement, sizeof portal->statement, bind.statement.ptr,
                       bind.statement.len);
@@ -832,9 +827,8 @@ static void on_execute(Tracker *t, const uint8_t *body, size_t have, int64_t now
     PgwExecute exec;
     TrkPortal *portal = NULL;
     if (pgw_decode_execute(body, have, &exec))
-        portal = exec.portal.len == 0
-                     ? t->unnamed_portal
-                     : namemap_get(&t->portals, exec.portal.ptr, exec.portal.len);
+        portal = exec.portal.len == 0 ? t->unnamed_portal
+                                      : namemap_get(&t->portals, exec.portal.ptr, exec.portal.len);
     fifo_push(t, TRK_EXECUTE, now_us, NULL, portal_ref(portal));
 }
 
@@ -926,8 +920,7 @@ static void on_command_complete(Tracker *t, TrkEntry *e, const uint8_t *body, si
         emit_query_statement(t, e, now_us, cc.command.ptr, cc.command.len,
                              cc.has_rows ? cc.rows : e->rows, "", false);
     } else if (e->kind == TRK_EXECUTE) {
-        emit_execute(t, e, now_us, cc.command.ptr, cc.command.len, cc.has_rows, cc.rows, "",
-                     false);
+        emit_execute(t, e, now_us, cc.command.ptr, cc.command.len, cc.has_rows, cc.rows, "", false);
         fifo_pop(t);
     } else {
         tracker_desync(t);
@@ -956,8 +949,7 @@ static void on_extended_error(Tracker *t, TrkEntry *e, const char *sqlstate, int
     }
 }
 
-static void on_error(Tracker *t, TrkEntry *e, const uint8_t *body, size_t have,
-                     int64_t now_us)
+static void on_error(Tracker *t, TrkEntry *e, const uint8_t *body, size_t have, int64_t now_us)
 {
     PgwStr code;
     char sqlstate[6] = "XX000";
@@ -1026,9 +1018,8 @@ static void on_parameter_status(Tracker *t, const uint8_t *body, size_t have)
     if (ps.name.len == sizeof scs - 1 && memcmp(ps.name.ptr, scs, sizeof scs - 1) == 0) {
         t->scs_off = ps.value.len == 3 && memcmp(ps.value.ptr, "off", 3) == 0;
     } else if (ps.name.len == sizeof app - 1 && memcmp(ps.name.ptr, app, sizeof app - 1) == 0) {
-        size_t len = ps.value.len < sizeof t->application_name - 1
-                         ? ps.value.len
-                         : sizeof t->application_name - 1;
+        size_t len = ps.value.len < sizeof t->application_name - 1 ? ps.value.len
+                                                                   : sizeof t->application_name - 1;
         memcpy(t->application_name, ps.value.ptr, len);
         t->application_name[len] = 0;
         t->application_name_len = len;
@@ -1047,8 +1038,8 @@ static void on_backend_suspended(Tracker *t, uint8_t type)
         t->suspended = false;
 }
 
-void tracker_on_backend(Tracker *t, uint8_t type, const uint8_t *body, size_t have,
-                        size_t body_len, int64_t now_us)
+void tracker_on_backend(Tracker *t, uint8_t type, const uint8_t *body, size_t have, size_t body_len,
+                        int64_t now_us)
 {
     if (type == 'S') {
         on_parameter_status(t, body, have);
@@ -1125,7 +1116,8 @@ void tracker_on_backend(Tracker *t, uint8_t type, const uint8_t *body, size_t ha
     }
 }
 
-/* ---- lifecycle -------------------------------------------------------------------------------- */
+/* ---- lifecycle --------------------------------------------------------------------------------
+ */
 
 TrackerWorkspace *tracker_workspace_new(size_t max_sql_bytes)
 {

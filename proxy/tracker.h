@@ -23,24 +23,24 @@ typedef enum TrackerProtocol {
 /* One executed statement. Pointers are valid only during the callback. */
 typedef struct TrackerEvent {
     uint64_t conn_id;
-    uint64_t seq;           /* per-connection event number, from 1 */
+    uint64_t seq; /* per-connection event number, from 1 */
     TrackerProtocol protocol;
-    const char *statement;  /* prepared statement name ("" unnamed); NULL for simple */
+    const char *statement; /* prepared statement name ("" unnamed); NULL for simple */
     size_t statement_len;
-    uint32_t index;         /* position within a multi-statement simple Query */
-    const char *sql;        /* whole Query text (simple) or the Parse text; NULL if unknown */
+    uint32_t index;  /* position within a multi-statement simple Query */
+    const char *sql; /* whole Query text (simple) or the Parse text; NULL if unknown */
     size_t sql_len;
-    bool sql_truncated;     /* the client sent more SQL than the capture limit */
-    bool scs_off;           /* standard_conforming_strings was off when it ran */
+    bool sql_truncated; /* the client sent more SQL than the capture limit */
+    bool scs_off;       /* standard_conforming_strings was off when it ran */
     int64_t start_us;
     int64_t end_us;
     uint64_t rows;
-    uint64_t bytes;         /* DataRow / CopyData bytes the server sent for it */
+    uint64_t bytes;            /* DataRow / CopyData bytes the server sent for it */
     uint64_t bind_values_hash; /* hash of the Bind parameters (extended), 0 otherwise */
-    char command[16];       /* CommandComplete's command word; "" on error */
-    char sqlstate[6];       /* "" unless it failed */
-    uint32_t executes;      /* Execute messages in this portal run (1 for simple) */
-    bool aborted;           /* the connection ended before the statement completed */
+    char command[16];          /* CommandComplete's command word; "" on error */
+    char sqlstate[6];          /* "" unless it failed */
+    uint32_t executes;         /* Execute messages in this portal run (1 for simple) */
+    bool aborted;              /* the connection ended before the statement completed */
 
     /* From the normalizer (computed once per SQL text, at its first execution): */
     bool normalized_known;  /* false when the SQL is unknown */
@@ -48,8 +48,8 @@ typedef struct TrackerEvent {
     uint64_t values_hash;   /* V, with the Bind parameters folded in (extended) */
     const char *normalized; /* N */
     size_t normalized_len;
-    bool incomplete;        /* the SQL was cut or ends inside a literal/comment */
-    const SqlTag *tags;     /* tags from comments anywhere in the SQL string */
+    bool incomplete;    /* the SQL was cut or ends inside a literal/comment */
+    const SqlTag *tags; /* tags from comments anywhere in the SQL string */
     size_t n_tags;
     const char *application_name; /* the session's, from ParameterStatus; "" if none */
     size_t application_name_len;
@@ -58,10 +58,10 @@ typedef struct TrackerEvent {
 typedef void (*TrackerEmitFn)(void *ctx, const TrackerEvent *event);
 
 typedef struct TrackerLimits {
-    size_t max_sql_bytes;        /* SQL text kept per statement (longer is truncated) */
-    size_t max_outstanding;      /* FIFO entries before tracking is suspended */
-    size_t max_statements;       /* named prepared statements remembered */
-    size_t max_portals;          /* named portals remembered */
+    size_t max_sql_bytes;   /* SQL text kept per statement (longer is truncated) */
+    size_t max_outstanding; /* FIFO entries before tracking is suspended */
+    size_t max_statements;  /* named prepared statements remembered */
+    size_t max_portals;     /* named portals remembered */
 } TrackerLimits;
 
 typedef struct TrackerStats {

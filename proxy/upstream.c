@@ -28,8 +28,7 @@ static bool copy_decoded(char *dst, size_t cap, const char *src, size_t len)
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         char c = src[i];
-        if (c == '%' && i + 2 < len && hex_value(src[i + 1]) >= 0 &&
-            hex_value(src[i + 2]) >= 0) {
+        if (c == '%' && i + 2 < len && hex_value(src[i + 1]) >= 0 && hex_value(src[i + 2]) >= 0) {
             c = (char)(hex_value(src[i + 1]) * 16 + hex_value(src[i + 2]));
             i += 2;
         }
@@ -98,8 +97,7 @@ static bool parse_hostport(const char *s, size_t len, Upstream *up, char *err, s
     return true;
 }
 
-bool upstream_url_param(const char *spec, const char *key, char *out, size_t cap,
-                        bool *too_long)
+bool upstream_url_param(const char *spec, const char *key, char *out, size_t cap, bool *too_long)
 {
     *too_long = false;
     const char *q = strstr(spec, "://") ? strchr(spec, '?') : NULL;
@@ -133,8 +131,7 @@ static bool parse_query_params(const char *spec, Upstream *up, char *err, size_t
     return true;
 }
 
-static bool parse_url(const char *spec, const char *rest, Upstream *up, char *err,
-                      size_t err_len)
+static bool parse_url(const char *spec, const char *rest, Upstream *up, char *err, size_t err_len)
 {
     const char *end = rest + strcspn(rest, "/?");
     const char *at = NULL;

@@ -27,8 +27,7 @@ bool upstream_parse(const char *spec, Upstream *up, char *err, size_t err_len);
 
 /* Reads `key` from a postgres:// URL's query string, percent-decoded into out. False when
  * absent (or, with *too_long set, when it does not fit). */
-bool upstream_url_param(const char *spec, const char *key, char *out, size_t cap,
-                        bool *too_long);
+bool upstream_url_param(const char *spec, const char *key, char *out, size_t cap, bool *too_long);
 
 /* Resolves the host (blocking getaddrinfo: done at start-up, and again only when it failed).
  * On failure writes a message into err. */

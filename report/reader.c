@@ -114,8 +114,7 @@ static void copy_hex16(char out[17], const char *s)
     snprintf(out, 17, "%s", s ? s : "");
 }
 
-static bool prepare(ReportFile *f, sqlite3_stmt **st, const char *sql, char *err,
-                    size_t err_len)
+static bool prepare(ReportFile *f, sqlite3_stmt **st, const char *sql, char *err, size_t err_len)
 {
     if (sqlite3_prepare_v2(f->db, sql, -1, st, NULL) == SQLITE_OK)
         return true;
@@ -206,8 +205,7 @@ ReportFile *reader_open(const char *path, char *err, size_t err_len)
         goto fail;
     }
     if (app_id != READER_APPLICATION_ID || version <= 0) {
-        set_err(err, err_len, "%s: not a pgtally report (an SQLite file of another kind)",
-                path);
+        set_err(err, err_len, "%s: not a pgtally report (an SQLite file of another kind)", path);
         goto fail;
     }
     if (version > STORE_SCHEMA_VERSION) {
@@ -318,8 +316,7 @@ bool reader_load_run(ReportFile *f, int64_t run_id, ReaderRun *out, char *err, s
         id = none ? 0 : sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
         if (rc != SQLITE_ROW) {
-            set_err(err, err_len, "%s: cannot read the report: %s", f->path,
-                    sqlite3_errmsg(f->db));
+            set_err(err, err_len, "%s: cannot read the report: %s", f->path, sqlite3_errmsg(f->db));
             return false;
         }
         if (none) {
@@ -365,11 +362,10 @@ bool reader_run_is_complete(const ReaderRun *run, char *why, size_t why_len)
         return false;
     }
     if (reader_run_dropped(run)) {
-        set_err(why, why_len,
-                "records dropped: %llu requests, %llu statements, %llu fingerprint texts",
-                (unsigned long long)run->dropped_requests,
-                (unsigned long long)run->dropped_statements,
-                (unsigned long long)run->dropped_fingerprints);
+        set_err(
+            why, why_len, "records dropped: %llu requests, %llu statements, %llu fingerprint texts",
+            (unsigned long long)run->dropped_requests, (unsigned long long)run->dropped_statements,
+            (unsigned long long)run->dropped_fingerprints);
         return false;
     }
     if (!run->complete) {
@@ -383,7 +379,8 @@ bool reader_run_is_complete(const ReaderRun *run, char *why, size_t why_len)
 /* ---- requests ------------------------------------------------------------------------------ */
 
 static const char sql_requests[] =
-    "SELECT id, key, route, CASE WHEN json_valid(tags) THEN tags ELSE '{}' END, end_reason, conn_id, start_us, end_us, statements,"
+    "SELECT id, key, route, CASE WHEN json_valid(tags) THEN tags ELSE '{}' END, end_reason, "
+    "conn_id, start_us, end_us, statements,"
     " setup_statements, distinct_fingerprints, duplicates, errors, transactions, db_time_us,"
     " rows, bytes, truncated, timeline_dropped FROM requests"
     " WHERE run_id = ?1 AND (?2 IS NULL OR route = ?2)"
@@ -392,7 +389,8 @@ static const char sql_requests[] =
     " ORDER BY id";
 
 static const char sql_request_by_row[] =
-    "SELECT id, key, route, CASE WHEN json_valid(tags) THEN tags ELSE '{}' END, end_reason, conn_id, start_us, end_us, statements,"
+    "SELECT id, key, route, CASE WHEN json_valid(tags) THEN tags ELSE '{}' END, end_reason, "
+    "conn_id, start_us, end_us, statements,"
     " setup_statements, distinct_fingerprints, duplicates, errors, transactions, db_time_us,"
     " rows, bytes, truncated, timeline_dropped FROM requests WHERE run_id = ?1 AND id = ?2";
 
@@ -592,8 +590,7 @@ bool reader_find_request(ReportFile *f, int64_t run_id, const char *id, ReaderRe
     if (out->n == 1)
         return true;
     if (out->n == 0) {
-        set_err(err, err_len, "%s: no request \"%s\" in run %lld", f->path, id,
-                (long long)run_id);
+        set_err(err, err_len, "%s: no request \"%s\" in run %lld", f->path, id, (long long)run_id);
     } else {
         char rows[160] = "";
         size_t used = 0;
@@ -645,8 +642,8 @@ static int cmp_by_route(const void *a, const void *b)
 static int cmp_route_worst(const void *a, const void *b)
 {
     const ReaderRoute *x = a, *y = b;
-#define WORSE(field)                                                                           \
-    if (x->field != y->field)                                                                  \
+#define WORSE(field)                                                                               \
+    if (x->field != y->field)                                                                      \
         return x->field > y->field ? -1 : 1;
     WORSE(n_plus_one)
     WORSE(queries_p95)
@@ -656,8 +653,7 @@ static int cmp_route_worst(const void *a, const void *b)
     return strcmp(x->route, y->route);
 }
 
-bool reader_routes(ReportFile *f, int64_t run_id, ReaderRouteList *out, char *err,
-                   size_t err_len)
+bool reader_routes(ReportFile *f, int64_t run_id, ReaderRouteList *out, char *err, size_t err_len)
 {
     memset(out, 0, sizeof *out);
     ReaderRequestList reqs;
@@ -894,8 +890,7 @@ static bool load_fingerprints(ReportFile *f, int64_t run_id, const char *fingerp
 }
 
 bool reader_top_fingerprints(ReportFile *f, int64_t run_id, ReaderFingerprintOrder order,
-                             size_t limit, ReaderFingerprintList *out, char *err,
-                             size_t err_len)
+                             size_t limit, ReaderFingerprintList *out, char *err, size_t err_len)
 {
     return load_fingerprints(f, run_id, NULL, order, limit, out, err, err_len);
 }

@@ -40,20 +40,20 @@ const char *reader_path(const ReportFile *file);
 /* One proxy run (one `pgtally proxy` process writing to the file). */
 typedef struct ReaderRun {
     int64_t id;
-    int64_t started_us;            /* µs since the epoch */
-    int64_t ended_us;              /* 0: the run has not ended (still running, or killed) */
-    char version[32];              /* the pgtally version that wrote it */
-    char *settings_json;           /* the proxy's settings, a JSON object */
-    uint64_t statements;           /* statements the proxy saw (written at the run's end) */
-    uint64_t requests;             /* requests the tally finished (written at the end) */
+    int64_t started_us;  /* µs since the epoch */
+    int64_t ended_us;    /* 0: the run has not ended (still running, or killed) */
+    char version[32];    /* the pgtally version that wrote it */
+    char *settings_json; /* the proxy's settings, a JSON object */
+    uint64_t statements; /* statements the proxy saw (written at the run's end) */
+    uint64_t requests;   /* requests the tally finished (written at the end) */
     uint64_t dropped_requests;
     uint64_t dropped_statements;
     uint64_t dropped_fingerprints;
     uint64_t untracked_statements;
-    bool complete;                 /* runs.complete: clean shutdown and nothing dropped */
+    bool complete; /* runs.complete: clean shutdown and nothing dropped */
     /* What the file actually holds for this run (counted from the requests table). */
     uint64_t stored_requests;
-    uint64_t stored_statements;    /* sum of requests.statements */
+    uint64_t stored_statements; /* sum of requests.statements */
 } ReaderRun;
 
 typedef struct ReaderRunList {
@@ -69,8 +69,7 @@ void reader_run_list_free(ReaderRunList *list);
 /* Loads run `run_id`, or the latest run when run_id <= 0. Fails with a clear message when
  * the file has no runs or no such run. `out->settings_json` is heap memory: release it with
  * reader_run_free (never on the items of a ReaderRunList: the list owns those). */
-bool reader_load_run(ReportFile *file, int64_t run_id, ReaderRun *out, char *err,
-                     size_t err_len);
+bool reader_load_run(ReportFile *file, int64_t run_id, ReaderRun *out, char *err, size_t err_len);
 void reader_run_free(ReaderRun *run);
 
 /* Records lost anywhere (requests + statements + fingerprints dropped); 0 = nothing lost. */
@@ -85,40 +84,40 @@ bool reader_run_is_complete(const ReaderRun *run, char *why, size_t why_len);
 
 /* One finding of one request (the findings table joined with the fingerprint's text). */
 typedef struct ReaderFinding {
-    int64_t request_row;      /* requests.id of the request it belongs to */
-    const char *kind;         /* "n_plus_one", "duplicate", "overfetch" */
-    char fingerprint[17];     /* "" for a request-level overfetch */
-    uint64_t count;           /* n_plus_one: calls; duplicate: repeated executions;
-                                 overfetch: rows (bytes when by_bytes) */
+    int64_t request_row;  /* requests.id of the request it belongs to */
+    const char *kind;     /* "n_plus_one", "duplicate", "overfetch" */
+    char fingerprint[17]; /* "" for a request-level overfetch */
+    uint64_t count;       /* n_plus_one: calls; duplicate: repeated executions;
+                             overfetch: rows (bytes when by_bytes) */
     uint32_t distinct_values;
     bool is_write;
     bool by_bytes;
-    const char *normalized;   /* the fingerprint's normalized SQL; "" when unknown */
+    const char *normalized; /* the fingerprint's normalized SQL; "" when unknown */
 } ReaderFinding;
 
 /* ---- requests --------------------------------------------------------------------------- */
 
 typedef struct ReaderRequest {
-    int64_t row;              /* requests.id: unique in the file */
-    const char *id;           /* what users call the request: the request_id /
-                                 correlation_id value, the trace id, or else the key */
-    const char *key;          /* the grouping key, e.g. "request_id:abc", "conn:12#3" */
-    const char *route;        /* "" when the request had no label */
-    const char *tags_json;    /* the request's tags: valid JSON ("{}" if the stored text is not) */
+    int64_t row;           /* requests.id: unique in the file */
+    const char *id;        /* what users call the request: the request_id /
+                              correlation_id value, the trace id, or else the key */
+    const char *key;       /* the grouping key, e.g. "request_id:abc", "conn:12#3" */
+    const char *route;     /* "" when the request had no label */
+    const char *tags_json; /* the request's tags: valid JSON ("{}" if the stored text is not) */
     const char *end_reason;
     uint64_t conn_id;
     int64_t start_us, end_us;
-    uint32_t queries;         /* requests.statements: the app's statements */
+    uint32_t queries; /* requests.statements: the app's statements */
     uint32_t setup_statements;
     uint32_t distinct_fingerprints;
     uint32_t duplicates;
     uint32_t errors;
     uint32_t transactions;
     uint64_t db_time_us, rows, bytes;
-    bool truncated;           /* a per-request bound was hit: figures are lower bounds */
+    bool truncated; /* a per-request bound was hit: figures are lower bounds */
     uint64_t timeline_dropped;
-    uint32_t n_plus_one;      /* number of n_plus_one findings */
-    ReaderFinding *findings;  /* this request's findings, worst first */
+    uint32_t n_plus_one;     /* number of n_plus_one findings */
+    ReaderFinding *findings; /* this request's findings, worst first */
     size_t n_findings;
 } ReaderRequest;
 
@@ -130,31 +129,31 @@ typedef struct ReaderRequestList {
 
 /* The run's requests in start order, each with its findings. `route` NULL = all routes,
  * otherwise only that route (exact match; "" selects unlabelled requests). */
-bool reader_requests(ReportFile *file, int64_t run_id, const char *route,
-                     ReaderRequestList *out, char *err, size_t err_len);
+bool reader_requests(ReportFile *file, int64_t run_id, const char *route, ReaderRequestList *out,
+                     char *err, size_t err_len);
 void reader_request_list_free(ReaderRequestList *list);
 
 /* Finds one request of the run by `id` (ReaderRequest.id), key, or, failing both, the
  * decimal row number. Returns false with a message when there is no such request, or when
  * `id` matches several requests (the message lists their row numbers). */
-bool reader_find_request(ReportFile *file, int64_t run_id, const char *id,
-                         ReaderRequestList *out, char *err, size_t err_len);
+bool reader_find_request(ReportFile *file, int64_t run_id, const char *id, ReaderRequestList *out,
+                         char *err, size_t err_len);
 
 /* ---- routes ----------------------------------------------------------------------------- */
 
 typedef struct ReaderRoute {
-    const char *route;        /* "" for unlabelled requests */
+    const char *route; /* "" for unlabelled requests */
     uint64_t requests;
-    uint64_t queries;         /* total */
+    uint64_t queries;                               /* total */
     uint32_t queries_p50, queries_p95, queries_max; /* queries per request */
-    uint64_t duplicates;      /* total */
-    uint64_t n_plus_one;      /* n_plus_one findings, total */
+    uint64_t duplicates;                            /* total */
+    uint64_t n_plus_one;                            /* n_plus_one findings, total */
     uint64_t requests_with_n_plus_one;
-    uint64_t overfetch;       /* overfetch findings, total */
+    uint64_t overfetch; /* overfetch findings, total */
     uint64_t errors;
-    uint64_t db_time_us;      /* total */
+    uint64_t db_time_us;                                     /* total */
     uint64_t db_time_p50_us, db_time_p95_us, db_time_max_us; /* per request */
-    uint64_t rows, bytes;     /* totals */
+    uint64_t rows, bytes;                                    /* totals */
 } ReaderRoute;
 
 typedef struct ReaderRouteList {
@@ -173,15 +172,15 @@ void reader_route_list_free(ReaderRouteList *list);
 
 typedef struct ReaderTopFinding {
     const char *kind;
-    char fingerprint[17];     /* "" for request-level overfetch */
-    const char *normalized;   /* "" when unknown */
-    uint64_t requests;        /* requests with this finding */
-    uint64_t total_count;     /* sum of ReaderFinding.count */
+    char fingerprint[17];   /* "" for request-level overfetch */
+    const char *normalized; /* "" when unknown */
+    uint64_t requests;      /* requests with this finding */
+    uint64_t total_count;   /* sum of ReaderFinding.count */
     uint64_t max_count;
-    uint64_t total_time_us;   /* DB time of this fingerprint in those requests */
-    const char *worst_route;  /* the route of the request with max_count */
-    const char *worst_request;/* that request's ReaderRequest.id */
-    uint64_t routes;          /* distinct routes it appears in */
+    uint64_t total_time_us;    /* DB time of this fingerprint in those requests */
+    const char *worst_route;   /* the route of the request with max_count */
+    const char *worst_request; /* that request's ReaderRequest.id */
+    uint64_t routes;           /* distinct routes it appears in */
 } ReaderTopFinding;
 
 typedef struct ReaderTopFindingList {
@@ -205,13 +204,13 @@ typedef struct ReaderFingerprintRoute {
 
 typedef struct ReaderFingerprint {
     char fingerprint[17];
-    const char *normalized;   /* "" when the text never reached the file */
-    const char *command;      /* e.g. "select"; "" when unknown */
-    const char *sample;       /* an example with values (--samples), or NULL */
-    int64_t first_seen_us;    /* 0 when unknown */
-    uint64_t requests;        /* requests of the run that ran it */
+    const char *normalized; /* "" when the text never reached the file */
+    const char *command;    /* e.g. "select"; "" when unknown */
+    const char *sample;     /* an example with values (--samples), or NULL */
+    int64_t first_seen_us;  /* 0 when unknown */
+    uint64_t requests;      /* requests of the run that ran it */
     uint64_t calls, total_time_us, rows, bytes, errors;
-    uint32_t max_calls;       /* most calls in one request */
+    uint32_t max_calls; /* most calls in one request */
     bool is_write;
     ReaderFingerprintRoute *routes; /* only from reader_fingerprint; by calls */
     size_t n_routes;
@@ -230,8 +229,7 @@ typedef enum ReaderFingerprintOrder {
 
 /* The run's fingerprints by total calls or total time (ties by fingerprint). limit 0 = all. */
 bool reader_top_fingerprints(ReportFile *file, int64_t run_id, ReaderFingerprintOrder order,
-                             size_t limit, ReaderFingerprintList *out, char *err,
-                             size_t err_len);
+                             size_t limit, ReaderFingerprintList *out, char *err, size_t err_len);
 
 /* One fingerprint's details (text, totals, per-route use). `fingerprint` is 16 hex digits,
  * or a unique prefix of at least 4. Fails when unknown in the file or ambiguous. A
@@ -248,9 +246,9 @@ typedef struct ReaderStatement {
     char values_hash[17];
     int64_t start_us, duration_us;
     uint64_t rows, bytes, conn_id;
-    char sqlstate[6];         /* "" unless it failed */
+    char sqlstate[6]; /* "" unless it failed */
     bool setup;
-    const char *normalized;   /* "" when unknown */
+    const char *normalized; /* "" when unknown */
 } ReaderStatement;
 
 typedef struct ReaderTimeline {

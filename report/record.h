@@ -31,8 +31,8 @@ typedef struct RecordStatement {
     uint64_t rows;
     uint64_t bytes;
     uint64_t conn_id;
-    char sqlstate[6];  /* "" unless it failed */
-    bool setup;        /* only sets the request's tag (SET application_name ...) */
+    char sqlstate[6]; /* "" unless it failed */
+    bool setup;       /* only sets the request's tag (SET application_name ...) */
 } RecordStatement;
 
 typedef enum FindingKind {
@@ -47,20 +47,20 @@ typedef struct RecordFinding {
     uint64_t count;       /* n_plus_one: calls; duplicate: repeated executions;
                              overfetch: rows (or bytes when `by_bytes`) */
     uint32_t distinct_values;
-    bool is_write;        /* n_plus_one on INSERT/UPDATE/DELETE: "repeated writes" */
-    bool by_bytes;        /* overfetch measured in bytes rather than rows */
+    bool is_write; /* n_plus_one on INSERT/UPDATE/DELETE: "repeated writes" */
+    bool by_bytes; /* overfetch measured in bytes rather than rows */
 } RecordFinding;
 
 typedef struct RequestRecord {
-    char *key;        /* grouping key, e.g. "request_id:abc", "trace:<32hex>", "conn:12#3" */
-    char *route;      /* decoded route / controller#action / application_name; may be "" */
-    char *tags_json;  /* the request's tags as a JSON object, decoded values */
-    uint64_t conn_id; /* the connection of its first statement */
-    int64_t start_us; /* first statement's start */
-    int64_t end_us;   /* last statement's end */
+    char *key;              /* grouping key, e.g. "request_id:abc", "trace:<32hex>", "conn:12#3" */
+    char *route;            /* decoded route / controller#action / application_name; may be "" */
+    char *tags_json;        /* the request's tags as a JSON object, decoded values */
+    uint64_t conn_id;       /* the connection of its first statement */
+    int64_t start_us;       /* first statement's start */
+    int64_t end_us;         /* last statement's end */
     const char *end_reason; /* static string: "idle", "label_change", "conn_close",
                                "shutdown", "evicted" */
-    uint32_t statements;      /* the app's statements (setup statements excluded) */
+    uint32_t statements;    /* the app's statements (setup statements excluded) */
     uint32_t setup_statements;
     uint32_t distinct_fingerprints;
     uint32_t duplicates; /* statements minus distinct (fingerprint, values) pairs */

@@ -14,8 +14,8 @@ typedef struct Placeholder {
 
 static bool is_ident_char(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '$' || c >= 0x80;
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '$' || c >= 0x80;
 }
 
 static bool is_digit(char c)
@@ -150,8 +150,8 @@ bool suggest_batched(const char *sql, SuggestStyle style, char *out, size_t cap)
         if (!column_before(sql, p->start - 3, &cs))
             return false;
         bool after_where = cs >= 6 && memcmp(sql + cs - 6, "where ", 6) == 0;
-        bool after_and = cs >= 4 && memcmp(sql + cs - 4, "and ", 4) == 0 &&
-                         (cs == 4 || sql[cs - 5] == ' ');
+        bool after_and =
+            cs >= 4 && memcmp(sql + cs - 4, "and ", 4) == 0 && (cs == 4 || sql[cs - 5] == ' ');
         if (!after_where && !after_and)
             return false;
         key = p;

@@ -21,7 +21,7 @@
 typedef struct FpSlot {
     bool used;
     RecordFingerprint stat;
-    uint64_t max_rows;  /* largest single execution, for overfetch */
+    uint64_t max_rows; /* largest single execution, for overfetch */
     uint64_t max_bytes;
 } FpSlot;
 
@@ -65,11 +65,11 @@ typedef struct Request {
 struct ConnState {
     ConnState *next;
     uint64_t conn_id;
-    Request *run;       /* current run, or NULL */
+    Request *run; /* current run, or NULL */
     char *run_label;
     bool run_label_from_tags; /* route / controller tags, not application_name */
     uint64_t run_seq;
-    char *tagged_key;   /* key of the last tag-keyed request this connection worked for */
+    char *tagged_key; /* key of the last tag-keyed request this connection worked for */
     bool has_pending_setup;
     RecordStatement pending_setup; /* SET application_name ...: joins the next request */
     /* An untagged BEGIN a driver sends by itself right before a request's first statement
@@ -327,8 +327,8 @@ static void send_fingerprint(Tally *t, const TallyStatement *st)
     r->fingerprint = st->fingerprint;
     r->normalized = dup_n(st->normalized, st->normalized_len);
     const char *space = memchr(st->normalized, ' ', st->normalized_len);
-    r->command = dup_n(st->normalized, space ? (size_t)(space - st->normalized)
-                                              : st->normalized_len);
+    r->command =
+        dup_n(st->normalized, space ? (size_t)(space - st->normalized) : st->normalized_len);
     if (t->options.keep_samples && st->sample)
         r->sample = dup_n(st->sample, st->sample_len);
     r->first_seen_us = st->start_us;
@@ -538,8 +538,8 @@ static RequestRecord *request_to_record(Tally *t, Request *r, const char *reason
     rec->statements = r->statements;
     rec->setup_statements = r->setup_statements;
     rec->distinct_fingerprints = (uint32_t)r->n_fps;
-    rec->duplicates = r->statements - (r->distinct_pairs < r->statements ? r->distinct_pairs
-                                                                          : r->statements);
+    rec->duplicates =
+        r->statements - (r->distinct_pairs < r->statements ? r->distinct_pairs : r->statements);
     rec->errors = r->errors;
     rec->transactions = r->transactions;
     rec->db_time_us = r->db_time_us;
@@ -568,8 +568,8 @@ static RequestRecord *request_to_record(Tally *t, Request *r, const char *reason
             fp->distinct_values >= o->n_plus_one_min_distinct)
             add_finding(rec->findings, &rec->n_findings, FINDING_N_PLUS_ONE, fp->fingerprint,
                         fp->calls, fp->distinct_values, fp->is_write, false);
-        uint32_t repeats = fp->calls - (fp->distinct_values < fp->calls ? fp->distinct_values
-                                                                        : fp->calls);
+        uint32_t repeats =
+            fp->calls - (fp->distinct_values < fp->calls ? fp->distinct_values : fp->calls);
         if (o->duplicate_min > 0 && repeats >= o->duplicate_min)
             add_finding(rec->findings, &rec->n_findings, FINDING_DUPLICATE, fp->fingerprint,
                         repeats, fp->distinct_values, fp->is_write, false);
@@ -693,7 +693,8 @@ static void conn_free(ConnState *c)
     free(c);
 }
 
-/* ---- statements -------------------------------------------------------------------------------- */
+/* ---- statements --------------------------------------------------------------------------------
+ */
 
 static RecordStatement to_timeline(const TallyStatement *st, bool setup)
 {
@@ -926,7 +927,8 @@ void tally_finish_all(Tally *t)
         request_finish(t, t->oldest, "shutdown");
 }
 
-/* ---- lifecycle ------------------------------------------------------------------------------------ */
+/* ---- lifecycle
+ * ------------------------------------------------------------------------------------ */
 
 Tally *tally_new(const TallyOptions *options, TallyRequestFn on_request,
                  TallyFingerprintFn on_fingerprint, void *ctx)
@@ -940,12 +942,12 @@ Tally *tally_new(const TallyOptions *options, TallyRequestFn on_request,
     t->on_request = on_request;
     t->on_fingerprint = on_fingerprint;
     t->ctx = ctx;
-    t->n_buckets = pow2_at_least(options->max_open_requests > REQUEST_BUCKETS_MIN
-                                     ? options->max_open_requests
-                                     : REQUEST_BUCKETS_MIN);
+    t->n_buckets =
+        pow2_at_least(options->max_open_requests > REQUEST_BUCKETS_MIN ? options->max_open_requests
+                                                                       : REQUEST_BUCKETS_MIN);
     t->buckets = calloc(t->n_buckets, sizeof *t->buckets);
-    t->seen_cap = pow2_at_least(2 * (options->max_seen_fingerprints ? options->max_seen_fingerprints
-                                                                     : 1024));
+    t->seen_cap =
+        pow2_at_least(2 * (options->max_seen_fingerprints ? options->max_seen_fingerprints : 1024));
     t->seen = calloc(t->seen_cap, sizeof *t->seen);
     if (!t->buckets || !t->seen) {
         free(t->buckets);

@@ -43,22 +43,22 @@ typedef struct TallyStatement {
 } TallyStatement;
 
 typedef struct TallyOptions {
-    int64_t request_gap_us;          /* a request idle this long has ended */
-    uint32_t n_plus_one_min_calls;   /* one fingerprint executed at least this often ... */
-    uint32_t n_plus_one_min_distinct;/* ... with at least this many distinct value sets */
-    uint32_t duplicate_min;          /* exact repeats of one fingerprint to report */
-    uint64_t overfetch_rows;         /* one statement returning at least this many rows */
-    uint64_t overfetch_bytes;        /* ... or bytes */
-    uint64_t request_overfetch_rows; /* a whole request returning at least this many rows */
+    int64_t request_gap_us;           /* a request idle this long has ended */
+    uint32_t n_plus_one_min_calls;    /* one fingerprint executed at least this often ... */
+    uint32_t n_plus_one_min_distinct; /* ... with at least this many distinct value sets */
+    uint32_t duplicate_min;           /* exact repeats of one fingerprint to report */
+    uint64_t overfetch_rows;          /* one statement returning at least this many rows */
+    uint64_t overfetch_bytes;         /* ... or bytes */
+    uint64_t request_overfetch_rows;  /* a whole request returning at least this many rows */
     uint64_t request_overfetch_bytes;
-    bool keep_samples;               /* send one statement with values per fingerprint */
+    bool keep_samples; /* send one statement with values per fingerprint */
     /* bounds */
     size_t max_open_requests;
     size_t max_fingerprints_per_request;
-    size_t max_pairs_per_request;    /* distinct (fingerprint, values) pairs tracked */
-    size_t max_timeline;             /* statements kept in a request's timeline */
-    size_t max_connections;          /* per-connection run state kept */
-    size_t max_seen_fingerprints;    /* fingerprint texts remembered as already sent */
+    size_t max_pairs_per_request; /* distinct (fingerprint, values) pairs tracked */
+    size_t max_timeline;          /* statements kept in a request's timeline */
+    size_t max_connections;       /* per-connection run state kept */
+    size_t max_seen_fingerprints; /* fingerprint texts remembered as already sent */
 } TallyOptions;
 
 /* The defaults ARCHITECTURE.md documents (n_plus_one >= 5 calls with >= 2 value sets...). */

@@ -51,11 +51,8 @@ static bool parse_format(const char *s, ViewFormat *out)
         const char *name;
         ViewFormat format;
     } formats[] = {
-        {"text", FORMAT_TEXT},
-        {"json", FORMAT_JSON},
-        {"markdown", FORMAT_MARKDOWN},
-        {"md", FORMAT_MARKDOWN},
-        {"html", FORMAT_HTML},
+        {"text", FORMAT_TEXT},   {"json", FORMAT_JSON}, {"markdown", FORMAT_MARKDOWN},
+        {"md", FORMAT_MARKDOWN}, {"html", FORMAT_HTML},
     };
     for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) {
         if (strcmp(s, formats[i].name) == 0) {
@@ -113,8 +110,10 @@ int report_main(int argc, char **argv)
             break;
         case 'f':
             if (!parse_format(optarg, &format)) {
-                fprintf(stderr, "pgtally report: --format: \"%s\" is not text, json, "
-                                "markdown or html\n", optarg);
+                fprintf(stderr,
+                        "pgtally report: --format: \"%s\" is not text, json, "
+                        "markdown or html\n",
+                        optarg);
                 return 2;
             }
             break;

@@ -44,9 +44,8 @@ static void h(FILE *out, const char *s)
 /* A stable colour per fingerprint, so one statement looks the same in every chart. */
 static unsigned hue_of(const char *fingerprint)
 {
-    unsigned v = (unsigned)strtoul((char[5]){fingerprint[0], fingerprint[1], fingerprint[2],
-                                             fingerprint[3], 0},
-                                   NULL, 16);
+    unsigned v = (unsigned)strtoul(
+        (char[5]){fingerprint[0], fingerprint[1], fingerprint[2], fingerprint[3], 0}, NULL, 16);
     return v % 360;
 }
 
@@ -77,8 +76,8 @@ static void header(FILE *out, const ViewData *d, const ViewOptions *o)
     fprintf(out, " &middot; run %lld &middot; started %s &middot; pgtally ", (long long)d->run.id,
             started);
     h(out, d->run.version);
-    fprintf(out, "<br>%zu requests, %" PRIu64 " queries, DB time %s</p>\n", d->requests.n,
-            queries, db);
+    fprintf(out, "<br>%zu requests, %" PRIu64 " queries, DB time %s</p>\n", d->requests.n, queries,
+            db);
     if (reader_run_is_complete(&d->run, why, sizeof why)) {
         fprintf(out, "<p class=\"ok\">Data complete: nothing was dropped.</p>\n");
     } else {
@@ -115,8 +114,8 @@ static void route_chart(FILE *out, const ViewData *d)
         int y = (int)(i * (BAR_H + BAR_GAP));
         fprintf(out, "<g><title>");
         h(out, *r->route ? r->route : "(no route)");
-        fprintf(out, ": p50 %u, p95 %u, max %u queries per request over %" PRIu64
-                     " requests</title>",
+        fprintf(out,
+                ": p50 %u, p95 %u, max %u queries per request over %" PRIu64 " requests</title>",
                 r->queries_p50, r->queries_p95, r->queries_max, r->requests);
         fprintf(out, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", LABEL_W - 8, y + 13);
         one_line(out, *r->route ? r->route : "(no route)", 40);
@@ -124,8 +123,8 @@ static void route_chart(FILE *out, const ViewData *d)
         const struct {
             uint32_t v;
             const char *fill;
-        } bars[] = {{r->queries_max, "#c8dbf8"}, {r->queries_p95, "#79a8f0"},
-                    {r->queries_p50, "#1f6feb"}};
+        } bars[] = {
+            {r->queries_max, "#c8dbf8"}, {r->queries_p95, "#79a8f0"}, {r->queries_p50, "#1f6feb"}};
         for (size_t b = 0; b < 3; b++)
             fprintf(out, "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>",
                     LABEL_W, y, bars[b].v * scale + (bars[b].v ? 0 : 1), BAR_H, bars[b].fill);
@@ -148,8 +147,9 @@ static void route_table(FILE *out, const ViewData *d)
         viewfmt_duration(p95, sizeof p95, r->db_time_p95_us);
         fprintf(out, "<tr><td class=\"l\">");
         h(out, *r->route ? r->route : "(no route)");
-        fprintf(out, "</td><td>%" PRIu64 "</td><td>%u</td><td>%u</td><td>%u</td><td>%" PRIu64
-                     "</td><td>%" PRIu64 "</td><td>%s</td><td>%s</td></tr>\n",
+        fprintf(out,
+                "</td><td>%" PRIu64 "</td><td>%u</td><td>%u</td><td>%u</td><td>%" PRIu64
+                "</td><td>%" PRIu64 "</td><td>%s</td><td>%s</td></tr>\n",
                 r->requests, r->queries_p50, r->queries_p95, r->queries_max, r->duplicates,
                 r->n_plus_one, db, p95);
     }
@@ -187,8 +187,7 @@ static void fingerprint_chart(FILE *out, const char *id, const char *title,
             snprintf(value, sizeof value, "%" PRIu64 " calls", v);
         fprintf(out, "<g><title>%s: ", f->fingerprint);
         h(out, *f->normalized ? f->normalized : "(text not recorded)");
-        fprintf(out, "</title><text x=\"%d\" y=\"%d\" text-anchor=\"end\">", LABEL_W - 8,
-                y + 13);
+        fprintf(out, "</title><text x=\"%d\" y=\"%d\" text-anchor=\"end\">", LABEL_W - 8, y + 13);
         one_line(out, *f->normalized ? f->normalized : f->fingerprint, 44);
         fprintf(out,
                 "</text><rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" "
@@ -210,10 +209,13 @@ static void findings(FILE *out, const ViewData *d)
         bool n1 = strcmp(f->kind, "n_plus_one") == 0;
         char db[16];
         viewfmt_duration(db, sizeof db, f->total_time_us);
-        fprintf(out, "<div class=\"finding\"><p><span class=\"kind%s\">%s</span> %" PRIu64
-                     " %s in %" PRIu64 " request%s, DB time %s; worst: ",
+        fprintf(out,
+                "<div class=\"finding\"><p><span class=\"kind%s\">%s</span> %" PRIu64
+                " %s in %" PRIu64 " request%s, DB time %s; worst: ",
                 n1 ? " n1" : "", n1 ? "N+1" : f->kind, f->total_count,
-                n1 ? "calls" : strcmp(f->kind, "duplicate") == 0 ? "repeats" : "rows/bytes",
+                n1                                  ? "calls"
+                : strcmp(f->kind, "duplicate") == 0 ? "repeats"
+                                                    : "rows/bytes",
                 f->requests, f->requests == 1 ? "" : "s", db);
         h(out, *f->worst_route ? f->worst_route : "(no route)");
         fputs(", request ", out);
@@ -246,8 +248,7 @@ static int cmp_busiest(const void *a, const void *b)
     return (x->row > y->row) - (x->row < y->row);
 }
 
-static void timeline_chart(FILE *out, const ReaderRequest *r, const ReaderTimeline *t,
-                           size_t index)
+static void timeline_chart(FILE *out, const ReaderRequest *r, const ReaderTimeline *t, size_t index)
 {
     int64_t span = r->end_us - r->start_us;
     for (size_t i = 0; i < t->n; i++) {
@@ -281,16 +282,18 @@ static void timeline_chart(FILE *out, const ReaderRequest *r, const ReaderTimeli
         double w = (double)s->duration_us * scale;
         if (w < 1.5)
             w = 1.5; /* a statement of a few µs must still show */
-        fprintf(out, "<rect x=\"%.1f\" y=\"4\" width=\"%.1f\" height=\"%d\" "
-                     "fill=\"hsl(%u,60%%,%s)\"><title>#%u +%" PRId64 " µs, %" PRId64
-                     " µs, %" PRIu64 " rows: ",
+        fprintf(out,
+                "<rect x=\"%.1f\" y=\"4\" width=\"%.1f\" height=\"%d\" "
+                "fill=\"hsl(%u,60%%,%s)\"><title>#%u +%" PRId64 " µs, %" PRId64 " µs, %" PRIu64
+                " rows: ",
                 x, w, lane_h, hue_of(s->fingerprint), s->sqlstate[0] ? "35%" : "50%", s->seq,
                 s->start_us - r->start_us, s->duration_us, s->rows);
         h(out, *s->normalized ? s->normalized : s->fingerprint);
         fputs("</title></rect>\n", out);
     }
-    fprintf(out, "<text x=\"10\" y=\"%d\">0</text><text x=\"%d\" y=\"%d\" "
-                 "text-anchor=\"end\">%s</text></svg>\n",
+    fprintf(out,
+            "<text x=\"10\" y=\"%d\">0</text><text x=\"%d\" y=\"%d\" "
+            "text-anchor=\"end\">%s</text></svg>\n",
             lane_h + 22, width + 10, lane_h + 22, took);
 
     size_t n_folds;
@@ -303,12 +306,13 @@ static void timeline_chart(FILE *out, const ReaderRequest *r, const ReaderTimeli
         viewfmt_duration(at, sizeof at,
                          s->start_us > r->start_us ? (uint64_t)(s->start_us - r->start_us) : 0);
         viewfmt_duration(dur, sizeof dur, folds[i].duration_us);
-        fprintf(out, "<tr><td>%u</td><td>+%s</td><td>%s</td><td>%" PRIu64 "</td><td>", s->seq,
-                at, dur, folds[i].rows);
+        fprintf(out, "<tr><td>%u</td><td>+%s</td><td>%s</td><td>%" PRIu64 "</td><td>", s->seq, at,
+                dur, folds[i].rows);
         if (folds[i].count > 1)
             fprintf(out, "<span class=\"kind n1\">x%zu</span>", folds[i].count);
-        fprintf(out, "</td><td class=\"l\"><span style=\"color:hsl(%u,60%%,40%%)\">&#9632;"
-                     "</span> ",
+        fprintf(out,
+                "</td><td class=\"l\"><span style=\"color:hsl(%u,60%%,40%%)\">&#9632;"
+                "</span> ",
                 hue_of(s->fingerprint));
         one_line(out, *s->normalized ? s->normalized : s->fingerprint, 110);
         fputs("</td></tr>\n", out);
@@ -348,9 +352,10 @@ static void timelines(FILE *out, const ViewData *d)
 
 void view_html(FILE *out, const ViewData *d, const ViewOptions *o)
 {
-    fprintf(out, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-                 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-                 "<title>pgtally report, run %lld</title>\n<style>%s</style></head>\n<body>\n",
+    fprintf(out,
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+            "<title>pgtally report, run %lld</title>\n<style>%s</style></head>\n<body>\n",
             (long long)d->run.id, css);
     header(out, d, o);
     route_chart(out, d);

@@ -115,8 +115,8 @@ static void write_summary(FILE *out, const ViewData *d)
     u64_field(out, "db_time_us", db, true);
     u64_field(out, "routes", d->routes.n, true);
     key(out, "findings");
-    fprintf(out, "{\"n_plus_one\":%" PRIu64 ",\"duplicate\":%" PRIu64 ",\"overfetch\":%" PRIu64
-                 "},",
+    fprintf(out,
+            "{\"n_plus_one\":%" PRIu64 ",\"duplicate\":%" PRIu64 ",\"overfetch\":%" PRIu64 "},",
             kinds[0], kinds[1], kinds[2]);
     u64_field(out, "dropped", reader_run_dropped(&d->run), true);
     u64_field(out, "dropped_requests", d->run.dropped_requests, true);

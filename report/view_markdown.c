@@ -43,15 +43,18 @@ void view_markdown(FILE *out, const ViewData *d, const ViewOptions *o)
         fprintf(out, " for ");
         viewfmt_md_cell(out, o->route, true);
     }
-    fprintf(out, "\n\nRun %lld, started %s, pgtally %s: **%zu requests**, %" PRIu64
-                 " queries, DB time %s, **%" PRIu64 " N+1 finding%s**.\n\n",
+    fprintf(out,
+            "\n\nRun %lld, started %s, pgtally %s: **%zu requests**, %" PRIu64
+            " queries, DB time %s, **%" PRIu64 " N+1 finding%s**.\n\n",
             (long long)d->run.id, started, d->run.version, d->requests.n, queries, db, n1,
             n1 == 1 ? "" : "s");
     if (reader_run_is_complete(&d->run, why, sizeof why))
         fprintf(out, "> Data complete: nothing was dropped.\n\n");
     else
-        fprintf(out, "> [!WARNING]\n> **Data incomplete**: %s. The figures below are lower "
-                     "bounds.\n\n", why);
+        fprintf(out,
+                "> [!WARNING]\n> **Data incomplete**: %s. The figures below are lower "
+                "bounds.\n\n",
+                why);
 
     fprintf(out, "| Route | Requests | Queries/request p50 | p95 | max | Duplicates | N+1 | "
                  "DB time |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -103,7 +106,8 @@ void view_markdown(FILE *out, const ViewData *d, const ViewOptions *o)
         }
         fputc('\n', out);
     }
-    fprintf(out, "<sub>`pgtally report --db %s --request ID` shows one request's "
-                 "statements in order.</sub>\n",
+    fprintf(out,
+            "<sub>`pgtally report --db %s --request ID` shows one request's "
+            "statements in order.</sub>\n",
             "FILE");
 }

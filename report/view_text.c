@@ -47,8 +47,8 @@ static void emit_line(const char *line, size_t len, void *ctx)
 {
     WrapCtx *w = ctx;
     const char *p = w->first && w->prefix ? w->prefix : "";
-    fprintf(w->t->out, "%*s%s%s%.*s%s\n", (int)(w->indent - strlen(p)), "", p,
-            paint(w->t, CYAN), (int)len, line, paint(w->t, RESET));
+    fprintf(w->t->out, "%*s%s%s%.*s%s\n", (int)(w->indent - strlen(p)), "", p, paint(w->t, CYAN),
+            (int)len, line, paint(w->t, RESET));
     w->first = false;
 }
 
@@ -66,8 +66,8 @@ static void print_sql(const Text *t, const char *sql, size_t indent, const char 
 static void print_suggestion(const Text *t, const char *kind, const char *sql, size_t indent)
 {
     char batched[2048];
-    if (strcmp(kind, "n_plus_one") != 0 || !suggest_batched(sql, SUGGEST_ANY, batched,
-                                                            sizeof batched))
+    if (strcmp(kind, "n_plus_one") != 0 ||
+        !suggest_batched(sql, SUGGEST_ANY, batched, sizeof batched))
         return;
     fprintf(t->out, "%*s%sbatch it:%s\n", (int)indent, "", paint(t, GREEN), paint(t, RESET));
     print_sql(t, batched, indent + 2, NULL);
@@ -96,8 +96,7 @@ static void print_header(const Text *t, const ViewData *d)
     char path[VIEW_TEXT_WIDTH * 4];
     viewfmt_one_line(path, sizeof path, reader_path(d->file), VIEW_TEXT_WIDTH - 6);
     fprintf(t->out, "%spgtally report%s: run %lld, started %s, pgtally %s\nfile: %s\n",
-            paint(t, BOLD), paint(t, RESET), (long long)d->run.id, started, d->run.version,
-            path);
+            paint(t, BOLD), paint(t, RESET), (long long)d->run.id, started, d->run.version, path);
     uint64_t queries = 0, db_us = 0;
     for (size_t i = 0; i < d->requests.n; i++) {
         queries += d->requests.items[i].queries;
@@ -111,8 +110,9 @@ static void print_header(const Text *t, const ViewData *d)
                 paint(t, GREEN), paint(t, RESET), d->requests.n, queries, db);
     } else {
         fprintf(t->out, "%s!! DATA INCOMPLETE: %s.%s\n", paint(t, RED), why, paint(t, RESET));
-        fprintf(t->out, "%s!! Figures below are lower bounds.%s %zu requests, %" PRIu64
-                        " queries, DB time %s shown\n",
+        fprintf(t->out,
+                "%s!! Figures below are lower bounds.%s %zu requests, %" PRIu64
+                " queries, DB time %s shown\n",
                 paint(t, RED), paint(t, RESET), d->requests.n, queries, db);
     }
     if (d->run.ended_us > d->run.started_us) {
@@ -143,8 +143,8 @@ static void print_routes(const Text *t, const ViewData *d)
             chars += ((unsigned char)*p & 0xc0) != 0x80;
         fprintf(t->out, "%s%*s %6" PRIu64 " %5u %5u %5u %6" PRIu64 " %s%5" PRIu64 "%s %10s %10s\n",
                 name, (int)(ROUTE_W - chars), "", r->requests, r->queries_p50, r->queries_p95,
-                r->queries_max, r->duplicates, r->n_plus_one ? paint(t, YELLOW) : "",
-                r->n_plus_one, r->n_plus_one ? paint(t, RESET) : "", db, p95);
+                r->queries_max, r->duplicates, r->n_plus_one ? paint(t, YELLOW) : "", r->n_plus_one,
+                r->n_plus_one ? paint(t, RESET) : "", db, p95);
     }
     if (d->routes.n == 0)
         fprintf(t->out, "(no requests recorded in this run)\n");
@@ -166,11 +166,12 @@ static void print_findings(const Text *t, const ViewData *d)
         const char *unit = strcmp(f->kind, "n_plus_one") == 0  ? "calls"
                            : strcmp(f->kind, "duplicate") == 0 ? "repeats"
                                                                : "rows/bytes";
-        fprintf(t->out, "%2zu. %s%-9s%s %" PRIu64 " %s in %" PRIu64 " request%s on %" PRIu64
-                        " route%s, DB time %s\n",
-                i + 1, paint(t, YELLOW), kind_label(f->kind), paint(t, RESET), f->total_count,
-                unit, f->requests, f->requests == 1 ? "" : "s", f->routes,
-                f->routes == 1 ? "" : "s", time);
+        fprintf(t->out,
+                "%2zu. %s%-9s%s %" PRIu64 " %s in %" PRIu64 " request%s on %" PRIu64
+                " route%s, DB time %s\n",
+                i + 1, paint(t, YELLOW), kind_label(f->kind), paint(t, RESET), f->total_count, unit,
+                f->requests, f->requests == 1 ? "" : "s", f->routes, f->routes == 1 ? "" : "s",
+                time);
         fprintf(t->out, "%*sworst: %s, request %s (%" PRIu64 ")\n", SQL_INDENT, "", route, req,
                 f->max_count);
         print_sql(t, f->normalized, SQL_INDENT, NULL);
@@ -191,8 +192,8 @@ static void print_top_time(const Text *t, const ViewData *d)
         viewfmt_duration(time, sizeof time, f->total_time_us);
         viewfmt_one_line(sql, sizeof sql, *f->normalized ? f->normalized : "(text not recorded)",
                          VIEW_TEXT_WIDTH - 44);
-        fprintf(t->out, "%10s %7" PRIu64 " calls  %s  %s%s%s\n", time, f->calls,
-                f->fingerprint, paint(t, CYAN), sql, paint(t, RESET));
+        fprintf(t->out, "%10s %7" PRIu64 " calls  %s  %s%s%s\n", time, f->calls, f->fingerprint,
+                paint(t, CYAN), sql, paint(t, RESET));
     }
     if (shown == 0)
         fprintf(t->out, "(no statements)\n");
@@ -230,7 +231,8 @@ static void print_request(const Text *t, const ViewData *d)
     const ReaderRequest *r = &d->requests.items[0];
     char start[40], took[16], db[16], bytes[16], tags[VIEW_TEXT_WIDTH * 4];
     viewfmt_time(start, sizeof start, r->start_us);
-    viewfmt_duration(took, sizeof took, r->end_us > r->start_us ? (uint64_t)(r->end_us - r->start_us) : 0);
+    viewfmt_duration(took, sizeof took,
+                     r->end_us > r->start_us ? (uint64_t)(r->end_us - r->start_us) : 0);
     viewfmt_duration(db, sizeof db, r->db_time_us);
     viewfmt_bytes(bytes, sizeof bytes, r->bytes);
     heading(t, "REQUEST");
@@ -277,14 +279,14 @@ static void print_request(const Text *t, const ViewData *d)
     for (size_t i = 0; i < n_folds; i++) {
         const ReaderStatement *s = &d->timeline.items[folds[i].first];
         char at[16], dur[16], rep[24] = "", sql[VIEW_TEXT_WIDTH * 4];
-        viewfmt_duration(at, sizeof at, s->start_us > r->start_us ? (uint64_t)(s->start_us - r->start_us) : 0);
+        viewfmt_duration(at, sizeof at,
+                         s->start_us > r->start_us ? (uint64_t)(s->start_us - r->start_us) : 0);
         viewfmt_duration(dur, sizeof dur, folds[i].duration_us);
         if (folds[i].count > 1)
             snprintf(rep, sizeof rep, "x%zu", folds[i].count);
         /* 43 columns of figures, then the SQL in what is left of the line. */
         size_t room = VIEW_TEXT_WIDTH - 43 - (s->setup ? 8 : 0) - (folds[i].errors ? 6 : 0);
-        viewfmt_one_line(sql, sizeof sql, *s->normalized ? s->normalized : s->fingerprint,
-                         room);
+        viewfmt_one_line(sql, sizeof sql, *s->normalized ? s->normalized : s->fingerprint, room);
         fprintf(t->out, "%5u %10s %10s %7" PRIu64 " %s%5s%s  %s%s%s%s%s\n", s->seq, at, dur,
                 folds[i].rows, folds[i].count > 1 ? paint(t, YELLOW) : "", rep,
                 folds[i].count > 1 ? paint(t, RESET) : "", s->setup ? "(setup) " : "",
@@ -315,12 +317,11 @@ static void print_fingerprint(const Text *t, const ViewData *d)
     }
     fprintf(t->out, "%" PRIu64 " calls in %" PRIu64 " requests of run %lld (max %u in one)\n",
             f->calls, f->requests, (long long)d->run.id, f->max_calls);
-    fprintf(t->out, "DB time %s, %" PRIu64 " rows, %s, %" PRIu64 " errors\n", time, f->rows,
-            bytes, f->errors);
+    fprintf(t->out, "DB time %s, %" PRIu64 " rows, %s, %" PRIu64 " errors\n", time, f->rows, bytes,
+            f->errors);
     print_suggestion(t, f->max_calls >= 2 ? "n_plus_one" : "", f->normalized, 2);
     heading(t, "WHERE IT RUNS");
-    fprintf(t->out, "%-*s %9s %9s %10s\n", ROUTE_W + 20, "route", "requests", "calls",
-            "db time");
+    fprintf(t->out, "%-*s %9s %9s %10s\n", ROUTE_W + 20, "route", "requests", "calls", "db time");
     for (size_t i = 0; i < f->n_routes; i++) {
         const ReaderFingerprintRoute *r = &f->routes[i];
         char name[(ROUTE_W + 20) * 4 + 1];
@@ -329,8 +330,8 @@ static void print_fingerprint(const Text *t, const ViewData *d)
         size_t chars = 0;
         for (const char *p = name; *p; p++)
             chars += ((unsigned char)*p & 0xc0) != 0x80;
-        fprintf(t->out, "%s%*s %9" PRIu64 " %9" PRIu64 " %10s\n", name,
-                (int)(ROUTE_W + 20 - chars), "", r->requests, r->calls, time);
+        fprintf(t->out, "%s%*s %9" PRIu64 " %9" PRIu64 " %10s\n", name, (int)(ROUTE_W + 20 - chars),
+                "", r->requests, r->calls, time);
     }
     if (f->n_routes == 0)
         fprintf(t->out, "(not executed in this run)\n");

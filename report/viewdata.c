@@ -22,8 +22,8 @@ bool view_load(ReportFile *file, const ViewOptions *o, ViewData *d, char *err, s
                 d->routes.items[k++] = d->routes.items[i];
         d->routes.n = k;
         if (k == 0) {
-            snprintf(err, err_len, "%s: no requests on route \"%s\" in run %lld",
-                     reader_path(file), o->route, (long long)run);
+            snprintf(err, err_len, "%s: no requests on route \"%s\" in run %lld", reader_path(file),
+                     o->route, (long long)run);
             goto fail;
         }
     }
@@ -36,8 +36,7 @@ bool view_load(ReportFile *file, const ViewOptions *o, ViewData *d, char *err, s
     }
     const char *finding_route = o->request ? d->requests.items[0].route : o->route;
     if (!reader_top_findings(file, run, finding_route, top, &d->findings, err, err_len) ||
-        !reader_top_fingerprints(file, run, READER_BY_CALLS, top, &d->by_calls, err,
-                                 err_len) ||
+        !reader_top_fingerprints(file, run, READER_BY_CALLS, top, &d->by_calls, err, err_len) ||
         !reader_top_fingerprints(file, run, READER_BY_TIME, top, &d->by_time, err, err_len))
         goto fail;
     if (o->fingerprint &&

@@ -20,30 +20,29 @@
 #define VIEW_TOP_DEFAULT 10
 
 typedef struct ViewOptions {
-    const char *route;        /* --route: only this route's requests and findings */
-    const char *request;      /* --request: one request (id, key or row) */
-    const char *fingerprint;  /* --fingerprint: one fingerprint (16 hex or a prefix) */
-    int64_t run_id;           /* --run; <= 0: the latest */
-    size_t top;               /* findings / fingerprints listed; 0: VIEW_TOP_DEFAULT */
-    bool color;               /* ANSI colours (text only) */
+    const char *route;       /* --route: only this route's requests and findings */
+    const char *request;     /* --request: one request (id, key or row) */
+    const char *fingerprint; /* --fingerprint: one fingerprint (16 hex or a prefix) */
+    int64_t run_id;          /* --run; <= 0: the latest */
+    size_t top;              /* findings / fingerprints listed; 0: VIEW_TOP_DEFAULT */
+    bool color;              /* ANSI colours (text only) */
 } ViewOptions;
 
 typedef struct ViewData {
-    ReportFile *file;                 /* borrowed */
+    ReportFile *file; /* borrowed */
     ReaderRun run;
-    ReaderRouteList routes;           /* all routes of the run, or only --route's */
-    ReaderRequestList requests;       /* the selection: --request's, --route's, or all */
-    ReaderTopFindingList findings;    /* top findings over the selection's route(s) */
-    ReaderFingerprintList by_calls;   /* top fingerprints of the run by calls */
-    ReaderFingerprintList by_time;    /* ... and by DB time */
-    ReaderFingerprintList fingerprint;/* --fingerprint's details (one item), else empty */
-    ReaderTimeline timeline;          /* --request's statements, else empty */
+    ReaderRouteList routes;            /* all routes of the run, or only --route's */
+    ReaderRequestList requests;        /* the selection: --request's, --route's, or all */
+    ReaderTopFindingList findings;     /* top findings over the selection's route(s) */
+    ReaderFingerprintList by_calls;    /* top fingerprints of the run by calls */
+    ReaderFingerprintList by_time;     /* ... and by DB time */
+    ReaderFingerprintList fingerprint; /* --fingerprint's details (one item), else empty */
+    ReaderTimeline timeline;           /* --request's statements, else empty */
 } ViewData;
 
 /* Loads everything the options ask for. False with a message naming the file when the run,
  * route, request or fingerprint does not exist. */
-bool view_load(ReportFile *file, const ViewOptions *opts, ViewData *out, char *err,
-               size_t err_len);
+bool view_load(ReportFile *file, const ViewOptions *opts, ViewData *out, char *err, size_t err_len);
 void view_data_free(ViewData *data);
 
 /* The formats. Each writes one complete document to `out`. */

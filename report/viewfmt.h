@@ -34,8 +34,8 @@ void viewfmt_wrap(const char *s, size_t width, size_t max_lines,
 
 /* A run of consecutive statements of one fingerprint in a timeline. */
 typedef struct ViewFold {
-    size_t first;        /* index of the first statement */
-    size_t count;        /* statements folded ("x20") */
+    size_t first; /* index of the first statement */
+    size_t count; /* statements folded ("x20") */
     uint64_t duration_us, rows, bytes;
     size_t errors;
 } ViewFold;

@@ -33,7 +33,12 @@ typedef struct Mix {
     size_t max_len;
 } Mix;
 
-typedef enum Engine { ENGINE_SQLNORM_FULL, ENGINE_SQLNORM_NO_TAGS, ENGINE_PG_QUERY, ENGINES } Engine;
+typedef enum Engine {
+    ENGINE_SQLNORM_FULL,
+    ENGINE_SQLNORM_NO_TAGS,
+    ENGINE_PG_QUERY,
+    ENGINES
+} Engine;
 
 static const char *const engine_name[ENGINES] = {
     [ENGINE_SQLNORM_FULL] = "sqlnorm (N + F + V + tags)",
@@ -229,8 +234,8 @@ int main(int argc, char **argv)
     printf("corpus %s; %d interleaved rounds, each >= %.2f s of CPU time per engine; medians\n\n",
            path, rounds, min_round);
     printf("| %-34s | %12s | %9s | %9s |\n", "engine", "queries/s", "MB/s", "us/query");
-    printf("|%.36s|%.14s|%.11s|%.11s|\n", "------------------------------------",
-           "--------------", "-----------", "-----------");
+    printf("|%.36s|%.14s|%.11s|%.11s|\n", "------------------------------------", "--------------",
+           "-----------", "-----------");
     double med_qps[ENGINES], med_mbps[ENGINES];
     for (int e = 0; e < ENGINES; e++) {
         if (!enabled[e])
@@ -243,11 +248,11 @@ int main(int argc, char **argv)
     double med_ratio = median(ratio, rounds);
     if (!only)
         printf("\nratio sqlnorm (full) / pg_query: %.1fx (median of per-round ratios; min %.1fx, "
-           "max %.1fx)\n",
-           med_ratio, ratio[0], ratio[rounds - 1]);
+               "max %.1fx)\n",
+               med_ratio, ratio[0], ratio[rounds - 1]);
     if (!only)
         printf("target >= 10x and >= 300 MB/s: %s\n",
-           med_ratio >= 10 && med_mbps[ENGINE_SQLNORM_FULL] >= 300 ? "met" : "NOT met");
+               med_ratio >= 10 && med_mbps[ENGINE_SQLNORM_FULL] >= 300 ? "met" : "NOT met");
     if (runner.pg_errors)
         printf("note: pg_query rejected %zu statement executions (parse errors)\n",
                runner.pg_errors);

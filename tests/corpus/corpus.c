@@ -109,7 +109,8 @@ size_t corpus_opaque_len(const char *s, size_t n, size_t i)
         }
         return n - i;
     }
-    if (c == '$' && !word_before && i + 1 < n && (s[i + 1] == '$' || is_word_start((unsigned char)s[i + 1]))) {
+    if (c == '$' && !word_before && i + 1 < n &&
+        (s[i + 1] == '$' || is_word_start((unsigned char)s[i + 1]))) {
         j = i + 1;
         while (j < n && s[j] != '$' && is_word_char((unsigned char)s[j]))
             j++;
@@ -124,9 +125,9 @@ size_t corpus_opaque_len(const char *s, size_t n, size_t i)
     return 0;
 }
 
-static const char *const operand_words[] = {"and", "or", "then", "else", "when", "between",
-                                            "first", "next", "limit", "offset", "in", "values",
-                                            "select", "where", "not", "like", "set", NULL};
+static const char *const operand_words[] = {"and",    "or",    "then",  "else",   "when", "between",
+                                            "first",  "next",  "limit", "offset", "in",   "values",
+                                            "select", "where", "not",   "like",   "set",  NULL};
 
 char *corpus_server_form(const char *s, size_t n, bool *had_markers)
 {
@@ -135,7 +136,7 @@ char *corpus_server_form(const char *s, size_t n, bool *had_markers)
         abort();
     size_t o = 0, i = 0;
     int k = 0;
-    char prev = '(';      /* last significant char; statement start is operand position */
+    char prev = '('; /* last significant char; statement start is operand position */
     char prev_word[16] = "";
     *had_markers = false;
     while (i < n) {

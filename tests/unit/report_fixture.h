@@ -97,14 +97,12 @@ static RequestRecord *fixture_request(const char *key, const char *route, const 
     for (size_t k = 0; k < r->n_fingerprints; k++) {
         const RecordFingerprint *f = &r->fingerprints[k];
         if (f->calls >= 5 && f->distinct_values >= 2)
-            r->findings[r->n_findings++] = (RecordFinding){FINDING_N_PLUS_ONE, f->fingerprint,
-                                                           f->calls, f->distinct_values,
-                                                           false, false};
+            r->findings[r->n_findings++] = (RecordFinding){
+                FINDING_N_PLUS_ONE, f->fingerprint, f->calls, f->distinct_values, false, false};
         if (f->calls > f->distinct_values)
             r->findings[r->n_findings++] =
-                (RecordFinding){FINDING_DUPLICATE, f->fingerprint,
-                                f->calls - f->distinct_values, f->distinct_values, false,
-                                false};
+                (RecordFinding){FINDING_DUPLICATE,  f->fingerprint, f->calls - f->distinct_values,
+                                f->distinct_values, false,          false};
     }
     return r;
 }
@@ -130,10 +128,10 @@ static bool report_fixture_write(const char *path, uint64_t dropped, char *err, 
     store_submit_fingerprint(s, fixture_fp(FIXTURE_FP_ORDERS,
                                            "select id, total from orders where user_id = $1 "
                                            "order by id"));
-    store_submit_fingerprint(s, fixture_fp(FIXTURE_FP_ITEMS,
-                                           "select * from items where order_id = $1"));
-    store_submit_fingerprint(s, fixture_fp(FIXTURE_FP_USERS,
-                                           "select name from users where id = $1"));
+    store_submit_fingerprint(
+        s, fixture_fp(FIXTURE_FP_ITEMS, "select * from items where order_id = $1"));
+    store_submit_fingerprint(s,
+                             fixture_fp(FIXTURE_FP_USERS, "select name from users where id = $1"));
     store_submit_fingerprint(s, fixture_fp(FIXTURE_FP_HEALTH, "select $1"));
 
     FixtureCall a1[13] = {{FIXTURE_FP_ORDERS, 1}};
@@ -160,8 +158,8 @@ static bool report_fixture_write(const char *path, uint64_t dropped, char *err, 
                                             "{\"route\":\"/health\",\"request_id\":\"h1\"}",
                                             FIXTURE_T0 + 30000, h1, 1));
     store_submit_request(s, fixture_request("conn:7#1", FIXTURE_ODD_ROUTE,
-                                            "{\"route\":\"<b>&\\\"x|y`</b>\"}",
-                                            FIXTURE_T0 + 40000, h1, 1));
+                                            "{\"route\":\"<b>&\\\"x|y`</b>\"}", FIXTURE_T0 + 40000,
+                                            h1, 1));
     StoreRunTotals totals = {.statements = 24,
                              .requests = 5 + dropped,
                              .dropped_requests = dropped,

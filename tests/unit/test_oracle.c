@@ -38,13 +38,13 @@
  * ------------------------------------------------------------------------------------- */
 typedef enum Reason {
     REASON_NONE = 0,
-    REASON_ALIAS,      /* F finer: R29 keeps table and column aliases; pg_query drops them */
-    REASON_TYPMOD,     /* F finer: R27 keeps typmod numbers; pg_query ignores typmods */
-    REASON_POSITIONAL, /* F finer: R26 keeps ORDER BY 1 / GROUP BY 1; pg_query drops consts */
-    REASON_IN_ANY,     /* F finer: R29 no semantic rewrites, IN (...) is not = ANY(...) */
-    REASON_LIST_SET,   /* F finer: R29 keeps list order; pg_query hashes some lists as sets */
-    REASON_SPELLING,   /* F finer: R9/R10/R29 lexer keeps the words written (LIMIT vs FETCH
-                          FIRST, "id" vs id, AS, INNER); pg_query sees the same tree */
+    REASON_ALIAS,       /* F finer: R29 keeps table and column aliases; pg_query drops them */
+    REASON_TYPMOD,      /* F finer: R27 keeps typmod numbers; pg_query ignores typmods */
+    REASON_POSITIONAL,  /* F finer: R26 keeps ORDER BY 1 / GROUP BY 1; pg_query drops consts */
+    REASON_IN_ANY,      /* F finer: R29 no semantic rewrites, IN (...) is not = ANY(...) */
+    REASON_LIST_SET,    /* F finer: R29 keeps list order; pg_query hashes some lists as sets */
+    REASON_SPELLING,    /* F finer: R9/R10/R29 lexer keeps the words written (LIMIT vs FETCH
+                           FIRST, "id" vs id, AS, INNER); pg_query sees the same tree */
     REASON_FETCH_COUNT, /* F coarser: R17/R28 the FETCH count is a number -> placeholder;
                            pg_query keeps it (FetchStmt.howMany is not a Const node) */
     REASON_COUNT
@@ -209,7 +209,8 @@ static bool path_has(const Compare *cmp, const char *key)
 static bool path_at(const Compare *cmp, int from_top, const char *key)
 {
     int i = cmp->depth - 1 - from_top;
-    return i >= 0 && cmp->path_len[i] == strlen(key) && memcmp(cmp->path[i], key, cmp->path_len[i]) == 0;
+    return i >= 0 && cmp->path_len[i] == strlen(key) &&
+           memcmp(cmp->path[i], key, cmp->path_len[i]) == 0;
 }
 
 /* Is the A_Const `depth` frames below the top of the path an ORDER BY / GROUP BY item by
@@ -242,9 +243,9 @@ static void note_difference(Compare *cmp, const char *what)
     cmp->differences++;
     if (path_has(cmp, "typmods"))
         reason = REASON_TYPMOD;
-    else if (path_has(cmp, "alias") || (path_at(cmp, 0, "name") && path_at(cmp, 1, "ResTarget") &&
-                                        path_at(cmp, 2, "[]") && path_at(cmp, 3, "targetList") &&
-                                        path_at(cmp, 4, "SelectStmt")))
+    else if (path_has(cmp, "alias") ||
+             (path_at(cmp, 0, "name") && path_at(cmp, 1, "ResTarget") && path_at(cmp, 2, "[]") &&
+              path_at(cmp, 3, "targetList") && path_at(cmp, 4, "SelectStmt")))
         reason = REASON_ALIAS;
     else if (in_positional_const(cmp, 1) || in_positional_const(cmp, 2))
         reason = REASON_POSITIONAL;
@@ -253,9 +254,12 @@ static void note_difference(Compare *cmp, const char *what)
     if (reason == REASON_NONE) {
         if (!cmp->unexplained) {
             size_t used = 0;
-            for (int i = 0; i < cmp->depth && i < PATH_MAX_DEPTH && used + 40 < sizeof(cmp->first_unexplained); i++) {
-                int n = snprintf(cmp->first_unexplained + used, sizeof(cmp->first_unexplained) - used,
-                                 "%s%.*s", i ? "." : "", (int)cmp->path_len[i], cmp->path[i]);
+            for (int i = 0;
+                 i < cmp->depth && i < PATH_MAX_DEPTH && used + 40 < sizeof(cmp->first_unexplained);
+                 i++) {
+                int n =
+                    snprintf(cmp->first_unexplained + used, sizeof(cmp->first_unexplained) - used,
+                             "%s%.*s", i ? "." : "", (int)cmp->path_len[i], cmp->path[i]);
                 if (n > 0)
                     used += (size_t)n;
             }
@@ -461,11 +465,13 @@ static uint64_t spelling_signature(const char *s, size_t n)
             continue;
         }
         unsigned char c = (unsigned char)s[i];
-        if (c == '$' || (c >= '0' && c <= '9') || (c == '.' && i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '9')) {
+        if (c == '$' || (c >= '0' && c <= '9') ||
+            (c == '.' && i + 1 < n && s[i + 1] >= '0' && s[i + 1] <= '9')) {
             /* parameters and numbers (with their exponent) are literals */
             i++;
-            while (i < n && (is_word_char((unsigned char)s[i]) || s[i] == '.' ||
-                             ((s[i] == '-' || s[i] == '+') && (s[i - 1] == 'e' || s[i - 1] == 'E'))))
+            while (i < n &&
+                   (is_word_char((unsigned char)s[i]) || s[i] == '.' ||
+                    ((s[i] == '-' || s[i] == '+') && (s[i - 1] == 'e' || s[i - 1] == 'E'))))
                 i++;
             continue;
         }
@@ -499,7 +505,7 @@ typedef struct Stmt {
     size_t len;
     uint64_t f;
     char *normalized;
-    int pieces;      /* statements sqlnorm found (R37); the corpus has one per entry */
+    int pieces; /* statements sqlnorm found (R37); the corpus has one per entry */
     bool incomplete;
     bool had_markers;
     bool parsed;
@@ -563,7 +569,9 @@ static void compute_f(Stmt *st)
     }
     /* One entry, one execution: an entry that splits into several statements is grouped by
      * the sequence of their fingerprints. */
-    st->f = st->pieces == 1 ? fs[0] : XXH3_64bits(fs, sizeof(fs[0]) * (size_t)(st->pieces < 16 ? st->pieces : 16));
+    st->f = st->pieces == 1
+                ? fs[0]
+                : XXH3_64bits(fs, sizeof(fs[0]) * (size_t)(st->pieces < 16 ? st->pieces : 16));
     free(out);
 }
 
@@ -776,8 +784,8 @@ TEST(groupings_agree_modulo_intended_differences)
     double modulo = included ? 100.0 * (double)(identical + explained_only) / (double)included : 0;
     printf("agreement: %.1f%% of %zu statements grouped identically (%zu of %zu); %.1f%% modulo "
            "intended differences; %zu unexplained differences (%zu pairs)\n",
-           raw, included, identical, included, modulo,
-           included - identical - explained_only, unexplained_pairs);
+           raw, included, identical, included, modulo, included - identical - explained_only,
+           unexplained_pairs);
     CHECK_EQ_INT(unexplained_pairs, 0);
     CHECK_EQ_INT(n - included, 0);
     free(stmt_unexplained);

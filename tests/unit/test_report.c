@@ -51,7 +51,8 @@ TEST(suggest_simple_equality)
 TEST(suggest_drops_trailing_limit_and_keeps_quoted_names)
 {
     check_suggest("select \"users\".* from \"users\" where \"users\".\"id\" = $1 limit $2",
-                  SUGGEST_ANY, "select \"users\".* from \"users\" where \"users\".\"id\" = any($1)");
+                  SUGGEST_ANY,
+                  "select \"users\".* from \"users\" where \"users\".\"id\" = any($1)");
 }
 
 TEST(suggest_keeps_other_predicates_and_order)
@@ -76,8 +77,7 @@ TEST(suggest_refuses_other_shapes)
     check_suggest("select * from t where a = $1 and b = $2", SUGGEST_ANY, NULL);
     check_suggest("insert into t (a) values ($1)", SUGGEST_ANY, NULL);
     check_suggest("update t set a = $1 where id = $2", SUGGEST_ANY, NULL);
-    check_suggest("select * from t where id in (select x from u where y = $1)", SUGGEST_ANY,
-                  NULL);
+    check_suggest("select * from t where id in (select x from u where y = $1)", SUGGEST_ANY, NULL);
     check_suggest("select * from t where a > $1", SUGGEST_ANY, NULL);
     check_suggest("select * from t where a = $1 or b = c", SUGGEST_ANY,
                   "select * from t where a = any($1) or b = c");
@@ -89,8 +89,8 @@ TEST(suggest_refuses_other_shapes)
 TEST(suggest_respects_capacity)
 {
     char out[10];
-    CHECK(!suggest_batched("select * from items where order_id = $1", SUGGEST_ANY, out,
-                           sizeof out));
+    CHECK(
+        !suggest_batched("select * from items where order_id = $1", SUGGEST_ANY, out, sizeof out));
     CHECK_EQ_STR(out, "");
 }
 
@@ -450,8 +450,8 @@ TEST(json_has_contract_fields)
     CHECK(strstr(s, "\"dropped\":0") != NULL);
     CHECK(strstr(s, "\"id\":\"a1\"") != NULL);
     CHECK(strstr(s, "\"tags\":{\"route\":\"/orders\",\"request_id\":\"a1\"}") != NULL);
-    CHECK(strstr(s, "\"kind\":\"n_plus_one\",\"fingerprint\":\"2222000000000002\",\"count\":10")
-          != NULL);
+    CHECK(strstr(s, "\"kind\":\"n_plus_one\",\"fingerprint\":\"2222000000000002\",\"count\":10") !=
+          NULL);
     CHECK(strstr(s, "\"route\":\"<b>&\\\"x|y`</b>\"") != NULL);
     free(s);
 }

@@ -135,13 +135,24 @@ TEST(n_plus_one_and_duplicates_in_one_tagged_request)
     Out o;
     Tally *t = new_tally(&o, NULL);
     const char *tag = "request_id=r1,route=/api/orders";
-    feed(t, (Stmt){.conn = 1, .tags = tag, .fingerprint = 0xa, .values = 1, .rows = 10,
+    feed(t, (Stmt){.conn = 1,
+                   .tags = tag,
+                   .fingerprint = 0xa,
+                   .values = 1,
+                   .rows = 10,
                    .normalized = "select * from orders"});
     for (uint64_t i = 0; i < 10; i++)
-        feed(t, (Stmt){.conn = 1, .tags = tag, .fingerprint = 0xb, .values = 100 + i, .rows = 1,
+        feed(t, (Stmt){.conn = 1,
+                       .tags = tag,
+                       .fingerprint = 0xb,
+                       .values = 100 + i,
+                       .rows = 1,
                        .normalized = "select * from customers where id = $1"});
     for (int i = 0; i < 3; i++)
-        feed(t, (Stmt){.conn = 1, .tags = tag, .fingerprint = 0xc, .values = 7,
+        feed(t, (Stmt){.conn = 1,
+                       .tags = tag,
+                       .fingerprint = 0xc,
+                       .values = 7,
                        .normalized = "select * from settings where k = $1"});
     tally_finish_all(t);
     CHECK_EQ_INT(o.n_requests, 1);
@@ -177,10 +188,13 @@ TEST(interleaved_requests_on_several_connections_stay_apart)
     Out o;
     Tally *t = new_tally(&o, NULL);
     for (int i = 0; i < 6; i++) {
-        feed(t, (Stmt){.conn = 1, .tags = "request_id=a", .fingerprint = 0x1, .values = (uint64_t)i});
+        feed(t,
+             (Stmt){.conn = 1, .tags = "request_id=a", .fingerprint = 0x1, .values = (uint64_t)i});
         feed(t, (Stmt){.conn = 2, .tags = "request_id=b", .fingerprint = 0x2, .values = 1});
         /* request c is spread over both connections */
-        feed(t, (Stmt){.conn = (uint64_t)(1 + i % 2), .tags = "request_id=c", .fingerprint = 0x3,
+        feed(t, (Stmt){.conn = (uint64_t)(1 + i % 2),
+                       .tags = "request_id=c",
+                       .fingerprint = 0x3,
                        .values = (uint64_t)i});
     }
     tally_finish_all(t);
@@ -231,7 +245,8 @@ TEST(driver_begin_joins_the_next_request_not_the_previous_one)
     for (int i = 0; i < 2; i++) {
         feed(t, (Stmt){.conn = 1, .normalized = "begin", .command = "BEGIN", .fingerprint = 0x10});
         feed(t, (Stmt){.conn = 1, .tags = ids[i], .fingerprint = 0x11, .values = 1});
-        feed(t, (Stmt){.conn = 1, .normalized = "commit", .command = "COMMIT", .fingerprint = 0x12});
+        feed(t,
+             (Stmt){.conn = 1, .normalized = "commit", .command = "COMMIT", .fingerprint = 0x12});
     }
     tally_connection_closed(t, 1);
     tally_finish_all(t);
@@ -260,7 +275,8 @@ TEST(untagged_statements_do_not_break_a_route_labelled_run)
         feed(t, (Stmt){.conn = 1, .normalized = "begin", .command = "BEGIN", .fingerprint = 0x10});
         feed(t, (Stmt){.conn = 1, .tags = route, .fingerprint = 0x11});
         feed(t, (Stmt){.conn = 1, .tags = route, .fingerprint = 0x13});
-        feed(t, (Stmt){.conn = 1, .normalized = "commit", .command = "COMMIT", .fingerprint = 0x12});
+        feed(t,
+             (Stmt){.conn = 1, .normalized = "commit", .command = "COMMIT", .fingerprint = 0x12});
     }
     tally_connection_closed(t, 1);
     CHECK_EQ_INT(o.n_requests, 2);
@@ -308,9 +324,12 @@ TEST(application_name_runs_split_on_label_change_and_keep_setup_statements)
     const char *set = "set application_name = $1";
     feed(t, (Stmt){.conn = 1, .normalized = set, .command = "SET", .fingerprint = 0x50});
     for (int i = 0; i < 3; i++)
-        feed(t, (Stmt){.conn = 1, .app = "orders#index", .fingerprint = 0x51,
-                       .values = (uint64_t)i});
-    feed(t, (Stmt){.conn = 1, .normalized = set, .command = "SET", .fingerprint = 0x50,
+        feed(t,
+             (Stmt){.conn = 1, .app = "orders#index", .fingerprint = 0x51, .values = (uint64_t)i});
+    feed(t, (Stmt){.conn = 1,
+                   .normalized = set,
+                   .command = "SET",
+                   .fingerprint = 0x50,
                    .app = "orders#index"});
     for (int i = 0; i < 2; i++)
         feed(t, (Stmt){.conn = 1, .app = "orders#show", .fingerprint = 0x52});
@@ -379,8 +398,12 @@ TEST(repeated_writes_are_flagged_as_writes)
     Out o;
     Tally *t = new_tally(&o, NULL);
     for (uint64_t i = 0; i < 6; i++)
-        feed(t, (Stmt){.conn = 1, .tags = "request_id=w", .fingerprint = 0x70, .values = i,
-                       .command = "UPDATE", .normalized = "update t set a = $1 where id = $2"});
+        feed(t, (Stmt){.conn = 1,
+                       .tags = "request_id=w",
+                       .fingerprint = 0x70,
+                       .values = i,
+                       .command = "UPDATE",
+                       .normalized = "update t set a = $1 where id = $2"});
     tally_finish_all(t);
     const RecordFinding *f = find_finding(o.requests[0], FINDING_N_PLUS_ONE, 0x70);
     CHECK(f != NULL);

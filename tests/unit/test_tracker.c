@@ -32,15 +32,15 @@ static void record(void *ctx, const TrackerEvent *ev)
     r->ev = *ev;
     snprintf(r->sql, sizeof r->sql, "%.*s", ev->sql ? (int)ev->sql_len : 6,
              ev->sql ? ev->sql : "(null)");
-    snprintf(r->statement, sizeof r->statement, "%.*s",
-             ev->statement ? (int)ev->statement_len : 6, ev->statement ? ev->statement : "(null)");
+    snprintf(r->statement, sizeof r->statement, "%.*s", ev->statement ? (int)ev->statement_len : 6,
+             ev->statement ? ev->statement : "(null)");
     snprintf(r->normalized, sizeof r->normalized, "%.*s", (int)ev->normalized_len,
              ev->normalized ? ev->normalized : "");
     size_t n = 0;
     for (size_t i = 0; i < ev->n_tags && n < sizeof r->tags; i++)
         n += (size_t)snprintf(r->tags + n, sizeof r->tags - n, "%s%.*s=%.*s", i ? " " : "",
-                              (int)ev->tags[i].key_len, ev->tags[i].key,
-                              (int)ev->tags[i].value_len, ev->tags[i].value);
+                              (int)ev->tags[i].key_len, ev->tags[i].key, (int)ev->tags[i].value_len,
+                              ev->tags[i].value);
     snprintf(r->app, sizeof r->app, "%.*s", (int)ev->application_name_len,
              ev->application_name ? ev->application_name : "");
     r->ev.sql = NULL;
