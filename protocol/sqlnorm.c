@@ -1217,15 +1217,17 @@ enum {
     O_COLON,
     O_DCOLON,
     O_MARK, /* the R36 list marker */
+    O_KINDS
 };
 
 #define O_BIT(k) (1u << (k))
 /* R35: no space before these, none after those. */
-static const unsigned norm_no_space_before = O_BIT(O_COMMA) | O_BIT(O_RPAREN) | O_BIT(O_RBRACK) |
-                                             O_BIT(O_SEMI) | O_BIT(O_DOT) | O_BIT(O_DCOLON) |
-                                             O_BIT(O_LBRACK) | O_BIT(O_COLON);
-static const unsigned norm_no_space_after =
-    O_BIT(O_LPAREN) | O_BIT(O_LBRACK) | O_BIT(O_DOT) | O_BIT(O_DCOLON) | O_BIT(O_COLON);
+#define NORM_NO_SPACE_BEFORE                                                                      \
+    (O_BIT(O_COMMA) | O_BIT(O_RPAREN) | O_BIT(O_RBRACK) | O_BIT(O_SEMI) | O_BIT(O_DOT) |          \
+     O_BIT(O_DCOLON) | O_BIT(O_LBRACK) | O_BIT(O_COLON))
+#define NORM_NO_SPACE_AFTER                                                                       \
+    (O_BIT(O_LPAREN) | O_BIT(O_LBRACK) | O_BIT(O_DOT) | O_BIT(O_DCOLON) | O_BIT(O_COLON))
+#define NORM_COLONS (O_BIT(O_COLON) | O_BIT(O_DCOLON))
 
 enum { FR_PLAIN, FR_IN, FR_ARRAY, FR_ROW, FR_CAST, FR_TYPMOD };
 enum { LIST_COLLAPSING, LIST_EXPANDED };
@@ -1347,34 +1349,65 @@ static uint64_t norm_vdigest(Norm *nm)
 
 /* ---- emitting ---- */
 
-static const unsigned norm_colons = O_BIT(O_COLON) | O_BIT(O_DCOLON);
+/* R35: whether a space goes between the previous token (kind p) and the next (kind k). A few
+ * cases go beyond R35 because glued tokens must read back as the same tokens (R3): after a
+ * `:` in operand position a word is spaced (`select: b` would come back as the marker `:b`);
+ * two colon tokens are spaced (`:` `::` is not `::` `:`); and a kept number is spaced from a
+ * `.` (`1` `.` `x` is not the number `1.`, `.` `5` not `.5`). The rules are evaluated at
+ * compile time into a table, so spacing costs one lookup per token; three answers depend on
+ * more than the two kinds and are settled by norm_space. */
+enum {
+    SP_NO,
+    SP_YES,
+    SP_IF_WORD_AFTER_OPERAND_COLON, /* p is `:`: spaced if the colon stood in operand position
+                                       and the token starts like a word */
+    SP_IF_DIGIT,                    /* p is `.`: spaced if the token starts with a digit */
+    SP_IF_APART,                    /* `(` after a word or name: spaced unless it touched it */
+};
+#define NORM_SP_RULE(k, p)                                                                        \
+    ((p) == O_NONE                                                 ? SP_NO                        \
+     : (O_BIT(k) & NORM_COLONS) && (O_BIT(p) & NORM_COLONS)        ? SP_YES                       \
+     : (p) == O_NUM && (k) == O_DOT                                ? SP_YES                       \
+     : (p) == O_DOT                                                ? SP_IF_DIGIT                  \
+     : NORM_NO_SPACE_BEFORE & O_BIT(k)                             ? SP_NO                        \
+     : (p) == O_COLON                                              ? SP_IF_WORD_AFTER_OPERAND_COLON \
+     : NORM_NO_SPACE_AFTER & O_BIT(p)                              ? SP_NO                        \
+     : (k) == O_LPAREN                                             ? SP_IF_APART                  \
+                                                                   : SP_YES)
+#define NORM_SP_ROW(k)                                                                            \
+    {NORM_SP_RULE(k, 0),  NORM_SP_RULE(k, 1),  NORM_SP_RULE(k, 2),  NORM_SP_RULE(k, 3),          \
+     NORM_SP_RULE(k, 4),  NORM_SP_RULE(k, 5),  NORM_SP_RULE(k, 6),  NORM_SP_RULE(k, 7),          \
+     NORM_SP_RULE(k, 8),  NORM_SP_RULE(k, 9),  NORM_SP_RULE(k, 10), NORM_SP_RULE(k, 11),         \
+     NORM_SP_RULE(k, 12), NORM_SP_RULE(k, 13), NORM_SP_RULE(k, 14), NORM_SP_RULE(k, 15),         \
+     NORM_SP_RULE(k, 16)}
+_Static_assert(O_KINDS == 17, "NORM_SP_ROW lists every token kind");
+static const uint8_t norm_space_rule[O_KINDS][O_KINDS] = {
+    NORM_SP_ROW(0),  NORM_SP_ROW(1),  NORM_SP_ROW(2),  NORM_SP_ROW(3),  NORM_SP_ROW(4),
+    NORM_SP_ROW(5),  NORM_SP_ROW(6),  NORM_SP_ROW(7),  NORM_SP_ROW(8),  NORM_SP_ROW(9),
+    NORM_SP_ROW(10), NORM_SP_ROW(11), NORM_SP_ROW(12), NORM_SP_ROW(13), NORM_SP_ROW(14),
+    NORM_SP_ROW(15), NORM_SP_ROW(16),
+};
+#undef NORM_SP_ROW
+#undef NORM_SP_RULE
 
-/* R35: writes the space that goes before a token of kind `kind`. `first` is the token's
- * first output byte. A few cases go beyond R35 because glued tokens must read back as the
- * same tokens (R3): after a `:` in operand position a word is spaced (`select: b` would come
- * back as the marker `:b`); two colon tokens are spaced (`:` `::` is not `::` `:`); and a
- * kept number is spaced from a `.` (`1` `.` `x` is not the number `1.`, `.` `5` not `.5`). */
+/* Writes the space (if any) that goes before a token of kind `kind`; `first` is the token's
+ * first output byte, `gap` whether whitespace or a comment preceded it in the input. */
 static inline void norm_space(Norm *nm, unsigned kind, bool gap, unsigned char first)
 {
-    unsigned p = nm->prev;
-    if (p == O_NONE)
+    unsigned rule = norm_space_rule[kind][nm->prev];
+    if (rule == SP_NO)
         return;
-    if (((O_BIT(kind) & norm_colons) && (O_BIT(p) & norm_colons)) ||
-        (p == O_NUM && kind == O_DOT) || (p == O_DOT && (norm_cls[first] & C_DIGIT))) {
-        nm->out[nm->len++] = ' '; /* glued, these would read back as other tokens */
-        return;
+    if (rule != SP_YES) {
+        bool space;
+        if (rule == SP_IF_DIGIT)
+            space = (norm_cls[first] & C_DIGIT) != 0;
+        else if (rule == SP_IF_APART)
+            space = gap || !nm->prev_touch;
+        else
+            space = nm->colon_operand && (norm_cls[first] & C_WSTART);
+        if (!space)
+            return;
     }
-    if (norm_no_space_before & O_BIT(kind))
-        return;
-    if (p == O_COLON) {
-        if (nm->colon_operand && (norm_cls[first] & C_WSTART))
-            nm->out[nm->len++] = ' ';
-        return;
-    }
-    if (norm_no_space_after & O_BIT(p))
-        return;
-    if (kind == O_LPAREN && !gap && nm->prev_touch)
-        return;
     nm->out[nm->len++] = ' ';
 }
 
@@ -1408,7 +1441,7 @@ static void norm_placeholder(Norm *nm, const unsigned char *sign, size_t sign_le
     norm_set_prev(nm, O_PH, false);
 }
 
-static void norm_verbatim(Norm *nm, unsigned kind, const NormToken *t)
+static inline void norm_verbatim(Norm *nm, unsigned kind, const NormToken *t)
 {
     const unsigned char *s = nm->lx.src + t->start;
     norm_space(nm, kind, t->gap, s[0]);
@@ -1416,7 +1449,7 @@ static void norm_verbatim(Norm *nm, unsigned kind, const NormToken *t)
     nm->len += t->len;
 }
 
-static void norm_punct(Norm *nm, unsigned kind, char c, bool operand)
+static inline void norm_punct(Norm *nm, unsigned kind, char c, bool operand)
 {
     norm_space(nm, kind, false, 0);
     nm->out[nm->len++] = c;
