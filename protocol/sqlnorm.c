@@ -1322,7 +1322,7 @@ static void norm_vadd(Norm *nm, const unsigned char *sign, size_t sign_len,
     size_t total = sign_len + len;
     unsigned char prefix[4] = {(unsigned char)total, (unsigned char)(total >> 8),
                                (unsigned char)(total >> 16), (unsigned char)(total >> 24)};
-    if (nm->vbuf_len + 4 + total > NORM_VBUF) {
+    if (__builtin_expect(nm->vbuf_len + 4 + total > NORM_VBUF, 0)) {
         norm_vflush(nm);
         if (4 + total > NORM_VBUF) {
             XXH3_64bits_update(&nm->vstate, prefix, 4);
@@ -1333,8 +1333,8 @@ static void norm_vadd(Norm *nm, const unsigned char *sign, size_t sign_len,
     }
     unsigned char *d = nm->vbuf + nm->vbuf_len;
     memcpy(d, prefix, 4);
-    if (sign_len)
-        memcpy(d + 4, sign, sign_len);
+    if (sign_len) /* a folded sign: at most one byte */
+        d[4] = sign[0];
     memcpy(d + 4 + sign_len, text, len);
     nm->vbuf_len += 4 + total;
 }
@@ -1714,7 +1714,7 @@ static bool norm_word(Norm *nm, const NormToken *t, NormFrame *f, uint8_t uesc, 
         nm->uesc = UESC_USTR_ESC;
         return false;
     }
-    bool to_ph = norm_sess_word(nm, kw);
+    bool to_ph = nm->sess != SESS_DONE && norm_sess_word(nm, kw); /* R28: usually settled */
     if (!to_ph) {
         if (kw == KW_TRUE || kw == KW_FALSE) /* R24 */
             to_ph = !(nm->prev_kw == KW_IS || (nm->prev_kw == KW_NOT && nm->prev2_kw == KW_IS));
@@ -1934,7 +1934,7 @@ static void norm_token(Norm *nm, const NormToken *t)
     unsigned kw = KW_NONE;
     uint8_t uesc = nm->uesc; /* R10/R13: only the very next token may continue it */
     nm->uesc = UESC_NONE;
-    if (t->kind != TK_WORD && norm_sess_other(nm, t)) {
+    if (nm->sess != SESS_DONE && t->kind != TK_WORD && norm_sess_other(nm, t)) {
         norm_placeholder(nm, NULL, 0, t->start, t->len, t->gap);
         goto done;
     }
@@ -2035,9 +2035,7 @@ static void norm_token(Norm *nm, const NormToken *t)
         norm_set_prev(nm, O_OP, true);
         break;
     }
-done:
-    if (t->kind != TK_WORD && nm->sess == SESS_START)
-        nm->sess = SESS_DONE;
+done: /* (a non-word settled SESS_START in norm_sess_other above) */
     if (f != NULL && f->ob == OB_ITEM && !ob_set)
         f->ob = OB_MID;
     nm->prev2_kw = nm->prev_kw;
