@@ -338,8 +338,10 @@ static void on_sigusr1(struct ev_loop *loop, ev_signal *w, int revents)
     (void)loop;
     (void)revents;
     Listener *l = w->data;
-    if (l->recorder)
-        recorder_flush(l->recorder);
+    if (l->recorder) {
+        RecorderTotals totals = {.untracked_statements = l->ctx.stats.untracked};
+        recorder_flush(l->recorder, &totals);
+    }
     flush_outputs(l);
     log_line(LOG_INFO, 0, "SIGUSR1: open requests finished, report store and query log flushed");
 }

@@ -101,10 +101,24 @@ void recorder_set_thresholds(Recorder *r, const TallyOptions *options)
     tally_set_thresholds(r->tally, options);
 }
 
-void recorder_flush(Recorder *r)
+static StoreRunTotals run_totals(const Recorder *r, const RecorderTotals *totals)
+{
+    const TallyStats *ts = tally_stats(r->tally);
+    StoreRunTotals run = {0};
+    run.statements = ts->statements;
+    run.requests = ts->requests;
+    /* Requests refused by a full queue are the store's own drops (it adds them to the run);
+     * the tally never loses a request (evicted ones are written early, not dropped). */
+    run.untracked_statements = totals ? totals->untracked_statements : 0;
+    run.complete = true; /* every open request has just been finished */
+    return run;
+}
+
+void recorder_flush(Recorder *r, const RecorderTotals *totals)
 {
     tally_finish_all(r->tally);
-    store_request_flush(r->store);
+    StoreRunTotals run = run_totals(r, totals);
+    store_request_flush(r->store, &run);
 }
 
 RecorderStats recorder_stats(const Recorder *r)
@@ -124,14 +138,7 @@ RecorderStats recorder_stats(const Recorder *r)
 bool recorder_close(Recorder *r, const RecorderTotals *totals, char *err, size_t err_len)
 {
     tally_finish_all(r->tally);
-    const TallyStats *ts = tally_stats(r->tally);
-    StoreRunTotals run = {0};
-    run.statements = ts->statements;
-    run.requests = ts->requests;
-    /* Requests refused by a full queue are the store's own drops (it adds them to the run);
-     * the tally never loses a request (evicted ones are written early, not dropped). */
-    run.untracked_statements = totals ? totals->untracked_statements : 0;
-    run.complete = true;
+    StoreRunTotals run = run_totals(r, totals);
     bool ok = store_close(r->store, &run, err, err_len);
     tally_free(r->tally);
     free(r);

@@ -32,12 +32,15 @@ void recorder_tick(Recorder *recorder, int64_t now_us);
 /* New finding thresholds and request gap (SIGHUP). */
 void recorder_set_thresholds(Recorder *recorder, const TallyOptions *options);
 
-/* Ends every open request and asks the writer to commit what is queued (SIGUSR1). */
-void recorder_flush(Recorder *recorder);
+typedef struct RecorderTotals RecorderTotals;
 
-typedef struct RecorderTotals {
+/* Ends every open request and asks the writer to commit what is queued and to record the run's
+ * totals as of now, so a reader can judge the run while the proxy goes on (SIGUSR1). */
+void recorder_flush(Recorder *recorder, const RecorderTotals *totals);
+
+struct RecorderTotals {
     uint64_t untracked_statements; /* from the trackers */
-} RecorderTotals;
+};
 
 /* Ends every open request, drains the queue, records the run's totals, closes the file.
  * Returns false (message in err) when the final write failed. */

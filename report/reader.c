@@ -17,6 +17,7 @@
 struct ReportFile {
     char *path;
     sqlite3 *db;
+    int64_t schema_version;
 };
 
 /* A list's memory: every string and side array it hands out, freed together. */
@@ -215,6 +216,7 @@ ReportFile *reader_open(const char *path, char *err, size_t err_len)
                 path, (long long)version, STORE_SCHEMA_VERSION);
         goto fail;
     }
+    f->schema_version = version;
     return f;
 fail:
     reader_close(f);
@@ -237,14 +239,17 @@ const char *reader_path(const ReportFile *f)
 
 /* ---- runs ---------------------------------------------------------------------------------- */
 
-static const char sql_runs[] =
-    "SELECT r.id, r.started_us, coalesce(r.ended_us, 0), r.version,"
-    " CASE WHEN json_valid(r.settings) THEN r.settings ELSE '{}' END, r.statements,"
-    " r.requests, r.dropped_requests, r.dropped_statements, r.dropped_fingerprints,"
-    " r.untracked_statements, r.complete,"
-    " (SELECT count(*) FROM requests q WHERE q.run_id = r.id),"
-    " (SELECT coalesce(sum(q.statements), 0) FROM requests q WHERE q.run_id = r.id)"
-    " FROM runs r WHERE ?1 IS NULL OR r.id = ?1 ORDER BY r.id";
+/* %s: the flush time, a column since schema version 2 (0 in older files). */
+#define SQL_RUNS(flushed)                                                                      \
+    "SELECT r.id, r.started_us, coalesce(r.ended_us, 0), r.version,"                          \
+    " CASE WHEN json_valid(r.settings) THEN r.settings ELSE '{}' END, r.statements,"          \
+    " r.requests, r.dropped_requests, r.dropped_statements, r.dropped_fingerprints,"          \
+    " r.untracked_statements, r.complete,"                                                    \
+    " (SELECT count(*) FROM requests q WHERE q.run_id = r.id),"                               \
+    " (SELECT coalesce(sum(q.statements), 0) FROM requests q WHERE q.run_id = r.id), " flushed \
+    " FROM runs r WHERE ?1 IS NULL OR r.id = ?1 ORDER BY r.id"
+static const char sql_runs_v2[] = SQL_RUNS("coalesce(r.flushed_us, 0)");
+static const char sql_runs_v1[] = SQL_RUNS("0");
 
 static void run_from_row(sqlite3_stmt *st, ReaderRun *r)
 {
@@ -261,13 +266,14 @@ static void run_from_row(sqlite3_stmt *st, ReaderRun *r)
     r->complete = sqlite3_column_int64(st, 11) != 0;
     r->stored_requests = col_u64(st, 12);
     r->stored_statements = col_u64(st, 13);
+    r->flushed_us = sqlite3_column_int64(st, 14);
 }
 
 bool reader_list_runs(ReportFile *f, ReaderRunList *out, char *err, size_t err_len)
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st = NULL;
-    if (!prepare(f, &st, sql_runs, err, err_len))
+    if (!prepare(f, &st, f->schema_version >= 2 ? sql_runs_v2 : sql_runs_v1, err, err_len))
         return false;
     size_t cap = 0;
     int rc;
@@ -324,7 +330,7 @@ bool reader_load_run(ReportFile *f, int64_t run_id, ReaderRun *out, char *err, s
             return false;
         }
     }
-    if (!prepare(f, &st, sql_runs, err, err_len))
+    if (!prepare(f, &st, f->schema_version >= 2 ? sql_runs_v2 : sql_runs_v1, err, err_len))
         return false;
     sqlite3_bind_int64(st, 1, id);
     int rc = sqlite3_step(st);
@@ -357,8 +363,18 @@ uint64_t reader_run_dropped(const ReaderRun *run)
 
 bool reader_run_is_complete(const ReaderRun *run, char *why, size_t why_len)
 {
-    if (run->ended_us == 0) {
-        set_err(why, why_len, "the run has not ended (proxy still running, or killed)");
+    if (run->ended_us == 0 && run->flushed_us == 0) {
+        set_err(why, why_len, "the run has not ended (proxy still running, or killed); "
+                              "send the proxy SIGUSR1 to flush a complete snapshot");
+        return false;
+    }
+    /* A running proxy's SIGUSR1 snapshot is complete only while nothing has been written
+     * after it: the totals it recorded must still match what the file holds. */
+    if (run->ended_us == 0 && run->stored_requests != run->requests) {
+        set_err(why, why_len,
+                "the run is still going: %llu requests were written after its last SIGUSR1 "
+                "snapshot (send SIGUSR1 again, or stop the proxy)",
+                (unsigned long long)(run->stored_requests - run->requests));
         return false;
     }
     if (reader_run_dropped(run)) {

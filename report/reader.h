@@ -54,6 +54,7 @@ typedef struct ReaderRun {
     /* What the file actually holds for this run (counted from the requests table). */
     uint64_t stored_requests;
     uint64_t stored_statements; /* sum of requests.statements */
+    int64_t flushed_us; /* a running proxy's last SIGUSR1 snapshot (totals as of then); 0: none */
 } ReaderRun;
 
 typedef struct ReaderRunList {

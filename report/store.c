@@ -109,6 +109,9 @@ static const char *const migrations[] = {
     "  sqlstate TEXT,"
     "  setup INTEGER NOT NULL,"
     "  PRIMARY KEY (request_id, seq)) WITHOUT ROWID;",
+    /* 1 -> 2: a snapshot a running proxy wrote on SIGUSR1 (totals and completeness as of
+     * then), so `pgtally check` can judge a run that has not ended. */
+    "ALTER TABLE runs ADD COLUMN flushed_us INTEGER;",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
@@ -120,7 +123,7 @@ static const char sql_insert_run[] =
 static const char sql_update_run[] =
     "UPDATE runs SET ended_us = ?1, statements = ?2, requests = ?3, dropped_requests = ?4,"
     " dropped_statements = ?5, dropped_fingerprints = ?6, untracked_statements = ?7,"
-    " complete = ?8 WHERE id = ?9";
+    " complete = ?8, flushed_us = ?10 WHERE id = ?9";
 /* First record wins; a later one only fills in a sample the first lacked. */
 static const char sql_insert_fingerprint[] =
     "INSERT INTO fingerprints (fingerprint, normalized, command, sample, first_seen_us)"
@@ -190,6 +193,8 @@ struct Store {
     uint64_t processed; /* records ever taken and written or dropped by the writer */
     uint64_t flush_gen, flush_done_gen;
     uint64_t flush_mark; /* `enqueued` when flush_gen was last raised */
+    StoreRunTotals flush_totals; /* the proxy's totals as of the latest flush request */
+    bool flush_totals_set;
     StoreStats stats;
 };
 
@@ -601,6 +606,64 @@ static void checkpoint_passive(Store *s)
     sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 }
 
+/* Writes the run's row: totals plus the store's own drops. At close (`ended`) it sets
+ * ended_us; after a SIGUSR1 flush it sets flushed_us instead, leaving the run open. */
+static bool write_run_row(Store *s, const StoreRunTotals *t, bool ended, char *err,
+                          size_t err_len)
+{
+    pthread_mutex_lock(&s->lock);
+    StoreStats st = s->stats;
+    pthread_mutex_unlock(&s->lock);
+    uint64_t dropped_requests = t->dropped_requests + st.dropped_requests;
+    uint64_t dropped_statements = t->dropped_statements + st.dropped_statements;
+    uint64_t dropped_fingerprints = t->dropped_fingerprints + st.dropped_fingerprints;
+    bool complete =
+        t->complete && !dropped_requests && !dropped_statements && !dropped_fingerprints;
+    bool ok = false;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db, sql_update_run, -1, &q, NULL) == SQLITE_OK) {
+        int64_t now = now_us();
+        if (ended)
+            sqlite3_bind_int64(q, 1, now);
+        else
+            sqlite3_bind_null(q, 1);
+        sqlite3_bind_int64(q, 2, (int64_t)t->statements);
+        sqlite3_bind_int64(q, 3, (int64_t)t->requests);
+        sqlite3_bind_int64(q, 4, (int64_t)dropped_requests);
+        sqlite3_bind_int64(q, 5, (int64_t)dropped_statements);
+        sqlite3_bind_int64(q, 6, (int64_t)dropped_fingerprints);
+        sqlite3_bind_int64(q, 7, (int64_t)t->untracked_statements);
+        sqlite3_bind_int(q, 8, complete);
+        sqlite3_bind_int64(q, 9, s->run_id);
+        sqlite3_bind_int64(q, 10, now);
+        ok = sqlite3_step(q) == SQLITE_DONE;
+    }
+    if (!ok)
+        set_err(err, err_len, "%s: cannot record the run's totals: %s", s->path,
+                sqlite3_errmsg(s->db));
+    sqlite3_finalize(q);
+    return ok;
+}
+
+/* A flush reached its mark: record the proxy's totals as of the request, then checkpoint. */
+static void finish_flush(Store *s)
+{
+    pthread_mutex_lock(&s->lock);
+    bool have = s->flush_totals_set;
+    StoreRunTotals totals = s->flush_totals;
+    s->flush_totals_set = false;
+    pthread_mutex_unlock(&s->lock);
+    if (have) {
+        char err[256];
+        if (!write_run_row(s, &totals, false, err, sizeof err)) {
+            pthread_mutex_lock(&s->lock);
+            snprintf(s->stats.last_error, sizeof s->stats.last_error, "%s", err);
+            pthread_mutex_unlock(&s->lock);
+        }
+    }
+    checkpoint_passive(s);
+}
+
 static void *writer_main(void *arg)
 {
     Store *s = arg;
@@ -617,7 +680,7 @@ static void *writer_main(void *arg)
             if (flush_pending(s)) {
                 uint64_t gen = s->flush_gen;
                 pthread_mutex_unlock(&s->lock);
-                checkpoint_passive(s);
+                finish_flush(s);
                 pthread_mutex_lock(&s->lock);
                 if (s->flush_done_gen < gen)
                     s->flush_done_gen = gen;
@@ -658,7 +721,7 @@ static void *writer_main(void *arg)
         uint64_t gen = s->flush_gen;
         pthread_mutex_unlock(&s->lock);
         if (flush_reached && res.ok)
-            checkpoint_passive(s);
+            finish_flush(s);
 
         pthread_mutex_lock(&s->lock);
         s->processed += n;
@@ -834,9 +897,13 @@ static uint64_t request_flush_locked(Store *s)
     return s->flush_gen;
 }
 
-void store_request_flush(Store *s)
+void store_request_flush(Store *s, const StoreRunTotals *totals)
 {
     pthread_mutex_lock(&s->lock);
+    if (totals) {
+        s->flush_totals = *totals;
+        s->flush_totals_set = true;
+    }
     request_flush_locked(s);
     pthread_mutex_unlock(&s->lock);
 }
@@ -889,34 +956,7 @@ bool store_close(Store *s, const StoreRunTotals *totals, char *err, size_t err_l
     pthread_join(s->writer, NULL); /* the writer leaves only once the queue is empty */
 
     static const StoreRunTotals none;
-    const StoreRunTotals *t = totals ? totals : &none;
-    const StoreStats *st = &s->stats;
-    uint64_t dropped_requests = t->dropped_requests + st->dropped_requests;
-    uint64_t dropped_statements = t->dropped_statements + st->dropped_statements;
-    uint64_t dropped_fingerprints = t->dropped_fingerprints + st->dropped_fingerprints;
-    bool complete =
-        t->complete && !dropped_requests && !dropped_statements && !dropped_fingerprints;
-
-    bool ok = true;
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s->db, sql_update_run, -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(q, 1, now_us());
-        sqlite3_bind_int64(q, 2, (int64_t)t->statements);
-        sqlite3_bind_int64(q, 3, (int64_t)t->requests);
-        sqlite3_bind_int64(q, 4, (int64_t)dropped_requests);
-        sqlite3_bind_int64(q, 5, (int64_t)dropped_statements);
-        sqlite3_bind_int64(q, 6, (int64_t)dropped_fingerprints);
-        sqlite3_bind_int64(q, 7, (int64_t)t->untracked_statements);
-        sqlite3_bind_int(q, 8, complete);
-        sqlite3_bind_int64(q, 9, s->run_id);
-        ok = sqlite3_step(q) == SQLITE_DONE;
-    } else {
-        ok = false;
-    }
-    if (!ok)
-        set_err(err, err_len, "%s: cannot record the run's totals: %s", s->path,
-                sqlite3_errmsg(s->db));
-    sqlite3_finalize(q);
+    bool ok = write_run_row(s, totals ? totals : &none, true, err, err_len);
     /* TRUNCATE leaves a self-contained main file; a reader holding a snapshot makes it
      * busy, which is harmless (the WAL keeps the data), so its result is not an error. */
     sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);

@@ -20,7 +20,7 @@
 #include "report/record.h"
 
 /* The schema version this binary writes; files with a newer one are refused. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 typedef struct Store Store;
 
@@ -79,7 +79,7 @@ bool store_submit_request(Store *store, RequestRecord *record);
 bool store_submit_fingerprint(Store *store, FingerprintRecord *record);
 
 /* Asks the writer to commit everything queued so far, now, without waiting (SIGUSR1). */
-void store_request_flush(Store *store);
+void store_request_flush(Store *store, const StoreRunTotals *totals);
 
 /* Requests a flush and waits until every record submitted before the call has been processed
  * (committed, or counted as dropped). Returns false on timeout. For tests and tools. */

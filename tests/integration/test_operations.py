@@ -121,6 +121,37 @@ class ConfigurationTest(h.ProxyTestCase):
         self.assertIn("level=debug", result.stderr)  # only after the reload
 
 
+class CheckWhileRunningTest(h.ProxyTestCase):
+    def test_check_judges_a_running_proxy_after_sigusr1(self):
+        budget = os.path.join(self.cluster.tmpdir, "budget.ini")
+        with open(budget, "w") as f:
+            f.write("[defaults]\nmax_queries = 50\nmax_n_plus_one = 0\n")
+
+        def check():
+            return pgtally("check", "--db", self.proxy.db_path, "--budget", budget)
+
+        with psycopg.connect(self.proxy.dsn(), autocommit=True) as conn:
+            conn.execute("/*request_id='c1',route='%2Fa'*/ select 1")
+            self.assertEqual(check().returncode, 1)  # nothing flushed yet: incomplete
+            self.proxy.send_signal(signal.SIGUSR1)
+            deadline = time.monotonic() + 10
+            r = check()
+            while r.returncode != 0 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                r = check()
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            # a request finished after the snapshot makes it stale until the next SIGUSR1
+            conn.execute("/*request_id='c2',route='%2Fa'*/ select 2")
+            self.proxy.send_signal(signal.SIGUSR1)
+            time.sleep(1)
+            conn.execute("/*request_id='c3',route='%2Fa'*/ select 3")
+            time.sleep(2)  # past --request-gap: c3 is finished and written
+            r = check()
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertIn("SIGUSR1", r.stdout + r.stderr)
+        self.stop_proxy()
+
+
 class FlushAndIdleTest(h.ProxyTestCase):
     proxy_kwargs = {"extra_args": ["--idle-timeout", "1"]}
 

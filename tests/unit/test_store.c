@@ -239,7 +239,7 @@ TEST(schema_created_and_versioned)
         const char *columns;
     } tables[] = {
         {"runs", "id,started_us,ended_us,version,settings,statements,requests,dropped_requests,"
-                 "dropped_statements,dropped_fingerprints,untracked_statements,complete"},
+                 "dropped_statements,dropped_fingerprints,untracked_statements,complete,flushed_us"},
         {"fingerprints", "fingerprint,normalized,command,sample,first_seen_us"},
         {"requests", "id,run_id,key,route,tags,conn_id,start_us,end_us,end_reason,statements,"
                      "setup_statements,distinct_fingerprints,duplicates,errors,transactions,"
@@ -705,7 +705,7 @@ TEST(flush_makes_records_visible_while_running)
         return;
     for (int i = 0; i < 3; i++)
         CHECK(store_submit_request(s, make_request(i)));
-    store_request_flush(s);
+    store_request_flush(s, NULL);
     sqlite3 *reader = open_reader(path);
     int64_t seen = 0;
     for (double end = mono_s() + 5; mono_s() < end && seen != 3; usleep(2000))
@@ -723,6 +723,39 @@ TEST(flush_makes_records_visible_while_running)
     CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM requests"), 3);
     sqlite3_close(db);
     CHECK(store_close(s, NULL, err, sizeof err));
+}
+
+TEST(flush_with_totals_records_a_snapshot_of_a_running_run)
+{
+    char path[256], err[512] = "";
+    db_path(path, sizeof path, "snapshot.db");
+    remove_db(path);
+    StoreOptions o = quick_options();
+    Store *s = store_open(path, &o, err, sizeof err);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    for (int i = 0; i < 2; i++)
+        CHECK(store_submit_request(s, make_request(i)));
+    StoreRunTotals totals = {.statements = 20, .requests = 2, .complete = true};
+    store_request_flush(s, &totals);
+    sqlite3 *reader = open_reader(path);
+    int64_t snap = 0;
+    for (double end = mono_s() + 5; mono_s() < end && !snap; usleep(2000))
+        snap = q_int(reader, "SELECT count(*) FROM runs WHERE flushed_us IS NOT NULL");
+    CHECK_EQ_INT(snap, 1);
+    CHECK_EQ_INT(q_int(reader, "SELECT count(*) FROM runs WHERE ended_us IS NULL AND complete = 1"
+                               " AND requests = 2 AND statements = 20"),
+                 1);
+    CHECK_EQ_INT(q_int(reader, "SELECT count(*) FROM requests"), 2);
+    sqlite3_close(reader);
+    totals.requests = 2;
+    CHECK(store_close(s, &totals, err, sizeof err));
+    reader = open_reader(path);
+    CHECK_EQ_INT(q_int(reader, "SELECT count(*) FROM runs WHERE ended_us IS NOT NULL AND "
+                               "complete = 1"),
+                 1);
+    sqlite3_close(reader);
 }
 
 TEST(close_drains_everything)
@@ -820,7 +853,7 @@ TEST(concurrent_submit_flush_and_stats)
     for (int i = 0; i < 2; i++)
         pthread_create(&th[i], NULL, submit_many, &subs[i]);
     for (int i = 0; i < 20; i++) {
-        store_request_flush(s);
+        store_request_flush(s, NULL);
         (void)store_stats(s);
         usleep(500);
     }
@@ -921,6 +954,7 @@ int main(void)
     RUN(byte_bound_drops);
     RUN(sqlite_failure_drops_and_recovers);
     RUN(flush_makes_records_visible_while_running);
+    RUN(flush_with_totals_records_a_snapshot_of_a_running_run);
     RUN(close_drains_everything);
     RUN(close_with_a_locked_file_is_bounded);
     RUN(concurrent_submit_flush_and_stats);
