@@ -240,13 +240,13 @@ const char *reader_path(const ReportFile *f)
 /* ---- runs ---------------------------------------------------------------------------------- */
 
 /* %s: the flush time, a column since schema version 2 (0 in older files). */
-#define SQL_RUNS(flushed)                                                                      \
-    "SELECT r.id, r.started_us, coalesce(r.ended_us, 0), r.version,"                          \
-    " CASE WHEN json_valid(r.settings) THEN r.settings ELSE '{}' END, r.statements,"          \
-    " r.requests, r.dropped_requests, r.dropped_statements, r.dropped_fingerprints,"          \
-    " r.untracked_statements, r.complete,"                                                    \
-    " (SELECT count(*) FROM requests q WHERE q.run_id = r.id),"                               \
-    " (SELECT coalesce(sum(q.statements), 0) FROM requests q WHERE q.run_id = r.id), " flushed \
+#define SQL_RUNS(flushed)                                                                          \
+    "SELECT r.id, r.started_us, coalesce(r.ended_us, 0), r.version,"                               \
+    " CASE WHEN json_valid(r.settings) THEN r.settings ELSE '{}' END, r.statements,"               \
+    " r.requests, r.dropped_requests, r.dropped_statements, r.dropped_fingerprints,"               \
+    " r.untracked_statements, r.complete,"                                                         \
+    " (SELECT count(*) FROM requests q WHERE q.run_id = r.id),"                                    \
+    " (SELECT coalesce(sum(q.statements), 0) FROM requests q WHERE q.run_id = r.id), " flushed     \
     " FROM runs r WHERE ?1 IS NULL OR r.id = ?1 ORDER BY r.id"
 static const char sql_runs_v2[] = SQL_RUNS("coalesce(r.flushed_us, 0)");
 static const char sql_runs_v1[] = SQL_RUNS("0");
@@ -364,8 +364,9 @@ uint64_t reader_run_dropped(const ReaderRun *run)
 bool reader_run_is_complete(const ReaderRun *run, char *why, size_t why_len)
 {
     if (run->ended_us == 0 && run->flushed_us == 0) {
-        set_err(why, why_len, "the run has not ended (proxy still running, or killed); "
-                              "send the proxy SIGUSR1 to flush a complete snapshot");
+        set_err(why, why_len,
+                "the run has not ended (proxy still running, or killed); "
+                "send the proxy SIGUSR1 to flush a complete snapshot");
         return false;
     }
     /* A running proxy's SIGUSR1 snapshot is complete only while nothing has been written
@@ -754,7 +755,8 @@ static const char sql_top_findings[] =
     "SELECT f.kind, coalesce(f.fingerprint, ''), coalesce(p.normalized, ''), count(*),"
     " sum(f.count), max(f.count), count(DISTINCT q.route), q.route, q.key,"
     " coalesce(sum((SELECT sum(rf.total_time_us) FROM request_fingerprints rf"
-    "   WHERE rf.request_id = f.request_id AND rf.fingerprint = f.fingerprint)), 0)"
+    "   WHERE rf.request_id = f.request_id AND rf.fingerprint = f.fingerprint)), 0),"
+    " max(f.is_write)"
     " FROM findings f JOIN requests q ON q.id = f.request_id"
     " LEFT JOIN fingerprints p ON p.fingerprint = f.fingerprint"
     " WHERE q.run_id = ?1 AND (?2 IS NULL OR q.route = ?2)"
@@ -794,6 +796,7 @@ bool reader_top_findings(ReportFile *f, int64_t run_id, const char *route, size_
         t->worst_route = arena_strdup(&out->arena, col_text(st, 7));
         const char *key = arena_strdup(&out->arena, col_text(st, 8));
         t->total_time_us = col_u64(st, 9);
+        t->is_write = sqlite3_column_int64(st, 10) != 0;
         if (!t->normalized || !t->worst_route || !key) {
             ok = out_of_memory(f, err, err_len);
             break;

@@ -182,6 +182,7 @@ typedef struct ReaderTopFinding {
     const char *worst_route;   /* the route of the request with max_count */
     const char *worst_request; /* that request's ReaderRequest.id */
     uint64_t routes;           /* distinct routes it appears in */
+    bool is_write; /* an INSERT/UPDATE/DELETE shape: an N+1 of it is "repeated writes" */
 } ReaderTopFinding;
 
 typedef struct ReaderTopFindingList {

@@ -212,7 +212,8 @@ static void findings(FILE *out, const ViewData *d)
         fprintf(out,
                 "<div class=\"finding\"><p><span class=\"kind%s\">%s</span> %" PRIu64
                 " %s in %" PRIu64 " request%s, DB time %s; worst: ",
-                n1 ? " n1" : "", n1 ? "N+1" : f->kind, f->total_count,
+                n1 ? " n1" : "", n1 ? (f->is_write ? "N+1 writes" : "N+1") : f->kind,
+                f->total_count,
                 n1                                  ? "calls"
                 : strcmp(f->kind, "duplicate") == 0 ? "repeats"
                                                     : "rows/bytes",

@@ -172,6 +172,7 @@ static void write_top_findings(FILE *out, const ViewData *d)
         u64_field(out, "db_time_us", f->total_time_us, true);
         str_field(out, "worst_route", f->worst_route, true);
         str_field(out, "worst_request", f->worst_request, true);
+        bool_field(out, "is_write", f->is_write, true);
         suggestion_field(out, f->kind, f->normalized);
         fputc('}', out);
     }

@@ -83,7 +83,9 @@ void view_markdown(FILE *out, const ViewData *d, const ViewOptions *o)
         const ReaderTopFinding *f = &d->findings.items[i];
         viewfmt_duration(db, sizeof db, f->total_time_us);
         fprintf(out, "%zu. **%s**: %" PRIu64 " %s in %" PRIu64 " request%s (worst: ", i + 1,
-                kind_title(f->kind), f->total_count,
+                f->is_write && strcmp(f->kind, "n_plus_one") == 0 ? "N+1 writes"
+                                                                  : kind_title(f->kind),
+                f->total_count,
                 strcmp(f->kind, "n_plus_one") == 0  ? "calls"
                 : strcmp(f->kind, "duplicate") == 0 ? "repeated executions"
                                                     : "rows or bytes",

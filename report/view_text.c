@@ -169,9 +169,11 @@ static void print_findings(const Text *t, const ViewData *d)
         fprintf(t->out,
                 "%2zu. %s%-9s%s %" PRIu64 " %s in %" PRIu64 " request%s on %" PRIu64
                 " route%s, DB time %s\n",
-                i + 1, paint(t, YELLOW), kind_label(f->kind), paint(t, RESET), f->total_count, unit,
-                f->requests, f->requests == 1 ? "" : "s", f->routes, f->routes == 1 ? "" : "s",
-                time);
+                i + 1, paint(t, YELLOW),
+                f->is_write && strcmp(f->kind, "n_plus_one") == 0 ? "N+1 write"
+                                                                  : kind_label(f->kind),
+                paint(t, RESET), f->total_count, unit, f->requests, f->requests == 1 ? "" : "s",
+                f->routes, f->routes == 1 ? "" : "s", time);
         fprintf(t->out, "%*sworst: %s, request %s (%" PRIu64 ")\n", SQL_INDENT, "", route, req,
                 f->max_count);
         print_sql(t, f->normalized, SQL_INDENT, NULL);

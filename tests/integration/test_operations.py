@@ -2,6 +2,7 @@
 reloads, SIGUSR1 flushes, the idle timeout, and the report store a running proxy writes.
 """
 
+import json
 import os
 import signal
 import socket
@@ -150,6 +151,26 @@ class CheckWhileRunningTest(h.ProxyTestCase):
             self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
             self.assertIn("SIGUSR1", r.stdout + r.stderr)
         self.stop_proxy()
+
+
+class RepeatedWritesTest(h.ProxyTestCase):
+    def test_n_plus_one_on_updates_is_reported_as_writes(self):
+        with psycopg.connect(self.proxy.dsn(), autocommit=True) as conn:
+            conn.execute("create temp table w (id int primary key, n int)")
+            conn.execute("insert into w select g, 0 from generate_series(1, 6) g")
+            for i in range(1, 7):
+                conn.execute("/*request_id='w1',route='%2Fbulk'*/ update w set n = n + 1 "
+                             "where id = " + str(i))
+        self.stop_proxy()
+        text = pgtally("report", "--db", self.proxy.db_path)
+        self.assertEqual(text.returncode, 0, text.stderr)
+        self.assertIn("N+1 write", text.stdout)
+        report = json.loads(pgtally("report", "--db", self.proxy.db_path, "--format",
+                                    "json").stdout)
+        writes = [f for f in report["top_findings"] if f["kind"] == "n_plus_one"]
+        self.assertEqual(len(writes), 1, report["top_findings"])
+        self.assertTrue(writes[0]["is_write"])
+        self.assertEqual(writes[0]["count"], 6)
 
 
 class FlushAndIdleTest(h.ProxyTestCase):
