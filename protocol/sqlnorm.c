@@ -1272,7 +1272,7 @@ typedef struct Norm {
     NormLexer lx;
     NormToken peek;
     bool has_peek;
-    size_t last_end; /* end of the last token consumed, for the statement's span */
+    size_t last_end; /* end of the last token emitted, for the statement's span */
 
     char *out; /* unnumbered text */
     size_t len;
@@ -1603,8 +1603,6 @@ static inline __attribute__((always_inline)) void norm_take(Norm *nm, NormToken 
     } else {
         lex_next(&nm->lx, t, operand);
     }
-    if (t->kind != TK_EOF)
-        nm->last_end = t->start + t->len;
 }
 
 static unsigned norm_keyword_of(const unsigned char *s, size_t len)
@@ -1869,6 +1867,7 @@ static void norm_operator(Norm *nm, const NormToken *t, NormFrame *f)
             if (nx->kind == TK_NUMBER) { /* R22 */
                 NormToken num;
                 norm_take(nm, &num, true);
+                nm->last_end = num.start + num.len;
                 norm_placeholder(nm, s, 1, num.start, num.len, t->gap);
                 return;
             }
@@ -2216,12 +2215,13 @@ bool sqlnorm_next(SqlnormCursor *cursor, char *out, size_t out_cap, SqlnormState
         cursor->pos = cursor->len;
         return false;
     }
-    size_t first = t.start, last = t.start + t.len;
+    size_t first = t.start;
     while (t.kind != TK_EOF && !(t.kind == TK_SEMI && nm.depth == 0)) {
+        nm.last_end = t.start + t.len; /* norm_token moves it on if it takes more tokens */
         norm_token(&nm, &t);
-        last = nm.last_end;
         norm_take(&nm, &t, nm.operand);
     }
+    size_t last = nm.last_end;
     NormFrame *f = norm_top(&nm);
     if (f != NULL && f->vstate >= V_AFTER_ROW)
         norm_values_finish(&nm, f);
