@@ -149,6 +149,17 @@ static char *dup_n(const char *s, size_t len)
     return d;
 }
 
+/* Copies a bounded span into buf as a C string, cut to fit: the per-statement paths use this
+ * rather than snprintf, whose format parsing showed up in profiles. */
+static void copy_span(char *buf, size_t cap, const char *s, size_t len)
+{
+    if (len >= cap)
+        len = cap - 1;
+    if (len)
+        memcpy(buf, s, len);
+    buf[len] = 0;
+}
+
 static bool has_prefix(const char *s, size_t len, const char *prefix)
 {
     size_t n = strlen(prefix);
@@ -231,7 +242,7 @@ static void run_label(const TallyStatement *st, char *buf, size_t cap)
 {
     const SqlTag *route = find_tag(st, "route");
     if (route && route->value_len > 0) {
-        snprintf(buf, cap, "%.*s", (int)route->value_len, route->value);
+        copy_span(buf, cap, route->value, route->value_len);
         return;
     }
     const SqlTag *controller = find_tag(st, "controller");
@@ -242,11 +253,11 @@ static void run_label(const TallyStatement *st, char *buf, size_t cap)
         return;
     }
     if (controller) {
-        snprintf(buf, cap, "%.*s", (int)controller->value_len, controller->value);
+        copy_span(buf, cap, controller->value, controller->value_len);
         return;
     }
-    snprintf(buf, cap, "%.*s", (int)st->application_name_len,
-             st->application_name ? st->application_name : "");
+    copy_span(buf, cap, st->application_name ? st->application_name : "",
+              st->application_name ? st->application_name_len : 0);
 }
 
 /* The statement's tags (and application_name) as a JSON object. */
@@ -706,7 +717,8 @@ static RecordStatement to_timeline(const TallyStatement *st, bool setup)
     s.rows = st->rows;
     s.bytes = st->bytes;
     s.conn_id = st->conn_id;
-    snprintf(s.sqlstate, sizeof s.sqlstate, "%s", st->sqlstate ? st->sqlstate : "");
+    if (st->sqlstate)
+        copy_span(s.sqlstate, sizeof s.sqlstate, st->sqlstate, strnlen(st->sqlstate, 5));
     s.setup = setup;
     return s;
 }
@@ -735,7 +747,8 @@ static void request_add(Tally *t, Request *r, const TallyStatement *st)
         fp->stat.rows += st->rows;
         fp->stat.bytes += st->bytes;
         fp->stat.errors += failed;
-        fp->stat.is_write = fp->stat.is_write || is_write(st);
+        if (fp->stat.calls == 1) /* a shape's kind never changes: classify it once */
+            fp->stat.is_write = is_write(st);
         if (st->rows > fp->max_rows)
             fp->max_rows = st->rows;
         if (st->bytes > fp->max_bytes)
