@@ -130,12 +130,18 @@ static bool make_tmp(Demo *d, char *err, size_t err_len)
 
 static bool start_proxy(Demo *d, const char *upstream, char *err, size_t err_len)
 {
-    ssize_t n = readlink("/proc/self/exe", d->exe, sizeof d->exe - 1);
+    /* The proxy is the `pgtally` binary installed next to this one (pgtally-demo). */
+    char self[sizeof d->exe - 16];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) {
         snprintf(err, err_len, "/proc/self/exe: %s", strerror(errno));
         return false;
     }
-    d->exe[n] = '\0';
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (slash)
+        *slash = '\0';
+    snprintf(d->exe, sizeof d->exe, "%s/pgtally", slash ? self : ".");
     if (!free_port(d->port, sizeof d->port, err, err_len))
         return false;
     snprintf(d->listen, sizeof d->listen, "127.0.0.1:%s", d->port);

@@ -1,13 +1,16 @@
 /* proxy/main — the `pgtally` command: subcommand dispatch and the proxy's options.
  *
- * Owns: the command line (`pgtally proxy|fingerprint|version|help`), usage text, and
- * turning options into the one process-wide ProxyConfig. Exit codes: 0 ok, 1 runtime
- * failure, 2 usage error. */
+ * Owns: the command line (`pgtally proxy|report|check|fingerprint|demo|version|help`) and the
+ * top-level usage text; each subcommand parses its own options (the proxy's in proxy/config).
+ * `demo` runs the sibling program pgtally-demo. Exit codes: 0 ok, 1 runtime failure,
+ * 2 usage error. */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "proxy/cmd_demo.h"
 #include "proxy/cmd_fingerprint.h"
 #include "proxy/config.h"
 #include "proxy/listener.h"
@@ -53,6 +56,28 @@ static int cmd_proxy(int argc, char **argv)
     return status;
 }
 
+/* Runs a program installed next to this one (`pgtally demo` -> pgtally-demo), replacing this
+ * process. Returns only on failure, with exit status 1. */
+static int exec_sibling(const char *name, char **args)
+{
+    char self[PATH_MAX], path[PATH_MAX + 64];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) {
+        fprintf(stderr, "pgtally: cannot find my own path (/proc/self/exe): %s\n",
+                strerror(errno));
+        return 1;
+    }
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    snprintf(path, sizeof path, "%.*s/%s", slash ? (int)(slash - self) : 1, slash ? self : ".",
+             name);
+    args[0] = path;
+    execv(path, args);
+    fprintf(stderr, "pgtally: cannot run %s (it is built and installed with pgtally): %s\n", path,
+            strerror(errno));
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -67,7 +92,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "check") == 0)
         return check_main(argc - 1, argv + 1);
     if (strcmp(cmd, "demo") == 0)
-        return cmd_demo_main(argc - 1, argv + 1);
+        return exec_sibling("pgtally-demo", argv + 1);
     if (strcmp(cmd, "fingerprint") == 0)
         return cmd_fingerprint_main(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
