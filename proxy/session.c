@@ -379,7 +379,7 @@ static bool capture_append(Pipe *p, const uint8_t *data, size_t len)
         return true;
     size_t need = p->capture_len + len;
     if (need > p->capture_cap) {
-        size_t cap = p->capture_cap ? p->capture_cap * 2 : 512;
+        size_t cap = p->capture_cap ? p->capture_cap * 2 : 128; /* idle clients stay small */
         while (cap < need)
             cap *= 2;
         if (cap > p->capture_limit)

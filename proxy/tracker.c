@@ -188,7 +188,7 @@ static TrkSql *sql_new(Tracker *t, const char *text, size_t len, bool truncated)
         sql = t->spare;
         t->spare = NULL;
     } else {
-        size_t cap = len < 256 ? 256 : len;
+        size_t cap = len < 64 ? 64 : len;
         sql = malloc(sizeof *sql + cap);
         if (!sql)
             return NULL;
@@ -374,7 +374,7 @@ static void tracker_suspend(Tracker *t)
 
 static bool fifo_grow(Tracker *t)
 {
-    size_t cap = t->fifo_cap ? t->fifo_cap * 2 : 16;
+    size_t cap = t->fifo_cap ? t->fifo_cap * 2 : 4; /* grows with pipelining */
     if (cap > t->limits.max_outstanding)
         cap = t->limits.max_outstanding;
     if (cap <= t->fifo_cap)
