@@ -4,8 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 if it is not one. */
-static size_t utf8_sequence_len(const unsigned char *s, size_t len)
+size_t utf8_char_len(const unsigned char *s, size_t len)
 {
     unsigned char c = s[0];
     size_t n;
@@ -65,7 +64,7 @@ size_t json_escape(char *out, size_t cap, const char *s, size_t len)
             n += 6;
             i++;
         } else {
-            size_t seq = utf8_sequence_len(u + i, len - i);
+            size_t seq = utf8_char_len(u + i, len - i);
             if (seq == 0) {
                 /* Not UTF-8: keep the byte's value visible as its Latin-1 code point. */
                 memcpy(out + n, "\\u00", 4);

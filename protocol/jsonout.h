@@ -1,4 +1,4 @@
-/* protocol/jsonout — writing JSON strings safely.
+/* protocol/jsonout — writing JSON strings safely, and the UTF-8 check every text writer uses.
  *
  * Owns: escaping arbitrary bytes (SQL text, tag values, server strings) into the body of a JSON
  * string. Bytes that are not valid UTF-8 become \u00XX (their Latin-1 code point), so the
@@ -8,6 +8,10 @@
 #define PGTALLY_PROTOCOL_JSONOUT_H
 
 #include <stddef.h>
+
+/* Length of the valid UTF-8 character at s (1..4 bytes, never past len), or 0 when the bytes
+ * there are not valid UTF-8 (bad lead byte, truncated, overlong, surrogate, > U+10FFFF). */
+size_t utf8_char_len(const unsigned char *s, size_t len);
 
 /* Worst-case output size for `len` input bytes (plus the NUL). */
 #define JSON_ESCAPED_MAX(len) (6 * (len) + 1)

@@ -5,6 +5,7 @@
  * valid UTF-8 in JUnit (CI servers reject the whole file otherwise), Markdown table and code
  * delimiters neutralised. */
 #include "report/check_output.h"
+#include "report/viewfmt.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -19,92 +20,13 @@ static const char *route_label(const char *route)
     return *route ? route : "(unlabelled)";
 }
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 if it is not one. */
-static size_t utf8_len(const unsigned char *s)
-{
-    if (s[0] < 0x80)
-        return 1;
-    size_t n = s[0] >= 0xF0 && s[0] <= 0xF4  ? 4
-               : s[0] >= 0xE0                ? 3
-               : s[0] >= 0xC2 && s[0] < 0xE0 ? 2
-                                             : 0;
-    if (n == 0)
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    if (n == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0)))
-        return 0; /* overlong, surrogate */
-    if (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90)))
-        return 0;
-    return n;
-}
-
-/* Prints `s` on one terminal line: control characters become spaces, at most `max` bytes
- * (cut on a character boundary, "..." appended). */
+/* Prints `s` on one terminal line: whitespace and control characters squashed, at most `max`
+ * columns ("..." when cut). */
 static void put_line_safe(FILE *out, const char *s, size_t max)
 {
-    size_t i = 0, len = strlen(s);
-    while (i < len) {
-        const unsigned char *c = (const unsigned char *)s + i;
-        size_t n = utf8_len(c);
-        if (i + (n ? n : 1) > max) {
-            fputs("...", out);
-            return;
-        }
-        if (n == 0) {
-            fputc('?', out);
-            i++;
-        } else if (n == 1 && (*c < 0x20 || *c == 0x7F)) {
-            fputc(' ', out);
-            i++;
-        } else {
-            fwrite(c, 1, n, out);
-            i += n;
-        }
-    }
-}
-
-static void put_xml(FILE *out, const char *s)
-{
-    for (const unsigned char *c = (const unsigned char *)s; *c;) {
-        size_t n = utf8_len(c);
-        if (n == 0) {
-            fputs("\xEF\xBF\xBD", out); /* U+FFFD */
-            c++;
-            continue;
-        }
-        if (n > 1) {
-            fwrite(c, 1, n, out);
-            c += n;
-            continue;
-        }
-        switch (*c) {
-        case '&':
-            fputs("&amp;", out);
-            break;
-        case '<':
-            fputs("&lt;", out);
-            break;
-        case '>':
-            fputs("&gt;", out);
-            break;
-        case '"':
-            fputs("&quot;", out);
-            break;
-        case '\'':
-            fputs("&apos;", out);
-            break;
-        case '\n':
-        case '\t':
-            fputc(*c, out);
-            break;
-        default:
-            /* XML 1.0 has no way to write other control characters, not even escaped. */
-            fputc(*c < 0x20 || *c == 0x7F ? '?' : *c, out);
-        }
-        c++;
-    }
+    char line[1024];
+    viewfmt_one_line(line, sizeof line, s, max < sizeof line / 4 ? max : sizeof line / 4);
+    fputs(line, out);
 }
 
 /* Inside a Markdown code span: a backtick would end it, a pipe would split a table cell,
@@ -317,22 +239,22 @@ static void junit_failure_text(FILE *out, const CheckResult *r, size_t route_ind
         describe(what, sizeof what, v, &r->routes[route_index]);
         if (v->kind == CHECK_LIMIT) {
             describe_request(req, sizeof req, v);
-            put_xml(out, req);
+            viewfmt_xml(out, req);
             fputs(": ", out);
         }
-        put_xml(out, what);
+        viewfmt_xml(out, what);
         if (v->limit_line) {
             fprintf(out, " (");
-            put_xml(out, r->budget_path);
+            viewfmt_xml(out, r->budget_path);
             fprintf(out, ":%d)", v->limit_line);
         }
         fputc('\n', out);
         for (size_t j = 0; j < v->n_sql; j++) {
             describe_sql(what, sizeof what, &v->sql[j]);
             fputs("    ", out);
-            put_xml(out, what);
+            viewfmt_xml(out, what);
             fputs("\n      ", out);
-            put_xml(out, v->sql[j].normalized);
+            viewfmt_xml(out, v->sql[j].normalized);
             fputc('\n', out);
         }
     }
@@ -353,7 +275,7 @@ bool check_output_junit(FILE *out, const CheckResult *r)
             "errors=\"0\">\n",
             tests, failures);
     fprintf(out, "  <testsuite name=\"pgtally check: ");
-    put_xml(out, r->db_path);
+    viewfmt_xml(out, r->db_path);
     fprintf(out,
             " run %" PRId64 "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" "
             "skipped=\"%zu\">\n",
@@ -361,16 +283,16 @@ bool check_output_junit(FILE *out, const CheckResult *r)
     fprintf(out, "    <testcase classname=\"pgtally.run\" name=\"data complete\">");
     if (!data_ok) {
         fprintf(out, "\n      <failure type=\"incomplete\" message=\"");
-        put_xml(out, r->no_requests ? "no requests recorded" : r->incomplete_why);
+        viewfmt_xml(out, r->no_requests ? "no requests recorded" : r->incomplete_why);
         fprintf(out, "\">pgtally check refuses to pass on incomplete data: ");
-        put_xml(out, r->no_requests ? "no requests recorded" : r->incomplete_why);
+        viewfmt_xml(out, r->no_requests ? "no requests recorded" : r->incomplete_why);
         fprintf(out, "</failure>\n    ");
     }
     fprintf(out, "</testcase>\n");
     for (size_t i = 0; i < r->n_routes; i++) {
         const CheckRoute *route = &r->routes[i];
         fprintf(out, "    <testcase classname=\"pgtally.route\" name=\"");
-        put_xml(out, route_label(route->route));
+        viewfmt_xml(out, route_label(route->route));
         fprintf(out, "\">");
         if (route->ignored) {
             fprintf(out, "<skipped message=\"ignored by the budget\"/>");

@@ -1,7 +1,7 @@
 /* report/view_html — one self-contained HTML file: inline CSS, charts drawn here as inline
  * SVG, no scripts, fonts or network. Charts: queries per request by route, top statements by
  * calls and by DB time, and the statement timeline of the busiest requests. Every value from
- * the report file goes through viewfmt_html. */
+ * the report file goes through viewfmt_xml. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +38,7 @@ static const char css[] =
 
 static void h(FILE *out, const char *s)
 {
-    viewfmt_html(out, s);
+    viewfmt_xml(out, s);
 }
 
 /* A stable colour per fingerprint, so one statement looks the same in every chart. */

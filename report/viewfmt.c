@@ -194,10 +194,24 @@ void viewfmt_json_str(FILE *out, const char *s)
         free(buf);
 }
 
-void viewfmt_html(FILE *out, const char *s)
+void viewfmt_xml(FILE *out, const char *s)
 {
-    for (; s && *s; s++) {
-        switch (*s) {
+    if (!s)
+        return;
+    size_t len = strlen(s);
+    for (const unsigned char *c = (const unsigned char *)s, *end = c + len; c < end;) {
+        size_t n = utf8_char_len(c, (size_t)(end - c));
+        if (n == 0) {
+            fputs("\xEF\xBF\xBD", out); /* U+FFFD: not UTF-8 */
+            c++;
+            continue;
+        }
+        if (n > 1) {
+            fwrite(c, 1, n, out);
+            c += n;
+            continue;
+        }
+        switch (*c) {
         case '&':
             fputs("&amp;", out);
             break;
@@ -213,12 +227,15 @@ void viewfmt_html(FILE *out, const char *s)
         case '\'':
             fputs("&#39;", out);
             break;
+        case '\n':
+        case '\t':
+            fputc(*c, out);
+            break;
         default:
-            if ((unsigned char)*s < 0x20 && *s != '\n' && *s != '\t')
-                fputc('?', out);
-            else
-                fputc(*s, out);
+            /* XML 1.0 has no way to write other control characters, not even escaped. */
+            fputc(*c < 0x20 || *c == 0x7F ? '?' : *c, out);
         }
+        c++;
     }
 }
 

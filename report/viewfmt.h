@@ -47,8 +47,9 @@ ViewFold *viewfmt_fold(const ReaderTimeline *t, size_t *n);
 /* Writes `s` as a JSON string, quotes included (json_escape does the escaping). */
 void viewfmt_json_str(FILE *out, const char *s);
 
-/* Writes `s` with & < > " ' escaped for HTML text and attribute values. */
-void viewfmt_html(FILE *out, const char *s);
+/* Writes s escaped for HTML and XML 1.0 text and attributes: & < > " ' as entities, bytes that
+ * are not UTF-8 as U+FFFD, control characters other than newline and tab as '?'. */
+void viewfmt_xml(FILE *out, const char *s);
 
 /* Writes `s` for a Markdown table cell: on one line, `|` and `\` escaped, as inline code
  * when `code` (with a fence longer than any backtick run inside). */
