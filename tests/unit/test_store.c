@@ -570,20 +570,14 @@ TEST(full_queue_drops_and_counts_without_blocking)
     /* The first record is taken by the writer, which then waits on the write lock. */
     CHECK(store_submit_request(s, make_request(0)));
     CHECK(wait_queue_empty(s, 5));
-    double worst = 0;
+    /* Every submit returns while this thread still holds the write lock the writer waits for:
+     * a submit that waited on SQLite (directly or for queue space) would never return here,
+     * and the test would hang until meson's timeout. No clock is needed to see that. */
     int accepted = 0, refused = 0;
-    for (int i = 1; i <= 10; i++) {
-        double t0 = mono_s();
-        bool ok = store_submit_request(s, make_request(i));
-        double dt = mono_s() - t0;
-        worst = dt > worst ? dt : worst;
-        ok ? accepted++ : refused++;
-    }
+    for (int i = 1; i <= 10; i++)
+        store_submit_request(s, make_request(i)) ? accepted++ : refused++;
     CHECK_EQ_INT(accepted, 4);
     CHECK_EQ_INT(refused, 6);
-    if (worst > 0.05)
-        printf("  slowest submit took %.3f s\n", worst);
-    CHECK(worst < 0.05); /* generous for sanitizers; a blocked submit would take seconds */
     StoreStats st = store_stats(s);
     CHECK_EQ_INT(st.dropped_queue_full, 6);
     CHECK_EQ_INT(st.dropped_requests, 6);
@@ -810,7 +804,9 @@ TEST(close_with_a_locked_file_is_bounded)
     double took = mono_s() - t0;
     if (took > 3)
         printf("  close took %.2f s\n", took);
-    CHECK(took < 3); /* 125 batches x 200 ms would be 25 s */
+    /* Not a speed check: one transaction at close fails after one 0.2 s busy timeout, one
+     * per batch would take 125 x 0.2 = 25 s. The bound sits far from both. */
+    CHECK(took < 12);
     CHECK(strstr(err, path) != NULL);
     CHECK(strstr(err, "locked") != NULL);
     CHECK(sqlite3_exec(blocker, "ROLLBACK", NULL, NULL, NULL) == SQLITE_OK);
