@@ -173,6 +173,81 @@ class RepeatedWritesTest(h.ProxyTestCase):
         self.assertEqual(writes[0]["count"], 6)
 
 
+class PrivacyAndThresholdsTest(h.ProxyTestCase):
+    """What is stored by default (no literal values), --samples, finding thresholds, limits."""
+
+    def run_n_plus_one(self, dsn, rid):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for i in range(5):
+                conn.execute("/*request_id='%s'*/ select 'secret-%d' as s" % (rid, i))
+
+    def stored(self, proxy, sql):
+        db = sqlite3.connect("file:%s?mode=ro" % proxy.db_path, uri=True)
+        try:
+            return db.execute(sql).fetchall()
+        finally:
+            db.close()
+
+    def test_no_literal_values_are_stored_by_default(self):
+        self.run_n_plus_one(self.proxy.dsn(), "p1")
+        self.stop_proxy()
+        rows = self.stored(self.proxy, "select normalized, sample from fingerprints")
+        self.assertTrue(rows)
+        for normalized, sample in rows:
+            self.assertIsNone(sample)
+            self.assertNotIn("secret", normalized)
+        with open(self.proxy.db_path, "rb") as f:
+            self.assertNotIn(b"secret-", f.read())
+
+    def test_samples_option_keeps_one_example_per_fingerprint(self):
+        self.stop_proxy()
+        self.proxy = h.Proxy(self.cluster, extra_args=["--samples"]).start()
+        self.run_n_plus_one(self.proxy.dsn(), "p2")
+        self.stop_proxy()
+        rows = self.stored(self.proxy, "select sample from fingerprints "
+                                       "where normalized = 'select $1 as s'")
+        self.assertEqual(len(rows), 1)
+        self.assertIn("secret-0", rows[0][0])
+
+    def test_n_plus_one_threshold_is_configurable(self):
+        self.stop_proxy()
+        self.proxy = h.Proxy(self.cluster, extra_args=["--n-plus-one-calls", "6"]).start()
+        self.run_n_plus_one(self.proxy.dsn(), "p3")  # 5 calls: below the threshold now
+        self.stop_proxy()
+        kinds = self.stored(self.proxy, "select kind from findings")
+        self.assertNotIn(("n_plus_one",), kinds)
+
+    def test_default_threshold_finds_the_same_n_plus_one(self):
+        self.run_n_plus_one(self.proxy.dsn(), "p4")
+        self.stop_proxy()
+        self.assertIn(("n_plus_one",), self.stored(self.proxy, "select kind from findings"))
+
+    def test_clients_beyond_max_client_conn_get_53300(self):
+        self.stop_proxy()
+        self.proxy = h.Proxy(self.cluster, extra_args=["--max-client-conn", "1"]).start()
+        first = psycopg.connect(self.proxy.dsn(), autocommit=True)
+        try:
+            with self.assertRaises(psycopg.OperationalError) as cm:
+                psycopg.connect(self.proxy.dsn(), autocommit=True)
+            self.assertIn("too many clients", str(cm.exception))
+            self.assertEqual(first.execute("select 7").fetchone()[0], 7)
+        finally:
+            first.close()
+        self.stop_proxy()
+
+    def test_long_sql_is_cut_at_max_sql_bytes_and_flagged(self):
+        self.stop_proxy()
+        self.proxy = h.Proxy(self.cluster, extra_args=["--max-sql-bytes", "64"]).start()
+        long_sql = "select " + ", ".join("%d as c%d" % (i, i) for i in range(40))
+        with psycopg.connect(self.proxy.dsn(), autocommit=True) as conn:
+            conn.execute(long_sql)
+        events = [e for e in self.stop_proxy() if (e["sql"] or "").startswith("select 0 as c0")]
+        self.assertEqual(len(events), 1, events)
+        self.assertTrue(events[0]["sql_truncated"])
+        self.assertTrue(events[0]["incomplete"])
+        self.assertEqual(len(events[0]["sql"].encode()), 64)
+
+
 class FlushAndIdleTest(h.ProxyTestCase):
     proxy_kwargs = {"extra_args": ["--idle-timeout", "1"]}
 
