@@ -31,6 +31,7 @@ typedef struct TrkNormStatement {
 
 /* Everything the normalizer said about one SQL string, in one allocation. */
 typedef struct TrkNorm {
+    size_t size; /* bytes allocated for this block (a spare is reused when big enough) */
     size_t n_statements;
     TrkNormStatement *statements;
     SqlTag *tags;
@@ -148,9 +149,23 @@ struct Tracker {
 
     TrkSql *last_query; /* most recent Query text, reused when the next one is identical */
     TrkSql *spare;      /* one freed text block kept for reuse: no malloc in steady state */
+    TrkNorm *spare_norm; /* likewise for normalization blocks */
 };
 
 /* ---- SQL texts ------------------------------------------------------------------------------ */
+
+/* Keeps the larger of a freed normalization block and the current spare. */
+static void norm_release(Tracker *t, TrkNorm *norm)
+{
+    if (!norm)
+        return;
+    if (!t->spare_norm || t->spare_norm->size < norm->size) {
+        free(t->spare_norm);
+        t->spare_norm = norm;
+    } else {
+        free(norm);
+    }
+}
 
 static void sql_release(Tracker *t, TrkSql *sql)
 {
@@ -158,7 +173,7 @@ static void sql_release(Tracker *t, TrkSql *sql)
         return;
     if (sql == t->last_query)
         t->last_query = NULL;
-    free(sql->norm);
+    norm_release(t, sql->norm);
     sql->norm = NULL;
     if (!t->spare || t->spare->cap < sql->cap) {
         free(t->spare);
@@ -498,9 +513,17 @@ static TrkNorm *normalize_text(Tracker *t, const TrkSql *sql)
         tag_bytes += ws->tags.tags[i].key_len + ws->tags.tags[i].value_len;
     size_t size = sizeof(TrkNorm) + n * sizeof(TrkNormStatement) + ws->tags.count * sizeof(SqlTag) +
                   texts_used + tag_bytes;
-    TrkNorm *norm = malloc(size);
-    if (!norm)
-        return NULL;
+    TrkNorm *norm;
+    if (t->spare_norm && t->spare_norm->size >= size) {
+        norm = t->spare_norm;
+        size = norm->size;
+        t->spare_norm = NULL;
+    } else {
+        norm = malloc(size);
+        if (!norm)
+            return NULL;
+    }
+    norm->size = size;
     norm->n_statements = n;
     norm->statements = (TrkNormStatement *)(norm + 1);
     norm->tags = (SqlTag *)(norm->statements + n);
@@ -1178,6 +1201,7 @@ void tracker_free(Tracker *t, int64_t now_us)
     sql_release(t, t->unnamed_statement);
     portal_release(t, t->unnamed_portal);
     free(t->spare);
+    free(t->spare_norm);
     free(t);
 }
 
