@@ -179,6 +179,15 @@ static void emit_event(void *arg, const TrackerEvent *event)
         recorder_event(l->recorder, event);
 }
 
+/* Statements no tracker could attribute: closed sessions' plus the open ones' so far. */
+static uint64_t total_untracked(Listener *l)
+{
+    uint64_t n = l->ctx.stats.untracked;
+    for (Session *s = l->ctx.sessions; s; s = session_next(s))
+        n += session_untracked(s);
+    return n;
+}
+
 /* A scrape of --metrics: counters as they are now. */
 static void snapshot_metrics(void *arg, MetricsSnapshot *m)
 {
@@ -188,6 +197,7 @@ static void snapshot_metrics(void *arg, MetricsSnapshot *m)
     m->client_connections = l->ctx.n_sessions;
     for (Session *s = l->ctx.sessions; s; s = session_next(s))
         m->server_connections += session_has_server(s);
+    m->untracked_statements = total_untracked(l);
     m->client_connections_accepted = st->clients_accepted;
     m->client_connections_rejected = st->clients_rejected;
     m->server_connect_failures = st->server_connect_failures;
@@ -195,7 +205,6 @@ static void snapshot_metrics(void *arg, MetricsSnapshot *m)
     m->bytes_client_to_server = st->bytes_client_to_server;
     m->bytes_server_to_client = st->bytes_server_to_client;
     m->protocol_errors = st->protocol_errors;
-    m->untracked_statements = st->untracked;
     if (l->recorder) {
         RecorderStats rs = recorder_stats(l->recorder);
         m->requests = rs.requests;
@@ -339,7 +348,7 @@ static void on_sigusr1(struct ev_loop *loop, ev_signal *w, int revents)
     (void)revents;
     Listener *l = w->data;
     if (l->recorder) {
-        RecorderTotals totals = {.untracked_statements = l->ctx.stats.untracked};
+        RecorderTotals totals = {.untracked_statements = total_untracked(l)};
         recorder_flush(l->recorder, &totals);
     }
     flush_outputs(l);

@@ -130,6 +130,11 @@ void proxy_context_release_buffers(ProxyContext *ctx)
         free(ctx->free_buffers[--ctx->n_free_buffers]);
 }
 
+uint64_t session_untracked(const Session *s)
+{
+    return s->tracker ? tracker_stats(s->tracker)->untracked : 0;
+}
+
 bool session_has_server(const Session *s)
 {
     return s->server_fd >= 0;

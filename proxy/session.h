@@ -81,6 +81,9 @@ bool session_start(ProxyContext *ctx, int client_fd);
 /* Closes the session at once (shutdown past the grace period). */
 void session_close_now(Session *session);
 
+/* Statements this open session's tracker could not attribute so far. */
+uint64_t session_untracked(const Session *session);
+
 /* True when the session has a connection to the upstream server. */
 bool session_has_server(const Session *session);
 
