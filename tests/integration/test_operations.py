@@ -146,8 +146,12 @@ class CheckWhileRunningTest(h.ProxyTestCase):
             self.proxy.send_signal(signal.SIGUSR1)
             time.sleep(1)
             conn.execute("/*request_id='c3',route='%2Fa'*/ select 3")
-            time.sleep(2)  # past --request-gap: c3 is finished and written
+            # past --request-gap (1 s) the idle sweep finishes c3 and the writer stores it
+            deadline = time.monotonic() + 15
             r = check()
+            while r.returncode != 1 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                r = check()
             self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
             self.assertIn("SIGUSR1", r.stdout + r.stderr)
         self.stop_proxy()
@@ -225,7 +229,17 @@ class PrivacyAndThresholdsTest(h.ProxyTestCase):
     def test_clients_beyond_max_client_conn_get_53300(self):
         self.stop_proxy()
         self.proxy = h.Proxy(self.cluster, extra_args=["--max-client-conn", "1"]).start()
-        first = psycopg.connect(self.proxy.dsn(), autocommit=True)
+        # The harness's readiness probe is a connection too, until the proxy has seen it close:
+        # take the one slot as soon as it is free.
+        first = None
+        deadline = time.monotonic() + 10
+        while first is None:
+            try:
+                first = psycopg.connect(self.proxy.dsn(), autocommit=True)
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         try:
             with self.assertRaises(psycopg.OperationalError) as cm:
                 psycopg.connect(self.proxy.dsn(), autocommit=True)
