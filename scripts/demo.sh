@@ -5,7 +5,6 @@
 # throwaway cluster is started and removed afterwards.
 set -euo pipefail
 build=${1:?usage: scripts/demo.sh BUILD_DIR}
-root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$build/proxy/pgtally"
 [ -x "$bin" ] || bin="$build/pgtally"
 if [ ! -x "$bin" ]; then
@@ -14,10 +13,5 @@ if [ ! -x "$bin" ]; then
 fi
 # `pgtally demo` (proxy/cmd_demo.c): throwaway PostgreSQL (or DATABASE_URL), the proxy, an
 # ORM-like workload with an N+1 endpoint and its fixed twin, then `pgtally report` and
-# `pgtally check`. DEMO=querylog runs the earlier query-log demo (tests/integration/demo.py).
-if [ "${DEMO:-}" = querylog ]; then
-  # Debian's python3: the one with python3-psycopg; the harness itself needs only the stdlib.
-  exec /usr/bin/python3 "$root/tests/integration/demo.py" --pgtally "$bin" \
-    --out "$build/demo-queries.jsonl"
-fi
+# `pgtally check`.
 exec "$bin" demo ${DATABASE_URL:+--upstream "$DATABASE_URL"}
