@@ -1,0 +1,148 @@
+"""Adversarial tests (issue 9): one section per defect an audit reproduced against the proxy.
+
+Each test drives the real binary against a real PostgreSQL, as the attacker did, and fails on
+the code before its fix. Sections are numbered like the defects in docs/security.md.
+"""
+
+import os
+import signal
+import socket
+import struct
+import subprocess
+import time
+
+import pgharness as h
+import pgraw
+
+
+def setUpModule():
+    h.module_cluster()
+
+
+def tearDownModule():
+    h.stop_module_cluster()
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Defect 1: Quadratic normalizer on the loop, and nothing normalized before authentication
+# ----------------------------------------------------------------------------------------------
+
+# (tests for defect 1 go here)
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Defect 2: Memory held per connection by messages the server skips until Sync; byte bounds
+# ----------------------------------------------------------------------------------------------
+
+# (tests for defect 2 go here)
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Defect 3: Tracking resumes after a desync found at ReadyForQuery
+# ----------------------------------------------------------------------------------------------
+
+# (tests for defect 3 go here)
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Defect 4: Skipped messages are never matched to later replies (forged records)
+# ----------------------------------------------------------------------------------------------
+
+# (tests for defect 4 go here)
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Defect 5: SASL mechanism-list rewrite bounded (TLS on one leg)
+# ----------------------------------------------------------------------------------------------
+
+# (tests for defect 5 go here)
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Defect 6: replication= follows PostgreSQL's parse_bool exactly
+# ----------------------------------------------------------------------------------------------
+
+# (tests for defect 6 go here)
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Defect 7: Query log, report -o and check --junit files are created 0600
+# ----------------------------------------------------------------------------------------------
+
+# (tests for defect 7 go here)
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Defect 8: Control bytes and fences in text and Markdown output
+# ----------------------------------------------------------------------------------------------
+
+# (tests for defect 8 go here)
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Defect 9: Metrics scrape served within 1 s while idle sockets hold connections
+# ----------------------------------------------------------------------------------------------
+
+# (tests for defect 9 go here)
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Defect 10: Request table hash seeded at start (no offline hash flooding)
+# ----------------------------------------------------------------------------------------------
+
+# (tests for defect 10 go here)
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Defect 11: Settings JSON escaped; over-long config lines refused clearly
+# ----------------------------------------------------------------------------------------------
+
+# (tests for defect 11 go here)
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Defect 12: A statement whose tags name another request starts a new request
+# ----------------------------------------------------------------------------------------------
+
+# (tests for defect 12 go here)
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Defect 13: Verdicts: killed proxies, failed starts and completeness
+# ----------------------------------------------------------------------------------------------
+
+# (tests for defect 13 go here)
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Defect 14: Refused clients see 53300 after SSLRequest; refusals logged
+# ----------------------------------------------------------------------------------------------
+
+# (tests for defect 14 go here)
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Defect 15: Signals before handlers are installed
+# ----------------------------------------------------------------------------------------------
+
+# (tests for defect 15 go here)
+
+
+
+if __name__ == "__main__":
+    h.main()
