@@ -1,7 +1,7 @@
 """Adversarial tests (issue 9): one section per defect an audit reproduced against the proxy.
 
 Each test drives the real binary against a real PostgreSQL, as the attacker did, and fails on
-the code before its fix. Sections are numbered like the defects in docs/security.md.
+the code before its fix. Each section names the defect it guards against.
 """
 
 import os
