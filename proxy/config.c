@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "proxy/listener.h"
 #include "proxy/log.h"
@@ -45,6 +46,11 @@ static const OptionSpec options[] = {
      false, 0, 0},
     {"db", 0, T_STRING, FIELD(db_path), "FILE", "SQLite report store (per-request tallies)", false,
      0, 0},
+    {"run-label", 0, T_STRING, FIELD(run_label), "LABEL",
+     "label this run (a CI build id, a git SHA, 'staging'): report --label combines runs",
+     false, 0, 0},
+    {"instance", 0, T_STRING, FIELD(instance), "NAME",
+     "this proxy's name in the runs it writes; default $DYNO, else the host name", false, 0, 0},
     {"no-db", 0, T_FLAG, FIELD(no_db), NULL,
      "no report store: relay (and --log-queries) only, no per-request tallies", false, 0, 0},
     {"samples", 0, T_FLAG, FIELD(samples), NULL,
@@ -85,6 +91,18 @@ static const OptionSpec options[] = {
 
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
+/* A run's instance name: Heroku's dyno name when there is one, else the host name. */
+static char *default_instance(void)
+{
+    const char *dyno = getenv("DYNO");
+    if (dyno && *dyno)
+        return strdup(dyno);
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1) != 0)
+        host[0] = 0;
+    return strdup(host);
+}
+
 void config_defaults(ProxyConfig *c)
 {
     memset(c, 0, sizeof *c);
@@ -103,6 +121,7 @@ void config_defaults(ProxyConfig *c)
     c->duplicate_min = 1;
     c->overfetch_rows = 1000;
     c->overfetch_bytes = 1 << 20;
+    c->instance = default_instance();
     const char *url = getenv("DATABASE_URL");
     if (url && *url)
         c->upstream = strdup(url);

@@ -20,6 +20,8 @@ typedef struct ProxyConfig {
     char *upstream;    /* HOST:PORT, socket dir, or postgres:// URL */
     char *log_queries; /* JSON-lines file, or NULL */
     char *db_path;     /* the SQLite report store */
+    char *run_label;   /* runs.label, or NULL */
+    char *instance;    /* runs.instance: $DYNO or the host name by default */
     char *metrics;     /* HOST:PORT of the Prometheus endpoint, or NULL */
     char *tls_cert;    /* with tls_key: answer clients' SSLRequest with 'S' */
     char *tls_key;

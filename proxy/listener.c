@@ -393,7 +393,10 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
              "\"samples\":%s,\"max_sql_bytes\":%zu}",
              config->listen, l->upstream.display, config->request_gap,
              config->samples ? "true" : "false", config->max_sql_bytes);
-    RecorderOptions ro = {.db_path = config->db_path, .settings_json = settings};
+    RecorderOptions ro = {.db_path = config->db_path,
+                          .settings_json = settings,
+                          .run_label = config->run_label,
+                          .instance = config->instance};
     tally_options_from_config(config, &ro.tally);
     if (!config->no_db) {
         l->recorder = recorder_open(&ro, err, sizeof err);

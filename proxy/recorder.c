@@ -46,6 +46,8 @@ Recorder *recorder_open(const RecorderOptions *options, char *err, size_t err_le
     }
     StoreOptions so = {0};
     so.settings_json = options->settings_json;
+    so.label = options->run_label;
+    so.instance = options->instance;
     r->store = store_open(options->db_path, &so, err, err_len);
     if (!r->store) {
         free(r);

@@ -19,6 +19,8 @@ typedef struct Recorder Recorder;
 typedef struct RecorderOptions {
     const char *db_path;
     const char *settings_json; /* the proxy's effective settings, stored with the run */
+    const char *run_label;     /* runs.label, or NULL */
+    const char *instance;      /* runs.instance, or NULL */
     TallyOptions tally;
 } RecorderOptions;
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -112,6 +113,19 @@ static const char *const migrations[] = {
     /* 1 -> 2: a snapshot a running proxy wrote on SIGUSR1 (totals and completeness as of
      * then), so `pgtally check` can judge a run that has not ended. */
     "ALTER TABLE runs ADD COLUMN flushed_us INTEGER;",
+    /* 2 -> 3: runs that many sidecars and CI shards combine. `uuid` identifies a run across
+     * stores (merge and the PostgreSQL store never copy rowids); `label` groups runs into one
+     * picture (--run-label); `instance` names the host or dyno that wrote it; `pid` and
+     * `heartbeat_us` let a reader tell a live proxy from one that died without ending its run.
+     * Runs of older files get a fresh uuid. */
+    "ALTER TABLE runs ADD COLUMN uuid TEXT;"
+    "ALTER TABLE runs ADD COLUMN label TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE runs ADD COLUMN instance TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE runs ADD COLUMN pid INTEGER;"
+    "ALTER TABLE runs ADD COLUMN heartbeat_us INTEGER;"
+    "UPDATE runs SET uuid = lower(hex(randomblob(16))) WHERE uuid IS NULL;"
+    "CREATE UNIQUE INDEX runs_uuid ON runs(uuid);"
+    "CREATE INDEX runs_label ON runs(label);",
 };
 
 _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
@@ -119,7 +133,8 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == STORE_SCHEMA_VERSION,
 _Static_assert(STORE_APPLICATION_ID == 1885828204, "application_id literal in migrations[0]");
 
 static const char sql_insert_run[] =
-    "INSERT INTO runs (started_us, version, settings) VALUES (?1, ?2, ?3)";
+    "INSERT INTO runs (started_us, version, settings, uuid, label, instance, pid, heartbeat_us)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?1)";
 static const char sql_update_run[] =
     "UPDATE runs SET ended_us = ?1, statements = ?2, requests = ?3, dropped_requests = ?4,"
     " dropped_statements = ?5, dropped_fingerprints = ?6, untracked_statements = ?7,"
@@ -175,6 +190,7 @@ struct Store {
     char *path;
     sqlite3 *db;
     int64_t run_id;
+    char run_uuid[33]; /* runs.uuid: 128 random bits in hex, unique across stores */
     Statements st;
     size_t batch_max;
     unsigned linger_ms;
@@ -338,8 +354,30 @@ static bool configure(sqlite3 *db, unsigned busy_ms, const char *path, char *err
                     "cannot set pragmas", path, err, err_len);
 }
 
+/* 128 random bits as 32 hex digits: a run's identity in every store it is copied to. */
+static bool new_run_uuid(char out[33])
+{
+    uint8_t raw[16];
+    size_t got = 0;
+    while (got < sizeof raw) {
+        ssize_t n = getrandom(raw + got, sizeof raw - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        got += (size_t)n;
+    }
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+    return true;
+}
+
 static bool insert_run(Store *s, const StoreOptions *o, char *err, size_t err_len)
 {
+    if (!new_run_uuid(s->run_uuid)) {
+        set_err(err, err_len, "%s: cannot draw a run id: %s", s->path, strerror(errno));
+        return false;
+    }
     const char *settings = o->settings_json ? o->settings_json : "{}";
     sqlite3_stmt *st = NULL;
     int64_t valid = 0;
@@ -359,6 +397,10 @@ static bool insert_run(Store *s, const StoreOptions *o, char *err, size_t err_le
         sqlite3_bind_int64(st, 1, o->started_us ? o->started_us : now_us());
         sqlite3_bind_text(st, 2, o->version ? o->version : PGTALLY_VERSION, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, settings, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, s->run_uuid, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, o->label ? o->label : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, o->instance ? o->instance : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 7, (int64_t)getpid());
         ok = sqlite3_step(st) == SQLITE_DONE;
     }
     if (!ok)

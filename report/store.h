@@ -20,7 +20,7 @@
 #include "report/record.h"
 
 /* The schema version this binary writes; files with a newer one are refused. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 typedef struct Store Store;
 
@@ -29,6 +29,8 @@ typedef struct StoreOptions {
     const char *settings_json; /* runs.settings: the proxy's effective settings, a JSON
                                   object (validated); default "{}" */
     const char *version;       /* runs.version; default PGTALLY_VERSION */
+    const char *label;         /* runs.label (--run-label); default "" */
+    const char *instance;      /* runs.instance (--instance); default "" */
     int64_t started_us;        /* runs.started_us, µs since the epoch; default now */
     size_t queue_max_records;  /* default 8192 */
     size_t queue_max_bytes;    /* by request_record_bytes; default 64 MiB */

@@ -239,7 +239,8 @@ TEST(schema_created_and_versioned)
         const char *columns;
     } tables[] = {
         {"runs", "id,started_us,ended_us,version,settings,statements,requests,dropped_requests,"
-                 "dropped_statements,dropped_fingerprints,untracked_statements,complete,flushed_us"},
+                 "dropped_statements,dropped_fingerprints,untracked_statements,complete,flushed_us,"
+                 "uuid,label,instance,pid,heartbeat_us"},
         {"fingerprints", "fingerprint,normalized,command,sample,first_seen_us"},
         {"requests", "id,run_id,key,route,tags,conn_id,start_us,end_us,end_reason,statements,"
                      "setup_statements,distinct_fingerprints,duplicates,errors,transactions,"
@@ -531,7 +532,9 @@ TEST(reopen_appends_a_run)
     db_path(path, sizeof path, "append.db");
     remove_db(path);
     StoreOptions o = quick_options();
+    o.label = "build-42";
     for (int run = 0; run < 2; run++) {
+        o.instance = run ? "web.2" : "web.1";
         Store *s = store_open(path, &o, err, sizeof err);
         CHECK(s != NULL);
         if (!s)
@@ -543,6 +546,11 @@ TEST(reopen_appends_a_run)
     }
     sqlite3 *db = open_reader(path);
     CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM runs WHERE complete = 1"), 2);
+    /* Each run has its own 128-bit id, its label and the instance that wrote it. */
+    CHECK_EQ_INT(q_int(db, "SELECT count(DISTINCT uuid) FROM runs WHERE length(uuid) = 32"), 2);
+    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM runs WHERE label = 'build-42'"), 2);
+    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM runs WHERE instance = 'web.2' AND id = 2"), 1);
+    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM runs WHERE pid > 0"), 2);
     CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM requests WHERE run_id = 1"), 3);
     CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM requests WHERE run_id = 2"), 3);
     CHECK_EQ_INT(q_int(db, "SELECT min(key) FROM requests WHERE run_id = 2") == -999, 0);
