@@ -10,7 +10,8 @@ at request end included), with DATABASES pointing at a fresh pgtally proxy per r
                     connection (CONN_MAX_AGE=None), so requests share one connection
   application_name  each request starts with SET application_name = '<route>'; persistent
                     connection; the routes alternate, since a contiguous run with one label
-                    is one request by design (ARCHITECTURE.md "Requests")
+                    is one request by design (docs/architecture.md, "How statements become
+                    requests")
   sqlcommenter + ATOMIC_REQUESTS, and the same with route-only comments (no request_id):
                     each request is one transaction whose BEGIN and COMMIT psycopg2 sends
                     untagged; they count as the request's own statements (see below)
@@ -26,8 +27,7 @@ How counting is defined (Django's side, per HTTP request):
     the session starts in UTC (options -c TimeZone=UTC) so Django's connection setup sends no
     `SET TIME ZONE`. In the ATOMIC_REQUESTS runs exactly one BEGIN and one COMMIT per request
     are expected on top of connection.queries, counted in that request (statements, distinct
-    fingerprints, one transaction, timeline from BEGIN to COMMIT); these runs fail today, see
-    /work/notes/tally-bugs.md. The run's total in pgtally's `runs` table must equal the sum of
+    fingerprints, one transaction, timeline from BEGIN to COMMIT). The run's total in pgtally's `runs` table must equal the sum of
     the expected counts, so any driver statement that slipped in would show;
   - distinct fingerprints = distinct SQL templates; duplicates = queries minus distinct
     executed SQL texts (same text with the same values = a repeat);
@@ -56,9 +56,13 @@ import django  # noqa: E402  (after DJANGO_SETTINGS_MODULE)
 
 ORDERS = "/api/orders/"
 FIXED = "/api/orders-fixed/"
+DETAIL = "/api/orders/<int:pk>/"  # the route of /api/orders/1/, /api/orders/2/ ...
 # Alternating, so consecutive requests on one connection never share a label.
-PATHS = [ORDERS, FIXED, ORDERS, FIXED, ORDERS, FIXED]
-N_PLUS_ONE_MIN_CALLS, N_PLUS_ONE_MIN_DISTINCT = 5, 2  # pgtally's defaults (ARCHITECTURE.md)
+PATHS = [ORDERS, "/api/orders/1/", FIXED, "/api/orders/2/", ORDERS, FIXED]
+ROUTE_OF = {ORDERS: ORDERS, FIXED: FIXED, "/api/orders/1/": DETAIL, "/api/orders/2/": DETAIL}
+N_PLUS_ONE_MIN_CALLS, N_PLUS_ONE_MIN_DISTINCT = 5, 2  # pgtally's defaults (docs/operations.md)
+HERE = os.path.dirname(os.path.abspath(__file__))
+TAGGING_DOC = os.path.join(HERE, "..", "..", "docs", "tagging.md")
 
 _django_ready = False
 
@@ -323,6 +327,7 @@ class DjangoRun:
             self.assertEqual(d.status, "200 OK", d.body[:500])
         self.assertEqual(len(bodies[ORDERS]), 8)
         self.assertEqual(bodies[ORDERS], bodies[FIXED])
+        self.assertEqual([bodies["/api/orders/2/"]], [o for o in bodies[ORDERS] if o["id"] == 2])
 
     def test_recorder_and_connection_queries_agree(self):
         for d in self.django:
@@ -403,9 +408,10 @@ class SqlcommenterRun(DjangoRun, unittest.TestCase):
         for d, p in self.pairs():
             self.assertEqual(p["key"], "request_id:" + d.request_id)
 
-    def test_route_tag_is_stored_decoded(self):
+    def test_route_tag_is_the_url_pattern_stored_decoded(self):
+        # /api/orders/1/ and /api/orders/2/ share the route /api/orders/<int:pk>/.
         for d, p in self.pairs():
-            self.assertEqual(p["route"], d.path)
+            self.assertEqual(p["route"], ROUTE_OF[d.path])
 
     def test_requests_shared_one_connection(self):
         self.assertEqual(len({p["conn_id"] for _, p in self.pairs()}), 1)
@@ -419,7 +425,7 @@ class ApplicationNameRun(DjangoRun, unittest.TestCase):
 
     def test_route_is_the_application_name(self):
         for d, p in self.pairs():
-            self.assertEqual(p["route"], d.path)
+            self.assertEqual(p["route"], ROUTE_OF[d.path])
 
     def test_requests_end_on_label_change(self):
         reasons = [p["end_reason"] for _, p in self.pairs()]
@@ -429,7 +435,7 @@ class ApplicationNameRun(DjangoRun, unittest.TestCase):
 class AtomicRequests:
     """Mixin: ATOMIC_REQUESTS=True (a common production setting) on a persistent connection.
     Each request is one transaction whose BEGIN and COMMIT psycopg2 sends untagged; both
-    belong to the request they wrap. Fails today: /work/notes/tally-bugs.md 1 and 2."""
+    belong to the request they wrap."""
 
     conn_max_age = None
     atomic_requests = True
@@ -460,7 +466,20 @@ class SqlcommenterRouteAtomicRequestsRun(AtomicRequests, DjangoRun, unittest.Tes
 
     def test_route_tag_is_the_route(self):
         for d, p in self.pairs():
-            self.assertEqual(p["route"], d.path)
+            self.assertEqual(p["route"], ROUTE_OF[d.path])
+
+
+class DocumentedMiddlewareTest(unittest.TestCase):
+    """docs/tagging.md shows the middleware the sqlcommenter runs use, byte for byte."""
+
+    def test_docs_show_the_middleware_the_suite_runs(self):
+        with open(os.path.join(HERE, "djangoapp", "pgtally_tags.py")) as f:
+            code = f.read()
+        with open(TAGGING_DOC) as f:
+            doc = f.read()
+        start = doc.index("```python\n# myapp/pgtally_tags.py\n") + len("```python\n")
+        block = doc[start:doc.index("```", start)]
+        self.assertEqual(block, "# myapp/pgtally_tags.py\n" + code)
 
 
 class UntaggedRun(DjangoRun, unittest.TestCase):

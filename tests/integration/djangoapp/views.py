@@ -1,4 +1,5 @@
-"""The two order endpoints: the same JSON, once naively (N+1 and duplicates) and once fixed."""
+"""The order endpoints: a list, the same JSON once naively (N+1 and duplicates) and once fixed,
+and one order by id (a route with a parameter: its requests must share one route)."""
 
 from rest_framework import generics
 
@@ -27,3 +28,10 @@ class OrderListFixed(generics.ListAPIView):
         context = super().get_serializer_context()
         context["currency"] = Setting.objects.get(key="currency").value
         return context
+
+
+class OrderDetail(generics.RetrieveAPIView):
+    """One order by id, serialized naively like OrderList."""
+
+    serializer_class = OrderSerializer
+    queryset = Order.objects.all()
