@@ -1,5 +1,5 @@
 /* report/view_json — the JSON report: one document, the contract other tools read
- * (ARCHITECTURE.md "Contracts", every field documented in docs/report-format.md). Fields
+ * (a contract: every field is documented in docs/report-format.md). Fields
  * are only ever added; a breaking change bumps "format_version". */
 #include <inttypes.h>
 #include <string.h>

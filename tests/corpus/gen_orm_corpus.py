@@ -8,7 +8,7 @@ Format: every statement is terminated by one NUL byte (see README.md in this fol
 Every "call site" below is a function that renders one execution of a statement the way a
 given ORM or driver emits it. Each site is executed several times with different literal
 values, IN-list and VALUES-row counts, whitespace, keyword case and tag comments, because
-that is the variation NORMALIZATION.md says must not change the fingerprint F. Sites that
+that is the variation docs/normalization-spec.md says must not change the fingerprint F. Sites that
 differ in structure (other columns, other joins) are genuinely different statements. A few
 sites exist in pairs on purpose: they differ only in something pg_query ignores but the spec
 keeps (aliases, typmods, positional ORDER BY, spelling), so the oracle exercises every

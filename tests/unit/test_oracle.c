@@ -4,7 +4,7 @@
  * grouping by our fingerprint F (protocol/sqlnorm) and the grouping by pg_query_fingerprint.
  * For every pair of statements, "same F" must equal "same pg_query fingerprint" unless the
  * pair is explained by one of the intended differences listed below (each one caused by a
- * rule of NORMALIZATION.md). Any unexplained pair fails the test. The method, the agreement
+ * rule of docs/normalization-spec.md). Any unexplained pair fails the test. The method, the agreement
  * definition and the list are also in docs/normalization-oracle.md.
  *
  * How a disagreeing pair is explained, mechanically: both statements are parsed with

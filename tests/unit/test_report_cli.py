@@ -44,7 +44,7 @@ class ReportCli(unittest.TestCase):
         self.assertEqual(r.stderr, "")
         return r.stdout
 
-    # json: the contract document (ARCHITECTURE.md)
+    # json: the contract document (docs/report-format.md)
 
     def test_json_contract_fields_and_values(self):
         doc = json.loads(self.ok("--db", self.db, "--format", "json"))
