@@ -11,6 +11,7 @@
 
 #include "proxy/listener.h"
 #include "proxy/log.h"
+#include "report/inilines.h"
 
 typedef enum OptType {
     T_STRING,
@@ -47,8 +48,8 @@ static const OptionSpec options[] = {
     {"db", 0, T_STRING, FIELD(db_path), "FILE", "SQLite report store (per-request tallies)", false,
      0, 0},
     {"run-label", 0, T_STRING, FIELD(run_label), "LABEL",
-     "label this run (a CI build id, a git SHA, 'staging'): report --label combines runs",
-     false, 0, 0},
+     "label this run (a CI build id, a git SHA, 'staging'): report --label combines runs", false, 0,
+     0},
     {"instance", 0, T_STRING, FIELD(instance), "NAME",
      "this proxy's name in the runs it writes; default $DYNO, else the host name", false, 0, 0},
     {"no-db", 0, T_FLAG, FIELD(no_db), NULL,
@@ -227,28 +228,19 @@ static bool set_value(ProxyConfig *c, const OptionSpec *o, const char *value, ch
 typedef struct FileCtx {
     ProxyConfig *config;
     const char *path;
-    FILE *file;
+    IniLines lines; /* lines.line: the line inih is handling (it calls back once it is read) */
     char *err;
     size_t err_len;
     bool failed;
-    int line; /* of the line inih is handling: it calls back as soon as a line is read */
 } FileCtx;
-
-/* Debian's inih reports no line numbers to handlers: count them while feeding it. */
-static char *read_counted_line(char *str, int num, void *stream)
-{
-    FileCtx *f = stream;
-    char *line = fgets(str, num, f->file);
-    if (line)
-        f->line++;
-    return line;
-}
 
 static int on_ini_value(void *user, const char *section, const char *name, const char *value)
 {
     FileCtx *f = user;
-    int lineno = f->line;
+    int lineno = f->lines.line;
     char why[300];
+    if (f->failed)
+        return 0; /* the first error is the one to fix first */
     if (section[0] && strcmp(section, "proxy") != 0) {
         snprintf(f->err, f->err_len, "%s:%d: unknown section [%s] (settings go in [proxy])",
                  f->path, lineno, section);
@@ -277,11 +269,18 @@ static bool load_file(ProxyConfig *c, const char *path, char *err, size_t err_le
         snprintf(err, err_len, "%s: %s", path, strerror(errno));
         return false;
     }
-    FileCtx f = {.config = c, .path = path, .file = fp, .err = err, .err_len = err_len};
-    int rc = ini_parse_stream(read_counted_line, &f, on_ini_value, &f);
+    FileCtx f = {.config = c, .path = path, .lines = {.file = fp}, .err = err, .err_len = err_len};
+    /* Parsing stops at a line inih cannot take, so every other error is on an earlier line. */
+    int rc = ini_parse_stream(inilines_reader, &f.lines, on_ini_value, &f);
+    bool read_error = ferror(fp);
     fclose(fp);
+    inilines_free(&f.lines);
     if (f.failed)
         return false;
+    if (read_error) {
+        snprintf(err, err_len, "%s:%d: cannot read", path, f.lines.line + 1);
+        return false;
+    }
     if (rc > 0) {
         snprintf(err, err_len, "%s:%d: not a valid INI line (expected key = value or [section])",
                  path, rc);
@@ -289,6 +288,12 @@ static bool load_file(ProxyConfig *c, const char *path, char *err, size_t err_le
     }
     if (rc < 0) {
         snprintf(err, err_len, "%s: cannot read", path);
+        return false;
+    }
+    if (f.lines.problem != INILINE_OK) {
+        char why[100];
+        inilines_describe(&f.lines, f.lines.problem, why, sizeof why);
+        snprintf(err, err_len, "%s:%d: %s", path, f.lines.problem_line, why);
         return false;
     }
     return true;
