@@ -159,7 +159,89 @@ class MetricsEndpointUnderIdleSockets(h.ProxyTestCase):
 # Defect 11: Settings JSON escaped; over-long config lines refused clearly
 # ----------------------------------------------------------------------------------------------
 
-# (tests for defect 11 go here)
+import json  # noqa: E402  (kept in this section: the sections merge independently)
+import sqlite3  # noqa: E402
+import tempfile  # noqa: E402
+import unittest  # noqa: E402
+
+HOSTILE = 'q"uote\\back\\\\slash\x01ctl\nnl'
+
+
+class SettingsJsonAndConfigLines(unittest.TestCase):
+    """The settings stored with each run were built with printf: an upstream socket path or
+    host holding '"' or '\\' made invalid JSON, and the proxy refused to start. Config-file
+    lines longer than libinih's 199-byte buffer were split, the rest parsed as a line of its
+    own."""
+
+    def setUp(self):
+        self.cluster = h.module_cluster()
+        self.tmp = tempfile.mkdtemp(prefix="pgtally-d11-")
+
+    def tearDown(self):
+        import shutil
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def start_proxy(self, upstream, *extra):
+        proxy = h.Proxy(self.cluster, upstream=upstream, extra_args=list(extra)).start()
+        self.addCleanup(proxy.kill)
+        return proxy
+
+    def stored_run(self, proxy):
+        res = proxy.stop()
+        self.assertEqual(res.returncode, 0, res.stderr)
+        with sqlite3.connect(proxy.db_path) as db:
+            settings, label, instance = db.execute(
+                "SELECT settings, label, instance FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        return json.loads(settings), label, instance
+
+    def test_hostile_socket_dir_label_and_instance_are_stored_exactly(self):
+        # A real socket directory with '"', '\' and a control byte in its name, holding a
+        # link to the cluster's socket: the proxy must start, relay and record.
+        sockdir = os.path.join(self.tmp, 'so"ck\\et\x01dir')
+        os.mkdir(sockdir)
+        os.symlink(os.path.join(self.cluster.sockdir, ".s.PGSQL.%d" % self.cluster.port),
+                   os.path.join(sockdir, ".s.PGSQL.5432"))
+        proxy = self.start_proxy(sockdir, "--run-label", HOSTILE, "--instance", HOSTILE + "2")
+        r = subprocess.run([h.pgbin("psql"), "-X", "-At", "-d", proxy.dsn(), "-c", "select 41+1"],
+                           capture_output=True, text=True, timeout=60, env=h.client_env())
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "42"), r.stderr)
+        settings, label, instance = self.stored_run(proxy)
+        self.assertEqual(settings["upstream"], sockdir + "/.s.PGSQL.5432")
+        self.assertEqual(settings["db"], proxy.db_path)
+        self.assertEqual(label, HOSTILE)
+        self.assertEqual(instance, HOSTILE + "2")
+
+    def test_hostile_host_and_passwords_never_reach_the_settings(self):
+        # The host does not resolve: the proxy starts anyway and retries for each client.
+        proxy = self.start_proxy(
+            "postgres://u:s3cret@h%22x%5Cy:1/db?sslpassword=s3cret2&application_name=a")
+        settings, _, _ = self.stored_run(proxy)
+        self.assertEqual(settings["upstream"], 'h"x\\y:1')
+        self.assertNotIn("s3cret", json.dumps(settings))
+
+    def config_run(self, lines):
+        path = os.path.join(self.tmp, "pgtally.conf")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        r = subprocess.run([os.environ["PGTALLY_BIN"], "proxy", "--config", path,
+                            "--upstream", "127.0.0.1:1", "--help"],
+                           capture_output=True, text=True, timeout=30)
+        return path, r
+
+    def test_config_line_longer_than_the_limit_names_file_and_line(self):
+        # The tail of the long value looks like a setting of its own: it must not be taken.
+        value = "a" * 250 + " grace = 2"
+        path, r = self.config_run(["[proxy]", "; a comment", "run_label = " + value])
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("%s:3: line longer than 199 bytes" % path, r.stderr)
+
+    def test_config_line_at_the_limit_is_read_whole_and_numbered(self):
+        line = "run_label = " + "a" * (199 - len("run_label = "))
+        path, r = self.config_run(["[proxy]", line, "grace = 2"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        path, r = self.config_run(["[proxy]", line, "no_such_setting = 1"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn('%s:3: unknown setting "no_such_setting"' % path, r.stderr)
 
 
 
