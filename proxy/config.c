@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "proxy/listener.h"
+#include "protocol/jsonout.h"
 #include "proxy/log.h"
+#include "report/inilines.h"
 
 typedef enum OptType {
     T_STRING,
@@ -47,8 +49,8 @@ static const OptionSpec options[] = {
     {"db", 0, T_STRING, FIELD(db_path), "FILE", "SQLite report store (per-request tallies)", false,
      0, 0},
     {"run-label", 0, T_STRING, FIELD(run_label), "LABEL",
-     "label this run (a CI build id, a git SHA, 'staging'): report --label combines runs",
-     false, 0, 0},
+     "label this run (a CI build id, a git SHA, 'staging'): report --label combines runs", false, 0,
+     0},
     {"instance", 0, T_STRING, FIELD(instance), "NAME",
      "this proxy's name in the runs it writes; default $DYNO, else the host name", false, 0, 0},
     {"no-db", 0, T_FLAG, FIELD(no_db), NULL,
@@ -227,28 +229,19 @@ static bool set_value(ProxyConfig *c, const OptionSpec *o, const char *value, ch
 typedef struct FileCtx {
     ProxyConfig *config;
     const char *path;
-    FILE *file;
+    IniLines lines; /* lines.line: the line inih is handling (it calls back once it is read) */
     char *err;
     size_t err_len;
     bool failed;
-    int line; /* of the line inih is handling: it calls back as soon as a line is read */
 } FileCtx;
-
-/* Debian's inih reports no line numbers to handlers: count them while feeding it. */
-static char *read_counted_line(char *str, int num, void *stream)
-{
-    FileCtx *f = stream;
-    char *line = fgets(str, num, f->file);
-    if (line)
-        f->line++;
-    return line;
-}
 
 static int on_ini_value(void *user, const char *section, const char *name, const char *value)
 {
     FileCtx *f = user;
-    int lineno = f->line;
+    int lineno = f->lines.line;
     char why[300];
+    if (f->failed)
+        return 0; /* the first error is the one to fix first */
     if (section[0] && strcmp(section, "proxy") != 0) {
         snprintf(f->err, f->err_len, "%s:%d: unknown section [%s] (settings go in [proxy])",
                  f->path, lineno, section);
@@ -277,11 +270,18 @@ static bool load_file(ProxyConfig *c, const char *path, char *err, size_t err_le
         snprintf(err, err_len, "%s: %s", path, strerror(errno));
         return false;
     }
-    FileCtx f = {.config = c, .path = path, .file = fp, .err = err, .err_len = err_len};
-    int rc = ini_parse_stream(read_counted_line, &f, on_ini_value, &f);
+    FileCtx f = {.config = c, .path = path, .lines = {.file = fp}, .err = err, .err_len = err_len};
+    /* Parsing stops at a line inih cannot take, so every other error is on an earlier line. */
+    int rc = ini_parse_stream(inilines_reader, &f.lines, on_ini_value, &f);
+    bool read_error = ferror(fp);
     fclose(fp);
+    inilines_free(&f.lines);
     if (f.failed)
         return false;
+    if (read_error) {
+        snprintf(err, err_len, "%s:%d: cannot read", path, f.lines.line + 1);
+        return false;
+    }
     if (rc > 0) {
         snprintf(err, err_len, "%s:%d: not a valid INI line (expected key = value or [section])",
                  path, rc);
@@ -289,6 +289,12 @@ static bool load_file(ProxyConfig *c, const char *path, char *err, size_t err_le
     }
     if (rc < 0) {
         snprintf(err, err_len, "%s: cannot read", path);
+        return false;
+    }
+    if (f.lines.problem != INILINE_OK) {
+        char why[100];
+        inilines_describe(&f.lines, f.lines.problem, why, sizeof why);
+        snprintf(err, err_len, "%s:%d: %s", path, f.lines.problem_line, why);
         return false;
     }
     return true;
@@ -529,6 +535,177 @@ ConfigParse config_load(ProxyConfig *c, int argc, char **argv, FILE *help_out, c
     if (rc != CONFIG_OK)
         return rc;
     return validate(c, err, err_len) ? CONFIG_OK : CONFIG_ERROR;
+}
+
+/* ---- the settings stored with each run ------------------------------------------------- */
+
+/* A growable text buffer: every append is bounded by the input, and one failed allocation
+ * fails the whole result. */
+typedef struct TextOut {
+    char *data;
+    size_t len;
+    size_t cap;
+    bool failed;
+} TextOut;
+
+static void out_append(TextOut *o, const char *s, size_t len)
+{
+    if (o->failed)
+        return;
+    if (o->cap - o->len <= len) {
+        size_t cap = o->cap ? o->cap : 256;
+        while (cap - o->len <= len)
+            cap *= 2;
+        char *bigger = realloc(o->data, cap);
+        if (!bigger) {
+            o->failed = true;
+            return;
+        }
+        o->data = bigger;
+        o->cap = cap;
+    }
+    memcpy(o->data + o->len, s, len);
+    o->len += len;
+    o->data[o->len] = 0;
+}
+
+static void out_str(TextOut *o, const char *s)
+{
+    out_append(o, s, strlen(s));
+}
+
+static char *out_finish(TextOut *o)
+{
+    if (o->failed || !o->data) {
+        free(o->data);
+        return NULL;
+    }
+    return o->data;
+}
+
+#define REDACTED "REDACTED"
+
+static bool is_key_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+}
+
+char *config_redact_passwords(const char *text)
+{
+    TextOut o = {0};
+    out_append(&o, "", 0); /* "" stays "", not NULL */
+    size_t n = strlen(text);
+    for (size_t i = 0; i < n;) {
+        if (strncmp(text + i, "://", 3) == 0) {
+            /* scheme://user:password@host...: the last '@' before the path ends the userinfo
+             * (a password may hold an unencoded '@'; libpq is lenient too). */
+            size_t start = i + 3;
+            size_t end = start + strcspn(text + start, "/?#");
+            const char *at = NULL;
+            for (size_t k = start; k < end; k++)
+                if (text[k] == '@')
+                    at = text + k;
+            const char *colon =
+                at ? memchr(text + start, ':', (size_t)(at - (text + start))) : NULL;
+            if (colon) {
+                out_append(&o, text + i, (size_t)(colon + 1 - (text + i)));
+                out_str(&o, REDACTED);
+                i = (size_t)(at - text);
+                continue;
+            }
+            out_append(&o, text + i, 3);
+            i += 3;
+            continue;
+        }
+        if (text[i] == '=') {
+            /* key=value in a URL's query string or a libpq connection string: any key ending
+             * in "password" (password, sslpassword) hides its value. */
+            size_t k = i;
+            while (k > 0 && is_key_char(text[k - 1]))
+                k--;
+            if (i - k >= 8 && strncasecmp(text + i - 8, "password", 8) == 0) {
+                out_append(&o, "=", 1);
+                out_str(&o, REDACTED);
+                size_t v = i + 1;
+                if (text[v] == '\'') {
+                    /* libpq quoting is 'it\'s'; a doubled quote is taken as one too, so a
+                     * value that libpq would refuse is still hidden whole. */
+                    for (v++; text[v]; v++) {
+                        if ((text[v] == '\\' && text[v + 1]) ||
+                            (text[v] == '\'' && text[v + 1] == '\''))
+                            v++;
+                        else if (text[v] == '\'')
+                            break;
+                    }
+                    if (text[v] == '\'')
+                        v++;
+                } else {
+                    v += strcspn(text + v, "& \t\n;#");
+                }
+                i = v;
+                continue;
+            }
+        }
+        out_append(&o, text + i, 1);
+        i++;
+    }
+    return out_finish(&o);
+}
+
+/* "key":"value" (or null), the value escaped after its passwords are redacted. */
+static void json_string_member(TextOut *o, const char *key, const char *value)
+{
+    out_str(o, o->len > 1 ? ",\"" : "\"");
+    out_str(o, key);
+    out_str(o, "\":");
+    if (!value) {
+        out_str(o, "null");
+        return;
+    }
+    char *redacted = config_redact_passwords(value);
+    if (!redacted) {
+        o->failed = true;
+        return;
+    }
+    size_t len = strlen(redacted);
+    char *escaped = malloc(JSON_ESCAPED_MAX(len));
+    if (!escaped) {
+        free(redacted);
+        o->failed = true;
+        return;
+    }
+    size_t n = json_escape(escaped, JSON_ESCAPED_MAX(len), redacted, len);
+    out_str(o, "\"");
+    out_append(o, escaped, n);
+    out_str(o, "\"");
+    free(escaped);
+    free(redacted);
+}
+
+static void json_raw_member(TextOut *o, const char *key, const char *raw)
+{
+    out_str(o, o->len > 1 ? ",\"" : "\"");
+    out_str(o, key);
+    out_str(o, "\":");
+    out_str(o, raw);
+}
+
+char *config_settings_json(const ProxyConfig *c, const char *upstream)
+{
+    TextOut o = {0};
+    char number[64];
+    out_str(&o, "{");
+    json_string_member(&o, "listen", c->listen);
+    json_string_member(&o, "upstream", upstream ? upstream : c->upstream);
+    json_string_member(&o, "db", c->no_db ? NULL : c->db_path);
+    snprintf(number, sizeof number, "%.3f", c->request_gap);
+    json_raw_member(&o, "request_gap_s", number);
+    json_raw_member(&o, "samples", c->samples ? "true" : "false");
+    snprintf(number, sizeof number, "%zu", c->max_sql_bytes);
+    json_raw_member(&o, "max_sql_bytes", number);
+    out_str(&o, "}");
+    return out_finish(&o);
 }
 
 static bool field_equal(const ProxyConfig *a, const ProxyConfig *b, const OptionSpec *o)

@@ -387,24 +387,21 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
             return false;
         }
     }
-    char settings[1024];
-    snprintf(settings, sizeof settings,
-             "{\"listen\":\"%s\",\"upstream\":\"%s\",\"request_gap_s\":%.3f,"
-             "\"samples\":%s,\"max_sql_bytes\":%zu}",
-             config->listen, l->upstream.display, config->request_gap,
-             config->samples ? "true" : "false", config->max_sql_bytes);
+    char *settings = config_settings_json(config, l->upstream.display);
     RecorderOptions ro = {.db_path = config->db_path,
                           .settings_json = settings,
                           .run_label = config->run_label,
                           .instance = config->instance};
     tally_options_from_config(config, &ro.tally);
     if (!config->no_db) {
-        l->recorder = recorder_open(&ro, err, sizeof err);
+        l->recorder = settings ? recorder_open(&ro, err, sizeof err) : NULL;
         if (!l->recorder) {
-            log_line(LOG_ERROR, 0, "--db: %s", err);
+            log_line(LOG_ERROR, 0, "--db: %s", settings ? err : "out of memory");
+            free(settings);
             return false;
         }
     }
+    free(settings);
     l->listen_fd = open_listen_socket(config->listen, err, sizeof err);
     if (l->listen_fd < 0) {
         log_line(LOG_ERROR, 0, "--listen: %s", err);

@@ -4,7 +4,11 @@
  * -> WRITING (the whole response is rendered at once, then sent as the socket takes it) ->
  * DRAINING (our side shut down; read and discard until the client closes, so unread request
  * bytes do not turn our close into a RST that could cut the response short) -> closed.
- * One deadline timer covers the whole life: a slow or silent client is simply closed. */
+ * A short deadline covers READING and a longer one the rest: a slow or silent client is
+ * simply closed. Every pending connection is accepted; when all slots are taken, the oldest
+ * connection still waiting for its request is closed to make room, so no number of idle
+ * peers can keep a scrape out (a bounded slot count that refused or queued new connections
+ * could be held by a handful of sockets that never send a byte). */
 #include "proxy/metrics.h"
 
 #include <errno.h>
@@ -20,9 +24,16 @@
 #include "proxy/listener.h"
 
 #define METRICS_REQUEST_MAX 8192 /* a scrape's request head is a few hundred bytes */
-#define METRICS_DEFAULT_TIMEOUT 5.0
-#define METRICS_DEFAULT_MAX_CONNECTIONS 8 /* Prometheus scrapes one at a time per target */
-#define METRICS_ACCEPTS_PER_WAKEUP 16
+/* A scraper sends its request head with the connection; half a second is generous even over
+ * a slow link, and short enough that peers sending nothing free their slot quickly. */
+#define METRICS_DEFAULT_HEAD_TIMEOUT 0.5
+#define METRICS_RESPONSE_TIMEOUT 5.0 /* to take the response (and close) once it is sent */
+#define METRICS_DRAIN_MAX 65536      /* bytes a peer may send after its request was answered */
+/* Each connection costs one file descriptor and at most ~12 KiB; evicting the oldest idle one
+ * keeps the endpoint open whatever the count, so this only bounds what idle peers cost. */
+#define METRICS_DEFAULT_MAX_CONNECTIONS 64
+#define METRICS_ACCEPTS_PER_WAKEUP 64
+#define METRICS_ACCEPT_RETRY 0.1    /* seconds to pause accepting when out of file descriptors */
 #define METRICS_TEXT_MAX (1u << 20) /* the exposition is ~4 KB; a bound, not a goal */
 #define METRICS_TEXT_INITIAL 4096
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
@@ -196,7 +207,7 @@ typedef enum ScrapeState {
 
 typedef struct Scrape {
     Metrics *owner;
-    struct Scrape *prev;
+    struct Scrape *prev; /* accept order: m->oldest ... m->newest */
     struct Scrape *next;
     int fd;
     ScrapeState state;
@@ -205,6 +216,7 @@ typedef struct Scrape {
     char *response; /* whole response, head and body */
     size_t response_len;
     size_t response_sent;
+    size_t drained; /* bytes discarded while DRAINING */
     size_t request_len;
     char request[METRICS_REQUEST_MAX];
 } Scrape;
@@ -214,26 +226,16 @@ struct Metrics {
     int listen_fd;
     int port;
     ev_io accept_watcher;
-    bool accepting;
+    ev_timer accept_retry; /* out of file descriptors: accepting pauses briefly */
+    bool stopping;
     MetricsSourceFn source;
     void *source_ctx;
-    Scrape *scrapes;
+    Scrape *oldest;
+    Scrape *newest;
     int n_scrapes;
     int max_scrapes;
-    double timeout;
+    double head_timeout;
 };
-
-/* Accepting is paused while every slot is taken, so the kernel backlog holds further scrapes
- * instead of the level-triggered listening socket spinning the loop. */
-static void update_accepting(Metrics *m)
-{
-    bool want = m->n_scrapes < m->max_scrapes;
-    if (want && !m->accepting)
-        ev_io_start(m->loop, &m->accept_watcher);
-    else if (!want && m->accepting)
-        ev_io_stop(m->loop, &m->accept_watcher);
-    m->accepting = want;
-}
 
 static void scrape_close(Scrape *c)
 {
@@ -244,13 +246,40 @@ static void scrape_close(Scrape *c)
     if (c->prev)
         c->prev->next = c->next;
     else
-        m->scrapes = c->next;
+        m->oldest = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    else
+        m->newest = c->prev;
     m->n_scrapes--;
     free(c->response);
     free(c);
-    update_accepting(m);
+}
+
+/* Makes room for a new connection. A connection still waiting for its request head goes
+ * first (an idle or trickling peer), then one whose response is out (it only waits for the
+ * peer's close), and only then the oldest of all. In accept order, so the victim is the one
+ * that has had the most time. A real scrape sends its request with the connection and is
+ * answered at once, so it is never the one waiting. */
+static void evict_one(Metrics *m)
+{
+    static const ScrapeState order[] = {SCRAPE_READING, SCRAPE_DRAINING, SCRAPE_WRITING};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        for (Scrape *c = m->oldest; c; c = c->next) {
+            if (c->state == order[i]) {
+                scrape_close(c);
+                return;
+            }
+        }
+    }
+}
+
+static void scrape_set_deadline(Scrape *c, double seconds)
+{
+    Metrics *m = c->owner;
+    ev_timer_stop(m->loop, &c->deadline);
+    ev_timer_set(&c->deadline, seconds, 0.);
+    ev_timer_start(m->loop, &c->deadline);
 }
 
 /* Builds the whole response; returns false when out of memory. */
@@ -338,7 +367,8 @@ static void scrape_switch(Scrape *c, ScrapeState state, int events)
     ev_io_start(m->loop, &c->io);
 }
 
-/* Sends what the socket takes. Returns false when the connection was closed. */
+/* Sends what the socket takes, never waiting for more room: a peer that does not read is
+ * closed at its deadline or evicted. Returns false when the connection was closed. */
 static bool scrape_write(Scrape *c)
 {
     while (c->response_sent < c->response_len) {
@@ -361,7 +391,8 @@ static bool scrape_write(Scrape *c)
     return true;
 }
 
-static void scrape_read(Scrape *c)
+/* Reads what is there. Returns false when the connection was closed. */
+static bool scrape_read(Scrape *c)
 {
     for (;;) {
         char discard[512];
@@ -370,30 +401,37 @@ static void scrape_read(Scrape *c)
         size_t room = draining ? sizeof discard : METRICS_REQUEST_MAX - c->request_len;
         if (room == 0) { /* head larger than the buffer: not a scrape */
             scrape_close(c);
-            return;
+            return false;
         }
         ssize_t n = recv(c->fd, into, room, 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
+            return true;
         if (n <= 0) { /* EOF or error: either way this connection is over */
             scrape_close(c);
-            return;
+            return false;
         }
-        if (draining)
+        if (draining) {
+            /* The request was answered; a peer still sending is not a scraper. */
+            c->drained += (size_t)n;
+            if (c->drained > METRICS_DRAIN_MAX) {
+                scrape_close(c);
+                return false;
+            }
             continue;
+        }
         size_t from = c->request_len;
         c->request_len += (size_t)n;
         if (!request_complete(c, from))
             continue;
         if (!scrape_handle(c)) {
             scrape_close(c);
-            return;
+            return false;
         }
+        scrape_set_deadline(c, METRICS_RESPONSE_TIMEOUT);
         scrape_switch(c, SCRAPE_WRITING, EV_WRITE);
-        scrape_write(c);
-        return;
+        return scrape_write(c);
     }
 }
 
@@ -415,35 +453,65 @@ static void on_scrape_deadline(struct ev_loop *loop, ev_timer *w, int revents)
     scrape_close(w->data);
 }
 
+static void scrape_add(Metrics *m, int fd)
+{
+    Scrape *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->owner = m;
+    c->fd = fd;
+    c->state = SCRAPE_READING;
+    ev_io_init(&c->io, on_scrape_io, fd, EV_READ);
+    c->io.data = c;
+    ev_timer_init(&c->deadline, on_scrape_deadline, m->head_timeout, 0.);
+    c->deadline.data = c;
+    c->prev = m->newest;
+    if (c->prev)
+        c->prev->next = c;
+    else
+        m->oldest = c;
+    m->newest = c;
+    m->n_scrapes++;
+    ev_io_start(m->loop, &c->io);
+    ev_timer_start(m->loop, &c->deadline);
+    /* A scraper sends its request right after connecting: it is often here already, and
+     * answering now means no flood of later connections can evict it first. */
+    scrape_read(c);
+}
+
+static void on_accept_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    Metrics *m = w->data;
+    if (!m->stopping)
+        ev_io_start(loop, &m->accept_watcher);
+}
+
+/* Accepts every pending connection (a batch per wakeup, so clients keep their turn); over the
+ * bound, the least useful open one is closed rather than the new one refused: connections
+ * that send nothing can never hold the endpoint. */
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)revents;
     Metrics *m = w->data;
-    for (int i = 0; i < METRICS_ACCEPTS_PER_WAKEUP && m->n_scrapes < m->max_scrapes; i++) {
+    for (int i = 0; i < METRICS_ACCEPTS_PER_WAKEUP; i++) {
         int fd = accept4(m->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* The listening socket stays readable: pause rather than spin. */
+                ev_io_stop(loop, &m->accept_watcher);
+                ev_timer_stop(loop, &m->accept_retry);
+                ev_timer_set(&m->accept_retry, METRICS_ACCEPT_RETRY, 0.);
+                ev_timer_start(loop, &m->accept_retry);
+            }
             break; /* EAGAIN, or a transient error: the watcher fires again if it persists */
-        Scrape *c = calloc(1, sizeof *c);
-        if (!c) {
-            close(fd);
-            break;
         }
-        c->owner = m;
-        c->fd = fd;
-        c->state = SCRAPE_READING;
-        ev_io_init(&c->io, on_scrape_io, fd, EV_READ);
-        c->io.data = c;
-        ev_timer_init(&c->deadline, on_scrape_deadline, m->timeout, 0.);
-        c->deadline.data = c;
-        c->next = m->scrapes;
-        if (c->next)
-            c->next->prev = c;
-        m->scrapes = c;
-        m->n_scrapes++;
-        ev_io_start(loop, &c->io);
-        ev_timer_start(loop, &c->deadline);
+        if (m->n_scrapes >= m->max_scrapes)
+            evict_one(m);
+        scrape_add(m, fd);
     }
-    update_accepting(m);
 }
 
 Metrics *metrics_start(struct ev_loop *loop, const char *listen_host_port, MetricsSourceFn source,
@@ -465,7 +533,7 @@ Metrics *metrics_start(struct ev_loop *loop, const char *listen_host_port, Metri
     m->source = source;
     m->source_ctx = source_ctx;
     m->max_scrapes = METRICS_DEFAULT_MAX_CONNECTIONS;
-    m->timeout = METRICS_DEFAULT_TIMEOUT;
+    m->head_timeout = METRICS_DEFAULT_HEAD_TIMEOUT;
     m->listen_fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (m->listen_fd < 0) {
         snprintf(err, err_len, "metrics: socket: %s", strerror(errno));
@@ -474,7 +542,7 @@ Metrics *metrics_start(struct ev_loop *loop, const char *listen_host_port, Metri
     int one = 1;
     setsockopt(m->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (bind(m->listen_fd, (struct sockaddr *)&addr, addr_len) < 0 ||
-        listen(m->listen_fd, 64) < 0) {
+        listen(m->listen_fd, SOMAXCONN) < 0) {
         snprintf(err, err_len, "metrics: cannot listen on %s: %s", listen_host_port,
                  strerror(errno));
         goto fail;
@@ -491,7 +559,9 @@ Metrics *metrics_start(struct ev_loop *loop, const char *listen_host_port, Metri
         m->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
     ev_io_init(&m->accept_watcher, on_accept, m->listen_fd, EV_READ);
     m->accept_watcher.data = m;
-    update_accepting(m);
+    ev_timer_init(&m->accept_retry, on_accept_retry, METRICS_ACCEPT_RETRY, 0.);
+    m->accept_retry.data = m;
+    ev_io_start(loop, &m->accept_watcher);
     return m;
 
 fail:
@@ -505,10 +575,11 @@ void metrics_stop(Metrics *m)
 {
     if (!m)
         return;
-    m->max_scrapes = 0; /* keeps scrape_close from resuming accepts */
-    while (m->scrapes)
-        scrape_close(m->scrapes);
+    m->stopping = true;
+    while (m->oldest)
+        scrape_close(m->oldest);
     ev_io_stop(m->loop, &m->accept_watcher);
+    ev_timer_stop(m->loop, &m->accept_retry);
     close(m->listen_fd);
     free(m);
 }
@@ -518,11 +589,10 @@ int metrics_port(const Metrics *m)
     return m->port;
 }
 
-void metrics_set_limits(Metrics *m, double timeout_seconds, int max_connections)
+void metrics_set_limits(Metrics *m, double head_timeout_seconds, int max_connections)
 {
-    if (timeout_seconds > 0)
-        m->timeout = timeout_seconds;
+    if (head_timeout_seconds > 0)
+        m->head_timeout = head_timeout_seconds;
     if (max_connections > 0)
         m->max_scrapes = max_connections;
-    update_accepting(m);
 }

@@ -2,8 +2,10 @@
  *
  * Owns: the metric names and the text exposition format (0.0.4), the statement-latency
  * histogram type, and a tiny HTTP/1.x server: a non-blocking listening socket, a bounded
- * number of scrape connections, each with a bounded request buffer and a deadline. It never
- * blocks the loop and never reads proxy state itself: at scrape time it asks the owner's
+ * number of scrape connections (over the bound, the oldest idle one is closed to make room, so
+ * idle peers never keep a scrape out), each with a bounded request buffer, one request, and a
+ * short deadline for its request head. It never blocks the loop and never reads proxy state
+ * itself: at scrape time it asks the owner's
  * source callback for a MetricsSnapshot, so the counters stay wherever they are kept.
  * Everything runs on the loop's thread; nothing here is thread-safe. */
 #ifndef PGTALLY_PROXY_METRICS_H
@@ -86,8 +88,9 @@ void metrics_stop(Metrics *metrics);
 /* The port actually bound (useful with port 0). */
 int metrics_port(const Metrics *metrics);
 
-/* Overrides the defaults (a scrape connection may live 5 s; 8 at a time). For tests; values
- * <= 0 keep the current setting. */
-void metrics_set_limits(Metrics *metrics, double timeout_seconds, int max_connections);
+/* Overrides the defaults (a connection must send its request head within 0.5 s; 64 open at a
+ * time, the oldest idle one closed for a new one). For tests; values <= 0 keep the current
+ * setting. */
+void metrics_set_limits(Metrics *metrics, double head_timeout_seconds, int max_connections);
 
 #endif

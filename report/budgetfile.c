@@ -4,8 +4,9 @@
  * its own reader, which (1) strips leading whitespace, so an indented key is never taken for
  * inih's "continuation of the previous value" (git-config files are indented by habit);
  * (2) parses section headers itself, because inih silently truncates section names to 50
- * bytes and routes are longer than that; (3) counts lines, so a semantic error found in the
- * handler can name its line (inih calls the handler right after reading the line). */
+ * bytes and routes are longer than that; (3) reads whole lines and counts them (report/inilines),
+ * so a semantic error found in the handler can name its line (inih calls the handler right after
+ * reading the line), and a line too long for inih's buffer is an error naming it. */
 #include "report/budgetfile.h"
 
 #include <ctype.h>
@@ -17,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "report/inilines.h"
 
 static const char *const key_names[BUDGET_N_KEYS] = {
     [BUDGET_MAX_QUERIES] = "max_queries",
@@ -45,12 +48,9 @@ typedef enum Section {
 } Section;
 
 typedef struct Parser {
-    FILE *file;
+    IniLines lines; /* lines.line: number of the line last handed to inih */
     const char *path;
     Budget *budget;
-    char *line_buf;
-    size_t line_cap;
-    int line; /* number of the line last handed to inih */
     Section section;
     size_t route_index; /* with SECTION_ROUTE */
     int defaults_line, ignore_line;
@@ -65,7 +65,7 @@ static void parser_error(Parser *p, const char *fmt, ...)
 {
     if (p->err_line)
         return; /* the first error is the one to fix first */
-    p->err_line = p->line;
+    p->err_line = p->lines.line;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(p->err, sizeof p->err, fmt, ap);
@@ -143,7 +143,7 @@ static void begin_route(Parser *p, char *route)
         return;
     }
     b->routes = grown;
-    b->routes[b->n_routes] = (BudgetRoute){.route = route, .line = p->line};
+    b->routes[b->n_routes] = (BudgetRoute){.route = route, .line = p->lines.line};
     p->route_index = b->n_routes++;
     p->section = SECTION_ROUTE;
 }
@@ -201,7 +201,7 @@ static void parse_header(Parser *p, const char *s)
                      is_defaults ? "defaults" : "ignore", *first);
         return;
     }
-    *first = p->line;
+    *first = p->lines.line;
     p->section = is_defaults ? SECTION_DEFAULTS : SECTION_IGNORE;
 }
 
@@ -209,15 +209,14 @@ static void parse_header(Parser *p, const char *s)
 static char *read_line(char *str, int num, void *stream)
 {
     Parser *p = stream;
-    ssize_t len = getline(&p->line_buf, &p->line_cap, p->file);
+    ssize_t len = inilines_read(&p->lines);
     if (len < 0)
         return NULL;
-    p->line++;
-    const char *s = p->line_buf;
-    if (p->line == 1 && (unsigned char)s[0] == 0xEF && (unsigned char)s[1] == 0xBB &&
-        (unsigned char)s[2] == 0xBF)
+    const char *s = p->lines.buf;
+    if (p->lines.line == 1 && len >= 3 && (unsigned char)s[0] == 0xEF &&
+        (unsigned char)s[1] == 0xBB && (unsigned char)s[2] == 0xBF)
         s += 3;
-    if (memchr(p->line_buf, '\0', (size_t)len)) {
+    if (memchr(p->lines.buf, '\0', (size_t)len)) {
         parser_error(p, "NUL byte in line");
         snprintf(str, (size_t)num, "\n");
         return str;
@@ -229,13 +228,12 @@ static char *read_line(char *str, int num, void *stream)
         snprintf(str, (size_t)num, "[s]\n");
         return str;
     }
-    size_t n = strlen(s);
-    if (n >= (size_t)num) {
-        parser_error(p, "line too long (at most %d characters)", num - 2);
-        snprintf(str, (size_t)num, "\n");
-        return str;
+    IniLineProblem problem = inilines_give(&p->lines, str, num, s, strlen(s));
+    if (problem != INILINE_OK) {
+        char why[100];
+        inilines_describe(&p->lines, problem, why, sizeof why);
+        parser_error(p, "%s", why);
     }
-    memcpy(str, s, n + 1);
     return str;
 }
 
@@ -254,7 +252,7 @@ static void set_count(Parser *p, BudgetLimit *limit, const char *key, const char
         return;
     }
     if (is_off(value)) {
-        *limit = (BudgetLimit){.state = BUDGET_OFF, .line = p->line};
+        *limit = (BudgetLimit){.state = BUDGET_OFF, .line = p->lines.line};
         return;
     }
     const char *c = value;
@@ -267,7 +265,7 @@ static void set_count(Parser *p, BudgetLimit *limit, const char *key, const char
                      BUDGET_VALUE_MAX);
         return;
     }
-    *limit = (BudgetLimit){.state = BUDGET_SET, .value = v, .line = p->line};
+    *limit = (BudgetLimit){.state = BUDGET_SET, .value = v, .line = p->lines.line};
 }
 
 static void set_growth(Parser *p, BudgetGrowth *growth, const char *value)
@@ -278,7 +276,7 @@ static void set_growth(Parser *p, BudgetGrowth *growth, const char *value)
         return;
     }
     if (is_off(value)) {
-        *growth = (BudgetGrowth){.state = BUDGET_OFF, .line = p->line};
+        *growth = (BudgetGrowth){.state = BUDGET_OFF, .line = p->lines.line};
         return;
     }
     char *end;
@@ -297,7 +295,8 @@ static void set_growth(Parser *p, BudgetGrowth *growth, const char *value)
                      growth_name, value);
         return;
     }
-    *growth = (BudgetGrowth){.state = BUDGET_SET, .percent = percent, .value = v, .line = p->line};
+    *growth =
+        (BudgetGrowth){.state = BUDGET_SET, .percent = percent, .value = v, .line = p->lines.line};
 }
 
 static void set_limit(Parser *p, BudgetLimits *limits, const char *section_name, const char *key,
@@ -415,8 +414,8 @@ static int on_value(void *user, const char *section, const char *name, const cha
 Budget *budget_load(const char *path, char *err, size_t err_len)
 {
     Parser p = {.path = path};
-    p.file = fopen(path, "r");
-    if (!p.file) {
+    p.lines.file = fopen(path, "r");
+    if (!p.lines.file) {
         snprintf(err, err_len, "%s: %s", path, strerror(errno));
         return NULL;
     }
@@ -426,8 +425,8 @@ Budget *budget_load(const char *path, char *err, size_t err_len)
         goto fail;
     }
     int rc = ini_parse_stream(read_line, &p, on_value, &p);
-    if (ferror(p.file)) {
-        snprintf(err, err_len, "%s:%d: %s", path, p.line + 1, strerror(errno ? errno : EIO));
+    if (ferror(p.lines.file)) {
+        snprintf(err, err_len, "%s:%d: %s", path, p.lines.line + 1, strerror(errno ? errno : EIO));
         goto fail;
     }
     if (p.oom || rc == -2) {
@@ -449,12 +448,12 @@ Budget *budget_load(const char *path, char *err, size_t err_len)
         snprintf(err, err_len, "%s: cannot parse (inih error %d)", path, rc);
         goto fail;
     }
-    free(p.line_buf);
-    fclose(p.file);
+    inilines_free(&p.lines);
+    fclose(p.lines.file);
     return p.budget;
 fail:
-    free(p.line_buf);
-    fclose(p.file);
+    inilines_free(&p.lines);
+    fclose(p.lines.file);
     budget_free(p.budget);
     return NULL;
 }

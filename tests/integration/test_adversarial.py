@@ -92,7 +92,58 @@ def tearDownModule():
 # Defect 9: Metrics scrape served within 1 s while idle sockets hold connections
 # ----------------------------------------------------------------------------------------------
 
-# (tests for defect 9 go here)
+import urllib.request  # noqa: E402  (kept in this section: the sections merge independently)
+
+
+class MetricsEndpointUnderIdleSockets(h.ProxyTestCase):
+    """Sockets that connect to the metrics port and send nothing, or only part of a request,
+    once held every slot of the endpoint for seconds each while scrapes queued behind them."""
+
+    IDLE = 50  # far more than the endpoint ever kept slots for
+
+    def setUp(self):
+        self.metrics_port = h.free_port()
+        self.proxy_kwargs = {"extra_args": ["--metrics", "127.0.0.1:%d" % self.metrics_port]}
+        super().setUp()
+
+    def open_idle(self, first_bytes=b""):
+        socks = []
+        for _ in range(self.IDLE):
+            s = self.track(socket.create_connection(("127.0.0.1", self.metrics_port), timeout=3))
+            if first_bytes:
+                s.sendall(first_bytes)
+            socks.append(s)
+        return socks
+
+    def scrape(self):
+        # Prometheus gives up after 10 s by default; 3 s still leaves the proxy ample room.
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.metrics_port,
+                                    timeout=3) as r:
+            return r.status, r.read().decode()
+
+    def test_scrape_is_served_while_idle_sockets_are_open(self):
+        idle = self.open_idle()
+        status, text = self.scrape()
+        self.assertEqual(status, 200)
+        self.assertIn("pgtally_build_info", text)
+        self.assertEqual(len(idle), self.IDLE)  # still open on our side while scraping
+
+    def test_scrape_is_served_while_partial_requests_are_open(self):
+        self.open_idle(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        status, text = self.scrape()
+        self.assertEqual(status, 200)
+        self.assertIn("pgtally_client_connections", text)
+
+    def test_idle_sockets_are_closed_without_a_response(self):
+        for s in self.open_idle():
+            # Within the 3 s socket timeout: the server, not our side, ends every one.
+            try:
+                data = s.recv(1024)
+            except ConnectionResetError:
+                data = b""
+            self.assertEqual(data, b"")
+        status, _ = self.scrape()
+        self.assertEqual(status, 200)
 
 
 
@@ -108,7 +159,89 @@ def tearDownModule():
 # Defect 11: Settings JSON escaped; over-long config lines refused clearly
 # ----------------------------------------------------------------------------------------------
 
-# (tests for defect 11 go here)
+import json  # noqa: E402  (kept in this section: the sections merge independently)
+import sqlite3  # noqa: E402
+import tempfile  # noqa: E402
+import unittest  # noqa: E402
+
+HOSTILE = 'q"uote\\back\\\\slash\x01ctl\nnl'
+
+
+class SettingsJsonAndConfigLines(unittest.TestCase):
+    """The settings stored with each run were built with printf: an upstream socket path or
+    host holding '"' or '\\' made invalid JSON, and the proxy refused to start. Config-file
+    lines longer than libinih's 199-byte buffer were split, the rest parsed as a line of its
+    own."""
+
+    def setUp(self):
+        self.cluster = h.module_cluster()
+        self.tmp = tempfile.mkdtemp(prefix="pgtally-d11-")
+
+    def tearDown(self):
+        import shutil
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def start_proxy(self, upstream, *extra):
+        proxy = h.Proxy(self.cluster, upstream=upstream, extra_args=list(extra)).start()
+        self.addCleanup(proxy.kill)
+        return proxy
+
+    def stored_run(self, proxy):
+        res = proxy.stop()
+        self.assertEqual(res.returncode, 0, res.stderr)
+        with sqlite3.connect(proxy.db_path) as db:
+            settings, label, instance = db.execute(
+                "SELECT settings, label, instance FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        return json.loads(settings), label, instance
+
+    def test_hostile_socket_dir_label_and_instance_are_stored_exactly(self):
+        # A real socket directory with '"', '\' and a control byte in its name, holding a
+        # link to the cluster's socket: the proxy must start, relay and record.
+        sockdir = os.path.join(self.tmp, 'so"ck\\et\x01dir')
+        os.mkdir(sockdir)
+        os.symlink(os.path.join(self.cluster.sockdir, ".s.PGSQL.%d" % self.cluster.port),
+                   os.path.join(sockdir, ".s.PGSQL.5432"))
+        proxy = self.start_proxy(sockdir, "--run-label", HOSTILE, "--instance", HOSTILE + "2")
+        r = subprocess.run([h.pgbin("psql"), "-X", "-At", "-d", proxy.dsn(), "-c", "select 41+1"],
+                           capture_output=True, text=True, timeout=60, env=h.client_env())
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "42"), r.stderr)
+        settings, label, instance = self.stored_run(proxy)
+        self.assertEqual(settings["upstream"], sockdir + "/.s.PGSQL.5432")
+        self.assertEqual(settings["db"], proxy.db_path)
+        self.assertEqual(label, HOSTILE)
+        self.assertEqual(instance, HOSTILE + "2")
+
+    def test_hostile_host_and_passwords_never_reach_the_settings(self):
+        # The host does not resolve: the proxy starts anyway and retries for each client.
+        proxy = self.start_proxy(
+            "postgres://u:s3cret@h%22x%5Cy:1/db?sslpassword=s3cret2&application_name=a")
+        settings, _, _ = self.stored_run(proxy)
+        self.assertEqual(settings["upstream"], 'h"x\\y:1')
+        self.assertNotIn("s3cret", json.dumps(settings))
+
+    def config_run(self, lines):
+        path = os.path.join(self.tmp, "pgtally.conf")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        r = subprocess.run([os.environ["PGTALLY_BIN"], "proxy", "--config", path,
+                            "--upstream", "127.0.0.1:1", "--help"],
+                           capture_output=True, text=True, timeout=30)
+        return path, r
+
+    def test_config_line_longer_than_the_limit_names_file_and_line(self):
+        # The tail of the long value looks like a setting of its own: it must not be taken.
+        value = "a" * 250 + " grace = 2"
+        path, r = self.config_run(["[proxy]", "; a comment", "run_label = " + value])
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("%s:3: line longer than 199 bytes" % path, r.stderr)
+
+    def test_config_line_at_the_limit_is_read_whole_and_numbered(self):
+        line = "run_label = " + "a" * (199 - len("run_label = "))
+        path, r = self.config_run(["[proxy]", line, "grace = 2"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        path, r = self.config_run(["[proxy]", line, "no_such_setting = 1"])
+        self.assertEqual(r.returncode, 2)
+        self.assertIn('%s:3: unknown setting "no_such_setting"' % path, r.stderr)
 
 
 

@@ -226,7 +226,57 @@ TEST(error_malformed_lines)
     memset(longline, '1', sizeof longline);
     memcpy(longline, "[defaults]\nmax_rows = ", 22);
     strcpy(longline + 390, "\n");
-    expect_error(longline, 2, "line too long");
+    expect_error(longline, 2, "line longer than 199 bytes");
+}
+
+/* Builds "[defaults]\n" + a `max_rows = 7 ; ...` line of exactly `len` bytes + "max_queries = 3\n".
+ */
+static void rows_line_file(char *out, size_t len)
+{
+    static const char head[] = "[defaults]\n";
+    static const char key[] = "max_rows = 7 ; ";
+    size_t n = strlen(head);
+    memcpy(out, head, n);
+    memcpy(out + n, key, strlen(key));
+    memset(out + n + strlen(key), 'c', len - strlen(key));
+    n += len;
+    strcpy(out + n, "\nmax_queries = 3\n");
+}
+
+TEST(line_at_the_limit_is_read_whole)
+{
+    /* libinih (Debian's build) takes lines of at most 199 bytes: one that long is parsed as it
+     * stands, and the next line keeps its number. */
+    char text[400];
+    rows_line_file(text, 199);
+    char err[600];
+    Budget *b = load(text, err, sizeof err);
+    CHECK(b != NULL);
+    if (!b) {
+        printf("  %s\n", err);
+        return;
+    }
+    CHECK_EQ_INT(b->defaults.limit[BUDGET_MAX_ROWS].value, 7);
+    CHECK_EQ_INT(b->defaults.limit[BUDGET_MAX_ROWS].line, 2);
+    CHECK_EQ_INT(b->defaults.limit[BUDGET_MAX_QUERIES].line, 3);
+    budget_free(b);
+}
+
+TEST(line_over_the_limit_names_its_line)
+{
+    char text[400];
+    rows_line_file(text, 200);
+    expect_error(text, 2, "line longer than 199 bytes");
+    /* CRLF endings do not count towards the limit. */
+    char crlf[400];
+    rows_line_file(crlf, 199);
+    char *nl = strchr(crlf + 11, '\n');
+    memmove(nl + 1, nl, strlen(nl) + 1);
+    *nl = '\r';
+    char err[600];
+    Budget *b = load(crlf, err, sizeof err);
+    CHECK(b != NULL);
+    budget_free(b);
 }
 
 TEST(first_error_wins)
@@ -263,6 +313,8 @@ int main(void)
     RUN(error_bad_values);
     RUN(error_duplicates);
     RUN(error_malformed_lines);
+    RUN(line_at_the_limit_is_read_whole);
+    RUN(line_over_the_limit_names_its_line);
     RUN(first_error_wins);
     RUN(missing_file);
     unlink(path);

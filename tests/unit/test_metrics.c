@@ -220,6 +220,7 @@ typedef struct Client {
     const char *request; /* NULL: connect and send nothing */
     size_t request_len;  /* 0: strlen(request) */
     int delay_ms;        /* before connecting */
+    int patience_ms;     /* how long to wait for the server; 0: 5 s */
     char response[RESPONSE_MAX];
     size_t response_len;
     bool connected;
@@ -243,7 +244,8 @@ static void *client_main(void *arg)
     if (c->delay_ms)
         usleep((useconds_t)c->delay_ms * 1000);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct timeval tv = {.tv_sec = 5};
+    int patience_ms = c->patience_ms ? c->patience_ms : 5000;
+    struct timeval tv = {.tv_sec = patience_ms / 1000, .tv_usec = (patience_ms % 1000) * 1000};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -453,20 +455,26 @@ TEST(http_slow_client_is_closed_at_the_deadline)
     free(c);
 }
 
-TEST(http_connections_are_bounded)
+TEST(http_idle_connections_never_keep_a_scrape_out)
 {
-    /* One slot: an idle client holds it until its deadline; the scrape behind it waits in the
-     * backlog and is served once the slot frees. */
-    Client *c = calloc(2, sizeof *c);
-    c[0].request = NULL;
-    c[1].request = "GET /metrics HTTP/1.1\r\n\r\n";
-    c[1].delay_ms = 50;
+    /* One slot and a request-head deadline far beyond every client's patience: seven idle
+     * clients take the slot in turn, and the scrape behind them must still be answered before
+     * it gives up. Each idle client is closed (evicted) by the server, not by its own timeout. */
+    enum { IDLE = 7 };
+    Client *c = calloc(IDLE + 1, sizeof *c);
+    for (int i = 0; i < IDLE; i++)
+        c[i].patience_ms = 3000;
+    c[IDLE].request = "GET /metrics HTTP/1.1\r\n\r\n";
+    c[IDLE].delay_ms = 100;
+    c[IDLE].patience_ms = 2000;
     Harness h;
-    run_clients(c, 2, 0.3, 1, &h);
-    CHECK(c[0].closed);
-    CHECK_EQ_INT(c[0].response_len, 0);
-    CHECK(strncmp(c[1].response, "HTTP/1.1 200 OK\r\n", 17) == 0);
-    CHECK(c[1].seconds >= 0.15);
+    run_clients(c, IDLE + 1, 30, 1, &h);
+    for (int i = 0; i < IDLE; i++) {
+        CHECK(c[i].closed);
+        CHECK_EQ_INT(c[i].response_len, 0);
+    }
+    CHECK(c[IDLE].closed);
+    CHECK(strncmp(c[IDLE].response, "HTTP/1.1 200 OK\r\n", 17) == 0);
     CHECK_EQ_INT(h.source_calls, 1);
     free(c);
 }
@@ -528,7 +536,7 @@ int main(void)
     RUN(http_garbage_is_400);
     RUN(http_oversized_request_is_closed);
     RUN(http_slow_client_is_closed_at_the_deadline);
-    RUN(http_connections_are_bounded);
+    RUN(http_idle_connections_never_keep_a_scrape_out);
     RUN(start_rejects_bad_address);
     RUN(stop_with_open_connections);
     return TESTLIB_FINISH();

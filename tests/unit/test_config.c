@@ -1,0 +1,145 @@
+/* Unit tests for proxy/config: the settings JSON stored with each run (escaped, no passwords)
+ * and config files with lines at and over libinih's line limit. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proxy/config.h"
+#include "testlib.h"
+
+static char tmpdir[] = "/tmp/test_config.XXXXXX";
+
+TEST(redact_passwords)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"postgres://u:secret@h/db", "postgres://u:REDACTED@h/db"},
+        {"postgresql://u:se@cr:et@h:5432,h2:5433/db?sslmode=require",
+         "postgresql://u:REDACTED@h:5432,h2:5433/db?sslmode=require"},
+        {"postgres://u@h/db", "postgres://u@h/db"},
+        {"postgres://h/db?user=u&password=secret&sslmode=require",
+         "postgres://h/db?user=u&password=REDACTED&sslmode=require"},
+        {"postgres://h/db?sslpassword=secret", "postgres://h/db?sslpassword=REDACTED"},
+        {"host=h password='it''s secret' dbname=d", "host=h password=REDACTED dbname=d"},
+        {"host=h password='it\\'s \\\\ secret' dbname=d", "host=h password=REDACTED dbname=d"},
+        {"host=h PASSWORD=secret", "host=h PASSWORD=REDACTED"},
+        {"/var/run/postgresql", "/var/run/postgresql"},
+        {"127.0.0.1:5432", "127.0.0.1:5432"},
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *got = config_redact_passwords(cases[i].in);
+        CHECK(got != NULL);
+        if (got)
+            CHECK_EQ_STR(got, cases[i].out);
+        free(got);
+    }
+}
+
+TEST(settings_json_escapes_every_string)
+{
+    ProxyConfig c;
+    config_defaults(&c);
+    free(c.listen);
+    c.listen = strdup("127.0.0.1:6432");
+    free(c.db_path);
+    c.db_path = strdup("postgres://u:secret@db/\"x\\y\x01\n");
+    char *json = config_settings_json(&c, "/tmp/a\"b\\c\td/.s.PGSQL.5432");
+    CHECK(json != NULL);
+    if (json)
+        CHECK_EQ_STR(json, "{\"listen\":\"127.0.0.1:6432\","
+                           "\"upstream\":\"/tmp/a\\\"b\\\\c\\td/.s.PGSQL.5432\","
+                           "\"db\":\"postgres://u:REDACTED@db/\\\"x\\\\y\\u0001\\n\","
+                           "\"request_gap_s\":1.000,\"samples\":false,\"max_sql_bytes\":65536}");
+    free(json);
+    c.no_db = true;
+    free(c.upstream);
+    c.upstream = strdup("postgres://u:secret@h/db");
+    json = config_settings_json(&c, NULL);
+    CHECK(json != NULL);
+    if (json) {
+        CHECK(strstr(json, "secret") == NULL);
+        CHECK(strstr(json, "\"db\":null") != NULL);
+    }
+    free(json);
+    config_free(&c);
+}
+
+/* Loads a config file holding `text`; returns the result and the error in err. */
+static ConfigParse load_text(const char *text, ProxyConfig *c, char *path, size_t path_len,
+                             char *err, size_t err_len)
+{
+    snprintf(path, path_len, "%s/proxy.ini", tmpdir);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        exit(2);
+    }
+    fputs(text, f);
+    fclose(f);
+    char *argv[] = {"proxy", "--config", path, "--upstream", "127.0.0.1:5432", NULL};
+    err[0] = 0;
+    return config_load(c, 5, argv, stdout, err, err_len);
+}
+
+/* "[proxy]\n" + `run_label = aaa...` of exactly `len` bytes + "\ngrace = 3\n". */
+static void label_file(char *out, size_t len)
+{
+    strcpy(out, "[proxy]\nrun_label = ");
+    size_t n = strlen(out);
+    size_t value = len - strlen("run_label = ");
+    memset(out + n, 'a', value);
+    strcpy(out + n + value, "\ngrace = 3\n");
+}
+
+TEST(config_line_at_the_limit_is_read_whole)
+{
+    char text[600], path[300], err[600];
+    label_file(text, 199);
+    ProxyConfig c;
+    CHECK_EQ_INT(load_text(text, &c, path, sizeof path, err, sizeof err), CONFIG_OK);
+    CHECK(c.run_label && strlen(c.run_label) == 199 - strlen("run_label = "));
+    CHECK(c.grace_seconds == 3);
+    config_free(&c);
+}
+
+TEST(config_line_over_the_limit_names_file_and_line)
+{
+    char text[600], path[300], err[600], expected[400];
+    /* Before, the rest of such a line was parsed as a line of its own: "grace = 2" would have
+     * been taken for a setting. */
+    strcpy(text, "[proxy]\n; comment\nrun_label = ");
+    size_t n = strlen(text);
+    memset(text + n, 'a', 300);
+    strcpy(text + n + 300 - strlen("grace = 2"), "grace = 2\n");
+    ProxyConfig c;
+    CHECK_EQ_INT(load_text(text, &c, path, sizeof path, err, sizeof err), CONFIG_ERROR);
+    snprintf(expected, sizeof expected, "%s:3: line longer than 199 bytes", path);
+    CHECK_EQ_STR(err, expected);
+    config_free(&c);
+
+    label_file(text, 200);
+    CHECK_EQ_INT(load_text(text, &c, path, sizeof path, err, sizeof err), CONFIG_ERROR);
+    snprintf(expected, sizeof expected, "%s:2: line longer than 199 bytes", path);
+    CHECK_EQ_STR(err, expected);
+    config_free(&c);
+}
+
+int main(void)
+{
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 2;
+    }
+    RUN(redact_passwords);
+    RUN(settings_json_escapes_every_string);
+    RUN(config_line_at_the_limit_is_read_whole);
+    RUN(config_line_over_the_limit_names_file_and_line);
+    char path[300];
+    snprintf(path, sizeof path, "%s/proxy.ini", tmpdir);
+    unlink(path);
+    rmdir(tmpdir);
+    return TESTLIB_FINISH();
+}
