@@ -22,6 +22,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "protocol/pgstartup.h"
 #include "protocol/pgwire.h"
 #include "proxy/log.h"
 #include "proxy/tls.h"
@@ -592,41 +593,26 @@ static uint32_t be32(const uint8_t *p)
 }
 
 /* Forwards one complete server message, rewriting AuthenticationSASL's mechanism list
- * without SCRAM-SHA-256-PLUS. Returns false when the session ended. */
-static bool forward_auth_message(Session *s, const uint8_t *msg, size_t len, int64_t now)
+ * without SCRAM-SHA-256-PLUS (in place: the list only shrinks). Returns false when the
+ * session ended. */
+static bool forward_auth_message(Session *s, uint8_t *msg, size_t len, int64_t now)
 {
-    uint8_t rewritten[1024];
-    const uint8_t *out = msg;
     size_t out_len = len;
-    if (msg[0] == 'R' && len >= 9 && be32(msg + 5) == 10 && len <= sizeof rewritten) {
-        static const char plus[] = "SCRAM-SHA-256-PLUS";
-        size_t n = 9;
-        memcpy(rewritten, msg, 9);
-        for (size_t pos = 9; pos < len && msg[pos] != 0;) {
-            const uint8_t *nul = memchr(msg + pos, 0, len - pos);
-            if (!nul)
-                break;
-            size_t mlen = (size_t)(nul - (msg + pos));
-            if (!(mlen == sizeof plus - 1 && memcmp(msg + pos, plus, mlen) == 0)) {
-                memcpy(rewritten + n, msg + pos, mlen + 1);
-                n += mlen + 1;
-            }
-            pos += mlen + 1;
-        }
-        rewritten[n++] = 0;
-        uint32_t body = (uint32_t)(n - 1);
-        rewritten[1] = (uint8_t)(body >> 24);
-        rewritten[2] = (uint8_t)(body >> 16);
-        rewritten[3] = (uint8_t)(body >> 8);
-        rewritten[4] = (uint8_t)body;
-        out = rewritten;
-        out_len = n;
+    PgstartupSasl rc = pgstartup_sasl_remove(msg, len, "SCRAM-SHA-256-PLUS", msg, &out_len);
+    if (rc == PGSTARTUP_SASL_MALFORMED) {
+        /* The client cannot be handed a list pgtally could not read: it would pick a
+         * mechanism from bytes the server never meant as one. */
+        session_fail(s, "08P01",
+                     "the server sent a malformed AuthenticationSASL message (%zu bytes): "
+                     "its mechanism list is not terminated by an empty name",
+                     len);
+        return false;
     }
-    if (!send_to_client(s, out, out_len)) {
+    if (!send_to_client(s, msg, out_len)) {
         session_close(s, "client write failed");
         return false;
     }
-    return inspect_server_bytes(s, out, out_len, now);
+    return inspect_server_bytes(s, msg, out_len, now);
 }
 
 static bool relay_server_auth(Session *s, const uint8_t *data, size_t len, int64_t now)
@@ -653,7 +639,7 @@ static bool relay_server_auth(Session *s, const uint8_t *data, size_t len, int64
         }
         if (s->auth_hold_len - pos < (size_t)mlen + 1)
             break;
-        const uint8_t *msg = s->auth_hold + pos;
+        uint8_t *msg = s->auth_hold + pos;
         /* AuthenticationOk: nothing more to rewrite; the rest is forwarded as is. */
         if (msg[0] == 'R' && mlen >= 8 && be32(msg + 5) == 0)
             s->auth_rewrite = false;
@@ -896,19 +882,6 @@ static void on_connect_ready(Session *s)
 /* ---- startup phase ----------------------------------------------------------------------------
  */
 
-static bool is_replication(const uint8_t *packet, size_t len)
-{
-    size_t pos = 0;
-    PgwStr key, value;
-    while (pgw_startup_next_param(packet, len, &pos, &key, &value)) {
-        if (key.len == 11 && memcmp(key.ptr, "replication", 11) == 0)
-            return !(value.len == 5 && memcmp(value.ptr, "false", 5) == 0) &&
-                   !(value.len == 3 && memcmp(value.ptr, "off", 3) == 0) &&
-                   !(value.len == 1 && (value.ptr[0] == '0' || value.ptr[0] == 'n'));
-    }
-    return false;
-}
-
 /* Drives the client-side TLS handshake; back to reading the startup packet once done. */
 static void drive_client_handshake(Session *s)
 {
@@ -946,6 +919,22 @@ static void answer_ssl_request(Session *s)
     }
     s->state = SS_CLIENT_TLS_HANDSHAKE;
     drive_client_handshake(s);
+}
+
+/* Reads the startup packet's `replication` parameter as the server will: a walsender
+ * connection is relayed raw, a normal one is tracked, and a value the server would refuse is
+ * refused here with the server's own error. Returns false when the session ended. */
+static bool classify_replication(Session *s, uint32_t plen)
+{
+    PgwStr bad = {0};
+    PgstartupReplication r = pgstartup_replication(s->startup, plen, &bad);
+    if (r == PGSTARTUP_REPLICATION_INVALID) {
+        session_fail(s, "22023", "invalid value for parameter \"replication\": \"%.*s\"",
+                     bad.len > 200 ? 200 : (int)bad.len, bad.ptr);
+        return false;
+    }
+    s->replication = r != PGSTARTUP_REPLICATION_OFF;
+    return true;
 }
 
 /* Handles every complete startup-phase packet in the buffer. */
@@ -991,7 +980,8 @@ static void process_startup(Session *s)
             return;
         case PGW_STARTUP_STARTUP:
             s->startup_packet_len = plen;
-            s->replication = is_replication(s->startup, plen);
+            if (!classify_replication(s, plen))
+                return;
             s->state = SS_CONNECTING;
             ev_io_stop(s->ctx->loop, &s->c2s.read_watcher);
             start_connect(s);
