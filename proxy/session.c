@@ -34,6 +34,7 @@
 #define ERROR_MESSAGE_MAX 1024
 #define AUTH_HOLD_LIMIT 65536 /* server auth messages held while rewriting them */
 #define SSL_REQUEST_SIZE 8
+#define REFUSAL_TIMEOUT 5.0 /* a refused client's startup packet is not waited for longer */
 
 typedef enum SessionState {
     SS_STARTUP,
@@ -77,6 +78,7 @@ struct Session {
     size_t startup_len;
     uint32_t startup_packet_len;
     bool replication;
+    bool refused; /* over the connection limit: answered 53300 after its startup packet */
     int next_addr;
     int last_connect_error;
     Tracker *tracker;
@@ -208,7 +210,10 @@ static void session_close(Session *s, const char *reason)
         ctx->sessions = s->next;
     if (s->next)
         s->next->prev = s->prev;
-    ctx->n_sessions--;
+    if (s->refused)
+        ctx->n_refusing--;
+    else
+        ctx->n_sessions--;
     free(s);
     if (ctx->on_session_closed)
         ctx->on_session_closed(ctx);
@@ -343,6 +348,8 @@ static bool send_to_server(Session *s, const uint8_t *data, size_t len)
 static void session_fail(Session *s, const char *sqlstate, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+static void session_send_fatal(Session *s, const char *sqlstate, const char *message);
+
 static void session_fail(Session *s, const char *sqlstate, const char *fmt, ...)
 {
     ProxyContext *ctx = s->ctx;
@@ -354,7 +361,13 @@ static void session_fail(Session *s, const char *sqlstate, const char *fmt, ...)
     log_line(LOG_WARN, s->id, "%s (sqlstate %s)", message, sqlstate);
     if (strcmp(sqlstate, "08P01") == 0)
         ctx->stats.protocol_errors++;
+    session_send_fatal(s, sqlstate, message);
+}
 
+/* session_fail without the log line (the caller accounts for it). */
+static void session_send_fatal(Session *s, const char *sqlstate, const char *message)
+{
+    ProxyContext *ctx = s->ctx;
     close_server(s);
     ev_io_stop(ctx->loop, &s->c2s.read_watcher);
     bool at_boundary = s->state != SS_RAW && pgw_framer_at_boundary(&s->s2c.framer);
@@ -979,6 +992,13 @@ static void process_startup(Session *s)
             start_connect(s);
             return;
         case PGW_STARTUP_STARTUP:
+            if (s->refused) {
+                /* Where the server says it is full: after the SSL answer and the startup
+                 * packet, so the client reads the error whatever its sslmode. The listener
+                 * logs refusals (rate-limited), so no line per client here. */
+                session_send_fatal(s, "53300", SESSION_TOO_MANY_CLIENTS);
+                return;
+            }
             s->startup_packet_len = plen;
             if (!classify_replication(s, plen))
                 return;
@@ -1156,7 +1176,7 @@ static void pipe_init(Pipe *p, Session *s, size_t capture_limit)
     p->write_watcher.data = s;
 }
 
-bool session_start(ProxyContext *ctx, int client_fd)
+static bool session_new(ProxyContext *ctx, int client_fd, bool refused)
 {
     Session *s = calloc(1, sizeof *s);
     if (!s) {
@@ -1164,6 +1184,7 @@ bool session_start(ProxyContext *ctx, int client_fd)
         return false;
     }
     s->ctx = ctx;
+    s->refused = refused;
     s->id = ++ctx->next_conn_id;
     s->state = SS_STARTUP;
     s->client_fd = client_fd;
@@ -1175,17 +1196,33 @@ bool session_start(ProxyContext *ctx, int client_fd)
     ev_io_init(&s->s2c.write_watcher, on_client_writable, client_fd, EV_WRITE);
     ev_io_init(&s->s2c.read_watcher, on_server_readable, -1, EV_READ);
     ev_io_init(&s->c2s.write_watcher, on_server_writable, -1, EV_WRITE);
-    ev_timer_init(&s->timer, on_timer, ctx->config->startup_timeout, 0.);
+    double startup_timeout = ctx->config->startup_timeout;
+    if (refused && startup_timeout > REFUSAL_TIMEOUT)
+        startup_timeout = REFUSAL_TIMEOUT;
+    ev_timer_init(&s->timer, on_timer, startup_timeout, 0.);
     s->timer.data = s;
 
     s->next = ctx->sessions;
     if (s->next)
         s->next->prev = s;
     ctx->sessions = s;
-    ctx->n_sessions++;
+    if (refused)
+        ctx->n_refusing++;
+    else
+        ctx->n_sessions++;
 
     ev_io_start(ctx->loop, &s->c2s.read_watcher);
     ev_timer_start(ctx->loop, &s->timer);
-    LOG_DEBUG_CONN(s->id, "client connected");
+    LOG_DEBUG_CONN(s->id, refused ? "client connected over the limit" : "client connected");
     return true;
+}
+
+bool session_start(ProxyContext *ctx, int client_fd)
+{
+    return session_new(ctx, client_fd, false);
+}
+
+bool session_start_refused(ProxyContext *ctx, int client_fd)
+{
+    return session_new(ctx, client_fd, true);
 }
