@@ -1135,6 +1135,11 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     switch (s->state) {
     case SS_STARTUP:
     case SS_CLIENT_TLS_HANDSHAKE:
+        if (s->refused) {
+            /* Refused anyway: it is told why, and the listener has counted it already. */
+            session_send_fatal(s, "53300", SESSION_TOO_MANY_CLIENTS);
+            break;
+        }
         session_fail(s, "08006", "startup packet not received within %g s",
                      s->ctx->config->startup_timeout);
         break;
