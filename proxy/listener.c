@@ -518,11 +518,6 @@ static void listener_start_watchers(Listener *l)
     ev_signal_init(&l->sighup, on_sighup, SIGHUP);
     l->sighup.data = l;
     ev_signal_start(loop, &l->sighup);
-    /* Blocked since main began (and in the store's writer thread for good, so handlers run
-     * here): a signal that came during start-up is delivered now and handled by the loop. */
-    sigset_t handled;
-    listener_signal_set(&handled);
-    pthread_sigmask(SIG_UNBLOCK, &handled, NULL);
     ev_timer_init(&l->refusal_log_timer, on_refusal_log_timer, 0., REFUSAL_LOG_INTERVAL);
     l->refusal_log_timer.data = l;
     ev_timer_init(&l->grace_timer, on_grace_over, 0., 0.);
@@ -535,6 +530,11 @@ static void listener_start_watchers(Listener *l)
         l->flush_timer.data = l;
         ev_timer_start(loop, &l->flush_timer);
     }
+    /* Blocked since main began (and in the store's writer thread for good, so handlers run
+     * here): a signal that came during start-up is delivered now and handled by the loop. */
+    sigset_t handled;
+    listener_signal_set(&handled);
+    pthread_sigmask(SIG_UNBLOCK, &handled, NULL);
 }
 
 static void listener_cleanup(Listener *l)

@@ -1,7 +1,8 @@
 /* proxy/session — one client <-> server connection pair.
  *
  * Owns: the two sockets, the startup phase (SSLRequest / GSSENCRequest answered 'N', startup
- * packet limits, CancelRequest forwarding, replication pass-through), the upstream connect,
+ * packet limits, CancelRequest forwarding, replication pass-through, the 53300 answer to
+ * clients over the connection limit), the upstream connect,
  * the relay with bounded buffers and backpressure, message framing in both directions with
  * validation of client messages, and feeding the tracker.
  *
