@@ -6,7 +6,8 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 MESON_OPTS ?=
 
-.PHONY: all deps build build-asan test test-release test-asan demo fuzz bench clean format
+.PHONY: all deps build build-asan test test-release test-asan test-repeat demo fuzz bench clean \
+	format
 
 all: build
 
@@ -30,6 +31,13 @@ build-asan: deps $(ASAN_BUILD)/build.ninja
 # Ends with the line "N passed, N failed".
 test: build build-asan
 	scripts/run-tests.sh $(BUILD) $(ASAN_BUILD)
+
+# The whole suite REPEAT times in a row (default 20) under background CPU load (stress-ng,
+# one worker per core), stopping at the first failure: timing-dependent failures surface.
+# MESON_TEST_ARGS narrows it, e.g. `make test-repeat REPEAT=3 MESON_TEST_ARGS=integration_tls`.
+REPEAT ?= 20
+test-repeat: build build-asan
+	REPEAT=$(REPEAT) scripts/test-repeat.sh $(BUILD) $(ASAN_BUILD)
 
 demo: build
 	scripts/demo.sh $(BUILD)

@@ -6,6 +6,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,8 @@
 #define LOG_FLUSH_INTERVAL 0.2
 #define ACCEPT_RETRY_DELAY 0.1 /* after EMFILE: let connections close before retrying */
 #define TICK_INTERVAL 0.1      /* idle-request sweep */
+#define MAX_REFUSING 64 /* refused clients held at once to be told why after their SSL answer */
+#define REFUSAL_LOG_INTERVAL 1.0 /* refusals are summed into one log line per interval */
 
 typedef struct Listener {
     ProxyContext ctx;
@@ -47,6 +50,8 @@ typedef struct Listener {
     ev_timer grace_timer;
     ev_timer flush_timer;
     ev_timer tick_timer;
+    ev_timer refusal_log_timer; /* active while refusals were logged less than a second ago */
+    uint64_t refusals_unlogged;
     QueryLog *query_log;
     Recorder *recorder;
     Metrics *metrics;
@@ -123,6 +128,8 @@ static int open_listen_socket(const char *spec, char *err, size_t err_len)
 /* ---- accepting --------------------------------------------------------------------------------
  */
 
+/* The fallback when MAX_REFUSING refused clients are already being answered: the error at
+ * once. A client that sent an SSLRequest reads it as a failed SSL exchange, not as 53300. */
 static void reject_client(int fd, const char *sqlstate, const char *message)
 {
     uint8_t packet[512];
@@ -131,6 +138,38 @@ static void reject_client(int fd, const char *sqlstate, const char *message)
     if (send(fd, packet, len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         log_line(LOG_DEBUG, 0, "could not send rejection: %s", strerror(errno));
     close(fd);
+}
+
+/* One line per second at most, with the count since the last one, so a flood of refused
+ * clients is visible without flooding the log. */
+static void log_refusals(Listener *l)
+{
+    if (l->refusals_unlogged == 0)
+        return;
+    log_line(LOG_WARN, 0,
+             "refused %llu client(s) over --max-client-conn %zu (53300 too many clients)",
+             (unsigned long long)l->refusals_unlogged, l->ctx.config->max_client_conn);
+    l->refusals_unlogged = 0;
+}
+
+static void on_refusal_log_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    Listener *l = w->data;
+    if (l->refusals_unlogged == 0) {
+        ev_timer_stop(loop, w); /* a quiet second: the next refusal is logged at once */
+        return;
+    }
+    log_refusals(l);
+}
+
+static void note_refusal(Listener *l)
+{
+    l->refusals_unlogged++;
+    if (!ev_is_active(&l->refusal_log_timer)) {
+        log_refusals(l);
+        ev_timer_again(l->ctx.loop, &l->refusal_log_timer);
+    }
 }
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
@@ -149,7 +188,11 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
         }
         if (l->ctx.n_sessions >= l->ctx.config->max_client_conn) {
             l->ctx.stats.clients_rejected++;
-            reject_client(fd, "53300", "sorry, too many clients already (pgtally max_client_conn)");
+            note_refusal(l);
+            if (l->ctx.n_refusing < MAX_REFUSING)
+                session_start_refused(&l->ctx, fd);
+            else
+                reject_client(fd, "53300", SESSION_TOO_MANY_CLIENTS);
             continue;
         }
         int one = 1;
@@ -443,6 +486,15 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
     return true;
 }
 
+void listener_signal_set(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1);
+}
+
 static void listener_start_watchers(Listener *l)
 {
     struct ev_loop *loop = l->ctx.loop;
@@ -463,6 +515,8 @@ static void listener_start_watchers(Listener *l)
     ev_signal_init(&l->sighup, on_sighup, SIGHUP);
     l->sighup.data = l;
     ev_signal_start(loop, &l->sighup);
+    ev_timer_init(&l->refusal_log_timer, on_refusal_log_timer, 0., REFUSAL_LOG_INTERVAL);
+    l->refusal_log_timer.data = l;
     ev_timer_init(&l->grace_timer, on_grace_over, 0., 0.);
     l->grace_timer.data = l;
     ev_timer_init(&l->tick_timer, on_tick, TICK_INTERVAL, TICK_INTERVAL);
@@ -473,6 +527,11 @@ static void listener_start_watchers(Listener *l)
         l->flush_timer.data = l;
         ev_timer_start(loop, &l->flush_timer);
     }
+    /* Blocked since main began (and in the store's writer thread for good, so handlers run
+     * here): a signal that came during start-up is delivered now and handled by the loop. */
+    sigset_t handled;
+    listener_signal_set(&handled);
+    pthread_sigmask(SIG_UNBLOCK, &handled, NULL);
 }
 
 static void listener_cleanup(Listener *l)
@@ -530,6 +589,11 @@ int listener_run(ProxyConfig *config, int argc, char **argv)
              config->listen, l->ctx.client_tls_ctx ? " with TLS" : "", l->upstream.display,
              tls_sslmode_name(l->upstream_tls.mode));
     ev_run(l->ctx.loop, 0);
+    /* Refused clients still being answered do not hold up the shutdown. */
+    l->ctx.on_session_closed = NULL;
+    while (l->ctx.sessions)
+        session_close_now(l->ctx.sessions);
+    log_refusals(l);
 
     const ProxyStats *st = &l->ctx.stats;
     log_line(LOG_INFO, 0,

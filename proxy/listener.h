@@ -8,7 +8,14 @@
 #ifndef PGTALLY_PROXY_LISTENER_H
 #define PGTALLY_PROXY_LISTENER_H
 
+#include <signal.h>
+
 #include "proxy/config.h"
+
+/* The signals the proxy handles: SIGTERM, SIGINT, SIGHUP, SIGUSR1. main blocks them before
+ * anything else, so one that arrives while the proxy starts waits instead of killing it;
+ * listener_run unblocks them once its loop watches them, and handles the waiting one then. */
+void listener_signal_set(sigset_t *set);
 
 /* Runs the proxy until shutdown. Returns the process exit code (0 after a clean shutdown,
  * 1 when start-up failed; the reason is logged). */

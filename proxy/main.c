@@ -6,6 +6,7 @@
  * 2 usage error. */
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,8 +64,7 @@ static int exec_sibling(const char *name, char **args)
     char self[PATH_MAX], path[PATH_MAX + 64];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) {
-        fprintf(stderr, "pgtally: cannot find my own path (/proc/self/exe): %s\n",
-                strerror(errno));
+        fprintf(stderr, "pgtally: cannot find my own path (/proc/self/exe): %s\n", strerror(errno));
         return 1;
     }
     self[n] = 0;
@@ -80,13 +80,22 @@ static int exec_sibling(const char *name, char **args)
 
 int main(int argc, char **argv)
 {
+    /* First thing: a supervisor may send SIGTERM as soon as it has started us (or as soon as
+     * the port accepts, before the loop watches signals). Held until the proxy's loop takes
+     * them; any other command gets the mask it was started with back, and so do the
+     * programs it runs. */
+    sigset_t handled, started_with;
+    listener_signal_set(&handled);
+    sigprocmask(SIG_BLOCK, &handled, &started_with);
+    if (argc >= 2 && strcmp(argv[1], "proxy") == 0)
+        return cmd_proxy(argc - 1, argv + 1);
+    sigprocmask(SIG_SETMASK, &started_with, NULL);
+
     if (argc < 2) {
         print_usage(stderr);
         return 2;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "proxy") == 0)
-        return cmd_proxy(argc - 1, argv + 1);
     if (strcmp(cmd, "report") == 0)
         return report_main(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0)

@@ -22,6 +22,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "protocol/pgstartup.h"
 #include "protocol/pgwire.h"
 #include "proxy/log.h"
 #include "proxy/tls.h"
@@ -33,6 +34,7 @@
 #define ERROR_MESSAGE_MAX 1024
 #define AUTH_HOLD_LIMIT 65536 /* server auth messages held while rewriting them */
 #define SSL_REQUEST_SIZE 8
+#define REFUSAL_TIMEOUT 5.0 /* a refused client's startup packet is not waited for longer */
 
 typedef enum SessionState {
     SS_STARTUP,
@@ -76,6 +78,7 @@ struct Session {
     size_t startup_len;
     uint32_t startup_packet_len;
     bool replication;
+    bool refused; /* over the connection limit: answered 53300 after its startup packet */
     int next_addr;
     int last_connect_error;
     Tracker *tracker;
@@ -207,7 +210,10 @@ static void session_close(Session *s, const char *reason)
         ctx->sessions = s->next;
     if (s->next)
         s->next->prev = s->prev;
-    ctx->n_sessions--;
+    if (s->refused)
+        ctx->n_refusing--;
+    else
+        ctx->n_sessions--;
     free(s);
     if (ctx->on_session_closed)
         ctx->on_session_closed(ctx);
@@ -342,6 +348,8 @@ static bool send_to_server(Session *s, const uint8_t *data, size_t len)
 static void session_fail(Session *s, const char *sqlstate, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+static void session_send_fatal(Session *s, const char *sqlstate, const char *message);
+
 static void session_fail(Session *s, const char *sqlstate, const char *fmt, ...)
 {
     ProxyContext *ctx = s->ctx;
@@ -353,7 +361,13 @@ static void session_fail(Session *s, const char *sqlstate, const char *fmt, ...)
     log_line(LOG_WARN, s->id, "%s (sqlstate %s)", message, sqlstate);
     if (strcmp(sqlstate, "08P01") == 0)
         ctx->stats.protocol_errors++;
+    session_send_fatal(s, sqlstate, message);
+}
 
+/* session_fail without the log line (the caller accounts for it). */
+static void session_send_fatal(Session *s, const char *sqlstate, const char *message)
+{
+    ProxyContext *ctx = s->ctx;
     close_server(s);
     ev_io_stop(ctx->loop, &s->c2s.read_watcher);
     bool at_boundary = s->state != SS_RAW && pgw_framer_at_boundary(&s->s2c.framer);
@@ -592,41 +606,26 @@ static uint32_t be32(const uint8_t *p)
 }
 
 /* Forwards one complete server message, rewriting AuthenticationSASL's mechanism list
- * without SCRAM-SHA-256-PLUS. Returns false when the session ended. */
-static bool forward_auth_message(Session *s, const uint8_t *msg, size_t len, int64_t now)
+ * without SCRAM-SHA-256-PLUS (in place: the list only shrinks). Returns false when the
+ * session ended. */
+static bool forward_auth_message(Session *s, uint8_t *msg, size_t len, int64_t now)
 {
-    uint8_t rewritten[1024];
-    const uint8_t *out = msg;
     size_t out_len = len;
-    if (msg[0] == 'R' && len >= 9 && be32(msg + 5) == 10 && len <= sizeof rewritten) {
-        static const char plus[] = "SCRAM-SHA-256-PLUS";
-        size_t n = 9;
-        memcpy(rewritten, msg, 9);
-        for (size_t pos = 9; pos < len && msg[pos] != 0;) {
-            const uint8_t *nul = memchr(msg + pos, 0, len - pos);
-            if (!nul)
-                break;
-            size_t mlen = (size_t)(nul - (msg + pos));
-            if (!(mlen == sizeof plus - 1 && memcmp(msg + pos, plus, mlen) == 0)) {
-                memcpy(rewritten + n, msg + pos, mlen + 1);
-                n += mlen + 1;
-            }
-            pos += mlen + 1;
-        }
-        rewritten[n++] = 0;
-        uint32_t body = (uint32_t)(n - 1);
-        rewritten[1] = (uint8_t)(body >> 24);
-        rewritten[2] = (uint8_t)(body >> 16);
-        rewritten[3] = (uint8_t)(body >> 8);
-        rewritten[4] = (uint8_t)body;
-        out = rewritten;
-        out_len = n;
+    PgstartupSasl rc = pgstartup_sasl_remove(msg, len, "SCRAM-SHA-256-PLUS", msg, &out_len);
+    if (rc == PGSTARTUP_SASL_MALFORMED) {
+        /* The client cannot be handed a list pgtally could not read: it would pick a
+         * mechanism from bytes the server never meant as one. */
+        session_fail(s, "08P01",
+                     "the server sent a malformed AuthenticationSASL message (%zu bytes): "
+                     "its mechanism list is not terminated by an empty name",
+                     len);
+        return false;
     }
-    if (!send_to_client(s, out, out_len)) {
+    if (!send_to_client(s, msg, out_len)) {
         session_close(s, "client write failed");
         return false;
     }
-    return inspect_server_bytes(s, out, out_len, now);
+    return inspect_server_bytes(s, msg, out_len, now);
 }
 
 static bool relay_server_auth(Session *s, const uint8_t *data, size_t len, int64_t now)
@@ -653,7 +652,7 @@ static bool relay_server_auth(Session *s, const uint8_t *data, size_t len, int64
         }
         if (s->auth_hold_len - pos < (size_t)mlen + 1)
             break;
-        const uint8_t *msg = s->auth_hold + pos;
+        uint8_t *msg = s->auth_hold + pos;
         /* AuthenticationOk: nothing more to rewrite; the rest is forwarded as is. */
         if (msg[0] == 'R' && mlen >= 8 && be32(msg + 5) == 0)
             s->auth_rewrite = false;
@@ -896,19 +895,6 @@ static void on_connect_ready(Session *s)
 /* ---- startup phase ----------------------------------------------------------------------------
  */
 
-static bool is_replication(const uint8_t *packet, size_t len)
-{
-    size_t pos = 0;
-    PgwStr key, value;
-    while (pgw_startup_next_param(packet, len, &pos, &key, &value)) {
-        if (key.len == 11 && memcmp(key.ptr, "replication", 11) == 0)
-            return !(value.len == 5 && memcmp(value.ptr, "false", 5) == 0) &&
-                   !(value.len == 3 && memcmp(value.ptr, "off", 3) == 0) &&
-                   !(value.len == 1 && (value.ptr[0] == '0' || value.ptr[0] == 'n'));
-    }
-    return false;
-}
-
 /* Drives the client-side TLS handshake; back to reading the startup packet once done. */
 static void drive_client_handshake(Session *s)
 {
@@ -946,6 +932,22 @@ static void answer_ssl_request(Session *s)
     }
     s->state = SS_CLIENT_TLS_HANDSHAKE;
     drive_client_handshake(s);
+}
+
+/* Reads the startup packet's `replication` parameter as the server will: a walsender
+ * connection is relayed raw, a normal one is tracked, and a value the server would refuse is
+ * refused here with the server's own error. Returns false when the session ended. */
+static bool classify_replication(Session *s, uint32_t plen)
+{
+    PgwStr bad = {0};
+    PgstartupReplication r = pgstartup_replication(s->startup, plen, &bad);
+    if (r == PGSTARTUP_REPLICATION_INVALID) {
+        session_fail(s, "22023", "invalid value for parameter \"replication\": \"%.*s\"",
+                     bad.len > 200 ? 200 : (int)bad.len, bad.ptr);
+        return false;
+    }
+    s->replication = r != PGSTARTUP_REPLICATION_OFF;
+    return true;
 }
 
 /* Handles every complete startup-phase packet in the buffer. */
@@ -990,8 +992,16 @@ static void process_startup(Session *s)
             start_connect(s);
             return;
         case PGW_STARTUP_STARTUP:
+            if (s->refused) {
+                /* Where the server says it is full: after the SSL answer and the startup
+                 * packet, so the client reads the error whatever its sslmode. The listener
+                 * logs refusals (rate-limited), so no line per client here. */
+                session_send_fatal(s, "53300", SESSION_TOO_MANY_CLIENTS);
+                return;
+            }
             s->startup_packet_len = plen;
-            s->replication = is_replication(s->startup, plen);
+            if (!classify_replication(s, plen))
+                return;
             s->state = SS_CONNECTING;
             ev_io_stop(s->ctx->loop, &s->c2s.read_watcher);
             start_connect(s);
@@ -1125,6 +1135,11 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     switch (s->state) {
     case SS_STARTUP:
     case SS_CLIENT_TLS_HANDSHAKE:
+        if (s->refused) {
+            /* Refused anyway: it is told why, and the listener has counted it already. */
+            session_send_fatal(s, "53300", SESSION_TOO_MANY_CLIENTS);
+            break;
+        }
         session_fail(s, "08006", "startup packet not received within %g s",
                      s->ctx->config->startup_timeout);
         break;
@@ -1166,7 +1181,7 @@ static void pipe_init(Pipe *p, Session *s, size_t capture_limit)
     p->write_watcher.data = s;
 }
 
-bool session_start(ProxyContext *ctx, int client_fd)
+static bool session_new(ProxyContext *ctx, int client_fd, bool refused)
 {
     Session *s = calloc(1, sizeof *s);
     if (!s) {
@@ -1174,6 +1189,7 @@ bool session_start(ProxyContext *ctx, int client_fd)
         return false;
     }
     s->ctx = ctx;
+    s->refused = refused;
     s->id = ++ctx->next_conn_id;
     s->state = SS_STARTUP;
     s->client_fd = client_fd;
@@ -1185,17 +1201,33 @@ bool session_start(ProxyContext *ctx, int client_fd)
     ev_io_init(&s->s2c.write_watcher, on_client_writable, client_fd, EV_WRITE);
     ev_io_init(&s->s2c.read_watcher, on_server_readable, -1, EV_READ);
     ev_io_init(&s->c2s.write_watcher, on_server_writable, -1, EV_WRITE);
-    ev_timer_init(&s->timer, on_timer, ctx->config->startup_timeout, 0.);
+    double startup_timeout = ctx->config->startup_timeout;
+    if (refused && startup_timeout > REFUSAL_TIMEOUT)
+        startup_timeout = REFUSAL_TIMEOUT;
+    ev_timer_init(&s->timer, on_timer, startup_timeout, 0.);
     s->timer.data = s;
 
     s->next = ctx->sessions;
     if (s->next)
         s->next->prev = s;
     ctx->sessions = s;
-    ctx->n_sessions++;
+    if (refused)
+        ctx->n_refusing++;
+    else
+        ctx->n_sessions++;
 
     ev_io_start(ctx->loop, &s->c2s.read_watcher);
     ev_timer_start(ctx->loop, &s->timer);
-    LOG_DEBUG_CONN(s->id, "client connected");
+    LOG_DEBUG_CONN(s->id, refused ? "client connected over the limit" : "client connected");
     return true;
+}
+
+bool session_start(ProxyContext *ctx, int client_fd)
+{
+    return session_new(ctx, client_fd, false);
+}
+
+bool session_start_refused(ProxyContext *ctx, int client_fd)
+{
+    return session_new(ctx, client_fd, true);
 }

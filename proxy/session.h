@@ -1,7 +1,8 @@
 /* proxy/session — one client <-> server connection pair.
  *
  * Owns: the two sockets, the startup phase (SSLRequest / GSSENCRequest answered 'N', startup
- * packet limits, CancelRequest forwarding, replication pass-through), the upstream connect,
+ * packet limits, CancelRequest forwarding, replication pass-through, the 53300 answer to
+ * clients over the connection limit), the upstream connect,
  * the relay with bounded buffers and backpressure, message framing in both directions with
  * validation of client messages, and feeding the tracker.
  *
@@ -58,8 +59,9 @@ typedef struct ProxyContext {
     size_t n_free_buffers;
     size_t max_free_buffers;
 
-    Session *sessions; /* doubly linked list of live sessions */
-    size_t n_sessions;
+    Session *sessions; /* doubly linked list of live sessions, refused ones included */
+    size_t n_sessions; /* sessions that count against max_client_conn */
+    size_t n_refusing; /* refused clients still being told why (session_start_refused) */
     uint64_t next_conn_id;
     ProxyStats stats;
     void (*on_session_closed)(struct ProxyContext *ctx);
@@ -77,6 +79,16 @@ int64_t proxy_now_us(const ProxyContext *ctx);
 /* Takes ownership of an accepted, non-blocking client socket. Returns false (closing the
  * socket) when out of memory. */
 bool session_start(ProxyContext *ctx, int client_fd);
+
+/* The message a client over max_client_conn gets (SQLSTATE 53300). */
+#define SESSION_TOO_MANY_CLIENTS "sorry, too many clients already (pgtally max_client_conn)"
+
+/* Takes a client that is over the connection limit, as the server does when it is full: its
+ * SSLRequest is answered as usual ('S' and a handshake when pgtally serves TLS, else 'N'),
+ * then its startup packet gets FATAL 53300 and the socket closes; a CancelRequest is still
+ * forwarded. Counted in ctx->n_refusing, not n_sessions; nothing is logged per client.
+ * Returns false (closing the socket) when out of memory. */
+bool session_start_refused(ProxyContext *ctx, int client_fd);
 
 /* Closes the session at once (shutdown past the grace period). */
 void session_close_now(Session *session);

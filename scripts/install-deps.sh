@@ -18,6 +18,8 @@ PACKAGES=(
   pgbouncer haproxy
   # misc tools the scripts call
   procps iproute2 openssl
+  # background CPU load for `make test-repeat` (scripts/test-repeat.sh)
+  stress-ng
 )
 
 missing=()

@@ -60,7 +60,167 @@ def tearDownModule():
 # Defect 5: SASL mechanism-list rewrite bounded (TLS on one leg)
 # ----------------------------------------------------------------------------------------------
 
-# (tests for defect 5 go here)
+import shutil  # noqa: E402  (this section's own imports: sections merge independently)
+import ssl  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+
+_PROXY_CERT = None
+
+
+def proxy_certificate():
+    """A self-signed certificate and key for --tls-cert/--tls-key (the client leg only)."""
+    global _PROXY_CERT
+    if _PROXY_CERT is None:
+        wd = tempfile.mkdtemp(prefix="pgtally-adv-tls-")
+        h._cleanups.append(lambda: shutil.rmtree(wd, ignore_errors=True))
+        crt, key = os.path.join(wd, "proxy.crt"), os.path.join(wd, "proxy.key")
+        r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out",
+                            crt, "-days", "2", "-subj", "/CN=localhost"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("openssl req failed:\n" + r.stderr)
+        _PROXY_CERT = (crt, key)
+    return _PROXY_CERT
+
+
+def tls_client(port, timeout=10):
+    """A client socket to the proxy after SSLRequest, 'S' and a TLS handshake (no checks of
+    the certificate: the tests look at the protocol, not at the PKI)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(pgraw.ssl_request())
+    answer = s.recv(1)
+    if answer != b"S":
+        s.close()
+        raise AssertionError("SSLRequest answered %r, expected b'S'" % answer)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx.wrap_socket(s, server_hostname="localhost")
+
+
+def read_messages_until_close(sock, timeout=10):
+    """Every backend message (type, body) until the peer closes."""
+    sock.settimeout(timeout)
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, ssl.SSLError, socket.timeout):
+            break  # a peer that neither closes nor answers: judge what came
+        if not chunk:
+            break
+        data += chunk
+    out = []
+    while len(data) >= 5:
+        ln = struct.unpack_from("!I", data, 1)[0]
+        out.append((data[:1], data[5:1 + ln]))
+        data = data[1 + ln:]
+    return out
+
+
+class HostileUpstream:
+    """A fake server for one connection: it answers an SSLRequest with 'N', reads the
+    StartupMessage, sends `reply` (bytes chosen by the test, deliberately malformed), then
+    waits for the proxy to hang up. Only for hostile-server tests; never a stand-in for
+    PostgreSQL's normal behaviour."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.port = self.listener.getsockname()[1]
+        self.startup = None
+        self.hung_up = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _read_packet(conn):
+        head = b""
+        while len(head) < 4:
+            chunk = conn.recv(4 - len(head))
+            if not chunk:
+                raise ConnectionError("proxy closed during startup")
+            head += chunk
+        ln = struct.unpack("!I", head)[0]
+        body = b""
+        while len(body) < ln - 4:
+            chunk = conn.recv(ln - 4 - len(body))
+            if not chunk:
+                raise ConnectionError("proxy closed during startup")
+            body += chunk
+        return head + body
+
+    def _serve(self):
+        self.listener.settimeout(30)
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(30)
+            try:
+                packet = self._read_packet(conn)
+                if packet == pgraw.ssl_request():
+                    conn.sendall(b"N")
+                    packet = self._read_packet(conn)
+                self.startup = packet
+                conn.sendall(self.reply)
+                while conn.recv(4096):
+                    pass
+                self.hung_up.set()
+            except OSError:
+                self.hung_up.set()
+
+    def close(self):
+        self.listener.close()
+        self.thread.join(timeout=5)
+
+
+def sasl_without_final_empty_name(total=1024):
+    """AuthenticationSASL of exactly `total` bytes whose names are all terminated but whose
+    list lacks the terminating empty name (the shape that overflowed a 1024-byte buffer)."""
+    names = b"SCRAM-SHA-256\0"
+    filler = total - 9 - len(names) - 1
+    body = struct.pack("!I", 10) + names + b"A" * filler + b"\0"
+    msg = b"R" + struct.pack("!I", len(body) + 4) + body
+    assert len(msg) == total
+    return msg
+
+
+class SaslRewriteBoundedTest(h.ProxyTestCase):
+    """TLS on the client leg only, so the proxy rewrites the server's mechanism list."""
+
+    def setUp(self):
+        if h.DIRECT:
+            self.skipTest("the mechanism-list rewrite is the proxy's behaviour")
+        self.cluster = h.module_cluster()
+        self._clients = []
+        self._t0 = time.monotonic()
+        self.upstream = HostileUpstream(sasl_without_final_empty_name())
+        self.addCleanup(self.upstream.close)
+        crt, key = proxy_certificate()
+        self.proxy = h.Proxy(self.cluster, upstream="127.0.0.1:%d" % self.upstream.port,
+                             extra_args=["--tls-cert", crt, "--tls-key", key]).start()
+
+    def test_1024_byte_sasl_list_without_terminator_is_refused_cleanly(self):
+        with tls_client(self.proxy.port) as s:
+            s.sendall(pgraw.startup_packet({"user": h.SCRAM_USER, "database": h.DBNAME}))
+            msgs = read_messages_until_close(s)
+        types = [t for t, _ in msgs]
+        self.assertNotIn(b"R", types, "the malformed AuthenticationSASL reached the client")
+        self.assertEqual(types, [b"E"], "expected one ErrorResponse, got %r" % msgs)
+        fields = pgraw.error_fields(msgs[0][1])
+        self.assertEqual(fields.get("C"), "08P01", fields)
+        self.assertIn("malformed AuthenticationSASL", fields.get("M", ""))
+        self.assertTrue(self.upstream.hung_up.wait(10), "the proxy kept the upstream open")
+        self.assertIsNotNone(self.upstream.startup)
+        self.assertTrue(self.proxy.alive(), self.proxy.stderr_text()[-3000:])
+        self.assertEqual(self.stop_proxy(), [])
+        self.assertIn("malformed AuthenticationSASL", self.proxy.result.stderr)
 
 
 
@@ -68,7 +228,57 @@ def tearDownModule():
 # Defect 6: replication= follows PostgreSQL's parse_bool exactly
 # ----------------------------------------------------------------------------------------------
 
-# (tests for defect 6 go here)
+# Every false spelling the server's parse_bool accepts: the connection is a normal one, and
+# must be tracked like any other.
+REPLICATION_FALSE_SPELLINGS = ("no", "False", "f", "OFF", "of", "0", "N", "nO", "fAlSe", "fal")
+
+
+class ReplicationParameterTest(h.ProxyTestCase):
+
+    def test_replication_no_and_false_are_tracked_and_recorded(self):
+        for value in ("no", "False"):
+            r = self.psql("-c", "select 'repl_bool_%s'" % value.lower(),
+                          dsn=self.proxy.dsn(replication=value))
+            self.assertEqual(r.stdout.strip(), "repl_bool_%s" % value.lower())
+        events = self.stop_proxy()
+        for value in ("no", "false"):
+            self.assertEqual(len(self.events_with_sql(events, "repl_bool_" + value)), 1,
+                             "replication=%s was relayed untracked" % value)
+        # and recorded in the report store, not only in the query log
+        import sqlite3
+        db = sqlite3.connect("file:%s?mode=ro" % self.proxy.db_path, uri=True)
+        try:
+            stored = db.execute("select count(*) from statements").fetchone()[0]
+        finally:
+            db.close()
+        self.assertEqual(stored, len(events))
+
+    def test_every_false_spelling_is_tracked(self):
+        for i, value in enumerate(REPLICATION_FALSE_SPELLINGS):
+            c = self.raw_client(startup=False)
+            c.startup(h.TRUST_USER, h.DBNAME, replication=value)
+            msgs = c.simple("select 'repl_spelling_%d'" % i)
+            self.assertIsNone(pgraw.first_error(msgs), value)
+        events = self.stop_proxy()
+        for i, value in enumerate(REPLICATION_FALSE_SPELLINGS):
+            self.assertEqual(len(self.events_with_sql(events, "repl_spelling_%d'" % i)), 1,
+                             "replication=%s was relayed untracked" % value)
+
+    def test_invalid_value_refused_as_the_server_refuses_it(self):
+        for value in ("maybe", "o", "Database", "", "offf"):
+            got = []
+            for port in (self.cluster.port, self.proxy.port):
+                with pgraw.RawConn(port) as c:
+                    c.send(pgraw.startup_packet({"user": h.TRUST_USER, "database": h.DBNAME,
+                                                 "replication": value}))
+                    msgs = c.read_all_until_close()
+                errors = [pgraw.error_fields(b) for t, b in msgs if t == b"E"]
+                self.assertEqual(len(errors), 1, "replication=%r: %r" % (value, msgs))
+                got.append((errors[0].get("C"), errors[0].get("M")))
+            self.assertEqual(got[1], got[0], "replication=%r: proxy vs server" % value)
+            self.assertEqual(got[0][0], "22023")
+        self.assertTrue(self.proxy.alive())
+        self.assertEqual(self.stop_proxy(), [])
 
 
 
@@ -265,7 +475,148 @@ class SettingsJsonAndConfigLines(unittest.TestCase):
 # Defect 14: Refused clients see 53300 after SSLRequest; refusals logged
 # ----------------------------------------------------------------------------------------------
 
-# (tests for defect 14 go here)
+import re  # noqa: E402
+
+import psycopg  # noqa: E402
+
+
+def refusal_counts(stderr):
+    """The counts of the proxy's rate-limited refusal log lines."""
+    return [int(n) for n in re.findall(r"refused (\d+) client\(s\) over --max-client-conn",
+                                       stderr)]
+
+
+def default_dsn(port):
+    """libpq's defaults, as an app would connect: no sslmode (so prefer), no other options."""
+    return "host=127.0.0.1 port=%d user=%s dbname=%s" % (port, h.TRUST_USER, h.DBNAME)
+
+
+class RefusedClientsTest(h.ProxyTestCase):
+    """--max-client-conn 1, its one slot held by a connected client."""
+
+    proxy_kwargs = {"extra_args": ["--max-client-conn", "1"]}
+
+    def hold_the_slot(self):
+        """A client in the one slot. The harness's readiness probe holds it until the proxy
+        has seen it close, so retry; refusals met on the way are counted."""
+        self.slot_refusals = 0
+        deadline = time.monotonic() + 10
+        while True:
+            c = pgraw.RawConn(self.proxy.port)
+            try:
+                c.startup(h.TRUST_USER, h.DBNAME)
+                break
+            except RuntimeError as e:
+                c.close()
+                if "53300" not in str(e) or time.monotonic() > deadline:
+                    raise
+                self.slot_refusals += 1
+                time.sleep(0.02)
+        self.track(c)
+        c.simple("select 'slot_holder'")
+        return c
+
+    def assert_too_many_clients(self, stderr):
+        self.assertIn("too many clients", stderr)
+        self.assertNotIn("SSL", stderr, "the refusal was read as a failed SSL exchange")
+
+    def test_psql_default_sslmode_sees_53300(self):
+        self.hold_the_slot()
+        r = self.psql("-c", "select 1", dsn=default_dsn(self.proxy.port), check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assert_too_many_clients(r.stderr)
+        r = self.psql("-c", "select 1", dsn=self.proxy.dsn(sslmode="prefer"), check=False)
+        self.assert_too_many_clients(r.stderr)
+        self.assertTrue(self.proxy.alive())
+        self.stop_proxy()
+
+    def test_psycopg_default_sslmode_sees_53300(self):
+        self.hold_the_slot()
+        sqlstate = message = None
+        try:
+            psycopg.connect(default_dsn(self.proxy.port)).close()
+        except psycopg.OperationalError as e:
+            sqlstate, message = e.sqlstate, str(e)
+        self.assertIsNotNone(message, "connected past --max-client-conn")
+        self.assertIn("too many clients", message)
+        self.assertNotIn("SSL", message)
+        if sqlstate is not None:  # set when libpq kept the server's error fields
+            self.assertEqual(sqlstate, "53300")
+        self.stop_proxy()
+
+    def test_raw_ssl_request_answered_then_53300(self):
+        self.hold_the_slot()
+        with pgraw.RawConn(self.proxy.port) as c:
+            c.send(pgraw.ssl_request())
+            self.assertEqual(c.read_byte(), b"N")
+            c.send(pgraw.startup_packet({"user": h.TRUST_USER, "database": h.DBNAME}))
+            msgs = c.read_all_until_close()
+        self.assertEqual([t for t, _ in msgs], [b"E"], msgs)
+        fields = pgraw.error_fields(msgs[0][1])
+        self.assertEqual((fields.get("S"), fields.get("C")), ("FATAL", "53300"), fields)
+        self.stop_proxy()
+
+    def test_every_refusal_is_logged_with_a_count(self):
+        self.hold_the_slot()
+        n = 5
+        for _ in range(n):
+            r = self.psql("-c", "select 1", dsn=default_dsn(self.proxy.port), check=False)
+            self.assert_too_many_clients(r.stderr)
+        self.stop_proxy()
+        counts = refusal_counts(self.proxy.result.stderr)
+        self.assertTrue(counts, "no refusal log line:\n" + self.proxy.result.stderr[-3000:])
+        self.assertEqual(sum(counts), n + self.slot_refusals, self.proxy.result.stderr[-3000:])
+        # rate-limited: never more lines than refusals
+        self.assertLessEqual(len(counts), n + self.slot_refusals)
+
+    def test_cancel_request_still_forwarded_when_full(self):
+        # The server takes a CancelRequest whatever its connection count; so does the proxy.
+        holder = self.hold_the_slot()
+        holder.send(pgraw.query("select pg_sleep(30) as refused_cancel_marker"))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # a cancel only reaches a running query
+            if self.cluster.admin_sql(
+                    "select count(*) from pg_stat_activity where state = 'active' "
+                    "and query like '%refused_cancel_marker%' and pid <> pg_backend_pid()"
+                    ).strip() == "1":
+                break
+            time.sleep(0.05)
+        with pgraw.RawConn(self.proxy.port) as k:
+            k.send(pgraw.cancel_request(holder.backend_pid, holder.backend_key))
+            k.read_all_until_close()
+        msgs = holder.read_until()
+        err = pgraw.first_error(msgs)
+        self.assertIsNotNone(err, "the query was not cancelled")
+        self.assertEqual(err.get("C"), "57014", err)
+        self.stop_proxy()
+
+
+class RefusedClientsTlsTest(h.ProxyTestCase):
+    """The same with TLS served to clients: 'S', the handshake, then 53300 over TLS."""
+
+    def setUp(self):
+        if h.DIRECT:
+            self.skipTest("the proxy's own connection limit")
+        crt, key = proxy_certificate()
+        self.proxy_kwargs = {"extra_args": ["--max-client-conn", "1", "--tls-cert", crt,
+                                            "--tls-key", key]}
+        super().setUp()
+
+    def test_tls_client_refused_with_53300(self):
+        RefusedClientsTest.hold_the_slot(self)
+        for mode in ("prefer", "require"):
+            r = self.psql("-c", "select 1", dsn=self.proxy.dsn(sslmode=mode), check=False)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("too many clients", r.stderr, mode)
+        with tls_client(self.proxy.port) as s:
+            s.sendall(pgraw.startup_packet({"user": h.TRUST_USER, "database": h.DBNAME}))
+            msgs = read_messages_until_close(s)
+        self.assertEqual([t for t, _ in msgs], [b"E"], msgs)
+        self.assertEqual(pgraw.error_fields(msgs[0][1]).get("C"), "53300")
+        self.stop_proxy()
+        # libpq retries sslmode=prefer without TLS after an error over TLS: 3 or more
+        self.assertGreaterEqual(sum(refusal_counts(self.proxy.result.stderr)),
+                                3 + self.slot_refusals)
 
 
 
@@ -273,7 +624,128 @@ class SettingsJsonAndConfigLines(unittest.TestCase):
 # Defect 15: Signals before handlers are installed
 # ----------------------------------------------------------------------------------------------
 
-# (tests for defect 15 go here)
+import unittest  # noqa: E402
+
+SIGTERM_BIT = 1 << (signal.SIGTERM - 1)
+
+
+def signal_masks(pid):
+    """(blocked, caught) signal masks of a process, from /proc/PID/status."""
+    blk = cgt = 0
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("SigBlk:"):
+                blk = int(line.split()[1], 16)
+            elif line.startswith("SigCgt:"):
+                cgt = int(line.split()[1], 16)
+    return blk, cgt
+
+
+class EarlySignalTest(unittest.TestCase):
+    """Signals sent as early as a supervisor could: the moment the process is in main (its
+    signal mask changed, or a handler exists, or its query log file exists, whichever shows
+    first), then at increasing tiny delays after that. A signal during the dynamic loader's
+    work before main cannot be handled by any program and is not tested."""
+
+    def setUp(self):
+        if h.DIRECT:
+            self.skipTest("the proxy's own signal handling")
+        self.cluster = h.module_cluster()
+
+    def spawn(self):
+        """A proxy that may not be listening yet: (process, port, stderr path, log path)."""
+        log_path = self.cluster.next_log_path()
+        stderr_path = log_path.replace(".jsonl", ".stderr")
+        port = h.free_port()
+        cmd = [os.environ["PGTALLY_BIN"], "proxy", "--listen", "127.0.0.1:%d" % port,
+               "--upstream", "127.0.0.1:%d" % self.cluster.port, "--log-queries", log_path,
+               "--db", log_path.replace(".jsonl", ".db")]
+        with open(stderr_path, "wb") as err:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                    preexec_fn=h._die_with_parent)
+        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+        return proc, port, stderr_path, log_path
+
+    @staticmethod
+    def wait_in_main(proc, log_path, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                blk, cgt = signal_masks(proc.pid)
+            except (FileNotFoundError, ProcessLookupError):
+                return  # already gone: the caller sees its exit status
+            if (blk | cgt) & SIGTERM_BIT or os.path.exists(log_path):
+                return
+        raise AssertionError("proxy never reached main")
+
+    @staticmethod
+    def pause(seconds):
+        # A busy wait: sleep() cannot resolve tenths of a millisecond.
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    @staticmethod
+    def stderr_of(path):
+        with open(path, errors="replace") as f:
+            return f.read()
+
+    def test_sigterm_at_start_exits_cleanly(self):
+        failures = []
+        for i in range(30):
+            proc, _, stderr_path, log_path = self.spawn()
+            self.wait_in_main(proc, log_path)
+            self.pause(i * 0.0005)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                rc = proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                rc = "still running 30 s after SIGTERM"
+            stderr = self.stderr_of(stderr_path)
+            if rc == 1 and "cannot listen on" in stderr:
+                continue  # the free port was taken meanwhile: nothing to judge
+            if rc != 0 or "signal %d:" % signal.SIGTERM not in stderr or "stopped:" not in stderr:
+                failures.append("attempt %d (+%.1f ms): exit %s, stderr %r"
+                                % (i, i * 0.5, rc, stderr[-400:]))
+                continue
+            # the run is in the store and complete: a sidecar stopped early keeps its run
+            import sqlite3
+            db = sqlite3.connect("file:%s?mode=ro" % log_path.replace(".jsonl", ".db"), uri=True)
+            try:
+                runs = db.execute("select complete from runs").fetchall()
+            finally:
+                db.close()
+            if runs != [(1,)]:
+                failures.append("attempt %d: runs %r" % (i, runs))
+        self.assertEqual(failures, [], "\n".join(failures))
+
+    def test_sighup_and_sigusr1_at_start_leave_it_running(self):
+        failures = []
+        for sig, logged in ((signal.SIGHUP, "SIGHUP: configuration reloaded"),
+                            (signal.SIGUSR1, "SIGUSR1: ")):
+            for i in range(10):
+                proc, port, stderr_path, log_path = self.spawn()
+                self.wait_in_main(proc, log_path)
+                self.pause(i * 0.001)
+                proc.send_signal(sig)
+                deadline = time.monotonic() + 20
+                while proc.poll() is None and not h.port_accepts(port):
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.01)
+                alive = proc.poll() is None
+                if alive:
+                    proc.send_signal(signal.SIGTERM)
+                try:
+                    rc = proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    rc = "still running 30 s after SIGTERM"
+                stderr = self.stderr_of(stderr_path)
+                if not alive or rc != 0 or logged not in stderr:
+                    failures.append("%s attempt %d (+%d ms): %s, exit %s, stderr %r"
+                                    % (sig.name, i, i, "alive" if alive else "died", rc,
+                                       stderr[-400:]))
+        self.assertEqual(failures, [], "\n".join(failures))
 
 
 
