@@ -22,7 +22,7 @@
 
 #include "proxy/config.h"
 #include "proxy/tls.h"
-#include "proxy/tracker.h"
+#include "protocol/tracker.h"
 #include "proxy/upstream.h"
 
 typedef struct Session Session;

@@ -1,5 +1,5 @@
 /* tests/fuzz/fuzz_wire.c — libFuzzer target for protocol/pgwire (framing, frontend validation,
- * decoders, the ErrorResponse builder) and proxy/tracker, driven the way proxy/session does.
+ * decoders, the ErrorResponse builder) and protocol/tracker, driven the way proxy/session does.
  *
  * Input format (tests/fuzz/wire_corpus.py writes and records it):
  *   byte 0        limits: bits 0-1 max_sql_bytes {65536, 64, 300, 4096}; bit 2 tiny FIFO (4);
@@ -27,7 +27,7 @@
 #include <string.h>
 
 #include "protocol/pgwire.h"
-#include "proxy/tracker.h"
+#include "protocol/tracker.h"
 
 #define FUZZ_REQUIRE(cond, what)                                                                   \
     do {                                                                                           \

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/tracker.h"
+#include "protocol/tracker.h"
 #include "testlib.h"
 
 #define MAX_EVENTS 32

@@ -1,4 +1,4 @@
-/* proxy/tracker — see tracker.h.
+/* protocol/tracker — see tracker.h.
  *
  * The server answers frontend messages strictly in order, so a FIFO of what the client sent
  * is enough to attribute every reply. Three protocol facts shape the code:
@@ -7,7 +7,7 @@
  * - a portal run may be split over several Executes (PortalSuspended), and is one statement.
  * SQL texts and portals are reference-counted because a pipelined client may replace the
  * unnamed statement or portal before the server has answered an Execute that used it. */
-#include "proxy/tracker.h"
+#include "protocol/tracker.h"
 
 #include <stdlib.h>
 #include <string.h>

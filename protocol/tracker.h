@@ -1,12 +1,12 @@
-/* proxy/tracker — matches server replies to what the client asked, per connection.
+/* protocol/tracker — matches server replies to what the client asked, per connection.
  *
  * Owns: the FIFO of outstanding requests (Query, Parse, Bind, Describe, Execute, Close, Sync,
  * FunctionCall), the connection's prepared-statement and portal tables (name -> SQL), and
  * turning the server's replies into one completed-statement event per executed statement.
  * Pure: no I/O; the session feeds it complete (or capped) message bodies with a timestamp.
  * All tables are bounded; what does not fit is counted, never grown without limit. */
-#ifndef PGTALLY_PROXY_TRACKER_H
-#define PGTALLY_PROXY_TRACKER_H
+#ifndef PGTALLY_PROTOCOL_TRACKER_H
+#define PGTALLY_PROTOCOL_TRACKER_H
 
 #include <stdbool.h>
 #include <stddef.h>
