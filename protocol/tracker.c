@@ -82,6 +82,7 @@ typedef struct TrkPortal {
 typedef struct NameNode {
     struct NameNode *next;
     void *value;
+    size_t charge; /* bytes charged for this entry (name, value, node) */
     size_t name_len;
     char name[];
 } NameNode;
@@ -89,6 +90,7 @@ typedef struct NameNode {
 typedef struct NameMap {
     NameNode **buckets; /* allocated on first insert */
     size_t count;
+    size_t bytes; /* charged by the entries */
 } NameMap;
 
 /* ---- the FIFO ------------------------------------------------------------------------------ */
@@ -112,6 +114,7 @@ typedef struct TrkEntry {
     int64_t start_us;
     TrkSql *sql;       /* QUERY: the text; PARSE: the statement parsed */
     TrkPortal *portal; /* EXECUTE */
+    size_t charge;     /* SQL bytes charged for this entry */
     uint64_t rows;     /* DataRows seen for the current statement */
     uint64_t bytes;
 } TrkEntry;
@@ -119,6 +122,7 @@ typedef struct TrkEntry {
 struct Tracker {
     uint64_t conn_id;
     TrackerLimits limits;
+    TrackerBudget *budget; /* shared with the loop's other trackers; NULL: none */
     TrackerEmitFn emit;
     void *emit_ctx;
     TrackerStats stats;
@@ -127,11 +131,20 @@ struct Tracker {
     size_t fifo_cap;
     size_t fifo_head;
     size_t fifo_len;
+    size_t fifo_bytes; /* SQL bytes charged by the entries */
 
     /* When a bound is hit or replies stop matching, tracking pauses until every sync point
      * (Query, Sync, FunctionCall) sent so far has been answered. */
     bool suspended;
     uint64_t suspended_sync_points;
+
+    /* After an extended-protocol error the server skips every message until Sync; set when
+     * no Sync was outstanding then, so what the client sends next goes unanswered. */
+    bool server_skipping;
+    /* Until the first ReadyForQuery (authentication and startup done) nothing is tracked; the
+     * sync points sent meanwhile are answered after it, and are waited for like a suspension. */
+    bool authenticating;
+    uint64_t auth_sync_points;
 
     bool client_in_copy; /* server sent CopyInResponse, client has not ended the COPY */
     bool scs_off;
@@ -147,10 +160,38 @@ struct Tracker {
     NameMap statements; /* -> TrkSql* */
     NameMap portals;    /* -> TrkPortal* */
 
-    TrkSql *last_query; /* most recent Query text, reused when the next one is identical */
-    TrkSql *spare;      /* one freed text block kept for reuse: no malloc in steady state */
+    TrkSql *last_query;  /* most recent Query text, reused when the next one is identical */
+    TrkSql *spare;       /* one freed text block kept for reuse: no malloc in steady state */
     TrkNorm *spare_norm; /* likewise for normalization blocks */
 };
+
+/* ---- byte accounting ------------------------------------------------------------------------ */
+
+/* Charges n bytes to one of the connection's bounded tables (`used` against `limit`, 0 = no
+ * byte bound) and to the shared budget. False, charging nothing, when either would overflow. */
+static bool charge(Tracker *t, size_t *used, size_t limit, size_t n)
+{
+    if (limit && n > limit - (*used < limit ? *used : limit))
+        return false;
+    TrackerBudget *b = t->budget;
+    if (b && b->limit && n > b->limit - (b->used < b->limit ? b->used : b->limit)) {
+        b->hits++;
+        return false;
+    }
+    *used += n;
+    t->stats.bytes += n;
+    if (b)
+        b->used += n;
+    return true;
+}
+
+static void uncharge(Tracker *t, size_t *used, size_t n)
+{
+    *used -= n;
+    t->stats.bytes -= n;
+    if (t->budget)
+        t->budget->used -= n;
+}
 
 /* ---- SQL texts ------------------------------------------------------------------------------ */
 
@@ -263,18 +304,28 @@ static void *namemap_get(NameMap *map, const char *name, size_t len)
     return slot && *slot ? (*slot)->value : NULL;
 }
 
-/* Inserts a new name (the caller checked it is absent). Returns false when out of memory. */
-static bool namemap_put(NameMap *map, const char *name, size_t len, void *value)
+/* Inserts a new name (the caller checked it is absent), charging `extra` bytes for its value
+ * besides the name and node. Returns false when a count or byte bound, or memory, says no. */
+static bool namemap_put(Tracker *t, NameMap *map, size_t max_count, size_t max_bytes,
+                        const char *name, size_t len, void *value, size_t extra)
 {
+    size_t cost = sizeof(NameNode) + len + extra;
+    if (map->count >= max_count || !charge(t, &map->bytes, max_bytes, cost))
+        return false;
     if (!map->buckets) {
         map->buckets = calloc(NAMEMAP_BUCKETS, sizeof *map->buckets);
-        if (!map->buckets)
+        if (!map->buckets) {
+            uncharge(t, &map->bytes, cost);
             return false;
+        }
     }
     NameNode *node = malloc(sizeof *node + len);
-    if (!node)
+    if (!node) {
+        uncharge(t, &map->bytes, cost);
         return false;
+    }
     node->value = value;
+    node->charge = cost;
     node->name_len = len;
     memcpy(node->name, name, len);
     size_t b = namemap_bucket(name, len);
@@ -285,7 +336,7 @@ static bool namemap_put(NameMap *map, const char *name, size_t len, void *value)
 }
 
 /* Removes a name; returns its value or NULL. */
-static void *namemap_take(NameMap *map, const char *name, size_t len)
+static void *namemap_take(Tracker *t, NameMap *map, const char *name, size_t len)
 {
     NameNode **slot = namemap_slot(map, name, len);
     if (!slot || !*slot)
@@ -293,6 +344,7 @@ static void *namemap_take(NameMap *map, const char *name, size_t len)
     NameNode *node = *slot;
     void *value = node->value;
     *slot = node->next;
+    uncharge(t, &map->bytes, node->charge);
     free(node);
     map->count--;
     return value;
@@ -313,6 +365,7 @@ static void namemap_remove_if(Tracker *t, NameMap *map, NameMapPredicate pred, v
             NameNode *node = *slot;
             if (!pred || pred(node->value, ctx)) {
                 *slot = node->next;
+                uncharge(t, &map->bytes, node->charge);
                 release(t, node->value);
                 free(node);
                 map->count--;
@@ -354,6 +407,8 @@ static TrkEntry *fifo_at(Tracker *t, size_t i)
 
 static void entry_release(Tracker *t, TrkEntry *e)
 {
+    uncharge(t, &t->fifo_bytes, e->charge);
+    e->charge = 0;
     sql_release(t, e->sql);
     portal_release(t, e->portal);
     e->sql = NULL;
@@ -418,7 +473,9 @@ static TrkEntry *fifo_push(Tracker *t, TrkKind kind, int64_t now_us, TrkSql *sql
         portal_release(t, portal);
         return NULL;
     }
-    if (t->fifo_len == t->fifo_cap && !fifo_grow(t)) {
+    size_t cost = sql ? sql->len : 0;
+    if ((t->fifo_len == t->fifo_cap && !fifo_grow(t)) ||
+        !charge(t, &t->fifo_bytes, t->limits.max_outstanding_bytes, cost)) {
         sql_release(t, sql);
         portal_release(t, portal);
         tracker_suspend(t);
@@ -428,6 +485,7 @@ static TrkEntry *fifo_push(Tracker *t, TrkKind kind, int64_t now_us, TrkSql *sql
     }
     TrkEntry *e = fifo_at(t, t->fifo_len++);
     memset(e, 0, sizeof *e);
+    e->charge = cost;
     e->kind = kind;
     e->start_us = now_us;
     e->sql = sql;
@@ -487,7 +545,9 @@ static TrkNorm *normalize_text(Tracker *t, const TrkSql *sql)
     TrackerWorkspace *ws = t->ws;
     SqlnormOptions options = {.scs_off = t->scs_off};
     SqlnormCursor cursor;
-    sqlnorm_cursor_init(&cursor, sql->text, sql->len, &options);
+    /* Bounded work per message: a longer text is fingerprinted on its prefix. */
+    bool cut = sql->len > TRACKER_NORMALIZE_MAX;
+    sqlnorm_cursor_init(&cursor, sql->text, cut ? TRACKER_NORMALIZE_MAX : sql->len, &options);
     sqltags_init(&ws->tags);
     size_t n = 0, texts_used = 0;
     SqlnormStatement st;
@@ -501,7 +561,7 @@ static TrkNorm *normalize_text(Tracker *t, const TrkSql *sql)
         ws->statements[n].values_hash = st.values_hash;
         ws->statements[n].text_offset = texts_used;
         ws->statements[n].text_len = len;
-        ws->statements[n].incomplete = st.incomplete || sql->truncated;
+        ws->statements[n].incomplete = st.incomplete || sql->truncated || cut;
         texts_used += len;
         n++;
     }
@@ -725,7 +785,7 @@ static void follow_sql_deallocate(Tracker *t, const char *sql, size_t len)
             while (end < len && sql[end] != ';' && sql[end] != ' ' && sql[end] != '\n')
                 end++;
         }
-        sql_release(t, namemap_take(&t->statements, sql + pos, end - pos));
+        sql_release(t, namemap_take(t, &t->statements, sql + pos, end - pos));
         return;
     }
     pos = starts_with_keyword(sql, len, "discard");
@@ -780,12 +840,12 @@ static void on_parse(Tracker *t, const uint8_t *body, size_t have, size_t body_l
             t->unnamed_statement = sql_ref(sql);
         } else if (!namemap_get(&t->statements, parse.statement.ptr, parse.statement.len)) {
             /* An existing name is the server's to reject ("already exists"); keep ours. */
-            if (t->statements.count >= t->limits.max_statements ||
-                !namemap_put(&t->statements, parse.statement.ptr, parse.statement.len,
-                             sql_ref(sql))) {
-                sql_release(t, sql);
+            if (namemap_put(t, &t->statements, t->limits.max_statements,
+                            t->limits.max_statement_bytes, parse.statement.ptr, parse.statement.len,
+                            sql, sql->len))
+                sql_ref(sql);
+            else
                 t->stats.statements_dropped++;
-            }
         }
     }
     fifo_push(t, TRK_PARSE, now_us, sql, NULL);
@@ -823,7 +883,7 @@ static void on_bind(Tracker *t, const uint8_t *body, size_t have, size_t body_le
         pgw_read_cstring(body, have, &pos, &bind.statement)) {
         bool unnamed = bind.portal.len == 0;
         if (!unnamed)
-            portal_release(t, namemap_take(&t->portals, bind.portal.ptr, bind.portal.len));
+            portal_release(t, namemap_take(t, &t->portals, bind.portal.ptr, bind.portal.len));
         TrkPortal *portal = portal_for_bind(t, unnamed);
         if (portal) {
             TrkSql *sql = bind.statement.len == 0
@@ -837,9 +897,12 @@ static void on_bind(Tracker *t, const uint8_t *body, size_t have, size_t body_le
             portal->born_after_syncs = t->syncs_sent;
             /* A named portal's only reference is the table's; without room it is dropped
              * (its Execute then reports the SQL as unknown). */
-            if (!unnamed && (t->portals.count >= t->limits.max_portals ||
-                             !namemap_put(&t->portals, bind.portal.ptr, bind.portal.len, portal)))
+            if (!unnamed &&
+                !namemap_put(t, &t->portals, t->limits.max_portals, t->limits.max_portal_bytes,
+                             bind.portal.ptr, bind.portal.len, portal, sizeof *portal)) {
                 portal_release(t, portal);
+                t->stats.portals_dropped++;
+            }
         }
     }
     fifo_push(t, TRK_BIND, now_us, NULL, NULL);
@@ -860,9 +923,9 @@ static void on_close(Tracker *t, const uint8_t *body, size_t have, int64_t now_u
     PgwTarget target;
     if (pgw_decode_target(body, have, &target) && target.name.len > 0) {
         if (target.kind == 'S')
-            sql_release(t, namemap_take(&t->statements, target.name.ptr, target.name.len));
+            sql_release(t, namemap_take(t, &t->statements, target.name.ptr, target.name.len));
         else
-            portal_release(t, namemap_take(&t->portals, target.name.ptr, target.name.len));
+            portal_release(t, namemap_take(t, &t->portals, target.name.ptr, target.name.len));
     }
     fifo_push(t, TRK_CLOSE, now_us, NULL, NULL);
 }
@@ -870,6 +933,26 @@ static void on_close(Tracker *t, const uint8_t *body, size_t have, int64_t now_u
 void tracker_on_frontend(Tracker *t, uint8_t type, const uint8_t *body, size_t have,
                          size_t body_len, int64_t now_us)
 {
+    if (t->authenticating) {
+        /* Not even looked at: nothing a client sends before it is authenticated is kept or
+         * normalized. Its sync points are answered after authentication, if ever. */
+        t->stats.before_auth++;
+        if (type == 'Q' || type == 'S' || type == 'F') {
+            t->auth_sync_points++;
+            t->syncs_sent++;
+        }
+        return;
+    }
+    if (t->server_skipping) {
+        /* The server discards it unanswered: keep nothing, so no later reply can match it. */
+        if (type != 'S') {
+            t->stats.skipped++;
+            if (t->budget)
+                t->budget->skipped++;
+            return;
+        }
+        t->server_skipping = false;
+    }
     switch (type) {
     case 'Q':
         on_query(t, body, have, body_len, now_us);
@@ -970,6 +1053,9 @@ static void on_extended_error(Tracker *t, TrkEntry *e, const char *sqlstate, int
         }
         fifo_pop(t);
     }
+    /* No Sync sent yet: whatever the client sends until its Sync will be skipped too. */
+    if (!e)
+        t->server_skipping = true;
 }
 
 static void on_error(Tracker *t, TrkEntry *e, const uint8_t *body, size_t have, int64_t now_us)
@@ -997,12 +1083,16 @@ static void on_error(Tracker *t, TrkEntry *e, const uint8_t *body, size_t have, 
     }
 }
 
+static void on_backend_suspended(Tracker *t, uint8_t type);
+
 static void on_ready_for_query(Tracker *t, TrkEntry *e, const uint8_t *body, size_t have)
 {
     if (!e)
         return; /* the unsolicited one after authentication */
     if (!is_sync_point(e->kind)) {
         tracker_desync(t);
+        /* This very message answers the oldest sync point outstanding: it no longer is. */
+        on_backend_suspended(t, 'Z');
         return;
     }
     fifo_pop(t);
@@ -1066,6 +1156,18 @@ void tracker_on_backend(Tracker *t, uint8_t type, const uint8_t *body, size_t ha
 {
     if (type == 'S') {
         on_parameter_status(t, body, have);
+        return;
+    }
+    if (t->authenticating) {
+        if (type == 'Z') {
+            /* Startup is over. Requests sent before it are answered next: wait them out. */
+            t->authenticating = false;
+            if (t->auth_sync_points > 0) {
+                t->stats.untracked += t->auth_sync_points;
+                t->suspended = true;
+                t->suspended_sync_points = t->auth_sync_points;
+            }
+        }
         return;
     }
     if (t->suspended) {
@@ -1147,7 +1249,8 @@ TrackerWorkspace *tracker_workspace_new(size_t max_sql_bytes)
     TrackerWorkspace *ws = calloc(1, sizeof *ws);
     if (!ws)
         return NULL;
-    ws->out_cap = sqlnorm_output_bound(max_sql_bytes);
+    ws->out_cap = sqlnorm_output_bound(
+        max_sql_bytes < TRACKER_NORMALIZE_MAX ? max_sql_bytes : TRACKER_NORMALIZE_MAX);
     ws->texts_cap = ws->out_cap;
     ws->out = malloc(ws->out_cap);
     ws->texts = malloc(ws->texts_cap);
@@ -1168,12 +1271,13 @@ void tracker_workspace_free(TrackerWorkspace *ws)
 }
 
 Tracker *tracker_new(uint64_t conn_id, const TrackerLimits *limits, TrackerWorkspace *workspace,
-                     TrackerEmitFn emit, void *emit_ctx)
+                     TrackerBudget *budget, TrackerEmitFn emit, void *emit_ctx)
 {
     Tracker *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
     t->ws = workspace;
+    t->budget = budget;
     t->conn_id = conn_id;
     t->limits = *limits;
     t->emit = emit;
@@ -1203,6 +1307,11 @@ void tracker_free(Tracker *t, int64_t now_us)
     free(t->spare);
     free(t->spare_norm);
     free(t);
+}
+
+void tracker_await_authentication(Tracker *t)
+{
+    t->authenticating = true;
 }
 
 const TrackerStats *tracker_stats(const Tracker *t)

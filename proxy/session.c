@@ -11,6 +11,7 @@
 #include "proxy/session.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -369,6 +370,21 @@ static void session_fail(Session *s, const char *sqlstate, const char *fmt, ...)
 
 /* ---- relay: client -> server -------------------------------------------------------------- */
 
+/* The trackers' shared byte bound was reached: say so, at most once a second, with a count.
+ * The relay goes on; only tracking gives way. */
+static void note_tracker_budget(ProxyContext *ctx, int64_t now)
+{
+    const TrackerBudget *b = &ctx->tracker_budget;
+    if (b->hits == ctx->tracker_budget_hits_logged || now - ctx->tracker_budget_logged_us < 1000000)
+        return;
+    log_line(LOG_WARN, 0,
+             "tracker memory limit of %zu bytes reached over all connections: %" PRIu64
+             " statement(s) or name(s) not tracked since the last report (the relay goes on)",
+             b->limit, b->hits - ctx->tracker_budget_hits_logged);
+    ctx->tracker_budget_hits_logged = b->hits;
+    ctx->tracker_budget_logged_us = now;
+}
+
 /* Frames client bytes, validates each message and feeds the tracker, then forwards every
  * byte before the first bad message. Returns false when the session ended. */
 static bool relay_client_bytes(Session *s, const uint8_t *data, size_t len, int64_t now)
@@ -399,6 +415,7 @@ static bool relay_client_bytes(Session *s, const uint8_t *data, size_t len, int6
         tracker_on_frontend(s->tracker, msg.type, msg.body, msg.have, msg.body_len, now);
         msgcapture_done(mc);
     }
+    note_tracker_budget(s->ctx, now);
 
     size_t forward = problem ? msg_start : len;
     if (!send_to_server(s, data, forward)) {
@@ -623,11 +640,13 @@ static void start_relay(Session *s)
 
     s->state = s->replication ? SS_RAW : SS_RELAY;
     if (s->state == SS_RELAY) {
-        s->tracker = tracker_new(s->id, &ctx->tracker_limits, ctx->workspace, emit_to_context, ctx);
+        s->tracker = tracker_new(s->id, &ctx->tracker_limits, ctx->workspace, &ctx->tracker_budget,
+                                 emit_to_context, ctx);
         if (!s->tracker) {
             session_fail(s, "53200", "out of memory");
             return;
         }
+        tracker_await_authentication(s->tracker);
     }
     /* Legs that differ in TLS: a client on TLS must not pick channel binding the server
      * cannot honour, and the reverse is harmless to rewrite too. (Both legs on TLS: binding

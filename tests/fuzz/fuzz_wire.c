@@ -5,7 +5,8 @@
  * Input format (tests/fuzz/wire_corpus.py writes and records it):
  *   byte 0        limits: bits 0-1 max_sql_bytes {65536, 64, 300, 4096}; bit 2 tiny FIFO (4);
  *                 bit 3 tiny statement/portal tables (2 each); bit 4 the client stream starts
- *                 typed (no startup phase)
+ *                 typed (no startup phase; otherwise nothing is tracked until the server's
+ *                 first ReadyForQuery); bit 5 tiny byte bounds per table and shared budget
  *   then segments [hdr][len lo][len hi][len bytes]: hdr bit 0 = direction (0 client -> server,
  *                 1 server -> client), hdr >> 1 = microseconds to advance the clock. A short
  *                 last segment takes what is left. Segments are the read() boundaries, so
@@ -21,6 +22,8 @@
  *     back;
  *   - events: conn_id right, seq = previous + 1, end_us >= start_us, SQL within the capture
  *     limit, every view readable (touched byte by byte), command/sqlstate NUL-terminated;
+ *   - byte accounting: the tracker's bytes equal the shared budget's, stay within its limit,
+ *     and all return to it at tracker_free;
  *   - tracker_free after any stream frees everything (LeakSanitizer). */
 #include <stdint.h>
 #include <stdio.h>
@@ -57,6 +60,7 @@ typedef struct FuzzPipe {
 typedef struct FuzzConn {
     Tracker *tracker;
     TrackerLimits limits;
+    TrackerBudget budget;
     uint64_t last_seq;
     uint64_t events;
     int64_t now;
@@ -359,7 +363,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!workspaces[flags & 3])
         workspaces[flags & 3] = tracker_workspace_new(c->limits.max_sql_bytes);
     TrackerWorkspace *ws = workspaces[flags & 3];
-    c->tracker = tracker_new(CONN_ID, &c->limits, ws, on_event, c);
+    if (flags & 32) {
+        c->limits.max_outstanding_bytes = 256;
+        c->limits.max_statement_bytes = 512;
+        c->limits.max_portal_bytes = 256;
+        c->budget.limit = 1024;
+    }
+    c->tracker = tracker_new(CONN_ID, &c->limits, ws, &c->budget, on_event, c);
+    if (!c->startup_done)
+        tracker_await_authentication(c->tracker);
     FUZZ_REQUIRE(ws && c->tracker, "allocation");
 
     size_t pos = 1;
@@ -387,8 +399,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     c->now += 1;
+    FUZZ_REQUIRE(tracker_stats(c->tracker)->bytes == c->budget.used, "budget charged as tracked");
+    FUZZ_REQUIRE(!c->budget.limit || c->budget.used <= c->budget.limit, "budget bound holds");
     tracker_free(c->tracker, c->now);
     FUZZ_REQUIRE(c->events == c->last_seq, "every event counted once");
+    FUZZ_REQUIRE(c->budget.used == 0, "every charged byte returned");
     msgcapture_free(&c->c2s.msgs);
     msgcapture_free(&c->s2c.msgs);
     free(c);
