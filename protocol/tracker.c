@@ -115,6 +115,7 @@ typedef struct TrkEntry {
     TrkSql *sql;       /* QUERY: the text; PARSE: the statement parsed */
     TrkPortal *portal; /* EXECUTE */
     size_t charge;     /* SQL bytes charged for this entry */
+    bool untracked;    /* its SQL did not fit a byte bound: matched, but never reported */
     uint64_t rows;     /* DataRows seen for the current statement */
     uint64_t bytes;
 } TrkEntry;
@@ -473,9 +474,7 @@ static TrkEntry *fifo_push(Tracker *t, TrkKind kind, int64_t now_us, TrkSql *sql
         portal_release(t, portal);
         return NULL;
     }
-    size_t cost = sql ? sql->len : 0;
-    if ((t->fifo_len == t->fifo_cap && !fifo_grow(t)) ||
-        !charge(t, &t->fifo_bytes, t->limits.max_outstanding_bytes, cost)) {
+    if (t->fifo_len == t->fifo_cap && !fifo_grow(t)) {
         sql_release(t, sql);
         portal_release(t, portal);
         tracker_suspend(t);
@@ -483,9 +482,20 @@ static TrkEntry *fifo_push(Tracker *t, TrkKind kind, int64_t now_us, TrkSql *sql
         t->suspended_sync_points += is_sync_point(kind);
         return NULL;
     }
+    /* Over a byte bound the entry is still queued, without its text, so replies keep
+     * matching exactly (suspending would have to guess what the server answers). */
+    size_t cost = sql ? sql->len : 0;
+    bool untracked = cost > 0 && !charge(t, &t->fifo_bytes, t->limits.max_outstanding_bytes, cost);
+    if (untracked) {
+        sql_release(t, sql);
+        sql = NULL;
+        cost = 0;
+        t->stats.untracked++;
+    }
     TrkEntry *e = fifo_at(t, t->fifo_len++);
     memset(e, 0, sizeof *e);
     e->charge = cost;
+    e->untracked = untracked;
     e->kind = kind;
     e->start_us = now_us;
     e->sql = sql;
@@ -646,7 +656,8 @@ static void emit_query_statement(Tracker *t, TrkEntry *e, int64_t now_us, const 
     TrackerEvent ev = {0};
     ev.protocol = TRACKER_SIMPLE;
     ev.index = e->stmt_index;
-    event_set_sql(t, &ev, e->sql, e->stmt_index, false, 0);
+    if (!e->untracked)
+        event_set_sql(t, &ev, e->sql, e->stmt_index, false, 0);
     ev.start_us = e->start_us;
     ev.end_us = now_us;
     ev.rows = rows;
@@ -655,7 +666,8 @@ static void emit_query_statement(Tracker *t, TrkEntry *e, int64_t now_us, const 
     ev.aborted = aborted;
     copy_word(ev.command, sizeof ev.command, command, command_len);
     copy_word(ev.sqlstate, sizeof ev.sqlstate, sqlstate, strlen(sqlstate));
-    emit_event(t, &ev);
+    if (!e->untracked)
+        emit_event(t, &ev);
     /* the next statement of a multi-statement Query starts where this one ended */
     e->stmt_index++;
     e->start_us = now_us;
@@ -817,6 +829,7 @@ static void on_parse(Tracker *t, const uint8_t *body, size_t have, size_t body_l
 {
     PgwParse parse;
     TrkSql *sql = NULL;
+    bool have_name = true;
     if (have == body_len && pgw_decode_parse(body, have, &parse)) {
         if (parse.statement.len == 0 &&
             sql_equals(t->unnamed_statement, parse.query.ptr,
@@ -829,26 +842,29 @@ static void on_parse(Tracker *t, const uint8_t *body, size_t have, size_t body_l
     } else {
         /* Cut by the capture limit: keep the statement name and what we have of the text. */
         size_t pos = 0;
-        if (pgw_read_cstring(body, have, &pos, &parse.statement)) {
+        have_name = pgw_read_cstring(body, have, &pos, &parse.statement);
+        if (have_name) {
             const char *q = (const char *)body + pos;
             sql = sql_new(t, q, strnlen(q, have - pos), true);
         }
     }
-    if (sql) {
-        if (parse.statement.len == 0) {
-            sql_release(t, t->unnamed_statement);
-            t->unnamed_statement = sql_ref(sql);
-        } else if (!namemap_get(&t->statements, parse.statement.ptr, parse.statement.len)) {
-            /* An existing name is the server's to reject ("already exists"); keep ours. */
-            if (namemap_put(t, &t->statements, t->limits.max_statements,
-                            t->limits.max_statement_bytes, parse.statement.ptr, parse.statement.len,
-                            sql, sql->len))
-                sql_ref(sql);
-            else
-                t->stats.statements_dropped++;
-        }
+    TrkEntry *e = fifo_push(t, TRK_PARSE, now_us, sql_ref(sql), NULL);
+    /* A text the FIFO could not hold is not remembered by name either: a later Bind then
+     * reports unknown SQL, never a stale text (and a failed Parse leaves no name behind). */
+    bool keep = sql && !(e && e->untracked);
+    if (have_name && parse.statement.len == 0) {
+        sql_release(t, t->unnamed_statement);
+        t->unnamed_statement = keep ? sql_ref(sql) : NULL;
+    } else if (have_name && keep &&
+               !namemap_get(&t->statements, parse.statement.ptr, parse.statement.len)) {
+        /* An existing name is the server's to reject ("already exists"); keep ours. */
+        if (namemap_put(t, &t->statements, t->limits.max_statements, t->limits.max_statement_bytes,
+                        parse.statement.ptr, parse.statement.len, sql, sql->len))
+            sql_ref(sql);
+        else
+            t->stats.statements_dropped++;
     }
-    fifo_push(t, TRK_PARSE, now_us, sql, NULL);
+    sql_release(t, sql);
 }
 
 /* A portal object for a Bind. The unnamed portal is refilled in place when nothing else
