@@ -78,6 +78,9 @@ static const OptionSpec options[] = {
      true, 1, 1000000},
     {"max-sql-bytes", 0, T_COUNT, FIELD(max_sql_bytes), "N", "SQL text kept per statement", false,
      64, 16 << 20},
+    {"max-tracked-bytes", 0, T_COUNT, FIELD(max_track_bytes), "N",
+     "SQL texts and names kept for tracking, over all connections (beyond: untracked)", false,
+     1 << 20, 1e12},
     {"n-plus-one-calls", 0, T_COUNT, FIELD(n_plus_one_calls), "N",
      "n_plus_one: one fingerprint executed at least N times in a request ...", true, 2, 1e9},
     {"n-plus-one-distinct", 0, T_COUNT, FIELD(n_plus_one_distinct), "N",
@@ -117,6 +120,7 @@ void config_defaults(ProxyConfig *c)
     c->request_gap = 1;
     c->max_client_conn = 10000;
     c->max_sql_bytes = 65536;
+    c->max_track_bytes = 256 << 20;
     c->log_level = LOG_INFO;
     c->n_plus_one_calls = 5;
     c->n_plus_one_distinct = 2;

@@ -32,6 +32,7 @@ typedef struct ProxyConfig {
     double request_gap;     /* seconds of idleness that end a request */
     size_t max_client_conn;
     size_t max_sql_bytes;    /* SQL text captured per statement */
+    size_t max_track_bytes;  /* kept by every connection's tracker, together */
     bool samples;            /* store one example with literal values per fingerprint */
     bool no_db;              /* relay and log only: no tallies, no report store */
     int log_level;           /* a LogLevel */

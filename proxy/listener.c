@@ -241,6 +241,9 @@ static void snapshot_metrics(void *arg, MetricsSnapshot *m)
     for (Session *s = l->ctx.sessions; s; s = session_next(s))
         m->server_connections += session_has_server(s);
     m->untracked_statements = total_untracked(l);
+    m->skipped_messages = l->ctx.tracker_budget.skipped;
+    m->tracker_bytes = l->ctx.tracker_budget.used;
+    m->tracker_limit_hits = l->ctx.tracker_budget.hits;
     m->client_connections_accepted = st->clients_accepted;
     m->client_connections_rejected = st->clients_rejected;
     m->server_connect_failures = st->server_connect_failures;
@@ -465,10 +468,17 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
     proxy_clock_init(ctx);
     ctx->config = config;
     ctx->upstream = &l->upstream;
+    /* Every per-connection bound has a count and a byte size; each byte bound leaves room
+     * for a few statements of the largest size kept. */
+    size_t sql_room = 4 * (config->max_sql_bytes + 1024);
     ctx->tracker_limits.max_sql_bytes = config->max_sql_bytes;
     ctx->tracker_limits.max_outstanding = 16384;
+    ctx->tracker_limits.max_outstanding_bytes = sql_room > (8 << 20) ? sql_room : 8 << 20;
     ctx->tracker_limits.max_statements = 4096;
+    ctx->tracker_limits.max_statement_bytes = sql_room > (16 << 20) ? sql_room : 16 << 20;
     ctx->tracker_limits.max_portals = 1024;
+    ctx->tracker_limits.max_portal_bytes = 1 << 20;
+    ctx->tracker_budget.limit = config->max_track_bytes;
     ctx->emit = emit_event;
     ctx->emit_ctx = l;
     ctx->workspace = tracker_workspace_new(config->max_sql_bytes);

@@ -188,6 +188,15 @@ char *metrics_render(const MetricsSnapshot *s, size_t *len)
     render_histogram(&b, "pgtally_statement_duration_seconds",
                      "Statement latency seen by the proxy (first message to completion).",
                      &s->statement_duration);
+    text_scalar(&b, "pgtally_skipped_messages_total", "counter",
+                "Client messages the server skipped until Sync after an error (not tracked).",
+                s->skipped_messages);
+    text_scalar(&b, "pgtally_tracker_bytes", "gauge",
+                "Bytes of SQL texts and names kept for tracking, over all connections.",
+                s->tracker_bytes);
+    text_scalar(&b, "pgtally_tracker_limit_hits_total", "counter",
+                "Times --max-tracked-bytes was reached and a statement or name went untracked.",
+                s->tracker_limit_hits);
 
     if (b.failed) {
         free(b.data);

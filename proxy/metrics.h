@@ -63,6 +63,11 @@ typedef struct MetricsSnapshot {
     uint64_t protocol_errors;
     uint64_t untracked_statements;
     MetricsHistogram statement_duration;
+    /* The trackers: messages the server skipped until Sync (nothing kept for them), bytes
+     * kept now for tracking over all connections, and times that shared bound was hit. */
+    uint64_t skipped_messages;
+    uint64_t tracker_bytes;
+    uint64_t tracker_limit_hits;
 } MetricsSnapshot;
 
 /* Fills *out (already zeroed) at scrape time, on the loop's thread. Must not block. */

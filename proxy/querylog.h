@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "proxy/tracker.h"
+#include "protocol/tracker.h"
 
 typedef struct QueryLog QueryLog;
 

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proxy/tracker.h"
+#include "protocol/tracker.h"
 #include "report/tally.h"
 
 typedef struct Recorder Recorder;

@@ -11,6 +11,7 @@
 #include "proxy/session.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,13 +24,13 @@
 #include <openssl/ssl.h>
 
 #include "protocol/pgstartup.h"
+#include "protocol/msgcapture.h"
 #include "protocol/pgwire.h"
 #include "proxy/log.h"
 #include "proxy/tls.h"
 
 #define STARTUP_BUFFER_SIZE (PGW_STARTUP_MAX_LEN + 1024)
 #define BACKEND_CAPTURE_LIMIT 8192 /* ErrorResponse, CommandComplete, ParameterStatus... */
-#define CAPTURE_RETAIN_LIMIT 4096  /* larger capture buffers are freed after the message */
 #define CLOSING_TIMEOUT 5.0        /* how long a final ErrorResponse may take to drain */
 #define ERROR_MESSAGE_MAX 1024
 #define AUTH_HOLD_LIMIT 65536 /* server auth messages held while rewriting them */
@@ -55,12 +56,7 @@ typedef struct Pipe {
     uint8_t *pending;    /* bytes the destination has not taken yet (pool buffer) */
     size_t pending_off;
     size_t pending_len;
-    PgwFramer framer;
-    uint8_t *capture; /* the current message's body, as far as the tracker wants it */
-    size_t capture_len;
-    size_t capture_cap;
-    size_t capture_limit;
-    bool capturing;
+    MsgCapture msgs; /* framing, the current message's body as far as the tracker wants it */
 } Pipe;
 
 struct Session {
@@ -165,8 +161,7 @@ static void pipe_release(ProxyContext *ctx, Pipe *p)
     pool_put(ctx, p->pending);
     p->pending = NULL;
     p->pending_len = 0;
-    free(p->capture);
-    p->capture = NULL;
+    msgcapture_free(&p->msgs);
 }
 
 static void close_server(Session *s)
@@ -225,7 +220,7 @@ void session_close_now(Session *s)
 {
     /* Like the server's own shutdown: a client between messages is told why (57P01). */
     if ((s->state == SS_RELAY || s->state == SS_STARTUP) && s->s2c.pending_len == 0 &&
-        pgw_framer_at_boundary(&s->s2c.framer) && !s->auth_rewrite) {
+        msgcapture_at_boundary(&s->s2c.msgs) && !s->auth_rewrite) {
         uint8_t packet[256];
         size_t len = pgw_build_error(packet, sizeof packet, "FATAL", "57P01",
                                      "terminating connection: pgtally is shutting down");
@@ -370,7 +365,7 @@ static void session_send_fatal(Session *s, const char *sqlstate, const char *mes
     ProxyContext *ctx = s->ctx;
     close_server(s);
     ev_io_stop(ctx->loop, &s->c2s.read_watcher);
-    bool at_boundary = s->state != SS_RAW && pgw_framer_at_boundary(&s->s2c.framer);
+    bool at_boundary = s->state != SS_RAW && msgcapture_at_boundary(&s->s2c.msgs);
     s->state = SS_CLOSING;
     if (!at_boundary) {
         session_close(s, message);
@@ -387,99 +382,54 @@ static void session_send_fatal(Session *s, const char *sqlstate, const char *mes
     ev_timer_start(ctx->loop, &s->timer);
 }
 
-/* ---- capture ----------------------------------------------------------------------------------
- */
-
-static bool capture_append(Pipe *p, const uint8_t *data, size_t len)
-{
-    if (p->capture_len + len > p->capture_limit)
-        len = p->capture_limit - p->capture_len;
-    if (len == 0)
-        return true;
-    size_t need = p->capture_len + len;
-    if (need > p->capture_cap) {
-        size_t cap = p->capture_cap ? p->capture_cap * 2 : 128; /* idle clients stay small */
-        while (cap < need)
-            cap *= 2;
-        if (cap > p->capture_limit)
-            cap = p->capture_limit;
-        uint8_t *buf = realloc(p->capture, cap);
-        if (!buf)
-            return false;
-        p->capture = buf;
-        p->capture_cap = cap;
-    }
-    memcpy(p->capture + p->capture_len, data, len);
-    p->capture_len += len;
-    return true;
-}
-
-/* After a message: big one-off capture buffers go back to the allocator, so an idle
- * connection keeps at most a small one. */
-static void capture_done(Pipe *p)
-{
-    p->capturing = false;
-    p->capture_len = 0;
-    if (p->capture_cap > CAPTURE_RETAIN_LIMIT) {
-        free(p->capture);
-        p->capture = NULL;
-        p->capture_cap = 0;
-    }
-}
-
 /* ---- relay: client -> server -------------------------------------------------------------- */
+
+/* The trackers' shared byte bound was reached: say so, at most once a second, with a count.
+ * The relay goes on; only tracking gives way. */
+static void note_tracker_budget(ProxyContext *ctx, int64_t now)
+{
+    const TrackerBudget *b = &ctx->tracker_budget;
+    if (b->hits == ctx->tracker_budget_hits_logged || now - ctx->tracker_budget_logged_us < 1000000)
+        return;
+    log_line(LOG_WARN, 0,
+             "tracker memory limit of %zu bytes reached over all connections: %" PRIu64
+             " statement(s) or name(s) not tracked since the last report (the relay goes on)",
+             b->limit, b->hits - ctx->tracker_budget_hits_logged);
+    ctx->tracker_budget_hits_logged = b->hits;
+    ctx->tracker_budget_logged_us = now;
+}
 
 /* Frames client bytes, validates each message and feeds the tracker, then forwards every
  * byte before the first bad message. Returns false when the session ended. */
 static bool relay_client_bytes(Session *s, const uint8_t *data, size_t len, int64_t now)
 {
-    Pipe *p = &s->c2s;
+    MsgCapture *mc = &s->c2s.msgs;
     size_t pos = 0;
     size_t msg_start = 0; /* where the current message began in this feed (0: earlier) */
     const char *problem = NULL;
     uint8_t bad_type = 0;
 
     while (pos < len) {
-        if (pgw_framer_at_boundary(&p->framer))
+        if (msgcapture_at_boundary(mc))
             msg_start = pos;
-        PgwChunk chunk;
+        MsgCaptured msg;
         size_t used;
-        PgwFrameStatus st = pgw_framer_feed(&p->framer, data + pos, len - pos, &chunk, &used);
+        MsgCaptureStatus st = msgcapture_feed(mc, data + pos, len - pos, &used, &msg, &problem);
         pos += used;
-        if (st == PGW_FRAME_NEED_MORE)
+        if (st == MSGCAP_NEED_MORE)
             break;
-        if (st == PGW_FRAME_BAD_LENGTH) {
-            problem = "invalid message length";
-            bad_type = p->framer.header[0];
+        if (st == MSGCAP_INVALID) {
+            bad_type = msg.type;
             break;
         }
-        if (chunk.first) {
-            problem = pgw_frontend_header_problem(chunk.type, chunk.body_len);
-            if (problem) {
-                bad_type = chunk.type;
-                break;
-            }
-            p->capturing = tracker_wants_frontend_body(chunk.type);
-            p->capture_len = 0;
-        }
-        if (p->capturing && !capture_append(p, chunk.data, chunk.len)) {
+        if (st == MSGCAP_NO_MEMORY) {
             session_fail(s, "53200", "out of memory");
             return false;
         }
-        if (!chunk.last)
-            continue;
-        bool whole = p->capture_len == chunk.body_len;
-        if (p->capturing && whole) {
-            problem = pgw_frontend_body_problem(chunk.type, p->capture, p->capture_len);
-            if (problem) {
-                bad_type = chunk.type;
-                break;
-            }
-        }
-        tracker_on_frontend(s->tracker, chunk.type, p->capture, p->capture_len, chunk.body_len,
-                            now);
-        capture_done(p);
+        tracker_on_frontend(s->tracker, msg.type, msg.body, msg.have, msg.body_len, now);
+        msgcapture_done(mc);
     }
+    note_tracker_budget(s->ctx, now);
 
     size_t forward = problem ? msg_start : len;
     if (!send_to_server(s, data, forward)) {
@@ -502,33 +452,27 @@ static bool relay_client_bytes(Session *s, const uint8_t *data, size_t len, int6
 /* Frames server bytes (already forwarded) and feeds the tracker. */
 static bool inspect_server_bytes(Session *s, const uint8_t *data, size_t len, int64_t now)
 {
-    Pipe *p = &s->s2c;
+    MsgCapture *mc = &s->s2c.msgs;
     size_t pos = 0;
     while (pos < len) {
-        PgwChunk chunk;
+        MsgCaptured msg;
+        const char *problem;
         size_t used;
-        PgwFrameStatus st = pgw_framer_feed(&p->framer, data + pos, len - pos, &chunk, &used);
+        MsgCaptureStatus st = msgcapture_feed(mc, data + pos, len - pos, &used, &msg, &problem);
         pos += used;
-        if (st == PGW_FRAME_NEED_MORE)
+        if (st == MSGCAP_NEED_MORE)
             break;
-        if (st == PGW_FRAME_BAD_LENGTH) {
+        if (st == MSGCAP_INVALID) {
             log_line(LOG_WARN, s->id, "server sent a message with an invalid length");
             session_close(s, "server protocol error");
             return false;
         }
-        if (chunk.first) {
-            p->capturing = tracker_wants_backend_body(chunk.type);
-            p->capture_len = 0;
-        }
-        if (p->capturing && !capture_append(p, chunk.data, chunk.len)) {
+        if (st == MSGCAP_NO_MEMORY) {
             session_close(s, "out of memory");
             return false;
         }
-        if (chunk.last) {
-            tracker_on_backend(s->tracker, chunk.type, p->capture, p->capture_len, chunk.body_len,
-                               now);
-            capture_done(p);
-        }
+        tracker_on_backend(s->tracker, msg.type, msg.body, msg.have, msg.body_len, now);
+        msgcapture_done(mc);
     }
     return true;
 }
@@ -695,11 +639,13 @@ static void start_relay(Session *s)
 
     s->state = s->replication ? SS_RAW : SS_RELAY;
     if (s->state == SS_RELAY) {
-        s->tracker = tracker_new(s->id, &ctx->tracker_limits, ctx->workspace, emit_to_context, ctx);
+        s->tracker = tracker_new(s->id, &ctx->tracker_limits, ctx->workspace, &ctx->tracker_budget,
+                                 emit_to_context, ctx);
         if (!s->tracker) {
             session_fail(s, "53200", "out of memory");
             return;
         }
+        tracker_await_authentication(s->tracker);
     }
     /* Legs that differ in TLS: a client on TLS must not pick channel binding the server
      * cannot honour, and the reverse is harmless to rewrite too. (Both legs on TLS: binding
@@ -1172,11 +1118,11 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 /* ---- start --------------------------------------------------------------------------------------
  */
 
-static void pipe_init(Pipe *p, Session *s, size_t capture_limit)
+static void pipe_init(Pipe *p, Session *s, MsgDirection direction, size_t capture_limit,
+                      MsgWantsBodyFn wants_body)
 {
     memset(p, 0, sizeof *p);
-    pgw_framer_init(&p->framer);
-    p->capture_limit = capture_limit;
+    msgcapture_init(&p->msgs, direction, capture_limit, wants_body);
     p->read_watcher.data = s;
     p->write_watcher.data = s;
 }
@@ -1195,8 +1141,9 @@ static bool session_new(ProxyContext *ctx, int client_fd, bool refused)
     s->client_fd = client_fd;
     s->server_fd = -1;
     /* Parse carries the SQL plus names and types; leave room beyond the SQL limit. */
-    pipe_init(&s->c2s, s, ctx->tracker_limits.max_sql_bytes + 1024);
-    pipe_init(&s->s2c, s, BACKEND_CAPTURE_LIMIT);
+    pipe_init(&s->c2s, s, MSG_FRONTEND, ctx->tracker_limits.max_sql_bytes + 1024,
+              tracker_wants_frontend_body);
+    pipe_init(&s->s2c, s, MSG_BACKEND, BACKEND_CAPTURE_LIMIT, tracker_wants_backend_body);
     ev_io_init(&s->c2s.read_watcher, on_client_readable, client_fd, EV_READ);
     ev_io_init(&s->s2c.write_watcher, on_client_writable, client_fd, EV_WRITE);
     ev_io_init(&s->s2c.read_watcher, on_server_readable, -1, EV_READ);

@@ -23,7 +23,7 @@
 
 #include "proxy/config.h"
 #include "proxy/tls.h"
-#include "proxy/tracker.h"
+#include "protocol/tracker.h"
 #include "proxy/upstream.h"
 
 typedef struct Session Session;
@@ -69,6 +69,11 @@ typedef struct ProxyContext {
     int64_t clock_offset_us; /* wall clock minus monotonic clock at start (proxy_now_us) */
     /* After a tracked connection ended (its last events were emitted). */
     void (*on_connection_closed)(struct ProxyContext *ctx, uint64_t conn_id);
+
+    /* What every session's tracker keeps, bounded together; hits are logged once a second. */
+    TrackerBudget tracker_budget;
+    uint64_t tracker_budget_hits_logged;
+    int64_t tracker_budget_logged_us;
 } ProxyContext;
 
 /* Event times: wall-clock microseconds that never go backwards (a monotonic clock anchored to

@@ -1,18 +1,20 @@
 /* tests/fuzz/fuzz_wire.c — libFuzzer target for protocol/pgwire (framing, frontend validation,
- * decoders, the ErrorResponse builder) and proxy/tracker, driven the way proxy/session does.
+ * decoders, the ErrorResponse builder), protocol/msgcapture (the per-message framing, capture and
+ * validation step of proxy/session) and protocol/tracker, fed the way proxy/session feeds them.
  *
  * Input format (tests/fuzz/wire_corpus.py writes and records it):
  *   byte 0        limits: bits 0-1 max_sql_bytes {65536, 64, 300, 4096}; bit 2 tiny FIFO (4);
  *                 bit 3 tiny statement/portal tables (2 each); bit 4 the client stream starts
- *                 typed (no startup phase)
+ *                 typed (no startup phase; otherwise nothing is tracked until the server's
+ *                 first ReadyForQuery); bit 5 tiny byte bounds per table and shared budget
  *   then segments [hdr][len lo][len hi][len bytes]: hdr bit 0 = direction (0 client -> server,
  *                 1 server -> client), hdr >> 1 = microseconds to advance the clock. A short
  *                 last segment takes what is left. Segments are the read() boundaries, so
  *                 messages split anywhere and client and server bytes interleave as chosen.
  *
  * Invariants (a violation aborts, so the fuzzer keeps the input):
- *   - no crash, no read outside the input or the capture buffers (sanitizers; captures are
- *     exact-size copies);
+ *   - no crash, no read outside the input or the capture buffers (sanitizers: segments are
+ *     exact-size copies, and msgcapture poisons its buffer's unused tail under ASan);
  *   - framer: chunks lie inside the bytes fed, offsets add up, first/last are consistent;
  *   - a frontend body that pgw_frontend_body_problem accepts decodes with its decoder; every
  *     decoder's views lie inside the body it was given, whatever the bytes;
@@ -20,14 +22,17 @@
  *     back;
  *   - events: conn_id right, seq = previous + 1, end_us >= start_us, SQL within the capture
  *     limit, every view readable (touched byte by byte), command/sqlstate NUL-terminated;
+ *   - byte accounting: the tracker's bytes equal the shared budget's, stay within its limit,
+ *     and all return to it at tracker_free;
  *   - tracker_free after any stream frees everything (LeakSanitizer). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/msgcapture.h"
 #include "protocol/pgwire.h"
-#include "proxy/tracker.h"
+#include "protocol/tracker.h"
 
 #define FUZZ_REQUIRE(cond, what)                                                                   \
     do {                                                                                           \
@@ -38,26 +43,24 @@
         }                                                                                          \
     } while (0)
 
-#define BACKEND_CAPTURE_LIMIT 8192 /* as proxy/session.c */
+#define BACKEND_CAPTURE_LIMIT 8192 /* as proxy/session.c sets them */
 #define FRONTEND_CAPTURE_EXTRA 1024
 #define STARTUP_BUFFER_SIZE (PGW_STARTUP_MAX_LEN + 1024)
 #define CONN_ID 7
 
-/* One direction, as proxy/session's Pipe: a framer and the captured body of the current
- * message (growing up to the limit). */
+/* One direction of the connection. */
 typedef struct FuzzPipe {
-    PgwFramer framer;
-    uint8_t *capture;
-    size_t capture_len;
-    size_t capture_limit;
-    bool capturing;
-    bool dead; /* the session would have closed the connection */
+    MsgCapture msgs;  /* the code under test */
+    PgwFramer framer; /* a second framer over the same bytes, for its own invariants */
+    bool framing_dead;
     uint32_t expect_offset;
+    bool dead; /* the session would have closed the connection */
 } FuzzPipe;
 
 typedef struct FuzzConn {
     Tracker *tracker;
     TrackerLimits limits;
+    TrackerBudget budget;
     uint64_t last_seq;
     uint64_t events;
     int64_t now;
@@ -217,51 +220,11 @@ static void check_error_roundtrip(FuzzConn *c, const char *problem)
 /* ---- pipes ------------------------------------------------------------------------------------
  */
 
-static bool capture_append(FuzzPipe *p, const uint8_t *data, size_t len)
+/* The framer alone, on the same bytes, with its chunk invariants checked. */
+static void check_framing(FuzzPipe *p, const uint8_t *data, size_t len)
 {
-    if (p->capture_len + len > p->capture_limit)
-        len = p->capture_limit - p->capture_len;
-    if (len == 0)
-        return true;
-    /* Exact-size growth on every append: any read past capture_len hits the redzone. */
-    uint8_t *bigger = realloc(p->capture, p->capture_len + len);
-    if (!bigger)
-        return false;
-    p->capture = bigger;
-    memcpy(p->capture + p->capture_len, data, len);
-    p->capture_len += len;
-    return true;
-}
-
-static void capture_done(FuzzPipe *p)
-{
-    free(p->capture);
-    p->capture = NULL;
-    p->capture_len = 0;
-    p->capturing = false;
-}
-
-static void check_chunk(FuzzPipe *p, const PgwChunk *chunk, const uint8_t *data, size_t len,
-                        size_t used)
-{
-    FUZZ_REQUIRE(used <= len, "framer consumed within the feed");
-    FUZZ_REQUIRE(chunk->len == 0 ||
-                     (chunk->data >= data && chunk->data + chunk->len <= data + used),
-                 "chunk inside the consumed bytes");
-    if (chunk->first)
-        p->expect_offset = 0;
-    FUZZ_REQUIRE(chunk->offset == p->expect_offset, "chunk offsets are contiguous");
-    p->expect_offset += (uint32_t)chunk->len;
-    FUZZ_REQUIRE(p->expect_offset <= chunk->body_len, "chunks within the body length");
-    FUZZ_REQUIRE(chunk->last == (p->expect_offset == chunk->body_len), "last when complete");
-}
-
-/* Mirrors relay_client_bytes in proxy/session.c. */
-static void feed_client(FuzzConn *c, const uint8_t *data, size_t len)
-{
-    FuzzPipe *p = &c->c2s;
     size_t pos = 0;
-    while (!p->dead && pos < len) {
+    while (!p->framing_dead && pos < len) {
         PgwChunk chunk;
         size_t used;
         PgwFrameStatus st = pgw_framer_feed(&p->framer, data + pos, len - pos, &chunk, &used);
@@ -270,80 +233,60 @@ static void feed_client(FuzzConn *c, const uint8_t *data, size_t len)
             break;
         }
         if (st == PGW_FRAME_BAD_LENGTH) {
-            check_error_roundtrip(c, "invalid message length");
-            p->dead = true;
+            p->framing_dead = true;
             break;
         }
-        check_chunk(p, &chunk, data + pos, len - pos, used);
+        FUZZ_REQUIRE(used <= len - pos, "framer consumed within the feed");
+        FUZZ_REQUIRE(chunk.len == 0 ||
+                         (chunk.data >= data + pos && chunk.data + chunk.len <= data + pos + used),
+                     "chunk inside the consumed bytes");
+        if (chunk.first)
+            p->expect_offset = 0;
+        FUZZ_REQUIRE(chunk.offset == p->expect_offset, "chunk offsets are contiguous");
+        p->expect_offset += (uint32_t)chunk.len;
+        FUZZ_REQUIRE(p->expect_offset <= chunk.body_len, "chunks within the body length");
+        FUZZ_REQUIRE(chunk.last == (p->expect_offset == chunk.body_len), "last when complete");
         pos += used;
-        if (chunk.first) {
-            const char *problem = pgw_frontend_header_problem(chunk.type, chunk.body_len);
-            if (problem) {
-                check_error_roundtrip(c, problem);
-                p->dead = true;
-                break;
-            }
-            p->capturing = tracker_wants_frontend_body(chunk.type);
-            p->capture_len = 0;
-        }
-        if (p->capturing && !capture_append(p, chunk.data, chunk.len)) {
-            p->dead = true;
-            break;
-        }
-        if (!chunk.last)
-            continue;
-        bool whole = p->capture_len == chunk.body_len;
-        if (p->capturing && whole) {
-            const char *problem = pgw_frontend_body_problem(chunk.type, p->capture, p->capture_len);
-            if (problem) {
-                check_error_roundtrip(c, problem);
-                p->dead = true;
-                break;
-            }
-            check_valid_frontend(c, chunk.type, p->capture, p->capture_len);
-        }
-        if (p->capture_len)
-            fuzz_decoders(c, p->capture, p->capture_len);
-        static const uint8_t empty[1];
-        tracker_on_frontend(c->tracker, chunk.type, p->capture ? p->capture : empty, p->capture_len,
-                            chunk.body_len, c->now);
-        capture_done(p);
     }
 }
 
-/* Mirrors inspect_server_bytes in proxy/session.c. */
-static void feed_server(FuzzConn *c, const uint8_t *data, size_t len)
+/* The shipped per-message step (protocol/msgcapture), fed as proxy/session feeds it, with
+ * every message handed to the tracker. */
+static void feed_pipe(FuzzConn *c, FuzzPipe *p, const uint8_t *data, size_t len)
 {
-    FuzzPipe *p = &c->s2c;
+    check_framing(p, data, len);
     size_t pos = 0;
     while (!p->dead && pos < len) {
-        PgwChunk chunk;
+        MsgCaptured msg;
+        const char *problem;
         size_t used;
-        PgwFrameStatus st = pgw_framer_feed(&p->framer, data + pos, len - pos, &chunk, &used);
-        if (st == PGW_FRAME_NEED_MORE)
-            break;
-        if (st == PGW_FRAME_BAD_LENGTH) {
-            p->dead = true;
-            break;
-        }
-        check_chunk(p, &chunk, data + pos, len - pos, used);
+        MsgCaptureStatus st =
+            msgcapture_feed(&p->msgs, data + pos, len - pos, &used, &msg, &problem);
+        FUZZ_REQUIRE(used <= len - pos, "msgcapture consumed within the feed");
         pos += used;
-        if (chunk.first) {
-            p->capturing = tracker_wants_backend_body(chunk.type);
-            p->capture_len = 0;
+        if (st == MSGCAP_NEED_MORE) {
+            FUZZ_REQUIRE(pos == len, "NEED_MORE consumes everything");
+            break;
         }
-        if (p->capturing && !capture_append(p, chunk.data, chunk.len)) {
+        if (st != MSGCAP_MESSAGE) {
+            FUZZ_REQUIRE(st == MSGCAP_NO_MEMORY || problem, "an invalid stream says why");
+            if (problem && p->msgs.direction == MSG_FRONTEND)
+                check_error_roundtrip(c, problem);
             p->dead = true;
             break;
         }
-        if (chunk.last) {
-            if (p->capture_len)
-                fuzz_decoders(c, p->capture, p->capture_len);
-            static const uint8_t empty[1];
-            tracker_on_backend(c->tracker, chunk.type, p->capture ? p->capture : empty,
-                               p->capture_len, chunk.body_len, c->now);
-            capture_done(p);
+        FUZZ_REQUIRE(msg.body && msg.have <= msg.body_len && msg.have <= p->msgs.limit,
+                     "captured body within its bounds");
+        if (msg.have)
+            fuzz_decoders(c, msg.body, msg.have);
+        if (p->msgs.direction == MSG_FRONTEND) {
+            if (msg.have == msg.body_len && tracker_wants_frontend_body(msg.type))
+                check_valid_frontend(c, msg.type, msg.body, msg.have);
+            tracker_on_frontend(c->tracker, msg.type, msg.body, msg.have, msg.body_len, c->now);
+        } else {
+            tracker_on_backend(c->tracker, msg.type, msg.body, msg.have, msg.body_len, c->now);
         }
+        msgcapture_done(&p->msgs);
     }
 }
 
@@ -411,15 +354,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c->now = 1000000;
     pgw_framer_init(&c->c2s.framer);
     pgw_framer_init(&c->s2c.framer);
-    c->c2s.capture_limit = c->limits.max_sql_bytes + FRONTEND_CAPTURE_EXTRA;
-    c->s2c.capture_limit = BACKEND_CAPTURE_LIMIT;
+    msgcapture_init(&c->c2s.msgs, MSG_FRONTEND, c->limits.max_sql_bytes + FRONTEND_CAPTURE_EXTRA,
+                    tracker_wants_frontend_body);
+    msgcapture_init(&c->s2c.msgs, MSG_BACKEND, BACKEND_CAPTURE_LIMIT, tracker_wants_backend_body);
     /* Workspaces are large (5x the SQL limit, twice) and, like the proxy's, shared by every
      * tracker: one per limit for the whole run keeps the fuzzer fast. */
     static TrackerWorkspace *workspaces[4];
     if (!workspaces[flags & 3])
         workspaces[flags & 3] = tracker_workspace_new(c->limits.max_sql_bytes);
     TrackerWorkspace *ws = workspaces[flags & 3];
-    c->tracker = tracker_new(CONN_ID, &c->limits, ws, on_event, c);
+    if (flags & 32) {
+        c->limits.max_outstanding_bytes = 256;
+        c->limits.max_statement_bytes = 512;
+        c->limits.max_portal_bytes = 256;
+        c->budget.limit = 1024;
+    }
+    c->tracker = tracker_new(CONN_ID, &c->limits, ws, &c->budget, on_event, c);
+    if (!c->startup_done)
+        tracker_await_authentication(c->tracker);
     FUZZ_REQUIRE(ws && c->tracker, "allocation");
 
     size_t pos = 1;
@@ -437,20 +389,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pos += len;
         c->now += hdr >> 1;
         if (hdr & 1) {
-            feed_server(c, seg, len);
+            feed_pipe(c, &c->s2c, seg, len);
         } else {
             size_t used = c->startup_done ? 0 : feed_startup(c, seg, len);
             if (c->startup_done)
-                feed_client(c, seg + used, len - used);
+                feed_pipe(c, &c->c2s, seg + used, len - used);
         }
         free(seg);
     }
 
     c->now += 1;
+    FUZZ_REQUIRE(tracker_stats(c->tracker)->bytes == c->budget.used, "budget charged as tracked");
+    FUZZ_REQUIRE(!c->budget.limit || c->budget.used <= c->budget.limit, "budget bound holds");
     tracker_free(c->tracker, c->now);
     FUZZ_REQUIRE(c->events == c->last_seq, "every event counted once");
-    capture_done(&c->c2s);
-    capture_done(&c->s2c);
+    FUZZ_REQUIRE(c->budget.used == 0, "every charged byte returned");
+    msgcapture_free(&c->c2s.msgs);
+    msgcapture_free(&c->s2c.msgs);
     free(c);
     return 0;
 }

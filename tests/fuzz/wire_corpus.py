@@ -271,6 +271,30 @@ def cases():
         (CLIENT, Q("select pg_sleep(10)")), (SERVER, T("pg_sleep"))])
     c["typed_start"] = bytes([16]) + seg(CLIENT, Q("select 1")) + \
         seg(SERVER, T("a") + DR("1") + CC("SELECT 1") + Z())
+    # After an extended error with no Sync the server skips everything until Sync: decoys,
+    # named Parses and Binds, then the Sync's ReadyForQuery and a real Query.
+    c["skip_until_sync"] = conversation(0, [
+        (CLIENT, P("selec 1") + H()),
+        (SERVER, ERR("42601")),
+        (CLIENT, Q("select 'decoy 1'") + Q("select 'decoy 2'") + P("select 1", "s1") +
+         B(portal="p1", stmt="s1") + E("p1") + C("S", "s1") + S()),
+        (SERVER, Z()),
+        (CLIENT, Q("select rolname from pg_authid")),
+        (SERVER, T("rolname") + DR("postgres") + CC("SELECT 1") + Z())])
+    # A Query before authentication completed: answered after the server's first ReadyForQuery.
+    c["before_auth"] = bytes([0]) + \
+        seg(CLIENT, startup(user="app", database="app") + Q("SELECT 1+-+-+-+-1")) + \
+        seg(SERVER, HELLO) + seg(SERVER, T("a") + DR("1") + CC("SELECT 1") + Z()) + \
+        seg(CLIENT, Q("select 2")) + seg(SERVER, T("a") + DR("2") + CC("SELECT 1") + Z())
+    # Tiny byte bounds (flag 32): texts left out of the FIFO, names and portals dropped.
+    c["byte_bounds"] = conversation(32, [
+        (CLIENT, b"".join(P("select %d, '%s'" % (i, "y" * 100), "s%d" % i) +
+                          B(portal="p%d" % i, stmt="s%d" % i) for i in range(4)) + S()),
+        (SERVER, (one("1") + one("2")) * 4 + Z()),
+        (CLIENT, b"".join(Q("select '%s'" % ("z" * 150)) for _ in range(3))),
+        (SERVER, (T("a") + DR("z") + CC("SELECT 1") + Z()) * 3),
+        (CLIENT, E("p0") + S()),
+        (SERVER, DR("0") + CC("SELECT 1") + Z())])
     c["bad_frontend"] = conversation(0, [
         (CLIENT, Q("select 1") + b"Q\0\0\0\x02")])
     return c

@@ -89,6 +89,9 @@ static void sample_snapshot(MetricsSnapshot *s)
     s->bytes_server_to_client = 18446744073709551615ull; /* no truncation of big counters */
     s->protocol_errors = 6;
     s->untracked_statements = 8;
+    s->skipped_messages = 16383;
+    s->tracker_bytes = 65536;
+    s->tracker_limit_hits = 3;
     metrics_histogram_observe(&s->statement_duration, 300);
     metrics_histogram_observe(&s->statement_duration, 700);
     metrics_histogram_observe(&s->statement_duration, 30000);
@@ -165,7 +168,19 @@ static const char sample_text[] =
     "pgtally_statement_duration_seconds_bucket{le=\"10\"} 3\n"
     "pgtally_statement_duration_seconds_bucket{le=\"+Inf\"} 4\n"
     "pgtally_statement_duration_seconds_sum 12.031000\n"
-    "pgtally_statement_duration_seconds_count 4\n";
+    "pgtally_statement_duration_seconds_count 4\n"
+    "# HELP pgtally_skipped_messages_total Client messages the server skipped until Sync after "
+    "an error (not tracked).\n"
+    "# TYPE pgtally_skipped_messages_total counter\n"
+    "pgtally_skipped_messages_total 16383\n"
+    "# HELP pgtally_tracker_bytes Bytes of SQL texts and names kept for tracking, over all "
+    "connections.\n"
+    "# TYPE pgtally_tracker_bytes gauge\n"
+    "pgtally_tracker_bytes 65536\n"
+    "# HELP pgtally_tracker_limit_hits_total Times --max-tracked-bytes was reached and a "
+    "statement or name went untracked.\n"
+    "# TYPE pgtally_tracker_limit_hits_total counter\n"
+    "pgtally_tracker_limit_hits_total 3\n";
 
 TEST(render_exact_text)
 {
@@ -207,7 +222,7 @@ TEST(render_zero_snapshot_has_every_family)
     int types = 0;
     for (const char *p = text; (p = strstr(p, "# TYPE ")) != NULL; p++)
         types++;
-    CHECK_EQ_INT(types, 14);
+    CHECK_EQ_INT(types, 17);
     free(text);
 }
 

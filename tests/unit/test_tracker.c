@@ -1,10 +1,12 @@
 /* tests/unit/test_tracker — the request tracker on synthetic message streams: pipelining,
- * errors until Sync, row-limited portals, COPY and its ignored Syncs, bounds and desync. */
+ * errors until Sync (and what the server skips meanwhile), row-limited portals, COPY and its
+ * ignored Syncs, count and byte bounds, the shared budget, desync, before authentication. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/tracker.h"
+#include "protocol/sqlnorm.h"
+#include "protocol/tracker.h"
 #include "testlib.h"
 
 #define MAX_EVENTS 32
@@ -191,7 +193,7 @@ static Tracker *new_tracker(Sink *sink, const TrackerLimits *limits)
     memset(sink, 0, sizeof *sink);
     if (!workspace)
         workspace = tracker_workspace_new(default_limits.max_sql_bytes);
-    return tracker_new(7, limits ? limits : &default_limits, workspace, record, sink);
+    return tracker_new(7, limits ? limits : &default_limits, workspace, NULL, record, sink);
 }
 
 TEST(multi_statement_query_gives_one_event_per_statement)
@@ -748,6 +750,330 @@ TEST(named_portal_beyond_the_table_bound_is_reported_as_unknown)
     tracker_free(t, clock_us);
 }
 
+/* ---- messages the server never answers; byte bounds --------------------------------------- */
+
+/* An extended-protocol error with no Sync sent yet: the server skips every message until the
+ * client's Sync. The tracker keeps nothing for them and counts them. */
+TEST(messages_skipped_until_sync_keep_nothing_and_are_counted)
+{
+    Sink s;
+    TrackerBudget budget = {0};
+    memset(&s, 0, sizeof s);
+    if (!workspace)
+        workspace = tracker_workspace_new(default_limits.max_sql_bytes);
+    Tracker *t = tracker_new(7, &default_limits, workspace, &budget, record, &s);
+    parse(t, "", "selec 1");
+    fe(t, 'H', NULL); /* Flush: the error comes back before any Sync */
+    error(t, "42601");
+    size_t bytes_after_error = tracker_stats(t)->bytes;
+    char sql[64];
+    for (int i = 0; i < 100; i++) {
+        snprintf(sql, sizeof sql, "select %d from pg_class", i);
+        query(t, sql);
+        snprintf(sql, sizeof sql, "stmt%d", i);
+        parse(t, sql, "select 1");
+        bind(t, sql, sql, "1");
+        execute(t, sql, 0);
+    }
+    close_target(t, 'S', "whatever");
+    CHECK_EQ_INT(tracker_stats(t)->skipped, 401);
+    CHECK_EQ_INT(budget.skipped, 401);
+    CHECK_EQ_INT(tracker_stats(t)->bytes, bytes_after_error);
+    CHECK_EQ_INT(tracker_stats(t)->bytes, 0);
+    CHECK(tracker_is_idle(t));
+    sync_(t);
+    ready(t, 'I');
+    /* The skipped Parse made no statement: a Bind naming it knows no SQL. */
+    bind(t, "", "stmt1", "1");
+    execute(t, "", 0);
+    sync_(t);
+    be(t, '2', NULL);
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    query(t, "select 'after'");
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 2);
+    CHECK_EQ_STR(s.events[0].sql, "(null)");
+    CHECK_EQ_STR(s.events[1].sql, "select 'after'");
+    CHECK_EQ_INT(tracker_stats(t)->desyncs, 0);
+    CHECK_EQ_INT(tracker_stats(t)->untracked, 0);
+    tracker_free(t, clock_us);
+    CHECK_EQ_INT(budget.used, 0);
+}
+
+/* Messages already sent when the error arrives are skipped too: dropped up to their Sync. */
+TEST(messages_pipelined_before_the_error_are_dropped_up_to_their_sync)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    parse(t, "", "selec 1");
+    query(t, "select 'decoy 1'");
+    query(t, "select 'decoy 2'");
+    sync_(t);
+    query(t, "select 'real'");
+    error(t, "42601");
+    ready(t, 'I');
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 1);
+    CHECK_EQ_STR(s.events[0].sql, "select 'real'");
+    CHECK_EQ_INT(tracker_stats(t)->desyncs, 0);
+    tracker_free(t, clock_us);
+}
+
+/* Decoy Queries the server skipped must never be matched to the replies of later ones. */
+TEST(skipped_decoys_are_never_matched_to_later_replies)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    parse(t, "", "selec 1");
+    fe(t, 'H', NULL);
+    error(t, "42601");
+    query(t, "SELECT 'decoy 1'");
+    query(t, "SELECT 'decoy 2'");
+    sync_(t);
+    ready(t, 'I');
+    query(t, "SELECT rolname, rolpassword FROM pg_authid");
+    be(t, 'T', NULL);
+    data_row(t);
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 1);
+    CHECK_EQ_STR(s.events[0].sql, "SELECT rolname, rolpassword FROM pg_authid");
+    CHECK_EQ_INT(s.events[0].ev.rows, 1);
+    tracker_free(t, clock_us);
+}
+
+/* A desync found at ReadyForQuery: that ReadyForQuery answers the Sync outstanding, so
+ * tracking resumes at once and the connection looks idle. */
+TEST(desync_at_ready_for_query_resumes_tracking)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    parse(t, "", "select 1");
+    bind(t, "", "", "1");
+    execute(t, "", 0);
+    sync_(t);
+    ready(t, 'I'); /* replies to Parse, Bind, Execute never came: the FIFO is lost */
+    CHECK_EQ_INT(tracker_stats(t)->desyncs, 1);
+    CHECK(tracker_is_idle(t));
+    query(t, "select 'tracked again'");
+    CHECK(!tracker_is_idle(t));
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK(tracker_is_idle(t));
+    CHECK_EQ_INT(s.count, 1);
+    CHECK_EQ_STR(s.events[0].sql, "select 'tracked again'");
+    tracker_free(t, clock_us);
+}
+
+/* With two sync points outstanding the desync waits for the second one only. */
+TEST(desync_at_ready_for_query_waits_for_later_syncs)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    execute(t, "", 0);
+    sync_(t);
+    query(t, "select 'in flight'");
+    ready(t, 'I');
+    CHECK(!tracker_is_idle(t));
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK(tracker_is_idle(t));
+    query(t, "select 'next'");
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 1);
+    CHECK_EQ_STR(s.events[0].sql, "select 'next'");
+    tracker_free(t, clock_us);
+}
+
+/* Over the FIFO's byte bound a request is queued without its text: not reported, but every
+ * reply still finds its request, so what follows is tracked exactly. */
+TEST(fifo_byte_bound_leaves_text_out_and_keeps_matching)
+{
+    Sink s;
+    TrackerLimits small = default_limits;
+    small.max_outstanding_bytes = 100;
+    Tracker *t = new_tracker(&s, &small);
+    query(t, "select '0123456789012345678901234567890123456789'"); /* 49 bytes */
+    query(t, "select '1123456789012345678901234567890123456789'");
+    CHECK_EQ_INT(tracker_stats(t)->untracked, 0);
+    query(t, "select '2123456789012345678901234567890123456789'"); /* over 100 */
+    CHECK_EQ_INT(tracker_stats(t)->untracked, 1);
+    CHECK(tracker_stats(t)->bytes <= 100);
+    parse(t, "named", "select '3123456789012345678901234567890123456789'"); /* over too */
+    bind(t, "", "named", "1");
+    execute(t, "", 0);
+    sync_(t);
+    CHECK_EQ_INT(tracker_stats(t)->untracked, 2);
+    for (int i = 0; i < 3; i++) {
+        complete(t, "SELECT 1");
+        ready(t, 'I');
+    }
+    be(t, '1', NULL);
+    be(t, '2', NULL);
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    query(t, "select 'small'");
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 4);
+    CHECK_EQ_STR(s.events[0].sql, "select '0123456789012345678901234567890123456789'");
+    CHECK_EQ_STR(s.events[1].sql, "select '1123456789012345678901234567890123456789'");
+    CHECK_EQ_STR(s.events[2].sql, "(null)"); /* the statement's text was not kept */
+    CHECK_EQ_STR(s.events[3].sql, "select 'small'");
+    CHECK_EQ_INT(tracker_stats(t)->desyncs, 0);
+    CHECK_EQ_INT(tracker_stats(t)->bytes, 0);
+    tracker_free(t, clock_us);
+}
+
+TEST(statement_and_portal_byte_bounds_drop_what_does_not_fit)
+{
+    Sink s;
+    TrackerLimits small = default_limits;
+    small.max_statement_bytes = 300;
+    small.max_portal_bytes = 300;
+    Tracker *t = new_tracker(&s, &small);
+    char name[64];
+    for (int i = 0; i < 10; i++) {
+        snprintf(name, sizeof name, "statement_number_%d", i);
+        parse(t, name, "select 'a statement text of some length'");
+        bind(t, name, name, "1");
+    }
+    sync_(t);
+    CHECK(tracker_stats(t)->statements_dropped > 0);
+    CHECK(tracker_stats(t)->statements_dropped < 10);
+    CHECK(tracker_stats(t)->portals_dropped > 0);
+    CHECK(tracker_stats(t)->portals_dropped < 10);
+    /* A remembered one still works. */
+    for (int i = 0; i < 10; i++) {
+        be(t, '1', NULL);
+        be(t, '2', NULL);
+    }
+    ready(t, 'I');
+    bind(t, "", "statement_number_0", "1");
+    execute(t, "", 0);
+    sync_(t);
+    be(t, '2', NULL);
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 1);
+    CHECK_EQ_STR(s.events[0].sql, "select 'a statement text of some length'");
+    tracker_free(t, clock_us);
+}
+
+/* The shared budget bounds what all trackers keep together; every byte comes back. */
+TEST(shared_budget_bounds_all_trackers_together)
+{
+    Sink s1, s2;
+    TrackerBudget budget = {.limit = 2000};
+    memset(&s1, 0, sizeof s1);
+    memset(&s2, 0, sizeof s2);
+    if (!workspace)
+        workspace = tracker_workspace_new(default_limits.max_sql_bytes);
+    Tracker *a = tracker_new(1, &default_limits, workspace, &budget, record, &s1);
+    Tracker *b = tracker_new(2, &default_limits, workspace, &budget, record, &s2);
+    char name[64];
+    for (int i = 0; i < 20; i++) {
+        snprintf(name, sizeof name, "a_statement_%d", i);
+        parse(a, name, "select 'some statement text, long enough to count for something'");
+    }
+    CHECK(budget.used <= budget.limit);
+    CHECK(budget.hits > 0);
+    CHECK_EQ_INT(budget.used, tracker_stats(a)->bytes);
+    uint64_t hits = budget.hits;
+    parse(b, "b_statement", "select 'another text that will not fit in what is left'");
+    CHECK(budget.hits > hits);
+    CHECK_EQ_INT(tracker_stats(b)->untracked, 1);
+    CHECK_EQ_INT(tracker_stats(b)->bytes, 0);
+    tracker_free(a, clock_us);
+    CHECK_EQ_INT(budget.used, 0);
+    parse(b, "b_statement2", "select 'now it fits'");
+    CHECK_EQ_INT(tracker_stats(b)->untracked, 1);
+    CHECK_EQ_INT(tracker_stats(b)->statements_dropped, 0);
+    CHECK(tracker_stats(b)->bytes > 0);
+    CHECK_EQ_INT(budget.used, tracker_stats(b)->bytes);
+    tracker_free(b, clock_us);
+    CHECK_EQ_INT(budget.used, 0);
+}
+
+/* ---- before authentication ------------------------------------------------------------------ */
+
+static void auth_ok(Tracker *t)
+{
+    Body m = {0};
+    put32(&m, 0);
+    be(t, 'R', &m);
+}
+
+TEST(nothing_sent_before_authentication_is_kept_or_reported)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    tracker_await_authentication(t);
+    query(t, "SELECT 1+-+-+-+-+-+-+-+-1");
+    parse(t, "early", "select 2");
+    CHECK_EQ_INT(tracker_stats(t)->before_auth, 2);
+    CHECK_EQ_INT(tracker_stats(t)->bytes, 0);
+    error(t, "28P01"); /* the server refuses the login and closes */
+    tracker_free(t, clock_us);
+    CHECK_EQ_INT(s.count, 0);
+}
+
+TEST(requests_sent_before_authentication_are_waited_out)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    tracker_await_authentication(t);
+    query(t, "select 'early'");
+    auth_ok(t);
+    ready(t, 'I'); /* startup done; the early Query is answered next */
+    CHECK(!tracker_is_idle(t));
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK(tracker_is_idle(t));
+    query(t, "select 'late'");
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 1);
+    CHECK_EQ_STR(s.events[0].sql, "select 'late'");
+    CHECK_EQ_INT(tracker_stats(t)->desyncs, 0);
+    tracker_free(t, clock_us);
+}
+
+/* ---- bounded normalization ------------------------------------------------------------------- */
+
+TEST(normalization_works_on_a_bounded_prefix)
+{
+    Sink s;
+    memset(&s, 0, sizeof s);
+    TrackerLimits big = default_limits;
+    big.max_sql_bytes = 4 * TRACKER_NORMALIZE_MAX;
+    TrackerWorkspace *ws = tracker_workspace_new(big.max_sql_bytes);
+    Tracker *t = tracker_new(7, &big, ws, NULL, record, &s);
+    size_t len = 3 * TRACKER_NORMALIZE_MAX;
+    char *sql = malloc(len + 1);
+    memcpy(sql, "select 1", 8);
+    for (size_t i = 8; i < len; i += 2)
+        memcpy(sql + i, "+1", 2);
+    sql[len] = 0;
+    clock_us += 10;
+    tracker_on_frontend(t, 'Q', (const uint8_t *)sql, len + 1, len + 1, clock_us);
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 1);
+    CHECK_EQ_INT(s.events[0].ev.sql_len, len); /* kept whole (max_sql_bytes allows it) */
+    CHECK(!s.events[0].ev.sql_truncated);
+    CHECK(s.events[0].ev.normalized_known);
+    CHECK(s.events[0].ev.incomplete); /* but normalized on a prefix only */
+    CHECK(s.events[0].ev.normalized_len <= sqlnorm_output_bound(TRACKER_NORMALIZE_MAX));
+    tracker_free(t, clock_us);
+    tracker_workspace_free(ws);
+    free(sql);
+}
+
 int main(void)
 {
     RUN(multi_statement_query_gives_one_event_per_statement);
@@ -774,5 +1100,16 @@ int main(void)
     RUN(bind_values_fold_into_values_hash);
     RUN(application_name_followed_from_parameter_status);
     RUN(named_portal_beyond_the_table_bound_is_reported_as_unknown);
+    RUN(messages_skipped_until_sync_keep_nothing_and_are_counted);
+    RUN(messages_pipelined_before_the_error_are_dropped_up_to_their_sync);
+    RUN(skipped_decoys_are_never_matched_to_later_replies);
+    RUN(desync_at_ready_for_query_resumes_tracking);
+    RUN(desync_at_ready_for_query_waits_for_later_syncs);
+    RUN(fifo_byte_bound_leaves_text_out_and_keeps_matching);
+    RUN(statement_and_portal_byte_bounds_drop_what_does_not_fit);
+    RUN(shared_budget_bounds_all_trackers_together);
+    RUN(nothing_sent_before_authentication_is_kept_or_reported);
+    RUN(requests_sent_before_authentication_are_waited_out);
+    RUN(normalization_works_on_a_bounded_prefix);
     return TESTLIB_FINISH();
 }

@@ -1,12 +1,15 @@
-/* proxy/tracker — matches server replies to what the client asked, per connection.
+/* protocol/tracker — matches server replies to what the client asked, per connection.
  *
  * Owns: the FIFO of outstanding requests (Query, Parse, Bind, Describe, Execute, Close, Sync,
  * FunctionCall), the connection's prepared-statement and portal tables (name -> SQL), and
  * turning the server's replies into one completed-statement event per executed statement.
  * Pure: no I/O; the session feeds it complete (or capped) message bodies with a timestamp.
- * All tables are bounded; what does not fit is counted, never grown without limit. */
-#ifndef PGTALLY_PROXY_TRACKER_H
-#define PGTALLY_PROXY_TRACKER_H
+ * All tables are bounded by a count and by bytes, per connection, and every tracker of a loop
+ * also charges what it keeps to one shared TrackerBudget; what does not fit is counted, never
+ * grown without limit. Nothing is kept for messages the server will never answer: those sent
+ * before authentication completed, and those it skips after an extended-protocol error. */
+#ifndef PGTALLY_PROTOCOL_TRACKER_H
+#define PGTALLY_PROTOCOL_TRACKER_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -57,18 +60,35 @@ typedef struct TrackerEvent {
 
 typedef void (*TrackerEmitFn)(void *ctx, const TrackerEvent *event);
 
+/* Per-connection bounds. A byte bound of 0 means none (the count bounds still hold). */
 typedef struct TrackerLimits {
-    size_t max_sql_bytes;   /* SQL text kept per statement (longer is truncated) */
-    size_t max_outstanding; /* FIFO entries before tracking is suspended */
-    size_t max_statements;  /* named prepared statements remembered */
-    size_t max_portals;     /* named portals remembered */
+    size_t max_sql_bytes;         /* SQL text kept per statement (longer is truncated) */
+    size_t max_outstanding;       /* FIFO entries before tracking is suspended */
+    size_t max_outstanding_bytes; /* SQL bytes held by FIFO entries, likewise */
+    size_t max_statements;        /* named prepared statements remembered */
+    size_t max_statement_bytes;   /* their names and SQL texts */
+    size_t max_portals;           /* named portals remembered */
+    size_t max_portal_bytes;      /* their names and bookkeeping */
 } TrackerLimits;
+
+/* Shared by every tracker of one loop and owned by the loop's owner: a byte bound over what
+ * all of them keep (the same bytes the per-connection byte bounds count), and totals. */
+typedef struct TrackerBudget {
+    size_t limit;     /* bytes; 0 = no shared bound */
+    size_t used;      /* bytes charged now */
+    uint64_t hits;    /* times something was not kept because the shared bound was reached */
+    uint64_t skipped; /* messages the server skipped until Sync, over all connections */
+} TrackerBudget;
 
 typedef struct TrackerStats {
     uint64_t events;
     uint64_t untracked;          /* requests not tracked because a bound was hit */
     uint64_t desyncs;            /* times the FIFO was lost and resynchronised */
     uint64_t statements_dropped; /* named statements not remembered (table full) */
+    uint64_t portals_dropped;    /* named portals not remembered (table full) */
+    uint64_t skipped;            /* messages the server skipped until Sync (nothing kept) */
+    uint64_t before_auth;        /* messages sent before authentication completed */
+    size_t bytes;                /* bytes charged now (FIFO SQL, statements, portals) */
 } TrackerStats;
 
 typedef struct Tracker Tracker;
@@ -79,9 +99,20 @@ typedef struct TrackerWorkspace TrackerWorkspace;
 TrackerWorkspace *tracker_workspace_new(size_t max_sql_bytes);
 void tracker_workspace_free(TrackerWorkspace *workspace);
 
-/* Returns NULL on allocation failure. The workspace must outlive the tracker. */
+/* The longest SQL prefix normalized: a longer text is fingerprinted on this prefix and flagged
+ * incomplete, whatever max_sql_bytes keeps, so one message costs the loop a bounded time. */
+#define TRACKER_NORMALIZE_MAX 65536
+
+/* Returns NULL on allocation failure. The workspace (and the budget, when not NULL) must
+ * outlive the tracker. */
 Tracker *tracker_new(uint64_t conn_id, const TrackerLimits *limits, TrackerWorkspace *workspace,
-                     TrackerEmitFn emit, void *emit_ctx);
+                     TrackerBudget *budget, TrackerEmitFn emit, void *emit_ctx);
+
+/* The connection has not authenticated yet (the proxy starts tracking at the startup packet):
+ * until the server's first ReadyForQuery after AuthenticationOk, frontend messages are only
+ * counted (stats.before_auth); nothing of them is kept, normalized or reported, and the
+ * server's answers to them, should authentication succeed, are not matched. */
+void tracker_await_authentication(Tracker *tracker);
 /* Emits outstanding executing statements as aborted, then frees everything. */
 void tracker_free(Tracker *tracker, int64_t now_us);
 

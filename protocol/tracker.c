@@ -1,4 +1,4 @@
-/* proxy/tracker — see tracker.h.
+/* protocol/tracker — see tracker.h.
  *
  * The server answers frontend messages strictly in order, so a FIFO of what the client sent
  * is enough to attribute every reply. Three protocol facts shape the code:
@@ -7,7 +7,7 @@
  * - a portal run may be split over several Executes (PortalSuspended), and is one statement.
  * SQL texts and portals are reference-counted because a pipelined client may replace the
  * unnamed statement or portal before the server has answered an Execute that used it. */
-#include "proxy/tracker.h"
+#include "protocol/tracker.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +82,7 @@ typedef struct TrkPortal {
 typedef struct NameNode {
     struct NameNode *next;
     void *value;
+    size_t charge; /* bytes charged for this entry (name, value, node) */
     size_t name_len;
     char name[];
 } NameNode;
@@ -89,6 +90,7 @@ typedef struct NameNode {
 typedef struct NameMap {
     NameNode **buckets; /* allocated on first insert */
     size_t count;
+    size_t bytes; /* charged by the entries */
 } NameMap;
 
 /* ---- the FIFO ------------------------------------------------------------------------------ */
@@ -112,6 +114,8 @@ typedef struct TrkEntry {
     int64_t start_us;
     TrkSql *sql;       /* QUERY: the text; PARSE: the statement parsed */
     TrkPortal *portal; /* EXECUTE */
+    size_t charge;     /* SQL bytes charged for this entry */
+    bool untracked;    /* its SQL did not fit a byte bound: matched, but never reported */
     uint64_t rows;     /* DataRows seen for the current statement */
     uint64_t bytes;
 } TrkEntry;
@@ -119,6 +123,7 @@ typedef struct TrkEntry {
 struct Tracker {
     uint64_t conn_id;
     TrackerLimits limits;
+    TrackerBudget *budget; /* shared with the loop's other trackers; NULL: none */
     TrackerEmitFn emit;
     void *emit_ctx;
     TrackerStats stats;
@@ -127,11 +132,20 @@ struct Tracker {
     size_t fifo_cap;
     size_t fifo_head;
     size_t fifo_len;
+    size_t fifo_bytes; /* SQL bytes charged by the entries */
 
     /* When a bound is hit or replies stop matching, tracking pauses until every sync point
      * (Query, Sync, FunctionCall) sent so far has been answered. */
     bool suspended;
     uint64_t suspended_sync_points;
+
+    /* After an extended-protocol error the server skips every message until Sync; set when
+     * no Sync was outstanding then, so what the client sends next goes unanswered. */
+    bool server_skipping;
+    /* Until the first ReadyForQuery (authentication and startup done) nothing is tracked; the
+     * sync points sent meanwhile are answered after it, and are waited for like a suspension. */
+    bool authenticating;
+    uint64_t auth_sync_points;
 
     bool client_in_copy; /* server sent CopyInResponse, client has not ended the COPY */
     bool scs_off;
@@ -147,10 +161,38 @@ struct Tracker {
     NameMap statements; /* -> TrkSql* */
     NameMap portals;    /* -> TrkPortal* */
 
-    TrkSql *last_query; /* most recent Query text, reused when the next one is identical */
-    TrkSql *spare;      /* one freed text block kept for reuse: no malloc in steady state */
+    TrkSql *last_query;  /* most recent Query text, reused when the next one is identical */
+    TrkSql *spare;       /* one freed text block kept for reuse: no malloc in steady state */
     TrkNorm *spare_norm; /* likewise for normalization blocks */
 };
+
+/* ---- byte accounting ------------------------------------------------------------------------ */
+
+/* Charges n bytes to one of the connection's bounded tables (`used` against `limit`, 0 = no
+ * byte bound) and to the shared budget. False, charging nothing, when either would overflow. */
+static bool charge(Tracker *t, size_t *used, size_t limit, size_t n)
+{
+    if (limit && n > limit - (*used < limit ? *used : limit))
+        return false;
+    TrackerBudget *b = t->budget;
+    if (b && b->limit && n > b->limit - (b->used < b->limit ? b->used : b->limit)) {
+        b->hits++;
+        return false;
+    }
+    *used += n;
+    t->stats.bytes += n;
+    if (b)
+        b->used += n;
+    return true;
+}
+
+static void uncharge(Tracker *t, size_t *used, size_t n)
+{
+    *used -= n;
+    t->stats.bytes -= n;
+    if (t->budget)
+        t->budget->used -= n;
+}
 
 /* ---- SQL texts ------------------------------------------------------------------------------ */
 
@@ -263,18 +305,28 @@ static void *namemap_get(NameMap *map, const char *name, size_t len)
     return slot && *slot ? (*slot)->value : NULL;
 }
 
-/* Inserts a new name (the caller checked it is absent). Returns false when out of memory. */
-static bool namemap_put(NameMap *map, const char *name, size_t len, void *value)
+/* Inserts a new name (the caller checked it is absent), charging `extra` bytes for its value
+ * besides the name and node. Returns false when a count or byte bound, or memory, says no. */
+static bool namemap_put(Tracker *t, NameMap *map, size_t max_count, size_t max_bytes,
+                        const char *name, size_t len, void *value, size_t extra)
 {
+    size_t cost = sizeof(NameNode) + len + extra;
+    if (map->count >= max_count || !charge(t, &map->bytes, max_bytes, cost))
+        return false;
     if (!map->buckets) {
         map->buckets = calloc(NAMEMAP_BUCKETS, sizeof *map->buckets);
-        if (!map->buckets)
+        if (!map->buckets) {
+            uncharge(t, &map->bytes, cost);
             return false;
+        }
     }
     NameNode *node = malloc(sizeof *node + len);
-    if (!node)
+    if (!node) {
+        uncharge(t, &map->bytes, cost);
         return false;
+    }
     node->value = value;
+    node->charge = cost;
     node->name_len = len;
     memcpy(node->name, name, len);
     size_t b = namemap_bucket(name, len);
@@ -285,7 +337,7 @@ static bool namemap_put(NameMap *map, const char *name, size_t len, void *value)
 }
 
 /* Removes a name; returns its value or NULL. */
-static void *namemap_take(NameMap *map, const char *name, size_t len)
+static void *namemap_take(Tracker *t, NameMap *map, const char *name, size_t len)
 {
     NameNode **slot = namemap_slot(map, name, len);
     if (!slot || !*slot)
@@ -293,6 +345,7 @@ static void *namemap_take(NameMap *map, const char *name, size_t len)
     NameNode *node = *slot;
     void *value = node->value;
     *slot = node->next;
+    uncharge(t, &map->bytes, node->charge);
     free(node);
     map->count--;
     return value;
@@ -313,6 +366,7 @@ static void namemap_remove_if(Tracker *t, NameMap *map, NameMapPredicate pred, v
             NameNode *node = *slot;
             if (!pred || pred(node->value, ctx)) {
                 *slot = node->next;
+                uncharge(t, &map->bytes, node->charge);
                 release(t, node->value);
                 free(node);
                 map->count--;
@@ -354,6 +408,8 @@ static TrkEntry *fifo_at(Tracker *t, size_t i)
 
 static void entry_release(Tracker *t, TrkEntry *e)
 {
+    uncharge(t, &t->fifo_bytes, e->charge);
+    e->charge = 0;
     sql_release(t, e->sql);
     portal_release(t, e->portal);
     e->sql = NULL;
@@ -426,8 +482,20 @@ static TrkEntry *fifo_push(Tracker *t, TrkKind kind, int64_t now_us, TrkSql *sql
         t->suspended_sync_points += is_sync_point(kind);
         return NULL;
     }
+    /* Over a byte bound the entry is still queued, without its text, so replies keep
+     * matching exactly (suspending would have to guess what the server answers). */
+    size_t cost = sql ? sql->len : 0;
+    bool untracked = cost > 0 && !charge(t, &t->fifo_bytes, t->limits.max_outstanding_bytes, cost);
+    if (untracked) {
+        sql_release(t, sql);
+        sql = NULL;
+        cost = 0;
+        t->stats.untracked++;
+    }
     TrkEntry *e = fifo_at(t, t->fifo_len++);
     memset(e, 0, sizeof *e);
+    e->charge = cost;
+    e->untracked = untracked;
     e->kind = kind;
     e->start_us = now_us;
     e->sql = sql;
@@ -487,7 +555,9 @@ static TrkNorm *normalize_text(Tracker *t, const TrkSql *sql)
     TrackerWorkspace *ws = t->ws;
     SqlnormOptions options = {.scs_off = t->scs_off};
     SqlnormCursor cursor;
-    sqlnorm_cursor_init(&cursor, sql->text, sql->len, &options);
+    /* Bounded work per message: a longer text is fingerprinted on its prefix. */
+    bool cut = sql->len > TRACKER_NORMALIZE_MAX;
+    sqlnorm_cursor_init(&cursor, sql->text, cut ? TRACKER_NORMALIZE_MAX : sql->len, &options);
     sqltags_init(&ws->tags);
     size_t n = 0, texts_used = 0;
     SqlnormStatement st;
@@ -501,7 +571,7 @@ static TrkNorm *normalize_text(Tracker *t, const TrkSql *sql)
         ws->statements[n].values_hash = st.values_hash;
         ws->statements[n].text_offset = texts_used;
         ws->statements[n].text_len = len;
-        ws->statements[n].incomplete = st.incomplete || sql->truncated;
+        ws->statements[n].incomplete = st.incomplete || sql->truncated || cut;
         texts_used += len;
         n++;
     }
@@ -586,7 +656,8 @@ static void emit_query_statement(Tracker *t, TrkEntry *e, int64_t now_us, const 
     TrackerEvent ev = {0};
     ev.protocol = TRACKER_SIMPLE;
     ev.index = e->stmt_index;
-    event_set_sql(t, &ev, e->sql, e->stmt_index, false, 0);
+    if (!e->untracked)
+        event_set_sql(t, &ev, e->sql, e->stmt_index, false, 0);
     ev.start_us = e->start_us;
     ev.end_us = now_us;
     ev.rows = rows;
@@ -595,7 +666,8 @@ static void emit_query_statement(Tracker *t, TrkEntry *e, int64_t now_us, const 
     ev.aborted = aborted;
     copy_word(ev.command, sizeof ev.command, command, command_len);
     copy_word(ev.sqlstate, sizeof ev.sqlstate, sqlstate, strlen(sqlstate));
-    emit_event(t, &ev);
+    if (!e->untracked)
+        emit_event(t, &ev);
     /* the next statement of a multi-statement Query starts where this one ended */
     e->stmt_index++;
     e->start_us = now_us;
@@ -725,7 +797,7 @@ static void follow_sql_deallocate(Tracker *t, const char *sql, size_t len)
             while (end < len && sql[end] != ';' && sql[end] != ' ' && sql[end] != '\n')
                 end++;
         }
-        sql_release(t, namemap_take(&t->statements, sql + pos, end - pos));
+        sql_release(t, namemap_take(t, &t->statements, sql + pos, end - pos));
         return;
     }
     pos = starts_with_keyword(sql, len, "discard");
@@ -757,6 +829,7 @@ static void on_parse(Tracker *t, const uint8_t *body, size_t have, size_t body_l
 {
     PgwParse parse;
     TrkSql *sql = NULL;
+    bool have_name = true;
     if (have == body_len && pgw_decode_parse(body, have, &parse)) {
         if (parse.statement.len == 0 &&
             sql_equals(t->unnamed_statement, parse.query.ptr,
@@ -769,26 +842,29 @@ static void on_parse(Tracker *t, const uint8_t *body, size_t have, size_t body_l
     } else {
         /* Cut by the capture limit: keep the statement name and what we have of the text. */
         size_t pos = 0;
-        if (pgw_read_cstring(body, have, &pos, &parse.statement)) {
+        have_name = pgw_read_cstring(body, have, &pos, &parse.statement);
+        if (have_name) {
             const char *q = (const char *)body + pos;
             sql = sql_new(t, q, strnlen(q, have - pos), true);
         }
     }
-    if (sql) {
-        if (parse.statement.len == 0) {
-            sql_release(t, t->unnamed_statement);
-            t->unnamed_statement = sql_ref(sql);
-        } else if (!namemap_get(&t->statements, parse.statement.ptr, parse.statement.len)) {
-            /* An existing name is the server's to reject ("already exists"); keep ours. */
-            if (t->statements.count >= t->limits.max_statements ||
-                !namemap_put(&t->statements, parse.statement.ptr, parse.statement.len,
-                             sql_ref(sql))) {
-                sql_release(t, sql);
-                t->stats.statements_dropped++;
-            }
-        }
+    TrkEntry *e = fifo_push(t, TRK_PARSE, now_us, sql_ref(sql), NULL);
+    /* A text the FIFO could not hold is not remembered by name either: a later Bind then
+     * reports unknown SQL, never a stale text (and a failed Parse leaves no name behind). */
+    bool keep = sql && !(e && e->untracked);
+    if (have_name && parse.statement.len == 0) {
+        sql_release(t, t->unnamed_statement);
+        t->unnamed_statement = keep ? sql_ref(sql) : NULL;
+    } else if (have_name && keep &&
+               !namemap_get(&t->statements, parse.statement.ptr, parse.statement.len)) {
+        /* An existing name is the server's to reject ("already exists"); keep ours. */
+        if (namemap_put(t, &t->statements, t->limits.max_statements, t->limits.max_statement_bytes,
+                        parse.statement.ptr, parse.statement.len, sql, sql->len))
+            sql_ref(sql);
+        else
+            t->stats.statements_dropped++;
     }
-    fifo_push(t, TRK_PARSE, now_us, sql, NULL);
+    sql_release(t, sql);
 }
 
 /* A portal object for a Bind. The unnamed portal is refilled in place when nothing else
@@ -823,7 +899,7 @@ static void on_bind(Tracker *t, const uint8_t *body, size_t have, size_t body_le
         pgw_read_cstring(body, have, &pos, &bind.statement)) {
         bool unnamed = bind.portal.len == 0;
         if (!unnamed)
-            portal_release(t, namemap_take(&t->portals, bind.portal.ptr, bind.portal.len));
+            portal_release(t, namemap_take(t, &t->portals, bind.portal.ptr, bind.portal.len));
         TrkPortal *portal = portal_for_bind(t, unnamed);
         if (portal) {
             TrkSql *sql = bind.statement.len == 0
@@ -837,9 +913,12 @@ static void on_bind(Tracker *t, const uint8_t *body, size_t have, size_t body_le
             portal->born_after_syncs = t->syncs_sent;
             /* A named portal's only reference is the table's; without room it is dropped
              * (its Execute then reports the SQL as unknown). */
-            if (!unnamed && (t->portals.count >= t->limits.max_portals ||
-                             !namemap_put(&t->portals, bind.portal.ptr, bind.portal.len, portal)))
+            if (!unnamed &&
+                !namemap_put(t, &t->portals, t->limits.max_portals, t->limits.max_portal_bytes,
+                             bind.portal.ptr, bind.portal.len, portal, sizeof *portal)) {
                 portal_release(t, portal);
+                t->stats.portals_dropped++;
+            }
         }
     }
     fifo_push(t, TRK_BIND, now_us, NULL, NULL);
@@ -860,9 +939,9 @@ static void on_close(Tracker *t, const uint8_t *body, size_t have, int64_t now_u
     PgwTarget target;
     if (pgw_decode_target(body, have, &target) && target.name.len > 0) {
         if (target.kind == 'S')
-            sql_release(t, namemap_take(&t->statements, target.name.ptr, target.name.len));
+            sql_release(t, namemap_take(t, &t->statements, target.name.ptr, target.name.len));
         else
-            portal_release(t, namemap_take(&t->portals, target.name.ptr, target.name.len));
+            portal_release(t, namemap_take(t, &t->portals, target.name.ptr, target.name.len));
     }
     fifo_push(t, TRK_CLOSE, now_us, NULL, NULL);
 }
@@ -870,6 +949,26 @@ static void on_close(Tracker *t, const uint8_t *body, size_t have, int64_t now_u
 void tracker_on_frontend(Tracker *t, uint8_t type, const uint8_t *body, size_t have,
                          size_t body_len, int64_t now_us)
 {
+    if (t->authenticating) {
+        /* Not even looked at: nothing a client sends before it is authenticated is kept or
+         * normalized. Its sync points are answered after authentication, if ever. */
+        t->stats.before_auth++;
+        if (type == 'Q' || type == 'S' || type == 'F') {
+            t->auth_sync_points++;
+            t->syncs_sent++;
+        }
+        return;
+    }
+    if (t->server_skipping) {
+        /* The server discards it unanswered: keep nothing, so no later reply can match it. */
+        if (type != 'S') {
+            t->stats.skipped++;
+            if (t->budget)
+                t->budget->skipped++;
+            return;
+        }
+        t->server_skipping = false;
+    }
     switch (type) {
     case 'Q':
         on_query(t, body, have, body_len, now_us);
@@ -970,6 +1069,9 @@ static void on_extended_error(Tracker *t, TrkEntry *e, const char *sqlstate, int
         }
         fifo_pop(t);
     }
+    /* No Sync sent yet: whatever the client sends until its Sync will be skipped too. */
+    if (!e)
+        t->server_skipping = true;
 }
 
 static void on_error(Tracker *t, TrkEntry *e, const uint8_t *body, size_t have, int64_t now_us)
@@ -997,12 +1099,16 @@ static void on_error(Tracker *t, TrkEntry *e, const uint8_t *body, size_t have, 
     }
 }
 
+static void on_backend_suspended(Tracker *t, uint8_t type);
+
 static void on_ready_for_query(Tracker *t, TrkEntry *e, const uint8_t *body, size_t have)
 {
     if (!e)
         return; /* the unsolicited one after authentication */
     if (!is_sync_point(e->kind)) {
         tracker_desync(t);
+        /* This very message answers the oldest sync point outstanding: it no longer is. */
+        on_backend_suspended(t, 'Z');
         return;
     }
     fifo_pop(t);
@@ -1066,6 +1172,18 @@ void tracker_on_backend(Tracker *t, uint8_t type, const uint8_t *body, size_t ha
 {
     if (type == 'S') {
         on_parameter_status(t, body, have);
+        return;
+    }
+    if (t->authenticating) {
+        if (type == 'Z') {
+            /* Startup is over. Requests sent before it are answered next: wait them out. */
+            t->authenticating = false;
+            if (t->auth_sync_points > 0) {
+                t->stats.untracked += t->auth_sync_points;
+                t->suspended = true;
+                t->suspended_sync_points = t->auth_sync_points;
+            }
+        }
         return;
     }
     if (t->suspended) {
@@ -1147,7 +1265,8 @@ TrackerWorkspace *tracker_workspace_new(size_t max_sql_bytes)
     TrackerWorkspace *ws = calloc(1, sizeof *ws);
     if (!ws)
         return NULL;
-    ws->out_cap = sqlnorm_output_bound(max_sql_bytes);
+    ws->out_cap = sqlnorm_output_bound(
+        max_sql_bytes < TRACKER_NORMALIZE_MAX ? max_sql_bytes : TRACKER_NORMALIZE_MAX);
     ws->texts_cap = ws->out_cap;
     ws->out = malloc(ws->out_cap);
     ws->texts = malloc(ws->texts_cap);
@@ -1168,12 +1287,13 @@ void tracker_workspace_free(TrackerWorkspace *ws)
 }
 
 Tracker *tracker_new(uint64_t conn_id, const TrackerLimits *limits, TrackerWorkspace *workspace,
-                     TrackerEmitFn emit, void *emit_ctx)
+                     TrackerBudget *budget, TrackerEmitFn emit, void *emit_ctx)
 {
     Tracker *t = calloc(1, sizeof *t);
     if (!t)
         return NULL;
     t->ws = workspace;
+    t->budget = budget;
     t->conn_id = conn_id;
     t->limits = *limits;
     t->emit = emit;
@@ -1203,6 +1323,11 @@ void tracker_free(Tracker *t, int64_t now_us)
     free(t->spare);
     free(t->spare_norm);
     free(t);
+}
+
+void tracker_await_authentication(Tracker *t)
+{
+    t->authenticating = true;
 }
 
 const TrackerStats *tracker_stats(const Tracker *t)
