@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "report/tally.h"
+#include "tally_collide.h"
 #include "testlib.h"
 
 #define MAX_RECORDS 64
@@ -485,6 +486,49 @@ TEST(setup_statement_detection)
     CHECK(!tally_is_setup_statement("select application_name", 23));
 }
 
+TEST(each_tally_draws_its_own_hash_seed)
+{
+    Out o1, o2;
+    Tally *a = new_tally(&o1, NULL);
+    Tally *b = new_tally(&o2, NULL);
+    /* 64 random bits: equal seeds mean the seed is not random (1 in 2^64 otherwise). */
+    CHECK(tally_hash_seed(a) != tally_hash_seed(b));
+    CHECK(tally_hash_seed(a) != 0);
+    tally_free(a);
+    tally_free(b);
+}
+
+/* Request ids picked offline to share one bucket under seed 0 stay spread out under the
+ * random seed: a flood costs what ordinary traffic costs. */
+TEST(request_ids_colliding_for_seed_zero_spread_under_the_random_seed)
+{
+    enum { KEYS = 400 };
+    static char ids[KEYS][COLLIDE_ID_MAX];
+    TallyOptions opts;
+    tally_options_default(&opts);
+    opts.max_open_requests = 1024; /* 1024 buckets */
+    collide_ids(ids, KEYS, 1024);
+    for (int seeded = 0; seeded < 2; seeded++) {
+        opts.hash_seed_fixed = !seeded;
+        opts.hash_seed = 0;
+        Out o;
+        Tally *t = new_tally(&o, &opts);
+        for (size_t i = 0; i < KEYS; i++) {
+            char tags[64];
+            snprintf(tags, sizeof tags, "request_id=%s", ids[i]);
+            feed(t, (Stmt){.conn = 1 + i % 8, .tags = tags});
+        }
+        if (seeded)
+            CHECK(tally_max_request_chain(t) <= 12); /* 400 keys in 1024 buckets: ~4 */
+        else
+            CHECK_EQ_INT(tally_max_request_chain(t), KEYS); /* the ids do collide at seed 0 */
+        tally_finish_all(t);
+        CHECK_EQ_INT(o.n_requests, MAX_RECORDS); /* all kept apart (the test keeps 64) */
+        out_free(&o);
+        tally_free(t);
+    }
+}
+
 int main(void)
 {
     RUN(n_plus_one_and_duplicates_in_one_tagged_request);
@@ -502,5 +546,7 @@ int main(void)
     RUN(open_request_bound_evicts_the_oldest_without_losing_it);
     RUN(per_request_bounds_truncate_and_say_so);
     RUN(setup_statement_detection);
+    RUN(each_tally_draws_its_own_hash_seed);
+    RUN(request_ids_colliding_for_seed_zero_spread_under_the_random_seed);
     return TESTLIB_FINISH();
 }
