@@ -73,6 +73,12 @@ struct ConnState {
     bool run_label_from_tags; /* route / controller tags, not application_name */
     uint64_t run_seq;
     char *tagged_key; /* key of the last tag-keyed request this connection worked for */
+    /* application_name of this connection's last counted statement: a statement with no tags
+     * of its own whose application_name differs starts a new request (SET application_name
+     * between requests), whatever the request before was keyed by. PostgreSQL keeps at most
+     * 63 bytes of it. */
+    bool has_last_app;
+    char last_app[64];
     bool has_pending_setup;
     RecordStatement pending_setup; /* SET application_name ...: joins the next request */
     /* An untagged BEGIN a driver sends by itself right before a request's first statement
@@ -769,24 +775,47 @@ static void request_add(Tally *t, Request *r, const TallyStatement *st)
     request_touch(t, r, st->end_us);
 }
 
+static bool app_changed(const ConnState *c, const TallyStatement *st)
+{
+    if (!c->has_last_app)
+        return false;
+    char app[sizeof c->last_app];
+    copy_span(app, sizeof app, st->application_name ? st->application_name : "",
+              st->application_name ? st->application_name_len : 0);
+    return strcmp(app, c->last_app) != 0;
+}
+
+static void remember_app(ConnState *c, const TallyStatement *st)
+{
+    copy_span(c->last_app, sizeof c->last_app, st->application_name ? st->application_name : "",
+              st->application_name ? st->application_name_len : 0);
+    c->has_last_app = true;
+}
+
 /* A statement with no request tag: the connection's last tagged request while it is active,
- * else the connection's labelled run. */
+ * else the connection's labelled run. Only statements that name nothing else stay with the
+ * request before them: a route or controller tag of another label, or another
+ * application_name, starts a new request. */
 static Request *untagged_request(Tally *t, ConnState *c, const TallyStatement *st)
 {
+    char label[512];
+    run_label(st, label, sizeof label);
+    bool from_tags = has_label_tag(st);
+    bool new_app = !from_tags && app_changed(c, st);
     if (c->tagged_key) {
         Request *r = request_find(t, c->tagged_key);
-        if (r && st->start_us - r->last_activity_us <= t->options.request_gap_us)
+        /* A statement whose route or controller is the tagged request's own (an app that puts
+         * request_id on some statements only) is part of it too. */
+        bool same_labels = from_tags ? r && strcmp(label, r->route) == 0 : !new_app;
+        if (r && same_labels && st->start_us - r->last_activity_us <= t->options.request_gap_us)
             return r;
         free(c->tagged_key);
         c->tagged_key = NULL;
     }
-    char label[512];
-    run_label(st, label, sizeof label);
-    bool from_tags = has_label_tag(st);
     Request *run = c->run;
     /* A statement without label tags inside a tag-labelled run (a driver's COMMIT, a
      * framework's own query) stays in the run: only a different label ends it. */
-    if (run && c->run_label_from_tags && !from_tags &&
+    if (run && c->run_label_from_tags && !from_tags && !new_app &&
         st->start_us - run->last_activity_us <= t->options.request_gap_us)
         return run;
     if (run && strcmp(c->run_label ? c->run_label : "", label) != 0) {
@@ -884,6 +913,10 @@ void tally_statement(Tally *t, const TallyStatement *st)
             free(c->tagged_key);
             c->tagged_key = strdup(key);
         }
+        /* The connection now works for a tagged request: its labelled run, if any, is over
+         * (a later statement with that run's label is another request). */
+        if (c && c->run)
+            request_finish(t, c->run, "label_change");
     } else if (c) {
         r = untagged_request(t, c, st);
     } else {
@@ -899,8 +932,10 @@ void tally_statement(Tally *t, const TallyStatement *st)
         r->setup_statements++;
         c->has_pending_setup = false;
     }
-    if (c)
+    if (c) {
         add_pending_begin(t, c, r);
+        remember_app(c, st);
+    }
     request_add(t, r, st);
     send_fingerprint(t, st);
 }

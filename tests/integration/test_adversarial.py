@@ -142,7 +142,82 @@ class RequestTableHashSeed(unittest.TestCase):
 # Defect 12: A statement whose tags name another request starts a new request
 # ----------------------------------------------------------------------------------------------
 
-# (tests for defect 12 go here)
+import sqlite3  # noqa: E402
+
+import psycopg2  # noqa: E402
+
+# How each style tags a request's statements (None: untagged), and the label the report shows.
+# {n} is the pair, {p} the request in it (1, 2): ids are unique across the whole test.
+TAG_STYLES = {
+    "request_id": ("/*request_id='req{n}-{p}'*/", None),
+    "correlation_id": ("/*correlation_id='corr{n}-{p}'*/", None),
+    "traceparent": ("/*traceparent='00-{n:030x}{p:02x}-00f067aa0ba902b7-01'*/", None),
+    "route": ("/*route='%2Fapi%2Fr{p}'*/", "/api/r{p}"),
+    "marginalia": ("/*controller:c{p},action:show*/", "c{p}#show"),
+    "application_name": (None, "app{p}"),  # SET application_name first, then no comments
+    "untagged": (None, None),
+}
+
+
+class TagStylesInSequence(h.ProxyTestCase):
+    """Every pair of tagging styles, one request after the other on one psycopg2 connection
+    (so each request is a transaction whose BEGIN and COMMIT the driver sends untagged). The
+    second request starts a new request unless it is untagged: only then does it join the
+    one before, as a driver's COMMIT does. 3 statements, then 2, so a merge shows."""
+
+    def run_request(self, conn, style, pair, phase, n):
+        comment, _ = TAG_STYLES[style]
+        cur = conn.cursor()
+        if style == "application_name":
+            cur.execute("SET application_name = 'app%d'" % phase)
+        for i in range(n):
+            sql = "SELECT 'pair %d phase %d', %d" % (pair, phase, i)
+            if comment:
+                sql += " " + comment.format(n=pair, p=phase)
+            cur.execute(sql)
+            cur.fetchall()
+        conn.commit()
+
+    def test_a_request_tagged_another_way_is_never_counted_in_the_one_before(self):
+        pairs = [(a, b) for a in TAG_STYLES for b in TAG_STYLES]
+        for n, (first, second) in enumerate(pairs):
+            conn = psycopg2.connect(self.proxy.dsn())
+            try:
+                self.run_request(conn, first, n, 1, 3)
+                self.run_request(conn, second, n, 2, 2)
+            finally:
+                conn.close()
+        result = self.proxy.stop()
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        conn_of = {}
+        for ev in result.events:
+            sql = ev.get("sql") or ""
+            if sql.startswith("SELECT 'pair "):
+                conn_of[int(sql.split()[2])] = ev["conn"]
+        db = sqlite3.connect("file:%s?mode=ro" % self.proxy.db_path, uri=True)
+        try:
+            rows = db.execute("SELECT conn_id, key, route, statements FROM requests "
+                              "ORDER BY start_us").fetchall()
+        finally:
+            db.close()
+        wrong = []
+        for n, (first, second) in enumerate(pairs):
+            got = [(key, route, count) for c, key, route, count in rows if c == conn_of[n]]
+            # each request is BEGIN + its statements + COMMIT
+            if second == "untagged":
+                want_counts = [5 + 4]
+            else:
+                want_counts = [3 + 2, 2 + 2]
+            counts = [count for _, _, count in got]
+            labels_ok = True
+            if len(got) == 2:
+                for phase, style in ((1, first), (2, second)):
+                    label = TAG_STYLES[style][1]
+                    if label and got[phase - 1][1] != label.format(p=phase):
+                        labels_ok = False
+            if counts != want_counts or not labels_ok:
+                wrong.append("%s then %s: %r, want counts %r" % (first, second, got, want_counts))
+        self.assertEqual(wrong, [], "\n".join(wrong))
 
 
 
