@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "report/outfile.h"
 #include "report/reader.h"
 #include "report/viewdata.h"
 
@@ -185,11 +186,16 @@ int report_main(int argc, char **argv)
     }
 
     FILE *out = stdout;
-    if (output && !(out = fopen(output, "w"))) {
-        fprintf(stderr, "pgtally report: %s: cannot write: %s\n", output, strerror(errno));
-        view_data_free(&data);
-        reader_close(file);
-        return 1;
+    if (output) {
+        out = outfile_open(output, false, err, sizeof err); /* SQL inside: owner-only */
+        if (!out) {
+            fprintf(stderr, "pgtally report: cannot write %s\n", err);
+            view_data_free(&data);
+            reader_close(file);
+            return 1;
+        }
+        if (err[0])
+            fprintf(stderr, "pgtally report: warning: %s\n", err);
     }
     /* Colour is for people at a terminal; pipes, files and NO_COLOR get plain text. */
     vo.color = format == FORMAT_TEXT && !output && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");

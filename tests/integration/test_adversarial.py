@@ -76,7 +76,88 @@ def tearDownModule():
 # Defect 7: Query log, report -o and check --junit files are created 0600
 # ----------------------------------------------------------------------------------------------
 
-# (tests for defect 7 go here)
+import stat  # noqa: E402
+import tempfile  # noqa: E402
+import unittest  # noqa: E402
+
+
+def file_mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+class OutputFilesOwnerOnly(h.ProxyTestCase):
+    """The query log holds raw SQL with its literals (`CREATE ROLE ... PASSWORD '...'`), and
+    `report -o` / `check --junit` / `check --markdown` outputs hold SQL: each is created 0600
+    even with umask 0, and an existing file of ours that others could read is tightened."""
+
+    def setUp(self):
+        self.old_umask = os.umask(0)  # the proxy and the CLI inherit it
+        self.addCleanup(os.umask, self.old_umask)
+        self.tmp = tempfile.mkdtemp(prefix="pgtally-modes-")
+        self.addCleanup(subprocess.run, ["rm", "-rf", self.tmp])
+        super().setUp()
+
+    def cli(self, *args):
+        return subprocess.run([os.environ["PGTALLY_BIN"], *args], capture_output=True,
+                              text=True, timeout=60)
+
+    def test_query_log_created_0600_with_umask_0(self):
+        self.psql("-c", "SELECT 'secret literal'")
+        self.assertTrue(os.path.exists(self.proxy.log_path))
+        self.assertEqual(oct(file_mode(self.proxy.log_path)), oct(0o600))
+
+    def test_existing_query_log_of_ours_is_tightened_to_0600(self):
+        path = os.path.join(self.tmp, "queries.jsonl")
+        with open(path, "w") as f:
+            f.write("")
+        os.chmod(path, 0o644)
+        proxy = h.Proxy(self.cluster, extra_args=["--log-queries", path]).start()
+        try:
+            self.assertEqual(oct(file_mode(path)), oct(0o600))
+        finally:
+            proxy.stop()
+
+    def report_db(self):
+        self.psql("-c", "SELECT 1 /*request_id='modes-1',route='/modes'*/")
+        result = self.proxy.stop()
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        return self.proxy.db_path
+
+    def test_report_and_check_outputs_created_0600_with_umask_0(self):
+        db = self.report_db()
+        out = os.path.join(self.tmp, "report.md")
+        r = self.cli("report", "--db", db, "--format", "markdown", "-o", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(oct(file_mode(out)), oct(0o600))
+        budget = os.path.join(self.tmp, "budget.ini")
+        with open(budget, "w") as f:
+            f.write("[defaults]\nmax_queries = 10\n")
+        junit = os.path.join(self.tmp, "junit.xml")
+        md = os.path.join(self.tmp, "check.md")
+        r = self.cli("check", "--db", db, "--budget", budget, "--junit", junit, "--markdown", md)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(oct(file_mode(junit)), oct(0o600))
+        self.assertEqual(oct(file_mode(md)), oct(0o600))
+        # Written again over files of ours that others could read: tightened.
+        for path in (out, junit):
+            os.chmod(path, 0o666)
+        self.cli("report", "--db", db, "-o", out)
+        self.cli("check", "--db", db, "--budget", budget, "--junit", junit)
+        self.assertEqual(oct(file_mode(out)), oct(0o600))
+        self.assertEqual(oct(file_mode(junit)), oct(0o600))
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to give a file to another user")
+    def test_someone_elses_readable_output_file_is_left_alone_with_a_warning(self):
+        db = self.report_db()
+        out = os.path.join(self.tmp, "theirs.txt")
+        with open(out, "w") as f:
+            f.write("")
+        os.chmod(out, 0o644)
+        os.chown(out, 65534, 65534)
+        r = self.cli("report", "--db", db, "-o", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("others can read it", r.stderr)
+        self.assertEqual(oct(file_mode(out)), oct(0o644))
 
 
 
