@@ -11,6 +11,7 @@
 #include "report/outfile.h"
 #include "report/reader.h"
 #include "report/viewdata.h"
+#include "report/viewfmt.h"
 
 typedef enum ViewFormat {
     FORMAT_TEXT,
@@ -83,6 +84,15 @@ enum {
     OPT_FINGERPRINT,
     OPT_TOP,
 };
+
+/* Errors can quote what was asked for (a request id) and what the file holds: made safe like
+ * every other line pgtally prints. */
+static void print_error(const char *err)
+{
+    fputs("pgtally report: ", stderr);
+    viewfmt_text(stderr, err);
+    fputc('\n', stderr);
+}
 
 int report_main(int argc, char **argv)
 {
@@ -175,12 +185,12 @@ int report_main(int argc, char **argv)
     char err[512];
     ReportFile *file = reader_open(db, err, sizeof err);
     if (!file) {
-        fprintf(stderr, "pgtally report: %s\n", err);
+        print_error(err);
         return 2;
     }
     ViewData data;
     if (!view_load(file, &vo, &data, err, sizeof err)) {
-        fprintf(stderr, "pgtally report: %s\n", err);
+        print_error(err);
         reader_close(file);
         return 2;
     }

@@ -165,7 +165,97 @@ class OutputFilesOwnerOnly(h.ProxyTestCase):
 # Defect 8: Control bytes and fences in text and Markdown output
 # ----------------------------------------------------------------------------------------------
 
-# (tests for defect 8 go here)
+import re  # noqa: E402
+import sqlite3  # noqa: E402
+
+import psycopg2  # noqa: E402
+
+# Bytes no terminal, CI log or Markdown renderer may be handed raw: C0 controls but newline and
+# tab, DEL, C1 controls (as UTF-8, and as the raw 8-bit CSI byte, which is not UTF-8).
+RAW_CONTROL = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f\x9b]|\xc2[\x80-\x9f]")
+TICKS = "`" * 20
+
+
+class ControlBytesAndFences(h.ProxyTestCase):
+    """Statements, route names, request ids and tags written by an attacker reach every text
+    and Markdown view, and `pgtally check`'s outputs, without a control byte and without
+    ending a Markdown code fence."""
+
+    proxy_kwargs = {"extra_args": ["--samples"]}  # the SQL with its values is shown too
+
+    def cli(self, *args):
+        return subprocess.run([os.environ["PGTALLY_BIN"], *args], capture_output=True,
+                              timeout=60)
+
+    def assert_no_raw_control(self, what, data):
+        m = RAW_CONTROL.search(data)
+        if m:
+            self.fail("%s passes a raw control byte %r at %d: %r"
+                      % (what, m.group(), m.start(), data[max(0, m.start() - 60):][:120]))
+
+    def test_no_view_passes_control_bytes_or_ends_a_fence_early(self):
+        # Tag values are URL-decoded, so any byte can be put in one.
+        tags = ("/*request_id='r%1B%5D0%3Bpwned%07%1B%5B2J%0D%C2%9B%9B',"
+                "route='%2Fapi%1B%5B31m%0Dx%07%C2%9B31m%9B'*/")
+        conn = psycopg2.connect(self.proxy.dsn())
+        conn.autocommit = True
+        cur = conn.cursor()
+        # An N+1 whose SQL quotes an identifier of 20 backticks: it is shown in a code block.
+        for i in range(6):
+            cur.execute('SELECT %s::int AS "' + TICKS + '" ' + tags.replace("%", "%%"), (i,))
+        # A statement whose first token, a quoted identifier, holds escape sequences (the
+        # server rejects it; it is still recorded, and that token is the fingerprint's
+        # command).
+        try:
+            cur.execute('"\x1b]0;pwned\x07\x1b[2J\r\xc2\x9b" SELECT 1 ' + tags)
+        except psycopg2.Error:
+            pass
+        conn.close()
+        result = self.proxy.stop()
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        db = self.proxy.db_path
+        esc_fp = [ev["fingerprint"] for ev in result.events
+                  if (ev.get("sql") or "").startswith('"\x1b')]
+        self.assertTrue(esc_fp and esc_fp[0], "the escape statement was not recorded")
+        n1_fp = [ev["fingerprint"] for ev in result.events if TICKS in (ev.get("sql") or "")][0]
+
+        outputs = {}
+        for fmt in ("text", "markdown"):
+            r = self.cli("report", "--db", db, "--format", fmt)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            outputs["report " + fmt] = r.stdout
+        # the request by its row: its id is not valid UTF-8, which argv cannot carry as is
+        with sqlite3.connect("file:%s?mode=ro" % db, uri=True) as con:
+            row = con.execute("SELECT id FROM requests WHERE key LIKE 'request_id:r%'"
+                              ).fetchone()[0]
+        for args in (["--request", str(row)], ["--fingerprint", esc_fp[0]],
+                     ["--fingerprint", n1_fp]):
+            r = self.cli("report", "--db", db, *args)
+            self.assertEqual(r.returncode, 0, (args, r.stderr))
+            outputs["report " + " ".join(args)] = r.stdout + r.stderr
+        budget = os.path.join(os.path.dirname(db), "defect8-budget.ini")
+        with open(budget, "w") as f:
+            f.write("[defaults]\nmax_queries = 1\nmax_n_plus_one = 0\n")
+        junit, md = db + ".junit.xml", db + ".check.md"
+        r = self.cli("check", "--db", db, "--budget", budget, "--junit", junit, "--markdown", md)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        outputs["check text"] = r.stdout + r.stderr
+        for name, path in (("check junit", junit), ("check markdown", md)):
+            with open(path, "rb") as f:
+                outputs[name] = f.read()
+        for name, data in outputs.items():
+            self.assert_no_raw_control(name, data)
+        # the escape sequence is visible, escaped, where it was
+        self.assertIn(rb"\x1b]0;pwned\x07\x1b[2J", outputs["report --fingerprint " + esc_fp[0]])
+        self.assertIn(rb"/api\x1b[31m", outputs["report text"])
+
+        # Markdown: the fence around the N+1's SQL is longer than the identifier's backticks,
+        # so the whole statement stays inside the code block.
+        text = outputs["report markdown"].decode("utf-8")
+        m = re.search(r"^(`{3,})sql\n(.*?)\n\1$", text, re.S | re.M)
+        self.assertIsNotNone(m, text)
+        self.assertGreater(len(m.group(1)), len(TICKS), m.group(0))
+        self.assertIn('"%s"' % TICKS, m.group(2))
 
 
 
