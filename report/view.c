@@ -32,7 +32,7 @@ static void print_usage(FILE *out)
             "Options:\n"
             "      --db FILE            the report file written by `pgtally proxy --db`\n"
             "  -f, --format FORMAT      text (default), json, markdown or html\n"
-            "  -o, --output FILE        write to FILE instead of standard output\n"
+            "  -o, --output FILE        write to FILE (created 0600) instead of standard output\n"
             "      --run N              the run to show (default: the latest)\n"
             "      --route ROUTE        only this route: its requests and findings\n"
             "      --request ID         one request's statements in order (text, json);\n"
