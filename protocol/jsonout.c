@@ -72,6 +72,14 @@ size_t json_escape(char *out, size_t cap, const char *s, size_t len)
                 out[n + 5] = hex[c & 15];
                 n += 6;
                 i++;
+            } else if (seq == 2 && c == 0xC2 && u[i + 1] < 0xA0) {
+                /* U+0080-U+009F, C1 controls: the same string to a JSON reader, and never a
+                 * raw CSI for a terminal that shows the file. */
+                memcpy(out + n, "\\u00", 4);
+                out[n + 4] = hex[u[i + 1] >> 4];
+                out[n + 5] = hex[u[i + 1] & 15];
+                n += 6;
+                i += 2;
             } else {
                 memcpy(out + n, u + i, seq);
                 n += seq;

@@ -2,8 +2,9 @@
  *
  * Owns: escaping arbitrary bytes (SQL text, tag values, server strings) into the body of a JSON
  * string. Bytes that are not valid UTF-8 become \u00XX (their Latin-1 code point), so the
- * output is always valid JSON and nothing is silently dropped. Pure; used by every JSON writer
- * (query log, `pgtally fingerprint`, the report). */
+ * output is always valid JSON and nothing is silently dropped; control characters (C0, DEL and
+ * C1) are escaped too, so no terminal showing the JSON meets a raw one. Pure; used by every JSON
+ * writer (query log, `pgtally fingerprint`, the report). */
 #ifndef PGTALLY_PROTOCOL_JSONOUT_H
 #define PGTALLY_PROTOCOL_JSONOUT_H
 

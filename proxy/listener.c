@@ -384,6 +384,8 @@ static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
         l->query_log = querylog_open(l->config->log_queries, err, sizeof err);
         if (!l->query_log)
             log_line(LOG_ERROR, 0, "SIGHUP: %s; query log disabled", err);
+        else if (err[0])
+            log_line(LOG_WARN, 0, "--log-queries: %s", err);
     }
     log_line(LOG_INFO, 0, "SIGHUP: configuration reloaded, query log reopened");
 }
@@ -432,6 +434,8 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
             log_line(LOG_ERROR, 0, "--log-queries: %s", err);
             return false;
         }
+        if (err[0])
+            log_line(LOG_WARN, 0, "--log-queries: %s", err);
     }
     char *settings = config_settings_json(config, l->upstream.display);
     RecorderOptions ro = {.db_path = config->db_path,

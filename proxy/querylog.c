@@ -9,6 +9,7 @@
 
 #include "protocol/jsonout.h"
 #include "protocol/sqlnorm.h"
+#include "report/outfile.h"
 
 struct QueryLog {
     FILE *file;
@@ -25,12 +26,15 @@ QueryLog *querylog_open(const char *path, char *err, size_t err_len)
         snprintf(err, err_len, "out of memory");
         return NULL;
     }
-    log->file = fopen(path, "a");
+    /* Raw SQL with its literals: owner-only, like the report store. */
+    char why[512];
+    log->file = outfile_open(path, true, why, sizeof why);
     if (!log->file) {
-        snprintf(err, err_len, "cannot open query log %s: %s", path, strerror(errno));
+        snprintf(err, err_len, "cannot open query log %s", why);
         free(log);
         return NULL;
     }
+    snprintf(err, err_len, "%s", why); /* a warning, or empty */
     setvbuf(log->file, NULL, _IOFBF, 1 << 16);
     return log;
 }

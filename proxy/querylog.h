@@ -13,7 +13,8 @@
 
 typedef struct QueryLog QueryLog;
 
-/* Opens (appends to) path. On failure returns NULL and writes a message into err. */
+/* Opens (appends to) path, created 0600 (see report/outfile.h). On failure returns NULL and
+ * writes a message into err; on success err holds a warning to log, or is empty. */
 QueryLog *querylog_open(const char *path, char *err, size_t err_len);
 void querylog_write(QueryLog *log, const TrackerEvent *event);
 /* Returns false when writing failed (disk full...); the error is counted, lines dropped. */

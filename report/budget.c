@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "report/check_output.h"
+#include "report/outfile.h"
 #include "report/reader.h"
 
 /* The proxy's default --db, so `pgtally proxy` then `pgtally check` need no --db. */
@@ -445,11 +446,14 @@ static int parse_args(int argc, char **argv, CheckArgs *a)
 static bool write_output(const char *path, const CheckResult *r,
                          bool (*write)(FILE *, const CheckResult *))
 {
-    FILE *f = fopen(path, "w");
+    char err[600];
+    FILE *f = outfile_open(path, false, err, sizeof err); /* SQL inside: owner-only */
     if (!f) {
-        fprintf(stderr, "pgtally check: %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "pgtally check: %s\n", err);
         return false;
     }
+    if (err[0])
+        fprintf(stderr, "pgtally check: warning: %s\n", err);
     bool ok = write(f, r);
     if (fclose(f) != 0 || !ok) {
         fprintf(stderr, "pgtally check: %s: write failed: %s\n", path, strerror(errno));

@@ -1,7 +1,7 @@
 /* report/check_output — text, JUnit XML and Markdown for `pgtally check`.
  *
  * Route names and SQL come from the application (tags, statements): everything printed is
- * made safe for its medium here — control characters out of terminal lines, XML-escaped and
+ * made safe for its medium here — control characters shown as \xNN (viewfmt.h), XML-escaped and
  * valid UTF-8 in JUnit (CI servers reject the whole file otherwise), Markdown table and code
  * delimiters neutralised. */
 #include "report/check_output.h"
@@ -20,36 +20,28 @@ static const char *route_label(const char *route)
     return *route ? route : "(unlabelled)";
 }
 
-/* Prints `s` on one terminal line: whitespace and control characters squashed, at most `max`
- * columns ("..." when cut). */
+/* Prints `s` on one terminal line, made safe as viewfmt.h says (control characters as \xNN,
+ * bytes that are not UTF-8 as U+FFFD), at most `max` columns ("..." when cut). */
 static void put_line_safe(FILE *out, const char *s, size_t max)
 {
-    char line[1024];
-    viewfmt_one_line(line, sizeof line, s, max < sizeof line / 4 ? max : sizeof line / 4);
+    char line[1024 * 4 + 1];
+    viewfmt_one_line(line, sizeof line, s, max < 1024 ? max : 1024);
     fputs(line, out);
 }
 
-/* Inside a Markdown code span: a backtick would end it, a pipe would split a table cell,
- * and a newline would end the line. */
+/* A Markdown code span (a table cell, a list item) of at most `max` characters: made safe,
+ * fenced by more backticks than any run inside, `|` escaped so a table row stays whole. */
 static void put_md_code(FILE *out, const char *s, size_t max)
 {
-    fputc('`', out);
-    size_t i = 0;
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++, i++) {
-        if (i >= max) {
-            fputs("...", out);
-            break;
-        }
-        if (*c == '`')
-            fputc('\'', out);
-        else if (*c == '|')
-            fputs("\\|", out);
-        else if (*c < 0x20 || *c == 0x7F)
-            fputc(' ', out);
-        else
-            fputc(*c, out);
-    }
-    fputc('`', out);
+    char line[1024 * 4 + 1];
+    viewfmt_one_line(line, sizeof line, s, max < 1024 ? max : 1024);
+    viewfmt_md_cell(out, line, true);
+}
+
+/* Plain Markdown text (not code): made safe, Markdown's own characters escaped. */
+static void put_md_text(FILE *out, const char *s)
+{
+    viewfmt_md_cell(out, s, false);
 }
 
 /* ---- describing a violation ------------------------------------------------------------- */
@@ -127,32 +119,39 @@ static size_t routes_failing(const CheckResult *r)
 
 static void text_incomplete(FILE *out, const CheckResult *r)
 {
-    if (!r->complete)
-        fprintf(out,
-                "!!! INCOMPLETE DATA: run %" PRId64 " of %s: %s.\n"
-                "!!! pgtally check refuses to pass on incomplete data (stop the proxy with "
-                "SIGTERM and let it exit).\n",
-                r->run_id, r->db_path, r->incomplete_why);
-    if (r->no_requests)
-        fprintf(out,
-                "!!! NO DATA: run %" PRId64 " of %s recorded no requests: are the app's "
-                "connections going through the proxy?\n",
-                r->run_id, r->db_path);
+    if (!r->complete) {
+        fprintf(out, "!!! INCOMPLETE DATA: run %" PRId64 " of ", r->run_id);
+        put_line_safe(out, r->db_path, 1024);
+        fputs(": ", out);
+        put_line_safe(out, r->incomplete_why, 1024);
+        fputs(".\n!!! pgtally check refuses to pass on incomplete data (stop the proxy with "
+              "SIGTERM and let it exit).\n",
+              out);
+    }
+    if (r->no_requests) {
+        fprintf(out, "!!! NO DATA: run %" PRId64 " of ", r->run_id);
+        put_line_safe(out, r->db_path, 1024);
+        fputs(" recorded no requests: are the app's connections going through the proxy?\n", out);
+    }
 }
 
 bool check_output_text(FILE *out, const CheckResult *r)
 {
-    fprintf(out,
-            "pgtally check: run %" PRId64 " of %s (%" PRIu64 " requests, %" PRIu64
-            " queries) against %s\n",
-            r->run_id, r->db_path, r->requests, r->queries, r->budget_path);
-    if (r->baseline)
-        fprintf(out,
-                "baseline: run %" PRId64 " of %s (routes compared by mean queries per "
-                "request)%s%s\n",
-                r->baseline_run_id, r->baseline_path,
-                r->baseline_complete ? "" : "; warning: baseline data incomplete: ",
-                r->baseline_complete ? "" : r->baseline_why);
+    fprintf(out, "pgtally check: run %" PRId64 " of ", r->run_id);
+    put_line_safe(out, r->db_path, 1024);
+    fprintf(out, " (%" PRIu64 " requests, %" PRIu64 " queries) against ", r->requests, r->queries);
+    put_line_safe(out, r->budget_path, 1024);
+    fputc('\n', out);
+    if (r->baseline) {
+        fprintf(out, "baseline: run %" PRId64 " of ", r->baseline_run_id);
+        put_line_safe(out, r->baseline_path, 1024);
+        fputs(" (routes compared by mean queries per request)", out);
+        if (!r->baseline_complete) {
+            fputs("; warning: baseline data incomplete: ", out);
+            put_line_safe(out, r->baseline_why, 1024);
+        }
+        fputc('\n', out);
+    }
     text_incomplete(out, r);
     char what[512], req[512];
     for (size_t i = 0; i < r->n_violations; i++) {
@@ -166,13 +165,19 @@ bool check_output_text(FILE *out, const CheckResult *r)
             fputs("  ", out);
             put_line_safe(out, req, 300);
         }
-        fprintf(out, ": %s", what);
-        if (v->limit_line)
-            fprintf(out, " (%s:%d)", r->budget_path, v->limit_line);
+        fputs(": ", out);
+        put_line_safe(out, what, sizeof what);
+        if (v->limit_line) {
+            fputs(" (", out);
+            put_line_safe(out, r->budget_path, 1024);
+            fprintf(out, ":%d)", v->limit_line);
+        }
         fputc('\n', out);
         for (size_t j = 0; j < v->n_sql; j++) {
             describe_sql(what, sizeof what, &v->sql[j]);
-            fprintf(out, "       %s\n         ", what);
+            fputs("       ", out);
+            put_line_safe(out, what, sizeof what);
+            fputs("\n         ", out);
             put_line_safe(
                 out, *v->sql[j].normalized ? v->sql[j].normalized : "(SQL text not in the report)",
                 TEXT_SQL_MAX);
@@ -332,11 +337,11 @@ bool check_output_markdown(FILE *out, const CheckResult *r)
         md_text(out, r->baseline_path);
     }
     fprintf(out, ".\n\n");
-    if (!r->complete)
-        fprintf(out,
-                "> **Incomplete data:** %s. pgtally check refuses to pass on incomplete "
-                "data.\n\n",
-                r->incomplete_why);
+    if (!r->complete) {
+        fputs("> **Incomplete data:** ", out);
+        put_md_text(out, r->incomplete_why);
+        fputs(". pgtally check refuses to pass on incomplete data.\n\n", out);
+    }
     if (r->no_requests)
         fprintf(out, "> **No requests recorded.** Are the app's connections going through the "
                      "proxy?\n\n");
@@ -377,10 +382,14 @@ bool check_output_markdown(FILE *out, const CheckResult *r)
                 fputc(' ', out);
                 put_md_code(out, req, 200);
             }
-            fprintf(out, ": %s\n", what);
+            fputs(": ", out);
+            put_md_text(out, what);
+            fputc('\n', out);
             for (size_t j = 0; j < v->n_sql; j++) {
                 describe_sql(what, sizeof what, &v->sql[j]);
-                fprintf(out, "  - %s: ", what);
+                fputs("  - ", out);
+                put_md_text(out, what);
+                fputs(": ", out);
                 put_md_code(out, v->sql[j].normalized, 300);
                 fputc('\n', out);
             }

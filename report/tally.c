@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <xxhash.h>
 
@@ -70,6 +73,12 @@ struct ConnState {
     bool run_label_from_tags; /* route / controller tags, not application_name */
     uint64_t run_seq;
     char *tagged_key; /* key of the last tag-keyed request this connection worked for */
+    /* application_name of this connection's last counted statement: a statement with no tags
+     * of its own whose application_name differs starts a new request (SET application_name
+     * between requests), whatever the request before was keyed by. PostgreSQL keeps at most
+     * 63 bytes of it. */
+    bool has_last_app;
+    char last_app[64];
     bool has_pending_setup;
     RecordStatement pending_setup; /* SET application_name ...: joins the next request */
     /* An untagged BEGIN a driver sends by itself right before a request's first statement
@@ -93,6 +102,8 @@ struct Tally {
 
     ConnState *conns[CONN_BUCKETS];
     size_t n_conns;
+
+    uint64_t seed; /* of every table keyed by client-chosen bytes; see TallyOptions */
 
     uint64_t *seen; /* fingerprints whose text was sent; open addressing, 0 = empty */
     size_t seen_cap;
@@ -317,7 +328,8 @@ static bool seen_insert(Tally *t, uint64_t fingerprint)
         t->n_seen = 0;
     }
     size_t mask = t->seen_cap - 1;
-    for (size_t i = (size_t)XXH3_64bits(&key, sizeof key) & mask;; i = (i + 1) & mask) {
+    for (size_t i = (size_t)XXH3_64bits_withSeed(&key, sizeof key, t->seed) & mask;;
+         i = (i + 1) & mask) {
         if (t->seen[i] == key)
             return false;
         if (t->seen[i] == 0) {
@@ -376,7 +388,8 @@ static bool fp_grow(Tally *t, Request *r)
     for (size_t i = 0; i < r->fps_cap; i++) {
         if (!r->fps[i].used)
             continue;
-        size_t j = (size_t)XXH3_64bits(&r->fps[i].stat.fingerprint, 8) & (cap - 1);
+        size_t j =
+            (size_t)XXH3_64bits_withSeed(&r->fps[i].stat.fingerprint, 8, t->seed) & (cap - 1);
         while (fps[j].used)
             j = (j + 1) & (cap - 1);
         fps[j] = r->fps[i];
@@ -395,7 +408,8 @@ static FpSlot *fp_find_or_add(Tally *t, Request *r, uint64_t fingerprint)
     if (r->fps_cap == 0)
         return NULL;
     size_t mask = r->fps_cap - 1;
-    for (size_t i = (size_t)XXH3_64bits(&fingerprint, 8) & mask;; i = (i + 1) & mask) {
+    for (size_t i = (size_t)XXH3_64bits_withSeed(&fingerprint, 8, t->seed) & mask;;
+         i = (i + 1) & mask) {
         if (r->fps[i].used && r->fps[i].stat.fingerprint == fingerprint)
             return &r->fps[i];
         if (!r->fps[i].used) {
@@ -436,7 +450,7 @@ static void pairs_grow(Tally *t, Request *r)
 static bool pair_insert(Tally *t, Request *r, uint64_t fingerprint, uint64_t values)
 {
     uint64_t both[2] = {fingerprint, values};
-    uint64_t key = nonzero(XXH3_64bits(both, sizeof both));
+    uint64_t key = nonzero(XXH3_64bits_withSeed(both, sizeof both, t->seed));
     if (r->n_pairs * 2 >= r->pairs_cap)
         pairs_grow(t, r);
     if (r->pairs_cap == 0) {
@@ -504,7 +518,7 @@ static void list_append(Tally *t, Request *r)
 
 static Request *request_find(Tally *t, const char *key)
 {
-    uint64_t h = XXH3_64bits(key, strlen(key));
+    uint64_t h = XXH3_64bits_withSeed(key, strlen(key), t->seed);
     for (Request *r = t->buckets[h & (t->n_buckets - 1)]; r; r = r->hash_next)
         if (r->key_hash == h && strcmp(r->key, key) == 0)
             return r;
@@ -648,7 +662,7 @@ static Request *request_create(Tally *t, const char *key, const char *route,
         request_free(r);
         return NULL;
     }
-    r->key_hash = XXH3_64bits(key, strlen(key));
+    r->key_hash = XXH3_64bits_withSeed(key, strlen(key), t->seed);
     r->conn_id = st->conn_id;
     r->start_us = st->start_us;
     r->end_us = st->end_us;
@@ -675,7 +689,7 @@ static void request_touch(Tally *t, Request *r, int64_t end_us)
 
 static ConnState **conn_slot(Tally *t, uint64_t conn_id)
 {
-    ConnState **p = &t->conns[XXH3_64bits(&conn_id, 8) & (CONN_BUCKETS - 1)];
+    ConnState **p = &t->conns[XXH3_64bits_withSeed(&conn_id, 8, t->seed) & (CONN_BUCKETS - 1)];
     while (*p && (*p)->conn_id != conn_id)
         p = &(*p)->next;
     return p;
@@ -761,24 +775,47 @@ static void request_add(Tally *t, Request *r, const TallyStatement *st)
     request_touch(t, r, st->end_us);
 }
 
+static bool app_changed(const ConnState *c, const TallyStatement *st)
+{
+    if (!c->has_last_app)
+        return false;
+    char app[sizeof c->last_app];
+    copy_span(app, sizeof app, st->application_name ? st->application_name : "",
+              st->application_name ? st->application_name_len : 0);
+    return strcmp(app, c->last_app) != 0;
+}
+
+static void remember_app(ConnState *c, const TallyStatement *st)
+{
+    copy_span(c->last_app, sizeof c->last_app, st->application_name ? st->application_name : "",
+              st->application_name ? st->application_name_len : 0);
+    c->has_last_app = true;
+}
+
 /* A statement with no request tag: the connection's last tagged request while it is active,
- * else the connection's labelled run. */
+ * else the connection's labelled run. Only statements that name nothing else stay with the
+ * request before them: a route or controller tag of another label, or another
+ * application_name, starts a new request. */
 static Request *untagged_request(Tally *t, ConnState *c, const TallyStatement *st)
 {
+    char label[512];
+    run_label(st, label, sizeof label);
+    bool from_tags = has_label_tag(st);
+    bool new_app = !from_tags && app_changed(c, st);
     if (c->tagged_key) {
         Request *r = request_find(t, c->tagged_key);
-        if (r && st->start_us - r->last_activity_us <= t->options.request_gap_us)
+        /* A statement whose route or controller is the tagged request's own (an app that puts
+         * request_id on some statements only) is part of it too. */
+        bool same_labels = from_tags ? r && strcmp(label, r->route) == 0 : !new_app;
+        if (r && same_labels && st->start_us - r->last_activity_us <= t->options.request_gap_us)
             return r;
         free(c->tagged_key);
         c->tagged_key = NULL;
     }
-    char label[512];
-    run_label(st, label, sizeof label);
-    bool from_tags = has_label_tag(st);
     Request *run = c->run;
     /* A statement without label tags inside a tag-labelled run (a driver's COMMIT, a
      * framework's own query) stays in the run: only a different label ends it. */
-    if (run && c->run_label_from_tags && !from_tags &&
+    if (run && c->run_label_from_tags && !from_tags && !new_app &&
         st->start_us - run->last_activity_us <= t->options.request_gap_us)
         return run;
     if (run && strcmp(c->run_label ? c->run_label : "", label) != 0) {
@@ -876,6 +913,10 @@ void tally_statement(Tally *t, const TallyStatement *st)
             free(c->tagged_key);
             c->tagged_key = strdup(key);
         }
+        /* The connection now works for a tagged request: its labelled run, if any, is over
+         * (a later statement with that run's label is another request). */
+        if (c && c->run)
+            request_finish(t, c->run, "label_change");
     } else if (c) {
         r = untagged_request(t, c, st);
     } else {
@@ -891,8 +932,10 @@ void tally_statement(Tally *t, const TallyStatement *st)
         r->setup_statements++;
         c->has_pending_setup = false;
     }
-    if (c)
+    if (c) {
         add_pending_begin(t, c, r);
+        remember_app(c, st);
+    }
     request_add(t, r, st);
     send_fingerprint(t, st);
 }
@@ -940,6 +983,39 @@ void tally_finish_all(Tally *t)
         request_finish(t, t->oldest, "shutdown");
 }
 
+/* A seed no client can know. getrandom only fails on kernels without it or when
+ * interrupted; then the clock, pid and an address still vary per process, which is weaker
+ * but never stops the proxy from starting. */
+static uint64_t random_seed(void)
+{
+    uint64_t seed;
+    if (getrandom(&seed, sizeof seed, 0) == (ssize_t)sizeof seed)
+        return seed;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t mix[4] = {(uint64_t)ts.tv_sec, (uint64_t)ts.tv_nsec, (uint64_t)getpid(),
+                       (uint64_t)(uintptr_t)&seed};
+    return XXH3_64bits(mix, sizeof mix);
+}
+
+uint64_t tally_hash_seed(const Tally *t)
+{
+    return t->seed;
+}
+
+size_t tally_max_request_chain(const Tally *t)
+{
+    size_t longest = 0;
+    for (size_t b = 0; b < t->n_buckets; b++) {
+        size_t n = 0;
+        for (const Request *r = t->buckets[b]; r; r = r->hash_next)
+            n++;
+        if (n > longest)
+            longest = n;
+    }
+    return longest;
+}
+
 /* ---- lifecycle
  * ------------------------------------------------------------------------------------ */
 
@@ -952,6 +1028,7 @@ Tally *tally_new(const TallyOptions *options, TallyRequestFn on_request,
     t->options = *options;
     if (t->options.max_open_requests == 0)
         t->options.max_open_requests = 1;
+    t->seed = options->hash_seed_fixed ? options->hash_seed : random_seed();
     t->on_request = on_request;
     t->on_fingerprint = on_fingerprint;
     t->ctx = ctx;

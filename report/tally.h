@@ -59,6 +59,11 @@ typedef struct TallyOptions {
     size_t max_timeline;          /* statements kept in a request's timeline */
     size_t max_connections;       /* per-connection run state kept */
     size_t max_seen_fingerprints; /* fingerprint texts remembered as already sent */
+    /* The seed of every hash table keyed by what clients send (request tags, fingerprints):
+     * drawn from getrandom at tally_new unless `hash_seed_fixed` (tests and benchmarks), so
+     * nobody can pick keys offline that all land in one bucket. */
+    bool hash_seed_fixed;
+    uint64_t hash_seed;
 } TallyOptions;
 
 /* The defaults ARCHITECTURE.md documents (n_plus_one >= 5 calls with >= 2 value sets...). */
@@ -96,6 +101,11 @@ void tally_finish_all(Tally *tally);
 void tally_set_thresholds(Tally *tally, const TallyOptions *options);
 
 const TallyStats *tally_stats(const Tally *tally);
+
+/* The hash seed in use, and the longest chain of open requests in one bucket of the request
+ * table: for tests and benchmarks that check hash flooding stays out of reach. */
+uint64_t tally_hash_seed(const Tally *tally);
+size_t tally_max_request_chain(const Tally *tally);
 
 /* True for statements that only set the request's label (SET application_name ...). */
 bool tally_is_setup_statement(const char *normalized, size_t len);

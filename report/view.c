@@ -8,8 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "report/outfile.h"
 #include "report/reader.h"
 #include "report/viewdata.h"
+#include "report/viewfmt.h"
 
 typedef enum ViewFormat {
     FORMAT_TEXT,
@@ -30,7 +32,7 @@ static void print_usage(FILE *out)
             "Options:\n"
             "      --db FILE            the report file written by `pgtally proxy --db`\n"
             "  -f, --format FORMAT      text (default), json, markdown or html\n"
-            "  -o, --output FILE        write to FILE instead of standard output\n"
+            "  -o, --output FILE        write to FILE (created 0600) instead of standard output\n"
             "      --run N              the run to show (default: the latest)\n"
             "      --route ROUTE        only this route: its requests and findings\n"
             "      --request ID         one request's statements in order (text, json);\n"
@@ -82,6 +84,15 @@ enum {
     OPT_FINGERPRINT,
     OPT_TOP,
 };
+
+/* Errors can quote what was asked for (a request id) and what the file holds: made safe like
+ * every other line pgtally prints. */
+static void print_error(const char *err)
+{
+    fputs("pgtally report: ", stderr);
+    viewfmt_text(stderr, err);
+    fputc('\n', stderr);
+}
 
 int report_main(int argc, char **argv)
 {
@@ -174,22 +185,27 @@ int report_main(int argc, char **argv)
     char err[512];
     ReportFile *file = reader_open(db, err, sizeof err);
     if (!file) {
-        fprintf(stderr, "pgtally report: %s\n", err);
+        print_error(err);
         return 2;
     }
     ViewData data;
     if (!view_load(file, &vo, &data, err, sizeof err)) {
-        fprintf(stderr, "pgtally report: %s\n", err);
+        print_error(err);
         reader_close(file);
         return 2;
     }
 
     FILE *out = stdout;
-    if (output && !(out = fopen(output, "w"))) {
-        fprintf(stderr, "pgtally report: %s: cannot write: %s\n", output, strerror(errno));
-        view_data_free(&data);
-        reader_close(file);
-        return 1;
+    if (output) {
+        out = outfile_open(output, false, err, sizeof err); /* SQL inside: owner-only */
+        if (!out) {
+            fprintf(stderr, "pgtally report: cannot write %s\n", err);
+            view_data_free(&data);
+            reader_close(file);
+            return 1;
+        }
+        if (err[0])
+            fprintf(stderr, "pgtally report: warning: %s\n", err);
     }
     /* Colour is for people at a terminal; pipes, files and NO_COLOR get plain text. */
     vo.color = format == FORMAT_TEXT && !output && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");

@@ -185,7 +185,9 @@ static void fingerprint_chart(FILE *out, const char *id, const char *title,
             viewfmt_duration(value, sizeof value, v);
         else
             snprintf(value, sizeof value, "%" PRIu64 " calls", v);
-        fprintf(out, "<g><title>%s: ", f->fingerprint);
+        fputs("<g><title>", out);
+        h(out, f->fingerprint);
+        fputs(": ", out);
         h(out, *f->normalized ? f->normalized : "(text not recorded)");
         fprintf(out, "</title><text x=\"%d\" y=\"%d\" text-anchor=\"end\">", LABEL_W - 8, y + 13);
         one_line(out, *f->normalized ? f->normalized : f->fingerprint, 44);
@@ -221,8 +223,9 @@ static void findings(FILE *out, const ViewData *d)
         h(out, *f->worst_route ? f->worst_route : "(no route)");
         fputs(", request ", out);
         h(out, f->worst_request);
-        fprintf(out, " (%" PRIu64 ") <span class=\"fp\">%s</span></p>\n", f->max_count,
-                f->fingerprint);
+        fprintf(out, " (%" PRIu64 ") <span class=\"fp\">", f->max_count);
+        h(out, f->fingerprint);
+        fputs("</span></p>\n", out);
         if (*f->normalized) {
             fputs("<pre>", out);
             h(out, f->normalized);

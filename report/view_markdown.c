@@ -12,9 +12,7 @@
 
 static void code_block(FILE *out, const char *sql)
 {
-    char fence[16];
-    viewfmt_md_fence(fence, sizeof fence, sql);
-    fprintf(out, "%ssql\n%s\n%s\n", fence, sql, fence);
+    viewfmt_md_code_block(out, "sql", sql);
 }
 
 static const char *kind_title(const char *kind)
@@ -43,18 +41,19 @@ void view_markdown(FILE *out, const ViewData *d, const ViewOptions *o)
         fprintf(out, " for ");
         viewfmt_md_cell(out, o->route, true);
     }
+    fprintf(out, "\n\nRun %lld, started %s, pgtally ", (long long)d->run.id, started);
+    viewfmt_md_cell(out, d->run.version, false);
     fprintf(out,
-            "\n\nRun %lld, started %s, pgtally %s: **%zu requests**, %" PRIu64
-            " queries, DB time %s, **%" PRIu64 " N+1 finding%s**.\n\n",
-            (long long)d->run.id, started, d->run.version, d->requests.n, queries, db, n1,
-            n1 == 1 ? "" : "s");
-    if (reader_run_is_complete(&d->run, why, sizeof why))
+            ": **%zu requests**, %" PRIu64 " queries, DB time %s, **%" PRIu64
+            " N+1 finding%s**.\n\n",
+            d->requests.n, queries, db, n1, n1 == 1 ? "" : "s");
+    if (reader_run_is_complete(&d->run, why, sizeof why)) {
         fprintf(out, "> Data complete: nothing was dropped.\n\n");
-    else
-        fprintf(out,
-                "> [!WARNING]\n> **Data incomplete**: %s. The figures below are lower "
-                "bounds.\n\n",
-                why);
+    } else {
+        fprintf(out, "> [!WARNING]\n> **Data incomplete**: ");
+        viewfmt_md_cell(out, why, false);
+        fprintf(out, ". The figures below are lower bounds.\n\n");
+    }
 
     fprintf(out, "| Route | Requests | Queries/request p50 | p95 | max | Duplicates | N+1 | "
                  "DB time |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -95,8 +94,10 @@ void view_markdown(FILE *out, const ViewData *d, const ViewOptions *o)
         else
             fputs("*(no route)*", out);
         fprintf(out, ", %" PRIu64 " in one request), DB time %s", f->max_count, db);
-        if (f->fingerprint[0])
-            fprintf(out, ", fingerprint `%s`", f->fingerprint);
+        if (f->fingerprint[0]) {
+            fputs(", fingerprint ", out);
+            viewfmt_md_cell(out, f->fingerprint, true);
+        }
         fprintf(out, "\n\n");
         if (*f->normalized)
             code_block(out, f->normalized);

@@ -13,6 +13,9 @@
 #define SQL_INDENT 6
 #define MAX_SQL_LINES 4
 #define MAX_LISTED_REQUESTS 200
+/* Buffers for short values from the file (fingerprints, command words, end reasons): up to
+ * 63 characters, each up to 4 bytes once made safe. */
+#define SAFE_SHORT 256
 
 typedef struct Text {
     FILE *out;
@@ -81,7 +84,7 @@ static const char *kind_label(const char *kind)
         return "duplicate";
     if (strcmp(kind, "overfetch") == 0)
         return "overfetch";
-    return kind;
+    return "finding"; /* a kind this version does not know; never printed raw */
 }
 
 static const char *route_name(const char *route)
@@ -93,18 +96,20 @@ static void print_header(const Text *t, const ViewData *d)
 {
     char started[40], took[16], db[16];
     viewfmt_time(started, sizeof started, d->run.started_us);
-    char path[VIEW_TEXT_WIDTH * 4];
+    char path[VIEW_TEXT_WIDTH * 4], version[SAFE_SHORT];
     viewfmt_one_line(path, sizeof path, reader_path(d->file), VIEW_TEXT_WIDTH - 6);
+    viewfmt_one_line(version, sizeof version, d->run.version, SAFE_SHORT / 4 - 1);
     fprintf(t->out, "%spgtally report%s: run %lld, started %s, pgtally %s\nfile: %s\n",
-            paint(t, BOLD), paint(t, RESET), (long long)d->run.id, started, d->run.version, path);
+            paint(t, BOLD), paint(t, RESET), (long long)d->run.id, started, version, path);
     uint64_t queries = 0, db_us = 0;
     for (size_t i = 0; i < d->requests.n; i++) {
         queries += d->requests.items[i].queries;
         db_us += d->requests.items[i].db_time_us;
     }
     viewfmt_duration(db, sizeof db, db_us);
-    char why[200];
-    bool complete = reader_run_is_complete(&d->run, why, sizeof why);
+    char raw_why[200], why[200 * 4];
+    bool complete = reader_run_is_complete(&d->run, raw_why, sizeof raw_why);
+    viewfmt_one_line(why, sizeof why, raw_why, 199);
     if (complete) {
         fprintf(t->out, "%sdata complete%s; shown: %zu requests, %" PRIu64 " queries, DB time %s\n",
                 paint(t, GREEN), paint(t, RESET), d->requests.n, queries, db);
@@ -159,8 +164,9 @@ static void print_findings(const Text *t, const ViewData *d)
     }
     for (size_t i = 0; i < d->findings.n; i++) {
         const ReaderTopFinding *f = &d->findings.items[i];
-        char time[16], route[50 * 4 + 1], req[30 * 4 + 1];
+        char time[16], route[50 * 4 + 1], req[30 * 4 + 1], fp[SAFE_SHORT];
         viewfmt_duration(time, sizeof time, f->total_time_us);
+        viewfmt_one_line(fp, sizeof fp, f->fingerprint, SAFE_SHORT / 4 - 1);
         viewfmt_one_line(route, sizeof route, route_name(f->worst_route), 50);
         viewfmt_one_line(req, sizeof req, f->worst_request, 30);
         const char *unit = strcmp(f->kind, "n_plus_one") == 0  ? "calls"
@@ -179,8 +185,8 @@ static void print_findings(const Text *t, const ViewData *d)
         print_sql(t, f->normalized, SQL_INDENT, NULL);
         print_suggestion(t, f->kind, f->normalized, SQL_INDENT);
         if (f->fingerprint[0])
-            fprintf(t->out, "%*s%sfingerprint %s%s\n", SQL_INDENT, "", paint(t, DIM),
-                    f->fingerprint, paint(t, RESET));
+            fprintf(t->out, "%*s%sfingerprint %s%s\n", SQL_INDENT, "", paint(t, DIM), fp,
+                    paint(t, RESET));
     }
 }
 
@@ -190,12 +196,13 @@ static void print_top_time(const Text *t, const ViewData *d)
     size_t shown = d->by_time.n < 5 ? d->by_time.n : 5;
     for (size_t i = 0; i < shown; i++) {
         const ReaderFingerprint *f = &d->by_time.items[i];
-        char time[16], sql[VIEW_TEXT_WIDTH * 4];
+        char time[16], sql[VIEW_TEXT_WIDTH * 4], fp[SAFE_SHORT];
         viewfmt_duration(time, sizeof time, f->total_time_us);
         viewfmt_one_line(sql, sizeof sql, *f->normalized ? f->normalized : "(text not recorded)",
                          VIEW_TEXT_WIDTH - 44);
-        fprintf(t->out, "%10s %7" PRIu64 " calls  %s  %s%s%s\n", time, f->calls, f->fingerprint,
-                paint(t, CYAN), sql, paint(t, RESET));
+        viewfmt_one_line(fp, sizeof fp, f->fingerprint, SAFE_SHORT / 4 - 1);
+        fprintf(t->out, "%10s %7" PRIu64 " calls  %s  %s%s%s\n", time, f->calls, fp, paint(t, CYAN),
+                sql, paint(t, RESET));
     }
     if (shown == 0)
         fprintf(t->out, "(no statements)\n");
@@ -243,9 +250,10 @@ static void print_request(const Text *t, const ViewData *d)
     fprintf(t->out, "%s  (row %lld)\n", line, (long long)r->row);
     viewfmt_one_line(line, sizeof line, r->key, VIEW_TEXT_WIDTH - 4);
     fprintf(t->out, "key %s\n", line);
+    char reason[SAFE_SHORT];
     viewfmt_one_line(line, sizeof line, route_name(r->route), 50);
-    fprintf(t->out, "route %s, connection %" PRIu64 ", ended by %s\n", line, r->conn_id,
-            r->end_reason);
+    viewfmt_one_line(reason, sizeof reason, r->end_reason, SAFE_SHORT / 4 - 1);
+    fprintf(t->out, "route %s, connection %" PRIu64 ", ended by %s\n", line, r->conn_id, reason);
     fprintf(t->out, "started %s, took %s\n", start, took);
     fprintf(t->out, "%u queries, %u shapes, %u duplicates, %u errors, %u transactions\n",
             r->queries, r->distinct_fingerprints, r->duplicates, r->errors, r->transactions);
@@ -260,14 +268,17 @@ static void print_request(const Text *t, const ViewData *d)
         heading(t, "FINDINGS");
         for (size_t i = 0; i < r->n_findings; i++) {
             const ReaderFinding *f = &r->findings[i];
+            char fp[SAFE_SHORT];
+            viewfmt_one_line(fp, sizeof fp, f->fingerprint[0] ? f->fingerprint : "(whole request)",
+                             SAFE_SHORT / 4 - 1);
             const char *unit = strcmp(f->kind, "n_plus_one") == 0  ? "calls"
                                : strcmp(f->kind, "duplicate") == 0 ? "repeats"
                                : f->by_bytes                       ? "bytes"
                                                                    : "rows";
             fprintf(t->out, "%s%-9s%s %" PRIu64 " %s, %u distinct values%s  %s%s%s\n",
                     paint(t, YELLOW), kind_label(f->kind), paint(t, RESET), f->count, unit,
-                    f->distinct_values, f->is_write ? ", writes" : "", paint(t, DIM),
-                    f->fingerprint[0] ? f->fingerprint : "(whole request)", paint(t, RESET));
+                    f->distinct_values, f->is_write ? ", writes" : "", paint(t, DIM), fp,
+                    paint(t, RESET));
             if (f->fingerprint[0])
                 print_sql(t, f->normalized, SQL_INDENT, NULL);
             print_suggestion(t, f->kind, f->normalized, SQL_INDENT);
@@ -305,13 +316,16 @@ static void print_request(const Text *t, const ViewData *d)
 static void print_fingerprint(const Text *t, const ViewData *d)
 {
     const ReaderFingerprint *f = &d->fingerprint.items[0];
-    char time[16], bytes[16], seen[40];
+    char time[16], bytes[16], seen[40], fp[SAFE_SHORT], command[SAFE_SHORT];
     viewfmt_duration(time, sizeof time, f->total_time_us);
     viewfmt_bytes(bytes, sizeof bytes, f->bytes);
     viewfmt_time(seen, sizeof seen, f->first_seen_us);
+    /* The command is the statement's first token, as the client wrote it. */
+    viewfmt_one_line(fp, sizeof fp, f->fingerprint, SAFE_SHORT / 4 - 1);
+    viewfmt_one_line(command, sizeof command, *f->command ? f->command : "unknown command",
+                     SAFE_SHORT / 4 - 1);
     heading(t, "FINGERPRINT");
-    fprintf(t->out, "%s (%s), first seen %s\n", f->fingerprint,
-            *f->command ? f->command : "unknown command", seen);
+    fprintf(t->out, "%s (%s), first seen %s\n", fp, command, seen);
     print_sql(t, f->normalized, 2, NULL);
     if (f->sample) {
         fprintf(t->out, "sample with values:\n");

@@ -44,30 +44,72 @@ void viewfmt_time(char *out, size_t cap, int64_t us)
     strftime(out, cap, "%Y-%m-%d %H:%M:%S UTC", &tm);
 }
 
-/* `s` with whitespace runs as one space and no leading/trailing space; caller frees. */
+size_t viewfmt_safe_char(const unsigned char *s, size_t len, char out[VIEWFMT_SAFE_MAX])
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = utf8_char_len(s, len);
+    if (n == 0) {
+        memcpy(out, "\xEF\xBF\xBD", 4); /* U+FFFD: not UTF-8 */
+        return 1;
+    }
+    unsigned code = s[0];
+    if (n == 2 && s[0] == 0xC2 && s[1] < 0xA0)
+        code = s[1]; /* U+0080-U+009F: C1 controls (CSI, OSC... in 8-bit terminals) */
+    else if (n > 1 || (code >= 0x20 && code != 0x7F)) {
+        memcpy(out, s, n);
+        out[n] = '\0';
+        return n;
+    }
+    out[0] = '\\';
+    out[1] = 'x';
+    out[2] = hex[code >> 4];
+    out[3] = hex[code & 15];
+    out[4] = '\0';
+    return n;
+}
+
+static bool is_space(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/* `s` on one line, made safe (viewfmt.h): whitespace runs as one space, none leading or
+ * trailing; caller frees. */
 static char *squash(const char *s)
 {
     size_t len = strlen(s);
-    char *out = malloc(len + 1);
+    /* one input byte becomes at most 4 output bytes ("\xNN", or 3-byte U+FFFD) */
+    char *out = malloc(4 * len + 1);
     if (!out)
         return NULL;
     size_t n = 0;
     bool space = false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        if (is_space(u[i])) {
             space = n > 0;
+            i++;
             continue;
         }
-        if (c < 0x20 || c == 0x7f)
-            c = '?'; /* never let control bytes from SQL reach a terminal */
         if (space)
             out[n++] = ' ';
         space = false;
-        out[n++] = (char)c;
+        char safe[VIEWFMT_SAFE_MAX];
+        i += viewfmt_safe_char(u + i, len - i, safe);
+        size_t k = strlen(safe);
+        memcpy(out + n, safe, k);
+        n += k;
     }
     out[n] = '\0';
     return out;
+}
+
+void viewfmt_text(FILE *out, const char *s)
+{
+    char *line = squash(s ? s : "");
+    if (line)
+        fputs(line, out);
+    free(line);
 }
 
 /* Bytes of `s` that make up at most `width` characters (UTF-8 continuation bytes are free). */
@@ -200,15 +242,10 @@ void viewfmt_xml(FILE *out, const char *s)
         return;
     size_t len = strlen(s);
     for (const unsigned char *c = (const unsigned char *)s, *end = c + len; c < end;) {
-        size_t n = utf8_char_len(c, (size_t)(end - c));
-        if (n == 0) {
-            fputs("\xEF\xBF\xBD", out); /* U+FFFD: not UTF-8 */
-            c++;
-            continue;
-        }
-        if (n > 1) {
-            fwrite(c, 1, n, out);
-            c += n;
+        if (*c >= 0x80 || (*c < 0x20 && *c != '\n' && *c != '\t') || *c == 0x7F) {
+            char safe[VIEWFMT_SAFE_MAX];
+            c += viewfmt_safe_char(c, (size_t)(end - c), safe);
+            fputs(safe, out);
             continue;
         }
         switch (*c) {
@@ -227,13 +264,8 @@ void viewfmt_xml(FILE *out, const char *s)
         case '\'':
             fputs("&#39;", out);
             break;
-        case '\n':
-        case '\t':
-            fputc(*c, out);
-            break;
         default:
-            /* XML 1.0 has no way to write other control characters, not even escaped. */
-            fputc(*c < 0x20 || *c == 0x7F ? '?' : *c, out);
+            fputc(*c, out);
         }
         c++;
     }
@@ -250,6 +282,12 @@ static size_t longest_backtick_run(const char *s)
     return best;
 }
 
+static void put_ticks(FILE *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fputc('`', out);
+}
+
 void viewfmt_md_cell(FILE *out, const char *s, bool code)
 {
     char *line = squash(s ? s : "");
@@ -259,8 +297,7 @@ void viewfmt_md_cell(FILE *out, const char *s, bool code)
         /* Inside a code span backslashes are literal, but a table still splits on `|`;
          * GitHub accepts `\|` there and shows a bare pipe. */
         size_t ticks = longest_backtick_run(line) + 1;
-        for (size_t i = 0; i < ticks; i++)
-            fputc('`', out);
+        put_ticks(out, ticks);
         if (line[0] == '`' || line[0] == '\0')
             fputc(' ', out);
         for (const char *p = line; *p; p++) {
@@ -270,8 +307,7 @@ void viewfmt_md_cell(FILE *out, const char *s, bool code)
         }
         if (line[0] == '\0' || line[strlen(line) - 1] == '`')
             fputc(' ', out);
-        for (size_t i = 0; i < ticks; i++)
-            fputc('`', out);
+        put_ticks(out, ticks);
     } else {
         for (const char *p = line; *p; p++) {
             if (strchr("|\\`*_[]<>#", *p))
@@ -282,13 +318,28 @@ void viewfmt_md_cell(FILE *out, const char *s, bool code)
     free(line);
 }
 
-void viewfmt_md_fence(char *out, size_t cap, const char *s)
+void viewfmt_md_code_block(FILE *out, const char *info, const char *s)
 {
-    size_t n = longest_backtick_run(s ? s : "") + 1;
-    if (n < 3)
-        n = 3;
-    if (n >= cap)
-        n = cap - 1;
-    memset(out, '`', n);
-    out[n] = '\0';
+    if (!s)
+        s = "";
+    /* No cap on the fence: a capped one is what a long enough run of backticks would end. */
+    size_t fence = longest_backtick_run(s) + 1;
+    if (fence < 3)
+        fence = 3;
+    put_ticks(out, fence);
+    fprintf(out, "%s\n", info);
+    size_t len = strlen(s);
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        if (u[i] == '\n' || u[i] == '\t') {
+            fputc(u[i++], out);
+            continue;
+        }
+        char safe[VIEWFMT_SAFE_MAX];
+        i += viewfmt_safe_char(u + i, len - i, safe);
+        fputs(safe, out);
+    }
+    fputc('\n', out);
+    put_ticks(out, fence);
+    fputc('\n', out);
 }

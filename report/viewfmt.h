@@ -2,7 +2,8 @@
  *
  * Owns: how pgtally prints durations, sizes and times to people, one-line SQL, the folding
  * of a request's timeline into runs of one fingerprint, and writing JSON / HTML / Markdown
- * strings safely. Pure except for the FILE * writers. */
+ * strings safely: the one place that decides how control characters and bytes that are not
+ * UTF-8 are shown. Pure except for the FILE * writers. */
 #ifndef PGTALLY_REPORT_VIEWFMT_H
 #define PGTALLY_REPORT_VIEWFMT_H
 
@@ -22,8 +23,27 @@ void viewfmt_bytes(char *out, size_t cap, uint64_t bytes);
 /* "2024-05-01 12:00:03 UTC" ("-" for 0). */
 void viewfmt_time(char *out, size_t cap, int64_t us);
 
-/* Copies `s` into out on one line (whitespace runs become one space) and, when it is longer
- * than `width` characters, cuts it and ends it with "...". */
+/* Bytes from the report file (SQL, tags, route names, request ids) reach terminals, CI logs
+ * and pull-request comments, so every text and Markdown writer below shows them the one way
+ * viewfmt_safe_char does:
+ *   - a control character (C0 U+0000-U+001F, DEL U+007F, C1 U+0080-U+009F: ESC, CR, BEL, CSI
+ *     ...) is written as `\xNN`, its code point in two hex digits;
+ *   - a byte that is not part of valid UTF-8 is written as U+FFFD;
+ *   - everything else (printable ASCII, valid UTF-8 from U+00A0 up) is written as it is.
+ * One-line writers first fold whitespace (space, tab, newline, CR, FF, VT) into one space. */
+
+/* Longest output of viewfmt_safe_char: "\xNN" or one UTF-8 character, plus a NUL. */
+#define VIEWFMT_SAFE_MAX 5
+
+/* Writes the safe form of the character at s (len > 0 bytes left) into out as a C string;
+ * returns how many input bytes it stands for (>= 1). */
+size_t viewfmt_safe_char(const unsigned char *s, size_t len, char out[VIEWFMT_SAFE_MAX]);
+
+/* Writes `s` for a terminal or log line: on one line, made safe as above. */
+void viewfmt_text(FILE *out, const char *s);
+
+/* Copies `s` into out on one line (whitespace runs become one space, made safe as above) and,
+ * when it is longer than `width` characters, cuts it and ends it with "...". */
 void viewfmt_one_line(char *out, size_t cap, const char *s, size_t width);
 
 /* Splits `s` (made one line first) into lines of at most `width` characters, breaking at
@@ -47,15 +67,18 @@ ViewFold *viewfmt_fold(const ReaderTimeline *t, size_t *n);
 /* Writes `s` as a JSON string, quotes included (json_escape does the escaping). */
 void viewfmt_json_str(FILE *out, const char *s);
 
-/* Writes s escaped for HTML and XML 1.0 text and attributes: & < > " ' as entities, bytes that
- * are not UTF-8 as U+FFFD, control characters other than newline and tab as '?'. */
+/* Writes s escaped for HTML and XML 1.0 text and attributes: & < > " ' as entities, newline
+ * and tab as they are, everything else made safe as above (XML 1.0 cannot hold most control
+ * characters, not even escaped). */
 void viewfmt_xml(FILE *out, const char *s);
 
-/* Writes `s` for a Markdown table cell: on one line, `|` and `\` escaped, as inline code
- * when `code` (with a fence longer than any backtick run inside). */
+/* Writes `s` for a Markdown table cell: on one line, made safe, `|` and `\` escaped, as
+ * inline code when `code` (with a fence longer than any backtick run inside). */
 void viewfmt_md_cell(FILE *out, const char *s, bool code);
 
-/* The fence for a Markdown code block holding `s`: "```" or longer if `s` contains one. */
-void viewfmt_md_fence(char *out, size_t cap, const char *s);
+/* Writes `s` as a fenced Markdown code block with the info string `info` ("sql"): the fence
+ * is one backtick longer than the longest run of backticks in `s` (at least three), so
+ * nothing inside can end it; lines are kept, every other character made safe. */
+void viewfmt_md_code_block(FILE *out, const char *info, const char *s);
 
 #endif

@@ -9,6 +9,7 @@
 #include "report/reader.h"
 #include "report/suggest.h"
 #include "report/viewdata.h"
+#include "protocol/jsonout.h"
 #include "report/viewfmt.h"
 #include "report_fixture.h"
 #include "testlib.h"
@@ -488,6 +489,118 @@ TEST(html_is_self_contained_and_escaped)
     free(s);
 }
 
+/* ---- control characters and fences in text and Markdown ------------------------------- */
+
+typedef void (*WriteFn)(FILE *, const char *);
+
+static char *capture(WriteFn fn, const char *s)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    fn(f, s);
+    fclose(f);
+    return buf;
+}
+
+static void md_block(FILE *f, const char *s)
+{
+    viewfmt_md_code_block(f, "sql", s);
+}
+
+static void md_code_cell(FILE *f, const char *s)
+{
+    viewfmt_md_cell(f, s, true);
+}
+
+static void md_text_cell(FILE *f, const char *s)
+{
+    viewfmt_md_cell(f, s, false);
+}
+
+/* True when s holds no C0 control but newline, no DEL, no C1 control (as UTF-8 or raw) and
+ * is valid UTF-8: what a terminal or a Markdown renderer can be handed. */
+static bool is_safe(const char *s, bool newlines)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t len = strlen(s);
+    for (size_t i = 0; i < len;) {
+        if ((u[i] < 0x20 && !(newlines && u[i] == '\n')) || u[i] == 0x7F)
+            return false;
+        size_t n = utf8_char_len(u + i, len - i);
+        if (n == 0 || (n == 2 && u[i] == 0xC2 && u[i + 1] < 0xA0))
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+TEST(safe_char_escapes_every_control_and_replaces_bad_utf8)
+{
+    static const struct {
+        const char *in;
+        const char *out;
+    } cases[] = {
+        {"\x1b", "\\x1b"},
+        {"\r", "\\x0d"},
+        {"\a", "\\x07"},
+        {"\x7f", "\\x7f"},
+        {"\xc2\x9b", "\\x9b"},    /* C1 CSI as UTF-8 */
+        {"\x9b", "\xef\xbf\xbd"}, /* a lone C1 byte is not UTF-8 */
+        {"\xc3\xa9", "\xc3\xa9"},
+        {"\xc2\xa0", "\xc2\xa0"}, /* U+00A0 is printable */
+        {"a", "a"},
+        {"\xe2\x82", "\xef\xbf\xbd"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[VIEWFMT_SAFE_MAX];
+        size_t used =
+            viewfmt_safe_char((const unsigned char *)cases[i].in, strlen(cases[i].in), out);
+        CHECK(used >= 1);
+        CHECK_EQ_STR(out, cases[i].out);
+    }
+}
+
+TEST(text_and_markdown_writers_never_pass_a_control_byte)
+{
+    const char *nasty = "SEL\x1b]0;owned\aECT \x1b[2J\r\n1 \xc2\x9b"
+                        "31m \x9b \xff \x01 x";
+    char line[512];
+    viewfmt_one_line(line, sizeof line, nasty, 200);
+    CHECK(is_safe(line, false));
+    CHECK(strstr(line, "SEL\\x1b]0;owned\\x07ECT \\x1b[2J 1 \\x9b31m") != NULL);
+    WriteFn fns[] = {viewfmt_text, md_code_cell, md_text_cell, viewfmt_xml};
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+        char *s = capture(fns[i], nasty);
+        CHECK(s && is_safe(s, fns[i] == viewfmt_xml));
+        free(s);
+    }
+    char *block = capture(md_block, nasty);
+    CHECK(block && is_safe(block, true));
+    free(block);
+}
+
+TEST(markdown_code_block_fence_outgrows_any_backtick_run)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "select 1 as \"%s\"", "````````````````````"); /* 20 */
+    char *s = capture(md_block, sql);
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    /* 21 backticks open and close it; nothing inside is that long */
+    CHECK(strncmp(s, "`````````````````````sql\n", 25) == 0);
+    size_t len = strlen(s);
+    CHECK(len > 22 && strcmp(s + len - 22, "`````````````````````\n") == 0);
+    CHECK(strstr(s, "\"````````````````````\"") != NULL);
+    free(s);
+    s = capture(md_block, "select 1");
+    CHECK(s && strcmp(s, "```sql\nselect 1\n```\n") == 0);
+    free(s);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "%s", "/tmp/pgtally-test-report-XXXXXX");
@@ -523,6 +636,9 @@ int main(void)
     RUN(json_has_contract_fields);
     RUN(markdown_escapes_table_cells);
     RUN(html_is_self_contained_and_escaped);
+    RUN(safe_char_escapes_every_control_and_replaces_bad_utf8);
+    RUN(text_and_markdown_writers_never_pass_a_control_byte);
+    RUN(markdown_code_block_fence_outgrows_any_backtick_run);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0)

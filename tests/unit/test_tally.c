@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "report/tally.h"
+#include "tally_collide.h"
 #include "testlib.h"
 
 #define MAX_RECORDS 64
@@ -485,6 +486,202 @@ TEST(setup_statement_detection)
     CHECK(!tally_is_setup_statement("select application_name", 23));
 }
 
+TEST(each_tally_draws_its_own_hash_seed)
+{
+    Out o1, o2;
+    Tally *a = new_tally(&o1, NULL);
+    Tally *b = new_tally(&o2, NULL);
+    /* 64 random bits: equal seeds mean the seed is not random (1 in 2^64 otherwise). */
+    CHECK(tally_hash_seed(a) != tally_hash_seed(b));
+    CHECK(tally_hash_seed(a) != 0);
+    tally_free(a);
+    tally_free(b);
+}
+
+/* Request ids picked offline to share one bucket under seed 0 stay spread out under the
+ * random seed: a flood costs what ordinary traffic costs. */
+TEST(request_ids_colliding_for_seed_zero_spread_under_the_random_seed)
+{
+    enum { KEYS = 400 };
+    static char ids[KEYS][COLLIDE_ID_MAX];
+    TallyOptions opts;
+    tally_options_default(&opts);
+    opts.max_open_requests = 1024; /* 1024 buckets */
+    collide_ids(ids, KEYS, 1024);
+    for (int seeded = 0; seeded < 2; seeded++) {
+        opts.hash_seed_fixed = !seeded;
+        opts.hash_seed = 0;
+        Out o;
+        Tally *t = new_tally(&o, &opts);
+        for (size_t i = 0; i < KEYS; i++) {
+            char tags[64];
+            snprintf(tags, sizeof tags, "request_id=%s", ids[i]);
+            feed(t, (Stmt){.conn = 1 + i % 8, .tags = tags});
+        }
+        if (seeded)
+            CHECK(tally_max_request_chain(t) <= 12); /* 400 keys in 1024 buckets: ~4 */
+        else
+            CHECK_EQ_INT(tally_max_request_chain(t), KEYS); /* the ids do collide at seed 0 */
+        tally_finish_all(t);
+        CHECK_EQ_INT(o.n_requests, MAX_RECORDS); /* all kept apart (the test keeps 64) */
+        out_free(&o);
+        tally_free(t);
+    }
+}
+
+TEST(a_route_run_ends_when_its_connection_turns_to_a_tagged_request)
+{
+    Out o;
+    Tally *t = new_tally(&o, NULL);
+    feed(t, (Stmt){.conn = 1, .tags = "route=/a", .fingerprint = 0x1});
+    feed(t, (Stmt){.conn = 1, .tags = "request_id=b", .fingerprint = 0x2});
+    feed(t, (Stmt){.conn = 1, .tags = "route=/a", .fingerprint = 0x3}); /* a third request */
+    tally_connection_closed(t, 1);
+    tally_finish_all(t);
+    CHECK_EQ_INT(o.n_requests, 3);
+    for (int i = 0; i < o.n_requests; i++)
+        CHECK_EQ_INT(o.requests[i]->statements, 1);
+    out_free(&o);
+    tally_free(t);
+}
+
+/* ---- every pair of tagging styles, one after the other on one connection ---------------- */
+
+enum {
+    STYLE_REQUEST_ID,
+    STYLE_CORRELATION_ID,
+    STYLE_TRACEPARENT,
+    STYLE_ROUTE,
+    STYLE_MARGINALIA,
+    STYLE_APPLICATION_NAME,
+    STYLE_UNTAGGED,
+    N_STYLES
+};
+
+static const char *const style_names[N_STYLES] = {
+    "request_id", "correlation_id",   "traceparent", "route",
+    "marginalia", "application_name", "untagged"};
+
+/* Feeds one request of `style` (phase 1 or 2 marks its fingerprints 0x1.. or 0x2..) with
+ * `n` statements, wrapped in a driver's untagged BEGIN/COMMIT when `transaction`. The
+ * connection's application_name is sticky, as in a session: only SET changes it. */
+static void feed_style(Tally *t, int style, int phase, int n, bool transaction, char *app,
+                       size_t app_cap)
+{
+    char tags[128] = "";
+    switch (style) {
+    case STYLE_REQUEST_ID:
+        snprintf(tags, sizeof tags, "request_id=req%d", phase);
+        break;
+    case STYLE_CORRELATION_ID:
+        snprintf(tags, sizeof tags, "correlation_id=corr%d", phase);
+        break;
+    case STYLE_TRACEPARENT:
+        snprintf(tags, sizeof tags, "traceparent=00-%032d-00f067aa0ba902b7-01",
+                 phase); /* trace id 000...0N */
+        break;
+    case STYLE_ROUTE:
+        snprintf(tags, sizeof tags, "route=/api/r%d", phase);
+        break;
+    case STYLE_MARGINALIA:
+        snprintf(tags, sizeof tags, "controller=c%d,action=show", phase);
+        break;
+    case STYLE_APPLICATION_NAME:
+        feed(t, (Stmt){.conn = 1,
+                       .normalized = "set application_name = $1",
+                       .command = "SET",
+                       .fingerprint = 0x50,
+                       .app = app});
+        snprintf(app, app_cap, "app%d", phase);
+        break;
+    default:
+        break;
+    }
+    uint64_t base = (uint64_t)phase << 8;
+    if (transaction)
+        feed(t, (Stmt){.conn = 1,
+                       .normalized = "begin",
+                       .command = "BEGIN",
+                       .fingerprint = base | 0x10,
+                       .app = app});
+    for (int i = 0; i < n; i++)
+        feed(t, (Stmt){.conn = 1,
+                       .tags = tags[0] ? tags : NULL,
+                       .fingerprint = base | (uint64_t)(0x20 + i),
+                       .app = app});
+    if (transaction)
+        feed(t, (Stmt){.conn = 1,
+                       .normalized = "commit",
+                       .command = "COMMIT",
+                       .fingerprint = base | 0x1f,
+                       .app = app});
+}
+
+static const char *style_route(int style, int phase, char *buf, size_t cap)
+{
+    if (style == STYLE_ROUTE)
+        snprintf(buf, cap, "/api/r%d", phase);
+    else if (style == STYLE_MARGINALIA)
+        snprintf(buf, cap, "c%d#show", phase);
+    else if (style == STYLE_APPLICATION_NAME)
+        snprintf(buf, cap, "app%d", phase);
+    else
+        return NULL;
+    return buf;
+}
+
+/* A request of one style followed by a request of another (or the same style with other
+ * values) on one connection: the second starts a new request whenever its own tags name one
+ * (a request id, a trace, a route, a controller) or its application_name changed. Only an
+ * untagged one joins the request before it, as a driver's COMMIT or a framework's own query
+ * does. 3 statements, then 2, so a merge shows in the counts. */
+TEST(every_pair_of_tagging_styles_in_sequence_on_one_connection)
+{
+    for (int transaction = 0; transaction < 2; transaction++) {
+        for (int first = 0; first < N_STYLES; first++) {
+            for (int second = 0; second < N_STYLES; second++) {
+                Out o;
+                Tally *t = new_tally(&o, NULL);
+                char app[32] = "";
+                feed_style(t, first, 1, 3, transaction, app, sizeof app);
+                feed_style(t, second, 2, 2, transaction, app, sizeof app);
+                tally_connection_closed(t, 1);
+                tally_finish_all(t);
+                bool merged = second == STYLE_UNTAGGED;
+                int per_txn = transaction ? 2 : 0;
+                int failures_before = testlib_case_failures;
+                CHECK_EQ_INT(o.n_requests, merged ? 1 : 2);
+                for (int i = 0; i < o.n_requests; i++) {
+                    const RequestRecord *r = o.requests[i];
+                    int phase[3] = {0, 0, 0};
+                    for (size_t k = 0; k < r->n_timeline; k++)
+                        if (!r->timeline[k].setup)
+                            phase[(r->timeline[k].fingerprint >> 8) & 3]++;
+                    if (merged) {
+                        CHECK_EQ_INT(phase[1], 3 + per_txn);
+                        CHECK_EQ_INT(phase[2], 2 + per_txn);
+                        continue;
+                    }
+                    /* never both phases in one request */
+                    CHECK(phase[1] == 0 || phase[2] == 0);
+                    int p = phase[1] ? 1 : 2;
+                    CHECK_EQ_INT(phase[p], (p == 1 ? 3 : 2) + per_txn);
+                    CHECK_EQ_INT(r->statements, (uint32_t)((p == 1 ? 3 : 2) + per_txn));
+                    char want[32];
+                    const char *route = style_route(p == 1 ? first : second, p, want, sizeof want);
+                    if (route)
+                        CHECK_EQ_STR(r->route, route);
+                }
+                if (testlib_case_failures != failures_before)
+                    printf("  ^ %s then %s%s\n", style_names[first], style_names[second],
+                           transaction ? ", in transactions" : "");
+                out_free(&o);
+                tally_free(t);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     RUN(n_plus_one_and_duplicates_in_one_tagged_request);
@@ -502,5 +699,9 @@ int main(void)
     RUN(open_request_bound_evicts_the_oldest_without_losing_it);
     RUN(per_request_bounds_truncate_and_say_so);
     RUN(setup_statement_detection);
+    RUN(each_tally_draws_its_own_hash_seed);
+    RUN(request_ids_colliding_for_seed_zero_spread_under_the_random_seed);
+    RUN(a_route_run_ends_when_its_connection_turns_to_a_tagged_request);
+    RUN(every_pair_of_tagging_styles_in_sequence_on_one_connection);
     return TESTLIB_FINISH();
 }
