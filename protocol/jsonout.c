@@ -77,20 +77,58 @@ static bool json_plain(unsigned char c)
     return c >= 0x20 && c < 0x7F && c != '"' && c != '\\';
 }
 
-#define JSON_ONES 0x0101010101010101ULL
-#define JSON_HIGHS 0x8080808080808080ULL
+/* Plain runs are copied a block at a time: 16 bytes with SSE2 (every x86-64), else 8 bytes
+ * in a uint64_t on little-endian machines, else byte by byte. json_block_load(p, &v) loads
+ * the block at p into v and returns a mask of its bytes that are not plain, first byte in
+ * the lowest bits (the lowest set bit is exact; later ones may not be). */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define JSON_BLOCK 16
+#define JSON_MASK_STRIDE 1 /* mask bits per byte */
+typedef __m128i JsonBlock;
 
-/* Whether any of the 8 bytes in x is not plain. Each test is exact as a yes/no answer:
- * a byte < 0x20; a byte >= 0x80, or 0x7F (x + 1 sets its high bit; a carry out of 0xFF
- * only happens when a high bit is already set); a `"` or a `\` (a zero byte after XOR). */
-static bool json_word_special(uint64_t x)
+static uint32_t json_block_load(const unsigned char *p, JsonBlock *v)
 {
+    *v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    /* signed compare: bytes >= 0x80 are negative, so `< 0x20` catches them too */
+    __m128i ctl = _mm_cmplt_epi8(*v, _mm_set1_epi8(0x20));
+    __m128i del = _mm_cmpeq_epi8(*v, _mm_set1_epi8(0x7F));
+    __m128i quote = _mm_cmpeq_epi8(*v, _mm_set1_epi8('"'));
+    __m128i bslash = _mm_cmpeq_epi8(*v, _mm_set1_epi8('\\'));
+    return (uint32_t)_mm_movemask_epi8(
+        _mm_or_si128(_mm_or_si128(ctl, del), _mm_or_si128(quote, bslash)));
+}
+
+static void json_block_store(char *out, const JsonBlock *v)
+{
+    _mm_storeu_si128((__m128i *)(void *)out, *v);
+}
+#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define JSON_BLOCK 8
+#define JSON_MASK_STRIDE 8 /* the high bit of each byte */
+#define JSON_ONES 0x0101010101010101ULL
+typedef uint64_t JsonBlock;
+
+/* High bit set in each byte < 0x20; >= 0x80 or 0x7F (x + 1 sets its high bit); `"` or `\\`
+ * (a zero byte after XOR). Borrows and carries only move towards later bytes, so the lowest
+ * flagged byte is exact. */
+static uint64_t json_block_load(const unsigned char *p, JsonBlock *v)
+{
+    uint64_t x;
+    memcpy(&x, p, 8);
+    *v = x;
     uint64_t lt20 = (x - JSON_ONES * 0x20) & ~x;
     uint64_t hi = x | (x + JSON_ONES);
     uint64_t q = x ^ (JSON_ONES * '"'), b = x ^ (JSON_ONES * '\\');
     uint64_t quote = (q - JSON_ONES) & ~q, bslash = (b - JSON_ONES) & ~b;
-    return ((lt20 | hi | quote | bslash) & JSON_HIGHS) != 0;
+    return (lt20 | hi | quote | bslash) & (JSON_ONES * 0x80);
 }
+
+static void json_block_store(char *out, const JsonBlock *v)
+{
+    memcpy(out, v, 8);
+}
+#endif
 
 /* The path for callers that may not have the worst case: a 7-byte margin is checked before
  * every character, so a text that does not fit returns 0 (the contract in jsonout.h). */
@@ -114,19 +152,36 @@ size_t json_escape(char *out, size_t cap, const char *s, size_t len)
     const unsigned char *u = (const unsigned char *)s;
     if (cap < JSON_ESCAPED_MAX(len))
         return json_escape_checked(out, cap, u, len);
-    /* The worst case fits: no per-character check. Runs of 8 plain bytes (identifiers,
-     * keywords) are copied a word at a time; output never passes 6 bytes per input byte. */
+    /* The worst case fits, so no per-character check, and a whole block may be stored before it
+     * is known how many of its bytes are plain (output stays within 6 bytes per input byte
+     * consumed, and a block of input remains). Identifiers and keywords are copied a word at a time
+     * up to the next byte that needs escaping. */
     size_t n = 0, i = 0;
-    for (;;) {
-        while (len - i >= 8) {
-            uint64_t x;
-            memcpy(&x, u + i, 8);
-            if (json_word_special(x))
-                break;
-            memcpy(out + n, &x, 8);
-            n += 8;
-            i += 8;
+#ifdef JSON_BLOCK
+    while (len - i >= JSON_BLOCK) {
+        JsonBlock v;
+        uint64_t special = json_block_load(u + i, &v);
+        json_block_store(out + n, &v);
+        if (special == 0) {
+            n += JSON_BLOCK;
+            i += JSON_BLOCK;
+            continue;
         }
+        size_t plain = (size_t)__builtin_ctzll(special) / JSON_MASK_STRIDE;
+        n += plain;
+        i += plain;
+        unsigned char c = u[i];
+        if (c == '"' || c == '\\') { /* by far the most common: quoted identifiers */
+            out[n] = '\\';
+            out[n + 1] = (char)c;
+            n += 2;
+            i++;
+            continue;
+        }
+        n = json_escape_special(out, n, u, &i, len);
+    }
+#endif
+    for (;;) {
         while (i < len && json_plain(u[i]))
             out[n++] = (char)u[i++];
         if (i >= len)
