@@ -80,14 +80,16 @@ static bool json_plain(unsigned char c)
 /* Plain runs are copied a block at a time: 16 bytes with SSE2 (every x86-64), else 8 bytes
  * in a uint64_t on little-endian machines, else byte by byte. json_block_load(p, &v) loads
  * the block at p into v and returns a mask of its bytes that are not plain, first byte in
- * the lowest bits (the lowest set bit is exact; later ones may not be). */
+ * the lowest bits (the lowest set bit is exact; later ones may not be). With SSE2 the masks
+ * are exact, and `"` and `\\` are reported apart in *quoted: the identifiers of ORM SQL are
+ * quoted, so a block often holds one or two quotes and nothing else to escape. */
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #define JSON_BLOCK 16
 #define JSON_MASK_STRIDE 1 /* mask bits per byte */
 typedef __m128i JsonBlock;
 
-static uint32_t json_block_load(const unsigned char *p, JsonBlock *v)
+static uint64_t json_block_load(const unsigned char *p, JsonBlock *v, uint64_t *quoted)
 {
     *v = _mm_loadu_si128((const __m128i *)(const void *)p);
     /* signed compare: bytes >= 0x80 are negative, so `< 0x20` catches them too */
@@ -95,8 +97,8 @@ static uint32_t json_block_load(const unsigned char *p, JsonBlock *v)
     __m128i del = _mm_cmpeq_epi8(*v, _mm_set1_epi8(0x7F));
     __m128i quote = _mm_cmpeq_epi8(*v, _mm_set1_epi8('"'));
     __m128i bslash = _mm_cmpeq_epi8(*v, _mm_set1_epi8('\\'));
-    return (uint32_t)_mm_movemask_epi8(
-        _mm_or_si128(_mm_or_si128(ctl, del), _mm_or_si128(quote, bslash)));
+    *quoted = (uint64_t)_mm_movemask_epi8(_mm_or_si128(quote, bslash));
+    return (uint64_t)_mm_movemask_epi8(_mm_or_si128(ctl, del));
 }
 
 static void json_block_store(char *out, const JsonBlock *v)
@@ -112,9 +114,10 @@ typedef uint64_t JsonBlock;
 /* High bit set in each byte < 0x20; >= 0x80 or 0x7F (x + 1 sets its high bit); `"` or `\\`
  * (a zero byte after XOR). Borrows and carries only move towards later bytes, so the lowest
  * flagged byte is exact. */
-static uint64_t json_block_load(const unsigned char *p, JsonBlock *v)
+static uint64_t json_block_load(const unsigned char *p, JsonBlock *v, uint64_t *quoted)
 {
     uint64_t x;
+    *quoted = 0; /* not exact past the first flagged byte: everything goes in the result */
     memcpy(&x, p, 8);
     *v = x;
     uint64_t lt20 = (x - JSON_ONES * 0x20) & ~x;
@@ -154,19 +157,37 @@ size_t json_escape(char *out, size_t cap, const char *s, size_t len)
         return json_escape_checked(out, cap, u, len);
     /* The worst case fits, so no per-character check, and a whole block may be stored before it
      * is known how many of its bytes are plain (output stays within 6 bytes per input byte
-     * consumed, and a block of input remains). Identifiers and keywords are copied a word at a time
-     * up to the next byte that needs escaping. */
+     * consumed, and a block of input remains past the store's start). Identifiers and keywords
+     * are copied a block at a time up to the next byte that needs escaping. */
     size_t n = 0, i = 0;
 #ifdef JSON_BLOCK
     while (len - i >= JSON_BLOCK) {
         JsonBlock v;
-        uint64_t special = json_block_load(u + i, &v);
+        uint64_t quoted;
+        uint64_t special = json_block_load(u + i, &v, &quoted);
         json_block_store(out + n, &v);
-        if (special == 0) {
+        if ((special | quoted) == 0) {
             n += JSON_BLOCK;
             i += JSON_BLOCK;
             continue;
         }
+        if (special == 0 && len - i >= 2 * JSON_BLOCK) {
+            /* Only `"` and `\\` (exact masks): put a backslash before each without leaving
+             * the block, storing the block's rest again one byte further on each time. */
+            size_t done = 0;
+            do {
+                size_t k = (size_t)__builtin_ctzll(quoted) / JSON_MASK_STRIDE;
+                quoted &= quoted - 1;
+                n += k - done;
+                out[n++] = '\\';
+                memcpy(out + n, u + i + k, JSON_BLOCK);
+                done = k;
+            } while (quoted != 0);
+            n += JSON_BLOCK - done;
+            i += JSON_BLOCK;
+            continue;
+        }
+        special |= quoted;
         size_t plain = (size_t)__builtin_ctzll(special) / JSON_MASK_STRIDE;
         n += plain;
         i += plain;
