@@ -7,6 +7,7 @@ records across read boundaries, output while input is still open, and errors (mi
 unreadable file, unknown option, closed standard output). Prints "N passed, N failed"; exit 77 (skip) when
 the binary does not dispatch the subcommand yet.
 """
+import codecs
 import json
 import os
 import select
@@ -199,6 +200,29 @@ def test_invalid_utf8_everywhere():
     assert b"\\u0080x" in out  # escaped as \u0080 in the bytes, not passed through
 
 
+def latin1_for_bad_bytes(err):
+    """What the escaper prints for bytes that are not UTF-8: each as its Latin-1 code point."""
+    return "".join(chr(b) for b in err.object[err.start:err.end]), err.end
+
+
+def test_every_byte_value_in_long_names():
+    # every byte but NUL and `"`, alone and inside valid and broken UTF-8, in names long enough
+    # for the escaper's block-at-a-time paths (runs of quotes, controls, high bytes at every
+    # offset of a 16-byte block)
+    codecs.register_error("pgtally_latin1", latin1_for_bad_bytes)
+    body = bytes(b for b in range(1, 256) if b != ord('"'))
+    names = [body, body[::-1], b"\xe2\x82\xac\xf0\x9f\x98\x80x\xc3" * 9, b'a""' * 40,
+             b"\\\\" * 33 + b"\x7f", b"abcdefghijklmno\x01" * 5]
+    for k in range(17):
+        names.append(b"x" * k + b'""\\' + b"y" * (31 - k) + b"\xc3\xa9\xff")
+    sql = b"\0".join(b'SELECT "' + n + b'" FROM t' for n in names)
+    rc, out, _ = run(["-0"], sql)
+    objs = objects(out)
+    assert rc == 0 and len(objs) == len(names)
+    for n, o in zip(names, objs):
+        assert o["normalized"] == 'select "%s" from t' % n.decode("utf-8", "pgtally_latin1")
+
+
 def test_long_records_and_many_records_across_reads():
     # records longer than one read, and many short ones crossing read boundaries
     cols = ", ".join('"c%d"' % i for i in range(60000))  # about 0.5 MB on one line
@@ -253,7 +277,7 @@ def main():
                test_incomplete_flag, test_missing_file_names_it,
                test_unknown_option_is_usage_error, test_nul_mode_several_files_and_no_trailing_nul,
                test_tags_after_the_last_statement_apply_to_all, test_incomplete_flag_per_statement,
-               test_unreadable_file_exit_2,
+               test_unreadable_file_exit_2, test_every_byte_value_in_long_names,
                test_invalid_utf8_everywhere, test_long_records_and_many_records_across_reads,
                test_output_not_held_back_while_waiting_for_input,
                test_write_error_exit_2]:
