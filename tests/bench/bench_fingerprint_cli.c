@@ -15,7 +15,8 @@
  *     Interleaved rounds of: each `PGTALLY fingerprint FILE > /dev/null` as a child process
  *     (its CPU time, user + sys, from wait4), then, in this process, reading FILE and calling
  *     pg_query_fingerprint on each line, then the same with protocol/sqlnorm (N + F + V +
- *     tags: the library inside the command, its ceiling). Prints medians and the ratios. Time
+ *     tags: the library inside the command, its ceiling), and the first PGTALLY on an empty
+ *     input (what starting the process costs). Prints medians and the ratios. Time
  *     is CPU time, not wall time: the machine is usually shared. It asserts nothing. Several
  *     PGTALLY binaries (an old and a new build) are timed in the same rounds. */
 #include <errno.h>
@@ -109,8 +110,7 @@ static int make_input(const char *corpus_path, const char *out_path, double mb)
     }
     FILE *f = fopen(out_path, "wb");
     if (!f) {
-        fprintf(stderr, "bench_fingerprint_cli: cannot create %s: %s\n", out_path,
-                strerror(errno));
+        fprintf(stderr, "bench_fingerprint_cli: cannot create %s: %s\n", out_path, strerror(errno));
         return 2;
     }
     size_t total = 0, copies = 0;
@@ -300,8 +300,9 @@ static int run(int argc, char **argv)
         }
     }
     if (!file || nbins == 0 || rounds < 1 || rounds > MAX_ROUNDS) {
-        fprintf(stderr, "usage: bench_fingerprint_cli run FILE PGTALLY [PGTALLY...] "
-                        "[--rounds 1..%d]\n",
+        fprintf(stderr,
+                "usage: bench_fingerprint_cli run FILE PGTALLY [PGTALLY...] "
+                "[--rounds 1..%d]\n",
                 MAX_ROUNDS);
         return 2;
     }
@@ -313,6 +314,7 @@ static int run(int argc, char **argv)
     double mb = (double)sb.st_size / 1e6;
 
     static double cli[MAX_BINARIES][MAX_ROUNDS], pgq[MAX_ROUNDS], lib[MAX_ROUNDS];
+    static double startup[MAX_ROUNDS]; /* the first binary on an empty input */
     static double ratio[MAX_BINARIES][MAX_ROUNDS];
     uint64_t sink = 0;
     size_t errors = 0;
@@ -324,6 +326,9 @@ static int run(int argc, char **argv)
             if (cli[b][r] < 0)
                 return 1;
         }
+        startup[r] = time_child(bins[0], "/dev/null");
+        if (startup[r] < 0)
+            return 1;
         pgq[r] = time_pg_query(file, &sink, &errors);
         lib[r] = time_sqlnorm(file, &sink);
         if (pgq[r] < 0 || lib[r] < 0) {
@@ -351,7 +356,11 @@ static int run(int argc, char **argv)
         min_max(cli[b], rounds, &lo, &hi);
         printf("| %-44s | %9.3f | %8.1f | %8.1f - %8.1f |\n", name, m, mb / m, mb / hi, mb / lo);
     }
-    double m = median(lib, rounds);
+    double m = median(startup, rounds);
+    min_max(startup, rounds, &lo, &hi);
+    printf("| %-44s | %9.3f | %8s | %8.3f - %8.3f |\n",
+           "#1 on an empty input (process start, exit)", m, "", lo, hi);
+    m = median(lib, rounds);
     min_max(lib, rounds, &lo, &hi);
     printf("| %-44s | %9.3f | %8.1f | %8.1f - %8.1f |\n", "sqlnorm library (N + F + V + tags)", m,
            mb / m, mb / hi, mb / lo);
