@@ -38,12 +38,15 @@ static const char fingerprint_usage[] =
     "\n"
     "Input is read from each FILE in turn (`-` or no FILE: standard input), one statement per\n"
     "line; a line holding several statements (`BEGIN; ...; COMMIT`) prints one object each.\n"
+    "Output is written in large blocks, and whenever the input pauses, so a growing log can\n"
+    "be followed (`tail -f FILE | pgtally fingerprint`).\n"
     "\n"
     "  -0, --null   records are separated by NUL bytes instead of newlines, for statements\n"
     "               that span several lines\n"
     "  -h, --help   print this help\n"
     "\n"
-    "Exit status: 0 on success, 2 on a usage error or when a file cannot be read.\n"
+    "Exit status: 0 on success, 2 on a usage error, when a file cannot be read or when the\n"
+    "output cannot be written.\n"
     "See docs/normalization.md.\n";
 
 /* Reads are this large, and output is written in one write(2) once this much is pending. */
