@@ -87,6 +87,7 @@ static bool json_plain(unsigned char c)
 #include <emmintrin.h>
 #define JSON_BLOCK 16
 #define JSON_MASK_STRIDE 1 /* mask bits per byte */
+#define JSON_EXACT_MASKS 1
 typedef __m128i JsonBlock;
 
 static uint64_t json_block_load(const unsigned char *p, JsonBlock *v, uint64_t *quoted)
@@ -133,6 +134,28 @@ static void json_block_store(char *out, const JsonBlock *v)
 }
 #endif
 
+#ifdef JSON_EXACT_MASKS
+/* Escapes the `count` bytes at p (at most a block) whose only bytes needing escaping are
+ * those in `quoted` (`"` and `\\`; exact mask). The block at p is already stored at out + n;
+ * after each backslash the rest of the block is stored again one byte further on, so the
+ * caller guarantees a block readable at every p + k and room for a block after every write.
+ * Returns the new n. */
+static size_t json_block_quoted(char *out, size_t n, const unsigned char *p, uint64_t quoted,
+                                size_t count)
+{
+    size_t done = 0;
+    while (quoted != 0) {
+        size_t k = (size_t)__builtin_ctzll(quoted);
+        quoted &= quoted - 1;
+        n += k - done;
+        out[n++] = '\\';
+        memcpy(out + n, p + k, JSON_BLOCK);
+        done = k;
+    }
+    return n + count - done;
+}
+#endif
+
 /* The path for callers that may not have the worst case: a 7-byte margin is checked before
  * every character, so a text that does not fit returns 0 (the contract in jsonout.h). */
 static size_t json_escape_checked(char *out, size_t cap, const unsigned char *u, size_t len)
@@ -171,22 +194,14 @@ size_t json_escape(char *out, size_t cap, const char *s, size_t len)
             i += JSON_BLOCK;
             continue;
         }
+#ifdef JSON_EXACT_MASKS
         if (special == 0 && len - i >= 2 * JSON_BLOCK) {
-            /* Only `"` and `\\` (exact masks): put a backslash before each without leaving
-             * the block, storing the block's rest again one byte further on each time. */
-            size_t done = 0;
-            do {
-                size_t k = (size_t)__builtin_ctzll(quoted) / JSON_MASK_STRIDE;
-                quoted &= quoted - 1;
-                n += k - done;
-                out[n++] = '\\';
-                memcpy(out + n, u + i + k, JSON_BLOCK);
-                done = k;
-            } while (quoted != 0);
-            n += JSON_BLOCK - done;
+            /* Only `"` and `\\`: a backslash before each without leaving the block. */
+            n = json_block_quoted(out, n, u + i, quoted, JSON_BLOCK);
             i += JSON_BLOCK;
             continue;
         }
+#endif
         special |= quoted;
         size_t plain = (size_t)__builtin_ctzll(special) / JSON_MASK_STRIDE;
         n += plain;
@@ -200,6 +215,24 @@ size_t json_escape(char *out, size_t cap, const char *s, size_t len)
             continue;
         }
         n = json_escape_special(out, n, u, &i, len);
+    }
+#endif
+#ifdef JSON_EXACT_MASKS
+    /* The last bytes (and short strings: tag keys and values) as one block copied into a
+     * padded buffer, when the output has room for the block stores (2 bytes per input byte
+     * at most here, plus a block). Anything but quotes and backslashes: byte by byte. */
+    size_t rem = len - i;
+    if (rem >= 4 && rem < JSON_BLOCK && cap - n >= 2 * rem + JSON_BLOCK + 1) {
+        unsigned char pad[2 * JSON_BLOCK] = {0};
+        memcpy(pad, u + i, rem);
+        JsonBlock v;
+        uint64_t quoted, live = ((uint64_t)1 << rem) - 1;
+        uint64_t special = json_block_load(pad, &v, &quoted);
+        if ((special & live) == 0) {
+            json_block_store(out + n, &v);
+            n = json_block_quoted(out, n, pad, quoted & live, rem);
+            i = len;
+        }
     }
 #endif
     for (;;) {
