@@ -78,9 +78,9 @@ static bool json_plain(unsigned char c)
 }
 
 /* Plain runs are copied a block at a time: 16 bytes with SSE2 (every x86-64), else 8 bytes
- * in a uint64_t on little-endian machines, else byte by byte. json_block_load(p, &v) loads
- * the block at p into v and returns a mask of its bytes that are not plain, first byte in
- * the lowest bits (the lowest set bit is exact; later ones may not be). With SSE2 the masks
+ * in a uint64_t on little-endian machines, else byte by byte. json_block_load(p, &v, &quoted)
+ * loads the block at p into v and returns a mask of its bytes that are not plain, first byte
+ * in the lowest bits (the lowest set bit is exact; later ones may not be). With SSE2 the masks
  * are exact, and `"` and `\\` are reported apart in *quoted: the identifiers of ORM SQL are
  * quoted, so a block often holds one or two quotes and nothing else to escape. */
 #if defined(__SSE2__)
