@@ -18,7 +18,9 @@ size_t utf8_char_len(const unsigned char *s, size_t len);
 #define JSON_ESCAPED_MAX(len) (6 * (len) + 1)
 
 /* Writes the escaped body (no surrounding quotes) and a NUL. Returns bytes written excluding
- * the NUL, or 0 when cap < JSON_ESCAPED_MAX(len) and the text did not fit. */
+ * the NUL, or 0 when cap < JSON_ESCAPED_MAX(len) and the text did not fit. Bytes after the
+ * NUL, up to out + cap, may be overwritten (whole blocks are stored ahead): pass the room
+ * that is really free. */
 size_t json_escape(char *out, size_t cap, const char *s, size_t len);
 
 #endif

@@ -3,11 +3,14 @@
 
 The binary comes from the PGTALLY_BIN environment variable (meson sets it from pgtally_exe).
 Covers stdin, files, -0, several statements per line, tags, JSON validity for hostile bytes,
-and errors (missing file, unknown option). Prints "N passed, N failed"; exit 77 (skip) when
+records across read boundaries, output while input is still open, and errors (missing or
+unreadable file, unknown option, closed standard output). Prints "N passed, N failed"; exit 77 (skip) when
 the binary does not dispatch the subcommand yet.
 """
+import codecs
 import json
 import os
+import select
 import subprocess
 import sys
 import tempfile
@@ -143,6 +146,123 @@ def test_unknown_option_is_usage_error():
     assert rc == 2 and out == b"" and b"usage" in err
 
 
+def test_nul_mode_several_files_and_no_trailing_nul():
+    with tempfile.TemporaryDirectory() as d:
+        f1, f2 = os.path.join(d, "a.sql"), os.path.join(d, "b.sql")
+        with open(f1, "wb") as f:
+            f.write(b"SELECT 1\nFROM a\0\0BEGIN; SELECT 2 /* k:v */\0")
+        with open(f2, "wb") as f:
+            f.write(b"SELECT\n3 FROM b")  # last record without its NUL
+        rc, out, err = run(["-0", f1, f2])
+        assert rc == 0, err
+        objs = objects(out)
+        assert [o["normalized"] for o in objs] == [
+            "select $1 from a", "begin", "select $1", "select $1 from b"]
+        assert [o["tags"] for o in objs] == [{}, {"k": "v"}, {"k": "v"}, {}]
+
+
+def test_tags_after_the_last_statement_apply_to_all():
+    # the tag comment comes after every statement of the record, and records do not share tags
+    rc, out, _ = run([], b"SELECT 1; SELECT 2; /* a='1' */ /* b:2 */\nSELECT 3\n")
+    objs = objects(out)
+    assert rc == 0
+    assert [o["tags"] for o in objs] == [{"a": "1", "b": "2"}, {"a": "1", "b": "2"}, {}]
+    assert [o["normalized"] for o in objs] == ["select $1", "select $1", "select $1"]
+
+
+def test_incomplete_flag_per_statement():
+    rc, out, _ = run([], b"SELECT 1; SELECT 'abc\n")
+    a, b = objects(out)
+    assert rc == 0 and a["incomplete"] is False and b["incomplete"] is True
+
+
+def test_unreadable_file_exit_2():
+    with tempfile.TemporaryDirectory() as d:
+        good = os.path.join(d, "ok.sql")
+        with open(good, "wb") as f:
+            f.write(b"SELECT 1\n")
+        # a directory opens but cannot be read: the error names it, the other file still runs
+        rc, out, err = run([d, good])
+        assert rc == 2
+        assert d.encode() in err and b"read error" in err
+        assert len(objects(out)) == 1
+
+
+def test_invalid_utf8_everywhere():
+    # invalid bytes in a quoted name, a string literal (hashed into values, not printed) and a
+    # tag; a truncated sequence at the very end of the record
+    q = b'SELECT "\x80x", \'\xff\' FROM t /*k=\'\xc3\'*/ WHERE a = "\xe2\x82"\n'
+    rc, out, _ = run([], q)
+    (o,) = objects(out)
+    assert rc == 0
+    assert o["normalized"] == 'select "\u0080x", $1 from t where a = "\u00e2\u0082"'
+    assert o["tags"] == {"k": "\u00c3"}
+    assert b"\\u0080x" in out  # escaped as \u0080 in the bytes, not passed through
+
+
+def latin1_for_bad_bytes(err):
+    """What the escaper prints for bytes that are not UTF-8: each as its Latin-1 code point."""
+    return "".join(chr(b) for b in err.object[err.start:err.end]), err.end
+
+
+def test_every_byte_value_in_long_names():
+    # every byte but NUL and `"`, alone and inside valid and broken UTF-8, in names long enough
+    # for the escaper's block-at-a-time paths (runs of quotes, controls, high bytes at every
+    # offset of a 16-byte block)
+    codecs.register_error("pgtally_latin1", latin1_for_bad_bytes)
+    body = bytes(b for b in range(1, 256) if b != ord('"'))
+    names = [body, body[::-1], b"\xe2\x82\xac\xf0\x9f\x98\x80x\xc3" * 9, b'a""' * 40,
+             b"\\\\" * 33 + b"\x7f", b"abcdefghijklmno\x01" * 5]
+    for k in range(17):
+        names.append(b"x" * k + b'""\\' + b"y" * (31 - k) + b"\xc3\xa9\xff")
+    sql = b"\0".join(b'SELECT "' + n + b'" FROM t' for n in names)
+    rc, out, _ = run(["-0"], sql)
+    objs = objects(out)
+    assert rc == 0 and len(objs) == len(names)
+    for n, o in zip(names, objs):
+        assert o["normalized"] == 'select "%s" from t' % n.decode("utf-8", "pgtally_latin1")
+
+
+def test_long_records_and_many_records_across_reads():
+    # records longer than one read, and many short ones crossing read boundaries
+    cols = ", ".join('"c%d"' % i for i in range(60000))  # about 0.5 MB on one line
+    long_sql = ("SELECT %s FROM \"t\" WHERE \"id\" = 7" % cols).encode()
+    short = b"".join(b"SELECT %d FROM \"t%d\"\n" % (i, i % 7) for i in range(40000))
+    rc, out, err = run([], short + long_sql + b"\n" + short + long_sql)
+    assert rc == 0, err
+    objs = objects(out)
+    assert len(objs) == 80002
+    assert objs[40000]["normalized"].startswith('select "c0", "c1", ')
+    assert objs[40000]["normalized"].endswith(' from "t" where "id" = $1')
+    assert objs[80001]["fingerprint"] == objs[40000]["fingerprint"]
+    assert objs[1]["normalized"] == 'select $1 from "t1"'
+    assert objs[40001]["fingerprint"] == objs[0]["fingerprint"]
+
+
+def test_output_not_held_back_while_waiting_for_input():
+    # `tail -f log | pgtally fingerprint`: a finished line is printed before the input ends
+    p = subprocess.Popen([BIN, "fingerprint"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        p.stdin.write(b"SELECT 1\n")
+        p.stdin.flush()
+        ready, _, _ = select.select([p.stdout], [], [], 30)
+        assert ready, "no output while the input is still open"
+        (o,) = objects(p.stdout.readline())
+        assert o["normalized"] == "select $1"
+    finally:
+        p.stdin.close()
+        p.wait(timeout=30)
+        p.stdout.close()
+
+
+def test_write_error_exit_2():
+    # standard output closed: the command says so and fails instead of losing output silently
+    p = subprocess.run([BIN, "fingerprint"], input=b"SELECT 1\n", stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, timeout=60,
+                       preexec_fn=lambda: os.close(1))
+    assert p.returncode == 2 and b"write error" in p.stderr
+
+
 def main():
     if not BIN or not os.access(BIN, os.X_OK):
         print("PGTALLY_BIN is not an executable: %r" % BIN)
@@ -155,7 +275,12 @@ def main():
                test_several_statements_per_line, test_files_in_order_and_dash_for_stdin,
                test_nul_separated_records, test_tags_decoded, test_json_valid_for_hostile_bytes,
                test_incomplete_flag, test_missing_file_names_it,
-               test_unknown_option_is_usage_error]:
+               test_unknown_option_is_usage_error, test_nul_mode_several_files_and_no_trailing_nul,
+               test_tags_after_the_last_statement_apply_to_all, test_incomplete_flag_per_statement,
+               test_unreadable_file_exit_2, test_every_byte_value_in_long_names,
+               test_invalid_utf8_everywhere, test_long_records_and_many_records_across_reads,
+               test_output_not_held_back_while_waiting_for_input,
+               test_write_error_exit_2]:
         case(fn)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
