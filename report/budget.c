@@ -190,7 +190,7 @@ static bool load_routes(CheckResult *r, const Budget *budget, ReportFile *file, 
                         size_t err_len)
 {
     ReaderRouteList routes = {0};
-    if (!reader_routes(file, r->run_id, &routes, err, err_len)) {
+    if (!reader_routes(file, &routes, err, err_len)) {
         reader_route_list_free(&routes);
         return false;
     }
@@ -245,7 +245,7 @@ static bool compare_baseline(CheckResult *r, const Budget *budget, const char *p
         goto done;
     r->baseline_run_id = run.id;
     r->baseline_complete = reader_run_is_complete(&run, r->baseline_why, sizeof r->baseline_why);
-    if (!reader_routes(file, run.id, &routes, err, err_len))
+    if (!reader_routes(file, &routes, err, err_len)) /* the latest run: the open scope */
         goto done;
     for (size_t i = 0; i < r->n_routes; i++) {
         CheckRoute *route = &r->routes[i];
@@ -291,7 +291,7 @@ done:
     return ok;
 }
 
-bool budget_check(const Budget *budget, const char *db_path, int64_t run_id,
+bool budget_check(const Budget *budget, const char *db_path, const ReaderScope *scope,
                   const char *baseline_path, CheckResult *out, char *err, size_t err_len)
 {
     memset(out, 0, sizeof *out);
@@ -306,19 +306,31 @@ bool budget_check(const Budget *budget, const char *db_path, int64_t run_id,
     ReportFile *file = reader_open(db_path, err, err_len);
     if (!file)
         return false;
+    ReaderRunList runs = {0};
     ReaderRun run = {0};
     ReaderRequestList requests = {0};
     bool ok = false;
-    if (!reader_load_run(file, run_id, &run, err, err_len))
+    if (!reader_select(file, scope, err, err_len) || !reader_scope_runs(file, &runs, err, err_len))
         goto done;
+    if (!reader_runs_combine(&runs, &run)) {
+        snprintf(err, err_len, "%s: out of memory", db_path);
+        goto done;
+    }
     out->run_id = run.id;
-    out->complete = reader_run_is_complete(&run, out->incomplete_why, sizeof out->incomplete_why);
+    out->runs = runs.n;
+    if (scope->label)
+        snprintf(out->scope, sizeof out->scope, "label \"%.120s\" (%zu run%s on %zu instance%s)",
+                 scope->label, runs.n, runs.n == 1 ? "" : "s", reader_runs_count_instances(&runs),
+                 reader_runs_count_instances(&runs) == 1 ? "" : "s");
+    else
+        snprintf(out->scope, sizeof out->scope, "run %lld", (long long)run.id);
+    out->complete = reader_runs_complete(&runs, out->incomplete_why, sizeof out->incomplete_why);
     out->requests = run.stored_requests;
     out->queries = run.stored_statements;
     out->no_requests = run.stored_requests == 0;
     if (!load_routes(out, budget, file, err, err_len))
         goto done;
-    if (!reader_requests(file, run.id, NULL, &requests, err, err_len))
+    if (!reader_requests(file, NULL, &requests, err, err_len))
         goto done;
     /* Violations are grouped by route in the routes' order: one pass per route keeps the
      * request order within a route without a sort. */
@@ -338,6 +350,7 @@ bool budget_check(const Budget *budget, const char *db_path, int64_t run_id,
 done:
     reader_request_list_free(&requests);
     reader_run_free(&run);
+    reader_run_list_free(&runs);
     reader_close(file);
     return ok;
 }
@@ -357,6 +370,8 @@ static void print_usage(FILE *out)
                  "      --db FILE          report file to check [" CHECK_DEFAULT_DB "]\n"
                  "      --budget FILE      budget file (docs/budgets.md); required\n"
                  "      --run N            the run to check [the latest]\n"
+                 "      --label L          check every run labelled L (--run-label) as one;\n"
+                 "                         incomplete when any of them is\n"
                  "      --baseline FILE    an older report: fail when a route's mean queries per\n"
                  "                         request grew beyond max_growth since its latest run\n"
                  "      --junit FILE       also write JUnit XML (one testcase per route)\n"
@@ -371,10 +386,11 @@ enum {
     OPT_BASELINE,
     OPT_JUNIT,
     OPT_MARKDOWN,
+    OPT_LABEL,
 };
 
 typedef struct CheckArgs {
-    const char *db, *budget, *baseline, *junit, *markdown;
+    const char *db, *budget, *baseline, *junit, *markdown, *label;
     int64_t run;
 } CheckArgs;
 
@@ -387,6 +403,7 @@ static int parse_args(int argc, char **argv, CheckArgs *a)
         {"baseline", required_argument, NULL, OPT_BASELINE},
         {"junit", required_argument, NULL, OPT_JUNIT},
         {"markdown", required_argument, NULL, OPT_MARKDOWN},
+        {"label", required_argument, NULL, OPT_LABEL},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -422,6 +439,9 @@ static int parse_args(int argc, char **argv, CheckArgs *a)
         case OPT_MARKDOWN:
             a->markdown = optarg;
             break;
+        case OPT_LABEL:
+            a->label = optarg;
+            break;
         case 'h':
             print_usage(stdout);
             return 0;
@@ -432,6 +452,10 @@ static int parse_args(int argc, char **argv, CheckArgs *a)
     }
     if (optind < argc) {
         fprintf(stderr, "pgtally check: unexpected argument \"%s\"\n", argv[optind]);
+        return 2;
+    }
+    if (a->label && a->run) {
+        fprintf(stderr, "pgtally check: --run and --label choose the runs two ways; give one\n");
         return 2;
     }
     if (!a->budget) {
@@ -471,7 +495,8 @@ int check_main(int argc, char **argv)
         return 2;
     }
     CheckResult result;
-    if (!budget_check(budget, a.db, a.run, a.baseline, &result, err, sizeof err)) {
+    ReaderScope scope = {.run_id = a.run, .label = a.label};
+    if (!budget_check(budget, a.db, &scope, a.baseline, &result, err, sizeof err)) {
         fprintf(stderr, "pgtally check: %s\n", err);
         check_result_free(&result);
         budget_free(budget);
@@ -480,15 +505,11 @@ int check_main(int argc, char **argv)
     check_output_text(stdout, &result);
     fflush(stdout);
     if (!result.complete)
-        fprintf(stderr,
-                "pgtally check: INCOMPLETE DATA in %s run %" PRId64 ": %s; refusing "
-                "to pass\n",
-                result.db_path, result.run_id, result.incomplete_why);
+        fprintf(stderr, "pgtally check: INCOMPLETE DATA in %s %s: %s; refusing to pass\n",
+                result.db_path, result.scope, result.incomplete_why);
     else if (result.no_requests)
-        fprintf(stderr,
-                "pgtally check: %s run %" PRId64 " recorded no requests; refusing "
-                "to pass\n",
-                result.db_path, result.run_id);
+        fprintf(stderr, "pgtally check: %s %s recorded no requests; refusing to pass\n",
+                result.db_path, result.scope);
     rc = check_result_passed(&result) ? 0 : 1;
     if (a.junit && !write_output(a.junit, &result, check_output_junit))
         rc = 2;

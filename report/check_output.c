@@ -129,23 +129,21 @@ static void text_incomplete(FILE *out, const CheckResult *r)
 {
     if (!r->complete)
         fprintf(out,
-                "!!! INCOMPLETE DATA: run %" PRId64 " of %s: %s.\n"
+                "!!! INCOMPLETE DATA: %s of %s: %s.\n"
                 "!!! pgtally check refuses to pass on incomplete data (stop the proxy with "
                 "SIGTERM and let it exit).\n",
-                r->run_id, r->db_path, r->incomplete_why);
+                r->scope, r->db_path, r->incomplete_why);
     if (r->no_requests)
         fprintf(out,
-                "!!! NO DATA: run %" PRId64 " of %s recorded no requests: are the app's "
+                "!!! NO DATA: %s of %s recorded no requests: are the app's "
                 "connections going through the proxy?\n",
-                r->run_id, r->db_path);
+                r->scope, r->db_path);
 }
 
 bool check_output_text(FILE *out, const CheckResult *r)
 {
-    fprintf(out,
-            "pgtally check: run %" PRId64 " of %s (%" PRIu64 " requests, %" PRIu64
-            " queries) against %s\n",
-            r->run_id, r->db_path, r->requests, r->queries, r->budget_path);
+    fprintf(out, "pgtally check: %s of %s (%" PRIu64 " requests, %" PRIu64 " queries) against %s\n",
+            r->scope, r->db_path, r->requests, r->queries, r->budget_path);
     if (r->baseline)
         fprintf(out,
                 "baseline: run %" PRId64 " of %s (routes compared by mean queries per "
@@ -323,7 +321,12 @@ bool check_output_markdown(FILE *out, const CheckResult *r)
             passed            ? "✅ within budget"
             : r->n_violations ? "❌ over budget"
                               : "❌ incomplete data");
-    fprintf(out, "Run %" PRId64 " of ", r->run_id);
+    if (r->runs > 1) {
+        md_text(out, r->scope);
+        fputs(" of ", out);
+    } else {
+        fprintf(out, "Run %" PRId64 " of ", r->run_id);
+    }
     md_text(out, r->db_path);
     fprintf(out, ": %" PRIu64 " requests, %" PRIu64 " queries; budget ", r->requests, r->queries);
     md_text(out, r->budget_path);

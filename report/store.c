@@ -208,7 +208,7 @@ struct Store {
     uint64_t enqueued;  /* records ever pushed */
     uint64_t processed; /* records ever taken and written or dropped by the writer */
     uint64_t flush_gen, flush_done_gen;
-    uint64_t flush_mark; /* `enqueued` when flush_gen was last raised */
+    uint64_t flush_mark;         /* `enqueued` when flush_gen was last raised */
     StoreRunTotals flush_totals; /* the proxy's totals as of the latest flush request */
     bool flush_totals_set;
     StoreStats stats;
@@ -650,8 +650,7 @@ static void checkpoint_passive(Store *s)
 
 /* Writes the run's row: totals plus the store's own drops. At close (`ended`) it sets
  * ended_us; after a SIGUSR1 flush it sets flushed_us instead, leaving the run open. */
-static bool write_run_row(Store *s, const StoreRunTotals *t, bool ended, char *err,
-                          size_t err_len)
+static bool write_run_row(Store *s, const StoreRunTotals *t, bool ended, char *err, size_t err_len)
 {
     pthread_mutex_lock(&s->lock);
     StoreStats st = s->stats;
@@ -802,6 +801,25 @@ static void store_free(Store *s)
     free(s->batch);
     free(s->path);
     free(s);
+}
+
+bool store_prepare_file(const char *path, char *err, size_t err_len)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        set_err(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+        return false;
+    }
+    close(fd);
+    sqlite3 *db = NULL;
+    bool ok = false;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+        set_err(err, err_len, "%s: cannot open: %s", path,
+                db ? sqlite3_errmsg(db) : "out of memory");
+    else
+        ok = configure(db, DEFAULT_BUSY_MS, path, err, err_len) && migrate(db, path, err, err_len);
+    sqlite3_close(db);
+    return ok;
 }
 
 Store *store_open(const char *path, const StoreOptions *opts, char *err, size_t err_len)

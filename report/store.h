@@ -72,6 +72,11 @@ typedef struct StoreStats {
  * `opts` may be NULL. On failure returns NULL with "path: reason" in err. */
 Store *store_open(const char *path, const StoreOptions *opts, char *err, size_t err_len);
 
+/* Creates `path` (mode 0600) or opens it, and brings its schema to STORE_SCHEMA_VERSION
+ * without recording a run: the file `pgtally merge` writes into. False with "path: reason"
+ * in err for a file of another application or of a newer schema. */
+bool store_prepare_file(const char *path, char *err, size_t err_len);
+
 /* Hands a finished request to the writer; takes ownership. Never blocks on SQLite: returns
  * false (record freed, drop counted) when the queue is full. */
 bool store_submit_request(Store *store, RequestRecord *record);

@@ -32,6 +32,10 @@ static void print_usage(FILE *out)
             "  -f, --format FORMAT      text (default), json, markdown or html\n"
             "  -o, --output FILE        write to FILE instead of standard output\n"
             "      --run N              the run to show (default: the latest)\n"
+            "      --label L            every run labelled L (--run-label), across instances,\n"
+            "                           as one picture; percentiles over all their requests\n"
+            "      --runs               list the runs: label, instance, times, counts and\n"
+            "                           completeness (text or json; with --label, its runs)\n"
             "      --route ROUTE        only this route: its requests and findings\n"
             "      --request ID         one request's statements in order (text, json);\n"
             "                           ID is its request_id, key, or row number\n"
@@ -81,6 +85,8 @@ enum {
     OPT_REQUEST,
     OPT_FINGERPRINT,
     OPT_TOP,
+    OPT_LABEL,
+    OPT_RUNS,
 };
 
 int report_main(int argc, char **argv)
@@ -94,12 +100,15 @@ int report_main(int argc, char **argv)
         {"request", required_argument, NULL, OPT_REQUEST},
         {"fingerprint", required_argument, NULL, OPT_FINGERPRINT},
         {"top", required_argument, NULL, OPT_TOP},
+        {"label", required_argument, NULL, OPT_LABEL},
+        {"runs", no_argument, NULL, OPT_RUNS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *db = NULL, *output = NULL;
     ViewFormat format = FORMAT_TEXT;
     ViewOptions vo = {0};
+    bool list_runs = false;
     long long n;
     int c;
     optind = 1;
@@ -129,6 +138,12 @@ int report_main(int argc, char **argv)
             break;
         case OPT_ROUTE:
             vo.route = optarg;
+            break;
+        case OPT_LABEL:
+            vo.label = optarg;
+            break;
+        case OPT_RUNS:
+            list_runs = true;
             break;
         case OPT_REQUEST:
             vo.request = optarg;
@@ -160,6 +175,16 @@ int report_main(int argc, char **argv)
         fprintf(stderr, "pgtally report: give the report file with --db FILE\n");
         return 2;
     }
+    if (vo.label && vo.run_id) {
+        fprintf(stderr, "pgtally report: --run and --label choose the runs two ways; give one\n");
+        return 2;
+    }
+    if (list_runs && (vo.route || vo.request || vo.fingerprint || vo.run_id ||
+                      (format != FORMAT_TEXT && format != FORMAT_JSON))) {
+        fprintf(stderr, "pgtally report: --runs lists runs (text or json); it takes only --label, "
+                        "--format and --output\n");
+        return 2;
+    }
     if ((vo.route != NULL) + (vo.request != NULL) + (vo.fingerprint != NULL) > 1) {
         fprintf(stderr, "pgtally report: --route, --request and --fingerprint are separate "
                         "views; give one\n");
@@ -177,8 +202,11 @@ int report_main(int argc, char **argv)
         fprintf(stderr, "pgtally report: %s\n", err);
         return 2;
     }
-    ViewData data;
-    if (!view_load(file, &vo, &data, err, sizeof err)) {
+    ViewData data = {0};
+    ReaderRunList runs = {0};
+    bool loaded = list_runs ? view_load_runs(file, vo.label, &runs, err, sizeof err)
+                            : view_load(file, &vo, &data, err, sizeof err);
+    if (!loaded) {
         fprintf(stderr, "pgtally report: %s\n", err);
         reader_close(file);
         return 2;
@@ -187,26 +215,30 @@ int report_main(int argc, char **argv)
     FILE *out = stdout;
     if (output && !(out = fopen(output, "w"))) {
         fprintf(stderr, "pgtally report: %s: cannot write: %s\n", output, strerror(errno));
+        reader_run_list_free(&runs);
         view_data_free(&data);
         reader_close(file);
         return 1;
     }
     /* Colour is for people at a terminal; pipes, files and NO_COLOR get plain text. */
     vo.color = format == FORMAT_TEXT && !output && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
-    switch (format) {
-    case FORMAT_TEXT:
-        view_text(out, &data, &vo);
-        break;
-    case FORMAT_JSON:
-        view_json(out, &data, &vo);
-        break;
-    case FORMAT_MARKDOWN:
-        view_markdown(out, &data, &vo);
-        break;
-    case FORMAT_HTML:
-        view_html(out, &data, &vo);
-        break;
-    }
+    if (list_runs)
+        view_runs(out, file, &runs, format == FORMAT_JSON);
+    else
+        switch (format) {
+        case FORMAT_TEXT:
+            view_text(out, &data, &vo);
+            break;
+        case FORMAT_JSON:
+            view_json(out, &data, &vo);
+            break;
+        case FORMAT_MARKDOWN:
+            view_markdown(out, &data, &vo);
+            break;
+        case FORMAT_HTML:
+            view_html(out, &data, &vo);
+            break;
+        }
     int rc = 0;
     if (fflush(out) != 0 || ferror(out)) {
         fprintf(stderr, "pgtally report: %s: write failed: %s\n", output ? output : "stdout",
@@ -217,6 +249,7 @@ int report_main(int argc, char **argv)
         fprintf(stderr, "pgtally report: %s: write failed: %s\n", output, strerror(errno));
         rc = 1;
     }
+    reader_run_list_free(&runs);
     view_data_free(&data);
     reader_close(file);
     return rc;
