@@ -54,7 +54,7 @@ static void runs_text(FILE *out, const ReportFile *file, const ReaderRunList *ru
     char path[VIEW_TEXT_WIDTH * 4];
     viewfmt_one_line(path, sizeof path, reader_path(file), VIEW_TEXT_WIDTH - 6);
     fprintf(out, "file: %s\n%zu run%s\n", path, runs->n, runs->n == 1 ? "" : "s");
-    fprintf(out, "%6s  %-16s %-16s %-20s %-20s %8s %9s  %s\n", "run", "label", "instance",
+    fprintf(out, "%6s  %-16s %-16s %-23s %-23s %8s %9s  %s\n", "run", "label", "instance",
             "started", "ended", "requests", "queries", "data");
     for (size_t i = 0; i < runs->n; i++) {
         const ReaderRun *r = &runs->items[i];
@@ -69,7 +69,7 @@ static void runs_text(FILE *out, const ReportFile *file, const ReaderRunList *ru
             snprintf(ended, sizeof ended, "(not ended)");
         bool complete = reader_run_is_complete(r, why, sizeof why);
         viewfmt_one_line(reason, sizeof reason, complete ? "complete" : why, 60);
-        fprintf(out, "%6" PRId64 "  %-16s %-16s %-20s %-20s %8" PRIu64 " %9" PRIu64 "  %s\n", r->id,
+        fprintf(out, "%6" PRId64 "  %-16s %-16s %-23s %-23s %8" PRIu64 " %9" PRIu64 "  %s\n", r->id,
                 label, instance, started, ended, r->stored_requests, r->stored_statements, reason);
     }
 }
