@@ -1,0 +1,199 @@
+"""Many proxies, one picture: runs labelled with --run-label and --instance, read together
+with `pgtally report/check --label`, report files of CI shards combined with `pgtally merge`,
+and the runs a report lists with `pgtally report --runs`.
+"""
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+
+import psycopg
+
+import pgharness as h
+
+
+def setUpModule():
+    h.module_cluster()
+
+
+def tearDownModule():
+    h.stop_module_cluster()
+
+
+def pgtally(*args):
+    return subprocess.run([os.environ["PGTALLY_BIN"]] + list(args), capture_output=True,
+                          text=True, timeout=120)
+
+
+# The traffic: tagged requests on three routes, one with an N+1 and a duplicate. Every
+# statement is deterministic, so two recordings of it have the same counts, rows and bytes.
+def request_sql(i):
+    route = ("/orders", "/users", "/health")[i % 3]
+    tag = "/*request_id='r%d',route='%s'*/ " % (i, route.replace("/", "%2F"))
+    if route == "/orders":
+        return [tag + "select %d as o" % i] + [tag + "select %d as item" % (100 + k)
+                                               for k in range(6)]
+    if route == "/users":
+        return [tag + "select 'u' as n", tag + "select 'u' as n"]
+    return [tag + "select 1"]
+
+
+def send(proxy, requests):
+    with psycopg.connect(proxy.dsn(), autocommit=True) as conn:
+        for i in requests:
+            for q in request_sql(i):
+                conn.execute(q)
+
+
+def comparable(report):
+    """The figures that must match between two recordings of the same traffic (times and ids
+    differ by nature)."""
+    routes = {r["route"]: {k: r[k] for k in ("requests", "queries", "queries_per_request",
+                                             "duplicates", "n_plus_one",
+                                             "requests_with_n_plus_one", "errors", "rows",
+                                             "bytes")}
+              for r in report["routes"]}
+    s = report["summary"]
+    summary = {k: s[k] for k in ("requests", "queries", "duplicates", "routes", "findings",
+                                 "dropped", "complete")}
+    findings = sorted((f["kind"], f["fingerprint"], f["requests"], f["count"], f["max_count"])
+                      for f in report["top_findings"])
+    return routes, summary, findings
+
+
+class FleetTest(h.ProxyTestCase):
+    """Each test starts its own proxies (the base class's one is stopped at once)."""
+
+    def setUp(self):
+        super().setUp()
+        self.proxy.stop()
+        self.dir = self.cluster.tmpdir
+
+    def start(self, label, instance, db=None):
+        args = ["--run-label", label, "--instance", instance]
+        p = h.Proxy(self.cluster, extra_args=args)
+        if db:
+            p.db_path = db
+        return p.start()
+
+    def record(self, label, instance, requests, db=None):
+        p = self.start(label, instance, db)
+        send(p, requests)
+        res = p.stop()
+        self.assertEqual(res.returncode, 0, res.stderr[-2000:])
+        return p.db_path
+
+    def report_json(self, *args):
+        r = pgtally("report", "--format", "json", *args)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def test_merge_of_shards_equals_one_run_over_all_traffic(self):
+        whole = self.record("whole", "one", range(30))
+        shard1 = self.record("ci-7", "shard1", range(0, 30, 2))
+        shard2 = self.record("ci-7", "shard2", range(1, 30, 2))
+        out = os.path.join(self.dir, "merged-%s.db" % self._testMethodName)
+        r = pgtally("merge", "-o", out, shard1, shard2)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("merged into %s: 2 runs added" % out, r.stdout)
+        self.assertEqual(os.stat(out).st_mode & 0o777, 0o600)
+        merged = self.report_json("--db", out, "--label", "ci-7")
+        one = self.report_json("--db", whole)
+        self.assertEqual(comparable(merged), comparable(one))
+        self.assertEqual(merged["summary"]["runs"], 2)
+        self.assertEqual(merged["summary"]["instances"], 2)
+        self.assertEqual(sorted(x["instance"] for x in merged["runs"]), ["shard1", "shard2"])
+        self.assertEqual(merged["filter"]["label"], "ci-7")
+
+        # Merging the same files again adds nothing and changes no figure.
+        r = pgtally("merge", "-o", out, shard1, shard2)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("0 runs added, 0 replaced, 2 already there", r.stdout)
+        again = self.report_json("--db", out, "--label", "ci-7")
+        self.assertEqual(comparable(again), comparable(merged))
+        db = sqlite3.connect("file:%s?mode=ro" % out, uri=True)
+        try:
+            self.assertEqual(db.execute("select count(*) from runs").fetchone()[0], 2)
+            uuids = {u for (u,) in db.execute("select uuid from runs")}
+        finally:
+            db.close()
+        # Runs keep their identity from the shard files.
+        for path in (shard1, shard2):
+            src = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+            try:
+                self.assertIn(src.execute("select uuid from runs").fetchone()[0], uuids)
+            finally:
+                src.close()
+
+    def test_merge_refuses_a_newer_schema_and_writes_nothing(self):
+        shard = self.record("ci-8", "shard1", range(3))
+        newer = os.path.join(self.dir, "newer.db")
+        shutil.copy(shard, newer)
+        db = sqlite3.connect(newer)
+        db.execute("pragma user_version = 99")
+        db.commit()
+        db.close()
+        out = os.path.join(self.dir, "out-newer.db")
+        r = pgtally("merge", "-o", out, shard, newer)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(newer, r.stderr)
+        self.assertIn("newer", r.stderr)
+        self.assertFalse(os.path.exists(out))
+
+    def test_report_label_combines_proxies_sharing_a_file(self):
+        shared = os.path.join(self.dir, "shared.db")
+        a = self.start("staging", "web.1", shared)
+        b = self.start("staging", "web.2", shared)
+        send(a, range(0, 12, 2))
+        send(b, range(1, 12, 2))
+        for p in (a, b):
+            self.assertEqual(p.stop().returncode, 0)
+        self.record("other", "web.1", range(5), shared)  # the latest run, another label
+        rep = self.report_json("--db", shared, "--label", "staging")
+        self.assertEqual(rep["summary"]["requests"], 12)
+        self.assertEqual(rep["summary"]["runs"], 2)
+        self.assertEqual(rep["summary"]["instances"], 2)
+        self.assertTrue(rep["summary"]["complete"])
+        self.assertEqual(self.report_json("--db", shared)["summary"]["requests"], 5)
+        text = pgtally("report", "--db", shared, "--label", "staging")
+        self.assertEqual(text.returncode, 0, text.stderr)
+        self.assertIn('label "staging": 2 runs on 2 instances, 2 complete', text.stdout)
+        runs = pgtally("report", "--db", shared, "--runs", "--format", "json")
+        self.assertEqual(runs.returncode, 0, runs.stderr)
+        listed = json.loads(runs.stdout)["runs"]
+        self.assertEqual([(x["label"], x["instance"], x["requests"]) for x in listed],
+                         [("staging", "web.1", 6), ("staging", "web.2", 6), ("other", "web.1", 5)])
+        self.assertTrue(all(x["complete"] and x["ended_us"] for x in listed))
+        self.assertEqual(len({x["uuid"] for x in listed}), 3)
+        r = pgtally("report", "--db", shared, "--label", "nope")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn('no runs labelled "nope"', r.stderr)
+
+    def test_check_label_exits_1_when_any_run_is_incomplete(self):
+        shared = os.path.join(self.dir, "check.db")
+        budget = os.path.join(self.dir, "budget.ini")
+        with open(budget, "w") as f:
+            f.write("[defaults]\nmax_queries = 50\n")
+        self.record("pr-1", "ci.1", range(6), shared)
+        ok = pgtally("check", "--db", shared, "--label", "pr-1", "--budget", budget)
+        self.assertEqual(ok.returncode, 0, ok.stdout + ok.stderr)
+        self.assertIn('label "pr-1" (1 run on 1 instance)', ok.stdout)
+        # A second shard whose proxy is killed: its run never ends.
+        killed = self.start("pr-1", "ci.2", shared)
+        send(killed, range(6, 9))
+        killed.kill()
+        r = pgtally("check", "--db", shared, "--label", "pr-1", "--budget", budget)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("INCOMPLETE DATA", r.stdout)
+        self.assertIn("ci.2", r.stdout)
+        self.assertIn("1 of 2 runs incomplete", r.stdout)
+        # The complete run alone still passes.
+        r = pgtally("check", "--db", shared, "--run", "1", "--budget", budget)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+
+if __name__ == "__main__":
+    h.main()
