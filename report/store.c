@@ -115,14 +115,15 @@ static const char *const migrations[] = {
     "ALTER TABLE runs ADD COLUMN flushed_us INTEGER;",
     /* 2 -> 3: runs that many sidecars and CI shards combine. `uuid` identifies a run across
      * stores (merge and the PostgreSQL store never copy rowids); `label` groups runs into one
-     * picture (--run-label); `instance` names the host or dyno that wrote it; `pid` and
-     * `heartbeat_us` let a reader tell a live proxy from one that died without ending its run.
+     * picture (--run-label); `instance` names the host or dyno that wrote it; `pid`,
+     * `heartbeat_us` and `heartbeat_statements` let a reader tell a live proxy from one that died without ending its run.
      * Runs of older files get a fresh uuid. */
     "ALTER TABLE runs ADD COLUMN uuid TEXT;"
     "ALTER TABLE runs ADD COLUMN label TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE runs ADD COLUMN instance TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE runs ADD COLUMN pid INTEGER;"
     "ALTER TABLE runs ADD COLUMN heartbeat_us INTEGER;"
+    "ALTER TABLE runs ADD COLUMN heartbeat_statements INTEGER;"
     "UPDATE runs SET uuid = lower(hex(randomblob(16))) WHERE uuid IS NULL;"
     "CREATE UNIQUE INDEX runs_uuid ON runs(uuid);"
     "CREATE INDEX runs_label ON runs(label);",
