@@ -49,6 +49,7 @@ typedef struct Listener {
     ev_timer tick_timer;
     QueryLog *query_log;
     Recorder *recorder;
+    int exit_status; /* set up failed on a usage error: 2 rather than 1 */
     Metrics *metrics;
     MetricsHistogram statement_duration;
     bool draining;
@@ -214,6 +215,10 @@ static void snapshot_metrics(void *arg, MetricsSnapshot *m)
         m->dropped[METRICS_DROP_REQUEST] = rs.dropped_requests;
         m->dropped[METRICS_DROP_STATEMENT] = rs.dropped_statements;
         m->dropped[METRICS_DROP_FINGERPRINT] = rs.dropped_fingerprints;
+        m->has_store = true;
+        m->store_up = rs.store_up;
+        m->store_reconnects = rs.store_reconnects;
+        m->store_queued = rs.store_queued;
     }
     if (l->query_log)
         m->dropped[METRICS_DROP_QUERY_LOG_LINE] = querylog_dropped(l->query_log);
@@ -394,16 +399,16 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
              config->listen, l->upstream.display, config->request_gap,
              config->samples ? "true" : "false", config->max_sql_bytes);
     RecorderOptions ro = {.db_path = config->db_path,
+                          .db_schema = config->db_schema,
                           .settings_json = settings,
                           .run_label = config->run_label,
                           .instance = config->instance};
     tally_options_from_config(config, &ro.tally);
-    if (!config->no_db) {
-        l->recorder = recorder_open(&ro, err, sizeof err);
-        if (!l->recorder) {
-            log_line(LOG_ERROR, 0, "--db: %s", err);
-            return false;
-        }
+    if (!config->no_db &&
+        !recorder_check_store_target(config->db_path, config->listen, err, sizeof err)) {
+        log_line(LOG_ERROR, 0, "%s", err);
+        l->exit_status = 2;
+        return false;
     }
     l->listen_fd = open_listen_socket(config->listen, err, sizeof err);
     if (l->listen_fd < 0) {
@@ -415,6 +420,14 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
             metrics_start(EV_DEFAULT, config->metrics, snapshot_metrics, l, err, sizeof err);
         if (!l->metrics) {
             log_line(LOG_ERROR, 0, "--metrics: %s", err);
+            return false;
+        }
+    }
+    /* Only now, with every socket bound: a proxy that cannot start adds no run to the store. */
+    if (!config->no_db) {
+        l->recorder = recorder_open(&ro, err, sizeof err);
+        if (!l->recorder) {
+            log_line(LOG_ERROR, 0, "--db: %s", err);
             return false;
         }
     }
@@ -524,9 +537,10 @@ int listener_run(ProxyConfig *config, int argc, char **argv)
     l->listen_fd = -1;
     signal(SIGPIPE, SIG_IGN);
     if (!listener_setup(l, config)) {
+        int status = l->exit_status ? l->exit_status : 1;
         listener_cleanup(l);
         free(l);
-        return 1;
+        return status;
     }
     listener_start_watchers(l);
     log_line(LOG_INFO, 0, "pgtally %s listening on %s%s, upstream %s (sslmode=%s)", PGTALLY_VERSION,

@@ -240,7 +240,7 @@ TEST(schema_created_and_versioned)
     } tables[] = {
         {"runs", "id,started_us,ended_us,version,settings,statements,requests,dropped_requests,"
                  "dropped_statements,dropped_fingerprints,untracked_statements,complete,flushed_us,"
-                 "uuid,label,instance,pid,heartbeat_us"},
+                 "uuid,label,instance,pid,heartbeat_us,heartbeat_statements"},
         {"fingerprints", "fingerprint,normalized,command,sample,first_seen_us"},
         {"requests", "id,run_id,key,route,tags,conn_id,start_us,end_us,end_reason,statements,"
                      "setup_statements,distinct_fingerprints,duplicates,errors,transactions,"
