@@ -232,10 +232,10 @@ static double route_mean(uint64_t queries, uint64_t requests)
     return requests ? (double)queries / (double)requests : 0.0;
 }
 
-static bool compare_baseline(CheckResult *r, const Budget *budget, const char *path, char *err,
-                             size_t err_len)
+static bool compare_baseline(CheckResult *r, const Budget *budget, const char *path,
+                             const char *schema, char *err, size_t err_len)
 {
-    ReportFile *file = reader_open(path, err, err_len);
+    ReportFile *file = reader_open_store(path, schema, &(ReaderScope){0}, false, err, err_len);
     if (!file)
         return false;
     ReaderRun run = {0};
@@ -291,8 +291,9 @@ done:
     return ok;
 }
 
-bool budget_check(const Budget *budget, const char *db_path, const ReaderScope *scope,
-                  const char *baseline_path, CheckResult *out, char *err, size_t err_len)
+bool budget_check(const Budget *budget, const char *db_path, const char *db_schema,
+                  const ReaderScope *scope, const char *baseline_path, CheckResult *out, char *err,
+                  size_t err_len)
 {
     memset(out, 0, sizeof *out);
     out->db_path = dup_str(db_path);
@@ -303,9 +304,15 @@ bool budget_check(const Budget *budget, const char *db_path, const ReaderScope *
         snprintf(err, err_len, "%s: out of memory", db_path);
         return false;
     }
-    ReportFile *file = reader_open(db_path, err, err_len);
+    ReportFile *file = reader_open_store(db_path, db_schema, scope, false, err, err_len);
     if (!file)
         return false;
+    /* A PostgreSQL target is shown without its password from here on. */
+    char *shown = dup_str(reader_path(file));
+    if (shown) {
+        free(out->db_path);
+        out->db_path = shown;
+    }
     ReaderRunList runs = {0};
     ReaderRun run = {0};
     ReaderRequestList requests = {0};
@@ -344,7 +351,7 @@ bool budget_check(const Budget *budget, const char *db_path, const ReaderScope *
             }
         }
     }
-    if (baseline_path && !compare_baseline(out, budget, baseline_path, err, err_len))
+    if (baseline_path && !compare_baseline(out, budget, baseline_path, db_schema, err, err_len))
         goto done;
     ok = true;
 done:
@@ -367,7 +374,9 @@ static void print_usage(FILE *out)
                  "recorded), 2 on a usage error, a bad budget file or an unusable report file.\n"
                  "\n"
                  "Options:\n"
-                 "      --db FILE          report file to check [" CHECK_DEFAULT_DB "]\n"
+                 "      --db FILE|URL      report file to check [" CHECK_DEFAULT_DB "], or a\n"
+                 "                         PostgreSQL store (postgres://... or key=value)\n"
+                 "      --db-schema NAME   the PostgreSQL store's schema [pgtally]\n"
                  "      --budget FILE      budget file (docs/budgets.md); required\n"
                  "      --run N            the run to check [the latest]\n"
                  "      --label L          check every run labelled L (--run-label) as one;\n"
@@ -387,10 +396,11 @@ enum {
     OPT_JUNIT,
     OPT_MARKDOWN,
     OPT_LABEL,
+    OPT_DB_SCHEMA,
 };
 
 typedef struct CheckArgs {
-    const char *db, *budget, *baseline, *junit, *markdown, *label;
+    const char *db, *budget, *baseline, *junit, *markdown, *label, *db_schema;
     int64_t run;
 } CheckArgs;
 
@@ -404,6 +414,7 @@ static int parse_args(int argc, char **argv, CheckArgs *a)
         {"junit", required_argument, NULL, OPT_JUNIT},
         {"markdown", required_argument, NULL, OPT_MARKDOWN},
         {"label", required_argument, NULL, OPT_LABEL},
+        {"db-schema", required_argument, NULL, OPT_DB_SCHEMA},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -441,6 +452,9 @@ static int parse_args(int argc, char **argv, CheckArgs *a)
             break;
         case OPT_LABEL:
             a->label = optarg;
+            break;
+        case OPT_DB_SCHEMA:
+            a->db_schema = optarg;
             break;
         case 'h':
             print_usage(stdout);
@@ -496,7 +510,7 @@ int check_main(int argc, char **argv)
     }
     CheckResult result;
     ReaderScope scope = {.run_id = a.run, .label = a.label};
-    if (!budget_check(budget, a.db, &scope, a.baseline, &result, err, sizeof err)) {
+    if (!budget_check(budget, a.db, a.db_schema, &scope, a.baseline, &result, err, sizeof err)) {
         fprintf(stderr, "pgtally check: %s\n", err);
         check_result_free(&result);
         budget_free(budget);

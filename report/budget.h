@@ -82,12 +82,14 @@ typedef struct CheckResult {
 } CheckResult;
 
 /* Evaluates the runs `scope` names (one run, a label's runs as one, or the latest run) of the
- * report at `db_path` against `budget`,
+ * report store at `db_path` (an SQLite file or a PostgreSQL target, whose tables are in
+ * `db_schema`, NULL: the default) against `budget`,
  * and with `baseline_path` (may be NULL) compares against that report's latest run. Fills
  * `out` (free with check_result_free, also after a failure). Returns false with
  * "path: reason" in err when a report file cannot be used (exit 2). */
-bool budget_check(const Budget *budget, const char *db_path, const ReaderScope *scope,
-                  const char *baseline_path, CheckResult *out, char *err, size_t err_len);
+bool budget_check(const Budget *budget, const char *db_path, const char *db_schema,
+                  const ReaderScope *scope, const char *baseline_path, CheckResult *out, char *err,
+                  size_t err_len);
 
 /* True when the check passes: complete data, some requests, no violation. */
 bool check_result_passed(const CheckResult *result);

@@ -10,8 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "report/reader_pg.h"
 #include "report/store.h"
+#include "report/store/pq.h"
 
 /* The store's application_id ("pgtl"); see store.c. */
 #define READER_APPLICATION_ID 0x7067746c
@@ -21,6 +24,8 @@ struct ReportFile {
     sqlite3 *db;
     int64_t schema_version;
     char scope_name[200]; /* "run 3", "label \"x\"": how messages name the scope */
+    char *snapshot;       /* a PostgreSQL store's local copy: removed on close */
+    bool run_counts;      /* the copy holds every run's counts (READER_PG_RUN_COUNTS) */
 };
 
 /* The condition every scoped query puts on a run id. */
@@ -280,11 +285,54 @@ fail:
     return NULL;
 }
 
+ReportFile *reader_open_store(const char *db, const char *schema, const ReaderScope *scope,
+                              bool count_runs, char *err, size_t err_len)
+{
+    if (!pq_is_target(db))
+        return reader_open(db, err, err_len);
+    char path[4096], name[256];
+    if (!reader_pg_snapshot(db, schema, scope, count_runs, path, sizeof path, name, sizeof name,
+                            err, err_len))
+        return NULL;
+    ReportFile *f = reader_open(path, err, err_len);
+    char *shown = strdup(name), *snapshot = strdup(path);
+    if (!f || !shown || !snapshot) {
+        if (f)
+            set_err(err, err_len, "%s: out of memory", name);
+        reader_close(f);
+        free(shown);
+        free(snapshot);
+        unlink(path);
+        return NULL;
+    }
+    free(f->path);
+    f->path = shown;
+    f->snapshot = snapshot;
+    int64_t has_counts = 0;
+    f->run_counts =
+        pragma_int(f->db,
+                   "SELECT count(*) FROM sqlite_schema WHERE name = '" READER_PG_RUN_COUNTS "'",
+                   &has_counts) &&
+        has_counts > 0;
+    return f;
+}
+
 void reader_close(ReportFile *f)
 {
     if (!f)
         return;
     sqlite3_close(f->db);
+    if (f->snapshot) {
+        unlink(f->snapshot);
+        size_t n = strlen(f->snapshot) + 16;
+        char *side = malloc(n);
+        if (side) {
+            snprintf(side, n, "%s-journal", f->snapshot);
+            unlink(side);
+            free(side);
+        }
+        free(f->snapshot);
+    }
     free(f->path);
     free(f);
 }
@@ -297,23 +345,34 @@ const char *reader_path(const ReportFile *f)
 /* ---- runs ---------------------------------------------------------------------------------- */
 
 /* %1: the flush time, a column since schema version 2 (0 in older files); %2: uuid, label and
- * instance, since version 3. ?1 NULL: every run; 0: the runs in scope; else that run. */
-#define SQL_RUNS(flushed, identity)                                                                \
+ * instance, since version 3; %3: the requests and statements counted for the run. ?1 NULL:
+ * every run; 0: the runs in scope; else that run. */
+#define SQL_RUNS(flushed, identity, counts)                                                        \
     "SELECT r.id, r.started_us, coalesce(r.ended_us, 0), r.version,"                               \
     " CASE WHEN json_valid(r.settings) THEN r.settings ELSE '{}' END, r.statements,"               \
     " r.requests, r.dropped_requests, r.dropped_statements, r.dropped_fingerprints,"               \
-    " r.untracked_statements, r.complete,"                                                         \
-    " (SELECT count(*) FROM requests q WHERE q.run_id = r.id),"                                    \
-    " (SELECT coalesce(sum(q.statements), 0) FROM requests q WHERE q.run_id = r.id), " flushed     \
-    ", " identity " FROM runs r WHERE ?1 IS NULL OR (?1 = 0 AND r.id" IN_SCOPE ") OR r.id = ?1"    \
+    " r.untracked_statements, r.complete, " counts ", " flushed ", " identity                      \
+    " FROM runs r WHERE ?1 IS NULL OR (?1 = 0 AND r.id" IN_SCOPE ") OR r.id = ?1"                  \
     " ORDER BY r.started_us, r.id"
-static const char sql_runs_v3[] =
-    SQL_RUNS("coalesce(r.flushed_us, 0)", "coalesce(r.uuid, ''), r.label, r.instance");
-static const char sql_runs_v2[] = SQL_RUNS("coalesce(r.flushed_us, 0)", "'', '', ''");
-static const char sql_runs_v1[] = SQL_RUNS("0", "'', '', ''");
+#define COUNTED                                                                                    \
+    "(SELECT count(*) FROM requests q WHERE q.run_id = r.id),"                                     \
+    " (SELECT coalesce(sum(q.statements), 0) FROM requests q WHERE q.run_id = r.id)"
+/* A PostgreSQL copy holds the requests of the runs in scope only: the others' counts were
+ * copied beside them. */
+#define COPIED_COUNTS                                                                              \
+    "coalesce((SELECT c.requests FROM " READER_PG_RUN_COUNTS " c WHERE c.run_id = r.id), 0),"      \
+    " coalesce((SELECT c.statements FROM " READER_PG_RUN_COUNTS " c WHERE c.run_id = r.id), 0)"
+#define V3_IDENTITY "coalesce(r.uuid, ''), r.label, r.instance"
+static const char sql_runs_copied[] =
+    SQL_RUNS("coalesce(r.flushed_us, 0)", V3_IDENTITY, COPIED_COUNTS);
+static const char sql_runs_v3[] = SQL_RUNS("coalesce(r.flushed_us, 0)", V3_IDENTITY, COUNTED);
+static const char sql_runs_v2[] = SQL_RUNS("coalesce(r.flushed_us, 0)", "'', '', ''", COUNTED);
+static const char sql_runs_v1[] = SQL_RUNS("0", "'', '', ''", COUNTED);
 
 static const char *sql_runs(const ReportFile *f)
 {
+    if (f->run_counts)
+        return sql_runs_copied;
     return f->schema_version >= 3   ? sql_runs_v3
            : f->schema_version == 2 ? sql_runs_v2
                                     : sql_runs_v1;

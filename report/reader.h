@@ -26,6 +26,12 @@
 typedef struct ReportFile ReportFile;
 typedef struct ReaderArena ReaderArena; /* private: the memory a list owns */
 
+/* Which runs the figures cover. */
+typedef struct ReaderScope {
+    int64_t run_id;    /* > 0: this one run */
+    const char *label; /* else, when non-NULL: every run with this label (any instance) */
+} ReaderScope;         /* neither: the latest run (by start time) */
+
 /* ---- the file and its runs ------------------------------------------------------------- */
 
 /* Opens `path` read-only and scopes it to its latest run (none when it holds no runs). Fails (NULL,
@@ -33,6 +39,15 @@ typedef struct ReaderArena ReaderArena; /* private: the memory a list owns */
  * SQLite file of another application, or has a schema newer than this pgtally reads. Never creates
  * or modifies the file. */
 ReportFile *reader_open(const char *path, char *err, size_t err_len);
+
+/* Opens the report store `db`: an SQLite path (as reader_open), or a PostgreSQL target
+ * (postgres://, postgresql:// or a libpq keyword/value string) whose runs of `scope` are
+ * first copied into a private temporary SQLite file (report/reader_pg), removed on close;
+ * `schema` is the PostgreSQL schema (NULL: "pgtally"). `count_runs`: a runs listing will be
+ * read (PostgreSQL: every run's counts are copied too). The scope still has to be chosen
+ * with reader_select. reader_path then names the store, without its password. */
+ReportFile *reader_open_store(const char *db, const char *schema, const ReaderScope *scope,
+                              bool count_runs, char *err, size_t err_len);
 
 /* Closes the file; NULL is fine. */
 void reader_close(ReportFile *file);
@@ -72,12 +87,6 @@ typedef struct ReaderRunList {
 /* All runs, oldest first (by start time). */
 bool reader_list_runs(ReportFile *file, ReaderRunList *out, char *err, size_t err_len);
 void reader_run_list_free(ReaderRunList *list);
-
-/* Which runs the figures cover. */
-typedef struct ReaderScope {
-    int64_t run_id;    /* > 0: this one run */
-    const char *label; /* else, when non-NULL: every run with this label (any instance) */
-} ReaderScope;         /* neither: the latest run (by start time) */
 
 /* Scopes every later query of `file` to the runs `scope` names. Fails, leaving an empty
  * scope, when no run matches ("no run 7", "no runs labelled ..."). */

@@ -21,14 +21,17 @@ typedef enum ViewFormat {
 static void print_usage(FILE *out)
 {
     fprintf(out,
-            "Usage: pgtally report --db FILE [OPTIONS]\n"
+            "Usage: pgtally report --db FILE|URL [OPTIONS]\n"
             "\n"
             "Shows what a report file recorded: routes ranked by their worst offenders\n"
             "(queries per request, duplicates, N+1 findings, DB time), then the top findings\n"
             "with their normalized SQL and the batched form to use instead.\n"
             "\n"
             "Options:\n"
-            "      --db FILE            the report file written by `pgtally proxy --db`\n"
+            "      --db FILE|URL        the report store written by `pgtally proxy --db`: an\n"
+            "                           SQLite file, or a PostgreSQL store (postgres://...,\n"
+            "                           postgresql://... or a libpq key=value string)\n"
+            "      --db-schema NAME     the PostgreSQL store's schema [pgtally]\n"
             "  -f, --format FORMAT      text (default), json, markdown or html\n"
             "  -o, --output FILE        write to FILE instead of standard output\n"
             "      --run N              the run to show (default: the latest)\n"
@@ -87,6 +90,7 @@ enum {
     OPT_TOP,
     OPT_LABEL,
     OPT_RUNS,
+    OPT_DB_SCHEMA,
 };
 
 int report_main(int argc, char **argv)
@@ -102,10 +106,11 @@ int report_main(int argc, char **argv)
         {"top", required_argument, NULL, OPT_TOP},
         {"label", required_argument, NULL, OPT_LABEL},
         {"runs", no_argument, NULL, OPT_RUNS},
+        {"db-schema", required_argument, NULL, OPT_DB_SCHEMA},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *db = NULL, *output = NULL;
+    const char *db = NULL, *output = NULL, *db_schema = NULL;
     ViewFormat format = FORMAT_TEXT;
     ViewOptions vo = {0};
     bool list_runs = false;
@@ -145,6 +150,9 @@ int report_main(int argc, char **argv)
         case OPT_RUNS:
             list_runs = true;
             break;
+        case OPT_DB_SCHEMA:
+            db_schema = optarg;
+            break;
         case OPT_REQUEST:
             vo.request = optarg;
             break;
@@ -172,7 +180,7 @@ int report_main(int argc, char **argv)
         return 2;
     }
     if (!db) {
-        fprintf(stderr, "pgtally report: give the report file with --db FILE\n");
+        fprintf(stderr, "pgtally report: give the report store with --db FILE|URL\n");
         return 2;
     }
     if (vo.label && vo.run_id) {
@@ -197,7 +205,8 @@ int report_main(int argc, char **argv)
     }
 
     char err[512];
-    ReportFile *file = reader_open(db, err, sizeof err);
+    ReaderScope scope = {.run_id = vo.run_id, .label = vo.label};
+    ReportFile *file = reader_open_store(db, db_schema, &scope, list_runs, err, sizeof err);
     if (!file) {
         fprintf(stderr, "pgtally report: %s\n", err);
         return 2;

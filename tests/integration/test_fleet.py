@@ -1,6 +1,7 @@
 """Many proxies, one picture: runs labelled with --run-label and --instance, read together
 with `pgtally report/check --label`, report files of CI shards combined with `pgtally merge`,
-and the runs a report lists with `pgtally report --runs`.
+the runs a report lists with `pgtally report --runs`, and a PostgreSQL report store that
+several proxies write at once and `report`/`check` read like a file.
 """
 
 import json
@@ -8,15 +9,27 @@ import os
 import shutil
 import signal
 import sqlite3
+import re
 import subprocess
+import threading
+import urllib.parse
 
 import psycopg
 
 import pgharness as h
 
 
+STORE_DB = "fleetstore"
+
+
 def setUpModule():
-    h.module_cluster()
+    c = h.module_cluster()
+    c.admin_sql("CREATE DATABASE %s OWNER %s" % (STORE_DB, h.TRUST_USER))
+
+
+def store_target(cluster):
+    """The PostgreSQL report store: a database of the module's cluster, reached directly."""
+    return h.dsn(cluster.port, dbname=STORE_DB)
 
 
 def tearDownModule():
@@ -64,7 +77,7 @@ def comparable(report):
     return routes, summary, findings
 
 
-class FleetTest(h.ProxyTestCase):
+class FleetBase(h.ProxyTestCase):
     """Each test starts its own proxies (the base class's one is stopped at once)."""
 
     def setUp(self):
@@ -91,6 +104,9 @@ class FleetTest(h.ProxyTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         return json.loads(r.stdout)
 
+
+
+class FleetTest(FleetBase):
     def test_merge_of_shards_equals_one_run_over_all_traffic(self):
         whole = self.record("whole", "one", range(30))
         shard1 = self.record("ci-7", "shard1", range(0, 30, 2))
@@ -193,6 +209,134 @@ class FleetTest(h.ProxyTestCase):
         # The complete run alone still passes.
         r = pgtally("check", "--db", shared, "--run", "1", "--budget", budget)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+
+def strip_volatile(value, key=""):
+    """A report without what two recordings of the same traffic cannot share: ids, row
+    numbers, times and durations (and the file it came from)."""
+    volatile = ("id", "uuid", "row", "file", "settings", "version", "instance", "completeness")
+    if isinstance(value, dict):
+        return {k: strip_volatile(v, k) for k, v in value.items()
+                if k not in volatile and not k.endswith("_us") and "db_time" not in k
+                and not (key == "requests" and k == "conn_id")}
+    if isinstance(value, list):
+        items = [strip_volatile(v, key) for v in value]
+        # Orders that depend on timing (worst first, by time) are compared as sets.
+        return sorted(items, key=lambda x: json.dumps(x, sort_keys=True))
+    return value
+
+
+def per_route_from_log(events):
+    """Statements and requests per route that a proxy's --log-queries file shows."""
+    out = {}
+    for e in events:
+        m = re.search(r"request_id='([^']*)',route='([^']*)'", e["sql"] or "")
+        if not m:
+            continue
+        route = urllib.parse.unquote(m.group(2))
+        r = out.setdefault(route, {"queries": 0, "requests": set()})
+        r["queries"] += 1
+        r["requests"].add(m.group(1))
+    return {k: {"queries": v["queries"], "requests": len(v["requests"])} for k, v in out.items()}
+
+
+class PostgresStoreTest(FleetBase):
+    def pg_proxy(self, label, instance, schema):
+        args = ["--run-label", label, "--instance", instance, "--db", store_target(self.cluster),
+                "--db-schema", schema]
+        return h.Proxy(self.cluster, extra_args=args).start()
+
+    def test_three_proxies_one_store_totals_equal_their_logs(self):
+        schema = "three"
+        proxies = [self.pg_proxy("staging-3", "web.%d" % i, schema) for i in range(3)]
+        errors = []
+
+        def traffic(k):
+            try:
+                # Interleaved: every proxy serves every route, with its own request ids.
+                with psycopg.connect(proxies[k].dsn(), autocommit=True) as conn:
+                    for i in range(40):
+                        for q in request_sql(i):
+                            conn.execute(q.replace("request_id='r", "request_id='p%d-" % k))
+            except Exception as e:  # reported below, in the test's thread
+                errors.append(e)
+
+        threads = [threading.Thread(target=traffic, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        expected = {}
+        for p in proxies:
+            res = p.stop()
+            self.assertEqual(res.returncode, 0, res.stderr[-2000:])
+            for route, fig in per_route_from_log(res.events).items():
+                e = expected.setdefault(route, {"queries": 0, "requests": 0})
+                e["queries"] += fig["queries"]
+                e["requests"] += fig["requests"]
+        rep = self.report_json("--db", store_target(self.cluster), "--db-schema", schema,
+                               "--label", "staging-3")
+        got = {r["route"]: {"queries": r["queries"], "requests": r["requests"]}
+               for r in rep["routes"]}
+        self.assertEqual(got, expected)
+        self.assertEqual(sum(v["requests"] for v in got.values()), 120)
+        self.assertEqual(rep["summary"]["runs"], 3)
+        self.assertEqual(rep["summary"]["instances"], 3)
+        self.assertTrue(rep["summary"]["complete"], rep["runs"])
+        # Nothing of the store's password or the file path: the store is named, redacted.
+        self.assertIn(STORE_DB, rep["file"])
+        check_budget = os.path.join(self.dir, "three.ini")
+        with open(check_budget, "w") as f:
+            f.write("[defaults]\nmax_queries = 50\n")
+        r = pgtally("check", "--db", store_target(self.cluster), "--db-schema", schema,
+                    "--label", "staging-3", "--budget", check_budget)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("3 runs on 3 instances", r.stdout)
+
+    def test_same_traffic_sqlite_and_postgres_give_the_same_report(self):
+        schema = "same"
+        lite = self.record("same", "lite", range(24))
+        pg = self.pg_proxy("same", "pg", schema)
+        send(pg, range(24))
+        self.assertEqual(pg.stop().returncode, 0)
+        a = self.report_json("--db", lite, "--label", "same")
+        b = self.report_json("--db", store_target(self.cluster), "--db-schema", schema,
+                             "--label", "same")
+        self.assertEqual(strip_volatile(a), strip_volatile(b))
+        self.assertEqual(a["summary"]["requests"], 24)
+        # The drill-downs read the same rows.
+        for args in (["--request", "r3"], ["--route", "/orders"]):
+            x = self.report_json("--db", lite, "--label", "same", *args)
+            y = self.report_json("--db", store_target(self.cluster), "--db-schema", schema,
+                                 "--label", "same", *args)
+            self.assertEqual(strip_volatile(x), strip_volatile(y))
+
+    def test_check_label_on_postgres_exits_1_for_an_unfinished_run(self):
+        schema = "unfinished"
+        budget = os.path.join(self.dir, "unfinished.ini")
+        with open(budget, "w") as f:
+            f.write("[defaults]\nmax_queries = 50\n")
+        done = self.pg_proxy("pr-9", "ci.1", schema)
+        send(done, range(4))
+        self.assertEqual(done.stop().returncode, 0)
+        killed = self.pg_proxy("pr-9", "ci.2", schema)
+        send(killed, range(4, 6))
+        killed.kill()
+        r = pgtally("check", "--db", store_target(self.cluster), "--db-schema", schema,
+                    "--label", "pr-9", "--budget", budget)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("ci.2", r.stdout)
+        runs = pgtally("report", "--db", store_target(self.cluster), "--db-schema", schema,
+                       "--runs", "--format", "json")
+        self.assertEqual(runs.returncode, 0, runs.stderr)
+        listed = json.loads(runs.stdout)["runs"]
+        self.assertEqual([(x["instance"], x["complete"]) for x in listed],
+                         [("ci.1", True), ("ci.2", False)])
+        self.assertEqual(listed[0]["requests"], 4)
+        r = pgtally("report", "--db", store_target(self.cluster), "--db-schema", "nosuch")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn('no pgtally store in schema "nosuch"', r.stderr)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,131 @@
+/* report/pgtool — see pgtool.h. */
+#include "report/pgtool.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report/store/pg_schema.h"
+
+static void set_err(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t err_len, const char *fmt, ...)
+{
+    if (!err || !err_len)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+}
+
+/* libpq's messages span lines: one line, "; " between them. */
+static void one_line(const char *in, char *out, size_t out_len)
+{
+    size_t j = 0;
+    for (size_t i = 0; in && in[i] && j + 3 < out_len; i++) {
+        if (in[i] != '\n') {
+            out[j++] = in[i];
+        } else if (in[i + 1]) {
+            out[j++] = ';';
+            out[j++] = ' ';
+        }
+    }
+    out[j] = 0;
+}
+
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+bool pgtool_open(PgTool *t, const char *target, const char *schema, bool create, char *err,
+                 size_t err_len)
+{
+    memset(t, 0, sizeof *t);
+    pq_redact(target, t->name, sizeof t->name);
+    schema = schema ? schema : STORE_PG_DEFAULT_SCHEMA;
+    if (!store_pg_schema_name_valid(schema)) {
+        set_err(err, err_len,
+                "--db-schema: \"%s\" is not a schema name pgtally uses (1-63 letters, digits "
+                "or _, not starting with a digit)",
+                schema);
+        return false;
+    }
+    snprintf(t->schema, sizeof t->schema, "%s", schema);
+    char why[256];
+    if (!(t->pq = pq_load(why, sizeof why))) {
+        set_err(err, err_len, "%s: %s", t->name, why);
+        return false;
+    }
+    /* The user's target comes last, so anything it sets overrides these defaults. */
+    const char *keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
+    const char *vals[] = {"10", "pgtally tools", target, NULL};
+    t->conn = t->pq->connectdbParams(keys, vals, 1);
+    if (!t->conn || t->pq->status(t->conn) != CONNECTION_OK) {
+        char msg[400];
+        one_line(t->conn ? t->pq->errorMessage(t->conn) : "out of memory", msg, sizeof msg);
+        set_err(err, err_len, "%s: cannot connect: %s", t->name, msg);
+        pgtool_close(t);
+        return false;
+    }
+    t->pq->setNoticeProcessor(t->conn, ignore_notice, NULL);
+    if (create)
+        return store_pg_migrate(t->pq, t->conn, t->schema, t->name, err, err_len) ||
+               (pgtool_close(t), false);
+    int version = 0;
+    if (!store_pg_schema_version(t->pq, t->conn, t->schema, t->name, &version, err, err_len)) {
+        pgtool_close(t);
+        return false;
+    }
+    if (version == 0 || version > STORE_PG_SCHEMA_VERSION) {
+        if (version == 0)
+            set_err(err, err_len, "%s: no pgtally store in schema \"%s\" (see --db-schema)",
+                    t->name, t->schema);
+        else
+            set_err(err, err_len,
+                    "%s: store schema version %d is newer than this pgtally reads (%d); use a "
+                    "newer pgtally",
+                    t->name, version, STORE_PG_SCHEMA_VERSION);
+        pgtool_close(t);
+        return false;
+    }
+    return true;
+}
+
+void pgtool_close(PgTool *t)
+{
+    if (t->conn)
+        t->pq->finish(t->conn);
+    t->conn = NULL;
+}
+
+PGresult *pgtool_exec(PgTool *t, const char *sql, int n, const char *const *params,
+                      const char *what, char *err, size_t err_len)
+{
+    PGresult *res = t->pq->execParams(t->conn, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = res ? t->pq->resultStatus(res) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return res;
+    char msg[400];
+    const char *m = res ? t->pq->resultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    one_line(m && *m ? m : t->pq->errorMessage(t->conn), msg, sizeof msg);
+    set_err(err, err_len, "%s: %s: %s", t->name, what, msg);
+    t->pq->clear(res);
+    return NULL;
+}
+
+bool pgtool_run(PgTool *t, const char *sql, int n, const char *const *params, uint64_t *changed,
+                const char *what, char *err, size_t err_len)
+{
+    PGresult *res = pgtool_exec(t, sql, n, params, what, err, err_len);
+    if (!res)
+        return false;
+    if (changed)
+        *changed = strtoull(t->pq->cmdTuples(res), NULL, 10);
+    t->pq->clear(res);
+    return true;
+}
