@@ -8,14 +8,19 @@
 #include <string.h>
 
 #include "report/merge.h"
+#include "report/pgtool.h"
+#include "report/store/pq.h"
 
 static void print_usage(FILE *out)
 {
     fprintf(out,
             "Usage: pgtally merge -o OUT.db IN.db...\n"
+            "       pgtally merge --to postgres://... [--db-schema NAME] IN.db...\n"
             "\n"
             "Combines report files (e.g. one per CI shard) into OUT.db, created with mode 0600\n"
-            "when missing. Runs keep their identity (uuid), label and instance; fingerprint\n"
+            "when missing, or pushes them into a PostgreSQL report store (e.g. a Heroku\n"
+            "dyno's file, from a release or one-off task). Runs keep their identity (uuid), label "
+            "and instance; fingerprint\n"
             "texts are unified. Merging the same input again adds nothing: a run already in\n"
             "OUT.db is skipped, unless OUT.db holds an unfinished snapshot of it and the input\n"
             "has the ended run, which then replaces it. Each run is copied in one transaction.\n"
@@ -24,6 +29,10 @@ static void print_usage(FILE *out)
             "\n"
             "Options:\n"
             "  -o, --output OUT.db   the file to merge into (may already exist)\n"
+            "      --to URL          a PostgreSQL store instead (postgres://, postgresql:// or\n"
+            "                        a libpq key=value string); its schema is created or\n"
+            "                        migrated as the proxy would\n"
+            "      --db-schema NAME  the PostgreSQL store's schema [pgtally]\n"
             "  -h, --help            this text\n"
             "\n"
             "Exit status: 0 ok, 1 a copy failed, 2 bad usage or an input that cannot be\n"
@@ -32,18 +41,27 @@ static void print_usage(FILE *out)
 
 int cmd_merge_main(int argc, char **argv)
 {
+    enum { OPT_TO = 256, OPT_DB_SCHEMA };
     static const struct option options[] = {
         {"output", required_argument, NULL, 'o'},
+        {"to", required_argument, NULL, OPT_TO},
+        {"db-schema", required_argument, NULL, OPT_DB_SCHEMA},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *output = NULL;
+    const char *output = NULL, *to = NULL, *schema = NULL;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "o:h", options, NULL)) != -1) {
         switch (c) {
         case 'o':
             output = optarg;
+            break;
+        case OPT_TO:
+            to = optarg;
+            break;
+        case OPT_DB_SCHEMA:
+            schema = optarg;
             break;
         case 'h':
             print_usage(stdout);
@@ -53,8 +71,14 @@ int cmd_merge_main(int argc, char **argv)
             return 2;
         }
     }
-    if (!output) {
-        fprintf(stderr, "pgtally merge: give the output file with -o OUT.db\n");
+    if ((output != NULL) == (to != NULL)) {
+        fprintf(stderr, "pgtally merge: give the output file with -o OUT.db, or a PostgreSQL "
+                        "store with --to URL\n");
+        return 2;
+    }
+    if (to && !pq_is_target(to)) {
+        fprintf(stderr, "pgtally merge: --to takes a PostgreSQL store (postgres://... or "
+                        "key=value); for a file use -o\n");
         return 2;
     }
     if (optind >= argc) {
@@ -68,10 +92,17 @@ int cmd_merge_main(int argc, char **argv)
             return 2;
         }
     }
+    PgTool store;
+    if (to && !pgtool_open(&store, to, schema, true, err, sizeof err)) {
+        fprintf(stderr, "pgtally merge: %s\n", err);
+        return 1;
+    }
+    const char *into = to ? store.name : output;
     MergeStats total = {0};
     for (int i = optind; i < argc; i++) {
         MergeStats s = {0};
-        bool ok = merge_sqlite(output, argv[i], &s, err, sizeof err);
+        bool ok = to ? merge_to_pg(&store, argv[i], &s, err, sizeof err)
+                     : merge_sqlite(output, argv[i], &s, err, sizeof err);
         printf("%s: %" PRIu64 " runs added, %" PRIu64 " replaced, %" PRIu64
                " already there; %" PRIu64 " requests, %" PRIu64 " statements, %" PRIu64
                " new fingerprints\n",
@@ -80,6 +111,8 @@ int cmd_merge_main(int argc, char **argv)
         if (!ok) {
             fflush(stdout);
             fprintf(stderr, "pgtally merge: %s\n", err);
+            if (to)
+                pgtool_close(&store);
             return 1;
         }
         total.runs_added += s.runs_added;
@@ -88,6 +121,8 @@ int cmd_merge_main(int argc, char **argv)
     }
     printf("merged into %s: %" PRIu64 " runs added, %" PRIu64 " replaced, %" PRIu64
            " already there\n",
-           output, total.runs_added, total.runs_replaced, total.runs_skipped);
+           into, total.runs_added, total.runs_replaced, total.runs_skipped);
+    if (to)
+        pgtool_close(&store);
     return 0;
 }

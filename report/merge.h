@@ -1,6 +1,7 @@
 /* report/merge — `pgtally merge`: copying runs between report stores.
  *
- * Owns: combining SQLite report files (e.g. CI shard artifacts) into one. Each input run is
+ * Owns: combining SQLite report files (e.g. CI shard artifacts) into one, or pushing them
+ * into a PostgreSQL store (`merge --to`). Each input run is
  * copied whole, in one transaction, with its requests, per-request fingerprints, findings,
  * statements and the fingerprint texts they use. Runs keep their identity (runs.uuid), label
  * and instance; request ids are renumbered; fingerprint texts are unified (the text already
@@ -37,6 +38,13 @@ bool merge_check_input(const char *in_path, char *err, size_t err_len);
  * "path: reason" in err; runs copied before the failure stay (each is its own transaction). */
 bool merge_sqlite(const char *out_path, const char *in_path, MergeStats *stats, char *err,
                   size_t err_len);
+
+typedef struct PgTool PgTool;
+
+/* Copies every run of the SQLite report `in_path` into the PostgreSQL store `t` is connected
+ * to (report/pgtool, opened with create), one transaction per run, under the same rules:
+ * request ids come from the store's sequence, fingerprint texts are upserted. */
+bool merge_to_pg(PgTool *t, const char *in_path, MergeStats *stats, char *err, size_t err_len);
 
 /* The uuid a schema v1/v2 run gets: 32 hex digits from a hash of its row. */
 void merge_legacy_uuid(int64_t id, int64_t started_us, const char *version, const char *settings,

@@ -129,3 +129,40 @@ bool pgtool_run(PgTool *t, const char *sql, int n, const char *const *params, ui
     t->pq->clear(res);
     return true;
 }
+
+bool pgtool_copy(PgTool *t, const char *table, const char *columns, const char *data, size_t len,
+                 char *err, size_t err_len)
+{
+    if (!len)
+        return true;
+    char sql[768], what[96];
+    snprintf(sql, sizeof sql, "COPY \"%s\".%s (%s) FROM STDIN", t->schema, table, columns);
+    snprintf(what, sizeof what, "cannot write %s", table);
+    PGresult *res = t->pq->exec(t->conn, sql);
+    if (!res || t->pq->resultStatus(res) != PGRES_COPY_IN) {
+        t->pq->clear(res);
+        set_err(err, err_len, "%s: %s: %s", t->name, what, t->pq->errorMessage(t->conn));
+        return false;
+    }
+    t->pq->clear(res);
+    bool sent = true;
+    for (size_t off = 0; sent && off < len;) {
+        size_t n = len - off < (1u << 20) ? len - off : (1u << 20);
+        sent = t->pq->putCopyData(t->conn, data + off, (int)n) == 1;
+        off += n;
+    }
+    bool ok = t->pq->putCopyEnd(t->conn, sent ? NULL : "pgtally: send failed") == 1 && sent;
+    if (!ok)
+        set_err(err, err_len, "%s: %s: the connection failed", t->name, what);
+    while ((res = t->pq->getResult(t->conn)) != NULL) {
+        if (t->pq->resultStatus(res) != PGRES_COMMAND_OK) {
+            char msg[400];
+            const char *m = t->pq->resultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+            one_line(m && *m ? m : t->pq->errorMessage(t->conn), msg, sizeof msg);
+            set_err(err, err_len, "%s: %s: %s", t->name, what, msg);
+            ok = false;
+        }
+        t->pq->clear(res);
+    }
+    return ok;
+}

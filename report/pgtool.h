@@ -35,4 +35,8 @@ PGresult *pgtool_exec(PgTool *t, const char *sql, int n, const char *const *para
 bool pgtool_run(PgTool *t, const char *sql, int n, const char *const *params, uint64_t *changed,
                 const char *what, char *err, size_t err_len);
 
+/* COPY `table` (`columns`) FROM STDIN with `len` bytes of COPY text rows. */
+bool pgtool_copy(PgTool *t, const char *table, const char *columns, const char *data, size_t len,
+                 char *err, size_t err_len);
+
 #endif

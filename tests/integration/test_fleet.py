@@ -312,6 +312,43 @@ class PostgresStoreTest(FleetBase):
                                  "--label", "same", *args)
             self.assertEqual(strip_volatile(x), strip_volatile(y))
 
+    def test_merge_to_postgres_then_report_from_it(self):
+        schema = "shipped"
+        shard1 = self.record("dyno-release", "web.1", range(0, 20, 2))
+        shard2 = self.record("dyno-release", "web.2", range(1, 20, 2))
+        target = store_target(self.cluster)
+        r = pgtally("merge", "--to", target, "--db-schema", schema, shard1, shard2)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("2 runs added", r.stdout)
+        local = os.path.join(self.dir, "shipped-local.db")
+        self.assertEqual(pgtally("merge", "-o", local, shard1, shard2).returncode, 0)
+        a = self.report_json("--db", local, "--label", "dyno-release")
+        b = self.report_json("--db", target, "--db-schema", schema, "--label", "dyno-release")
+
+        # The same rows: every figure equal, durations included; only ids and the file differ.
+        def ids_out(v):
+            if isinstance(v, dict):
+                return {k: ids_out(x) for k, x in v.items()
+                        if k not in ("id", "row", "file") or not isinstance(x, (int, str))}
+            if isinstance(v, list):
+                return [ids_out(x) for x in v]
+            return v
+        self.assertEqual(ids_out(a), ids_out(b))
+        self.assertEqual(b["summary"]["requests"], 20)
+        # Again: nothing added.
+        r = pgtally("merge", "--to", target, "--db-schema", schema, shard1, shard2)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("0 runs added, 0 replaced, 2 already there", r.stdout)
+        b2 = self.report_json("--db", target, "--db-schema", schema, "--label", "dyno-release")
+        self.assertEqual(ids_out(b2), ids_out(b))
+        # A password in the target never shows up in what pgtally prints.
+        url = "postgresql://%s:s3cret-pw@127.0.0.1:%d/%s?sslmode=disable" % (
+            h.TRUST_USER, self.cluster.port, STORE_DB)
+        r = pgtally("report", "--db", url, "--db-schema", schema, "--label", "dyno-release",
+                    "--format", "json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("s3cret-pw", r.stdout + r.stderr)
+
     def test_check_label_on_postgres_exits_1_for_an_unfinished_run(self):
         schema = "unfinished"
         budget = os.path.join(self.dir, "unfinished.ini")

@@ -262,7 +262,8 @@ TEST(merge_old_schema_gets_a_stable_uuid)
     sql(in, "DROP INDEX runs_uuid; DROP INDEX runs_label;"
             "ALTER TABLE runs DROP COLUMN uuid; ALTER TABLE runs DROP COLUMN label;"
             "ALTER TABLE runs DROP COLUMN instance; ALTER TABLE runs DROP COLUMN pid;"
-            "ALTER TABLE runs DROP COLUMN heartbeat_us; PRAGMA user_version = 2");
+            "ALTER TABLE runs DROP COLUMN heartbeat_us; ALTER TABLE runs DROP COLUMN"
+            " heartbeat_statements; PRAGMA user_version = 2");
     char err[512];
     MergeStats st = {0};
     CHECK(merge_sqlite(out, in, &st, err, sizeof err));
