@@ -9,12 +9,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "report/pgtool.h"
 #include "report/prune.h"
+#include "report/store/pq.h"
 
 static void print_usage(FILE *out)
 {
     fprintf(out,
-            "Usage: pgtally prune --db FILE --older-than AGE [OPTIONS]\n"
+            "Usage: pgtally prune --db FILE|URL --older-than AGE [OPTIONS]\n"
             "\n"
             "Deletes the runs whose latest activity (end, heartbeat, snapshot or start) is\n"
             "older than AGE, with their requests, findings and statements, then the\n"
@@ -23,7 +25,9 @@ static void print_usage(FILE *out)
             "and prints what it deleted.\n"
             "\n"
             "Options:\n"
-            "      --db FILE           the report store\n"
+            "      --db FILE|URL       the report store: an SQLite file, or a PostgreSQL\n"
+            "                          store (postgres://..., postgresql://..., key=value)\n"
+            "      --db-schema NAME    the PostgreSQL store's schema [pgtally]\n"
             "      --older-than AGE    e.g. 30d; units s, m, h, d, w\n"
             "      --keep-labels N     always keep the runs of the N most recently started\n"
             "                          labels (--run-label), however old\n"
@@ -31,7 +35,7 @@ static void print_usage(FILE *out)
             "      --batch N           requests per transaction [%d]\n"
             "  -h, --help              this text\n"
             "\n"
-            "Exit status: 0 ok, 1 pruning failed, 2 bad usage or an unusable store.\n",
+            "Exit status: 0 ok, 1 the store could not be read or pruned, 2 bad usage.\n",
             PRUNE_DEFAULT_BATCH, PRUNE_DEFAULT_BATCH);
 }
 
@@ -41,6 +45,7 @@ enum {
     OPT_KEEP_LABELS,
     OPT_DRY_RUN,
     OPT_BATCH,
+    OPT_DB_SCHEMA,
 };
 
 static bool parse_count(const char *s, long long min, long long max, long long *out)
@@ -62,10 +67,11 @@ int cmd_prune_main(int argc, char **argv)
         {"keep-labels", required_argument, NULL, OPT_KEEP_LABELS},
         {"dry-run", no_argument, NULL, OPT_DRY_RUN},
         {"batch", required_argument, NULL, OPT_BATCH},
+        {"db-schema", required_argument, NULL, OPT_DB_SCHEMA},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *db = NULL;
+    const char *db = NULL, *schema = NULL;
     int64_t age_us = -1;
     PruneOptions o = {0};
     long long n;
@@ -75,6 +81,9 @@ int cmd_prune_main(int argc, char **argv)
         switch (c) {
         case OPT_DB:
             db = optarg;
+            break;
+        case OPT_DB_SCHEMA:
+            schema = optarg;
             break;
         case OPT_OLDER_THAN:
             if (!prune_parse_age(optarg, &age_us)) {
@@ -122,13 +131,27 @@ int cmd_prune_main(int argc, char **argv)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     o.cutoff_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 - age_us;
-    PruneStats s;
+    PruneStats s = {0};
     char err[768];
-    bool ok = prune_sqlite(db, &o, &s, err, sizeof err);
+    bool ok;
+    const char *shown = db;
+    PgTool store;
+    if (pq_is_target(db)) {
+        if (!pgtool_open(&store, db, schema, false, err, sizeof err)) {
+            fprintf(stderr, "pgtally prune: %s\n", err);
+            return 1;
+        }
+        ok = prune_pg(&store, &o, &s, err, sizeof err);
+        shown = store.name;
+    } else {
+        ok = prune_sqlite(db, &o, &s, err, sizeof err);
+    }
     printf("%s %s: %" PRIu64 " runs, %" PRIu64 " requests, %" PRIu64 " statements, %" PRIu64
            " fingerprints\n",
-           o.dry_run ? "would prune" : "pruned", db, s.runs, s.requests, s.statements,
+           o.dry_run ? "would prune" : "pruned", shown, s.runs, s.requests, s.statements,
            s.fingerprints);
+    if (pq_is_target(db))
+        pgtool_close(&store);
     if (!ok) {
         fflush(stdout);
         fprintf(stderr, "pgtally prune: %s\n", err);

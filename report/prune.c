@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "report/pgtool.h"
 #include "report/store.h"
 
 /* The store's application_id ("pgtl"); see store.c. */
@@ -225,5 +226,146 @@ bool prune_sqlite(const char *path, const PruneOptions *o, PruneStats *stats, ch
         set_err(err, err_len, "%s: cannot prune: %s", path, sqlite3_errmsg(db));
 done:
     sqlite3_close(db);
+    return ok;
+}
+
+/* ---- a PostgreSQL store -----------------------------------------------------------------------
+ */
+
+/* The doomed runs' ids as an array literal ("{3,4}"), from the same rule as the SQLite one. */
+static char *pg_doomed(PgTool *t, const PruneOptions *o, size_t *n, char *err, size_t err_len)
+{
+    char sql[700], cutoff[24], keep[24];
+    snprintf(sql, sizeof sql,
+             "SELECT id FROM \"%1$s\".runs WHERE greatest(started_us, coalesce(ended_us, 0),"
+             " coalesce(flushed_us, 0), coalesce(heartbeat_us, 0)) < $1 AND (label = '' OR"
+             " label NOT IN (SELECT label FROM \"%1$s\".runs WHERE label <> '' GROUP BY label"
+             " ORDER BY max(started_us) DESC LIMIT $2)) ORDER BY id",
+             t->schema);
+    snprintf(cutoff, sizeof cutoff, "%lld", (long long)o->cutoff_us);
+    snprintf(keep, sizeof keep, "%zu", o->keep_labels);
+    const char *params[2] = {cutoff, keep};
+    PGresult *res = pgtool_exec(t, sql, 2, params, "cannot choose the runs to prune", err, err_len);
+    if (!res)
+        return NULL;
+    *n = (size_t)t->pq->ntuples(res);
+    char *ids = malloc(*n * 21 + 3);
+    if (ids) {
+        size_t used = 0;
+        ids[used++] = '{';
+        for (size_t i = 0; i < *n; i++)
+            used +=
+                (size_t)sprintf(ids + used, "%s%s", i ? "," : "", t->pq->getvalue(res, (int)i, 0));
+        ids[used++] = '}';
+        ids[used] = 0;
+    } else {
+        set_err(err, err_len, "%s: out of memory", t->name);
+    }
+    t->pq->clear(res);
+    return ids;
+}
+
+static bool pg_count(PgTool *t, const char *fmt, const char *const *params, int n, uint64_t *out,
+                     char *err, size_t err_len)
+{
+    char sql[1200];
+    snprintf(sql, sizeof sql, fmt, t->schema);
+    PGresult *res = pgtool_exec(t, sql, n, params, "cannot count", err, err_len);
+    if (!res)
+        return false;
+    *out = strtoull(t->pq->getvalue(res, 0, 0), NULL, 10);
+    t->pq->clear(res);
+    return true;
+}
+
+/* References to a fingerprint from the rows of runs that stay ($1: the doomed runs). */
+#define PG_KEPT_REFS(table)                                                                        \
+    " AND NOT EXISTS (SELECT 1 FROM \"%1$s\"." table " x JOIN \"%1$s\".requests q"                 \
+    " ON q.id = x.request_id WHERE x.fingerprint = f.fingerprint AND NOT q.run_id = ANY($1))"
+/* References from any row, judged at the moment of deleting ($1: the cutoff). */
+#define PG_ANY_REFS(table)                                                                         \
+    " AND NOT EXISTS (SELECT 1 FROM \"%1$s\"." table " x WHERE x.fingerprint = f.fingerprint)"
+
+bool prune_pg(PgTool *t, const PruneOptions *o, PruneStats *s, char *err, size_t err_len)
+{
+    memset(s, 0, sizeof *s);
+    size_t n = 0;
+    char *ids = pg_doomed(t, o, &n, err, err_len);
+    if (!ids)
+        return false;
+    char cutoff[24], batch[24], sql[600];
+    snprintf(cutoff, sizeof cutoff, "%lld", (long long)o->cutoff_us);
+    snprintf(batch, sizeof batch, "%zu", o->batch ? o->batch : PRUNE_DEFAULT_BATCH);
+    const char *doomed[2] = {ids, cutoff};
+    bool ok = true;
+    if (o->dry_run) {
+        s->runs = n;
+        ok = pg_count(t, "SELECT count(*) FROM \"%1$s\".requests WHERE run_id = ANY($1)", doomed, 1,
+                      &s->requests, err, err_len) &&
+             pg_count(t,
+                      "SELECT count(*) FROM \"%1$s\".statements s JOIN \"%1$s\".requests q"
+                      " ON q.id = s.request_id WHERE q.run_id = ANY($1)",
+                      doomed, 1, &s->statements, err, err_len) &&
+             pg_count(t,
+                      "SELECT count(*) FROM \"%1$s\".fingerprints f WHERE first_seen_us < "
+                      "$2" PG_KEPT_REFS("request_fingerprints") PG_KEPT_REFS("statements")
+                          PG_KEPT_REFS("findings"),
+                      doomed, 2, &s->fingerprints, err, err_len);
+        free(ids);
+        return ok;
+    }
+    ok = pgtool_run(t,
+                    "CREATE TEMP TABLE IF NOT EXISTS pgtally_prune_batch (id bigint)"
+                    " ON COMMIT DELETE ROWS",
+                    0, NULL, NULL, "cannot prune", err, err_len);
+    static const char *const children[] = {"statements", "request_fingerprints", "findings"};
+    while (ok) {
+        uint64_t picked = 0, changed = 0;
+        ok = pgtool_run(t, "BEGIN", 0, NULL, NULL, "cannot prune", err, err_len);
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO pgtally_prune_batch SELECT id FROM \"%s\".requests"
+                 " WHERE run_id = ANY($1) ORDER BY id LIMIT $2",
+                 t->schema);
+        const char *params[2] = {ids, batch};
+        ok = ok && pgtool_run(t, sql, 2, params, &picked, "cannot prune", err, err_len);
+        if (ok && picked == 0) {
+            /* The runs go in the transaction that found no request left of them. */
+            snprintf(sql, sizeof sql, "DELETE FROM \"%s\".runs WHERE id = ANY($1)", t->schema);
+            ok = pgtool_run(t, sql, 1, params, &changed, "cannot prune", err, err_len) &&
+                 pgtool_run(t, "COMMIT", 0, NULL, NULL, "cannot prune", err, err_len);
+            s->runs += ok ? changed : 0;
+            break;
+        }
+        for (size_t i = 0; ok && i < sizeof children / sizeof children[0]; i++) {
+            snprintf(sql, sizeof sql,
+                     "DELETE FROM \"%s\".%s WHERE request_id IN (SELECT id FROM"
+                     " pgtally_prune_batch)",
+                     t->schema, children[i]);
+            ok = pgtool_run(t, sql, 0, NULL, &changed, "cannot prune", err, err_len);
+            if (ok && i == 0)
+                s->statements += changed;
+        }
+        snprintf(sql, sizeof sql,
+                 "DELETE FROM \"%s\".requests WHERE id IN (SELECT id FROM pgtally_prune_batch)",
+                 t->schema);
+        ok = ok && pgtool_run(t, sql, 0, NULL, &changed, "cannot prune", err, err_len);
+        if (ok)
+            s->requests += changed;
+        ok = ok && pgtool_run(t, "COMMIT", 0, NULL, NULL, "cannot prune", err, err_len);
+    }
+    if (ok) {
+        uint64_t changed = 0;
+        char del[900];
+        snprintf(del, sizeof del,
+                 "DELETE FROM \"%1$s\".fingerprints f WHERE first_seen_us < $1" PG_ANY_REFS(
+                     "request_fingerprints") PG_ANY_REFS("statements") PG_ANY_REFS("findings"),
+                 t->schema);
+        const char *params[1] = {cutoff};
+        ok = pgtool_run(t, del, 1, params, &changed, "cannot prune fingerprints", err, err_len);
+        s->fingerprints += ok ? changed : 0;
+    }
+    if (!ok)
+        pgtool_run(t, "ROLLBACK", 0, NULL, NULL, "rollback", NULL, 0);
+    free(ids);
     return ok;
 }

@@ -34,6 +34,11 @@ typedef struct PruneStats {
 bool prune_sqlite(const char *path, const PruneOptions *opts, PruneStats *stats, char *err,
                   size_t err_len);
 
+typedef struct PgTool PgTool;
+
+/* The same for the PostgreSQL store `t` is connected to (report/pgtool). */
+bool prune_pg(PgTool *t, const PruneOptions *opts, PruneStats *stats, char *err, size_t err_len);
+
 /* Parses an age such as "30d", "12h", "90m", "45s" or "2w" into microseconds. */
 bool prune_parse_age(const char *s, int64_t *out_us);
 

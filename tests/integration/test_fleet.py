@@ -12,6 +12,7 @@ import sqlite3
 import re
 import subprocess
 import threading
+import time
 import urllib.parse
 
 import psycopg
@@ -349,6 +350,59 @@ class PostgresStoreTest(FleetBase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertNotIn("s3cret-pw", r.stdout + r.stderr)
 
+    def aged_copy(self, path, name, days):
+        """A copy of a report file whose run started and ended `days` ago."""
+        out = os.path.join(self.dir, name)
+        shutil.copy(path, out)
+        db = sqlite3.connect(out)
+        shift = days * 86400 * 1000000
+        db.execute("update runs set started_us = started_us - ?, ended_us = ended_us - ?,"
+                   " flushed_us = flushed_us - ?, heartbeat_us = heartbeat_us - ?",
+                   (shift, shift, shift, shift))
+        db.execute("update fingerprints set first_seen_us = first_seen_us - ?", (shift,))
+        db.commit()
+        db.close()
+        return out
+
+    def test_prune_both_backends(self):
+        schema = "aged"
+        target = store_target(self.cluster)
+        base = self.record("base", "x", range(9))
+        old_a = self.aged_copy(base, "old-a.db", 60)
+        old_b = self.aged_copy(base, "old-b.db", 50)
+        for i, path in enumerate((old_a, old_b)):
+            db = sqlite3.connect(path)
+            db.execute("update runs set label = ?, uuid = ?", ("rel-%d" % i, "%032x" % (i + 1)))
+            db.commit()
+            db.close()
+        fresh = self.record("rel-new", "x", range(3))
+        r = pgtally("merge", "--to", target, "--db-schema", schema, old_a, old_b, fresh)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        local = os.path.join(self.dir, "aged-local.db")
+        self.assertEqual(pgtally("merge", "-o", local, old_a, old_b, fresh).returncode, 0)
+        for db in ([local], [target, "--db-schema", schema]):
+            dry = pgtally("prune", "--db", *db, "--older-than", "30d", "--dry-run")
+            self.assertEqual(dry.returncode, 0, dry.stderr)
+            self.assertIn("would prune", dry.stdout)
+            self.assertIn(": 2 runs, 18 requests, 60 statements, 0 fingerprints", dry.stdout)
+            # The two most recently started labels are kept: rel-new and rel-1.
+            r = pgtally("prune", "--db", *db, "--older-than", "30d", "--keep-labels", "2",
+                        "--batch", "4")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(": 1 runs, 9 requests, 30 statements", r.stdout)
+            r = pgtally("prune", "--db", *db, "--older-than", "30d", "--batch", "4")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(": 1 runs, 9 requests, 30 statements", r.stdout)
+            runs = pgtally("report", "--db", *db, "--runs", "--format", "json")
+            self.assertEqual([x["label"] for x in json.loads(runs.stdout)["runs"]], ["rel-new"])
+            again = pgtally("prune", "--db", *db, "--older-than", "30d")
+            self.assertIn(": 0 runs, 0 requests, 0 statements, 0 fingerprints", again.stdout)
+        rows = subprocess.run([h.pgbin("psql"), "-X", "-At", "-d", target, "-c",
+                               "select count(*) from aged.requests r where not exists (select 1"
+                               " from aged.runs u where u.id = r.run_id)"],
+                              capture_output=True, text=True, env=h.client_env())
+        self.assertEqual(rows.stdout.strip(), "0", rows.stderr)
+
     def test_check_label_on_postgres_exits_1_for_an_unfinished_run(self):
         schema = "unfinished"
         budget = os.path.join(self.dir, "unfinished.ini")
@@ -359,6 +413,14 @@ class PostgresStoreTest(FleetBase):
         self.assertEqual(done.stop().returncode, 0)
         killed = self.pg_proxy("pr-9", "ci.2", schema)
         send(killed, range(4, 6))
+        # The store connects in the background: kill the proxy once its run is in the store.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            runs = pgtally("report", "--db", store_target(self.cluster), "--db-schema", schema,
+                           "--runs", "--format", "json")
+            if runs.returncode == 0 and len(json.loads(runs.stdout)["runs"]) == 2:
+                break
+            time.sleep(0.1)
         killed.kill()
         r = pgtally("check", "--db", store_target(self.cluster), "--db-schema", schema,
                     "--label", "pr-9", "--budget", budget)
