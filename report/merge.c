@@ -4,32 +4,19 @@
 
 #include <errno.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <xxhash.h>
 
+#include "report/errfmt.h"
 #include "report/pgtool.h"
 #include "report/store.h"
 #include "report/store/pg_schema.h"
 
 /* The store's application_id ("pgtl"); see store.c. */
 #define MERGE_APPLICATION_ID 0x7067746c
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || !err_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
 
 void merge_legacy_uuid(int64_t id, int64_t started_us, const char *version, const char *settings,
                        char out[33])
@@ -74,18 +61,18 @@ static bool input_version(sqlite3 *db, const char *schema, const char *path, int
     snprintf(sql, sizeof sql, "PRAGMA %s.user_version", schema);
     ok = ok && query_int(db, sql, version);
     if (!ok) {
-        set_err(err, err_len, "%s: not a pgtally report (%s)", path, sqlite3_errmsg(db));
+        report_err(err, err_len, "%s: not a pgtally report (%s)", path, sqlite3_errmsg(db));
         return false;
     }
     if (app_id != MERGE_APPLICATION_ID || *version <= 0) {
-        set_err(err, err_len, "%s: not a pgtally report (an SQLite file of another kind)", path);
+        report_err(err, err_len, "%s: not a pgtally report (an SQLite file of another kind)", path);
         return false;
     }
     if (*version > STORE_SCHEMA_VERSION) {
-        set_err(err, err_len,
-                "%s: report schema version %lld is newer than this pgtally merges (%d); "
-                "use a newer pgtally",
-                path, (long long)*version, STORE_SCHEMA_VERSION);
+        report_err(err, err_len,
+                   "%s: report schema version %lld is newer than this pgtally merges (%d); "
+                   "use a newer pgtally",
+                   path, (long long)*version, STORE_SCHEMA_VERSION);
         return false;
     }
     return true;
@@ -95,19 +82,19 @@ bool merge_check_input(const char *in_path, char *err, size_t err_len)
 {
     struct stat sb;
     if (stat(in_path, &sb) != 0) {
-        set_err(err, err_len, "%s: cannot read: %s", in_path, strerror(errno));
+        report_err(err, err_len, "%s: cannot read: %s", in_path, strerror(errno));
         return false;
     }
     if (!S_ISREG(sb.st_mode)) {
-        set_err(err, err_len, "%s: cannot read: not a regular file", in_path);
+        report_err(err, err_len, "%s: cannot read: not a regular file", in_path);
         return false;
     }
     sqlite3 *db = NULL;
     int64_t version = 0;
     bool ok = sqlite3_open_v2(in_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK;
     if (!ok)
-        set_err(err, err_len, "%s: cannot open: %s", in_path,
-                db ? sqlite3_errmsg(db) : "out of memory");
+        report_err(err, err_len, "%s: cannot open: %s", in_path,
+                   db ? sqlite3_errmsg(db) : "out of memory");
     else
         ok = input_version(db, "main", in_path, &version, err, err_len);
     sqlite3_close(db);
@@ -228,7 +215,7 @@ static bool copy_run(sqlite3 *db, int64_t version, const SourceRun *run, MergeSt
                      const char *out_path, const char *in_path, char *err, size_t err_len)
 {
     if (!exec(db, "BEGIN IMMEDIATE")) {
-        set_err(err, err_len, "%s: cannot lock for writing: %s", out_path, sqlite3_errmsg(db));
+        report_err(err, err_len, "%s: cannot lock for writing: %s", out_path, sqlite3_errmsg(db));
         return false;
     }
     sqlite3_stmt *st = NULL;
@@ -305,8 +292,8 @@ static bool copy_run(sqlite3 *db, int64_t version, const SourceRun *run, MergeSt
     stats->fingerprints += fingerprints;
     return true;
 fail:
-    set_err(err, err_len, "%s: cannot copy run %lld of %s: %s", out_path, (long long)run->id,
-            in_path, sqlite3_errmsg(db));
+    report_err(err, err_len, "%s: cannot copy run %lld of %s: %s", out_path, (long long)run->id,
+               in_path, sqlite3_errmsg(db));
     exec(db, "ROLLBACK");
     return false;
 }
@@ -370,7 +357,7 @@ bool merge_sqlite(const char *out_path, const char *in_path, MergeStats *stats, 
     struct stat in_sb, out_sb;
     if (stat(in_path, &in_sb) == 0 && stat(out_path, &out_sb) == 0 &&
         in_sb.st_dev == out_sb.st_dev && in_sb.st_ino == out_sb.st_ino) {
-        set_err(err, err_len, "%s: is the output file itself", in_path);
+        report_err(err, err_len, "%s: is the output file itself", in_path);
         return false;
     }
     if (!merge_check_input(in_path, err, err_len) || !store_prepare_file(out_path, err, err_len))
@@ -381,13 +368,13 @@ bool merge_sqlite(const char *out_path, const char *in_path, MergeStats *stats, 
     char *uri = readonly_uri(in_path);
     bool ok = false;
     if (!uri) {
-        set_err(err, err_len, "%s: out of memory", in_path);
+        report_err(err, err_len, "%s: out of memory", in_path);
         goto done;
     }
     if (sqlite3_open_v2(out_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, NULL) !=
         SQLITE_OK) {
-        set_err(err, err_len, "%s: cannot open: %s", out_path,
-                db ? sqlite3_errmsg(db) : "out of memory");
+        report_err(err, err_len, "%s: cannot open: %s", out_path,
+                   db ? sqlite3_errmsg(db) : "out of memory");
         goto done;
     }
     sqlite3_busy_timeout(db, 5000);
@@ -399,7 +386,7 @@ bool merge_sqlite(const char *out_path, const char *in_path, MergeStats *stats, 
     }
     sqlite3_finalize(st);
     if (!attached) {
-        set_err(err, err_len, "%s: cannot open: %s", in_path, sqlite3_errmsg(db));
+        report_err(err, err_len, "%s: cannot open: %s", in_path, sqlite3_errmsg(db));
         goto done;
     }
     int64_t version = 0;
@@ -410,7 +397,7 @@ bool merge_sqlite(const char *out_path, const char *in_path, MergeStats *stats, 
                                    : "SELECT id, coalesce(ended_us, 0), '', started_us, version,"
                                      " settings FROM src.runs ORDER BY id";
     if (!read_source_runs(db, sql, &runs, &n)) {
-        set_err(err, err_len, "%s: cannot read its runs: %s", in_path, sqlite3_errmsg(db));
+        report_err(err, err_len, "%s: cannot read its runs: %s", in_path, sqlite3_errmsg(db));
         goto done;
     }
     ok = true;
@@ -583,14 +570,14 @@ static bool map_request_ids(PgTool *t, sqlite3 *db, int64_t src_run, IdMap *m, c
     }
     sqlite3_finalize(st);
     if (!ok) {
-        set_err(err, err_len, "%s: cannot read its requests: %s", t->name, sqlite3_errmsg(db));
+        report_err(err, err_len, "%s: cannot read its requests: %s", t->name, sqlite3_errmsg(db));
         return false;
     }
     if (!m->n)
         return true;
     m->new_ids = malloc(m->n * sizeof *m->new_ids);
     if (!m->new_ids) {
-        set_err(err, err_len, "%s: out of memory", t->name);
+        report_err(err, err_len, "%s: out of memory", t->name);
         return false;
     }
     /* One nextval reserves STORE_PG_ID_BLOCK ids (see report/store/pg_schema.h). */
@@ -637,7 +624,7 @@ static bool push_fingerprints(PgTool *t, sqlite3 *db, int64_t src_run, uint64_t 
     }
     local[j] = 0;
     if (sqlite3_prepare_v2(db, local, -1, &st, NULL) != SQLITE_OK) {
-        set_err(err, err_len, "%s: cannot read fingerprints: %s", t->name, sqlite3_errmsg(db));
+        report_err(err, err_len, "%s: cannot read fingerprints: %s", t->name, sqlite3_errmsg(db));
         return false;
     }
     sqlite3_bind_int64(st, 1, src_run);
@@ -756,8 +743,8 @@ static bool push_run(PgTool *t, sqlite3 *db, int64_t version, const SourceRun *r
         if (res)
             t->pq->clear(res);
     } else {
-        set_err(err, err_len, "%s: cannot read run %lld: %s", t->name, (long long)run->id,
-                sqlite3_errmsg(db));
+        report_err(err, err_len, "%s: cannot read run %lld: %s", t->name, (long long)run->id,
+                   sqlite3_errmsg(db));
     }
     sqlite3_finalize(st);
     if (!ok)
@@ -772,8 +759,8 @@ static bool push_run(PgTool *t, sqlite3 *db, int64_t version, const SourceRun *r
         buf.len = 0;
         if (!rows_to_copy(db, pg_children[i].select, run->id, &map, pg_children[i].run_column,
                           new_run, &buf)) {
-            set_err(err, err_len, "%s: cannot read %s: %s", t->name, pg_children[i].table,
-                    buf.failed ? "out of memory" : sqlite3_errmsg(db));
+            report_err(err, err_len, "%s: cannot read %s: %s", t->name, pg_children[i].table,
+                       buf.failed ? "out of memory" : sqlite3_errmsg(db));
             goto fail;
         }
         for (size_t k = 0; strcmp(pg_children[i].table, "statements") == 0 && k < buf.len; k++)
@@ -816,7 +803,7 @@ bool merge_to_pg(PgTool *t, const char *in_path, MergeStats *stats, char *err, s
     if (db)
         sqlite3_busy_timeout(db, 5000);
     if (!ok && db && !*err)
-        set_err(err, err_len, "%s: cannot open: %s", in_path, sqlite3_errmsg(db));
+        report_err(err, err_len, "%s: cannot open: %s", in_path, sqlite3_errmsg(db));
     if (ok) {
         const char *sql = version >= 3
                               ? "SELECT id, coalesce(ended_us, 0), coalesce(uuid, ''), started_us,"
@@ -825,7 +812,7 @@ bool merge_to_pg(PgTool *t, const char *in_path, MergeStats *stats, char *err, s
                                 " settings FROM runs ORDER BY id";
         ok = read_source_runs(db, sql, &runs, &n);
         if (!ok)
-            set_err(err, err_len, "%s: cannot read its runs: %s", in_path, sqlite3_errmsg(db));
+            report_err(err, err_len, "%s: cannot read its runs: %s", in_path, sqlite3_errmsg(db));
     }
     for (size_t i = 0; ok && i < n; i++)
         ok = push_run(t, db, version, &runs[i], stats, err, err_len);

@@ -1,25 +1,12 @@
 /* report/pgtool — see pgtool.h. */
 #include "report/pgtool.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "report/errfmt.h"
 #include "report/store/pg_schema.h"
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || !err_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
 
 /* libpq's messages span lines: one line, "; " between them. */
 static void one_line(const char *in, char *out, size_t out_len)
@@ -49,16 +36,16 @@ bool pgtool_open(PgTool *t, const char *target, const char *schema, bool create,
     pq_redact(target, t->name, sizeof t->name);
     schema = schema ? schema : STORE_PG_DEFAULT_SCHEMA;
     if (!store_pg_schema_name_valid(schema)) {
-        set_err(err, err_len,
-                "--db-schema: \"%s\" is not a schema name pgtally uses (1-63 letters, digits "
-                "or _, not starting with a digit)",
-                schema);
+        report_err(err, err_len,
+                   "--db-schema: \"%s\" is not a schema name pgtally uses (1-63 letters, digits "
+                   "or _, not starting with a digit)",
+                   schema);
         return false;
     }
     snprintf(t->schema, sizeof t->schema, "%s", schema);
     char why[256];
     if (!(t->pq = pq_load(why, sizeof why))) {
-        set_err(err, err_len, "%s: %s", t->name, why);
+        report_err(err, err_len, "%s: %s", t->name, why);
         return false;
     }
     /* The user's target comes last, so anything it sets overrides these defaults. */
@@ -68,7 +55,7 @@ bool pgtool_open(PgTool *t, const char *target, const char *schema, bool create,
     if (!t->conn || t->pq->status(t->conn) != CONNECTION_OK) {
         char msg[400];
         one_line(t->conn ? t->pq->errorMessage(t->conn) : "out of memory", msg, sizeof msg);
-        set_err(err, err_len, "%s: cannot connect: %s", t->name, msg);
+        report_err(err, err_len, "%s: cannot connect: %s", t->name, msg);
         pgtool_close(t);
         return false;
     }
@@ -83,13 +70,13 @@ bool pgtool_open(PgTool *t, const char *target, const char *schema, bool create,
     }
     if (version == 0 || version > STORE_PG_SCHEMA_VERSION) {
         if (version == 0)
-            set_err(err, err_len, "%s: no pgtally store in schema \"%s\" (see --db-schema)",
-                    t->name, t->schema);
+            report_err(err, err_len, "%s: no pgtally store in schema \"%s\" (see --db-schema)",
+                       t->name, t->schema);
         else
-            set_err(err, err_len,
-                    "%s: store schema version %d is newer than this pgtally reads (%d); use a "
-                    "newer pgtally",
-                    t->name, version, STORE_PG_SCHEMA_VERSION);
+            report_err(err, err_len,
+                       "%s: store schema version %d is newer than this pgtally reads (%d); use a "
+                       "newer pgtally",
+                       t->name, version, STORE_PG_SCHEMA_VERSION);
         pgtool_close(t);
         return false;
     }
@@ -113,7 +100,7 @@ PGresult *pgtool_exec(PgTool *t, const char *sql, int n, const char *const *para
     char msg[400];
     const char *m = res ? t->pq->resultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     one_line(m && *m ? m : t->pq->errorMessage(t->conn), msg, sizeof msg);
-    set_err(err, err_len, "%s: %s: %s", t->name, what, msg);
+    report_err(err, err_len, "%s: %s: %s", t->name, what, msg);
     t->pq->clear(res);
     return NULL;
 }
@@ -141,7 +128,7 @@ bool pgtool_copy(PgTool *t, const char *table, const char *columns, const char *
     PGresult *res = t->pq->exec(t->conn, sql);
     if (!res || t->pq->resultStatus(res) != PGRES_COPY_IN) {
         t->pq->clear(res);
-        set_err(err, err_len, "%s: %s: %s", t->name, what, t->pq->errorMessage(t->conn));
+        report_err(err, err_len, "%s: %s: %s", t->name, what, t->pq->errorMessage(t->conn));
         return false;
     }
     t->pq->clear(res);
@@ -153,13 +140,13 @@ bool pgtool_copy(PgTool *t, const char *table, const char *columns, const char *
     }
     bool ok = t->pq->putCopyEnd(t->conn, sent ? NULL : "pgtally: send failed") == 1 && sent;
     if (!ok)
-        set_err(err, err_len, "%s: %s: the connection failed", t->name, what);
+        report_err(err, err_len, "%s: %s: the connection failed", t->name, what);
     while ((res = t->pq->getResult(t->conn)) != NULL) {
         if (t->pq->resultStatus(res) != PGRES_COMMAND_OK) {
             char msg[400];
             const char *m = t->pq->resultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
             one_line(m && *m ? m : t->pq->errorMessage(t->conn), msg, sizeof msg);
-            set_err(err, err_len, "%s: %s: %s", t->name, what, msg);
+            report_err(err, err_len, "%s: %s: %s", t->name, what, msg);
             ok = false;
         }
         t->pq->clear(res);

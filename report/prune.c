@@ -4,29 +4,16 @@
 
 #include <errno.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "report/errfmt.h"
 #include "report/pgtool.h"
 #include "report/store.h"
 
 /* The store's application_id ("pgtl"); see store.c. */
 #define PRUNE_APPLICATION_ID 0x7067746c
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || !err_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
 
 bool prune_parse_age(const char *s, int64_t *out_us)
 {
@@ -181,8 +168,8 @@ bool prune_sqlite(const char *path, const PruneOptions *o, PruneStats *stats, ch
     bool ok = false;
     int flags = o->dry_run ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
     if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
-        set_err(err, err_len, "%s: cannot open: %s", path,
-                db ? sqlite3_errmsg(db) : "out of memory");
+        report_err(err, err_len, "%s: cannot open: %s", path,
+                   db ? sqlite3_errmsg(db) : "out of memory");
         goto done;
     }
     sqlite3_busy_timeout(db, 5000);
@@ -190,14 +177,14 @@ bool prune_sqlite(const char *path, const PruneOptions *o, PruneStats *stats, ch
     if (!run2(db, "PRAGMA application_id", 0, 0, NULL, &app_id) ||
         !run2(db, "PRAGMA user_version", 0, 0, NULL, &version) || app_id != PRUNE_APPLICATION_ID ||
         version <= 0) {
-        set_err(err, err_len, "%s: not a pgtally report", path);
+        report_err(err, err_len, "%s: not a pgtally report", path);
         goto done;
     }
     if (version > STORE_SCHEMA_VERSION) {
-        set_err(err, err_len,
-                "%s: report schema version %lld is newer than this pgtally prunes (%d); "
-                "use a newer pgtally",
-                path, (long long)version, STORE_SCHEMA_VERSION);
+        report_err(err, err_len,
+                   "%s: report schema version %lld is newer than this pgtally prunes (%d); "
+                   "use a newer pgtally",
+                   path, (long long)version, STORE_SCHEMA_VERSION);
         goto done;
     }
     /* Older files lack the columns that tell a run's later activity and its label. */
@@ -214,7 +201,8 @@ bool prune_sqlite(const char *path, const PruneOptions *o, PruneStats *stats, ch
                  activity);
     if (!exec(db, "CREATE TEMP TABLE doomed (id INTEGER PRIMARY KEY)") ||
         !run2(db, choose, o->cutoff_us, (int64_t)o->keep_labels, NULL, NULL)) {
-        set_err(err, err_len, "%s: cannot choose the runs to prune: %s", path, sqlite3_errmsg(db));
+        report_err(err, err_len, "%s: cannot choose the runs to prune: %s", path,
+                   sqlite3_errmsg(db));
         goto done;
     }
     if (o->dry_run) {
@@ -223,7 +211,7 @@ bool prune_sqlite(const char *path, const PruneOptions *o, PruneStats *stats, ch
         ok = delete_doomed(db, o->cutoff_us, o->batch ? o->batch : PRUNE_DEFAULT_BATCH, stats);
     }
     if (!ok)
-        set_err(err, err_len, "%s: cannot prune: %s", path, sqlite3_errmsg(db));
+        report_err(err, err_len, "%s: cannot prune: %s", path, sqlite3_errmsg(db));
 done:
     sqlite3_close(db);
     return ok;
@@ -259,7 +247,7 @@ static char *pg_doomed(PgTool *t, const PruneOptions *o, size_t *n, char *err, s
         ids[used++] = '}';
         ids[used] = 0;
     } else {
-        set_err(err, err_len, "%s: out of memory", t->name);
+        report_err(err, err_len, "%s: out of memory", t->name);
     }
     t->pq->clear(res);
     return ids;

@@ -5,13 +5,13 @@
 
 #include <errno.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "report/errfmt.h"
 #include "report/reader_pg.h"
 #include "report/store.h"
 #include "report/store/pq.h"
@@ -38,19 +38,6 @@ struct ReaderArena {
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || !err_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
 
 static void *arena_alloc(ReaderArena **arena, size_t size)
 {
@@ -130,7 +117,7 @@ static bool prepare(ReportFile *f, sqlite3_stmt **st, const char *sql, char *err
 {
     if (sqlite3_prepare_v2(f->db, sql, -1, st, NULL) == SQLITE_OK)
         return true;
-    set_err(err, err_len, "%s: cannot read the report: %s", f->path, sqlite3_errmsg(f->db));
+    report_err(err, err_len, "%s: cannot read the report: %s", f->path, sqlite3_errmsg(f->db));
     return false;
 }
 
@@ -138,13 +125,13 @@ static bool step_failed(ReportFile *f, int rc, char *err, size_t err_len)
 {
     if (rc == SQLITE_DONE)
         return false;
-    set_err(err, err_len, "%s: cannot read the report: %s", f->path, sqlite3_errmsg(f->db));
+    report_err(err, err_len, "%s: cannot read the report: %s", f->path, sqlite3_errmsg(f->db));
     return true;
 }
 
 static bool out_of_memory(ReportFile *f, char *err, size_t err_len)
 {
-    set_err(err, err_len, "%s: out of memory while reading the report", f->path);
+    report_err(err, err_len, "%s: out of memory while reading the report", f->path);
     return false;
 }
 
@@ -236,22 +223,22 @@ ReportFile *reader_open(const char *path, char *err, size_t err_len)
 {
     struct stat sb;
     if (stat(path, &sb) != 0) {
-        set_err(err, err_len, "%s: cannot open the report: %s", path, strerror(errno));
+        report_err(err, err_len, "%s: cannot open the report: %s", path, strerror(errno));
         return NULL;
     }
     if (!S_ISREG(sb.st_mode)) {
-        set_err(err, err_len, "%s: cannot open the report: not a regular file", path);
+        report_err(err, err_len, "%s: cannot open the report: not a regular file", path);
         return NULL;
     }
     ReportFile *f = calloc(1, sizeof *f);
     if (!f || !(f->path = strdup(path))) {
         free(f);
-        set_err(err, err_len, "%s: out of memory", path);
+        report_err(err, err_len, "%s: out of memory", path);
         return NULL;
     }
     if (sqlite3_open_v2(path, &f->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        set_err(err, err_len, "%s: cannot open the report: %s", path,
-                f->db ? sqlite3_errmsg(f->db) : "out of memory");
+        report_err(err, err_len, "%s: cannot open the report: %s", path,
+                   f->db ? sqlite3_errmsg(f->db) : "out of memory");
         goto fail;
     }
     /* The proxy may be writing right now (WAL): wait out a checkpoint rather than fail. */
@@ -259,18 +246,18 @@ ReportFile *reader_open(const char *path, char *err, size_t err_len)
     int64_t app_id = 0, version = 0;
     if (!pragma_int(f->db, "PRAGMA application_id", &app_id) ||
         !pragma_int(f->db, "PRAGMA user_version", &version)) {
-        set_err(err, err_len, "%s: not a pgtally report (%s)", path, sqlite3_errmsg(f->db));
+        report_err(err, err_len, "%s: not a pgtally report (%s)", path, sqlite3_errmsg(f->db));
         goto fail;
     }
     if (app_id != READER_APPLICATION_ID || version <= 0) {
-        set_err(err, err_len, "%s: not a pgtally report (an SQLite file of another kind)", path);
+        report_err(err, err_len, "%s: not a pgtally report (an SQLite file of another kind)", path);
         goto fail;
     }
     if (version > STORE_SCHEMA_VERSION) {
-        set_err(err, err_len,
-                "%s: report schema version %lld is newer than this pgtally reads (%d); "
-                "use a newer pgtally",
-                path, (long long)version, STORE_SCHEMA_VERSION);
+        report_err(err, err_len,
+                   "%s: report schema version %lld is newer than this pgtally reads (%d); "
+                   "use a newer pgtally",
+                   path, (long long)version, STORE_SCHEMA_VERSION);
         goto fail;
     }
     f->schema_version = version;
@@ -298,7 +285,7 @@ ReportFile *reader_open_store(const char *db, const char *schema, const ReaderSc
     char *shown = strdup(name), *snapshot = strdup(path);
     if (!f || !shown || !snapshot) {
         if (f)
-            set_err(err, err_len, "%s: out of memory", name);
+            report_err(err, err_len, "%s: out of memory", name);
         reader_close(f);
         free(shown);
         free(snapshot);
@@ -460,8 +447,8 @@ static bool fill_scope(ReportFile *f, const ReaderScope *scope, int64_t *selecte
                      "CREATE TEMP TABLE IF NOT EXISTS scope (id INTEGER PRIMARY KEY);"
                      "DELETE FROM temp.scope",
                      NULL, NULL, &msg) != SQLITE_OK) {
-        set_err(err, err_len, "%s: cannot read the report: %s", f->path,
-                msg ? msg : sqlite3_errmsg(f->db));
+        report_err(err, err_len, "%s: cannot read the report: %s", f->path,
+                   msg ? msg : sqlite3_errmsg(f->db));
         sqlite3_free(msg);
         return false;
     }
@@ -509,11 +496,13 @@ bool reader_select(ReportFile *f, const ReaderScope *scope, char *err, size_t er
     if (n > 0)
         return true;
     if (scope->run_id > 0)
-        set_err(err, err_len, "%s: no run %lld in the report", f->path, (long long)scope->run_id);
+        report_err(err, err_len, "%s: no run %lld in the report", f->path,
+                   (long long)scope->run_id);
     else if (scope->label)
-        set_err(err, err_len, "%s: no runs labelled \"%s\" in the report", f->path, scope->label);
+        report_err(err, err_len, "%s: no runs labelled \"%s\" in the report", f->path,
+                   scope->label);
     else
-        set_err(err, err_len, "%s: the report holds no runs yet", f->path);
+        report_err(err, err_len, "%s: the report holds no runs yet", f->path);
     return false;
 }
 
@@ -537,7 +526,7 @@ bool reader_load_run(ReportFile *f, int64_t run_id, ReaderRun *out, char *err, s
         if (rc != SQLITE_ROW && step_failed(f, rc, err, err_len))
             return false;
         if (rc != SQLITE_ROW) {
-            set_err(err, err_len, "%s: the report holds no runs yet", f->path);
+            report_err(err, err_len, "%s: the report holds no runs yet", f->path);
             return false;
         }
     }
@@ -551,7 +540,7 @@ bool reader_load_run(ReportFile *f, int64_t run_id, ReaderRun *out, char *err, s
         if (!out->settings_json)
             ok = out_of_memory(f, err, err_len);
     } else {
-        set_err(err, err_len, "%s: no run %lld in the report", f->path, (long long)id);
+        report_err(err, err_len, "%s: no run %lld in the report", f->path, (long long)id);
     }
     reader_run_list_free(&list);
     return ok;
@@ -611,7 +600,7 @@ bool reader_runs_combine(const ReaderRunList *runs, ReaderRun *out)
 bool reader_runs_complete(const ReaderRunList *runs, char *why, size_t why_len)
 {
     if (runs->n == 0) {
-        set_err(why, why_len, "no runs");
+        report_err(why, why_len, "no runs");
         return false;
     }
     if (runs->n == 1)
@@ -627,11 +616,11 @@ bool reader_runs_complete(const ReaderRunList *runs, char *why, size_t why_len)
         bad++;
     }
     if (!first) {
-        set_err(why, why_len, "complete (%zu runs)", runs->n);
+        report_err(why, why_len, "complete (%zu runs)", runs->n);
         return true;
     }
-    set_err(why, why_len, "%zu of %zu runs incomplete; run %lld (instance %s): %s", bad, runs->n,
-            (long long)first->id, *first->instance ? first->instance : "unnamed", reason);
+    report_err(why, why_len, "%zu of %zu runs incomplete; run %lld (instance %s): %s", bad, runs->n,
+               (long long)first->id, *first->instance ? first->instance : "unnamed", reason);
     return false;
 }
 
@@ -658,32 +647,32 @@ size_t reader_runs_count_instances(const ReaderRunList *runs)
 bool reader_run_is_complete(const ReaderRun *run, char *why, size_t why_len)
 {
     if (run->ended_us == 0 && run->flushed_us == 0) {
-        set_err(why, why_len,
-                "the run has not ended (proxy still running, or killed); "
-                "send the proxy SIGUSR1 to flush a complete snapshot");
+        report_err(why, why_len,
+                   "the run has not ended (proxy still running, or killed); "
+                   "send the proxy SIGUSR1 to flush a complete snapshot");
         return false;
     }
     /* A running proxy's SIGUSR1 snapshot is complete only while nothing has been written
      * after it: the totals it recorded must still match what the file holds. */
     if (run->ended_us == 0 && run->stored_requests != run->requests) {
-        set_err(why, why_len,
-                "the run is still going: %llu requests were written after its last SIGUSR1 "
-                "snapshot (send SIGUSR1 again, or stop the proxy)",
-                (unsigned long long)(run->stored_requests - run->requests));
+        report_err(why, why_len,
+                   "the run is still going: %llu requests were written after its last SIGUSR1 "
+                   "snapshot (send SIGUSR1 again, or stop the proxy)",
+                   (unsigned long long)(run->stored_requests - run->requests));
         return false;
     }
     if (reader_run_dropped(run)) {
-        set_err(
+        report_err(
             why, why_len, "records dropped: %llu requests, %llu statements, %llu fingerprint texts",
             (unsigned long long)run->dropped_requests, (unsigned long long)run->dropped_statements,
             (unsigned long long)run->dropped_fingerprints);
         return false;
     }
     if (!run->complete) {
-        set_err(why, why_len, "the run did not finish cleanly");
+        report_err(why, why_len, "the run did not finish cleanly");
         return false;
     }
-    set_err(why, why_len, "complete");
+    report_err(why, why_len, "complete");
     return true;
 }
 
@@ -871,16 +860,16 @@ bool reader_find_request(ReportFile *f, const char *id, ReaderRequestList *out, 
     if (out->n == 1)
         return true;
     if (out->n == 0) {
-        set_err(err, err_len, "%s: no request \"%s\" in %s", f->path, id, f->scope_name);
+        report_err(err, err_len, "%s: no request \"%s\" in %s", f->path, id, f->scope_name);
     } else {
         char rows[160] = "";
         size_t used = 0;
         for (size_t i = 0; i < out->n && used + 24 < sizeof rows; i++)
             used += (size_t)snprintf(rows + used, sizeof rows - used, "%s%lld", i ? ", " : "",
                                      (long long)out->items[i].row);
-        set_err(err, err_len,
-                "%s: request \"%s\" matches %zu requests of %s (rows %s); give a row number",
-                f->path, id, out->n, f->scope_name, rows);
+        report_err(err, err_len,
+                   "%s: request \"%s\" matches %zu requests of %s (rows %s); give a row number",
+                   f->path, id, out->n, f->scope_name, rows);
     }
     reader_request_list_free(out);
     return false;
@@ -1183,8 +1172,8 @@ static bool resolve_fingerprint(ReportFile *f, const char *given, char out[17], 
         lower[i] = c;
     }
     if (!hex) {
-        set_err(err, err_len, "%s: \"%s\" is not a fingerprint (4 to 16 hex digits)", f->path,
-                given);
+        report_err(err, err_len, "%s: \"%s\" is not a fingerprint (4 to 16 hex digits)", f->path,
+                   given);
         return false;
     }
     lower[len] = '\0';
@@ -1202,10 +1191,10 @@ static bool resolve_fingerprint(ReportFile *f, const char *given, char out[17], 
     if (!ok || n == 1)
         return ok;
     if (n == 0)
-        set_err(err, err_len, "%s: no fingerprint \"%s\" in the report", f->path, given);
+        report_err(err, err_len, "%s: no fingerprint \"%s\" in the report", f->path, given);
     else
-        set_err(err, err_len, "%s: fingerprint prefix \"%s\" is ambiguous; give more digits",
-                f->path, given);
+        report_err(err, err_len, "%s: fingerprint prefix \"%s\" is ambiguous; give more digits",
+                   f->path, given);
     return false;
 }
 

@@ -3,31 +3,18 @@
 
 #include <errno.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "report/errfmt.h"
 #include "report/pgtool.h"
 #include "report/store.h"
 
 /* Rows fetched from the cursor at a time: the bound on what one slice holds in memory. */
 #define FETCH_ROWS 2000
 #define FETCH_SQL "FETCH 2000 FROM pgtally_copy"
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || !err_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
 
 /* One table's copy: the PostgreSQL query (%1$s: the schema; $1: the scope's run ids, when
  * used), the SQLite insert, and per column 'i' (integer) or 't' (text). */
@@ -125,7 +112,7 @@ static bool copy_table(PgTool *t, sqlite3 *db, const TableCopy *c, const char *i
     t->pq->clear(res);
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db, c->insert, -1, &st, NULL) != SQLITE_OK) {
-        set_err(err, err_len, "%s: cannot copy %s: %s", t->name, c->what, sqlite3_errmsg(db));
+        report_err(err, err_len, "%s: cannot copy %s: %s", t->name, c->what, sqlite3_errmsg(db));
         return false;
     }
     size_t ncols = strlen(c->types);
@@ -150,8 +137,8 @@ static bool copy_table(PgTool *t, sqlite3 *db, const TableCopy *c, const char *i
                                       t->pq->getlength(res, r, col), SQLITE_STATIC);
             }
             if (sqlite3_step(st) != SQLITE_DONE) {
-                set_err(err, err_len, "%s: cannot copy %s: %s", t->name, c->what,
-                        sqlite3_errmsg(db));
+                report_err(err, err_len, "%s: cannot copy %s: %s", t->name, c->what,
+                           sqlite3_errmsg(db));
                 ok = false;
             }
             sqlite3_reset(st);
@@ -200,7 +187,7 @@ static char *scope_ids(PgTool *t, const ReaderScope *scope, char *err, size_t er
         out[used++] = '}';
         out[used] = 0;
     } else {
-        set_err(err, err_len, "%s: out of memory", t->name);
+        report_err(err, err_len, "%s: out of memory", t->name);
     }
     t->pq->clear(res);
     return out;
@@ -211,8 +198,8 @@ static bool sqlite_exec(sqlite3 *db, const char *sql, const char *name, char *er
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
         return true;
-    set_err(err, err_len, "%s: cannot build the local copy: %s", name,
-            msg ? msg : sqlite3_errmsg(db));
+    report_err(err, err_len, "%s: cannot build the local copy: %s", name,
+               msg ? msg : sqlite3_errmsg(db));
     sqlite3_free(msg);
     return false;
 }
@@ -229,8 +216,8 @@ bool reader_pg_snapshot(const char *target, const char *schema, const ReaderScop
     snprintf(path_out, path_len, "%s/pgtally-report-XXXXXX", dir && *dir ? dir : "/tmp");
     int fd = mkstemp(path_out); /* mode 0600 */
     if (fd < 0) {
-        set_err(err, err_len, "%s: cannot create a temporary file in %s: %s", t.name,
-                dir && *dir ? dir : "/tmp", strerror(errno));
+        report_err(err, err_len, "%s: cannot create a temporary file in %s: %s", t.name,
+                   dir && *dir ? dir : "/tmp", strerror(errno));
         pgtool_close(&t);
         return false;
     }
@@ -240,7 +227,7 @@ bool reader_pg_snapshot(const char *target, const char *schema, const ReaderScop
     bool ok = store_prepare_file(path_out, err, err_len) &&
               sqlite3_open_v2(path_out, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK;
     if (!ok && db)
-        set_err(err, err_len, "%s: cannot build the local copy: %s", t.name, sqlite3_errmsg(db));
+        report_err(err, err_len, "%s: cannot build the local copy: %s", t.name, sqlite3_errmsg(db));
     /* A throwaway copy: no journal to keep, and a plain rollback journal so a read-only
      * reader needs no -shm file. */
     ok = ok && sqlite_exec(db, "PRAGMA journal_mode = DELETE; PRAGMA synchronous = OFF; BEGIN",
