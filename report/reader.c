@@ -2,12 +2,15 @@
 #include "report/reader.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "report/store.h"
 
@@ -239,17 +242,29 @@ const char *reader_path(const ReportFile *f)
 
 /* ---- runs ---------------------------------------------------------------------------------- */
 
-/* %s: the flush time, a column since schema version 2 (0 in older files). */
-#define SQL_RUNS(flushed)                                                                          \
+/* %s: the flush time, a column since schema version 2 (0 in older files), then the
+ * liveness columns of version 3. */
+#define SQL_RUNS(flushed, live)                                                                    \
     "SELECT r.id, r.started_us, coalesce(r.ended_us, 0), r.version,"                               \
     " CASE WHEN json_valid(r.settings) THEN r.settings ELSE '{}' END, r.statements,"               \
     " r.requests, r.dropped_requests, r.dropped_statements, r.dropped_fingerprints,"               \
     " r.untracked_statements, r.complete,"                                                         \
     " (SELECT count(*) FROM requests q WHERE q.run_id = r.id),"                                    \
     " (SELECT coalesce(sum(q.statements), 0) FROM requests q WHERE q.run_id = r.id), " flushed     \
-    " FROM runs r WHERE ?1 IS NULL OR r.id = ?1 ORDER BY r.id"
-static const char sql_runs_v2[] = SQL_RUNS("coalesce(r.flushed_us, 0)");
-static const char sql_runs_v1[] = SQL_RUNS("0");
+    ", " live " FROM runs r WHERE ?1 IS NULL OR r.id = ?1 ORDER BY r.id"
+#define SQL_LIVE_V3                                                                                \
+    "coalesce(r.heartbeat_us, 0), coalesce(r.heartbeat_statements, -1), coalesce(r.pid, 0),"       \
+    " r.instance"
+static const char sql_runs_v3[] = SQL_RUNS("coalesce(r.flushed_us, 0)", SQL_LIVE_V3);
+static const char sql_runs_v2[] = SQL_RUNS("coalesce(r.flushed_us, 0)", "0, -1, 0, ''");
+static const char sql_runs_v1[] = SQL_RUNS("0", "0, -1, 0, ''");
+
+static const char *sql_runs(const ReportFile *f)
+{
+    return f->schema_version >= 3   ? sql_runs_v3
+           : f->schema_version >= 2 ? sql_runs_v2
+                                    : sql_runs_v1;
+}
 
 static void run_from_row(sqlite3_stmt *st, ReaderRun *r)
 {
@@ -267,13 +282,17 @@ static void run_from_row(sqlite3_stmt *st, ReaderRun *r)
     r->stored_requests = col_u64(st, 12);
     r->stored_statements = col_u64(st, 13);
     r->flushed_us = sqlite3_column_int64(st, 14);
+    r->heartbeat_us = sqlite3_column_int64(st, 15);
+    r->heartbeat_statements = sqlite3_column_int64(st, 16);
+    r->pid = sqlite3_column_int64(st, 17);
+    snprintf(r->writer_host, sizeof r->writer_host, "%s", col_text(st, 18));
 }
 
 bool reader_list_runs(ReportFile *f, ReaderRunList *out, char *err, size_t err_len)
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st = NULL;
-    if (!prepare(f, &st, f->schema_version >= 2 ? sql_runs_v2 : sql_runs_v1, err, err_len))
+    if (!prepare(f, &st, sql_runs(f), err, err_len))
         return false;
     size_t cap = 0;
     int rc;
@@ -330,7 +349,7 @@ bool reader_load_run(ReportFile *f, int64_t run_id, ReaderRun *out, char *err, s
             return false;
         }
     }
-    if (!prepare(f, &st, f->schema_version >= 2 ? sql_runs_v2 : sql_runs_v1, err, err_len))
+    if (!prepare(f, &st, sql_runs(f), err, err_len))
         return false;
     sqlite3_bind_int64(st, 1, id);
     int rc = sqlite3_step(st);
@@ -361,6 +380,36 @@ uint64_t reader_run_dropped(const ReaderRun *run)
     return run->dropped_requests + run->dropped_statements + run->dropped_fingerprints;
 }
 
+/* Whether the proxy that writes `run` is still running, as far as this host can tell: its
+ * heartbeat is recent and, when it runs on this host, its pid is alive. */
+static bool run_writer_alive(const ReaderRun *run, char *why, size_t why_len)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    int64_t stale_us = (int64_t)3 * STORE_HEARTBEAT_INTERVAL_S * 1000000;
+    if (run->heartbeat_us <= 0 || now - run->heartbeat_us > stale_us) {
+        set_err(why, why_len,
+                "the proxy stopped without ending the run (no heartbeat for %.0f s): what it "
+                "saw after its last SIGUSR1 snapshot is lost",
+                run->heartbeat_us > 0 ? (double)(now - run->heartbeat_us) / 1e6 : 0.0);
+        return false;
+    }
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    const char *dyno = getenv("DYNO");
+    bool here = run->writer_host[0] && (strcmp(run->writer_host, host) == 0 ||
+                                        (dyno && strcmp(run->writer_host, dyno) == 0));
+    if (here && run->pid > 0 && kill((pid_t)run->pid, 0) != 0 && errno == ESRCH) {
+        set_err(why, why_len,
+                "the proxy (pid %lld on %s) is gone without ending the run (killed?): what it "
+                "saw after its last SIGUSR1 snapshot is lost",
+                (long long)run->pid, run->writer_host);
+        return false;
+    }
+    return true;
+}
+
 bool reader_run_is_complete(const ReaderRun *run, char *why, size_t why_len)
 {
     if (run->ended_us == 0 && run->flushed_us == 0) {
@@ -369,8 +418,9 @@ bool reader_run_is_complete(const ReaderRun *run, char *why, size_t why_len)
                 "send the proxy SIGUSR1 to flush a complete snapshot");
         return false;
     }
-    /* A running proxy's SIGUSR1 snapshot is complete only while nothing has been written
-     * after it: the totals it recorded must still match what the file holds. */
+    /* A running proxy's SIGUSR1 snapshot is complete only while nothing has happened after
+     * it: the totals it recorded must still match what the file holds and what the proxy
+     * has seen since, and the proxy must still be there to finish the run. */
     if (run->ended_us == 0 && run->stored_requests != run->requests) {
         set_err(why, why_len,
                 "the run is still going: %llu requests were written after its last SIGUSR1 "
@@ -378,6 +428,17 @@ bool reader_run_is_complete(const ReaderRun *run, char *why, size_t why_len)
                 (unsigned long long)(run->stored_requests - run->requests));
         return false;
     }
+    if (run->ended_us == 0 && run->heartbeat_statements >= 0 &&
+        (uint64_t)run->heartbeat_statements != run->statements) {
+        set_err(why, why_len,
+                "the run is still going: the proxy saw %lld statements after its last SIGUSR1 "
+                "snapshot (send SIGUSR1 again, or stop the proxy)",
+                (long long)run->heartbeat_statements - (long long)run->statements);
+        return false;
+    }
+    if (run->ended_us == 0 && run->heartbeat_statements >= 0 &&
+        !run_writer_alive(run, why, why_len))
+        return false;
     if (reader_run_dropped(run)) {
         set_err(
             why, why_len, "records dropped: %llu requests, %llu statements, %llu fingerprint texts",
