@@ -100,6 +100,8 @@ bool listener_parse_address(const char *spec, struct sockaddr_storage *addr, soc
     return true;
 }
 
+/* Binds, without listening yet: a port in use fails here, before the report store creates a
+ * run, while clients are still refused until everything is ready (listen_now). */
 static int open_listen_socket(const char *spec, char *err, size_t err_len)
 {
     struct sockaddr_storage addr;
@@ -113,12 +115,20 @@ static int open_listen_socket(const char *spec, char *err, size_t err_len)
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&addr, len) < 0 || listen(fd, 1024) < 0) {
+    if (bind(fd, (struct sockaddr *)&addr, len) < 0) {
         snprintf(err, err_len, "cannot listen on %s: %s", spec, strerror(errno));
         close(fd);
         return -1;
     }
     return fd;
+}
+
+static bool listen_now(int fd, const char *spec, char *err, size_t err_len)
+{
+    if (listen(fd, 1024) == 0)
+        return true;
+    snprintf(err, err_len, "cannot listen on %s: %s", spec, strerror(errno));
+    return false;
 }
 
 /* ---- accepting --------------------------------------------------------------------------------
@@ -430,6 +440,10 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
             log_line(LOG_ERROR, 0, "--db: %s", err);
             return false;
         }
+    }
+    if (!listen_now(l->listen_fd, config->listen, err, sizeof err)) {
+        log_line(LOG_ERROR, 0, "--listen: %s", err);
+        return false;
     }
 
     ProxyContext *ctx = &l->ctx;

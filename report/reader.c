@@ -4,11 +4,13 @@
 #include "report/reader.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "report/errfmt.h"
@@ -331,9 +333,10 @@ const char *reader_path(const ReportFile *f)
 
 /* ---- runs ---------------------------------------------------------------------------------- */
 
-/* %1: the flush time, a column since schema version 2 (0 in older files); %2: uuid, label and
- * instance, since version 3; %3: the requests and statements counted for the run. ?1 NULL:
- * every run; 0: the runs in scope; else that run. */
+/* %1: the flush time, a column since schema version 2 (0 in older files); %2: uuid, label,
+ * instance and the writing proxy's liveness (heartbeat, statements then, pid), since version
+ * 3; %3: the requests and statements counted for the run. ?1 NULL: every run; 0: the runs in
+ * scope; else that run. */
 #define SQL_RUNS(flushed, identity, counts)                                                        \
     "SELECT r.id, r.started_us, coalesce(r.ended_us, 0), r.version,"                               \
     " CASE WHEN json_valid(r.settings) THEN r.settings ELSE '{}' END, r.statements,"               \
@@ -349,12 +352,15 @@ const char *reader_path(const ReportFile *f)
 #define COPIED_COUNTS                                                                              \
     "coalesce((SELECT c.requests FROM " READER_PG_RUN_COUNTS " c WHERE c.run_id = r.id), 0),"      \
     " coalesce((SELECT c.statements FROM " READER_PG_RUN_COUNTS " c WHERE c.run_id = r.id), 0)"
-#define V3_IDENTITY "coalesce(r.uuid, ''), r.label, r.instance"
+#define V3_IDENTITY                                                                                \
+    "coalesce(r.uuid, ''), r.label, r.instance, coalesce(r.heartbeat_us, 0),"                      \
+    " coalesce(r.heartbeat_statements, -1), coalesce(r.pid, 0)"
+#define OLD_IDENTITY "'', '', '', 0, -1, 0"
 static const char sql_runs_copied[] =
     SQL_RUNS("coalesce(r.flushed_us, 0)", V3_IDENTITY, COPIED_COUNTS);
 static const char sql_runs_v3[] = SQL_RUNS("coalesce(r.flushed_us, 0)", V3_IDENTITY, COUNTED);
-static const char sql_runs_v2[] = SQL_RUNS("coalesce(r.flushed_us, 0)", "'', '', ''", COUNTED);
-static const char sql_runs_v1[] = SQL_RUNS("0", "'', '', ''", COUNTED);
+static const char sql_runs_v2[] = SQL_RUNS("coalesce(r.flushed_us, 0)", OLD_IDENTITY, COUNTED);
+static const char sql_runs_v1[] = SQL_RUNS("0", OLD_IDENTITY, COUNTED);
 
 static const char *sql_runs(const ReportFile *f)
 {
@@ -384,6 +390,10 @@ static void run_from_row(sqlite3_stmt *st, ReaderRun *r)
     snprintf(r->uuid, sizeof r->uuid, "%s", col_text(st, 15));
     snprintf(r->label, sizeof r->label, "%s", col_text(st, 16));
     snprintf(r->instance, sizeof r->instance, "%s", col_text(st, 17));
+    r->heartbeat_us = sqlite3_column_int64(st, 18);
+    r->heartbeat_statements = sqlite3_column_int64(st, 19);
+    r->pid = sqlite3_column_int64(st, 20);
+    snprintf(r->writer_host, sizeof r->writer_host, "%s", r->instance);
 }
 
 static RowResult run_row(sqlite3_stmt *st, void *item, ReaderArena **arena, void *ctx)
@@ -644,6 +654,36 @@ size_t reader_runs_count_instances(const ReaderRunList *runs)
     return n;
 }
 
+/* Whether the proxy that writes `run` is still running, as far as this host can tell: its
+ * heartbeat is recent and, when it runs on this host, its pid is alive. */
+static bool run_writer_alive(const ReaderRun *run, char *why, size_t why_len)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    int64_t stale_us = (int64_t)3 * STORE_HEARTBEAT_INTERVAL_S * 1000000;
+    if (run->heartbeat_us <= 0 || now - run->heartbeat_us > stale_us) {
+        report_err(why, why_len,
+                   "the proxy stopped without ending the run (no heartbeat for %.0f s): what it "
+                   "saw after its last SIGUSR1 snapshot is lost",
+                   run->heartbeat_us > 0 ? (double)(now - run->heartbeat_us) / 1e6 : 0.0);
+        return false;
+    }
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    const char *dyno = getenv("DYNO");
+    bool here = run->writer_host[0] && (strcmp(run->writer_host, host) == 0 ||
+                                        (dyno && strcmp(run->writer_host, dyno) == 0));
+    if (here && run->pid > 0 && kill((pid_t)run->pid, 0) != 0 && errno == ESRCH) {
+        report_err(why, why_len,
+                   "the proxy (pid %lld on %s) is gone without ending the run (killed?): what it "
+                   "saw after its last SIGUSR1 snapshot is lost",
+                   (long long)run->pid, run->writer_host);
+        return false;
+    }
+    return true;
+}
+
 bool reader_run_is_complete(const ReaderRun *run, char *why, size_t why_len)
 {
     if (run->ended_us == 0 && run->flushed_us == 0) {
@@ -652,8 +692,9 @@ bool reader_run_is_complete(const ReaderRun *run, char *why, size_t why_len)
                    "send the proxy SIGUSR1 to flush a complete snapshot");
         return false;
     }
-    /* A running proxy's SIGUSR1 snapshot is complete only while nothing has been written
-     * after it: the totals it recorded must still match what the file holds. */
+    /* A running proxy's SIGUSR1 snapshot is complete only while nothing has happened after
+     * it: the totals it recorded must still match what the file holds and what the proxy
+     * has seen since, and the proxy must still be there to finish the run. */
     if (run->ended_us == 0 && run->stored_requests != run->requests) {
         report_err(why, why_len,
                    "the run is still going: %llu requests were written after its last SIGUSR1 "
@@ -661,6 +702,17 @@ bool reader_run_is_complete(const ReaderRun *run, char *why, size_t why_len)
                    (unsigned long long)(run->stored_requests - run->requests));
         return false;
     }
+    if (run->ended_us == 0 && run->heartbeat_statements >= 0 &&
+        (uint64_t)run->heartbeat_statements != run->statements) {
+        report_err(why, why_len,
+                   "the run is still going: the proxy saw %lld statements after its last SIGUSR1 "
+                   "snapshot (send SIGUSR1 again, or stop the proxy)",
+                   (long long)run->heartbeat_statements - (long long)run->statements);
+        return false;
+    }
+    if (run->ended_us == 0 && run->heartbeat_statements >= 0 &&
+        !run_writer_alive(run, why, why_len))
+        return false;
     if (reader_run_dropped(run)) {
         report_err(
             why, why_len, "records dropped: %llu requests, %llu statements, %llu fingerprint texts",

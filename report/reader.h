@@ -76,6 +76,11 @@ typedef struct ReaderRun {
     uint64_t stored_requests;
     uint64_t stored_statements; /* sum of requests.statements */
     int64_t flushed_us; /* a running proxy's last SIGUSR1 snapshot (totals as of then); 0: none */
+    /* Liveness of the writing proxy (schema v3; 0 / -1 in older files). */
+    int64_t heartbeat_us;         /* its latest heartbeat */
+    int64_t heartbeat_statements; /* statements it had seen then; -1: unknown */
+    int64_t pid;                  /* its process id on `writer_host` */
+    char writer_host[128];        /* runs.instance */
 } ReaderRun;
 
 typedef struct ReaderRunList {
@@ -121,9 +126,12 @@ void reader_run_free(ReaderRun *run);
 /* Records lost anywhere (requests + statements + fingerprints dropped); 0 = nothing lost. */
 uint64_t reader_run_dropped(const ReaderRun *run);
 
-/* True when the run's data can be trusted as a whole: it ended, runs.complete is set and
- * nothing was dropped. `pgtally check` treats false as "incomplete" (exit 1). When false and
- * `why` is given, writes a short human reason ("3 requests dropped", "run not ended"). */
+/* True when the run's data can be trusted as a whole: runs.complete is set, nothing was
+ * dropped, and either the run ended cleanly or its latest SIGUSR1 snapshot still covers
+ * everything: no request written and no statement seen after it (heartbeat_statements), and
+ * the proxy still alive (its pid, when runs.instance names this host, and a heartbeat fresher
+ * than 3 STORE_HEARTBEAT_INTERVAL_S). `pgtally check` treats false as "incomplete" (exit 1). When
+ * false and `why` is given, writes a short human reason ("3 requests dropped", "run not ended"). */
 bool reader_run_is_complete(const ReaderRun *run, char *why, size_t why_len);
 
 /* ---- findings --------------------------------------------------------------------------- */

@@ -242,7 +242,7 @@ static void write_pending_totals(Store *s)
     StoreRunUpdate u = run_update(s, &s->run_totals, false);
     s->run_totals_dirty = false;
     pthread_mutex_unlock(&s->lock);
-    char err[256];
+    char err[512];
     bool ok = s->backend->ops->update_run(s->backend, &u, err, sizeof err);
     bool lost = !ok && s->backend->ops->lost(s->backend);
     pthread_mutex_lock(&s->lock);
@@ -308,7 +308,7 @@ static void writer_wait(Store *s, int64_t deadline_ns, size_t wake_at)
 static void try_connect(Store *s)
 {
     pthread_mutex_unlock(&s->lock);
-    char err[256] = "";
+    char err[512] = "";
     bool ok = s->backend->ops->connect(s->backend, err, sizeof err);
     pthread_mutex_lock(&s->lock);
     if (s->closing)
@@ -367,7 +367,7 @@ static void heartbeat(Store *s)
     StoreRunUpdate u = {.heartbeat_us = now_us(), .heartbeat_statements = s->progress_statements};
     s->next_heartbeat_ns = mono_ns() + (int64_t)s->heartbeat_ms * 1000000;
     pthread_mutex_unlock(&s->lock);
-    char err[256];
+    char err[512];
     bool ok = s->backend->ops->update_run(s->backend, &u, err, sizeof err);
     bool lost = !ok && s->backend->ops->lost(s->backend);
     pthread_mutex_lock(&s->lock);
@@ -398,7 +398,7 @@ static void *writer_main(void *arg)
         if (!s->connected)
             continue;
         if (s->held_n) {
-            char error[256] = "";
+            char error[512] = "";
             size_t n = s->held_n;
             pthread_mutex_unlock(&s->lock);
             BatchOutcome out = write_batch(s, s->batch, n, true, error, sizeof error);
@@ -454,7 +454,7 @@ static void *writer_main(void *arg)
         s->count -= n;
         pthread_mutex_unlock(&s->lock);
 
-        char error[256] = "";
+        char error[512] = "";
         BatchOutcome out = write_batch(s, s->batch, n, false, error, sizeof error);
 
         pthread_mutex_lock(&s->lock);

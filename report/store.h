@@ -79,7 +79,7 @@ typedef struct StoreStats {
     uint64_t reconnects;       /* connections made again after a loss */
     uint64_t connect_failures; /* connection attempts that failed */
     uint64_t error_seq;        /* bumped with every new last_error */
-    char last_error[256];      /* the latest failure with context, "" if none; never holds a
+    char last_error[512];      /* the latest failure with context, "" if none; never holds a
                                   password */
     char store[256];           /* the store in messages: the path, or the URL redacted */
 } StoreStats;

@@ -307,6 +307,8 @@ static bool op_begin(StoreBackend *b, size_t n_requests, bool retry, char *err, 
     p->next_request = 0;
     p->retry = retry;
     p->committed_before = false;
+    if (!retry)
+        p->n_blocks = 0; /* the ids of the last batch are used: never again */
     if (!exec_ok(p, "BEGIN", "cannot begin a transaction", err, err_len))
         return false;
     /* A retry reuses the ids of the failed attempt: if that one committed after all, the
@@ -315,6 +317,7 @@ static bool op_begin(StoreBackend *b, size_t n_requests, bool retry, char *err, 
         return true;
     size_t need = (n_requests + STORE_PG_ID_BLOCK - 1) / STORE_PG_ID_BLOCK;
     p->n_blocks = 0;
+    p->retry = false; /* fresh ids: a duplicate key cannot mean "committed before" */
     if (!need)
         return true;
     if (need > p->cap_blocks) {
