@@ -216,6 +216,7 @@ class FaultsTest(StoreTestCase):
         finally:
             pg_ctl(STORE, "start")
         self.assertEqual(self.wait_metric("pgtally_store_up", lambda v: v == 1), 1)
+        self.wait_stderr("connected again")  # logged by the loop's next health check
         self.traffic("e", requests=3)
         result = self.finish()
         self.assertEqual(result.returncode, 0, result.stderr)
