@@ -359,11 +359,14 @@ class ConcurrentStartTest(h.unittest.TestCase):
         procs = []
         tmp = tempfile.mkdtemp(prefix="pgtally-20-")
         self.addCleanup(shutil.rmtree, tmp, True)
-        for i in range(20):
+        ports = set()
+        while len(ports) < 20:  # distinct: two proxies must not race for one port
+            ports.add(h.free_port())
+        for i, port in enumerate(sorted(ports)):
             err = open(os.path.join(tmp, "%d.err" % i), "wb")
             self.addCleanup(err.close)
             procs.append(subprocess.Popen(
-                [os.environ["PGTALLY_BIN"], "proxy", "--listen", "127.0.0.1:%d" % h.free_port(),
+                [os.environ["PGTALLY_BIN"], "proxy", "--listen", "127.0.0.1:%d" % port,
                  "--upstream", "127.0.0.1:%d" % cluster.port, "--db", url,
                  "--instance", "dyno.%d" % i], stdout=err, stderr=err))
         for p in procs:
