@@ -101,7 +101,8 @@ bool listener_parse_address(const char *spec, struct sockaddr_storage *addr, soc
 }
 
 /* Binds, without listening yet: a port in use fails here, before the report store creates a
- * run, while clients are still refused until everything is ready (listen_now). */
+ * run, while clients are still refused until everything is ready (listen_now, once the
+ * signal watchers are in place). */
 static int open_listen_socket(const char *spec, char *err, size_t err_len)
 {
     struct sockaddr_storage addr;
@@ -441,10 +442,6 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
             return false;
         }
     }
-    if (!listen_now(l->listen_fd, config->listen, err, sizeof err)) {
-        log_line(LOG_ERROR, 0, "--listen: %s", err);
-        return false;
-    }
 
     ProxyContext *ctx = &l->ctx;
     ctx->loop = EV_DEFAULT;
@@ -557,6 +554,15 @@ int listener_run(ProxyConfig *config, int argc, char **argv)
         return status;
     }
     listener_start_watchers(l);
+    /* Clients are accepted only now: the store is open and the signal watchers are in place,
+     * so a SIGTERM right after the port answers is handled (drain, flush, exit 0). */
+    char err[256];
+    if (!listen_now(l->listen_fd, config->listen, err, sizeof err)) {
+        log_line(LOG_ERROR, 0, "--listen: %s", err);
+        listener_cleanup(l);
+        free(l);
+        return 1;
+    }
     log_line(LOG_INFO, 0, "pgtally %s listening on %s%s, upstream %s (sslmode=%s)", PGTALLY_VERSION,
              config->listen, l->ctx.client_tls_ctx ? " with TLS" : "", l->upstream.display,
              tls_sslmode_name(l->upstream_tls.mode));

@@ -112,10 +112,15 @@ static void check_store_health(Recorder *r)
 {
     StoreStats st = store_stats(r->store);
     if (!st.connected && st.error_seq && !r->logged_down) {
+        /* the error already starts with the store's name: say it once */
+        const char *why = st.last_error;
+        size_t n = strlen(st.store);
+        if (strncmp(why, st.store, n) == 0 && strncmp(why + n, ": ", 2) == 0)
+            why += n + 2;
         log_line(LOG_WARN, 0,
                  "report store %s unavailable: %s; relaying continues, records wait in the "
                  "queue (%zu now) and the store is retried with backoff",
-                 st.store, st.last_error, st.queued_records);
+                 st.store, why, st.queued_records);
         r->logged_down = true;
     } else if (st.connected && r->logged_down) {
         log_line(LOG_INFO, 0, "report store %s connected again; %zu queued record(s) to write",

@@ -262,17 +262,9 @@ static bool op_connect(StoreBackend *b, char *err, size_t err_len)
     if (p->conn && pq->status(p->conn) == CONNECTION_OK)
         return true;
     disconnect(p);
-    /* The user's target comes last, so anything it sets overrides these defaults. */
-    const char *keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
-    const char *vals[] = {"5", "pgtally store", p->target, NULL};
-    p->conn = pq->connectdbParams(keys, vals, 1);
-    if (!p->conn || pq->status(p->conn) != CONNECTION_OK) {
-        char msg[400];
-        one_line(p->conn ? pq->errorMessage(p->conn) : "out of memory", msg, sizeof msg);
-        set_err(err, err_len, "%s: cannot connect: %s", p->base.name, msg);
-        disconnect(p);
+    p->conn = pq_connect(pq, p->target, err, err_len);
+    if (!p->conn)
         return false;
-    }
     pq->setNoticeProcessor(p->conn, ignore_notice, NULL);
     /* A report, not a ledger: like the SQLite file's synchronous=NORMAL, a commit does not wait
      * for the server's WAL flush; only a server crash can take the last commits back. */

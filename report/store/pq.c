@@ -213,3 +213,34 @@ void pq_describe(const PqApi *pq, const PGconn *conn, char *out, size_t out_len)
     snprintf(out, out_len, "%s:%s/%s", host && *host ? host : "localhost",
              port && *port ? port : "5432", db ? db : "");
 }
+
+PGconn *pq_connect(const PqApi *pq, const char *target, char *err, size_t err_len)
+{
+    /* The user's target comes last, so anything it sets overrides these defaults. */
+    const char *keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
+    const char *vals[] = {"5", "pgtally store", target, NULL};
+    PGconn *conn = pq->connectdbParams(keys, vals, 1);
+    if (conn && pq->status(conn) == CONNECTION_OK)
+        return conn;
+    if (err && err_len) {
+        char name[256], msg[400];
+        const char *m = conn ? pq->errorMessage(conn) : "out of memory";
+        size_t j = 0;
+        for (size_t i = 0; m && m[i] && j + 3 < sizeof msg; i++) {
+            if (m[i] == '\n') {
+                if (!m[i + 1])
+                    break;
+                msg[j++] = ';';
+                msg[j++] = ' ';
+            } else {
+                msg[j++] = m[i];
+            }
+        }
+        msg[j] = 0;
+        pq_redact(target, name, sizeof name);
+        snprintf(err, err_len, "%s: cannot connect: %s", name, msg);
+    }
+    if (conn)
+        pq->finish(conn);
+    return NULL;
+}

@@ -64,6 +64,11 @@ bool pq_is_target(const char *db);
  * copied unchanged. Always NUL-terminated; truncated to out_len. */
 void pq_redact(const char *target, char *out, size_t out_len);
 
+/* Connects to `target` with pgtally's defaults (connect_timeout 5 s, application name
+ * "pgtally store"; anything the target sets wins). NULL on failure with "<target redacted>:
+ * cannot connect: <libpq's reason on one line>" in err. The caller PQfinish-es the result. */
+PGconn *pq_connect(const PqApi *pq, const char *target, char *err, size_t err_len);
+
 /* "host:port/dbname" of a connection, for messages that must name the store. */
 void pq_describe(const PqApi *pq, const PGconn *conn, char *out, size_t out_len);
 

@@ -28,6 +28,7 @@ typedef struct Config {
     const char *dir;
     const char *mode; /* "sustained", "burst" or "both" */
     const char *db;   /* a PostgreSQL store (URL or key=value) instead of a file in dir */
+    size_t batch;     /* records per transaction; 0: the store's default */
 } Config;
 
 static double mono_s(void)
@@ -142,7 +143,7 @@ static int run(const Config *c, bool sustained)
         unlink(p);
     }
     char err[512];
-    StoreOptions o = {.settings_json = "{\"bench\":true}"};
+    StoreOptions o = {.settings_json = "{\"bench\":true}", .batch_max_records = c->batch};
     Store *s = store_open(path, &o, err, sizeof err);
     if (!s) {
         fprintf(stderr, "bench_store: %s\n", err);
@@ -234,7 +235,7 @@ static int run(const Config *c, bool sustained)
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_store [--requests N] [--statements K] [--dir DIR]"
-                    " [--mode sustained|burst|both] [--db postgres://...]\n");
+                    " [--mode sustained|burst|both] [--db postgres://...] [--batch N]\n");
 }
 
 int main(int argc, char **argv)
@@ -247,6 +248,8 @@ int main(int argc, char **argv)
             c.statements = atoi(argv[++i]);
         else if (i + 1 < argc && strcmp(argv[i], "--dir") == 0)
             c.dir = argv[++i];
+        else if (i + 1 < argc && strcmp(argv[i], "--batch") == 0)
+            c.batch = (size_t)atol(argv[++i]);
         else if (i + 1 < argc && strcmp(argv[i], "--db") == 0)
             c.db = argv[++i];
         else if (i + 1 < argc && strcmp(argv[i], "--mode") == 0)

@@ -216,6 +216,7 @@ class FaultsTest(StoreTestCase):
         finally:
             pg_ctl(STORE, "start")
         self.assertEqual(self.wait_metric("pgtally_store_up", lambda v: v == 1), 1)
+        self.wait_stderr("connected again")  # logged by the loop's next health check
         self.traffic("e", requests=3)
         result = self.finish()
         self.assertEqual(result.returncode, 0, result.stderr)
@@ -358,11 +359,14 @@ class ConcurrentStartTest(h.unittest.TestCase):
         procs = []
         tmp = tempfile.mkdtemp(prefix="pgtally-20-")
         self.addCleanup(shutil.rmtree, tmp, True)
-        for i in range(20):
+        ports = set()
+        while len(ports) < 20:  # distinct: two proxies must not race for one port
+            ports.add(h.free_port())
+        for i, port in enumerate(sorted(ports)):
             err = open(os.path.join(tmp, "%d.err" % i), "wb")
             self.addCleanup(err.close)
             procs.append(subprocess.Popen(
-                [os.environ["PGTALLY_BIN"], "proxy", "--listen", "127.0.0.1:%d" % h.free_port(),
+                [os.environ["PGTALLY_BIN"], "proxy", "--listen", "127.0.0.1:%d" % port,
                  "--upstream", "127.0.0.1:%d" % cluster.port, "--db", url,
                  "--instance", "dyno.%d" % i], stdout=err, stderr=err))
         for p in procs:
