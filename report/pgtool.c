@@ -48,17 +48,8 @@ bool pgtool_open(PgTool *t, const char *target, const char *schema, bool create,
         report_err(err, err_len, "%s: %s", t->name, why);
         return false;
     }
-    /* The user's target comes last, so anything it sets overrides these defaults. */
-    const char *keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
-    const char *vals[] = {"10", "pgtally tools", target, NULL};
-    t->conn = t->pq->connectdbParams(keys, vals, 1);
-    if (!t->conn || t->pq->status(t->conn) != CONNECTION_OK) {
-        char msg[400];
-        one_line(t->conn ? t->pq->errorMessage(t->conn) : "out of memory", msg, sizeof msg);
-        report_err(err, err_len, "%s: cannot connect: %s", t->name, msg);
-        pgtool_close(t);
+    if (!(t->conn = pq_connect(t->pq, target, err, err_len)))
         return false;
-    }
     t->pq->setNoticeProcessor(t->conn, ignore_notice, NULL);
     if (create)
         return store_pg_migrate(t->pq, t->conn, t->schema, t->name, err, err_len) ||
