@@ -89,21 +89,37 @@ static const char *route_name(const char *route)
     return route && *route ? route : "(no route)";
 }
 
-/* One line per combined run: which instance, when, how much, and whether it is whole. */
+/* Runs listed in the header at most; `--runs` lists them all. */
+#define HEADER_RUNS 10
+
+static void print_run_line(const Text *t, const ReaderRun *r)
+{
+    char started[40], instance[64], why[200], reason[VIEW_TEXT_WIDTH * 4];
+    viewfmt_time(started, sizeof started, r->started_us);
+    viewfmt_one_line(instance, sizeof instance, *r->instance ? r->instance : "(unnamed)", 20);
+    bool ok = reader_run_is_complete(r, why, sizeof why);
+    viewfmt_one_line(reason, sizeof reason, why, 40);
+    fprintf(t->out, "  run %-5lld %-20s started %s, %6" PRIu64 " requests  %s%s%s\n",
+            (long long)r->id, instance, started, r->stored_requests, paint(t, ok ? GREEN : RED),
+            ok ? "complete" : reason, paint(t, RESET));
+}
+
+/* One line per combined run, the incomplete ones first (they are what needs attention). */
 static void print_runs(const Text *t, const ViewData *d)
 {
-    for (size_t i = 0; i < d->runs.n; i++) {
-        const ReaderRun *r = &d->runs.items[i];
-        char started[40], instance[64], why[200];
-        viewfmt_time(started, sizeof started, r->started_us);
-        viewfmt_one_line(instance, sizeof instance, *r->instance ? r->instance : "(unnamed)", 20);
-        bool ok = reader_run_is_complete(r, why, sizeof why);
-        char reason[VIEW_TEXT_WIDTH * 4];
-        viewfmt_one_line(reason, sizeof reason, why, 40);
-        fprintf(t->out, "  run %-5lld %-20s started %s, %6" PRIu64 " requests  %s%s%s\n",
-                (long long)r->id, instance, started, r->stored_requests, paint(t, ok ? GREEN : RED),
-                ok ? "complete" : reason, paint(t, RESET));
+    size_t shown = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < d->runs.n && shown < HEADER_RUNS; i++) {
+            const ReaderRun *r = &d->runs.items[i];
+            if (reader_run_is_complete(r, NULL, 0) != (pass == 1))
+                continue;
+            print_run_line(t, r);
+            shown++;
+        }
     }
+    if (d->runs.n > shown)
+        fprintf(t->out, "  ... and %zu more runs (pgtally report --runs --label ...)\n",
+                d->runs.n - shown);
 }
 
 static void print_header(const Text *t, const ViewData *d, const ViewOptions *o)
