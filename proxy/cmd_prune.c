@@ -146,10 +146,12 @@ int cmd_prune_main(int argc, char **argv)
     } else {
         ok = prune_sqlite(db, &o, &s, err, sizeof err);
     }
-    printf("%s %s: %" PRIu64 " runs, %" PRIu64 " requests, %" PRIu64 " statements, %" PRIu64
-           " fingerprints\n",
-           o.dry_run ? "would prune" : "pruned", shown, s.runs, s.requests, s.statements,
-           s.fingerprints);
+    /* After a failure, what was deleted before it stays deleted: say so. */
+    if (ok || s.runs + s.requests + s.statements + s.fingerprints > 0)
+        printf("%s %s: %" PRIu64 " runs, %" PRIu64 " requests, %" PRIu64 " statements, %" PRIu64
+               " fingerprints\n",
+               o.dry_run ? "would prune" : "pruned", shown, s.runs, s.requests, s.statements,
+               s.fingerprints);
     if (pq_is_target(db))
         pgtool_close(&store);
     if (!ok) {
