@@ -474,6 +474,8 @@ static int cmp_i64(const void *a, const void *b)
 
 static bool idmap_new(const IdMap *m, int64_t old_id, int64_t *out)
 {
+    if (!m->n)
+        return false;
     int64_t *hit = bsearch(&old_id, m->old_ids, m->n, sizeof *m->old_ids, cmp_i64);
     if (hit)
         *out = m->new_ids[hit - m->old_ids];

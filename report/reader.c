@@ -886,7 +886,8 @@ static bool load_requests(ReportFile *f, const char *route, const char *id, int6
         reader_request_list_free(out);
         return false;
     }
-    qsort(out->items, out->n, sizeof *out->items, cmp_request_start);
+    if (out->n > 1) /* qsort's array may not be NULL, even empty */
+        qsort(out->items, out->n, sizeof *out->items, cmp_request_start);
     return true;
 }
 
@@ -995,7 +996,8 @@ bool reader_routes(ReportFile *f, ReaderRouteList *out, char *err, size_t err_le
     }
     for (size_t i = 0; i < reqs.n; i++)
         by_route[i] = &reqs.items[i];
-    qsort(by_route, reqs.n, sizeof *by_route, cmp_by_route);
+    if (reqs.n > 1)
+        qsort(by_route, reqs.n, sizeof *by_route, cmp_by_route);
     for (size_t i = 0; i < reqs.n;) {
         size_t j = i;
         ReaderRoute *r = &out->items[out->n];
@@ -1033,7 +1035,8 @@ bool reader_routes(ReportFile *f, ReaderRouteList *out, char *err, size_t err_le
         out->n++;
         i = j;
     }
-    qsort(out->items, out->n, sizeof *out->items, cmp_route_worst);
+    if (out->n > 1)
+        qsort(out->items, out->n, sizeof *out->items, cmp_route_worst);
 done:
     free(by_route);
     free(queries);
