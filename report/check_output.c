@@ -274,10 +274,10 @@ bool check_output_junit(FILE *out, const CheckResult *r)
             tests, failures);
     fprintf(out, "  <testsuite name=\"pgtally check: ");
     viewfmt_xml(out, r->db_path);
-    fprintf(out,
-            " run %" PRId64 "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" "
-            "skipped=\"%zu\">\n",
-            r->run_id, tests, failures, skipped);
+    fputc(' ', out);
+    viewfmt_xml(out, r->scope); /* "run 3", or the label and its runs */
+    fprintf(out, "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" skipped=\"%zu\">\n", tests,
+            failures, skipped);
     fprintf(out, "    <testcase classname=\"pgtally.run\" name=\"data complete\">");
     if (!data_ok) {
         fprintf(out, "\n      <failure type=\"incomplete\" message=\"");

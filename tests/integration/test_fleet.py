@@ -202,9 +202,15 @@ class FleetTest(FleetBase):
         killed = self.start("pr-1", "ci.2", shared)
         send(killed, range(6, 9))
         killed.kill()
-        r = pgtally("check", "--db", shared, "--label", "pr-1", "--budget", budget)
+        junit = os.path.join(self.dir, "check.xml")
+        r = pgtally("check", "--db", shared, "--label", "pr-1", "--budget", budget,
+                    "--junit", junit)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("INCOMPLETE DATA", r.stdout)
+        with open(junit) as f:
+            xml = f.read()
+        self.assertIn('label &quot;pr-1&quot; (2 runs on 2 instances)', xml)
+        self.assertIn('<failure type="incomplete"', xml)
         self.assertIn("ci.2", r.stdout)
         self.assertIn("1 of 2 runs incomplete", r.stdout)
         # The complete run alone still passes.
