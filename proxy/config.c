@@ -46,8 +46,12 @@ static const OptionSpec options[] = {
      "upstream server: HOST:PORT, a Unix-socket directory, or a postgres:// URL (sslmode and "
      "friends in its query string); default $DATABASE_URL",
      false, 0, 0},
-    {"db", 0, T_STRING, FIELD(db_path), "FILE", "SQLite report store (per-request tallies)", false,
-     0, 0},
+    {"db", 0, T_STRING, FIELD(db_path), "FILE|URL",
+     "report store (per-request tallies): an SQLite file, or a PostgreSQL postgres:// URL or "
+     "libpq 'key=value' string (a shared store for many proxies; never through this proxy)",
+     false, 0, 0},
+    {"db-schema", 0, T_STRING, FIELD(db_schema), "NAME",
+     "PostgreSQL store: the schema holding pgtally's tables", false, 0, 0},
     {"run-label", 0, T_STRING, FIELD(run_label), "LABEL",
      "label this run (a CI build id, a git SHA, 'staging'): report --label combines runs", false, 0,
      0},
@@ -113,6 +117,7 @@ void config_defaults(ProxyConfig *c)
     memset(c, 0, sizeof *c);
     c->listen = strdup("127.0.0.1:6432");
     c->db_path = strdup("pgtally.db");
+    c->db_schema = strdup("pgtally");
     c->grace_seconds = 10;
     c->connect_timeout = 10;
     c->startup_timeout = 30;

@@ -19,7 +19,8 @@ typedef struct ProxyConfig {
     char *listen;      /* HOST:PORT */
     char *upstream;    /* HOST:PORT, socket dir, or postgres:// URL */
     char *log_queries; /* JSON-lines file, or NULL */
-    char *db_path;     /* the SQLite report store */
+    char *db_path;     /* the report store: an SQLite path or a PostgreSQL URL/conninfo */
+    char *db_schema;   /* PostgreSQL store: the schema of pgtally's tables */
     char *run_label;   /* runs.label, or NULL */
     char *instance;    /* runs.instance: $DYNO or the host name by default */
     char *metrics;     /* HOST:PORT of the Prometheus endpoint, or NULL */

@@ -54,6 +54,7 @@ typedef struct Listener {
     uint64_t refusals_unlogged;
     QueryLog *query_log;
     Recorder *recorder;
+    int exit_status; /* set up failed on a usage error: 2 rather than 1 */
     Metrics *metrics;
     MetricsHistogram statement_duration;
     bool draining;
@@ -104,6 +105,9 @@ bool listener_parse_address(const char *spec, struct sockaddr_storage *addr, soc
     return true;
 }
 
+/* Binds, without listening yet: a port in use fails here, before the report store creates a
+ * run, while clients are still refused until everything is ready (listen_now, once the
+ * signal watchers are in place). */
 static int open_listen_socket(const char *spec, char *err, size_t err_len)
 {
     struct sockaddr_storage addr;
@@ -117,12 +121,20 @@ static int open_listen_socket(const char *spec, char *err, size_t err_len)
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&addr, len) < 0 || listen(fd, 1024) < 0) {
+    if (bind(fd, (struct sockaddr *)&addr, len) < 0) {
         snprintf(err, err_len, "cannot listen on %s: %s", spec, strerror(errno));
         close(fd);
         return -1;
     }
     return fd;
+}
+
+static bool listen_now(int fd, const char *spec, char *err, size_t err_len)
+{
+    if (listen(fd, 1024) == 0)
+        return true;
+    snprintf(err, err_len, "cannot listen on %s: %s", spec, strerror(errno));
+    return false;
 }
 
 /* ---- accepting --------------------------------------------------------------------------------
@@ -260,6 +272,10 @@ static void snapshot_metrics(void *arg, MetricsSnapshot *m)
         m->dropped[METRICS_DROP_REQUEST] = rs.dropped_requests;
         m->dropped[METRICS_DROP_STATEMENT] = rs.dropped_statements;
         m->dropped[METRICS_DROP_FINGERPRINT] = rs.dropped_fingerprints;
+        m->has_store = true;
+        m->store_up = rs.store_up;
+        m->store_reconnects = rs.store_reconnects;
+        m->store_queued = rs.store_queued;
     }
     if (l->query_log)
         m->dropped[METRICS_DROP_QUERY_LOG_LINE] = querylog_dropped(l->query_log);
@@ -439,10 +455,35 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
     }
     char *settings = config_settings_json(config, l->upstream.display);
     RecorderOptions ro = {.db_path = config->db_path,
+                          .db_schema = config->db_schema,
                           .settings_json = settings,
                           .run_label = config->run_label,
                           .instance = config->instance};
     tally_options_from_config(config, &ro.tally);
+    if (!config->no_db &&
+        !recorder_check_store_target(config->db_path, config->listen, err, sizeof err)) {
+        log_line(LOG_ERROR, 0, "%s", err);
+        l->exit_status = 2;
+        free(settings);
+        return false;
+    }
+    l->listen_fd = open_listen_socket(config->listen, err, sizeof err);
+    if (l->listen_fd < 0) {
+        log_line(LOG_ERROR, 0, "--listen: %s", err);
+        free(settings);
+        return false;
+    }
+    if (config->metrics) {
+        l->metrics =
+            metrics_start(EV_DEFAULT, config->metrics, snapshot_metrics, l, err, sizeof err);
+        if (!l->metrics) {
+            log_line(LOG_ERROR, 0, "--metrics: %s", err);
+            free(settings);
+            return false;
+        }
+    }
+    /* Only now, with every socket bound: a proxy that cannot start adds no run to the store.
+     * (The settings text must live until the store has taken it.) */
     if (!config->no_db) {
         l->recorder = settings ? recorder_open(&ro, err, sizeof err) : NULL;
         if (!l->recorder) {
@@ -452,19 +493,6 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
         }
     }
     free(settings);
-    l->listen_fd = open_listen_socket(config->listen, err, sizeof err);
-    if (l->listen_fd < 0) {
-        log_line(LOG_ERROR, 0, "--listen: %s", err);
-        return false;
-    }
-    if (config->metrics) {
-        l->metrics =
-            metrics_start(EV_DEFAULT, config->metrics, snapshot_metrics, l, err, sizeof err);
-        if (!l->metrics) {
-            log_line(LOG_ERROR, 0, "--metrics: %s", err);
-            return false;
-        }
-    }
 
     ProxyContext *ctx = &l->ctx;
     ctx->loop = EV_DEFAULT;
@@ -594,11 +622,21 @@ int listener_run(ProxyConfig *config, int argc, char **argv)
     l->listen_fd = -1;
     signal(SIGPIPE, SIG_IGN);
     if (!listener_setup(l, config)) {
+        int status = l->exit_status ? l->exit_status : 1;
+        listener_cleanup(l);
+        free(l);
+        return status;
+    }
+    listener_start_watchers(l);
+    /* Clients are accepted only now: the store is open and the signal watchers are in place,
+     * so a SIGTERM right after the port answers is handled (drain, flush, exit 0). */
+    char err[256];
+    if (!listen_now(l->listen_fd, config->listen, err, sizeof err)) {
+        log_line(LOG_ERROR, 0, "--listen: %s", err);
         listener_cleanup(l);
         free(l);
         return 1;
     }
-    listener_start_watchers(l);
     log_line(LOG_INFO, 0, "pgtally %s listening on %s%s, upstream %s (sslmode=%s)", PGTALLY_VERSION,
              config->listen, l->ctx.client_tls_ctx ? " with TLS" : "", l->upstream.display,
              tls_sslmode_name(l->upstream_tls.mode));

@@ -1,8 +1,8 @@
 /* proxy/main — the `pgtally` command: subcommand dispatch and the proxy's options.
  *
- * Owns: the command line (`pgtally proxy|report|check|fingerprint|demo|version|help`) and the
- * top-level usage text; each subcommand parses its own options (the proxy's in proxy/config).
- * `demo` runs the sibling program pgtally-demo. Exit codes: 0 ok, 1 runtime failure,
+ * Owns: the command line (`pgtally proxy|report|check|merge|prune|fingerprint|demo|version|help`)
+ * and the top-level usage text; each subcommand parses its own options (the proxy's in
+ * proxy/config). `demo` runs the sibling program pgtally-demo. Exit codes: 0 ok, 1 runtime failure,
  * 2 usage error. */
 #include <errno.h>
 #include <limits.h>
@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "proxy/cmd_fingerprint.h"
+#include "proxy/cmd_merge.h"
+#include "proxy/cmd_prune.h"
 #include "proxy/config.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
@@ -31,6 +33,8 @@ static void print_usage(FILE *out)
             "  fingerprint  normalize SQL statements and print their fingerprints as JSON\n"
             "  report       show a report file: routes, N+1 findings, request timelines\n"
             "  check        CI gate: exit 1 when a report is over its budget file\n"
+            "  merge        combine report files (e.g. CI shards) into one\n"
+            "  prune        delete old runs from a report store\n"
             "  demo         run the proxy and a sample N+1 workload against a throwaway\n"
             "               PostgreSQL, then show the report and the check\n"
             "  version      print the version\n"
@@ -100,6 +104,10 @@ int main(int argc, char **argv)
         return report_main(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0)
         return check_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "merge") == 0)
+        return cmd_merge_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "prune") == 0)
+        return cmd_prune_main(argc - 1, argv + 1);
     if (strcmp(cmd, "demo") == 0)
         return exec_sibling("pgtally-demo", argv + 1);
     if (strcmp(cmd, "fingerprint") == 0)

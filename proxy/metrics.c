@@ -185,6 +185,16 @@ char *metrics_render(const MetricsSnapshot *s, size_t *len)
     text_scalar(&b, "pgtally_untracked_statements_total", "counter",
                 "Requests the tracker could not attribute because a bound was hit.",
                 s->untracked_statements);
+    if (s->has_store) {
+        text_scalar(&b, "pgtally_store_up", "gauge",
+                    "1 while the report store is reachable, 0 while records wait for it.",
+                    s->store_up ? 1 : 0);
+        text_scalar(&b, "pgtally_store_reconnects_total", "counter",
+                    "Connections to the report store made again after it went away.",
+                    s->store_reconnects);
+        text_scalar(&b, "pgtally_store_queued_records", "gauge",
+                    "Records waiting in the report store's bounded queue.", s->store_queued);
+    }
     render_histogram(&b, "pgtally_statement_duration_seconds",
                      "Statement latency seen by the proxy (first message to completion).",
                      &s->statement_duration);

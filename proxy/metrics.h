@@ -62,6 +62,10 @@ typedef struct MetricsSnapshot {
     uint64_t bytes_server_to_client;
     uint64_t protocol_errors;
     uint64_t untracked_statements;
+    bool has_store;            /* a report store is configured: the store_* figures apply */
+    bool store_up;             /* its writer is connected */
+    uint64_t store_reconnects; /* connections remade after a loss */
+    uint64_t store_queued;     /* records waiting for the store */
     MetricsHistogram statement_duration;
     /* The trackers: messages the server skipped until Sync (nothing kept for them), bytes
      * kept now for tracking over all connections, and times that shared bound was hit. */

@@ -17,16 +17,23 @@
 typedef struct Recorder Recorder;
 
 typedef struct RecorderOptions {
-    const char *db_path;
+    const char *db_path;       /* SQLite path, or PostgreSQL URL / libpq key=value string */
+    const char *db_schema;     /* PostgreSQL store: the schema; NULL for the default */
     const char *settings_json; /* the proxy's effective settings, stored with the run */
     const char *run_label;     /* runs.label, or NULL */
     const char *instance;      /* runs.instance, or NULL */
     TallyOptions tally;
 } RecorderOptions;
 
-/* Opens the store (creating or migrating the file) and starts its writer. NULL with a message
- * in err when the file cannot be used. */
+/* Opens the store (creating or migrating an SQLite file) and starts its writer. NULL with a
+ * message in err when the file cannot be used. A PostgreSQL store that is down is not an
+ * error: the writer retries, and recorder_tick logs the store's state changes. */
 Recorder *recorder_open(const RecorderOptions *options, char *err, size_t err_len);
+
+/* Refuses a PostgreSQL store reached through this proxy's own --listen address (its writes
+ * would be tallied, and relayed to itself): false with a message when `db` names the host and
+ * port `listen` (HOST:PORT) accepts on. True for SQLite paths. */
+bool recorder_check_store_target(const char *db, const char *listen, char *err, size_t err_len);
 
 void recorder_event(Recorder *recorder, const TrackerEvent *event);
 void recorder_connection_closed(Recorder *recorder, uint64_t conn_id);
@@ -55,6 +62,9 @@ typedef struct RecorderStats {
     uint64_t dropped_requests; /* store side: queue full or SQLite failures */
     uint64_t dropped_statements;
     uint64_t dropped_fingerprints;
+    bool store_up;             /* the store's writer is connected */
+    uint64_t store_reconnects; /* connections remade after a loss */
+    size_t store_queued;       /* records waiting for the store */
 } RecorderStats;
 RecorderStats recorder_stats(const Recorder *recorder);
 

@@ -191,7 +191,7 @@ static bool load_routes(CheckResult *r, const Budget *budget, ReportFile *file, 
                         size_t err_len)
 {
     ReaderRouteList routes = {0};
-    if (!reader_routes(file, r->run_id, &routes, err, err_len)) {
+    if (!reader_routes(file, &routes, err, err_len)) {
         reader_route_list_free(&routes);
         return false;
     }
@@ -233,10 +233,10 @@ static double route_mean(uint64_t queries, uint64_t requests)
     return requests ? (double)queries / (double)requests : 0.0;
 }
 
-static bool compare_baseline(CheckResult *r, const Budget *budget, const char *path, char *err,
-                             size_t err_len)
+static bool compare_baseline(CheckResult *r, const Budget *budget, const char *path,
+                             const char *schema, char *err, size_t err_len)
 {
-    ReportFile *file = reader_open(path, err, err_len);
+    ReportFile *file = reader_open_store(path, schema, &(ReaderScope){0}, false, err, err_len);
     if (!file)
         return false;
     ReaderRun run = {0};
@@ -246,7 +246,7 @@ static bool compare_baseline(CheckResult *r, const Budget *budget, const char *p
         goto done;
     r->baseline_run_id = run.id;
     r->baseline_complete = reader_run_is_complete(&run, r->baseline_why, sizeof r->baseline_why);
-    if (!reader_routes(file, run.id, &routes, err, err_len))
+    if (!reader_routes(file, &routes, err, err_len)) /* the latest run: the open scope */
         goto done;
     for (size_t i = 0; i < r->n_routes; i++) {
         CheckRoute *route = &r->routes[i];
@@ -292,8 +292,9 @@ done:
     return ok;
 }
 
-bool budget_check(const Budget *budget, const char *db_path, int64_t run_id,
-                  const char *baseline_path, CheckResult *out, char *err, size_t err_len)
+bool budget_check(const Budget *budget, const char *db_path, const char *db_schema,
+                  const ReaderScope *scope, const char *baseline_path, CheckResult *out, char *err,
+                  size_t err_len)
 {
     memset(out, 0, sizeof *out);
     out->db_path = dup_str(db_path);
@@ -304,22 +305,40 @@ bool budget_check(const Budget *budget, const char *db_path, int64_t run_id,
         snprintf(err, err_len, "%s: out of memory", db_path);
         return false;
     }
-    ReportFile *file = reader_open(db_path, err, err_len);
+    ReportFile *file = reader_open_store(db_path, db_schema, scope, false, err, err_len);
     if (!file)
         return false;
+    /* A PostgreSQL target is shown without its password from here on. */
+    char *shown = dup_str(reader_path(file));
+    if (shown) {
+        free(out->db_path);
+        out->db_path = shown;
+    }
+    ReaderRunList runs = {0};
     ReaderRun run = {0};
     ReaderRequestList requests = {0};
     bool ok = false;
-    if (!reader_load_run(file, run_id, &run, err, err_len))
+    if (!reader_select(file, scope, err, err_len) || !reader_scope_runs(file, &runs, err, err_len))
         goto done;
+    if (!reader_runs_combine(&runs, &run)) {
+        snprintf(err, err_len, "%s: out of memory", db_path);
+        goto done;
+    }
     out->run_id = run.id;
-    out->complete = reader_run_is_complete(&run, out->incomplete_why, sizeof out->incomplete_why);
+    out->runs = runs.n;
+    if (scope->label)
+        snprintf(out->scope, sizeof out->scope, "label \"%.120s\" (%zu run%s on %zu instance%s)",
+                 scope->label, runs.n, runs.n == 1 ? "" : "s", reader_runs_count_instances(&runs),
+                 reader_runs_count_instances(&runs) == 1 ? "" : "s");
+    else
+        snprintf(out->scope, sizeof out->scope, "run %lld", (long long)run.id);
+    out->complete = reader_runs_complete(&runs, out->incomplete_why, sizeof out->incomplete_why);
     out->requests = run.stored_requests;
     out->queries = run.stored_statements;
     out->no_requests = run.stored_requests == 0;
     if (!load_routes(out, budget, file, err, err_len))
         goto done;
-    if (!reader_requests(file, run.id, NULL, &requests, err, err_len))
+    if (!reader_requests(file, NULL, &requests, err, err_len))
         goto done;
     /* Violations are grouped by route in the routes' order: one pass per route keeps the
      * request order within a route without a sort. */
@@ -333,12 +352,13 @@ bool budget_check(const Budget *budget, const char *db_path, int64_t run_id,
             }
         }
     }
-    if (baseline_path && !compare_baseline(out, budget, baseline_path, err, err_len))
+    if (baseline_path && !compare_baseline(out, budget, baseline_path, db_schema, err, err_len))
         goto done;
     ok = true;
 done:
     reader_request_list_free(&requests);
     reader_run_free(&run);
+    reader_run_list_free(&runs);
     reader_close(file);
     return ok;
 }
@@ -355,9 +375,13 @@ static void print_usage(FILE *out)
                  "recorded), 2 on a usage error, a bad budget file or an unusable report file.\n"
                  "\n"
                  "Options:\n"
-                 "      --db FILE          report file to check [" CHECK_DEFAULT_DB "]\n"
+                 "      --db FILE|URL      report file to check [" CHECK_DEFAULT_DB "], or a\n"
+                 "                         PostgreSQL store (postgres://... or key=value)\n"
+                 "      --db-schema NAME   the PostgreSQL store's schema [pgtally]\n"
                  "      --budget FILE      budget file (docs/budgets.md); required\n"
                  "      --run N            the run to check [the latest]\n"
+                 "      --label L          check every run labelled L (--run-label) as one;\n"
+                 "                         incomplete when any of them is\n"
                  "      --baseline FILE    an older report: fail when a route's mean queries per\n"
                  "                         request grew beyond max_growth since its latest run\n"
                  "      --junit FILE       also write JUnit XML (one testcase per route)\n"
@@ -372,10 +396,12 @@ enum {
     OPT_BASELINE,
     OPT_JUNIT,
     OPT_MARKDOWN,
+    OPT_LABEL,
+    OPT_DB_SCHEMA,
 };
 
 typedef struct CheckArgs {
-    const char *db, *budget, *baseline, *junit, *markdown;
+    const char *db, *budget, *baseline, *junit, *markdown, *label, *db_schema;
     int64_t run;
 } CheckArgs;
 
@@ -388,6 +414,8 @@ static int parse_args(int argc, char **argv, CheckArgs *a)
         {"baseline", required_argument, NULL, OPT_BASELINE},
         {"junit", required_argument, NULL, OPT_JUNIT},
         {"markdown", required_argument, NULL, OPT_MARKDOWN},
+        {"label", required_argument, NULL, OPT_LABEL},
+        {"db-schema", required_argument, NULL, OPT_DB_SCHEMA},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -423,6 +451,12 @@ static int parse_args(int argc, char **argv, CheckArgs *a)
         case OPT_MARKDOWN:
             a->markdown = optarg;
             break;
+        case OPT_LABEL:
+            a->label = optarg;
+            break;
+        case OPT_DB_SCHEMA:
+            a->db_schema = optarg;
+            break;
         case 'h':
             print_usage(stdout);
             return 0;
@@ -433,6 +467,10 @@ static int parse_args(int argc, char **argv, CheckArgs *a)
     }
     if (optind < argc) {
         fprintf(stderr, "pgtally check: unexpected argument \"%s\"\n", argv[optind]);
+        return 2;
+    }
+    if (a->label && a->run) {
+        fprintf(stderr, "pgtally check: --run and --label choose the runs two ways; give one\n");
         return 2;
     }
     if (!a->budget) {
@@ -475,7 +513,8 @@ int check_main(int argc, char **argv)
         return 2;
     }
     CheckResult result;
-    if (!budget_check(budget, a.db, a.run, a.baseline, &result, err, sizeof err)) {
+    ReaderScope scope = {.run_id = a.run, .label = a.label};
+    if (!budget_check(budget, a.db, a.db_schema, &scope, a.baseline, &result, err, sizeof err)) {
         fprintf(stderr, "pgtally check: %s\n", err);
         check_result_free(&result);
         budget_free(budget);
@@ -484,15 +523,11 @@ int check_main(int argc, char **argv)
     check_output_text(stdout, &result);
     fflush(stdout);
     if (!result.complete)
-        fprintf(stderr,
-                "pgtally check: INCOMPLETE DATA in %s run %" PRId64 ": %s; refusing "
-                "to pass\n",
-                result.db_path, result.run_id, result.incomplete_why);
+        fprintf(stderr, "pgtally check: INCOMPLETE DATA in %s %s: %s; refusing to pass\n",
+                result.db_path, result.scope, result.incomplete_why);
     else if (result.no_requests)
-        fprintf(stderr,
-                "pgtally check: %s run %" PRId64 " recorded no requests; refusing "
-                "to pass\n",
-                result.db_path, result.run_id);
+        fprintf(stderr, "pgtally check: %s %s recorded no requests; refusing to pass\n",
+                result.db_path, result.scope);
     rc = check_result_passed(&result) ? 0 : 1;
     if (a.junit && !write_output(a.junit, &result, check_output_junit))
         rc = 2;

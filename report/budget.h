@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "report/budgetfile.h"
+#include "report/reader.h"
 
 /* The offending statement of an n_plus_one or duplicate violation. */
 typedef struct CheckSql {
@@ -61,7 +62,9 @@ typedef struct CheckRoute {
 
 typedef struct CheckResult {
     char *db_path, *budget_path;
-    int64_t run_id;
+    int64_t run_id;  /* the (latest) run checked */
+    char scope[240]; /* what was checked: "run 3", or "label \"L\" (3 runs on 2 instances)" */
+    size_t runs;     /* runs combined (1 unless --label) */
     uint64_t requests, queries;
     bool complete; /* the run's data can be trusted as a whole */
     char incomplete_why[160];
@@ -78,12 +81,15 @@ typedef struct CheckResult {
     uint64_t ignored_findings; /* n_plus_one / duplicate findings skipped by [ignore] */
 } CheckResult;
 
-/* Evaluates run `run_id` (<= 0: the latest) of the report at `db_path` against `budget`,
+/* Evaluates the runs `scope` names (one run, a label's runs as one, or the latest run) of the
+ * report store at `db_path` (an SQLite file or a PostgreSQL target, whose tables are in
+ * `db_schema`, NULL: the default) against `budget`,
  * and with `baseline_path` (may be NULL) compares against that report's latest run. Fills
  * `out` (free with check_result_free, also after a failure). Returns false with
  * "path: reason" in err when a report file cannot be used (exit 2). */
-bool budget_check(const Budget *budget, const char *db_path, int64_t run_id,
-                  const char *baseline_path, CheckResult *out, char *err, size_t err_len);
+bool budget_check(const Budget *budget, const char *db_path, const char *db_schema,
+                  const ReaderScope *scope, const char *baseline_path, CheckResult *out, char *err,
+                  size_t err_len);
 
 /* True when the check passes: complete data, some requests, no violation. */
 bool check_result_passed(const CheckResult *result);

@@ -120,7 +120,9 @@ static size_t routes_failing(const CheckResult *r)
 static void text_incomplete(FILE *out, const CheckResult *r)
 {
     if (!r->complete) {
-        fprintf(out, "!!! INCOMPLETE DATA: run %" PRId64 " of ", r->run_id);
+        fputs("!!! INCOMPLETE DATA: ", out);
+        put_line_safe(out, r->scope, 300);
+        fputs(" of ", out);
         put_line_safe(out, r->db_path, 1024);
         fputs(": ", out);
         put_line_safe(out, r->incomplete_why, 1024);
@@ -129,7 +131,9 @@ static void text_incomplete(FILE *out, const CheckResult *r)
               out);
     }
     if (r->no_requests) {
-        fprintf(out, "!!! NO DATA: run %" PRId64 " of ", r->run_id);
+        fputs("!!! NO DATA: ", out);
+        put_line_safe(out, r->scope, 300);
+        fputs(" of ", out);
         put_line_safe(out, r->db_path, 1024);
         fputs(" recorded no requests: are the app's connections going through the proxy?\n", out);
     }
@@ -137,7 +141,9 @@ static void text_incomplete(FILE *out, const CheckResult *r)
 
 bool check_output_text(FILE *out, const CheckResult *r)
 {
-    fprintf(out, "pgtally check: run %" PRId64 " of ", r->run_id);
+    fputs("pgtally check: ", out);
+    put_line_safe(out, r->scope, 300);
+    fputs(" of ", out);
     put_line_safe(out, r->db_path, 1024);
     fprintf(out, " (%" PRIu64 " requests, %" PRIu64 " queries) against ", r->requests, r->queries);
     put_line_safe(out, r->budget_path, 1024);
@@ -281,10 +287,10 @@ bool check_output_junit(FILE *out, const CheckResult *r)
             tests, failures);
     fprintf(out, "  <testsuite name=\"pgtally check: ");
     viewfmt_xml(out, r->db_path);
-    fprintf(out,
-            " run %" PRId64 "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" "
-            "skipped=\"%zu\">\n",
-            r->run_id, tests, failures, skipped);
+    fputc(' ', out);
+    viewfmt_xml(out, r->scope); /* "run 3", or the label and its runs */
+    fprintf(out, "\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" skipped=\"%zu\">\n", tests,
+            failures, skipped);
     fprintf(out, "    <testcase classname=\"pgtally.run\" name=\"data complete\">");
     if (!data_ok) {
         fprintf(out, "\n      <failure type=\"incomplete\" message=\"");
@@ -328,7 +334,12 @@ bool check_output_markdown(FILE *out, const CheckResult *r)
             passed            ? "✅ within budget"
             : r->n_violations ? "❌ over budget"
                               : "❌ incomplete data");
-    fprintf(out, "Run %" PRId64 " of ", r->run_id);
+    if (r->runs > 1) {
+        md_text(out, r->scope);
+        fputs(" of ", out);
+    } else {
+        fprintf(out, "Run %" PRId64 " of ", r->run_id);
+    }
     md_text(out, r->db_path);
     fprintf(out, ": %" PRIu64 " requests, %" PRIu64 " queries; budget ", r->requests, r->queries);
     md_text(out, r->budget_path);

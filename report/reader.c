@@ -1,15 +1,22 @@
-/* report/reader — see reader.h. Every query is scoped to one run and reads only. */
+/* report/reader — see reader.h. Every query reads only, and is scoped to the runs listed in
+ * the connection's own TEMP table `scope` (a read-only connection may still write its temp
+ * schema), so one run and a whole label go through the same SQL. */
 #include "report/reader.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "report/errfmt.h"
+#include "report/reader_pg.h"
 #include "report/store.h"
+#include "report/store/pq.h"
 
 /* The store's application_id ("pgtl"); see store.c. */
 #define READER_APPLICATION_ID 0x7067746c
@@ -18,7 +25,13 @@ struct ReportFile {
     char *path;
     sqlite3 *db;
     int64_t schema_version;
+    char scope_name[200]; /* "run 3", "label \"x\"": how messages name the scope */
+    char *snapshot;       /* a PostgreSQL store's local copy: removed on close */
+    bool run_counts;      /* the copy holds every run's counts (READER_PG_RUN_COUNTS) */
 };
+
+/* The condition every scoped query puts on a run id. */
+#define IN_SCOPE " IN (SELECT id FROM temp.scope)"
 
 /* A list's memory: every string and side array it hands out, freed together. */
 struct ReaderArena {
@@ -27,19 +40,6 @@ struct ReaderArena {
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || !err_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
 
 static void *arena_alloc(ReaderArena **arena, size_t size)
 {
@@ -119,7 +119,7 @@ static bool prepare(ReportFile *f, sqlite3_stmt **st, const char *sql, char *err
 {
     if (sqlite3_prepare_v2(f->db, sql, -1, st, NULL) == SQLITE_OK)
         return true;
-    set_err(err, err_len, "%s: cannot read the report: %s", f->path, sqlite3_errmsg(f->db));
+    report_err(err, err_len, "%s: cannot read the report: %s", f->path, sqlite3_errmsg(f->db));
     return false;
 }
 
@@ -127,14 +127,56 @@ static bool step_failed(ReportFile *f, int rc, char *err, size_t err_len)
 {
     if (rc == SQLITE_DONE)
         return false;
-    set_err(err, err_len, "%s: cannot read the report: %s", f->path, sqlite3_errmsg(f->db));
+    report_err(err, err_len, "%s: cannot read the report: %s", f->path, sqlite3_errmsg(f->db));
     return true;
 }
 
 static bool out_of_memory(ReportFile *f, char *err, size_t err_len)
 {
-    set_err(err, err_len, "%s: out of memory while reading the report", f->path);
+    report_err(err, err_len, "%s: out of memory while reading the report", f->path);
     return false;
+}
+
+/* What a row reader did with the row it was given. */
+typedef enum RowResult {
+    ROW_KEPT,
+    ROW_SKIPPED, /* not wanted: the slot is reused */
+    ROW_NO_MEMORY,
+} RowResult;
+
+/* Fills `item` (zeroed, `size` bytes) from the current row of `st`. */
+typedef RowResult (*RowReader)(sqlite3_stmt *st, void *item, ReaderArena **arena, void *ctx);
+
+/* The one query loop: steps `st` to its end, appending an item per row through `fill`, then
+ * finalizes it. On failure sets err; the items read so far stay for the caller to free. */
+static bool read_rows(ReportFile *f, sqlite3_stmt *st, void **items, size_t *n, size_t size,
+                      ReaderArena **arena, RowReader fill, void *ctx, char *err, size_t err_len)
+{
+    size_t cap = *n;
+    int rc;
+    bool ok = true;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        void *grown = grow(*items, *n, &cap, size);
+        if (!grown) {
+            ok = out_of_memory(f, err, err_len);
+            break;
+        }
+        *items = grown;
+        void *item = (char *)grown + *n * size;
+        RowResult r = fill(st, item, arena, ctx);
+        if (r == ROW_NO_MEMORY) {
+            ok = out_of_memory(f, err, err_len);
+            break;
+        }
+        if (r == ROW_KEPT)
+            (*n)++;
+        else
+            memset(item, 0, size);
+    }
+    if (ok && step_failed(f, rc, err, err_len))
+        ok = false;
+    sqlite3_finalize(st);
+    return ok;
 }
 
 /* Kind strings are interned so a finding's `kind` outlives the statement that read it. */
@@ -159,6 +201,10 @@ static const char *request_display_id(const char *key)
     return key;
 }
 
+static bool fill_scope(ReportFile *f, const ReaderScope *scope, int64_t *selected, char *err,
+                       size_t err_len);
+static void name_latest(ReportFile *f);
+
 /* ---- open ---------------------------------------------------------------------------------- */
 
 static bool pragma_int(sqlite3 *db, const char *sql, int64_t *out)
@@ -179,22 +225,22 @@ ReportFile *reader_open(const char *path, char *err, size_t err_len)
 {
     struct stat sb;
     if (stat(path, &sb) != 0) {
-        set_err(err, err_len, "%s: cannot open the report: %s", path, strerror(errno));
+        report_err(err, err_len, "%s: cannot open the report: %s", path, strerror(errno));
         return NULL;
     }
     if (!S_ISREG(sb.st_mode)) {
-        set_err(err, err_len, "%s: cannot open the report: not a regular file", path);
+        report_err(err, err_len, "%s: cannot open the report: not a regular file", path);
         return NULL;
     }
     ReportFile *f = calloc(1, sizeof *f);
     if (!f || !(f->path = strdup(path))) {
         free(f);
-        set_err(err, err_len, "%s: out of memory", path);
+        report_err(err, err_len, "%s: out of memory", path);
         return NULL;
     }
     if (sqlite3_open_v2(path, &f->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        set_err(err, err_len, "%s: cannot open the report: %s", path,
-                f->db ? sqlite3_errmsg(f->db) : "out of memory");
+        report_err(err, err_len, "%s: cannot open the report: %s", path,
+                   f->db ? sqlite3_errmsg(f->db) : "out of memory");
         goto fail;
     }
     /* The proxy may be writing right now (WAL): wait out a checkpoint rather than fail. */
@@ -202,25 +248,62 @@ ReportFile *reader_open(const char *path, char *err, size_t err_len)
     int64_t app_id = 0, version = 0;
     if (!pragma_int(f->db, "PRAGMA application_id", &app_id) ||
         !pragma_int(f->db, "PRAGMA user_version", &version)) {
-        set_err(err, err_len, "%s: not a pgtally report (%s)", path, sqlite3_errmsg(f->db));
+        report_err(err, err_len, "%s: not a pgtally report (%s)", path, sqlite3_errmsg(f->db));
         goto fail;
     }
     if (app_id != READER_APPLICATION_ID || version <= 0) {
-        set_err(err, err_len, "%s: not a pgtally report (an SQLite file of another kind)", path);
+        report_err(err, err_len, "%s: not a pgtally report (an SQLite file of another kind)", path);
         goto fail;
     }
     if (version > STORE_SCHEMA_VERSION) {
-        set_err(err, err_len,
-                "%s: report schema version %lld is newer than this pgtally reads (%d); "
-                "use a newer pgtally",
-                path, (long long)version, STORE_SCHEMA_VERSION);
+        report_err(err, err_len,
+                   "%s: report schema version %lld is newer than this pgtally reads (%d); "
+                   "use a newer pgtally",
+                   path, (long long)version, STORE_SCHEMA_VERSION);
         goto fail;
     }
     f->schema_version = version;
+    /* Scoped to the latest run until the caller selects; a file with no runs yet is fine. */
+    int64_t selected = 0;
+    if (!fill_scope(f, &(ReaderScope){0}, &selected, err, err_len))
+        goto fail;
+    name_latest(f);
     return f;
 fail:
     reader_close(f);
     return NULL;
+}
+
+ReportFile *reader_open_store(const char *db, const char *schema, const ReaderScope *scope,
+                              bool count_runs, char *err, size_t err_len)
+{
+    if (!pq_is_target(db))
+        return reader_open(db, err, err_len);
+    char path[4096], name[256];
+    if (!reader_pg_snapshot(db, schema, scope, count_runs, path, sizeof path, name, sizeof name,
+                            err, err_len))
+        return NULL;
+    ReportFile *f = reader_open(path, err, err_len);
+    char *shown = strdup(name), *snapshot = strdup(path);
+    if (!f || !shown || !snapshot) {
+        if (f)
+            report_err(err, err_len, "%s: out of memory", name);
+        reader_close(f);
+        free(shown);
+        free(snapshot);
+        unlink(path);
+        return NULL;
+    }
+    free(f->path);
+    f->path = shown;
+    f->snapshot = snapshot;
+    int64_t has_counts = 0;
+    f->run_counts =
+        pragma_int(f->db,
+                   "SELECT count(*) FROM sqlite_schema WHERE name = '" READER_PG_RUN_COUNTS "'",
+                   &has_counts) &&
+        has_counts > 0;
+    return f;
 }
 
 void reader_close(ReportFile *f)
@@ -228,6 +311,17 @@ void reader_close(ReportFile *f)
     if (!f)
         return;
     sqlite3_close(f->db);
+    if (f->snapshot) {
+        unlink(f->snapshot);
+        size_t n = strlen(f->snapshot) + 16;
+        char *side = malloc(n);
+        if (side) {
+            snprintf(side, n, "%s-journal", f->snapshot);
+            unlink(side);
+            free(side);
+        }
+        free(f->snapshot);
+    }
     free(f->path);
     free(f);
 }
@@ -239,17 +333,43 @@ const char *reader_path(const ReportFile *f)
 
 /* ---- runs ---------------------------------------------------------------------------------- */
 
-/* %s: the flush time, a column since schema version 2 (0 in older files). */
-#define SQL_RUNS(flushed)                                                                          \
+/* %1: the flush time, a column since schema version 2 (0 in older files); %2: uuid, label,
+ * instance and the writing proxy's liveness (heartbeat, statements then, pid), since version
+ * 3; %3: the requests and statements counted for the run. ?1 NULL: every run; 0: the runs in
+ * scope; else that run. */
+#define SQL_RUNS(flushed, identity, counts)                                                        \
     "SELECT r.id, r.started_us, coalesce(r.ended_us, 0), r.version,"                               \
     " CASE WHEN json_valid(r.settings) THEN r.settings ELSE '{}' END, r.statements,"               \
     " r.requests, r.dropped_requests, r.dropped_statements, r.dropped_fingerprints,"               \
-    " r.untracked_statements, r.complete,"                                                         \
-    " (SELECT count(*) FROM requests q WHERE q.run_id = r.id),"                                    \
-    " (SELECT coalesce(sum(q.statements), 0) FROM requests q WHERE q.run_id = r.id), " flushed     \
-    " FROM runs r WHERE ?1 IS NULL OR r.id = ?1 ORDER BY r.id"
-static const char sql_runs_v2[] = SQL_RUNS("coalesce(r.flushed_us, 0)");
-static const char sql_runs_v1[] = SQL_RUNS("0");
+    " r.untracked_statements, r.complete, " counts ", " flushed ", " identity                      \
+    " FROM runs r WHERE ?1 IS NULL OR (?1 = 0 AND r.id" IN_SCOPE ") OR r.id = ?1"                  \
+    " ORDER BY r.started_us, r.id"
+#define COUNTED                                                                                    \
+    "(SELECT count(*) FROM requests q WHERE q.run_id = r.id),"                                     \
+    " (SELECT coalesce(sum(q.statements), 0) FROM requests q WHERE q.run_id = r.id)"
+/* A PostgreSQL copy holds the requests of the runs in scope only: the others' counts were
+ * copied beside them. */
+#define COPIED_COUNTS                                                                              \
+    "coalesce((SELECT c.requests FROM " READER_PG_RUN_COUNTS " c WHERE c.run_id = r.id), 0),"      \
+    " coalesce((SELECT c.statements FROM " READER_PG_RUN_COUNTS " c WHERE c.run_id = r.id), 0)"
+#define V3_IDENTITY                                                                                \
+    "coalesce(r.uuid, ''), r.label, r.instance, coalesce(r.heartbeat_us, 0),"                      \
+    " coalesce(r.heartbeat_statements, -1), coalesce(r.pid, 0)"
+#define OLD_IDENTITY "'', '', '', 0, -1, 0"
+static const char sql_runs_copied[] =
+    SQL_RUNS("coalesce(r.flushed_us, 0)", V3_IDENTITY, COPIED_COUNTS);
+static const char sql_runs_v3[] = SQL_RUNS("coalesce(r.flushed_us, 0)", V3_IDENTITY, COUNTED);
+static const char sql_runs_v2[] = SQL_RUNS("coalesce(r.flushed_us, 0)", OLD_IDENTITY, COUNTED);
+static const char sql_runs_v1[] = SQL_RUNS("0", OLD_IDENTITY, COUNTED);
+
+static const char *sql_runs(const ReportFile *f)
+{
+    if (f->run_counts)
+        return sql_runs_copied;
+    return f->schema_version >= 3   ? sql_runs_v3
+           : f->schema_version == 2 ? sql_runs_v2
+                                    : sql_runs_v1;
+}
 
 static void run_from_row(sqlite3_stmt *st, ReaderRun *r)
 {
@@ -267,39 +387,48 @@ static void run_from_row(sqlite3_stmt *st, ReaderRun *r)
     r->stored_requests = col_u64(st, 12);
     r->stored_statements = col_u64(st, 13);
     r->flushed_us = sqlite3_column_int64(st, 14);
+    snprintf(r->uuid, sizeof r->uuid, "%s", col_text(st, 15));
+    snprintf(r->label, sizeof r->label, "%s", col_text(st, 16));
+    snprintf(r->instance, sizeof r->instance, "%s", col_text(st, 17));
+    r->heartbeat_us = sqlite3_column_int64(st, 18);
+    r->heartbeat_statements = sqlite3_column_int64(st, 19);
+    r->pid = sqlite3_column_int64(st, 20);
+    snprintf(r->writer_host, sizeof r->writer_host, "%s", r->instance);
+}
+
+static RowResult run_row(sqlite3_stmt *st, void *item, ReaderArena **arena, void *ctx)
+{
+    (void)ctx;
+    ReaderRun *r = item;
+    run_from_row(st, r);
+    r->settings_json = (char *)arena_strdup(arena, col_text(st, 4));
+    return r->settings_json ? ROW_KEPT : ROW_NO_MEMORY;
+}
+
+/* mode: -1 every run, 0 the runs in scope, > 0 that run. */
+static bool load_runs(ReportFile *f, int64_t mode, ReaderRunList *out, char *err, size_t err_len)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st = NULL;
+    if (!prepare(f, &st, sql_runs(f), err, err_len))
+        return false;
+    if (mode >= 0)
+        sqlite3_bind_int64(st, 1, mode);
+    if (read_rows(f, st, (void **)&out->items, &out->n, sizeof *out->items, &out->arena, run_row,
+                  NULL, err, err_len))
+        return true;
+    reader_run_list_free(out);
+    return false;
 }
 
 bool reader_list_runs(ReportFile *f, ReaderRunList *out, char *err, size_t err_len)
 {
-    memset(out, 0, sizeof *out);
-    sqlite3_stmt *st = NULL;
-    if (!prepare(f, &st, f->schema_version >= 2 ? sql_runs_v2 : sql_runs_v1, err, err_len))
-        return false;
-    size_t cap = 0;
-    int rc;
-    bool ok = true;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        ReaderRun *items = grow(out->items, out->n, &cap, sizeof *items);
-        if (!items) {
-            ok = out_of_memory(f, err, err_len);
-            break;
-        }
-        out->items = items;
-        ReaderRun *r = &items[out->n];
-        run_from_row(st, r);
-        r->settings_json = (char *)arena_strdup(&out->arena, col_text(st, 4));
-        if (!r->settings_json) {
-            ok = out_of_memory(f, err, err_len);
-            break;
-        }
-        out->n++;
-    }
-    if (ok && step_failed(f, rc, err, err_len))
-        ok = false;
-    sqlite3_finalize(st);
-    if (!ok)
-        reader_run_list_free(out);
-    return ok;
+    return load_runs(f, -1, out, err, err_len);
+}
+
+bool reader_scope_runs(ReportFile *f, ReaderRunList *out, char *err, size_t err_len)
+{
+    return load_runs(f, 0, out, err, err_len);
 }
 
 void reader_run_list_free(ReaderRunList *list)
@@ -309,44 +438,121 @@ void reader_run_list_free(ReaderRunList *list)
     memset(list, 0, sizeof *list);
 }
 
+/* Refills temp.scope: one statement per kind of scope, one transaction for the whole swap. */
+static bool fill_scope(ReportFile *f, const ReaderScope *scope, int64_t *selected, char *err,
+                       size_t err_len)
+{
+    const char *sql;
+    if (scope->run_id > 0)
+        sql = "INSERT INTO temp.scope SELECT id FROM runs WHERE id = ?1";
+    else if (scope->label && f->schema_version >= 3)
+        sql = "INSERT INTO temp.scope SELECT id FROM runs WHERE label = ?1";
+    else if (scope->label) /* an older file has no labels: nothing matches */
+        sql = "INSERT INTO temp.scope SELECT id FROM runs WHERE 0";
+    else
+        sql = "INSERT INTO temp.scope SELECT id FROM runs ORDER BY started_us DESC, id DESC"
+              " LIMIT 1";
+    char *msg = NULL;
+    if (sqlite3_exec(f->db,
+                     "CREATE TEMP TABLE IF NOT EXISTS scope (id INTEGER PRIMARY KEY);"
+                     "DELETE FROM temp.scope",
+                     NULL, NULL, &msg) != SQLITE_OK) {
+        report_err(err, err_len, "%s: cannot read the report: %s", f->path,
+                   msg ? msg : sqlite3_errmsg(f->db));
+        sqlite3_free(msg);
+        return false;
+    }
+    sqlite3_stmt *st = NULL;
+    if (!prepare(f, &st, sql, err, err_len))
+        return false;
+    if (scope->run_id > 0)
+        sqlite3_bind_int64(st, 1, scope->run_id);
+    else if (scope->label)
+        sqlite3_bind_text(st, 1, scope->label, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (step_failed(f, rc, err, err_len))
+        return false;
+    *selected = sqlite3_changes(f->db);
+    return true;
+}
+
+/* Names a latest-run scope after the run it holds, as messages always did ("run 3"). */
+static void name_latest(ReportFile *f)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t id = 0;
+    if (sqlite3_prepare_v2(f->db, "SELECT id FROM temp.scope", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (id > 0)
+        snprintf(f->scope_name, sizeof f->scope_name, "run %lld", (long long)id);
+    else
+        snprintf(f->scope_name, sizeof f->scope_name, "the latest run");
+}
+
+bool reader_select(ReportFile *f, const ReaderScope *scope, char *err, size_t err_len)
+{
+    int64_t n = 0;
+    if (!fill_scope(f, scope, &n, err, err_len))
+        return false;
+    if (scope->run_id > 0)
+        snprintf(f->scope_name, sizeof f->scope_name, "run %lld", (long long)scope->run_id);
+    else if (scope->label)
+        snprintf(f->scope_name, sizeof f->scope_name, "label \"%.150s\"", scope->label);
+    else
+        name_latest(f);
+    if (n > 0)
+        return true;
+    if (scope->run_id > 0)
+        report_err(err, err_len, "%s: no run %lld in the report", f->path,
+                   (long long)scope->run_id);
+    else if (scope->label)
+        report_err(err, err_len, "%s: no runs labelled \"%s\" in the report", f->path,
+                   scope->label);
+    else
+        report_err(err, err_len, "%s: the report holds no runs yet", f->path);
+    return false;
+}
+
+const char *reader_scope_name(const ReportFile *f)
+{
+    return f->scope_name;
+}
+
 bool reader_load_run(ReportFile *f, int64_t run_id, ReaderRun *out, char *err, size_t err_len)
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st = NULL;
     int64_t id = run_id;
     if (run_id <= 0) {
-        if (!prepare(f, &st, "SELECT max(id) FROM runs", err, err_len))
+        if (!prepare(f, &st, "SELECT id FROM runs ORDER BY started_us DESC, id DESC LIMIT 1", err,
+                     err_len))
             return false;
         int rc = sqlite3_step(st);
-        bool none = rc != SQLITE_ROW || sqlite3_column_type(st, 0) == SQLITE_NULL;
-        id = none ? 0 : sqlite3_column_int64(st, 0);
+        id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
         sqlite3_finalize(st);
+        if (rc != SQLITE_ROW && step_failed(f, rc, err, err_len))
+            return false;
         if (rc != SQLITE_ROW) {
-            set_err(err, err_len, "%s: cannot read the report: %s", f->path, sqlite3_errmsg(f->db));
-            return false;
-        }
-        if (none) {
-            set_err(err, err_len, "%s: the report holds no runs yet", f->path);
+            report_err(err, err_len, "%s: the report holds no runs yet", f->path);
             return false;
         }
     }
-    if (!prepare(f, &st, f->schema_version >= 2 ? sql_runs_v2 : sql_runs_v1, err, err_len))
+    ReaderRunList list;
+    if (!load_runs(f, id, &list, err, err_len))
         return false;
-    sqlite3_bind_int64(st, 1, id);
-    int rc = sqlite3_step(st);
-    bool ok = false;
-    if (rc == SQLITE_ROW) {
-        run_from_row(st, out);
-        out->settings_json = strdup(col_text(st, 4));
-        ok = out->settings_json != NULL;
-        if (!ok)
-            out_of_memory(f, err, err_len);
-    } else if (rc == SQLITE_DONE) {
-        set_err(err, err_len, "%s: no run %lld in the report", f->path, (long long)id);
+    bool ok = list.n == 1;
+    if (ok) {
+        *out = list.items[0];
+        out->settings_json = strdup(list.items[0].settings_json);
+        if (!out->settings_json)
+            ok = out_of_memory(f, err, err_len);
     } else {
-        step_failed(f, rc, err, err_len);
+        report_err(err, err_len, "%s: no run %lld in the report", f->path, (long long)id);
     }
-    sqlite3_finalize(st);
+    reader_run_list_free(&list);
     return ok;
 }
 
@@ -361,74 +567,203 @@ uint64_t reader_run_dropped(const ReaderRun *run)
     return run->dropped_requests + run->dropped_statements + run->dropped_fingerprints;
 }
 
+bool reader_runs_combine(const ReaderRunList *runs, ReaderRun *out)
+{
+    memset(out, 0, sizeof *out);
+    if (runs->n == 0)
+        return false;
+    const ReaderRun *latest = &runs->items[runs->n - 1];
+    *out = *latest;
+    out->settings_json = strdup(latest->settings_json ? latest->settings_json : "{}");
+    if (!out->settings_json)
+        return false;
+    if (runs->n == 1)
+        return true;
+    out->statements = out->requests = out->dropped_requests = out->dropped_statements = 0;
+    out->dropped_fingerprints = out->untracked_statements = 0;
+    out->stored_requests = out->stored_statements = 0;
+    out->complete = true;
+    bool all_ended = true;
+    int64_t last_end = 0;
+    for (size_t i = 0; i < runs->n; i++) {
+        const ReaderRun *r = &runs->items[i];
+        if (r->started_us < out->started_us)
+            out->started_us = r->started_us;
+        if (!r->ended_us)
+            all_ended = false;
+        else if (r->ended_us > last_end)
+            last_end = r->ended_us;
+        out->statements += r->statements;
+        out->requests += r->requests;
+        out->dropped_requests += r->dropped_requests;
+        out->dropped_statements += r->dropped_statements;
+        out->dropped_fingerprints += r->dropped_fingerprints;
+        out->untracked_statements += r->untracked_statements;
+        out->stored_requests += r->stored_requests;
+        out->stored_statements += r->stored_statements;
+        out->complete = out->complete && reader_run_is_complete(r, NULL, 0);
+    }
+    out->ended_us = all_ended ? last_end : 0;
+    return true;
+}
+
+bool reader_runs_complete(const ReaderRunList *runs, char *why, size_t why_len)
+{
+    if (runs->n == 0) {
+        report_err(why, why_len, "no runs");
+        return false;
+    }
+    if (runs->n == 1)
+        return reader_run_is_complete(&runs->items[0], why, why_len);
+    const ReaderRun *first = NULL;
+    char reason[200] = "";
+    size_t bad = 0;
+    for (size_t i = 0; i < runs->n; i++) {
+        if (reader_run_is_complete(&runs->items[i], first ? NULL : reason, sizeof reason))
+            continue;
+        if (!first)
+            first = &runs->items[i];
+        bad++;
+    }
+    if (!first) {
+        report_err(why, why_len, "complete (%zu runs)", runs->n);
+        return true;
+    }
+    report_err(why, why_len, "%zu of %zu runs incomplete; run %lld (instance %s): %s", bad, runs->n,
+               (long long)first->id, *first->instance ? first->instance : "unnamed", reason);
+    return false;
+}
+
+size_t reader_runs_count_complete(const ReaderRunList *runs)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < runs->n; i++)
+        n += reader_run_is_complete(&runs->items[i], NULL, 0);
+    return n;
+}
+
+size_t reader_runs_count_instances(const ReaderRunList *runs)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < runs->n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(runs->items[i].instance, runs->items[j].instance) == 0;
+        n += !seen;
+    }
+    return n;
+}
+
+/* Whether the proxy that writes `run` is still running, as far as this host can tell: its
+ * heartbeat is recent and, when it runs on this host, its pid is alive. */
+static bool run_writer_alive(const ReaderRun *run, char *why, size_t why_len)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    int64_t stale_us = (int64_t)3 * STORE_HEARTBEAT_INTERVAL_S * 1000000;
+    if (run->heartbeat_us <= 0 || now - run->heartbeat_us > stale_us) {
+        report_err(why, why_len,
+                   "the proxy stopped without ending the run (no heartbeat for %.0f s): what it "
+                   "saw after its last SIGUSR1 snapshot is lost",
+                   run->heartbeat_us > 0 ? (double)(now - run->heartbeat_us) / 1e6 : 0.0);
+        return false;
+    }
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    const char *dyno = getenv("DYNO");
+    bool here = run->writer_host[0] && (strcmp(run->writer_host, host) == 0 ||
+                                        (dyno && strcmp(run->writer_host, dyno) == 0));
+    if (here && run->pid > 0 && kill((pid_t)run->pid, 0) != 0 && errno == ESRCH) {
+        report_err(why, why_len,
+                   "the proxy (pid %lld on %s) is gone without ending the run (killed?): what it "
+                   "saw after its last SIGUSR1 snapshot is lost",
+                   (long long)run->pid, run->writer_host);
+        return false;
+    }
+    return true;
+}
+
 bool reader_run_is_complete(const ReaderRun *run, char *why, size_t why_len)
 {
     if (run->ended_us == 0 && run->flushed_us == 0) {
-        set_err(why, why_len,
-                "the run has not ended (proxy still running, or killed); "
-                "send the proxy SIGUSR1 to flush a complete snapshot");
+        report_err(why, why_len,
+                   "the run has not ended (proxy still running, or killed); "
+                   "send the proxy SIGUSR1 to flush a complete snapshot");
         return false;
     }
-    /* A running proxy's SIGUSR1 snapshot is complete only while nothing has been written
-     * after it: the totals it recorded must still match what the file holds. */
+    /* A running proxy's SIGUSR1 snapshot is complete only while nothing has happened after
+     * it: the totals it recorded must still match what the file holds and what the proxy
+     * has seen since, and the proxy must still be there to finish the run. */
     if (run->ended_us == 0 && run->stored_requests != run->requests) {
-        set_err(why, why_len,
-                "the run is still going: %llu requests were written after its last SIGUSR1 "
-                "snapshot (send SIGUSR1 again, or stop the proxy)",
-                (unsigned long long)(run->stored_requests - run->requests));
+        report_err(why, why_len,
+                   "the run is still going: %llu requests were written after its last SIGUSR1 "
+                   "snapshot (send SIGUSR1 again, or stop the proxy)",
+                   (unsigned long long)(run->stored_requests - run->requests));
         return false;
     }
+    if (run->ended_us == 0 && run->heartbeat_statements >= 0 &&
+        (uint64_t)run->heartbeat_statements != run->statements) {
+        report_err(why, why_len,
+                   "the run is still going: the proxy saw %lld statements after its last SIGUSR1 "
+                   "snapshot (send SIGUSR1 again, or stop the proxy)",
+                   (long long)run->heartbeat_statements - (long long)run->statements);
+        return false;
+    }
+    if (run->ended_us == 0 && run->heartbeat_statements >= 0 &&
+        !run_writer_alive(run, why, why_len))
+        return false;
     if (reader_run_dropped(run)) {
-        set_err(
+        report_err(
             why, why_len, "records dropped: %llu requests, %llu statements, %llu fingerprint texts",
             (unsigned long long)run->dropped_requests, (unsigned long long)run->dropped_statements,
             (unsigned long long)run->dropped_fingerprints);
         return false;
     }
     if (!run->complete) {
-        set_err(why, why_len, "the run did not finish cleanly");
+        report_err(why, why_len, "the run did not finish cleanly");
         return false;
     }
-    set_err(why, why_len, "complete");
+    report_err(why, why_len, "complete");
     return true;
 }
 
 /* ---- requests ------------------------------------------------------------------------------ */
 
-static const char sql_requests[] =
-    "SELECT id, key, route, CASE WHEN json_valid(tags) THEN tags ELSE '{}' END, end_reason, "
-    "conn_id, start_us, end_us, statements,"
-    " setup_statements, distinct_fingerprints, duplicates, errors, transactions, db_time_us,"
-    " rows, bytes, truncated, timeline_dropped FROM requests"
-    " WHERE run_id = ?1 AND (?2 IS NULL OR route = ?2)"
-    " AND (?3 IS NULL OR key = ?3 OR key = 'request_id:' || ?3"
-    "  OR key = 'correlation_id:' || ?3 OR key = 'trace:' || ?3)"
-    " ORDER BY id";
+#define SQL_REQUEST_COLUMNS                                                                        \
+    "SELECT id, key, route, CASE WHEN json_valid(tags) THEN tags ELSE '{}' END, end_reason, "      \
+    "conn_id, start_us, end_us, statements,"                                                       \
+    " setup_statements, distinct_fingerprints, duplicates, errors, transactions, db_time_us,"      \
+    " rows, bytes, truncated, timeline_dropped FROM requests WHERE run_id" IN_SCOPE
 
-static const char sql_request_by_row[] =
-    "SELECT id, key, route, CASE WHEN json_valid(tags) THEN tags ELSE '{}' END, end_reason, "
-    "conn_id, start_us, end_us, statements,"
-    " setup_statements, distinct_fingerprints, duplicates, errors, transactions, db_time_us,"
-    " rows, bytes, truncated, timeline_dropped FROM requests WHERE run_id = ?1 AND id = ?2";
+static const char sql_requests[] =
+    SQL_REQUEST_COLUMNS " AND (?1 IS NULL OR route = ?1)"
+                        " AND (?2 IS NULL OR key = ?2 OR key = 'request_id:' || ?2"
+                        "  OR key = 'correlation_id:' || ?2 OR key = 'trace:' || ?2)"
+                        " ORDER BY id";
+
+static const char sql_request_by_row[] = SQL_REQUEST_COLUMNS " AND id = ?3";
 
 static const char sql_findings[] =
     "SELECT f.request_id, f.kind, coalesce(f.fingerprint, ''), f.count, f.distinct_values,"
     " f.is_write, f.by_bytes, coalesce(p.normalized, '')"
     " FROM findings f JOIN requests q ON q.id = f.request_id"
     " LEFT JOIN fingerprints p ON p.fingerprint = f.fingerprint"
-    " WHERE q.run_id = ?1 AND (?2 IS NULL OR q.route = ?2)"
+    " WHERE q.run_id" IN_SCOPE " AND (?1 IS NULL OR q.route = ?1)"
     " ORDER BY f.request_id, CASE f.kind WHEN 'n_plus_one' THEN 0 WHEN 'duplicate' THEN 1"
     " ELSE 2 END, f.count DESC, f.fingerprint";
 
-static bool request_from_row(sqlite3_stmt *st, ReaderRequest *r, ReaderArena **arena)
+static RowResult request_row(sqlite3_stmt *st, void *item, ReaderArena **arena, void *ctx)
 {
+    (void)ctx;
+    ReaderRequest *r = item;
     r->row = sqlite3_column_int64(st, 0);
     r->key = arena_strdup(arena, col_text(st, 1));
     r->route = arena_strdup(arena, col_text(st, 2));
     r->tags_json = arena_strdup(arena, col_text(st, 3));
     r->end_reason = arena_strdup(arena, col_text(st, 4));
     if (!r->key || !r->route || !r->tags_json || !r->end_reason)
-        return false;
+        return ROW_NO_MEMORY;
     r->id = request_display_id(r->key);
     r->conn_id = col_u64(st, 5);
     r->start_us = sqlite3_column_int64(st, 6);
@@ -444,7 +779,7 @@ static bool request_from_row(sqlite3_stmt *st, ReaderRequest *r, ReaderArena **a
     r->bytes = col_u64(st, 16);
     r->truncated = sqlite3_column_int64(st, 17) != 0;
     r->timeline_dropped = col_u64(st, 18);
-    return true;
+    return ROW_KEPT;
 }
 
 static int cmp_request_row(const void *a, const void *b)
@@ -461,51 +796,39 @@ static int cmp_request_start(const void *a, const void *b)
     return (x->row > y->row) - (x->row < y->row);
 }
 
-/* Reads every finding of the run (route-filtered like the requests) and hands each request
+/* Keeps the findings of the requests in `ctx` (a ReaderRequestList sorted by row). */
+static RowResult finding_row(sqlite3_stmt *st, void *item, ReaderArena **arena, void *ctx)
+{
+    const ReaderRequestList *requests = ctx;
+    ReaderFinding *x = item;
+    ReaderRequest key = {.row = sqlite3_column_int64(st, 0)};
+    if (!bsearch(&key, requests->items, requests->n, sizeof *requests->items, cmp_request_row))
+        return ROW_SKIPPED; /* a request outside the selection */
+    x->request_row = key.row;
+    x->kind = kind_name(col_text(st, 1));
+    copy_hex16(x->fingerprint, col_text(st, 2));
+    x->count = col_u64(st, 3);
+    x->distinct_values = (uint32_t)col_u64(st, 4);
+    x->is_write = sqlite3_column_int64(st, 5) != 0;
+    x->by_bytes = sqlite3_column_int64(st, 6) != 0;
+    x->normalized = arena_strdup(arena, col_text(st, 7));
+    return x->normalized ? ROW_KEPT : ROW_NO_MEMORY;
+}
+
+/* Reads every finding of the scope (route-filtered like the requests) and hands each request
  * its own slice. The requests must be sorted by row. */
-static bool attach_findings(ReportFile *f, int64_t run_id, const char *route,
-                            ReaderRequestList *out, char *err, size_t err_len)
+static bool attach_findings(ReportFile *f, const char *route, ReaderRequestList *out, char *err,
+                            size_t err_len)
 {
     sqlite3_stmt *st = NULL;
     if (!prepare(f, &st, sql_findings, err, err_len))
         return false;
-    sqlite3_bind_int64(st, 1, run_id);
     if (route)
-        sqlite3_bind_text(st, 2, route, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 1, route, -1, SQLITE_STATIC);
     ReaderFinding *all = NULL;
-    size_t n = 0, cap = 0;
-    int rc;
-    bool ok = true;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t row = sqlite3_column_int64(st, 0);
-        ReaderRequest key = {.row = row};
-        if (!bsearch(&key, out->items, out->n, sizeof *out->items, cmp_request_row))
-            continue; /* a request outside the selection */
-        ReaderFinding *grown = grow(all, n, &cap, sizeof *all);
-        if (!grown) {
-            ok = out_of_memory(f, err, err_len);
-            break;
-        }
-        all = grown;
-        ReaderFinding *x = &all[n];
-        x->request_row = row;
-        x->kind = kind_name(col_text(st, 1));
-        copy_hex16(x->fingerprint, col_text(st, 2));
-        x->count = col_u64(st, 3);
-        x->distinct_values = (uint32_t)col_u64(st, 4);
-        x->is_write = sqlite3_column_int64(st, 5) != 0;
-        x->by_bytes = sqlite3_column_int64(st, 6) != 0;
-        x->normalized = arena_strdup(&out->arena, col_text(st, 7));
-        if (!x->normalized) {
-            ok = out_of_memory(f, err, err_len);
-            break;
-        }
-        n++;
-    }
-    if (ok && step_failed(f, rc, err, err_len))
-        ok = false;
-    sqlite3_finalize(st);
-    if (!ok) {
+    size_t n = 0;
+    if (!read_rows(f, st, (void **)&all, &n, sizeof *all, &out->arena, finding_row, out, err,
+                   err_len)) {
         free(all);
         return false;
     }
@@ -517,7 +840,6 @@ static bool attach_findings(ReportFile *f, int64_t run_id, const char *route,
             return out_of_memory(f, err, err_len);
         }
         memcpy(kept, all, n * sizeof *kept);
-        free(all);
         size_t i = 0;
         for (size_t r = 0; r < out->n && i < n; r++) {
             ReaderRequest *q = &out->items[r];
@@ -535,89 +857,72 @@ static bool attach_findings(ReportFile *f, int64_t run_id, const char *route,
             }
         }
     }
+    free(all);
     return true;
 }
 
-/* Loads requests of the run: by route (NULL = all), by id/key (NULL = any), or by row
+/* Loads requests of the scope: by route (NULL = all), by id/key (NULL = any), or by row
  * (row > 0, then route and id are ignored). */
-static bool load_requests(ReportFile *f, int64_t run_id, const char *route, const char *id,
-                          int64_t row, ReaderRequestList *out, char *err, size_t err_len)
+static bool load_requests(ReportFile *f, const char *route, const char *id, int64_t row,
+                          ReaderRequestList *out, char *err, size_t err_len)
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st = NULL;
     if (!prepare(f, &st, row > 0 ? sql_request_by_row : sql_requests, err, err_len))
         return false;
-    sqlite3_bind_int64(st, 1, run_id);
     if (row > 0) {
-        sqlite3_bind_int64(st, 2, row);
+        sqlite3_bind_int64(st, 3, row);
     } else {
         if (route)
-            sqlite3_bind_text(st, 2, route, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 1, route, -1, SQLITE_STATIC);
         if (id)
-            sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
     }
-    size_t cap = 0;
-    int rc;
-    bool ok = true;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        ReaderRequest *items = grow(out->items, out->n, &cap, sizeof *items);
-        if (!items) {
-            ok = out_of_memory(f, err, err_len);
-            break;
-        }
-        out->items = items;
-        if (!request_from_row(st, &items[out->n], &out->arena)) {
-            ok = out_of_memory(f, err, err_len);
-            break;
-        }
-        out->n++;
-    }
-    if (ok && step_failed(f, rc, err, err_len))
-        ok = false;
-    sqlite3_finalize(st);
+    bool ok = read_rows(f, st, (void **)&out->items, &out->n, sizeof *out->items, &out->arena,
+                        request_row, NULL, err, err_len);
     if (ok && out->n)
-        ok = attach_findings(f, run_id, row > 0 ? NULL : route, out, err, err_len);
+        ok = attach_findings(f, row > 0 ? NULL : route, out, err, err_len);
     if (!ok) {
         reader_request_list_free(out);
         return false;
     }
-    qsort(out->items, out->n, sizeof *out->items, cmp_request_start);
+    if (out->n > 1) /* qsort's array may not be NULL, even empty */
+        qsort(out->items, out->n, sizeof *out->items, cmp_request_start);
     return true;
 }
 
-bool reader_requests(ReportFile *f, int64_t run_id, const char *route, ReaderRequestList *out,
-                     char *err, size_t err_len)
+bool reader_requests(ReportFile *f, const char *route, ReaderRequestList *out, char *err,
+                     size_t err_len)
 {
-    return load_requests(f, run_id, route, NULL, 0, out, err, err_len);
+    return load_requests(f, route, NULL, 0, out, err, err_len);
 }
 
-bool reader_find_request(ReportFile *f, int64_t run_id, const char *id, ReaderRequestList *out,
-                         char *err, size_t err_len)
+bool reader_find_request(ReportFile *f, const char *id, ReaderRequestList *out, char *err,
+                         size_t err_len)
 {
-    if (!load_requests(f, run_id, NULL, id, 0, out, err, err_len))
+    if (!load_requests(f, NULL, id, 0, out, err, err_len))
         return false;
     if (out->n == 0) {
         char *end;
         errno = 0;
         long long row = strtoll(id, &end, 10);
         if (!errno && end != id && !*end && row > 0 &&
-            !load_requests(f, run_id, NULL, NULL, row, out, err, err_len))
+            !load_requests(f, NULL, NULL, row, out, err, err_len))
             return false;
     }
     if (out->n == 1)
         return true;
     if (out->n == 0) {
-        set_err(err, err_len, "%s: no request \"%s\" in run %lld", f->path, id, (long long)run_id);
+        report_err(err, err_len, "%s: no request \"%s\" in %s", f->path, id, f->scope_name);
     } else {
         char rows[160] = "";
         size_t used = 0;
         for (size_t i = 0; i < out->n && used + 24 < sizeof rows; i++)
             used += (size_t)snprintf(rows + used, sizeof rows - used, "%s%lld", i ? ", " : "",
                                      (long long)out->items[i].row);
-        set_err(err, err_len,
-                "%s: request \"%s\" matches %zu requests of run %lld (rows %s); "
-                "give a row number",
-                f->path, id, out->n, (long long)run_id, rows);
+        report_err(err, err_len,
+                   "%s: request \"%s\" matches %zu requests of %s (rows %s); give a row number",
+                   f->path, id, out->n, f->scope_name, rows);
     }
     reader_request_list_free(out);
     return false;
@@ -670,11 +975,11 @@ static int cmp_route_worst(const void *a, const void *b)
     return strcmp(x->route, y->route);
 }
 
-bool reader_routes(ReportFile *f, int64_t run_id, ReaderRouteList *out, char *err, size_t err_len)
+bool reader_routes(ReportFile *f, ReaderRouteList *out, char *err, size_t err_len)
 {
     memset(out, 0, sizeof *out);
     ReaderRequestList reqs;
-    if (!reader_requests(f, run_id, NULL, &reqs, err, err_len))
+    if (!reader_requests(f, NULL, &reqs, err, err_len))
         return false;
     bool ok = true;
     const ReaderRequest **by_route = NULL;
@@ -691,7 +996,8 @@ bool reader_routes(ReportFile *f, int64_t run_id, ReaderRouteList *out, char *er
     }
     for (size_t i = 0; i < reqs.n; i++)
         by_route[i] = &reqs.items[i];
-    qsort(by_route, reqs.n, sizeof *by_route, cmp_by_route);
+    if (reqs.n > 1)
+        qsort(by_route, reqs.n, sizeof *by_route, cmp_by_route);
     for (size_t i = 0; i < reqs.n;) {
         size_t j = i;
         ReaderRoute *r = &out->items[out->n];
@@ -729,7 +1035,8 @@ bool reader_routes(ReportFile *f, int64_t run_id, ReaderRouteList *out, char *er
         out->n++;
         i = j;
     }
-    qsort(out->items, out->n, sizeof *out->items, cmp_route_worst);
+    if (out->n > 1)
+        qsort(out->items, out->n, sizeof *out->items, cmp_route_worst);
 done:
     free(by_route);
     free(queries);
@@ -759,57 +1066,47 @@ static const char sql_top_findings[] =
     " max(f.is_write)"
     " FROM findings f JOIN requests q ON q.id = f.request_id"
     " LEFT JOIN fingerprints p ON p.fingerprint = f.fingerprint"
-    " WHERE q.run_id = ?1 AND (?2 IS NULL OR q.route = ?2)"
+    " WHERE q.run_id" IN_SCOPE " AND (?1 IS NULL OR q.route = ?1)"
     " GROUP BY f.kind, f.fingerprint"
     " ORDER BY CASE f.kind WHEN 'n_plus_one' THEN 0 WHEN 'duplicate' THEN 1 ELSE 2 END,"
-    " sum(f.count) DESC, count(*) DESC, f.fingerprint LIMIT ?3";
+    " sum(f.count) DESC, count(*) DESC, f.fingerprint LIMIT ?2";
 
-bool reader_top_findings(ReportFile *f, int64_t run_id, const char *route, size_t limit,
-                         ReaderTopFindingList *out, char *err, size_t err_len)
+static RowResult top_finding_row(sqlite3_stmt *st, void *item, ReaderArena **arena, void *ctx)
+{
+    (void)ctx;
+    ReaderTopFinding *t = item;
+    t->kind = kind_name(col_text(st, 0));
+    copy_hex16(t->fingerprint, col_text(st, 1));
+    t->normalized = arena_strdup(arena, col_text(st, 2));
+    t->requests = col_u64(st, 3);
+    t->total_count = col_u64(st, 4);
+    t->max_count = col_u64(st, 5);
+    t->routes = col_u64(st, 6);
+    t->worst_route = arena_strdup(arena, col_text(st, 7));
+    const char *key = arena_strdup(arena, col_text(st, 8));
+    t->total_time_us = col_u64(st, 9);
+    t->is_write = sqlite3_column_int64(st, 10) != 0;
+    if (!t->normalized || !t->worst_route || !key)
+        return ROW_NO_MEMORY;
+    t->worst_request = request_display_id(key);
+    return ROW_KEPT;
+}
+
+bool reader_top_findings(ReportFile *f, const char *route, size_t limit, ReaderTopFindingList *out,
+                         char *err, size_t err_len)
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st = NULL;
     if (!prepare(f, &st, sql_top_findings, err, err_len))
         return false;
-    sqlite3_bind_int64(st, 1, run_id);
     if (route)
-        sqlite3_bind_text(st, 2, route, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, limit ? (int64_t)limit : -1);
-    size_t cap = 0;
-    int rc;
-    bool ok = true;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        ReaderTopFinding *items = grow(out->items, out->n, &cap, sizeof *items);
-        if (!items) {
-            ok = out_of_memory(f, err, err_len);
-            break;
-        }
-        out->items = items;
-        ReaderTopFinding *t = &items[out->n];
-        t->kind = kind_name(col_text(st, 0));
-        copy_hex16(t->fingerprint, col_text(st, 1));
-        t->normalized = arena_strdup(&out->arena, col_text(st, 2));
-        t->requests = col_u64(st, 3);
-        t->total_count = col_u64(st, 4);
-        t->max_count = col_u64(st, 5);
-        t->routes = col_u64(st, 6);
-        t->worst_route = arena_strdup(&out->arena, col_text(st, 7));
-        const char *key = arena_strdup(&out->arena, col_text(st, 8));
-        t->total_time_us = col_u64(st, 9);
-        t->is_write = sqlite3_column_int64(st, 10) != 0;
-        if (!t->normalized || !t->worst_route || !key) {
-            ok = out_of_memory(f, err, err_len);
-            break;
-        }
-        t->worst_request = request_display_id(key);
-        out->n++;
-    }
-    if (ok && step_failed(f, rc, err, err_len))
-        ok = false;
-    sqlite3_finalize(st);
-    if (!ok)
-        reader_top_finding_list_free(out);
-    return ok;
+        sqlite3_bind_text(st, 1, route, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, limit ? (int64_t)limit : -1);
+    if (read_rows(f, st, (void **)&out->items, &out->n, sizeof *out->items, &out->arena,
+                  top_finding_row, NULL, err, err_len))
+        return true;
+    reader_top_finding_list_free(out);
+    return false;
 }
 
 void reader_top_finding_list_free(ReaderTopFindingList *list)
@@ -828,10 +1125,10 @@ static const char sql_fingerprints[] =
     " max(rf.is_write)"
     " FROM request_fingerprints rf JOIN requests q ON q.id = rf.request_id"
     " LEFT JOIN fingerprints p ON p.fingerprint = rf.fingerprint"
-    " WHERE q.run_id = ?1 AND (?2 IS NULL OR rf.fingerprint = ?2)"
+    " WHERE q.run_id" IN_SCOPE " AND (?1 IS NULL OR rf.fingerprint = ?1)"
     " GROUP BY rf.fingerprint"
-    " ORDER BY CASE WHEN ?3 THEN sum(rf.total_time_us) ELSE sum(rf.calls) END DESC,"
-    " rf.fingerprint LIMIT ?4";
+    " ORDER BY CASE WHEN ?2 THEN sum(rf.total_time_us) ELSE sum(rf.calls) END DESC,"
+    " rf.fingerprint LIMIT ?3";
 
 static const char sql_fingerprint_text[] =
     "SELECT fingerprint, normalized, command, sample, first_seen_us FROM fingerprints"
@@ -840,7 +1137,7 @@ static const char sql_fingerprint_text[] =
 static const char sql_fingerprint_routes[] =
     "SELECT q.route, count(DISTINCT rf.request_id), sum(rf.calls), sum(rf.total_time_us)"
     " FROM request_fingerprints rf JOIN requests q ON q.id = rf.request_id"
-    " WHERE q.run_id = ?1 AND rf.fingerprint = ?2"
+    " WHERE q.run_id" IN_SCOPE " AND rf.fingerprint = ?1"
     " GROUP BY q.route ORDER BY 3 DESC, 1";
 
 static const char sql_fingerprint_prefix[] =
@@ -861,57 +1158,58 @@ static bool fingerprint_texts(ReaderFingerprint *x, sqlite3_stmt *st, int first,
            (x->sample || sqlite3_column_type(st, first + 2) == SQLITE_NULL);
 }
 
-static bool load_fingerprints(ReportFile *f, int64_t run_id, const char *fingerprint,
-                              ReaderFingerprintOrder order, size_t limit,
-                              ReaderFingerprintList *out, char *err, size_t err_len)
+static RowResult fingerprint_row(sqlite3_stmt *st, void *item, ReaderArena **arena, void *ctx)
+{
+    (void)ctx;
+    ReaderFingerprint *x = item;
+    copy_hex16(x->fingerprint, col_text(st, 0));
+    if (!fingerprint_texts(x, st, 1, arena))
+        return ROW_NO_MEMORY;
+    x->requests = col_u64(st, 5);
+    x->calls = col_u64(st, 6);
+    x->total_time_us = col_u64(st, 7);
+    x->rows = col_u64(st, 8);
+    x->bytes = col_u64(st, 9);
+    x->errors = col_u64(st, 10);
+    x->max_calls = (uint32_t)col_u64(st, 11);
+    x->is_write = sqlite3_column_int64(st, 12) != 0;
+    return ROW_KEPT;
+}
+
+static bool load_fingerprints(ReportFile *f, const char *fingerprint, ReaderFingerprintOrder order,
+                              size_t limit, ReaderFingerprintList *out, char *err, size_t err_len)
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st = NULL;
     if (!prepare(f, &st, sql_fingerprints, err, err_len))
         return false;
-    sqlite3_bind_int64(st, 1, run_id);
     if (fingerprint)
-        sqlite3_bind_text(st, 2, fingerprint, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 3, order == READER_BY_TIME);
-    sqlite3_bind_int64(st, 4, limit ? (int64_t)limit : -1);
-    size_t cap = 0;
-    int rc;
-    bool ok = true;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        ReaderFingerprint *items = grow(out->items, out->n, &cap, sizeof *items);
-        if (!items) {
-            ok = out_of_memory(f, err, err_len);
-            break;
-        }
-        out->items = items;
-        ReaderFingerprint *x = &items[out->n];
-        copy_hex16(x->fingerprint, col_text(st, 0));
-        if (!fingerprint_texts(x, st, 1, &out->arena)) {
-            ok = out_of_memory(f, err, err_len);
-            break;
-        }
-        x->requests = col_u64(st, 5);
-        x->calls = col_u64(st, 6);
-        x->total_time_us = col_u64(st, 7);
-        x->rows = col_u64(st, 8);
-        x->bytes = col_u64(st, 9);
-        x->errors = col_u64(st, 10);
-        x->max_calls = (uint32_t)col_u64(st, 11);
-        x->is_write = sqlite3_column_int64(st, 12) != 0;
-        out->n++;
-    }
-    if (ok && step_failed(f, rc, err, err_len))
-        ok = false;
-    sqlite3_finalize(st);
-    if (!ok)
-        reader_fingerprint_list_free(out);
-    return ok;
+        sqlite3_bind_text(st, 1, fingerprint, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, order == READER_BY_TIME);
+    sqlite3_bind_int64(st, 3, limit ? (int64_t)limit : -1);
+    if (read_rows(f, st, (void **)&out->items, &out->n, sizeof *out->items, &out->arena,
+                  fingerprint_row, NULL, err, err_len))
+        return true;
+    reader_fingerprint_list_free(out);
+    return false;
 }
 
-bool reader_top_fingerprints(ReportFile *f, int64_t run_id, ReaderFingerprintOrder order,
-                             size_t limit, ReaderFingerprintList *out, char *err, size_t err_len)
+bool reader_top_fingerprints(ReportFile *f, ReaderFingerprintOrder order, size_t limit,
+                             ReaderFingerprintList *out, char *err, size_t err_len)
 {
-    return load_fingerprints(f, run_id, NULL, order, limit, out, err, err_len);
+    return load_fingerprints(f, NULL, order, limit, out, err, err_len);
+}
+
+typedef struct FingerprintMatch {
+    char fingerprint[17];
+} FingerprintMatch;
+
+static RowResult match_row(sqlite3_stmt *st, void *item, ReaderArena **arena, void *ctx)
+{
+    (void)arena;
+    (void)ctx;
+    copy_hex16(((FingerprintMatch *)item)->fingerprint, col_text(st, 0));
+    return ROW_KEPT;
 }
 
 /* The full fingerprint a user's (possibly abbreviated) one names, into out. */
@@ -929,50 +1227,56 @@ static bool resolve_fingerprint(ReportFile *f, const char *given, char out[17], 
         lower[i] = c;
     }
     if (!hex) {
-        set_err(err, err_len, "%s: \"%s\" is not a fingerprint (4 to 16 hex digits)", f->path,
-                given);
+        report_err(err, err_len, "%s: \"%s\" is not a fingerprint (4 to 16 hex digits)", f->path,
+                   given);
         return false;
     }
     lower[len] = '\0';
     sqlite3_stmt *st = NULL;
     if (!prepare(f, &st, sql_fingerprint_prefix, err, err_len))
         return false;
-    sqlite3_bind_text(st, 1, lower, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, lower, -1, SQLITE_TRANSIENT);
+    FingerprintMatch *matches = NULL;
     size_t n = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == 0)
-            copy_hex16(out, col_text(st, 0));
-        n++;
-    }
-    bool failed = step_failed(f, rc, err, err_len);
-    sqlite3_finalize(st);
-    if (failed)
-        return false;
-    if (n == 1)
-        return true;
+    bool ok = read_rows(f, st, (void **)&matches, &n, sizeof *matches, NULL, match_row, NULL, err,
+                        err_len);
+    if (ok && n == 1)
+        copy_hex16(out, matches[0].fingerprint);
+    free(matches);
+    if (!ok || n == 1)
+        return ok;
     if (n == 0)
-        set_err(err, err_len, "%s: no fingerprint \"%s\" in the report", f->path, given);
+        report_err(err, err_len, "%s: no fingerprint \"%s\" in the report", f->path, given);
     else
-        set_err(err, err_len, "%s: fingerprint prefix \"%s\" is ambiguous; give more digits",
-                f->path, given);
+        report_err(err, err_len, "%s: fingerprint prefix \"%s\" is ambiguous; give more digits",
+                   f->path, given);
     return false;
 }
 
-bool reader_fingerprint(ReportFile *f, int64_t run_id, const char *fingerprint,
-                        ReaderFingerprintList *out, char *err, size_t err_len)
+static RowResult fingerprint_route_row(sqlite3_stmt *st, void *item, ReaderArena **arena, void *ctx)
+{
+    (void)ctx;
+    ReaderFingerprintRoute *r = item;
+    r->route = arena_strdup(arena, col_text(st, 0));
+    r->requests = col_u64(st, 1);
+    r->calls = col_u64(st, 2);
+    r->total_time_us = col_u64(st, 3);
+    return r->route ? ROW_KEPT : ROW_NO_MEMORY;
+}
+
+bool reader_fingerprint(ReportFile *f, const char *fingerprint, ReaderFingerprintList *out,
+                        char *err, size_t err_len)
 {
     char fp[17];
     memset(out, 0, sizeof *out);
     if (!resolve_fingerprint(f, fingerprint, fp, err, err_len))
         return false;
-    if (!load_fingerprints(f, run_id, fp, READER_BY_CALLS, 0, out, err, err_len))
+    if (!load_fingerprints(f, fp, READER_BY_CALLS, 0, out, err, err_len))
         return false;
     sqlite3_stmt *st = NULL;
     bool ok = true;
-    int rc;
     if (out->n == 0) {
-        /* Known text, never executed in this run: details with zero calls. */
+        /* Known text, never executed in this scope: details with zero calls. */
         ReaderFingerprint *x = calloc(1, sizeof *x);
         if (!x)
             return out_of_memory(f, err, err_len);
@@ -982,7 +1286,7 @@ bool reader_fingerprint(ReportFile *f, int64_t run_id, const char *fingerprint,
         if (!prepare(f, &st, sql_fingerprint_text, err, err_len))
             goto fail;
         sqlite3_bind_text(st, 1, fp, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
+        int rc = sqlite3_step(st);
         if (rc == SQLITE_ROW && !fingerprint_texts(x, st, 1, &out->arena))
             ok = out_of_memory(f, err, err_len);
         else if (rc != SQLITE_ROW && step_failed(f, rc, err, err_len))
@@ -997,31 +1301,10 @@ bool reader_fingerprint(ReportFile *f, int64_t run_id, const char *fingerprint,
     ReaderFingerprint *x = &out->items[0];
     if (!prepare(f, &st, sql_fingerprint_routes, err, err_len))
         goto fail;
-    sqlite3_bind_int64(st, 1, run_id);
-    sqlite3_bind_text(st, 2, fp, -1, SQLITE_STATIC);
-    size_t cap = 0;
+    sqlite3_bind_text(st, 1, fp, -1, SQLITE_STATIC);
     ReaderFingerprintRoute *routes = NULL;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        ReaderFingerprintRoute *grown = grow(routes, x->n_routes, &cap, sizeof *routes);
-        if (!grown) {
-            ok = out_of_memory(f, err, err_len);
-            break;
-        }
-        routes = grown;
-        ReaderFingerprintRoute *r = &routes[x->n_routes];
-        r->route = arena_strdup(&out->arena, col_text(st, 0));
-        r->requests = col_u64(st, 1);
-        r->calls = col_u64(st, 2);
-        r->total_time_us = col_u64(st, 3);
-        if (!r->route) {
-            ok = out_of_memory(f, err, err_len);
-            break;
-        }
-        x->n_routes++;
-    }
-    if (ok && step_failed(f, rc, err, err_len))
-        ok = false;
-    sqlite3_finalize(st);
+    ok = read_rows(f, st, (void **)&routes, &x->n_routes, sizeof *routes, &out->arena,
+                   fingerprint_route_row, NULL, err, err_len);
     if (ok && x->n_routes) {
         x->routes = arena_alloc(&out->arena, x->n_routes * sizeof *routes);
         if (x->routes)
@@ -1052,6 +1335,24 @@ static const char sql_timeline[] =
     " FROM statements s LEFT JOIN fingerprints p ON p.fingerprint = s.fingerprint"
     " WHERE s.request_id = ?1 ORDER BY s.seq";
 
+static RowResult statement_row(sqlite3_stmt *st, void *item, ReaderArena **arena, void *ctx)
+{
+    (void)ctx;
+    ReaderStatement *s = item;
+    s->seq = (uint32_t)col_u64(st, 0);
+    copy_hex16(s->fingerprint, col_text(st, 1));
+    copy_hex16(s->values_hash, col_text(st, 2));
+    s->start_us = sqlite3_column_int64(st, 3);
+    s->duration_us = sqlite3_column_int64(st, 4);
+    s->rows = col_u64(st, 5);
+    s->bytes = col_u64(st, 6);
+    s->conn_id = col_u64(st, 7);
+    snprintf(s->sqlstate, sizeof s->sqlstate, "%s", col_text(st, 8));
+    s->setup = sqlite3_column_int64(st, 9) != 0;
+    s->normalized = arena_strdup(arena, col_text(st, 10));
+    return s->normalized ? ROW_KEPT : ROW_NO_MEMORY;
+}
+
 bool reader_timeline(ReportFile *f, int64_t request_row, ReaderTimeline *out, char *err,
                      size_t err_len)
 {
@@ -1060,40 +1361,11 @@ bool reader_timeline(ReportFile *f, int64_t request_row, ReaderTimeline *out, ch
     if (!prepare(f, &st, sql_timeline, err, err_len))
         return false;
     sqlite3_bind_int64(st, 1, request_row);
-    size_t cap = 0;
-    int rc;
-    bool ok = true;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        ReaderStatement *items = grow(out->items, out->n, &cap, sizeof *items);
-        if (!items) {
-            ok = out_of_memory(f, err, err_len);
-            break;
-        }
-        out->items = items;
-        ReaderStatement *s = &items[out->n];
-        s->seq = (uint32_t)col_u64(st, 0);
-        copy_hex16(s->fingerprint, col_text(st, 1));
-        copy_hex16(s->values_hash, col_text(st, 2));
-        s->start_us = sqlite3_column_int64(st, 3);
-        s->duration_us = sqlite3_column_int64(st, 4);
-        s->rows = col_u64(st, 5);
-        s->bytes = col_u64(st, 6);
-        s->conn_id = col_u64(st, 7);
-        snprintf(s->sqlstate, sizeof s->sqlstate, "%s", col_text(st, 8));
-        s->setup = sqlite3_column_int64(st, 9) != 0;
-        s->normalized = arena_strdup(&out->arena, col_text(st, 10));
-        if (!s->normalized) {
-            ok = out_of_memory(f, err, err_len);
-            break;
-        }
-        out->n++;
-    }
-    if (ok && step_failed(f, rc, err, err_len))
-        ok = false;
-    sqlite3_finalize(st);
-    if (!ok)
-        reader_timeline_free(out);
-    return ok;
+    if (read_rows(f, st, (void **)&out->items, &out->n, sizeof *out->items, &out->arena,
+                  statement_row, NULL, err, err_len))
+        return true;
+    reader_timeline_free(out);
+    return false;
 }
 
 void reader_timeline_free(ReaderTimeline *timeline)

@@ -7,9 +7,11 @@
  * request's timeline and one fingerprint's details. Both commands take their figures from
  * here so they always agree.
  *
- * Conventions: every figure is scoped to one run (ReaderRun.id). Fingerprints are 16 lowercase
- * hex digits. Percentiles use the nearest-rank method on the per-request values (p-th
- * percentile = the ceil(p/100 * n)-th smallest), so they are always an observed value.
+ * Conventions: every figure is scoped to the set of runs last chosen with reader_select (at
+ * open: the latest run): one run, or every run with one label across instances, read as one
+ * picture. Fingerprints are 16 lowercase hex digits. Percentiles use the nearest-rank method
+ * on the per-request values of every request in scope (p-th percentile = the
+ * ceil(p/100 * n)-th smallest), so they are always an observed value, never a mean of runs.
  * Every list is returned in a struct that owns all of its memory (strings included) and is
  * released with its free function; a failed call leaves the list empty and safe to free.
  * Functions that can fail return false with "path: reason" in err. Not thread-safe: one
@@ -24,12 +26,28 @@
 typedef struct ReportFile ReportFile;
 typedef struct ReaderArena ReaderArena; /* private: the memory a list owns */
 
+/* Which runs the figures cover. */
+typedef struct ReaderScope {
+    int64_t run_id;    /* > 0: this one run */
+    const char *label; /* else, when non-NULL: every run with this label (any instance) */
+} ReaderScope;         /* neither: the latest run (by start time) */
+
 /* ---- the file and its runs ------------------------------------------------------------- */
 
-/* Opens `path` read-only. Fails (NULL, err names the file) when the file is missing or
- * unreadable, is not an SQLite database, is an SQLite file of another application, or has a
- * schema newer than this pgtally reads. Never creates or modifies the file. */
+/* Opens `path` read-only and scopes it to its latest run (none when it holds no runs). Fails (NULL,
+ * err names the file) when the file is missing or unreadable, is not an SQLite database, is an
+ * SQLite file of another application, or has a schema newer than this pgtally reads. Never creates
+ * or modifies the file. */
 ReportFile *reader_open(const char *path, char *err, size_t err_len);
+
+/* Opens the report store `db`: an SQLite path (as reader_open), or a PostgreSQL target
+ * (postgres://, postgresql:// or a libpq keyword/value string) whose runs of `scope` are
+ * first copied into a private temporary SQLite file (report/reader_pg), removed on close;
+ * `schema` is the PostgreSQL schema (NULL: "pgtally"). `count_runs`: a runs listing will be
+ * read (PostgreSQL: every run's counts are copied too). The scope still has to be chosen
+ * with reader_select. reader_path then names the store, without its password. */
+ReportFile *reader_open_store(const char *db, const char *schema, const ReaderScope *scope,
+                              bool count_runs, char *err, size_t err_len);
 
 /* Closes the file; NULL is fine. */
 void reader_close(ReportFile *file);
@@ -40,6 +58,9 @@ const char *reader_path(const ReportFile *file);
 /* One proxy run (one `pgtally proxy` process writing to the file). */
 typedef struct ReaderRun {
     int64_t id;
+    char uuid[33];       /* the run's identity across stores (32 hex); "" in old files */
+    char label[128];     /* --run-label; "" when none (longer labels are cut here only) */
+    char instance[128];  /* the host or dyno that wrote it; "" in old files */
     int64_t started_us;  /* µs since the epoch */
     int64_t ended_us;    /* 0: the run has not ended (still running, or killed) */
     char version[32];    /* the pgtally version that wrote it */
@@ -55,6 +76,11 @@ typedef struct ReaderRun {
     uint64_t stored_requests;
     uint64_t stored_statements; /* sum of requests.statements */
     int64_t flushed_us; /* a running proxy's last SIGUSR1 snapshot (totals as of then); 0: none */
+    /* Liveness of the writing proxy (schema v3; 0 / -1 in older files). */
+    int64_t heartbeat_us;         /* its latest heartbeat */
+    int64_t heartbeat_statements; /* statements it had seen then; -1: unknown */
+    int64_t pid;                  /* its process id on `writer_host` */
+    char writer_host[128];        /* runs.instance */
 } ReaderRun;
 
 typedef struct ReaderRunList {
@@ -63,9 +89,33 @@ typedef struct ReaderRunList {
     ReaderArena *arena;
 } ReaderRunList;
 
-/* All runs, oldest first. */
+/* All runs, oldest first (by start time). */
 bool reader_list_runs(ReportFile *file, ReaderRunList *out, char *err, size_t err_len);
 void reader_run_list_free(ReaderRunList *list);
+
+/* Scopes every later query of `file` to the runs `scope` names. Fails, leaving an empty
+ * scope, when no run matches ("no run 7", "no runs labelled ..."). */
+bool reader_select(ReportFile *file, const ReaderScope *scope, char *err, size_t err_len);
+
+/* The runs in scope, oldest first. */
+bool reader_scope_runs(ReportFile *file, ReaderRunList *out, char *err, size_t err_len);
+
+/* How the scope is named in messages: "run 3" or "label \"ci-42\"". */
+const char *reader_scope_name(const ReportFile *file);
+
+/* The runs of `runs` as one: counts and drops summed, started at the earliest start, ended at
+ * the latest end (0 when any has not ended), id, uuid, version and settings of the latest.
+ * Release with reader_run_free. False when out of memory or `runs` is empty. */
+bool reader_runs_combine(const ReaderRunList *runs, ReaderRun *out);
+
+/* True when every run of `runs` is complete (reader_run_is_complete). When false and `why`
+ * is given, names the first incomplete run, its instance and its reason, and how many more
+ * are incomplete. An empty list is incomplete. */
+bool reader_runs_complete(const ReaderRunList *runs, char *why, size_t why_len);
+
+/* How many runs of `runs` are complete, and how many distinct instance names they carry. */
+size_t reader_runs_count_complete(const ReaderRunList *runs);
+size_t reader_runs_count_instances(const ReaderRunList *runs);
 
 /* Loads run `run_id`, or the latest run when run_id <= 0. Fails with a clear message when
  * the file has no runs or no such run. `out->settings_json` is heap memory: release it with
@@ -76,9 +126,12 @@ void reader_run_free(ReaderRun *run);
 /* Records lost anywhere (requests + statements + fingerprints dropped); 0 = nothing lost. */
 uint64_t reader_run_dropped(const ReaderRun *run);
 
-/* True when the run's data can be trusted as a whole: it ended, runs.complete is set and
- * nothing was dropped. `pgtally check` treats false as "incomplete" (exit 1). When false and
- * `why` is given, writes a short human reason ("3 requests dropped", "run not ended"). */
+/* True when the run's data can be trusted as a whole: runs.complete is set, nothing was
+ * dropped, and either the run ended cleanly or its latest SIGUSR1 snapshot still covers
+ * everything: no request written and no statement seen after it (heartbeat_statements), and
+ * the proxy still alive (its pid, when runs.instance names this host, and a heartbeat fresher
+ * than 3 STORE_HEARTBEAT_INTERVAL_S). `pgtally check` treats false as "incomplete" (exit 1). When
+ * false and `why` is given, writes a short human reason ("3 requests dropped", "run not ended"). */
 bool reader_run_is_complete(const ReaderRun *run, char *why, size_t why_len);
 
 /* ---- findings --------------------------------------------------------------------------- */
@@ -128,17 +181,17 @@ typedef struct ReaderRequestList {
     ReaderArena *arena;
 } ReaderRequestList;
 
-/* The run's requests in start order, each with its findings. `route` NULL = all routes,
+/* The scope's requests in start order, each with its findings. `route` NULL = all routes,
  * otherwise only that route (exact match; "" selects unlabelled requests). */
-bool reader_requests(ReportFile *file, int64_t run_id, const char *route, ReaderRequestList *out,
-                     char *err, size_t err_len);
+bool reader_requests(ReportFile *file, const char *route, ReaderRequestList *out, char *err,
+                     size_t err_len);
 void reader_request_list_free(ReaderRequestList *list);
 
-/* Finds one request of the run by `id` (ReaderRequest.id), key, or, failing both, the
+/* Finds one request of the scope by `id` (ReaderRequest.id), key, or, failing both, the
  * decimal row number. Returns false with a message when there is no such request, or when
  * `id` matches several requests (the message lists their row numbers). */
-bool reader_find_request(ReportFile *file, int64_t run_id, const char *id, ReaderRequestList *out,
-                         char *err, size_t err_len);
+bool reader_find_request(ReportFile *file, const char *id, ReaderRequestList *out, char *err,
+                         size_t err_len);
 
 /* ---- routes ----------------------------------------------------------------------------- */
 
@@ -163,10 +216,9 @@ typedef struct ReaderRouteList {
     ReaderArena *arena;
 } ReaderRouteList;
 
-/* Per-route aggregates of the run, worst first: by n_plus_one findings, then queries p95,
+/* Per-route aggregates of the scope, worst first: by n_plus_one findings, then queries p95,
  * then duplicates, then DB time, then name. */
-bool reader_routes(ReportFile *file, int64_t run_id, ReaderRouteList *out, char *err,
-                   size_t err_len);
+bool reader_routes(ReportFile *file, ReaderRouteList *out, char *err, size_t err_len);
 void reader_route_list_free(ReaderRouteList *list);
 
 /* ---- top findings (aggregated over requests) -------------------------------------------- */
@@ -193,7 +245,7 @@ typedef struct ReaderTopFindingList {
 
 /* Findings grouped by (kind, fingerprint), n_plus_one first, then duplicate, then overfetch;
  * within a kind by total_count. `route` NULL = all routes. limit 0 = no limit. */
-bool reader_top_findings(ReportFile *file, int64_t run_id, const char *route, size_t limit,
+bool reader_top_findings(ReportFile *file, const char *route, size_t limit,
                          ReaderTopFindingList *out, char *err, size_t err_len);
 void reader_top_finding_list_free(ReaderTopFindingList *list);
 
@@ -210,7 +262,7 @@ typedef struct ReaderFingerprint {
     const char *command;    /* e.g. "select"; "" when unknown */
     const char *sample;     /* an example with values (--samples), or NULL */
     int64_t first_seen_us;  /* 0 when unknown */
-    uint64_t requests;      /* requests of the run that ran it */
+    uint64_t requests;      /* requests of the scope that ran it */
     uint64_t calls, total_time_us, rows, bytes, errors;
     uint32_t max_calls; /* most calls in one request */
     bool is_write;
@@ -229,15 +281,15 @@ typedef enum ReaderFingerprintOrder {
     READER_BY_TIME,
 } ReaderFingerprintOrder;
 
-/* The run's fingerprints by total calls or total time (ties by fingerprint). limit 0 = all. */
-bool reader_top_fingerprints(ReportFile *file, int64_t run_id, ReaderFingerprintOrder order,
-                             size_t limit, ReaderFingerprintList *out, char *err, size_t err_len);
+/* The scope's fingerprints by total calls or total time (ties by fingerprint). limit 0 = all. */
+bool reader_top_fingerprints(ReportFile *file, ReaderFingerprintOrder order, size_t limit,
+                             ReaderFingerprintList *out, char *err, size_t err_len);
 
 /* One fingerprint's details (text, totals, per-route use). `fingerprint` is 16 hex digits,
  * or a unique prefix of at least 4. Fails when unknown in the file or ambiguous. A
- * fingerprint whose text is known but which the run never executed has zero calls. */
-bool reader_fingerprint(ReportFile *file, int64_t run_id, const char *fingerprint,
-                        ReaderFingerprintList *out, char *err, size_t err_len);
+ * fingerprint whose text is known but which the scope never executed has zero calls. */
+bool reader_fingerprint(ReportFile *file, const char *fingerprint, ReaderFingerprintList *out,
+                        char *err, size_t err_len);
 void reader_fingerprint_list_free(ReaderFingerprintList *list);
 
 /* ---- one request's timeline -------------------------------------------------------------- */

@@ -23,17 +23,24 @@ typedef enum ViewFormat {
 static void print_usage(FILE *out)
 {
     fprintf(out,
-            "Usage: pgtally report --db FILE [OPTIONS]\n"
+            "Usage: pgtally report --db FILE|URL [OPTIONS]\n"
             "\n"
             "Shows what a report file recorded: routes ranked by their worst offenders\n"
             "(queries per request, duplicates, N+1 findings, DB time), then the top findings\n"
             "with their normalized SQL and the batched form to use instead.\n"
             "\n"
             "Options:\n"
-            "      --db FILE            the report file written by `pgtally proxy --db`\n"
+            "      --db FILE|URL        the report store written by `pgtally proxy --db`: an\n"
+            "                           SQLite file, or a PostgreSQL store (postgres://...,\n"
+            "                           postgresql://... or a libpq key=value string)\n"
+            "      --db-schema NAME     the PostgreSQL store's schema [pgtally]\n"
             "  -f, --format FORMAT      text (default), json, markdown or html\n"
             "  -o, --output FILE        write to FILE (created 0600) instead of standard output\n"
             "      --run N              the run to show (default: the latest)\n"
+            "      --label L            every run labelled L (--run-label), across instances,\n"
+            "                           as one picture; percentiles over all their requests\n"
+            "      --runs               list the runs: label, instance, times, counts and\n"
+            "                           completeness (text or json; with --label, its runs)\n"
             "      --route ROUTE        only this route: its requests and findings\n"
             "      --request ID         one request's statements in order (text, json);\n"
             "                           ID is its request_id, key, or row number\n"
@@ -83,6 +90,9 @@ enum {
     OPT_REQUEST,
     OPT_FINGERPRINT,
     OPT_TOP,
+    OPT_LABEL,
+    OPT_RUNS,
+    OPT_DB_SCHEMA,
 };
 
 /* Errors can quote what was asked for (a request id) and what the file holds: made safe like
@@ -105,12 +115,16 @@ int report_main(int argc, char **argv)
         {"request", required_argument, NULL, OPT_REQUEST},
         {"fingerprint", required_argument, NULL, OPT_FINGERPRINT},
         {"top", required_argument, NULL, OPT_TOP},
+        {"label", required_argument, NULL, OPT_LABEL},
+        {"runs", no_argument, NULL, OPT_RUNS},
+        {"db-schema", required_argument, NULL, OPT_DB_SCHEMA},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *db = NULL, *output = NULL;
+    const char *db = NULL, *output = NULL, *db_schema = NULL;
     ViewFormat format = FORMAT_TEXT;
     ViewOptions vo = {0};
+    bool list_runs = false;
     long long n;
     int c;
     optind = 1;
@@ -141,6 +155,15 @@ int report_main(int argc, char **argv)
         case OPT_ROUTE:
             vo.route = optarg;
             break;
+        case OPT_LABEL:
+            vo.label = optarg;
+            break;
+        case OPT_RUNS:
+            list_runs = true;
+            break;
+        case OPT_DB_SCHEMA:
+            db_schema = optarg;
+            break;
         case OPT_REQUEST:
             vo.request = optarg;
             break;
@@ -168,7 +191,17 @@ int report_main(int argc, char **argv)
         return 2;
     }
     if (!db) {
-        fprintf(stderr, "pgtally report: give the report file with --db FILE\n");
+        fprintf(stderr, "pgtally report: give the report store with --db FILE|URL\n");
+        return 2;
+    }
+    if (vo.label && vo.run_id) {
+        fprintf(stderr, "pgtally report: --run and --label choose the runs two ways; give one\n");
+        return 2;
+    }
+    if (list_runs && (vo.route || vo.request || vo.fingerprint || vo.run_id ||
+                      (format != FORMAT_TEXT && format != FORMAT_JSON))) {
+        fprintf(stderr, "pgtally report: --runs lists runs (text or json); it takes only --label, "
+                        "--format and --output\n");
         return 2;
     }
     if ((vo.route != NULL) + (vo.request != NULL) + (vo.fingerprint != NULL) > 1) {
@@ -183,13 +216,17 @@ int report_main(int argc, char **argv)
     }
 
     char err[512];
-    ReportFile *file = reader_open(db, err, sizeof err);
+    ReaderScope scope = {.run_id = vo.run_id, .label = vo.label};
+    ReportFile *file = reader_open_store(db, db_schema, &scope, list_runs, err, sizeof err);
     if (!file) {
         print_error(err);
         return 2;
     }
-    ViewData data;
-    if (!view_load(file, &vo, &data, err, sizeof err)) {
+    ViewData data = {0};
+    ReaderRunList runs = {0};
+    bool loaded = list_runs ? view_load_runs(file, vo.label, &runs, err, sizeof err)
+                            : view_load(file, &vo, &data, err, sizeof err);
+    if (!loaded) {
         print_error(err);
         reader_close(file);
         return 2;
@@ -200,6 +237,7 @@ int report_main(int argc, char **argv)
         out = outfile_open(output, false, err, sizeof err); /* SQL inside: owner-only */
         if (!out) {
             fprintf(stderr, "pgtally report: cannot write %s\n", err);
+            reader_run_list_free(&runs);
             view_data_free(&data);
             reader_close(file);
             return 1;
@@ -209,20 +247,23 @@ int report_main(int argc, char **argv)
     }
     /* Colour is for people at a terminal; pipes, files and NO_COLOR get plain text. */
     vo.color = format == FORMAT_TEXT && !output && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
-    switch (format) {
-    case FORMAT_TEXT:
-        view_text(out, &data, &vo);
-        break;
-    case FORMAT_JSON:
-        view_json(out, &data, &vo);
-        break;
-    case FORMAT_MARKDOWN:
-        view_markdown(out, &data, &vo);
-        break;
-    case FORMAT_HTML:
-        view_html(out, &data, &vo);
-        break;
-    }
+    if (list_runs)
+        view_runs(out, file, &runs, format == FORMAT_JSON);
+    else
+        switch (format) {
+        case FORMAT_TEXT:
+            view_text(out, &data, &vo);
+            break;
+        case FORMAT_JSON:
+            view_json(out, &data, &vo);
+            break;
+        case FORMAT_MARKDOWN:
+            view_markdown(out, &data, &vo);
+            break;
+        case FORMAT_HTML:
+            view_html(out, &data, &vo);
+            break;
+        }
     int rc = 0;
     if (fflush(out) != 0 || ferror(out)) {
         fprintf(stderr, "pgtally report: %s: write failed: %s\n", output ? output : "stdout",
@@ -233,6 +274,7 @@ int report_main(int argc, char **argv)
         fprintf(stderr, "pgtally report: %s: write failed: %s\n", output, strerror(errno));
         rc = 1;
     }
+    reader_run_list_free(&runs);
     view_data_free(&data);
     reader_close(file);
     return rc;

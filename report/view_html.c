@@ -58,7 +58,7 @@ static void one_line(FILE *out, const char *s, size_t width)
 
 static void header(FILE *out, const ViewData *d, const ViewOptions *o)
 {
-    char started[40], db[16], why[200];
+    char started[40], db[16];
     viewfmt_time(started, sizeof started, d->run.started_us);
     uint64_t queries = 0, db_us = 0;
     for (size_t i = 0; i < d->requests.n; i++) {
@@ -73,17 +73,37 @@ static void header(FILE *out, const ViewData *d, const ViewOptions *o)
     }
     fprintf(out, "</h1>\n<p class=\"meta\">");
     h(out, reader_path(d->file));
-    fprintf(out, " &middot; run %lld &middot; started %s &middot; pgtally ", (long long)d->run.id,
-            started);
+    char scope[300];
+    view_scope_text(d, o, scope, sizeof scope);
+    fputs(" &middot; ", out);
+    h(out, scope);
+    fprintf(out, " &middot; started %s &middot; pgtally ", started);
     h(out, d->run.version);
     fprintf(out, "<br>%zu requests, %" PRIu64 " queries, DB time %s</p>\n", d->requests.n, queries,
             db);
-    if (reader_run_is_complete(&d->run, why, sizeof why)) {
+    if (d->complete) {
         fprintf(out, "<p class=\"ok\">Data complete: nothing was dropped.</p>\n");
     } else {
         fprintf(out, "<p class=\"bad\">Data incomplete: ");
-        h(out, why);
+        h(out, d->completeness);
         fprintf(out, ". Figures below are lower bounds.</p>\n");
+    }
+    if (d->runs.n > 1) {
+        fprintf(out, "<table class=\"runs\"><tr><th>run</th><th>instance</th><th>started</th>"
+                     "<th>requests</th><th>data</th></tr>\n");
+        for (size_t i = 0; i < d->runs.n; i++) {
+            const ReaderRun *r = &d->runs.items[i];
+            char when[40], why[200];
+            viewfmt_time(when, sizeof when, r->started_us);
+            bool ok = reader_run_is_complete(r, why, sizeof why);
+            fprintf(out, "<tr><td>%lld</td><td>", (long long)r->id);
+            h(out, r->instance);
+            fprintf(out, "</td><td>%s</td><td>%" PRIu64 "</td><td class=\"%s\">", when,
+                    r->stored_requests, ok ? "ok" : "bad");
+            h(out, ok ? "complete" : why);
+            fputs("</td></tr>\n", out);
+        }
+        fputs("</table>\n", out);
     }
 }
 
@@ -356,11 +376,13 @@ static void timelines(FILE *out, const ViewData *d)
 
 void view_html(FILE *out, const ViewData *d, const ViewOptions *o)
 {
-    fprintf(out,
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-            "<title>pgtally report, run %lld</title>\n<style>%s</style></head>\n<body>\n",
-            (long long)d->run.id, css);
+    fprintf(out, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+                 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+                 "<title>pgtally report, ");
+    char scope[300];
+    view_scope_text(d, o, scope, sizeof scope);
+    h(out, scope);
+    fprintf(out, "</title>\n<style>%s</style></head>\n<body>\n", css);
     header(out, d, o);
     route_chart(out, d);
     route_table(out, d);

@@ -72,8 +72,8 @@ static void suggestion_field(FILE *out, const char *kind, const char *normalized
 
 static void write_run(FILE *out, const ViewData *d)
 {
-    char why[200];
-    bool complete = reader_run_is_complete(&d->run, why, sizeof why);
+    const char *why = d->completeness;
+    bool complete = d->complete;
     key(out, "run");
     fputc('{', out);
     i64_field(out, "id", d->run.id, true);
@@ -122,8 +122,41 @@ static void write_summary(FILE *out, const ViewData *d)
     u64_field(out, "dropped_requests", d->run.dropped_requests, true);
     u64_field(out, "dropped_statements", d->run.dropped_statements, true);
     u64_field(out, "dropped_fingerprints", d->run.dropped_fingerprints, true);
-    bool_field(out, "complete", reader_run_is_complete(&d->run, NULL, 0), false);
+    u64_field(out, "runs", d->runs.n, true);
+    u64_field(out, "instances", d->instances, true);
+    u64_field(out, "complete_runs", d->complete_runs, true);
+    bool_field(out, "complete", d->complete, false);
     fputc('}', out);
+}
+
+/* Every run the report combines (one unless --label), oldest first. */
+static void write_runs(FILE *out, const ViewData *d)
+{
+    key(out, "runs");
+    fputc('[', out);
+    for (size_t i = 0; i < d->runs.n; i++) {
+        const ReaderRun *r = &d->runs.items[i];
+        char why[200];
+        bool complete = reader_run_is_complete(r, why, sizeof why);
+        fputs(i ? ",{" : "{", out);
+        i64_field(out, "id", r->id, true);
+        str_field(out, "uuid", r->uuid, true);
+        str_field(out, "label", r->label, true);
+        str_field(out, "instance", r->instance, true);
+        i64_field(out, "started_us", r->started_us, true);
+        key(out, "ended_us");
+        if (r->ended_us)
+            fprintf(out, "%" PRId64 ",", r->ended_us);
+        else
+            fputs("null,", out);
+        u64_field(out, "requests", r->stored_requests, true);
+        u64_field(out, "queries", r->stored_statements, true);
+        u64_field(out, "dropped", reader_run_dropped(r), true);
+        bool_field(out, "complete", complete, true);
+        str_field(out, "completeness", why, false);
+        fputc('}', out);
+    }
+    fputc(']', out);
 }
 
 static void write_routes(FILE *out, const ViewData *d)
@@ -314,19 +347,21 @@ void view_json(FILE *out, const ViewData *d, const ViewOptions *o)
     str_field(out, "file", reader_path(d->file), true);
     key(out, "filter");
     fputc('{', out);
-    const char *names[] = {"route", "request", "fingerprint"};
-    const char *values[] = {o->route, o->request, o->fingerprint};
-    for (size_t i = 0; i < 3; i++) {
+    const char *names[] = {"route", "request", "fingerprint", "label"};
+    const char *values[] = {o->route, o->request, o->fingerprint, o->label};
+    for (size_t i = 0; i < 4; i++) {
         key(out, names[i]);
         if (values[i])
             viewfmt_json_str(out, values[i]);
         else
             fputs("null", out);
-        if (i < 2)
+        if (i < 3)
             fputc(',', out);
     }
     fputs("},", out);
     write_run(out, d);
+    fputc(',', out);
+    write_runs(out, d);
     fputc(',', out);
     write_summary(out, d);
     fputc(',', out);

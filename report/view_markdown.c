@@ -26,7 +26,7 @@ static const char *kind_title(const char *kind)
 
 void view_markdown(FILE *out, const ViewData *d, const ViewOptions *o)
 {
-    char started[40], why[200], db[16];
+    char started[40], db[16];
     viewfmt_time(started, sizeof started, d->run.started_us);
     uint64_t queries = 0, db_us = 0, n1 = 0;
     for (size_t i = 0; i < d->requests.n; i++) {
@@ -41,17 +41,29 @@ void view_markdown(FILE *out, const ViewData *d, const ViewOptions *o)
         fprintf(out, " for ");
         viewfmt_md_cell(out, o->route, true);
     }
-    fprintf(out, "\n\nRun %lld, started %s, pgtally ", (long long)d->run.id, started);
+    char scope[300];
+    view_scope_text(d, o, scope, sizeof scope);
+    fputs("\n\n", out);
+    if (o->label) {
+        fputs("Label ", out);
+        viewfmt_md_cell(out, o->label, true);
+        fprintf(out, ": %zu run%s on %zu instance%s, %zu complete; first", d->runs.n,
+                d->runs.n == 1 ? "" : "s", d->instances, d->instances == 1 ? "" : "s",
+                d->complete_runs);
+    } else {
+        fprintf(out, "Run %lld,", (long long)d->run.id);
+    }
+    fprintf(out, " started %s, pgtally ", started);
     viewfmt_md_cell(out, d->run.version, false);
     fprintf(out,
             ": **%zu requests**, %" PRIu64 " queries, DB time %s, **%" PRIu64
             " N+1 finding%s**.\n\n",
             d->requests.n, queries, db, n1, n1 == 1 ? "" : "s");
-    if (reader_run_is_complete(&d->run, why, sizeof why)) {
+    if (d->complete)
         fprintf(out, "> Data complete: nothing was dropped.\n\n");
-    } else {
+    else {
         fprintf(out, "> [!WARNING]\n> **Data incomplete**: ");
-        viewfmt_md_cell(out, why, false);
+        viewfmt_md_cell(out, d->completeness, false);
         fprintf(out, ". The figures below are lower bounds.\n\n");
     }
 

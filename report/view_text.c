@@ -92,24 +92,60 @@ static const char *route_name(const char *route)
     return route && *route ? route : "(no route)";
 }
 
-static void print_header(const Text *t, const ViewData *d)
+/* Runs listed in the header at most; `--runs` lists them all. */
+#define HEADER_RUNS 10
+
+static void print_run_line(const Text *t, const ReaderRun *r)
+{
+    char started[40], instance[64], why[200], reason[VIEW_TEXT_WIDTH * 4];
+    viewfmt_time(started, sizeof started, r->started_us);
+    viewfmt_one_line(instance, sizeof instance, *r->instance ? r->instance : "(unnamed)", 20);
+    bool ok = reader_run_is_complete(r, why, sizeof why);
+    viewfmt_one_line(reason, sizeof reason, why, 40);
+    fprintf(t->out, "  run %-5lld %-20s started %s, %6" PRIu64 " requests  %s%s%s\n",
+            (long long)r->id, instance, started, r->stored_requests, paint(t, ok ? GREEN : RED),
+            ok ? "complete" : reason, paint(t, RESET));
+}
+
+/* One line per combined run, the incomplete ones first (they are what needs attention). */
+static void print_runs(const Text *t, const ViewData *d)
+{
+    size_t shown = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < d->runs.n && shown < HEADER_RUNS; i++) {
+            const ReaderRun *r = &d->runs.items[i];
+            if (reader_run_is_complete(r, NULL, 0) != (pass == 1))
+                continue;
+            print_run_line(t, r);
+            shown++;
+        }
+    }
+    if (d->runs.n > shown)
+        fprintf(t->out, "  ... and %zu more runs (pgtally report --runs --label ...)\n",
+                d->runs.n - shown);
+}
+
+static void print_header(const Text *t, const ViewData *d, const ViewOptions *o)
 {
     char started[40], took[16], db[16];
     viewfmt_time(started, sizeof started, d->run.started_us);
     char path[VIEW_TEXT_WIDTH * 4], version[SAFE_SHORT];
     viewfmt_one_line(path, sizeof path, reader_path(d->file), VIEW_TEXT_WIDTH - 6);
+    char scope[300], scope_line[VIEW_TEXT_WIDTH * 4];
+    view_scope_text(d, o, scope, sizeof scope);
+    viewfmt_one_line(scope_line, sizeof scope_line, scope, VIEW_TEXT_WIDTH - 40);
     viewfmt_one_line(version, sizeof version, d->run.version, SAFE_SHORT / 4 - 1);
-    fprintf(t->out, "%spgtally report%s: run %lld, started %s, pgtally %s\nfile: %s\n",
-            paint(t, BOLD), paint(t, RESET), (long long)d->run.id, started, version, path);
+    fprintf(t->out, "%spgtally report%s: %s, started %s, pgtally %s\nfile: %s\n", paint(t, BOLD),
+            paint(t, RESET), scope_line, started, version, path);
     uint64_t queries = 0, db_us = 0;
     for (size_t i = 0; i < d->requests.n; i++) {
         queries += d->requests.items[i].queries;
         db_us += d->requests.items[i].db_time_us;
     }
     viewfmt_duration(db, sizeof db, db_us);
-    char raw_why[200], why[200 * 4];
-    bool complete = reader_run_is_complete(&d->run, raw_why, sizeof raw_why);
-    viewfmt_one_line(why, sizeof why, raw_why, 199);
+    char why[sizeof d->completeness * 4];
+    viewfmt_one_line(why, sizeof why, d->completeness, sizeof d->completeness - 1);
+    bool complete = d->complete;
     if (complete) {
         fprintf(t->out, "%sdata complete%s; shown: %zu requests, %" PRIu64 " queries, DB time %s\n",
                 paint(t, GREEN), paint(t, RESET), d->requests.n, queries, db);
@@ -120,6 +156,8 @@ static void print_header(const Text *t, const ViewData *d)
                 " queries, DB time %s shown\n",
                 paint(t, RED), paint(t, RESET), d->requests.n, queries, db);
     }
+    if (d->runs.n > 1)
+        print_runs(t, d);
     if (d->run.ended_us > d->run.started_us) {
         viewfmt_duration(took, sizeof took, (uint64_t)(d->run.ended_us - d->run.started_us));
         fprintf(t->out, "run lasted %s; the proxy saw %" PRIu64 " statements", took,
@@ -313,8 +351,10 @@ static void print_request(const Text *t, const ViewData *d)
     free(folds);
 }
 
-static void print_fingerprint(const Text *t, const ViewData *d)
+static void print_fingerprint(const Text *t, const ViewData *d, const ViewOptions *o)
 {
+    char scope[300];
+    view_scope_text(d, o, scope, sizeof scope);
     const ReaderFingerprint *f = &d->fingerprint.items[0];
     char time[16], bytes[16], seen[40], fp[SAFE_SHORT], command[SAFE_SHORT];
     viewfmt_duration(time, sizeof time, f->total_time_us);
@@ -331,8 +371,8 @@ static void print_fingerprint(const Text *t, const ViewData *d)
         fprintf(t->out, "sample with values:\n");
         print_sql(t, f->sample, 2, NULL);
     }
-    fprintf(t->out, "%" PRIu64 " calls in %" PRIu64 " requests of run %lld (max %u in one)\n",
-            f->calls, f->requests, (long long)d->run.id, f->max_calls);
+    fprintf(t->out, "%" PRIu64 " calls in %" PRIu64 " requests of %s (max %u in one)\n", f->calls,
+            f->requests, scope, f->max_calls);
     fprintf(t->out, "DB time %s, %" PRIu64 " rows, %s, %" PRIu64 " errors\n", time, f->rows, bytes,
             f->errors);
     print_suggestion(t, f->max_calls >= 2 ? "n_plus_one" : "", f->normalized, 2);
@@ -350,17 +390,18 @@ static void print_fingerprint(const Text *t, const ViewData *d)
                 "", r->requests, r->calls, time);
     }
     if (f->n_routes == 0)
-        fprintf(t->out, "(not executed in this run)\n");
+        fprintf(t->out,
+                d->runs.n > 1 ? "(not executed in these runs)\n" : "(not executed in this run)\n");
 }
 
 void view_text(FILE *out, const ViewData *d, const ViewOptions *o)
 {
     Text t = {out, o->color};
-    print_header(&t, d);
+    print_header(&t, d, o);
     if (o->request) {
         print_request(&t, d);
     } else if (o->fingerprint) {
-        print_fingerprint(&t, d);
+        print_fingerprint(&t, d, o);
     } else if (o->route) {
         print_routes(&t, d);
         print_findings(&t, d);

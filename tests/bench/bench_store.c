@@ -1,6 +1,6 @@
 /* tests/bench/bench_store — report store throughput: synthetic finished requests (default
  * 100k requests x 10 statements, a pool of fingerprints reused per route with an N+1 shape)
- * submitted to a real SQLite file. Two modes:
+ * submitted to a real SQLite file (or, with --db URL, a PostgreSQL store). Two modes:
  *   sustained  the submitter backs off while the queue is over half full: measures how many
  *              statements/s the writer thread records into SQLite, with no drops;
  *   burst      submits as fast as it can: measures the submitter's cost per call and shows
@@ -27,6 +27,8 @@ typedef struct Config {
     int statements;
     const char *dir;
     const char *mode; /* "sustained", "burst" or "both" */
+    const char *db;   /* a PostgreSQL store (URL or key=value) instead of a file in dir */
+    size_t batch;     /* records per transaction; 0: the store's default */
 } Config;
 
 static double mono_s(void)
@@ -132,14 +134,16 @@ static int run(const Config *c, bool sustained)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/bench-store-%s.db", c->dir, sustained ? "sustained" : "burst");
+    if (c->db)
+        snprintf(path, sizeof path, "%s", c->db);
     const char *suffix[] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; !c->db && i < 3; i++) {
         char p[600];
         snprintf(p, sizeof p, "%s%s", path, suffix[i]);
         unlink(p);
     }
     char err[512];
-    StoreOptions o = {.settings_json = "{\"bench\":true}"};
+    StoreOptions o = {.settings_json = "{\"bench\":true}", .batch_max_records = c->batch};
     Store *s = store_open(path, &o, err, sizeof err);
     if (!s) {
         fprintf(stderr, "bench_store: %s\n", err);
@@ -216,10 +220,11 @@ static int run(const Config *c, bool sustained)
     printf("          submitting thread: %ld voluntary (lock waits, sleeps), %ld involuntary "
            "(preempted) context switches\n",
            ru1.ru_nvcsw - ru0.ru_nvcsw, ru1.ru_nivcsw - ru0.ru_nivcsw);
-    printf("          file %.1f MB (%.0f bytes/statement)\n", (double)sb.st_size / 1e6,
-           stmts ? (double)sb.st_size / (double)stmts : 0.0);
+    if (!c->db)
+        printf("          file %.1f MB (%.0f bytes/statement)\n", (double)sb.st_size / 1e6,
+               stmts ? (double)sb.st_size / (double)stmts : 0.0);
     free(lat);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; !c->db && i < 3; i++) {
         char p[600];
         snprintf(p, sizeof p, "%s%s", path, suffix[i]);
         unlink(p);
@@ -230,7 +235,7 @@ static int run(const Config *c, bool sustained)
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_store [--requests N] [--statements K] [--dir DIR]"
-                    " [--mode sustained|burst|both]\n");
+                    " [--mode sustained|burst|both] [--db postgres://...] [--batch N]\n");
 }
 
 int main(int argc, char **argv)
@@ -243,6 +248,10 @@ int main(int argc, char **argv)
             c.statements = atoi(argv[++i]);
         else if (i + 1 < argc && strcmp(argv[i], "--dir") == 0)
             c.dir = argv[++i];
+        else if (i + 1 < argc && strcmp(argv[i], "--batch") == 0)
+            c.batch = (size_t)atol(argv[++i]);
+        else if (i + 1 < argc && strcmp(argv[i], "--db") == 0)
+            c.db = argv[++i];
         else if (i + 1 < argc && strcmp(argv[i], "--mode") == 0)
             c.mode = argv[++i];
         else {

@@ -301,3 +301,27 @@ def machine_facts(pgtally_bin=None):
         "load average at start: %s" % load,
     ]
     return facts
+
+
+def interleaved_tps(targets, rounds, seconds, clients):
+    """pgbench -S -M prepared -c CLIENTS against each started target ({name: Daemon}), ROUNDS
+    rounds of SECONDS each, alternating the order every round; prints each sample and returns
+    {name: [tps, ...]}."""
+
+    tps = {k: [] for k in targets}
+    for rnd in range(rounds):
+        order = list(targets) if rnd % 2 == 0 else list(reversed(list(targets)))
+        for name in order:
+            cmd = ["pgbench", "-n", "-S", "-M", "prepared", "-c", str(clients),
+                   "-j", str(min(clients, 2)), "-T", str(seconds), "-h", "127.0.0.1",
+                   "-p", str(targets[name].port), "-U", h.TRUST_USER, h.DBNAME]
+            r = subprocess.run(cmd, capture_output=True, text=True, env=h.client_env())
+            value = None
+            for line in r.stdout.splitlines():
+                if line.startswith("tps = "):
+                    value = float(line.split()[2])
+            if value is None:
+                raise SystemExit("pgbench failed:\n%s%s" % (r.stdout, r.stderr))
+            tps[name].append(value)
+            print("  round %d %-10s %9.0f tps" % (rnd + 1, name, value))
+    return tps

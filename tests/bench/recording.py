@@ -116,22 +116,7 @@ def run_cost(cluster, wd, binary):
                                      extra_args=["--db", os.path.join(wd, "cost.db")]).start(),
         "no-db": proxies.Pgtally(cluster, wd, binary, extra_args=["--no-db"]).start(),
     }
-    tps = {k: [] for k in targets}
-    for rnd in range(rounds):
-        order = list(targets) if rnd % 2 == 0 else list(reversed(list(targets)))
-        for name in order:
-            cmd = ["pgbench", "-n", "-S", "-M", "prepared", "-c", str(clients),
-                   "-j", str(min(clients, 2)), "-T", str(seconds), "-h", "127.0.0.1",
-                   "-p", str(targets[name].port), "-U", h.TRUST_USER, h.DBNAME]
-            r = subprocess.run(cmd, capture_output=True, text=True, env=h.client_env())
-            value = None
-            for line in r.stdout.splitlines():
-                if line.startswith("tps = "):
-                    value = float(line.split()[2])
-            if value is None:
-                raise SystemExit("cost: pgbench failed:\n%s%s" % (r.stdout, r.stderr))
-            tps[name].append(value)
-            print("  round %d %-10s %9.0f tps" % (rnd + 1, name, value))
+    tps = proxies.interleaved_tps(targets, rounds, seconds, clients)
     med = {k: statistics.median(v) for k, v in tps.items()}
     print("cost: pgbench -S -M prepared -c %d, %d rounds x %d s, medians:" % (clients, rounds,
                                                                            seconds))

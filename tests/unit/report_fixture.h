@@ -117,11 +117,26 @@ static FingerprintRecord *fixture_fp(uint64_t fp, const char *normalized)
     return r;
 }
 
-/* Writes the fixture run into `path` (created or appended to). `dropped` > 0 makes the run
- * incomplete with that many dropped requests. Returns false with a message in err. */
-static bool report_fixture_write(const char *path, uint64_t dropped, char *err, size_t err_len)
+/* How a fixture run differs from the default one. */
+typedef struct FixtureRun {
+    uint64_t dropped;     /* > 0: the run is incomplete with that many dropped requests */
+    const char *label;    /* runs.label; NULL: "" */
+    const char *instance; /* runs.instance; NULL: "" */
+    int64_t started_us;   /* 0: FIXTURE_T0 */
+    size_t requests;      /* only the first N of the 5 requests (a1, a2, a3, h1, odd); 0: all */
+} FixtureRun;
+
+/* Writes one fixture run into `path` (created or appended to). Returns false with a message
+ * in err. */
+static inline bool report_fixture_write_run(const char *path, const FixtureRun *run, char *err,
+                                            size_t err_len)
 {
-    StoreOptions opts = {.version = "9.9.9-test", .started_us = FIXTURE_T0};
+    StoreOptions opts = {.version = "9.9.9-test",
+                         .started_us = run->started_us ? run->started_us : FIXTURE_T0,
+                         .label = run->label,
+                         .instance = run->instance};
+    uint64_t dropped = run->dropped;
+    size_t wanted = run->requests ? run->requests : 5;
     Store *s = store_open(path, &opts, err, err_len);
     if (!s)
         return false;
@@ -145,27 +160,41 @@ static bool report_fixture_write(const char *path, uint64_t dropped, char *err, 
         a3[1 + i] = (FixtureCall){FIXTURE_FP_ITEMS, 200 + (uint64_t)i};
     FixtureCall h1[1] = {{FIXTURE_FP_HEALTH, 1}};
 
-    store_submit_request(s, fixture_request("request_id:a1", "/orders",
-                                            "{\"route\":\"/orders\",\"request_id\":\"a1\"}",
-                                            FIXTURE_T0 + 1000, a1, 13));
-    store_submit_request(s, fixture_request("request_id:a2", "/orders",
-                                            "{\"route\":\"/orders\",\"request_id\":\"a2\"}",
-                                            FIXTURE_T0 + 10000, a2, 2));
-    store_submit_request(s, fixture_request("request_id:a3", "/orders",
-                                            "{\"route\":\"/orders\",\"request_id\":\"a3\"}",
-                                            FIXTURE_T0 + 20000, a3, 7));
-    store_submit_request(s, fixture_request("request_id:h1", "/health",
-                                            "{\"route\":\"/health\",\"request_id\":\"h1\"}",
-                                            FIXTURE_T0 + 30000, h1, 1));
-    store_submit_request(s, fixture_request("conn:7#1", FIXTURE_ODD_ROUTE,
-                                            "{\"route\":\"<b>&\\\"x|y`</b>\"}", FIXTURE_T0 + 40000,
-                                            h1, 1));
-    StoreRunTotals totals = {.statements = 24,
-                             .requests = 5 + dropped,
+    RequestRecord *all[5] = {
+        fixture_request("request_id:a1", "/orders", "{\"route\":\"/orders\",\"request_id\":\"a1\"}",
+                        FIXTURE_T0 + 1000, a1, 13),
+        fixture_request("request_id:a2", "/orders", "{\"route\":\"/orders\",\"request_id\":\"a2\"}",
+                        FIXTURE_T0 + 10000, a2, 2),
+        fixture_request("request_id:a3", "/orders", "{\"route\":\"/orders\",\"request_id\":\"a3\"}",
+                        FIXTURE_T0 + 20000, a3, 7),
+        fixture_request("request_id:h1", "/health", "{\"route\":\"/health\",\"request_id\":\"h1\"}",
+                        FIXTURE_T0 + 30000, h1, 1),
+        fixture_request("conn:7#1", FIXTURE_ODD_ROUTE, "{\"route\":\"<b>&\\\"x|y`</b>\"}",
+                        FIXTURE_T0 + 40000, h1, 1),
+    };
+    static const uint64_t queries[5] = {13, 2, 7, 1, 1};
+    uint64_t statements = 0;
+    for (size_t i = 0; i < 5; i++) {
+        if (i < wanted) {
+            statements += queries[i];
+            store_submit_request(s, all[i]);
+        } else {
+            request_record_free(all[i]);
+        }
+    }
+    StoreRunTotals totals = {.statements = statements,
+                             .requests = wanted + dropped,
                              .dropped_requests = dropped,
                              .dropped_statements = dropped,
                              .complete = true};
     return store_close(s, &totals, err, err_len);
+}
+
+/* Writes the default fixture run; `dropped` > 0 makes it incomplete. */
+static inline bool report_fixture_write(const char *path, uint64_t dropped, char *err,
+                                        size_t err_len)
+{
+    return report_fixture_write_run(path, &(FixtureRun){.dropped = dropped}, err, err_len);
 }
 
 #endif

@@ -190,7 +190,7 @@ TEST(reader_requests_with_findings)
         return;
     char err[256];
     ReaderRequestList l;
-    CHECK(reader_requests(f, 1, NULL, &l, err, sizeof err));
+    CHECK(reader_requests(f, NULL, &l, err, sizeof err));
     CHECK_EQ_INT(l.n, 5);
     if (l.n == 5) {
         const ReaderRequest *a1 = &l.items[0];
@@ -216,7 +216,7 @@ TEST(reader_requests_with_findings)
         CHECK_EQ_INT(l.items[1].n_findings, 0);
     }
     reader_request_list_free(&l);
-    CHECK(reader_requests(f, 1, "/health", &l, err, sizeof err));
+    CHECK(reader_requests(f, "/health", &l, err, sizeof err));
     CHECK_EQ_INT(l.n, 1);
     reader_request_list_free(&l);
     reader_close(f);
@@ -229,16 +229,16 @@ TEST(reader_find_request_by_id_key_and_row)
         return;
     char err[256];
     ReaderRequestList l;
-    CHECK(reader_find_request(f, 1, "a3", &l, err, sizeof err));
+    CHECK(reader_find_request(f, "a3", &l, err, sizeof err));
     CHECK(l.n == 1 && l.items[0].queries == 7);
     reader_request_list_free(&l);
-    CHECK(reader_find_request(f, 1, "request_id:a2", &l, err, sizeof err));
+    CHECK(reader_find_request(f, "request_id:a2", &l, err, sizeof err));
     CHECK(l.n == 1 && l.items[0].queries == 2);
     reader_request_list_free(&l);
-    CHECK(reader_find_request(f, 1, "4", &l, err, sizeof err));
+    CHECK(reader_find_request(f, "4", &l, err, sizeof err));
     CHECK(l.n == 1 && strcmp(l.items[0].id, "h1") == 0);
     reader_request_list_free(&l);
-    CHECK(!reader_find_request(f, 1, "nope", &l, err, sizeof err));
+    CHECK(!reader_find_request(f, "nope", &l, err, sizeof err));
     CHECK(strstr(err, "no request \"nope\"") != NULL);
     reader_close(f);
 }
@@ -250,7 +250,7 @@ TEST(reader_routes_percentiles_and_order)
         return;
     char err[256];
     ReaderRouteList l;
-    CHECK(reader_routes(f, 1, &l, err, sizeof err));
+    CHECK(reader_routes(f, &l, err, sizeof err));
     CHECK_EQ_INT(l.n, 3);
     if (l.n == 3) {
         const ReaderRoute *r = &l.items[0]; /* the worst first */
@@ -279,7 +279,7 @@ TEST(reader_top_findings_grouped)
         return;
     char err[256];
     ReaderTopFindingList l;
-    CHECK(reader_top_findings(f, 1, NULL, 0, &l, err, sizeof err));
+    CHECK(reader_top_findings(f, NULL, 0, &l, err, sizeof err));
     CHECK_EQ_INT(l.n, 2);
     if (l.n == 2) {
         const ReaderTopFinding *t = &l.items[0];
@@ -294,7 +294,7 @@ TEST(reader_top_findings_grouped)
         CHECK_EQ_STR(l.items[1].kind, "duplicate");
     }
     reader_top_finding_list_free(&l);
-    CHECK(reader_top_findings(f, 1, "/health", 0, &l, err, sizeof err));
+    CHECK(reader_top_findings(f, "/health", 0, &l, err, sizeof err));
     CHECK_EQ_INT(l.n, 0);
     reader_top_finding_list_free(&l);
     reader_close(f);
@@ -307,7 +307,7 @@ TEST(reader_fingerprints_and_details)
         return;
     char err[256];
     ReaderFingerprintList l;
-    CHECK(reader_top_fingerprints(f, 1, READER_BY_CALLS, 2, &l, err, sizeof err));
+    CHECK(reader_top_fingerprints(f, READER_BY_CALLS, 2, &l, err, sizeof err));
     CHECK_EQ_INT(l.n, 2);
     if (l.n == 2) {
         CHECK_EQ_STR(l.items[0].fingerprint, "2222000000000002");
@@ -316,7 +316,7 @@ TEST(reader_fingerprints_and_details)
         CHECK_EQ_INT(l.items[0].requests, 2);
     }
     reader_fingerprint_list_free(&l);
-    CHECK(reader_fingerprint(f, 1, "3333", &l, err, sizeof err));
+    CHECK(reader_fingerprint(f, "3333", &l, err, sizeof err));
     CHECK_EQ_INT(l.n, 1);
     if (l.n == 1) {
         CHECK_EQ_STR(l.items[0].fingerprint, "3333000000000003");
@@ -325,8 +325,8 @@ TEST(reader_fingerprints_and_details)
         CHECK_EQ_INT(l.items[0].n_routes, 1);
     }
     reader_fingerprint_list_free(&l);
-    CHECK(!reader_fingerprint(f, 1, "zz", &l, err, sizeof err));
-    CHECK(!reader_fingerprint(f, 1, "9999", &l, err, sizeof err));
+    CHECK(!reader_fingerprint(f, "zz", &l, err, sizeof err));
+    CHECK(!reader_fingerprint(f, "9999", &l, err, sizeof err));
     CHECK(strstr(err, "no fingerprint") != NULL);
     reader_close(f);
 }
@@ -338,7 +338,7 @@ TEST(reader_timeline_and_fold)
         return;
     char err[256];
     ReaderRequestList l;
-    CHECK(reader_find_request(f, 1, "a1", &l, err, sizeof err));
+    CHECK(reader_find_request(f, "a1", &l, err, sizeof err));
     ReaderTimeline t;
     CHECK(l.n == 1 && reader_timeline(f, l.items[0].row, &t, err, sizeof err));
     CHECK_EQ_INT(t.n, 13);

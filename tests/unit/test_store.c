@@ -1,4 +1,5 @@
-/* tests/unit/test_store — the SQLite report store on real files in a temporary directory:
+/* tests/unit/test_store — the report store: SQLite on real files in a temporary directory, and
+ * the PostgreSQL backend's parts that need no server (targets, redaction, an unreachable store):
  * schema and versioning, file modes, every column round-tripped, run totals, drops when the
  * queue is full or SQLite fails (a second connection holding the write lock stalls or fails
  * the writer), recovery, appending runs, and refusing files it must not touch. */
@@ -13,6 +14,8 @@
 #include <unistd.h>
 
 #include "report/store.h"
+#include "report/store/pg_schema.h"
+#include "report/store/pq.h"
 #include "testlib.h"
 
 static char tmpdir[64];
@@ -240,7 +243,7 @@ TEST(schema_created_and_versioned)
     } tables[] = {
         {"runs", "id,started_us,ended_us,version,settings,statements,requests,dropped_requests,"
                  "dropped_statements,dropped_fingerprints,untracked_statements,complete,flushed_us,"
-                 "uuid,label,instance,pid,heartbeat_us"},
+                 "uuid,label,instance,pid,heartbeat_us,heartbeat_statements"},
         {"fingerprints", "fingerprint,normalized,command,sample,first_seen_us"},
         {"requests", "id,run_id,key,route,tags,conn_id,start_us,end_us,end_reason,statements,"
                      "setup_statements,distinct_fingerprints,duplicates,errors,transactions,"
@@ -941,6 +944,74 @@ TEST(foreign_files_refused)
     CHECK(strstr(err, "not valid JSON") != NULL);
 }
 
+/* ---- PostgreSQL targets (no server needed) ------------------------------------------------ */
+
+TEST(postgres_targets_told_from_paths)
+{
+    CHECK(pq_is_target("postgres://u@h/db"));
+    CHECK(pq_is_target("POSTGRESQL://h/db"));
+    CHECK(pq_is_target("host=h dbname=d"));
+    CHECK(!pq_is_target("pgtally.db"));
+    CHECK(!pq_is_target("/var/lib/pgtally/report.db"));
+    CHECK(!pq_is_target("postgres.db"));
+}
+
+TEST(redaction_removes_every_password_form)
+{
+    char out[256];
+    pq_redact("postgres://u:s3cret@h:5432/db?sslmode=require", out, sizeof out);
+    CHECK_EQ_STR(out, "postgres://u:***@h:5432/db?sslmode=require");
+    pq_redact("postgresql://u@h/db?password=s3cret&sslmode=verify-full", out, sizeof out);
+    CHECK_EQ_STR(out, "postgresql://u@h/db?sslmode=verify-full");
+    pq_redact("host=h password=s3cret dbname=d", out, sizeof out);
+    CHECK_EQ_STR(out, "host=h password=*** dbname=d");
+    pq_redact("host=h password = 'se cr\\'et' dbname=d", out, sizeof out);
+    CHECK_EQ_STR(out, "host=h password=*** dbname=d");
+    pq_redact("postgres://u:p@ss:w0rd@h/db", out, sizeof out); /* '@' in the password */
+    CHECK(strstr(out, "w0rd") == NULL);
+    pq_redact("report.db", out, sizeof out);
+    CHECK_EQ_STR(out, "report.db");
+    CHECK(store_pg_schema_name_valid("pgtally"));
+    CHECK(store_pg_schema_name_valid("Tally_2"));
+    CHECK(!store_pg_schema_name_valid("2tally"));
+    CHECK(!store_pg_schema_name_valid("a\"b"));
+    CHECK(!store_pg_schema_name_valid(""));
+}
+
+/* A PostgreSQL store that cannot be reached: open succeeds (the relay must not wait for it),
+ * records wait in the queue, the bound drops and counts, close gives up after one more try. */
+TEST(unreachable_postgres_store_queues_then_drops_at_the_bound)
+{
+    char err[512] = "";
+    StoreOptions o = {.queue_max_records = 4};
+    Store *s = store_open("postgres://tally:s3cret@127.0.0.1:1/store", &o, err, sizeof err);
+    CHECK(s != NULL);
+    if (!s) {
+        printf("  %s\n", err);
+        return;
+    }
+    int accepted = 0;
+    for (int i = 0; i < 6; i++)
+        accepted += store_submit_request(s, make_request(i));
+    CHECK_EQ_INT(accepted, 4);
+    double deadline = mono_s() + 10;
+    StoreStats st = store_stats(s);
+    while (!st.error_seq && mono_s() < deadline) {
+        usleep(10000);
+        st = store_stats(s);
+    }
+    CHECK(!st.connected);
+    CHECK_EQ_INT(st.queued_records, 4);
+    CHECK_EQ_INT(st.dropped_queue_full, 2);
+    CHECK(strstr(st.last_error, "127.0.0.1:1") != NULL);
+    CHECK(strstr(st.last_error, "s3cret") == NULL);
+    CHECK(strstr(st.store, "s3cret") == NULL);
+    err[0] = 0;
+    CHECK(!store_close(s, NULL, err, sizeof err));
+    CHECK(strstr(err, "unreachable") != NULL);
+    CHECK(strstr(err, "s3cret") == NULL);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "%s", "/tmp/pgtally-test-store-XXXXXX");
@@ -964,6 +1035,9 @@ int main(void)
     RUN(concurrent_submit_flush_and_stats);
     RUN(newer_schema_version_refused);
     RUN(foreign_files_refused);
+    RUN(postgres_targets_told_from_paths);
+    RUN(redaction_removes_every_password_form);
+    RUN(unreachable_postgres_store_queues_then_drops_at_the_bound);
     int rc = TESTLIB_FINISH();
     if (rc == 0) {
         char cmd[128];
