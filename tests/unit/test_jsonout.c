@@ -85,7 +85,8 @@ TEST(fixed_cases)
     /* C1 controls (U+0080-U+009F) are escaped: a terminal showing the file never sees a CSI;
      * U+00A0 is text */
     CHECK(check_str("a\xc2\x9b[2Jb\xc2\x80\xc2\xa0", "a\\u009b[2Jb\\u0080\xc2\xa0"));
-    CHECK(check_str("0123456789abcdef\xc2\x9b" "0123456789abcdef",
+    CHECK(check_str("0123456789abcdef\xc2\x9b"
+                    "0123456789abcdef",
                     "0123456789abcdef\\u009b0123456789abcdef"));
     /* quotes at every offset of a long run (the block paths) */
     CHECK(check_str("0123456789abcdef0123456789abcde\"0123456789abcdef\"\"\"",
