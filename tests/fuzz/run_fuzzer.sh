@@ -3,8 +3,25 @@
 # New inputs go to WORK_DIR/corpus (the seed directory is only read); a crash is written to
 # WORK_DIR/crash-* and makes the exit status non-zero. The last lines are libFuzzer's final
 # stats (execs, time, coverage).
+#
+# Slow inputs fail the run too. The targets assert work counters where the code has them
+# (deterministic); besides, one input running longer than FUZZ_TIMEOUT seconds (2) is a
+# timeout-* failure, and one longer than FUZZ_SLOW_SECONDS (1) is saved as slow-unit-* and
+# fails the run at its end. Both are far above a normal input (microseconds, milliseconds under
+# the sanitizers on a loaded machine).
 set -eu
 fuzzer=$1 seconds=$2 seeds=$3 work=$4
+timeout=${FUZZ_TIMEOUT:-2}
+slow=${FUZZ_SLOW_SECONDS:-1}
 mkdir -p "$work/corpus"
-exec "$fuzzer" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
-  -artifact_prefix="$work/" "$work/corpus" "$seeds"
+rm -f "$work"/slow-unit-*
+status=0
+"$fuzzer" -max_total_time="$seconds" -print_final_stats=1 -timeout="$timeout" \
+  -report_slow_units="$slow" -rss_limit_mb=2048 -artifact_prefix="$work/" \
+  "$work/corpus" "$seeds" || status=$?
+for f in "$work"/slow-unit-*; do
+  [ -e "$f" ] || continue
+  echo "run_fuzzer.sh: slow input (over ${slow}s): $f" >&2
+  [ "$status" -ne 0 ] || status=3
+done
+exit "$status"
