@@ -3,12 +3,13 @@
 # (a -Dfuzzing=true clang build: `make fuzz`), one after another, SECONDS each (600).
 # Corpora grow in BUILD_DIR/fuzz/NAME/corpus; crashes land in BUILD_DIR/fuzz/NAME/crash-*.
 # Slow inputs fail a target like crashes (tests/fuzz/run_fuzzer.sh: the targets' work-counter
-# checks, then -timeout=FUZZ_TIMEOUT and -report_slow_units=FUZZ_SLOW_SECONDS): timeout-* and
-# slow-unit-* files. Ends with one line per target (status, executions, corpus size before ->
+# checks, then -timeout=FUZZ_TIMEOUT (2 s here) and -report_slow_units=FUZZ_SLOW_SECONDS (1 s)):
+# timeout-* and slow-unit-* files. Ends with one line per target (status, executions, corpus size before ->
 # after, artifacts) and exits non-zero when any target failed.
 set -uo pipefail
 build=${1:?usage: scripts/fuzz.sh BUILD_DIR [SECONDS]}
 seconds=${2:-600}
+export FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-2} FUZZ_SLOW_SECONDS=${FUZZ_SLOW_SECONDS:-1}
 root=$(cd "$(dirname "$0")/.." && pwd)
 summary=()
 failed=0
