@@ -1269,10 +1269,10 @@ enum {
 
 #define O_BIT(k) (1u << (k))
 /* R35: no space before these, none after those. */
-#define NORM_NO_SPACE_BEFORE                                                                       \
-    (O_BIT(O_COMMA) | O_BIT(O_RPAREN) | O_BIT(O_RBRACK) | O_BIT(O_SEMI) | O_BIT(O_DOT) |           \
+#define NORM_NO_SPACE_BEFORE                                                                      \
+    (O_BIT(O_COMMA) | O_BIT(O_RPAREN) | O_BIT(O_RBRACK) | O_BIT(O_SEMI) | O_BIT(O_DOT) |          \
      O_BIT(O_DCOLON) | O_BIT(O_LBRACK) | O_BIT(O_COLON))
-#define NORM_NO_SPACE_AFTER                                                                        \
+#define NORM_NO_SPACE_AFTER                                                                       \
     (O_BIT(O_LPAREN) | O_BIT(O_LBRACK) | O_BIT(O_DOT) | O_BIT(O_DCOLON) | O_BIT(O_COLON))
 #define NORM_COLONS (O_BIT(O_COLON) | O_BIT(O_DCOLON))
 
@@ -1333,7 +1333,7 @@ typedef struct Norm {
 
     unsigned depth;
     NormFrame *top; /* &frames[depth], or NULL beyond NORM_MAX_DEPTH: looked at per token */
-    int cur_list;   /* frame index of the innermost open IN/ARRAY list, or -1 */
+    int cur_list; /* frame index of the innermost open IN/ARRAY list, or -1 */
 
     /* Where the placeholders are in the unnumbered text, so numbering need not rescan it.
      * Cut elements drop their entries; re-expanded lists and very many placeholders fall back
@@ -1411,24 +1411,22 @@ enum {
     SP_IF_DIGIT,                    /* p is `.`: spaced if the token starts with a digit */
     SP_IF_APART,                    /* `(` after a word or name: spaced unless it touched it */
 };
-#define NORM_SP_RULE(k, p)                                                                         \
-    ((p) == O_NONE                                          ? SP_NO                                \
-     : (O_BIT(k) & NORM_COLONS) && (O_BIT(p) & NORM_COLONS) ? SP_YES                               \
-     : (p) == O_NUM && (k) == O_DOT                         ? SP_YES                               \
-     : (p) == O_DOT                                         ? SP_IF_DIGIT                          \
-     : NORM_NO_SPACE_BEFORE & O_BIT(k)                      ? SP_NO                                \
-     : (p) == O_COLON                                       ? SP_IF_WORD_AFTER_OPERAND_COLON       \
-     : NORM_NO_SPACE_AFTER & O_BIT(p)                       ? SP_NO                                \
-     : (k) == O_LPAREN                                      ? SP_IF_APART                          \
-                                                            : SP_YES)
-#define NORM_SP_ROW(k)                                                                             \
-    {                                                                                              \
-        NORM_SP_RULE(k, 0), NORM_SP_RULE(k, 1), NORM_SP_RULE(k, 2), NORM_SP_RULE(k, 3),            \
-            NORM_SP_RULE(k, 4), NORM_SP_RULE(k, 5), NORM_SP_RULE(k, 6), NORM_SP_RULE(k, 7),        \
-            NORM_SP_RULE(k, 8), NORM_SP_RULE(k, 9), NORM_SP_RULE(k, 10), NORM_SP_RULE(k, 11),      \
-            NORM_SP_RULE(k, 12), NORM_SP_RULE(k, 13), NORM_SP_RULE(k, 14), NORM_SP_RULE(k, 15),    \
-            NORM_SP_RULE(k, 16)                                                                    \
-    }
+#define NORM_SP_RULE(k, p)                                                                        \
+    ((p) == O_NONE                                                 ? SP_NO                        \
+     : (O_BIT(k) & NORM_COLONS) && (O_BIT(p) & NORM_COLONS)        ? SP_YES                       \
+     : (p) == O_NUM && (k) == O_DOT                                ? SP_YES                       \
+     : (p) == O_DOT                                                ? SP_IF_DIGIT                  \
+     : NORM_NO_SPACE_BEFORE & O_BIT(k)                             ? SP_NO                        \
+     : (p) == O_COLON                                              ? SP_IF_WORD_AFTER_OPERAND_COLON \
+     : NORM_NO_SPACE_AFTER & O_BIT(p)                              ? SP_NO                        \
+     : (k) == O_LPAREN                                             ? SP_IF_APART                  \
+                                                                   : SP_YES)
+#define NORM_SP_ROW(k)                                                                            \
+    {NORM_SP_RULE(k, 0),  NORM_SP_RULE(k, 1),  NORM_SP_RULE(k, 2),  NORM_SP_RULE(k, 3),          \
+     NORM_SP_RULE(k, 4),  NORM_SP_RULE(k, 5),  NORM_SP_RULE(k, 6),  NORM_SP_RULE(k, 7),          \
+     NORM_SP_RULE(k, 8),  NORM_SP_RULE(k, 9),  NORM_SP_RULE(k, 10), NORM_SP_RULE(k, 11),         \
+     NORM_SP_RULE(k, 12), NORM_SP_RULE(k, 13), NORM_SP_RULE(k, 14), NORM_SP_RULE(k, 15),         \
+     NORM_SP_RULE(k, 16)}
 _Static_assert(O_KINDS == 17, "NORM_SP_ROW lists every token kind");
 static const uint8_t norm_space_rule[O_KINDS][O_KINDS] = {
     NORM_SP_ROW(0),  NORM_SP_ROW(1),  NORM_SP_ROW(2),  NORM_SP_ROW(3),  NORM_SP_ROW(4),
