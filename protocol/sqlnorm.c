@@ -958,7 +958,8 @@ static size_t lex_number(const NormLexer *lx, size_t p)
 /* R16: finds the delimiter s[p, p + delim) (`$tag$`) at or after q; returns the offset just
  * after it, or `end` when it is not there. The candidates are the `$` bytes, and a tag holds
  * no `$`: a comparison stops at the next `$` at the latest, so each byte is compared at most
- * once besides memchr's look, whatever the tag (memmem's worst case is length x tag). */
+ * once besides memchr's look, whatever the tag: a bound the work counter can count, which
+ * memmem does not promise. */
 static size_t lex_dollar_close(NormLexer *lx, size_t p, size_t delim, size_t q, bool *found)
 {
     const unsigned char *s = lx->src;
