@@ -32,40 +32,38 @@ def tearDownModule():
 # bounds it per byte; here the real binary and proxy). Before the fix, 256 KiB took minutes of
 # CPU on the proxy's loop, and every other client waited that long.
 
-import json  # noqa: E402 (here, not at the top: the sections are merged one by one)
-
-OPERATOR_RUN = "SELECT 1" + "+-" * (128 * 1024)  # 256 KiB of operators
-OPERATOR_RUN_NORMALIZED = "select $1 " + " ".join("+-" * (128 * 1024))
-# The same run where PostgreSQL's parser stops at once (`1 1` is a syntax error, and its lexer
-# is never asked for the run): the server answers in milliseconds, the proxy still records and
-# normalizes all 256 KiB. (PostgreSQL spends tens of seconds refusing OPERATOR_RUN itself.)
-OPERATOR_RUN_EARLY_ERROR = "SELECT 1 1" + "+-" * (128 * 1024)
-OPERATOR_RUN_EARLY_ERROR_NORMALIZED = "select $1 $2 " + " ".join("+-" * (128 * 1024))
-
-
-def fingerprint_cli(sql):
-    """The one JSON object `pgtally fingerprint` prints for sql (one statement, one line)."""
-    # timeout: a hang guard only; linear work takes well under a second
-    r = subprocess.run([os.environ["PGTALLY_BIN"], "fingerprint"], input=(sql + "\n").encode(),
-                       capture_output=True, timeout=120)
-    if r.returncode != 0:
-        raise AssertionError("pgtally fingerprint failed (%d): %r" % (r.returncode, r.stderr))
-    lines = r.stdout.decode().splitlines()
-    if len(lines) != 1:
-        raise AssertionError("expected one statement, got %d lines" % len(lines))
-    return json.loads(lines[0])
-
-
 class NormalizerOperatorRunTest(h.ProxyTestCase):
     """Defect 1: a 256 KiB `SELECT 1+-+-...` is normalized (CLI and proxy) while the proxy
     keeps serving another client."""
 
+    RUN = "SELECT 1" + "+-" * (128 * 1024)  # 256 KiB of operators
+    RUN_NORMALIZED = "select $1 " + " ".join("+-" * (128 * 1024))
+    # The same run where PostgreSQL's parser stops at once (`1 1` is a syntax error, and its
+    # lexer is never asked for the run): the server answers in milliseconds, the proxy still
+    # records and normalizes all 256 KiB. (PostgreSQL spends tens of seconds refusing RUN.)
+    EARLY_ERROR = "SELECT 1 1" + "+-" * (128 * 1024)
+    EARLY_ERROR_NORMALIZED = "select $1 $2 " + " ".join("+-" * (128 * 1024))
+
     # the whole statement is kept and normalized, not the default 64 KiB prefix
     proxy_kwargs = {"extra_args": ["--max-sql-bytes", "1048576"]}
 
+    @staticmethod
+    def fingerprint_cli(sql):
+        """The one JSON object `pgtally fingerprint` prints for sql (one statement)."""
+        import json
+        # timeout: a hang guard only; linear work takes well under a second
+        r = subprocess.run([os.environ["PGTALLY_BIN"], "fingerprint"],
+                           input=(sql + "\n").encode(), capture_output=True, timeout=120)
+        if r.returncode != 0:
+            raise AssertionError("pgtally fingerprint failed (%d): %r" % (r.returncode, r.stderr))
+        lines = r.stdout.decode().splitlines()
+        if len(lines) != 1:
+            raise AssertionError("expected one statement, got %d lines" % len(lines))
+        return json.loads(lines[0])
+
     def test_fingerprint_cli_normalizes_a_256k_operator_run(self):
-        obj = fingerprint_cli(OPERATOR_RUN)
-        self.assertEqual(obj["normalized"], OPERATOR_RUN_NORMALIZED)
+        obj = self.fingerprint_cli(self.RUN)
+        self.assertEqual(obj["normalized"], self.RUN_NORMALIZED)
         self.assertFalse(obj["incomplete"])
 
     def test_operator_run_relayed_and_recorded_while_a_bystander_is_served(self):
@@ -73,7 +71,7 @@ class NormalizerOperatorRunTest(h.ProxyTestCase):
         # fix the loop was busy for minutes and these reads gave up; after it, milliseconds.
         bystander = self.raw_client(timeout=60)
         culprit = self.raw_client(timeout=60)
-        culprit.send(pgraw.query(OPERATOR_RUN_EARLY_ERROR))
+        culprit.send(pgraw.query(self.EARLY_ERROR))
         before = bystander.simple("SELECT 'bystander during'")
         answer = culprit.read_until()
         after = bystander.simple("SELECT 'bystander after'")
@@ -85,15 +83,15 @@ class NormalizerOperatorRunTest(h.ProxyTestCase):
         self.assertEqual(pgraw.error_fields(answer[0][1])["C"], "42601")
 
         events = self.stop_proxy()
-        cli = fingerprint_cli(OPERATOR_RUN_EARLY_ERROR)
-        self.assertEqual(cli["normalized"], OPERATOR_RUN_EARLY_ERROR_NORMALIZED)
+        cli = self.fingerprint_cli(self.EARLY_ERROR)
+        self.assertEqual(cli["normalized"], self.EARLY_ERROR_NORMALIZED)
         runs = self.events_with_sql(events, "SELECT 1 1+-+-")
         self.assertEqual(len(runs), 1, "the culprit's statement is recorded once")
         ev = runs[0]
-        self.assertEqual(ev["sql"], OPERATOR_RUN_EARLY_ERROR)
+        self.assertEqual(ev["sql"], self.EARLY_ERROR)
         self.assertFalse(ev["sql_truncated"])
         self.assertEqual(ev["sqlstate"], "42601")
-        self.assertEqual(ev["normalized"], OPERATOR_RUN_EARLY_ERROR_NORMALIZED)
+        self.assertEqual(ev["normalized"], self.EARLY_ERROR_NORMALIZED)
         self.assertEqual(ev["fingerprint"], cli["fingerprint"])
         self.assertEqual(len(self.events_with_sql(events, "bystander")), 2)
 
