@@ -82,7 +82,7 @@ bool sqlnorm_next(SqlnormCursor *cursor, char *out, size_t out_cap, SqlnormState
  * runs, nesting, long literals, comments, lists, tags) from 1 KiB to 1 MiB: at most 16 per
  * byte, tag lists 28 on a 1 KiB comment (each key is compared with up to 31 held ones). One
  * term grows with the logarithm of the input, up to a fixed cap: VALUES lists nested in
- * VALUES rows compare their rows at every level (11 per byte at 1 MiB for a balanced tree;
+ * VALUES rows compare their rows at every level (11 per byte at 608 KiB, a balanced tree;
  * the levels are capped by the bracket depth that keeps context).
  *
  * SQLNORM_WORK_MAX is the slow-input line the fuzzers draw for every input they try: far above
