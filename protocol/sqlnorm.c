@@ -790,6 +790,11 @@ typedef struct NormLexer {
     bool scs_off;
     bool incomplete; /* R40: the input ended inside a literal, comment or quoted name */
     SqlTags *tags;
+    /* Bytes looked at beyond the token being lexed, or again: look-ahead that did not become
+     * part of the token, re-reads, tag parsing. The bytes consumed (pos moves over each once)
+     * are added by the caller, so the common tokens cost nothing here. */
+    size_t work;
+    size_t op_tail_end; /* see lex_operator */
 } NormLexer;
 
 static void lex_init(NormLexer *lx, const char *sql, size_t pos, size_t end, bool scs_off,
@@ -801,6 +806,8 @@ static void lex_init(NormLexer *lx, const char *sql, size_t pos, size_t end, boo
     lx->scs_off = scs_off;
     lx->incomplete = false;
     lx->tags = tags;
+    lx->work = 0;
+    lx->op_tail_end = 0;
 }
 
 /* R7: nested block comment starting at p (`/` `*`); returns the offset after it.
@@ -825,8 +832,11 @@ static size_t lex_block_comment(NormLexer *lx, size_t p)
         } else if (k + 1 < end && s[k + 1] == '/') {
             q = k + 2;
             if (--depth == 0) {
-                if (lx->tags != NULL) /* R39 */
+                if (lx->tags != NULL) { /* R39 */
+                    size_t before = lx->tags->work;
                     sqltags_parse_comment((const char *)s + p + 2, q - 2 - (p + 2), lx->tags);
+                    lx->work += lx->tags->work - before;
+                }
                 return q;
             }
         } else {
@@ -890,6 +900,7 @@ static size_t lex_string_body(NormLexer *lx, size_t p, bool backslash)
             p = q + 1;
             continue;
         }
+        lx->work += q - p; /* looked at again as the next token's gap */
         return p;
     }
 unterminated:
@@ -944,6 +955,33 @@ static size_t lex_number(const NormLexer *lx, size_t p)
     return p;
 }
 
+/* R16: finds the delimiter s[p, p + delim) (`$tag$`) at or after q; returns the offset just
+ * after it, or `end` when it is not there. The candidates are the `$` bytes, and a tag holds
+ * no `$`: a comparison stops at the next `$` at the latest, so each byte is compared at most
+ * once besides memchr's look, whatever the tag: a bound the work counter can count, which
+ * memmem does not promise. */
+static size_t lex_dollar_close(NormLexer *lx, size_t p, size_t delim, size_t q, bool *found)
+{
+    const unsigned char *s = lx->src;
+    size_t end = lx->end;
+    while (q < end) {
+        const unsigned char *d = memchr(s + q, '$', end - q);
+        if (d == NULL)
+            break;
+        size_t k = (size_t)(d - s), j = 1;
+        while (j < delim && k + j < end && s[k + j] == s[p + j])
+            j++;
+        lx->work += j;
+        if (j == delim) {
+            *found = true;
+            return k + delim;
+        }
+        q = k + 1;
+    }
+    *found = false;
+    return end;
+}
+
 /* R16/R18: `$` at a token start: a parameter, a dollar quote, or a stray `$` (lexed as a
  * parameter so that it numbers like one and the output stays idempotent). */
 static void lex_dollar(NormLexer *lx, size_t p, NormToken *t)
@@ -961,26 +999,31 @@ static void lex_dollar(NormLexer *lx, size_t p, NormToken *t)
         for (q++; q < end && (norm_cls[s[q]] & C_TAG); q++)
             ;
     if (q < end && s[q] == '$') {
-        size_t delim = q + 1 - p;
-        q++;
-        const unsigned char *close = q < end ? memmem(s + q, end - q, s + p, delim) : NULL;
-        if (close == NULL) {
+        bool found;
+        q = lex_dollar_close(lx, p, q + 1 - p, q + 1, &found);
+        if (!found)
             lx->incomplete = true;
-            q = end;
-        } else {
-            q = (size_t)(close - s) + delim;
-        }
         t->kind = TK_DOLLAR;
         t->len = q - p;
         return;
     }
+    lx->work += q - p - 1; /* a tag not closed by `$`: its bytes are lexed again as a word */
     t->kind = TK_PARAM;
     t->len = 1;
 }
 
-/* R19/R23: an operator run starting at p. */
-static size_t lex_operator(const NormLexer *lx, size_t p)
+/* R19/R23: an operator run starting at p.
+ *
+ * A run with no special byte loses its trailing `+`/`-` (R19), and they are lexed again as
+ * tokens of their own: `1+-+-` is `1` `+` `-` `+` `-`. Each of those would scan the rest of the
+ * run again to learn the same thing, O(run^2) in all. Instead the lexer remembers where the
+ * trimmed bytes end (op_tail_end): a token starting among them is one byte, since the rest of
+ * the run from there holds only `+`/`-` (no comment start: the scan would have stopped at
+ * it), ends at the same place, and so is trimmed down to its first byte again. */
+static size_t lex_operator(NormLexer *lx, size_t p)
 {
+    if (p < lx->op_tail_end)
+        return 1;
     const unsigned char *s = lx->src;
     size_t end = lx->end, q = p;
     bool special = false;
@@ -1001,14 +1044,17 @@ static size_t lex_operator(const NormLexer *lx, size_t p)
                          (o[0] == '<' && o[1] == '>'))))
             return ol;
     }
-    if (len > 1 && !special)
+    if (len > 1 && !special) {
         while (len > 1 && (s[p + len - 1] == '+' || s[p + len - 1] == '-'))
             len--;
+        lx->op_tail_end = q;
+        lx->work += 2 * (q - p - len); /* the trimmed bytes: looked at twice more */
+    }
     return len;
 }
 
 /* R23: %s or %(name)s at p, in operand position. Returns its length, 0 when not one. */
-static size_t lex_percent_marker(const NormLexer *lx, size_t p)
+static size_t lex_percent_marker(NormLexer *lx, size_t p)
 {
     const unsigned char *s = lx->src;
     size_t end = lx->end;
@@ -1020,8 +1066,10 @@ static size_t lex_percent_marker(const NormLexer *lx, size_t p)
     } else if (s[p + 1] == '(') {
         for (q = p + 2; q < end && (norm_cls[s[q]] & C_TAG); q++)
             ;
-        if (q == p + 2 || q + 1 >= end || s[q] != ')' || s[q + 1] != 's')
+        if (q == p + 2 || q + 1 >= end || s[q] != ')' || s[q + 1] != 's') {
+            lx->work += q - p; /* not a marker: lexed again as `%` `(` name */
             return 0;
+        }
         q += 2;
     } else {
         return 0;
@@ -1504,11 +1552,14 @@ static void list_elem_end(Norm *nm, NormList *l, bool ok)
     size_t flen = l->first_end - l->first_start;
     bool space = l->elem_start < end && out[l->elem_start] == ' ';
     size_t text = l->elem_start + space;
-    if (ok && end - text == flen && memcmp(out + text, out + l->first_start, flen) == 0) {
-        if (l->collapsed++ == 0)
-            l->sep_space = space;
-        norm_truncate(nm, l->first_end);
-        return;
+    if (ok && end - text == flen) {
+        nm->lx.work += flen; /* an element equal to the first is cut: compared once */
+        if (memcmp(out + text, out + l->first_start, flen) == 0) {
+            if (l->collapsed++ == 0)
+                l->sep_space = space;
+            norm_truncate(nm, l->first_end);
+            return;
+        }
     }
     l->mode = LIST_EXPANDED;
     if (l->collapsed == 0)
@@ -1516,6 +1567,7 @@ static void list_elem_end(Norm *nm, NormList *l, bool ok)
     nm->ph_exact = false; /* copies of the first element add placeholders in the middle */
     size_t unit = 1 + l->sep_space + flen;
     size_t shift = l->collapsed * unit;
+    nm->lx.work += end - l->first_end + shift; /* once per list: the cut copies put back */
     memmove(out + l->first_end + shift, out + l->first_end, end - l->first_end);
     char *w = out + l->first_end;
     for (size_t i = 0; i < l->collapsed; i++) {
@@ -2164,6 +2216,7 @@ void sqlnorm_cursor_init(SqlnormCursor *cursor, const char *sql, size_t len,
     cursor->len = sql != NULL ? len : 0;
     cursor->pos = 0;
     cursor->options.scs_off = options != NULL && options->scs_off;
+    cursor->work = 0;
 }
 
 static void norm_init(Norm *nm, const SqlnormCursor *cursor, size_t end, char *out, SqlTags *tags)
@@ -2205,6 +2258,7 @@ bool sqlnorm_next(SqlnormCursor *cursor, char *out, size_t out_cap, SqlnormState
     size_t reserve = norm_number_reserve(limit);
     bool capped = limit < remaining;
 
+    size_t start = cursor->pos;
     Norm nm;
     norm_init(&nm, cursor, cursor->pos + limit, out + reserve, tags);
     NormToken t;
@@ -2212,6 +2266,7 @@ bool sqlnorm_next(SqlnormCursor *cursor, char *out, size_t out_cap, SqlnormState
         norm_take(&nm, &t, true);
     while (t.kind == TK_SEMI);
     if (t.kind == TK_EOF) {
+        cursor->work += (nm.lx.pos - start) + nm.lx.work;
         cursor->pos = cursor->len;
         return false;
     }
@@ -2247,6 +2302,11 @@ bool sqlnorm_next(SqlnormCursor *cursor, char *out, size_t out_cap, SqlnormState
     size_t n = nm.ph_exact ? norm_renumber_at(out, out + reserve, nm.len, nm.ph_pos, nm.ph_count)
                            : norm_renumber(out, out + reserve, nm.len);
     out[n] = '\0';
+    /* Work: every byte the lexer moved over (the token after a `;` is lexed again by the next
+     * call, and counted again), what it looked at besides, and the text numbered and hashed. */
+    size_t work = (nm.lx.pos - start) + nm.lx.work + nm.len + n;
+    stmt->work = work;
+    cursor->work += work;
     stmt->normalized = out;
     stmt->normalized_len = n;
     stmt->fingerprint = XXH3_64bits_withSeed(out, n, SQLNORM_SEED);
@@ -2257,7 +2317,7 @@ bool sqlnorm_next(SqlnormCursor *cursor, char *out, size_t out_cap, SqlnormState
     return true;
 }
 
-void sqlnorm_scan_tags(const char *sql, size_t len, const SqlnormOptions *options, SqlTags *tags)
+size_t sqlnorm_scan_tags(const char *sql, size_t len, const SqlnormOptions *options, SqlTags *tags)
 {
     NormLexer lx;
     NormToken t;
@@ -2265,6 +2325,7 @@ void sqlnorm_scan_tags(const char *sql, size_t len, const SqlnormOptions *option
     do
         lex_token(&lx, &t, true);
     while (t.kind != TK_EOF);
+    return lx.pos + lx.work;
 }
 
 void sqlnorm_hex64(uint64_t value, char out[17])

@@ -31,6 +31,7 @@ typedef struct SqlnormStatement {
     size_t src_offset;    /* this statement's span in the input (R37): first token start */
     size_t src_len;       /* ... to last token end (comments and `;` around it excluded) */
     bool incomplete;      /* R40; also set when the statement was cut to fit out_cap */
+    size_t work;          /* the cost of this call, see "Work" below */
 } SqlnormStatement;
 
 /* Iterates over the statements of one SQL string (R37). */
@@ -39,6 +40,7 @@ typedef struct SqlnormCursor {
     size_t len;
     size_t pos;
     SqlnormOptions options;
+    size_t work; /* the sum of the calls' work on this cursor */
 } SqlnormCursor;
 
 /* Bytes of output buffer that always suffice for an input of `input_len` bytes (R38):
@@ -69,9 +71,27 @@ void sqlnorm_cursor_init(SqlnormCursor *cursor, const char *sql, size_t len,
 bool sqlnorm_next(SqlnormCursor *cursor, char *out, size_t out_cap, SqlnormStatement *stmt,
                   SqlTags *tags);
 
+/* Work. Every call counts what it costs, without a clock: each input byte the lexer moves
+ * over once (a token after a `;` is lexed again by the next call and counted again), plus
+ * every byte it looks at besides (look-ahead that does not become part of the token, the
+ * trimmed tail of an operator run, the comparisons of a dollar-quote closer, the tag parser's
+ * SqlTags.work), plus the bytes compared or put back when lists collapse and re-expand, plus
+ * the text numbered and hashed. Always on: a few additions per statement and per rare token.
+ *
+ * It is linear in the input. tests/unit/test_sqlnorm.c measures adversarial shapes (operator
+ * runs, nesting, long literals, comments, lists, tags) from 1 KiB to 1 MiB: at most 16 per
+ * byte, tag lists 28 on a 1 KiB comment (each key is compared with up to 31 held ones). One
+ * term grows with the logarithm of the input, up to a fixed cap: VALUES lists nested in
+ * VALUES rows compare their rows at every level (11 per byte at 608 KiB, a balanced tree;
+ * the levels are capped by the bracket depth that keeps context).
+ *
+ * SQLNORM_WORK_MAX is the slow-input line the fuzzers draw for every input they try: far above
+ * any of those shapes, far below what a quadratic path costs beyond a few hundred bytes. */
+#define SQLNORM_WORK_MAX(len) ((size_t)(len)*128 + 4096)
+
 /* Collects every tag comment of `sql` into `tags` (appending) without normalizing: the
- * lexer alone, so comments inside literals are not mistaken for tags. */
-void sqlnorm_scan_tags(const char *sql, size_t len, const SqlnormOptions *options, SqlTags *tags);
+ * lexer alone, so comments inside literals are not mistaken for tags. Returns its work. */
+size_t sqlnorm_scan_tags(const char *sql, size_t len, const SqlnormOptions *options, SqlTags *tags);
 
 /* Formats a 64-bit hash as 16 lowercase hex digits plus NUL. */
 void sqlnorm_hex64(uint64_t value, char out[17]);

@@ -83,11 +83,17 @@ static size_t tags_decode(char *dst, const char *src, size_t len, bool unescape_
     return o;
 }
 
-static const SqlTag *tags_find_mem(const SqlTags *tags, const char *key, size_t key_len)
+/* `work` (may be NULL) counts the key bytes compared. */
+static const SqlTag *tags_find_mem(const SqlTags *tags, const char *key, size_t key_len,
+                                   size_t *work)
 {
     for (size_t i = 0; i < tags->count; i++) {
         const SqlTag *t = &tags->tags[i];
-        if (t->key_len == key_len && memcmp(t->key, key, key_len) == 0)
+        if (t->key_len != key_len)
+            continue;
+        if (work != NULL)
+            *work += key_len;
+        if (memcmp(t->key, key, key_len) == 0)
             return t;
     }
     return NULL;
@@ -106,10 +112,12 @@ static void tags_append(SqlTags *tags, const char *key, size_t key_len, const ch
     }
     char *k = tags->storage + tags->storage_used;
     size_t kl = tags_decode(k, key, key_len, false, url);
-    if (kl == 0 || tags_find_mem(tags, k, kl) != NULL)
+    tags->work += 3 * key_len; /* two look-ups and a copy */
+    if (kl == 0 || tags_find_mem(tags, k, kl, &tags->work) != NULL)
         return; /* storage not committed: the bytes are simply reused */
     char *v = k + kl;
     size_t vl = tags_decode(v, value, value_len, quoted, url);
+    tags->work += 3 * value_len;
     SqlTag *t = &tags->tags[tags->count++];
     t->key = k;
     t->key_len = kl;
@@ -123,11 +131,13 @@ void sqltags_init(SqlTags *tags)
     tags->count = 0;
     tags->storage_used = 0;
     tags->overflow = false;
+    tags->work = 0;
 }
 
 bool sqltags_parse_comment(const char *body, size_t len, SqlTags *tags)
 {
     const char *p = body, *end = body + len;
+    tags->work += len; /* the scan: every byte once (the trims and the pair loop share them) */
     while (p < end && tags_is_space((unsigned char)*p))
         p++;
     while (end > p && tags_is_space((unsigned char)end[-1]))
@@ -165,6 +175,7 @@ bool sqltags_parse_comment(const char *body, size_t len, SqlTags *tags)
             else
                 while (p < end && *p != '\'')
                     p += *p == '\\' && p + 1 < end ? 2 : 1;
+            tags->work += 2 * (size_t)(p - value); /* the backslash look-up, the escape loop */
             if (p == end)
                 goto not_tags;
             value_len = (size_t)(p - value);
@@ -181,6 +192,7 @@ bool sqltags_parse_comment(const char *body, size_t len, SqlTags *tags)
             while (vend > value && tags_is_space((unsigned char)vend[-1]))
                 vend--;
             value_len = (size_t)(vend - value);
+            tags->work += (size_t)(p - vend); /* trailing spaces, looked at twice */
         }
         tags_append(tags, key, key_len, value, value_len, quoted, sep);
         if (p == end)
@@ -197,7 +209,7 @@ not_tags:
 
 const SqlTag *sqltags_find(const SqlTags *tags, const char *key)
 {
-    return tags_find_mem(tags, key, strlen(key));
+    return tags_find_mem(tags, key, strlen(key), NULL);
 }
 
 static bool tags_all_hex(const char *s, size_t n)

@@ -28,7 +28,16 @@ typedef struct SqlTags {
     char storage[SQLTAGS_STORAGE];
     size_t storage_used;
     bool overflow;
+    size_t work; /* bytes examined by sqltags_parse_comment on this list since sqltags_init:
+                    each body byte once, plus the bytes each pair decodes and compares
+                    against the keys already held. A deterministic cost measure (no clock):
+                    at most SQLTAGS_WORK_MAX(len) per comment, so linear in the input. */
 } SqlTags;
+
+/* Upper bound of the work one sqltags_parse_comment call adds for a body of `len` bytes, per
+ * byte: the scan (1), a quoted value's escape look-ups (2), decoding into storage (3), and a
+ * key compared with at most SQLTAGS_MAX - 1 held keys of its length. */
+#define SQLTAGS_WORK_MAX(len) ((size_t)(len) * (SQLTAGS_MAX + 5) + 64)
 
 void sqltags_init(SqlTags *tags);
 

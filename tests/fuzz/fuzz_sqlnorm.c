@@ -7,7 +7,10 @@
  *   - idempotence (R3): N(N) is exactly one statement equal to N, with the same F;
  *   - a too-small buffer (bounded-prefix mode) is respected;
  *   - both string modes (standard_conforming_strings on and off);
- *   - sqltags: the input taken as a comment body keeps the SqlTags bounds. */
+ *   - sqltags: the input taken as a comment body keeps the SqlTags bounds;
+ *   - slow inputs: every call's work counter stays within SQLNORM_WORK_MAX (SQLTAGS_WORK_MAX
+ *     for the tag parser) of the input's length, so a superlinear path is caught on the
+ *     first input that exercises it, without a clock (libFuzzer's -timeout is the backstop). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +56,7 @@ static void fuzz_check_idempotent(const SqlnormStatement *st)
     SqlnormStatement again;
     sqlnorm_cursor_init(&cur, copy, n, NULL);
     bool got = sqlnorm_next(&cur, out, cap, &again, NULL);
+    FUZZ_REQUIRE(cur.work <= SQLNORM_WORK_MAX(n), "slow input: N(N) work per byte");
     FUZZ_REQUIRE(got || n == 0, "N(N) has a statement");
     if (got) {
         if (again.normalized_len != n || memcmp(again.normalized, copy, n) != 0) {
@@ -93,6 +97,10 @@ static void fuzz_normalize(const char *sql, size_t size, bool scs_off, size_t ca
             fuzz_check_idempotent(&st);
     }
     FUZZ_REQUIRE(cur.pos == size, "cursor reaches the end");
+    if (cur.work > SQLNORM_WORK_MAX(size)) {
+        fprintf(stderr, "work %zu for %zu bytes\n", cur.work, size);
+        FUZZ_REQUIRE(false, "slow input: work per byte");
+    }
     fuzz_check_tags(&tags);
     free(out);
 }
@@ -107,9 +115,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     SqlTags tags;
     sqltags_init(&tags);
     sqltags_parse_comment(sql, size, &tags);
+    FUZZ_REQUIRE(tags.work <= SQLTAGS_WORK_MAX(size), "slow input: tag work per byte");
     fuzz_check_tags(&tags);
     sqltags_init(&tags);
-    sqlnorm_scan_tags(sql, size, NULL, &tags);
+    FUZZ_REQUIRE(sqlnorm_scan_tags(sql, size, NULL, &tags) <= SQLNORM_WORK_MAX(size),
+                 "slow input: tag scan work per byte");
     fuzz_check_tags(&tags);
     return 0;
 }

@@ -28,7 +28,77 @@ def tearDownModule():
 # Defect 1: Quadratic normalizer on the loop, and nothing normalized before authentication
 # ----------------------------------------------------------------------------------------------
 
-# (tests for defect 1 go here)
+# The normalizer's side: a run of +/- operators costs linear work (tests/unit/test_sqlnorm.c
+# bounds it per byte; here the real binary and proxy). Before the fix, the cost grew with the
+# square of the run: 64 KiB took 6 s in `pgtally fingerprint`, 1 MiB would take half an hour,
+# and the proxy's loop, every other client with it, stalled for a quarter of an hour.
+
+class NormalizerOperatorRunTest(h.ProxyTestCase):
+    """Defect 1: a 1 MiB `SELECT 1+-+-...` is normalized (CLI and proxy) while the proxy
+    keeps serving another client."""
+
+    # 1 MiB: far beyond what the quadratic code got through within the timeouts below on any
+    # machine (with 256 KiB, an idle machine slipped under them), and milliseconds now.
+    PAIRS = 512 * 1024
+    RUN = "SELECT 1" + "+-" * PAIRS  # 1 MiB of operators
+    RUN_NORMALIZED = "select $1 " + " ".join("+-" * PAIRS)
+    # The same run where PostgreSQL's parser stops at once (`1 1` is a syntax error, and its
+    # lexer is never asked for the run): the server answers in milliseconds, the proxy still
+    # records and normalizes all of it. (PostgreSQL's own lexer is slow on RUN: at 256 KiB it
+    # took 27 s to refuse it.)
+    EARLY_ERROR = "SELECT 1 1" + "+-" * PAIRS
+    EARLY_ERROR_NORMALIZED = "select $1 $2 " + " ".join("+-" * PAIRS)
+
+    # the whole statement is kept and normalized, not the default 64 KiB prefix
+    proxy_kwargs = {"extra_args": ["--max-sql-bytes", str(4 * 1024 * 1024)]}
+
+    @staticmethod
+    def fingerprint_cli(sql):
+        """The one JSON object `pgtally fingerprint` prints for sql (one statement)."""
+        import json
+        # timeout: a hang guard only; linear work takes a fraction of a second
+        r = subprocess.run([os.environ["PGTALLY_BIN"], "fingerprint"],
+                           input=(sql + "\n").encode(), capture_output=True, timeout=120)
+        if r.returncode != 0:
+            raise AssertionError("pgtally fingerprint failed (%d): %r" % (r.returncode, r.stderr))
+        lines = r.stdout.decode().splitlines()
+        if len(lines) != 1:
+            raise AssertionError("expected one statement, got %d lines" % len(lines))
+        return json.loads(lines[0])
+
+    def test_fingerprint_cli_normalizes_a_1m_operator_run(self):
+        obj = self.fingerprint_cli(self.RUN)
+        self.assertEqual(obj["normalized"], self.RUN_NORMALIZED)
+        self.assertFalse(obj["incomplete"])
+
+    def test_operator_run_relayed_and_recorded_while_a_bystander_is_served(self):
+        # A generous socket timeout, only so that a stalled proxy ends the test: before the
+        # fix the loop was busy for many minutes and these reads gave up; now, milliseconds.
+        bystander = self.raw_client(timeout=60)
+        culprit = self.raw_client(timeout=60)
+        culprit.send(pgraw.query(self.EARLY_ERROR))
+        before = bystander.simple("SELECT 'bystander during'")
+        answer = culprit.read_until()
+        after = bystander.simple("SELECT 'bystander after'")
+        for msgs, text in ((before, "bystander during"), (after, "bystander after")):
+            rows = [pgraw.datarow_values(body) for t, body in msgs if t == b"D"]
+            self.assertEqual(rows, [[text]], "the bystander was answered")
+        # PostgreSQL's syntax error, relayed as is.
+        self.assertEqual([t for t, _ in answer], [b"E", b"Z"])
+        self.assertEqual(pgraw.error_fields(answer[0][1])["C"], "42601")
+
+        events = self.stop_proxy()
+        cli = self.fingerprint_cli(self.EARLY_ERROR)
+        self.assertEqual(cli["normalized"], self.EARLY_ERROR_NORMALIZED)
+        runs = self.events_with_sql(events, "SELECT 1 1+-+-")
+        self.assertEqual(len(runs), 1, "the culprit's statement is recorded once")
+        ev = runs[0]
+        self.assertEqual(ev["sql"], self.EARLY_ERROR)
+        self.assertFalse(ev["sql_truncated"])
+        self.assertEqual(ev["sqlstate"], "42601")
+        self.assertEqual(ev["normalized"], self.EARLY_ERROR_NORMALIZED)
+        self.assertEqual(ev["fingerprint"], cli["fingerprint"])
+        self.assertEqual(len(self.events_with_sql(events, "bystander")), 2)
 
 # proxy side
 

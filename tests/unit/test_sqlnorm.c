@@ -824,6 +824,214 @@ TEST(idempotence_on_tricky_outputs)
     }
 }
 
+/* ---- linear work on adversarial inputs ----
+ *
+ * The work counter (SqlnormStatement.work, SqlnormCursor.work) counts the bytes the normalizer
+ * examines: each consumed once, plus every look-ahead, re-read, list comparison and the
+ * numbered text. It is deterministic, so linearity is checked without a clock: for each shape
+ * below, at sizes from 1 KiB to 1 MiB (256 KiB unoptimized), work <= LINEAR_K * len and doubling
+ * the input at most ~doubles the work (the per-byte work grows by at most LINEAR_GROWTH per
+ * doubling). */
+
+#define LINEAR_K 16 /* work per input byte, every shape, every size */
+/* ... except tag lists: each key is compared with up to SQLTAGS_MAX - 1 held ones */
+#define LINEAR_K_TAGS (SQLTAGS_MAX + 8)
+#define LINEAR_GROWTH 1.125 /* per-byte work at 2n over per-byte work at n */
+#define LINEAR_MIN (1u << 10)
+#ifdef __OPTIMIZE__
+#define LINEAR_MAX (1u << 20)
+#else
+#define LINEAR_MAX (1u << 18) /* -O0 sanitizer builds: the same shapes, a quarter of the time */
+#endif
+
+typedef struct Shape {
+    const char *name;
+    const char *prefix, *open, *middle, *close, *suffix; /* prefix open^k middle close^k suffix */
+    size_t (*gen)(char *buf, size_t n);                  /* or a generator for custom shapes */
+    size_t k;                                            /* the bound if not LINEAR_K */
+} Shape;
+
+static size_t put(char *buf, size_t at, const char *s)
+{
+    size_t l = strlen(s);
+    memcpy(buf + at, s, l);
+    return at + l;
+}
+
+/* IN list of distinct numbers, 10k elements at 64 KiB. */
+static size_t gen_in_list(char *buf, size_t n)
+{
+    size_t at = put(buf, 0, "SELECT * FROM t WHERE id IN (");
+    for (unsigned i = 1; at + 24 < n; i++)
+        at += (size_t)sprintf(buf + at, "%u, ", i);
+    return put(buf, at, "0)");
+}
+
+/* IN list of equal elements, then one that differs: everything cut is put back at the end. */
+static size_t gen_in_list_reexpand(char *buf, size_t n)
+{
+    size_t at = put(buf, 0, "SELECT * FROM t WHERE id IN (");
+    while (at + 24 < n)
+        at = put(buf, at, "'abcdef'::uuid, ");
+    return put(buf, at, "'abcdef'::uuid || x)");
+}
+
+/* Near-miss dollar quote closers: `$` + a tag one byte short, many times. */
+static size_t gen_dollar_near_miss(char *buf, size_t n)
+{
+    char tag[202];
+    memset(tag, 'a', sizeof(tag));
+    tag[0] = tag[sizeof(tag) - 1] = '$';
+    size_t at = put(buf, 0, "SELECT ");
+    memcpy(buf + at, tag, sizeof(tag));
+    at += sizeof(tag);
+    while (at + 2 * sizeof(tag) + 8 < n) {
+        memcpy(buf + at, tag, sizeof(tag) - 1); /* `$aaa...a` then `b`: no match at the end */
+        at += sizeof(tag) - 1;
+        buf[at++] = 'b';
+    }
+    memcpy(buf + at, tag, sizeof(tag));
+    return at + sizeof(tag);
+}
+
+/* As many tags as fit, key lengths equal, so each new key is compared with every held one. */
+static size_t gen_many_tags(char *buf, size_t n)
+{
+    size_t at = put(buf, 0, "SELECT 1 /*");
+    for (unsigned i = 0; at + 64 < n; i++)
+        at += (size_t)sprintf(buf + at, "key_%06u_abcdefghijklmnopqrstuvwxyz='v',", i % 40);
+    return put(buf, at, "k='v'*/");
+}
+
+/* VALUES rows nested in VALUES rows, two equal-length rows per list that differ only at their
+ * end: each list compares its rows once, and each level holds the levels below. */
+static size_t gen_values_tree_rows(char *buf, size_t at, unsigned depth, bool b)
+{
+    if (depth == 0)
+        return put(buf, at, b ? "(1, b)" : "(1, a)");
+    at = put(buf, at, "((values ");
+    at = gen_values_tree_rows(buf, at, depth - 1, b);
+    at = put(buf, at, ", ");
+    at = gen_values_tree_rows(buf, at, depth - 1, !b);
+    return put(buf, at, "))");
+}
+
+static size_t gen_values_tree(char *buf, size_t n)
+{
+    unsigned depth = 0;
+    size_t rows = 6; /* bytes of one row of `depth` levels: 6, then 2 * rows + 13 */
+    while (2 * (2 * rows + 13) + 32 <= n) {
+        rows = 2 * rows + 13;
+        depth++;
+    }
+    size_t at = put(buf, 0, "SELECT * FROM (VALUES ");
+    at = gen_values_tree_rows(buf, at, depth, false);
+    at = put(buf, at, ", ");
+    at = gen_values_tree_rows(buf, at, depth, true);
+    return put(buf, at, ") v");
+}
+
+static const Shape shapes[] = {
+    {"operator run", "SELECT 1", "+-", "", "", "", NULL, 0},
+    {"operator run after *", "SELECT a *", "-+", "", "", " 1", NULL, 0},
+    {"operator run ending special", "SELECT 1", "+-", "~", "", " 2", NULL, 0},
+    {"operators and comments", "SELECT 1", "+-/**/", "", "", "", NULL, 0},
+    {"nested parentheses", "SELECT ", "(", "1", ")", "", NULL, 0},
+    {"unclosed parentheses", "SELECT ", "(", "1", "", "", NULL, 0},
+    {"nested brackets", "SELECT ARRAY", "[", "1", "]", "", NULL, 0},
+    {"long string", "SELECT '", "a", "", "", "'", NULL, 0},
+    {"doubled quotes", "SELECT '", "''", "", "", "'", NULL, 0},
+    {"escape string backslashes", "SELECT E'", "\\\\\\'", "", "", "'", NULL, 0},
+    {"string continuations", "SELECT 'a'", "\n'a'", "", "", "", NULL, 0},
+    {"strings then spaces", "SELECT 'a'", "          'a'", "", "", "", NULL, 0},
+    {"strings then comment lines", "SELECT ", "'a' -- c\n", "", "", "1", NULL, 0},
+    {"unterminated string", "SELECT '", "a", "", "", "", NULL, 0},
+    {"dollar quote", "SELECT $tag$", "x", "", "", "$tag$", NULL, 0},
+    {"dollar quote near misses", NULL, NULL, NULL, NULL, NULL, gen_dollar_near_miss, 0},
+    {"stray dollar tags", "SELECT ", "$abcdefgh ", "", "", "", NULL, 0},
+    {"unterminated dollar quote", "SELECT $a$", "$a", "", "", "", NULL, 0},
+    {"nested block comments", "SELECT ", "/*", "", "*/", " 1", NULL, 0},
+    {"unterminated nested comment", "SELECT 1 ", "/*", "", "", "", NULL, 0},
+    {"line comments", "SELECT 1 ", "--\n", "", "", "", NULL, 0},
+    {"IN list, distinct elements", NULL, NULL, NULL, NULL, NULL, gen_in_list, 0},
+    {"IN list re-expanded", NULL, NULL, NULL, NULL, NULL, gen_in_list_reexpand, 0},
+    {"IN lists nested", "SELECT 1 ", "IN (1, ", "1", ")", "", NULL, 0},
+    {"VALUES rows", "INSERT INTO t VALUES ", "(1, 'a'), ", "(2, 'b')", "", "", NULL, 0},
+    {"VALUES rows nested in rows", NULL, NULL, NULL, NULL, NULL, gen_values_tree, 0},
+    {"long identifier", "SELECT ", "a", "", "", " FROM t", NULL, 0},
+    {"long quoted identifier", "SELECT \"", "\"\"", "", "", "\"", NULL, 0},
+    {"long number", "SELECT ", "1", "", "", "", NULL, 0},
+    {"number exponents", "SELECT 1", "e+1", "", "", "", NULL, 0},
+    {"many placeholders", "SELECT ", "1,", "1", "", "", NULL, 0},
+    {"many statements", "", "SELECT 1;", "", "", "", NULL, 0},
+    {"percent marker misses", "SELECT ", "%(abcdefgh ", "", "", "", NULL, 0},
+    {"many tags", NULL, NULL, NULL, NULL, NULL, gen_many_tags, LINEAR_K_TAGS},
+    {"tag comments", "SELECT 1 ", "/*a='b'*/", "", "", "", NULL, 0},
+};
+
+static size_t shape_build(const Shape *sh, char *buf, size_t n)
+{
+    if (sh->gen != NULL)
+        return sh->gen(buf, n);
+    size_t fixed = strlen(sh->prefix) + strlen(sh->middle) + strlen(sh->suffix);
+    size_t unit = strlen(sh->open) + strlen(sh->close);
+    size_t k = n > fixed ? (n - fixed) / unit : 0;
+    size_t at = put(buf, 0, sh->prefix);
+    for (size_t i = 0; i < k; i++)
+        at = put(buf, at, sh->open);
+    at = put(buf, at, sh->middle);
+    for (size_t i = 0; i < k; i++)
+        at = put(buf, at, sh->close);
+    return put(buf, at, sh->suffix);
+}
+
+/* The work of every call the proxy and the CLI make on one string: all statements with tags,
+ * and the tag scan alone. */
+static size_t shape_work(const char *sql, size_t len, char *out, size_t cap)
+{
+    SqlnormCursor cur;
+    SqlnormStatement st;
+    SqlTags tags;
+    sqltags_init(&tags);
+    sqlnorm_cursor_init(&cur, sql, len, NULL);
+    while (sqlnorm_next(&cur, out, cap, &st, &tags))
+        ;
+    sqltags_init(&tags);
+    return cur.work + sqlnorm_scan_tags(sql, len, NULL, &tags);
+}
+
+TEST(work_is_linear_on_adversarial_inputs)
+{
+    char *buf = malloc(LINEAR_MAX + 4096);
+    size_t cap = sqlnorm_output_bound(LINEAR_MAX + 4096);
+    char *out = malloc(cap);
+    bool verbose = getenv("SQLNORM_WORK_VERBOSE") != NULL;
+    for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+        const Shape *sh = &shapes[i];
+        double prev = 0;
+        for (size_t n = LINEAR_MIN; n <= LINEAR_MAX; n *= 2) {
+            size_t len = shape_build(sh, buf, n);
+            size_t work = shape_work(buf, len, out, cap);
+            double per_byte = (double)work / (double)len;
+            if (verbose)
+                printf("  %-30s %8zu bytes  work %10zu  %6.2f/byte\n", sh->name, len, work,
+                       per_byte);
+            size_t k = sh->k ? sh->k : LINEAR_K;
+            bool ok = work <= k * len && (prev == 0 || per_byte <= prev * LINEAR_GROWTH);
+            if (!ok) {
+                printf("  %s: %zu bytes cost %zu (%.1f per byte; %.1f at half the size)\n",
+                       sh->name, len, work, per_byte, prev);
+                CHECK(work <= k * len);
+                CHECK(prev == 0 || per_byte <= prev * LINEAR_GROWTH);
+                break; /* a superlinear shape only gets slower: the next size proves nothing */
+            }
+            prev = per_byte;
+        }
+    }
+    free(out);
+    free(buf);
+}
+
 int main(void)
 {
     RUN(spec_01_doubled_quote);
@@ -956,6 +1164,7 @@ int main(void)
     RUN(r38_bound_is_monotonic_and_linear);
     RUN(r40_truncated_inputs_keep_earlier_text);
     RUN(idempotence_on_tricky_outputs);
+    RUN(work_is_linear_on_adversarial_inputs);
     printf("spec examples: %d/62 passed\n", spec_passed);
     return TESTLIB_FINISH();
 }

@@ -191,6 +191,42 @@ TEST(find_is_exact)
     CHECK(sqltags_find(&g_tags, "rout") == NULL);
 }
 
+/* Work per byte (SqlTags.work, a count of bytes examined) stays within SQLTAGS_WORK_MAX on
+ * the costliest shape: SQLTAGS_MAX - 1 held keys of one length, then pair after pair whose
+ * key has that length too, so each is compared with every held key; and on long values with
+ * escapes. Checked from 1 KiB to 1 MiB, and that doubling the body at most ~doubles the work. */
+static size_t tags_shape(char *buf, size_t n, int shape)
+{
+    size_t at = 0;
+    for (unsigned i = 0; at + 64 < n; i++) {
+        if (shape == 0) /* 31 distinct keys, then the last one again and again */
+            at += (size_t)sprintf(buf + at, "key_%04u_abcdefghijklmnop='v',",
+                                  i < SQLTAGS_MAX - 1 ? i : SQLTAGS_MAX - 2);
+        else /* one long escaped value */
+            at += (size_t)sprintf(buf + at, "%s", i == 0 ? "k='" : "a\\'%%20\\\\ ");
+    }
+    at += (size_t)sprintf(buf + at, shape == 0 ? "last='v'" : "'");
+    return at;
+}
+
+TEST(work_is_linear)
+{
+    static char buf[(1 << 20) + 128];
+    for (int shape = 0; shape < 2; shape++) {
+        double prev = 0;
+        for (size_t n = 1024; n <= (1 << 20); n *= 2) {
+            size_t len = tags_shape(buf, n, shape);
+            sqltags_init(&g_tags);
+            CHECK(sqltags_parse_comment(buf, len, &g_tags));
+            double per_byte = (double)g_tags.work / (double)len;
+            CHECK(g_tags.work <= SQLTAGS_WORK_MAX(len));
+            /* (below 8 KiB the first 31 keys, which cost less, are a good part of the body) */
+            CHECK(n < 8192 || per_byte <= prev * 1.125);
+            prev = per_byte;
+        }
+    }
+}
+
 int main(void)
 {
     RUN(r39_sqlcommenter_url_decoded);
@@ -210,5 +246,6 @@ int main(void)
     RUN(bounds_max_tags_overflow);
     RUN(bounds_storage_overflow_keeps_earlier);
     RUN(find_is_exact);
+    RUN(work_is_linear);
     return TESTLIB_FINISH();
 }

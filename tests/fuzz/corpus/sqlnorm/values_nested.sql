@@ -1,0 +1,1 @@
+SELECT * FROM (VALUES ((values ((values (1, a), (1, b))), ((values (1, b), (1, a))))), ((values ((values (1, b), (1, a))), ((values (1, a), (1, b)))))) v
