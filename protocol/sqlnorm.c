@@ -1,4 +1,4 @@
-/* protocol/sqlnorm — the SQL normalizer (spec: shared NORMALIZATION.md v1, rules cited R<n>).
+/* protocol/sqlnorm — the SQL normalizer (spec v1: docs/normalization-spec.md, rules cited R<n>).
  *
  * Owns: lexing SQL text (one forward pass, table-driven character classes, no allocation)
  * and emitting per statement the normalized text N, its fingerprint F, the literal-values
@@ -169,10 +169,11 @@ static const uint8_t norm_start[256] = {
 #define NL_ID4(c) (c), (c) + 1, (c) + 2, (c) + 3
 #define NL_ID16(c) NL_ID4(c), NL_ID4((c) + 4), NL_ID4((c) + 8), NL_ID4((c) + 12)
 static const unsigned char norm_lower_tab[256] = {
-    NL_ID16(0x00), NL_ID16(0x10), NL_ID16(0x20), NL_ID16(0x30),
-    0x40,          NL_ID16('a'),  NL_ID4('q'),   NL_ID4('u'),   'y', 'z', 0x5B, 0x5C, 0x5D, 0x5E, 0x5F,
-    NL_ID16(0x60), NL_ID16(0x70), NL_ID16(0x80), NL_ID16(0x90), NL_ID16(0xA0), NL_ID16(0xB0),
-    NL_ID16(0xC0), NL_ID16(0xD0), NL_ID16(0xE0), NL_ID16(0xF0),
+    NL_ID16(0x00), NL_ID16(0x10), NL_ID16(0x20), NL_ID16(0x30), 0x40,
+    NL_ID16('a'),  NL_ID4('q'),   NL_ID4('u'),   'y',           'z',
+    0x5B,          0x5C,          0x5D,          0x5E,          0x5F,
+    NL_ID16(0x60), NL_ID16(0x70), NL_ID16(0x80), NL_ID16(0x90), NL_ID16(0xA0),
+    NL_ID16(0xB0), NL_ID16(0xC0), NL_ID16(0xD0), NL_ID16(0xE0), NL_ID16(0xF0),
 };
 #undef NL_ID16
 #undef NL_ID4
@@ -1270,10 +1271,10 @@ enum {
 
 #define O_BIT(k) (1u << (k))
 /* R35: no space before these, none after those. */
-#define NORM_NO_SPACE_BEFORE                                                                      \
-    (O_BIT(O_COMMA) | O_BIT(O_RPAREN) | O_BIT(O_RBRACK) | O_BIT(O_SEMI) | O_BIT(O_DOT) |          \
+#define NORM_NO_SPACE_BEFORE                                                                       \
+    (O_BIT(O_COMMA) | O_BIT(O_RPAREN) | O_BIT(O_RBRACK) | O_BIT(O_SEMI) | O_BIT(O_DOT) |           \
      O_BIT(O_DCOLON) | O_BIT(O_LBRACK) | O_BIT(O_COLON))
-#define NORM_NO_SPACE_AFTER                                                                       \
+#define NORM_NO_SPACE_AFTER                                                                        \
     (O_BIT(O_LPAREN) | O_BIT(O_LBRACK) | O_BIT(O_DOT) | O_BIT(O_DCOLON) | O_BIT(O_COLON))
 #define NORM_COLONS (O_BIT(O_COLON) | O_BIT(O_DCOLON))
 
@@ -1334,7 +1335,7 @@ typedef struct Norm {
 
     unsigned depth;
     NormFrame *top; /* &frames[depth], or NULL beyond NORM_MAX_DEPTH: looked at per token */
-    int cur_list; /* frame index of the innermost open IN/ARRAY list, or -1 */
+    int cur_list;   /* frame index of the innermost open IN/ARRAY list, or -1 */
 
     /* Where the placeholders are in the unnumbered text, so numbering need not rescan it.
      * Cut elements drop their entries; re-expanded lists and very many placeholders fall back
@@ -1412,22 +1413,24 @@ enum {
     SP_IF_DIGIT,                    /* p is `.`: spaced if the token starts with a digit */
     SP_IF_APART,                    /* `(` after a word or name: spaced unless it touched it */
 };
-#define NORM_SP_RULE(k, p)                                                                        \
-    ((p) == O_NONE                                                 ? SP_NO                        \
-     : (O_BIT(k) & NORM_COLONS) && (O_BIT(p) & NORM_COLONS)        ? SP_YES                       \
-     : (p) == O_NUM && (k) == O_DOT                                ? SP_YES                       \
-     : (p) == O_DOT                                                ? SP_IF_DIGIT                  \
-     : NORM_NO_SPACE_BEFORE & O_BIT(k)                             ? SP_NO                        \
-     : (p) == O_COLON                                              ? SP_IF_WORD_AFTER_OPERAND_COLON \
-     : NORM_NO_SPACE_AFTER & O_BIT(p)                              ? SP_NO                        \
-     : (k) == O_LPAREN                                             ? SP_IF_APART                  \
-                                                                   : SP_YES)
-#define NORM_SP_ROW(k)                                                                            \
-    {NORM_SP_RULE(k, 0),  NORM_SP_RULE(k, 1),  NORM_SP_RULE(k, 2),  NORM_SP_RULE(k, 3),          \
-     NORM_SP_RULE(k, 4),  NORM_SP_RULE(k, 5),  NORM_SP_RULE(k, 6),  NORM_SP_RULE(k, 7),          \
-     NORM_SP_RULE(k, 8),  NORM_SP_RULE(k, 9),  NORM_SP_RULE(k, 10), NORM_SP_RULE(k, 11),         \
-     NORM_SP_RULE(k, 12), NORM_SP_RULE(k, 13), NORM_SP_RULE(k, 14), NORM_SP_RULE(k, 15),         \
-     NORM_SP_RULE(k, 16)}
+#define NORM_SP_RULE(k, p)                                                                         \
+    ((p) == O_NONE                                          ? SP_NO                                \
+     : (O_BIT(k) & NORM_COLONS) && (O_BIT(p) & NORM_COLONS) ? SP_YES                               \
+     : (p) == O_NUM && (k) == O_DOT                         ? SP_YES                               \
+     : (p) == O_DOT                                         ? SP_IF_DIGIT                          \
+     : NORM_NO_SPACE_BEFORE & O_BIT(k)                      ? SP_NO                                \
+     : (p) == O_COLON                                       ? SP_IF_WORD_AFTER_OPERAND_COLON       \
+     : NORM_NO_SPACE_AFTER & O_BIT(p)                       ? SP_NO                                \
+     : (k) == O_LPAREN                                      ? SP_IF_APART                          \
+                                                            : SP_YES)
+#define NORM_SP_ROW(k)                                                                             \
+    {                                                                                              \
+        NORM_SP_RULE(k, 0), NORM_SP_RULE(k, 1), NORM_SP_RULE(k, 2), NORM_SP_RULE(k, 3),            \
+            NORM_SP_RULE(k, 4), NORM_SP_RULE(k, 5), NORM_SP_RULE(k, 6), NORM_SP_RULE(k, 7),        \
+            NORM_SP_RULE(k, 8), NORM_SP_RULE(k, 9), NORM_SP_RULE(k, 10), NORM_SP_RULE(k, 11),      \
+            NORM_SP_RULE(k, 12), NORM_SP_RULE(k, 13), NORM_SP_RULE(k, 14), NORM_SP_RULE(k, 15),    \
+            NORM_SP_RULE(k, 16)                                                                    \
+    }
 _Static_assert(O_KINDS == 17, "NORM_SP_ROW lists every token kind");
 static const uint8_t norm_space_rule[O_KINDS][O_KINDS] = {
     NORM_SP_ROW(0),  NORM_SP_ROW(1),  NORM_SP_ROW(2),  NORM_SP_ROW(3),  NORM_SP_ROW(4),

@@ -1,4 +1,4 @@
-/* protocol/sqlnorm — the SQL normalizer (spec: shared NORMALIZATION.md v1, rules cited as R<n>).
+/* protocol/sqlnorm — the SQL normalizer (spec v1: docs/normalization-spec.md, rules cited as R<n>).
  *
  * Owns: turning SQL text into per-statement normalized text N, fingerprint F, values hash V,
  * the `incomplete` flag, and (through sqltags) the tags T found in comments. One forward pass,

@@ -1,4 +1,4 @@
-/* protocol/sqltags — request tags carried in SQL comments (NORMALIZATION.md rule 39).
+/* protocol/sqltags — request tags carried in SQL comments (docs/normalization-spec.md, R39).
  *
  * Owns: deciding whether a block comment's content is a tag list, decoding its pairs into a
  * caller-owned SqlTags, and reading a `traceparent` value. A comment is all-or-nothing: either
@@ -16,11 +16,21 @@ enum { SEP_EQUALS = '=', SEP_COLON = ':' };
  * every byte of it is classified. */
 enum { TC_SPACE = 1, TC_KEY = 2 };
 static const unsigned char tags_class[256] = {
-    [' '] = TC_SPACE, ['\t'] = TC_SPACE, ['\n'] = TC_SPACE, ['\r'] = TC_SPACE, ['\f'] = TC_SPACE,
+    [' '] = TC_SPACE,
+    ['\t'] = TC_SPACE,
+    ['\n'] = TC_SPACE,
+    ['\r'] = TC_SPACE,
+    ['\f'] = TC_SPACE,
     ['\v'] = TC_SPACE,
     /* Key bytes: what sqlcommenter and Rails emit, plus `%` so URL-encoded keys decode. */
-    ['a' ... 'z'] = TC_KEY, ['A' ... 'Z'] = TC_KEY, ['0' ... '9'] = TC_KEY, ['_'] = TC_KEY,
-    ['.'] = TC_KEY, ['-'] = TC_KEY, ['~'] = TC_KEY, ['%'] = TC_KEY,
+    ['a' ... 'z'] = TC_KEY,
+    ['A' ... 'Z'] = TC_KEY,
+    ['0' ... '9'] = TC_KEY,
+    ['_'] = TC_KEY,
+    ['.'] = TC_KEY,
+    ['-'] = TC_KEY,
+    ['~'] = TC_KEY,
+    ['%'] = TC_KEY,
 };
 
 static inline bool tags_is_space(unsigned char c)

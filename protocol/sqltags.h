@@ -1,4 +1,4 @@
-/* protocol/sqltags — request tags carried in SQL comments (NORMALIZATION.md rule 39).
+/* protocol/sqltags — request tags carried in SQL comments (docs/normalization-spec.md, R39).
  *
  * Owns: recognising a block comment's content as a tag comment (sqlcommenter
  * `key='value'` with URL-decoding and `\'` unescaping, `%%` accepted; Rails marginalia /

@@ -37,7 +37,7 @@ typedef struct ProxyConfig {
     bool samples;            /* store one example with literal values per fingerprint */
     bool no_db;              /* relay and log only: no tallies, no report store */
     int log_level;           /* a LogLevel */
-    size_t n_plus_one_calls; /* findings thresholds (ARCHITECTURE.md defaults) */
+    size_t n_plus_one_calls; /* findings thresholds (defaults in docs/operations.md) */
     size_t n_plus_one_distinct;
     size_t duplicate_min;
     size_t overfetch_rows;

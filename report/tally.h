@@ -1,9 +1,9 @@
 /* report/tally — groups completed statements into HTTP requests and finds what is wrong.
  *
- * Owns: request grouping (ARCHITECTURE.md "Requests"): a `request_id` / `correlation_id` tag,
- * else a `traceparent` trace id, else a contiguous labelled run on one connection (route,
- * controller#action, application_name), else the connection's own run; the end of a request
- * (idle gap, label change, connection close, shutdown, eviction); per-request and
+ * Owns: request grouping (docs/architecture.md, "How statements become requests"): a `request_id` /
+ * `correlation_id` tag, else a `traceparent` trace id, else a contiguous labelled run on one
+ * connection (route, controller#action, application_name), else the connection's own run; the end
+ * of a request (idle gap, label change, connection close, shutdown, eviction); per-request and
  * per-fingerprint figures; the findings n_plus_one, duplicate and overfetch; and which
  * fingerprint texts still have to be sent to the store.
  *
@@ -66,7 +66,7 @@ typedef struct TallyOptions {
     uint64_t hash_seed;
 } TallyOptions;
 
-/* The defaults ARCHITECTURE.md documents (n_plus_one >= 5 calls with >= 2 value sets...). */
+/* The documented defaults (docs/operations.md) (n_plus_one >= 5 calls with >= 2 value sets...). */
 void tally_options_default(TallyOptions *options);
 
 typedef struct TallyStats {

@@ -1,4 +1,4 @@
-/* tests/unit/test_sqlnorm.c — the normalizer against NORMALIZATION.md: every numbered
+/* tests/unit/test_sqlnorm.c — the normalizer against docs/normalization-spec.md: every numbered
  * example (spec_NN_*), the equal-F groups and incomplete flags, own cases per rule
  * (rNN_*), standard_conforming_strings=off, output bounds, and idempotence N(N(q)) == N(q),
  * which every CHECK_NORM checks for each statement it normalizes. */
@@ -114,7 +114,7 @@ static NormResult g_r, g_r2;
             spec_passed++;                                                                         \
     }
 
-/* ---- the 62 numbered examples of NORMALIZATION.md ---- */
+/* ---- the 62 numbered examples of the spec (docs/normalization-spec.md) ---- */
 SPEC(01, doubled_quote, "SELECT * FROM t WHERE name = 'O''Brien'",
      "select * from t where name = $1", false)
 SPEC(02, backslash_in_plain_string, "SELECT * FROM t WHERE path = 'C:\\' AND id = 1",

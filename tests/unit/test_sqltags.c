@@ -1,4 +1,4 @@
-/* tests/unit/test_sqltags.c — tag comments (NORMALIZATION.md rule 39): sqlcommenter,
+/* tests/unit/test_sqltags.c — tag comments (docs/normalization-spec.md, R39): sqlcommenter,
  * marginalia / QueryLogs, unquoted key=value, `%%`, ordering, first-wins, bounds, and the
  * traceparent helper. Inputs are comment bodies (between the delimiters). */
 #include "protocol/sqltags.h"
