@@ -47,8 +47,8 @@ typedef struct Demo {
     const char *upstream_url; /* --upstream; NULL = throwaway cluster */
     unsigned rounds;
     bool keep;
-    char tmp[64];
-    char pg_dir[128];
+    char tmp[80]; /* base (at most 48 bytes) + "/pgtally-demo-XXXXXX" */
+    char pg_dir[96];
     char db[128], budget[128], proxy_log[128];
     char exe[4096];
     char listen[32], port[8];
@@ -107,7 +107,12 @@ static bool free_port(char *out, size_t len, char *err, size_t err_len)
 
 static bool make_tmp(Demo *d, char *err, size_t err_len)
 {
-    snprintf(d->tmp, sizeof d->tmp, "/tmp/pgtally-demo-XXXXXX");
+    /* $TMPDIR when it is short enough for the server's Unix socket path (about 100 bytes
+     * in all), else /tmp. */
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base || strlen(base) > 48)
+        base = "/tmp";
+    snprintf(d->tmp, sizeof d->tmp, "%s/pgtally-demo-XXXXXX", base);
     if (!mkdtemp(d->tmp)) {
         snprintf(err, err_len, "mkdtemp: %s", strerror(errno));
         return false;

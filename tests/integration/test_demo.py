@@ -6,14 +6,22 @@ shows the check failing the N+1 endpoint and passing the fixed one, and leaves n
 import glob
 import os
 import re
+import tempfile
 import subprocess
 import unittest
 
 import pgharness as h
 
 
+# The demos of this module make their directories here ($TMPDIR), so a demo run elsewhere on
+# the machine at the same time cannot look like one left behind. The server (user postgres)
+# must be able to pass through it.
+DEMO_TMP = tempfile.mkdtemp(prefix="pgtd-", dir="/tmp")
+os.chmod(DEMO_TMP, 0o711)
+
+
 def demo_dirs():
-    return set(glob.glob("/tmp/pgtally-demo-*"))
+    return set(glob.glob(os.path.join(DEMO_TMP, "pgtally-demo-*")))
 
 
 def postmasters_in(dirs):
@@ -38,7 +46,7 @@ class DemoTest(unittest.TestCase):
         before = demo_dirs()
         p = subprocess.run([os.environ.get("PGTALLY_BIN", "build/proxy/pgtally"), "demo"]
                            + list(args), capture_output=True, text=True, timeout=110,
-                           env=h.client_env())
+                           env=dict(h.client_env(), TMPDIR=DEMO_TMP))
         made = demo_dirs() - before
         return p, made
 
@@ -59,7 +67,8 @@ class DemoTest(unittest.TestCase):
         p, made = self.run_demo()
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assert_demo_output(p.stdout)
-        m = re.search(r"throwaway PostgreSQL in (/tmp/pgtally-demo-\w+)/pg", p.stdout)
+        m = re.search(r"throwaway PostgreSQL in (%s/pgtally-demo-\w+)/pg" % re.escape(DEMO_TMP),
+                      p.stdout)
         self.assertIsNotNone(m, p.stdout)
         self.assertFalse(os.path.exists(m.group(1)), "temporary directory left behind")
         self.assertEqual(made, set())
