@@ -25,6 +25,7 @@ typedef struct HtmlPage {
     bool served;         /* links to served pages and the live script; else in-file anchors */
     const char *scope_q; /* served: "run=3" or "label=x" (URL-encoded) kept in links; or "" */
     const char *version; /* served: the store version shown, compared by the live poll */
+    const char *nonce;   /* served: the Content-Security-Policy nonce of the live script */
     /* the colours handed out so far, in order */
     char colours[VIEW_HTML_COLOURS][17];
     size_t n_colours;
