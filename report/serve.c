@@ -453,9 +453,9 @@ Serve *serve_start(const ServeOptions *o, char *err, size_t err_len)
         goto oom;
     /* The store must be readable now: a typo in --db fails at start, not at the first page. */
     char version[VERSION_LEN];
-    if (!store_version(s, version, err, err_len))
+    if (!o->store_may_wait && !store_version(s, version, err, err_len))
         goto fail;
-    if (!s->pg) {
+    if (!s->pg && !o->store_may_wait) {
         s->file = reader_open(s->db, err, err_len);
         if (!s->file)
             goto fail;

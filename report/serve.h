@@ -28,11 +28,12 @@ typedef struct ServeOptions {
     const char *token;     /* when set, every request must carry it (see docs/serve.md) */
     unsigned max_connections; /* 0: SERVE_MAX_CONNECTIONS */
     unsigned timeout_s;       /* 0: SERVE_TIMEOUT_S */
+    bool store_may_wait; /* the store may not exist yet (a proxy starting): pages say so */
 } ServeOptions;
 
 typedef struct Serve Serve;
 
-/* Checks the store can be read and the token is usable, then listens and serves on a thread of
+/* Checks the store can be read (unless store_may_wait) and the token is usable, then listens and serves on a thread of
  * its own. NULL with a message in err when the store or the address cannot be used. The
  * options' strings are copied. Signals: the thread is created with the caller's signal mask. */
 Serve *serve_start(const ServeOptions *options, char *err, size_t err_len);
