@@ -69,7 +69,7 @@ static void colour(HtmlPage *p, const char *fingerprint, int lightness, char *ou
         snprintf(p->colours[p->n_colours++], sizeof p->colours[0], "%s", fingerprint);
     unsigned hue, sat = 62;
     if (i < VIEW_HTML_COLOURS) {
-        hue = (unsigned)(i * 137.508) % 360;
+        hue = (unsigned)(215 + i * 137.508) % 360; /* blue first: red means a finding */
         sat = i % 2 ? 48 : 68; /* a second cue beside hue, for eyes that tell hues apart poorly */
     } else {
         hue = (unsigned)strtoul((char[5]){fingerprint[0], fingerprint[1], fingerprint[2],
