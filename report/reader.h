@@ -323,8 +323,7 @@ void reader_timeline_free(ReaderTimeline *timeline);
 /* The fingerprints of route `route`'s requests in scope ("" for unlabelled requests), by
  * total calls or total time, as reader_top_fingerprints; `routes` is left empty. */
 bool reader_route_fingerprints(ReportFile *file, const char *route, ReaderFingerprintOrder order,
-                               size_t limit, ReaderFingerprintList *out, char *err,
-                               size_t err_len);
+                               size_t limit, ReaderFingerprintList *out, char *err, size_t err_len);
 
 /* A latency histogram of `fingerprint` (16 hex) over the scope's stored statements: counts[i]
  * (i < n_bounds) holds statements taking at most bounds_us[i] (ascending) and more than the

@@ -82,9 +82,9 @@ static bool store_version(Serve *s, char out[VERSION_LEN], char *err, size_t err
         }
         sqlite3_busy_timeout(s->version_db, 2000);
         sqlite3_stmt *st = NULL;
-        bool ok = sqlite3_prepare_v2(s->version_db, sqlite_version_sql, -1, &st, NULL) ==
-                      SQLITE_OK &&
-                  sqlite3_step(st) == SQLITE_ROW;
+        bool ok =
+            sqlite3_prepare_v2(s->version_db, sqlite_version_sql, -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW;
         if (ok)
             snprintf(out, VERSION_LEN, "%s", (const char *)sqlite3_column_text(st, 0));
         else
@@ -144,8 +144,7 @@ static ReportFile *store_file(Serve *s, const ReaderScope *scope, const char *ve
 static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status, const char *type,
                                  char *body, size_t len, const char *nonce, const char *cookie)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(body);
         return MHD_NO;
@@ -398,8 +397,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                              "pgtally: this server needs its token (?token=, the pgtally_token "
                              "cookie, or Authorization: Bearer).\n");
         if (from_query) {
-            snprintf(cookie, sizeof cookie,
-                     "pgtally_token=%s; Path=/; HttpOnly; SameSite=Strict", s->token);
+            snprintf(cookie, sizeof cookie, "pgtally_token=%s; Path=/; HttpOnly; SameSite=Strict",
+                     s->token);
             q.cookie = cookie;
         }
     }
@@ -462,11 +461,11 @@ Serve *serve_start(const ServeOptions *o, char *err, size_t err_len)
     }
     unsigned limit = o->max_connections ? o->max_connections : SERVE_MAX_CONNECTIONS;
     unsigned timeout = o->timeout_s ? o->timeout_s : SERVE_TIMEOUT_S;
-    s->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL, on_request, s,
-        MHD_OPTION_SOCK_ADDR, o->addr, MHD_OPTION_CONNECTION_LIMIT, limit,
-        MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)64 * 1024, MHD_OPTION_END);
+    s->daemon =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL, on_request,
+                         s, MHD_OPTION_SOCK_ADDR, o->addr, MHD_OPTION_CONNECTION_LIMIT, limit,
+                         MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                         (size_t)64 * 1024, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, err_len, "cannot listen there (address in use, or not this host's)");
         goto fail;

@@ -22,20 +22,21 @@
 typedef struct ServeOptions {
     const struct sockaddr *addr; /* where to listen (port 0: a free one) */
     socklen_t addr_len;
-    const char *db;        /* the report store: an SQLite path or a PostgreSQL target */
-    const char *db_schema; /* PostgreSQL store: its schema (NULL: "pgtally") */
-    const char *label;     /* pages show this label's runs by default; NULL: the latest run */
-    const char *token;     /* when set, every request must carry it (see docs/serve.md) */
+    const char *db;           /* the report store: an SQLite path or a PostgreSQL target */
+    const char *db_schema;    /* PostgreSQL store: its schema (NULL: "pgtally") */
+    const char *label;        /* pages show this label's runs by default; NULL: the latest run */
+    const char *token;        /* when set, every request must carry it (see docs/serve.md) */
     unsigned max_connections; /* 0: SERVE_MAX_CONNECTIONS */
     unsigned timeout_s;       /* 0: SERVE_TIMEOUT_S */
-    bool store_may_wait; /* the store may not exist yet (a proxy starting): pages say so */
+    bool store_may_wait;      /* the store may not exist yet (a proxy starting): pages say so */
 } ServeOptions;
 
 typedef struct Serve Serve;
 
-/* Checks the store can be read (unless store_may_wait) and the token is usable, then listens and serves on a thread of
- * its own. NULL with a message in err when the store or the address cannot be used. The
- * options' strings are copied. Signals: the thread is created with the caller's signal mask. */
+/* Checks the store can be read (unless store_may_wait) and the token is usable, then listens and
+ * serves on a thread of its own. NULL with a message in err when the store or the address cannot be
+ * used. The options' strings are copied. Signals: the thread is created with the caller's signal
+ * mask. */
 Serve *serve_start(const ServeOptions *options, char *err, size_t err_len);
 
 /* The port bound (useful with port 0). */

@@ -72,9 +72,9 @@ static void colour(HtmlPage *p, const char *fingerprint, int lightness, char *ou
         hue = (unsigned)(215 + i * 137.508) % 360; /* blue first: red means a finding */
         sat = i % 2 ? 48 : 68; /* a second cue beside hue, for eyes that tell hues apart poorly */
     } else {
-        hue = (unsigned)strtoul((char[5]){fingerprint[0], fingerprint[1], fingerprint[2],
-                                          fingerprint[3], 0},
-                                NULL, 16) %
+        hue = (unsigned)strtoul(
+                  (char[5]){fingerprint[0], fingerprint[1], fingerprint[2], fingerprint[3], 0},
+                  NULL, 16) %
               360;
     }
     snprintf(out, cap, "hsl(%u,%u%%,%d%%)", hue, sat, lightness);
@@ -291,8 +291,8 @@ static void route_chart(HtmlPage *p, const ViewData *d)
         fprintf(out, "<g class=\"%s\"><title>", n1 ? "route n1" : "route");
         h(out, route_name(r->route));
         fprintf(out,
-                ": p50 %u, p95 %u, max %u queries per request over %" PRIu64 " requests; N+1 in %" PRIu64
-                "</title>",
+                ": p50 %u, p95 %u, max %u queries per request over %" PRIu64
+                " requests; N+1 in %" PRIu64 "</title>",
                 r->queries_p50, r->queries_p95, r->queries_max, r->requests,
                 r->requests_with_n_plus_one);
         if (p->served) {
@@ -462,9 +462,10 @@ static void latest_requests(HtmlPage *p, const ViewData *d, bool show_route)
         fprintf(out, "<p>No requests recorded yet.</p>\n");
         return;
     }
-    fprintf(out, "<div class=\"scroll\"><table id=\"requests\"><tr><th class=\"l\">Request</th>%s"
-                 "<th>started</th><th>queries</th><th>N+1</th><th>duplicates</th>"
-                 "<th>DB time</th></tr>\n",
+    fprintf(out,
+            "<div class=\"scroll\"><table id=\"requests\"><tr><th class=\"l\">Request</th>%s"
+            "<th>started</th><th>queries</th><th>N+1</th><th>duplicates</th>"
+            "<th>DB time</th></tr>\n",
             show_route ? "<th class=\"l\">Route</th>" : "");
     for (size_t k = 0; k < n; k++) {
         const ReaderRequest *r = &d->requests.items[d->requests.n - 1 - k];
@@ -479,8 +480,7 @@ static void latest_requests(HtmlPage *p, const ViewData *d, bool show_route)
             a_route(p, r->route);
             fputs("</td>", out);
         }
-        fprintf(out,
-                "<td>%s</td><td>%u</td><td>%u</td><td>%u</td><td>%s</td></tr>\n", when,
+        fprintf(out, "<td>%s</td><td>%u</td><td>%u</td><td>%u</td><td>%s</td></tr>\n", when,
                 r->queries, r->n_plus_one, r->duplicates, db);
     }
     fputs("</table></div>\n", out);
@@ -569,8 +569,7 @@ static void timeline_chart(HtmlPage *p, const ReaderRequest *r, const ReaderTime
         h(out, r->id);
         fputs(" <span class=\"meta\">", out);
         h(out, route_name(r->route));
-        fprintf(out,
-                " &middot; %u queries &middot; %u N+1 &middot; DB time %s of %s</span></h3>\n",
+        fprintf(out, " &middot; %u queries &middot; %u N+1 &middot; DB time %s of %s</span></h3>\n",
                 r->queries, r->n_plus_one, db, took);
     }
     const int lane_h = 16, width = CHART_W - 20;
@@ -681,8 +680,8 @@ static void fingerprint_routes_table(HtmlPage *p, const ReaderFingerprint *f)
         viewfmt_duration(db, sizeof db, r->total_time_us);
         fputs("<tr><td class=\"l\">", out);
         a_route(p, r->route);
-        fprintf(out, "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%s</td></tr>\n",
-                r->requests, r->calls, db);
+        fprintf(out, "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%s</td></tr>\n", r->requests,
+                r->calls, db);
     }
     fputs("</table></div>\n", out);
 }
@@ -938,8 +937,8 @@ void view_html_runs(HtmlPage *p, const ReportFile *file, const ReaderRunList *ru
         }
         fputs("</td><td class=\"l\">", out);
         h(out, r->instance);
-        fprintf(out, "</td><td>%s</td><td>%s</td><td>%" PRIu64 "</td><td class=\"l %s\">",
-                started, r->ended_us ? ended : "running", r->stored_requests, ok ? "ok" : "bad");
+        fprintf(out, "</td><td>%s</td><td>%s</td><td>%" PRIu64 "</td><td class=\"l %s\">", started,
+                r->ended_us ? ended : "running", r->stored_requests, ok ? "ok" : "bad");
         h(out, ok ? "complete" : why);
         fputs("</td></tr>\n", out);
     }
