@@ -1430,3 +1430,31 @@ bool reader_fingerprint_latencies(ReportFile *f, const char *fingerprint, const 
     sqlite3_finalize(st);
     return !step_failed(f, rc, err, err_len);
 }
+
+static const char sql_latest_requests[] =
+    SQL_REQUEST_COLUMNS " AND (?1 IS NULL OR route = ?1) ORDER BY id DESC LIMIT ?2";
+
+bool reader_latest_requests(ReportFile *f, const char *route, size_t limit, ReaderRequestList *out,
+                            char *err, size_t err_len)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st = NULL;
+    if (!prepare(f, &st, sql_latest_requests, err, err_len))
+        return false;
+    if (route)
+        sqlite3_bind_text(st, 1, route, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, limit ? (int64_t)limit : -1);
+    bool ok = read_rows(f, st, (void **)&out->items, &out->n, sizeof *out->items, &out->arena,
+                        request_row, NULL, err, err_len);
+    if (ok && out->n > 1) /* attach_findings wants them by row */
+        qsort(out->items, out->n, sizeof *out->items, cmp_request_row);
+    if (ok && out->n)
+        ok = attach_findings(f, route, out, err, err_len);
+    if (!ok) {
+        reader_request_list_free(out);
+        return false;
+    }
+    if (out->n > 1)
+        qsort(out->items, out->n, sizeof *out->items, cmp_request_start);
+    return true;
+}

@@ -330,7 +330,8 @@ static enum MHD_Result dispatch(PageRequest *q, const char *url)
     ReportFile *file = store_file(s, runs_page ? &all : &q->scope, q->version, err, sizeof err);
     if (!file)
         return send_message(q, MHD_HTTP_SERVICE_UNAVAILABLE, "Report store unavailable", err);
-    ViewOptions vo = {.run_id = q->scope.run_id, .label = q->scope.label};
+    ViewOptions vo = {
+        .run_id = q->scope.run_id, .label = q->scope.label, .latest = VIEW_HTML_LATEST};
     if (strcmp(url, "/") == 0)
         return view_page(q, file, &vo, PAGE_INDEX, "pgtally");
     if (strcmp(url, "/route") == 0) {

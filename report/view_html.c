@@ -16,7 +16,6 @@
 #define BAR_GAP 6
 #define MAX_CHART_ROUTES 15
 #define TIMELINE_REQUESTS 5
-#define LATEST_REQUESTS 50
 #define SQL_WIDTH 110
 
 static const char css[] =
@@ -219,10 +218,12 @@ static void header(HtmlPage *p, const ViewData *d, const ViewOptions *o, const c
     FILE *out = p->out;
     char started[40], db[16];
     viewfmt_time(started, sizeof started, d->run.started_us);
-    uint64_t queries = 0, db_us = 0;
-    for (size_t i = 0; i < d->requests.n; i++) {
-        queries += d->requests.items[i].queries;
-        db_us += d->requests.items[i].db_time_us;
+    /* From the routes: a served page holds only the latest requests. */
+    uint64_t requests = 0, queries = 0, db_us = 0;
+    for (size_t i = 0; i < d->routes.n; i++) {
+        requests += d->routes.items[i].requests;
+        queries += d->routes.items[i].queries;
+        db_us += d->routes.items[i].db_time_us;
     }
     viewfmt_duration(db, sizeof db, db_us);
     fputs("<h1>", out);
@@ -235,8 +236,8 @@ static void header(HtmlPage *p, const ViewData *d, const ViewOptions *o, const c
     h(out, scope);
     fprintf(out, " &middot; started %s &middot; pgtally ", started);
     h(out, d->run.version);
-    fprintf(out, "<br>%zu requests, %" PRIu64 " queries, DB time %s</p>\n", d->requests.n, queries,
-            db);
+    fprintf(out, "<br>%" PRIu64 " requests, %" PRIu64 " queries, DB time %s</p>\n", requests,
+            queries, db);
     completeness(p, d);
     if (d->runs.n > 1) {
         fprintf(out, "<div class=\"scroll\"><table class=\"runs\"><tr><th>run</th>"
@@ -456,7 +457,7 @@ static void fingerprint_chart(HtmlPage *p, const char *id, const char *title,
 static void latest_requests(HtmlPage *p, const ViewData *d, bool show_route)
 {
     FILE *out = p->out;
-    size_t n = d->requests.n < LATEST_REQUESTS ? d->requests.n : LATEST_REQUESTS;
+    size_t n = d->requests.n < VIEW_HTML_LATEST ? d->requests.n : VIEW_HTML_LATEST;
     fprintf(out, "<h2>Latest requests</h2>\n");
     if (n == 0) {
         fprintf(out, "<p>No requests recorded yet.</p>\n");
@@ -484,8 +485,11 @@ static void latest_requests(HtmlPage *p, const ViewData *d, bool show_route)
                 r->queries, r->n_plus_one, r->duplicates, db);
     }
     fputs("</table></div>\n", out);
-    if (d->requests.n > n)
-        fprintf(out, "<p class=\"meta\">%zu older requests not listed.</p>\n", d->requests.n - n);
+    uint64_t all = 0;
+    for (size_t i = 0; i < d->routes.n; i++)
+        all += d->routes.items[i].requests;
+    if (all > n)
+        fprintf(out, "<p class=\"meta\">%" PRIu64 " older requests not listed.</p>\n", all - n);
 }
 
 /* Statements folded: repeats of one statement ("x20"), then alternating runs ("(A, B) x 11"). */

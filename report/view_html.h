@@ -17,6 +17,9 @@
 
 #include "report/viewdata.h"
 
+/* Requests a served page lists, newest first (ViewOptions.latest). */
+#define VIEW_HTML_LATEST 50
+
 /* Statements given their own colour on one page; later ones share a colour by hash. */
 #define VIEW_HTML_COLOURS 48
 

@@ -212,6 +212,33 @@ TEST(served_links_are_urls)
     free(s);
 }
 
+TEST(served_pages_read_only_the_latest_requests)
+{
+    char err[256];
+    ReportFile *f = reader_open(path, err, sizeof err);
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    ReaderRequestList l;
+    CHECK(reader_latest_requests(f, NULL, 1, &l, err, sizeof err));
+    CHECK_EQ_INT(l.n, 1);
+    if (l.n == 1)
+        CHECK_EQ_STR(l.items[0].id, "h");
+    reader_request_list_free(&l);
+    CHECK(reader_latest_requests(f, NULL, 5, &l, err, sizeof err));
+    CHECK_EQ_INT(l.n, 2);
+    if (l.n == 2) {
+        CHECK_EQ_STR(l.items[0].id, "alt"); /* in start order, with their findings */
+        CHECK_EQ_INT(l.items[0].n_plus_one, 2);
+    }
+    reader_request_list_free(&l);
+    reader_close(f);
+    char *s = render((ViewOptions){.latest = 1}, RENDER_SERVED_INDEX);
+    CHECK(s && strstr(s, "1 older requests not listed") != NULL);
+    CHECK(s && strstr(s, "<br>2 requests, 24 queries") != NULL); /* totals still of all */
+    free(s);
+}
+
 int main(void)
 {
     char tmpdir[] = "/tmp/pgtally-view-html-XXXXXX";
@@ -231,6 +258,7 @@ int main(void)
     RUN(route_charts_hold_only_the_routes_statements);
     RUN(static_links_land_on_anchors_in_the_file);
     RUN(served_links_are_urls);
+    RUN(served_pages_read_only_the_latest_requests);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0)
