@@ -13,6 +13,7 @@
 #include "protocol/jsonout.h"
 #include "proxy/log.h"
 #include "report/inilines.h"
+#include "report/serve.h"
 
 typedef enum OptType {
     T_STRING,
@@ -67,6 +68,11 @@ static const OptionSpec options[] = {
      "append one JSON line per completed statement (reopened on SIGHUP)", false, 0, 0},
     {"metrics", 0, T_STRING, FIELD(metrics), "HOST:PORT",
      "serve Prometheus metrics at http://HOST:PORT/metrics", false, 0, 0},
+    {"serve", 0, T_STRING, FIELD(serve), "HOST:PORT",
+     "serve the report store's live web pages at http://HOST:PORT/ (own thread; docs/serve.md)",
+     false, 0, 0},
+    {"serve-token", 0, T_STRING, FIELD(serve_token), "TOKEN",
+     "--serve pages require this token (?token=, cookie, or Authorization: Bearer)", false, 0, 0},
     {"tls-cert", 0, T_STRING, FIELD(tls_cert), "FILE",
      "serve TLS to clients with this certificate chain (with --tls-key)", false, 0, 0},
     {"tls-key", 0, T_STRING, FIELD(tls_key), "FILE", "private key for --tls-cert", false, 0, 0},
@@ -515,6 +521,20 @@ static bool validate(const ProxyConfig *c, char *err, size_t err_len)
     }
     if (c->metrics && !listener_parse_address(c->metrics, &addr, &addr_len, why, sizeof why)) {
         snprintf(err, err_len, "metrics: %s", why);
+        return false;
+    }
+    if (c->serve && !listener_parse_address(c->serve, &addr, &addr_len, why, sizeof why)) {
+        snprintf(err, err_len, "serve: %s", why);
+        return false;
+    }
+    if (c->serve && c->no_db) {
+        snprintf(err, err_len, "--serve shows the report store: it does not go with --no-db");
+        return false;
+    }
+    if (c->serve_token && !serve_token_valid(c->serve_token)) {
+        snprintf(err, err_len,
+                 "serve-token: 1 to 256 printable ASCII characters, without spaces, quotes, "
+                 "backslashes, ';' or ','");
         return false;
     }
     if (!c->tls_cert != !c->tls_key) {

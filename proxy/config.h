@@ -24,6 +24,8 @@ typedef struct ProxyConfig {
     char *run_label;   /* runs.label, or NULL */
     char *instance;    /* runs.instance: $DYNO or the host name by default */
     char *metrics;     /* HOST:PORT of the Prometheus endpoint, or NULL */
+    char *serve;       /* HOST:PORT of the report's web pages, or NULL */
+    char *serve_token; /* the token those pages require, or NULL */
     char *tls_cert;    /* with tls_key: answer clients' SSLRequest with 'S' */
     char *tls_key;
     double grace_seconds;   /* SIGTERM: how long open connections may finish */

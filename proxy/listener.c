@@ -19,6 +19,7 @@
 #include "protocol/pgwire.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
+#include "report/serve.h"
 #include "proxy/querylog.h"
 #include "proxy/recorder.h"
 #include "proxy/session.h"
@@ -56,6 +57,7 @@ typedef struct Listener {
     Recorder *recorder;
     int exit_status; /* set up failed on a usage error: 2 rather than 1 */
     Metrics *metrics;
+    Serve *serve; /* --serve: the report's pages, on a thread of their own */
     MetricsHistogram statement_duration;
     bool draining;
 } Listener;
@@ -482,6 +484,33 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
             return false;
         }
     }
+    if (config->serve) {
+        /* Its own thread and its own read-only connection to the store: a page never runs
+         * on this loop. Started after the loop's signals are blocked (main), so the thread
+         * never takes them. */
+        struct sockaddr_storage addr;
+        socklen_t addr_len;
+        if (!listener_parse_address(config->serve, &addr, &addr_len, err, sizeof err)) {
+            log_line(LOG_ERROR, 0, "--serve: %s", err);
+            free(settings);
+            return false;
+        }
+        ServeOptions so = {.addr = (const struct sockaddr *)&addr,
+                           .addr_len = addr_len,
+                           .db = config->db_path,
+                           .db_schema = config->db_schema,
+                           .token = config->serve_token,
+                           .store_may_wait = true};
+        l->serve = serve_start(&so, err, sizeof err);
+        if (!l->serve) {
+            log_line(LOG_ERROR, 0, "--serve: %s", err);
+            free(settings);
+            return false;
+        }
+        log_line(LOG_INFO, 0, "serving the report at http://%s/ (port %d)", config->serve,
+                 serve_port(l->serve));
+    }
+
     /* Only now, with every socket bound: a proxy that cannot start adds no run to the store.
      * (The settings text must live until the store has taken it.) */
     if (!config->no_db) {
@@ -493,7 +522,6 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
         }
     }
     free(settings);
-
     ProxyContext *ctx = &l->ctx;
     ctx->loop = EV_DEFAULT;
     ctx->owner = l;
@@ -578,6 +606,8 @@ static void listener_start_watchers(Listener *l)
 
 static void listener_cleanup(Listener *l)
 {
+    serve_stop(l->serve); /* first: its reader must not outlive the store's writer */
+    l->serve = NULL;
     if (l->metrics) {
         metrics_stop(l->metrics);
         l->metrics = NULL;

@@ -15,6 +15,7 @@
 #include "proxy/cmd_fingerprint.h"
 #include "proxy/cmd_merge.h"
 #include "proxy/cmd_prune.h"
+#include "proxy/cmd_serve.h"
 #include "proxy/config.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
@@ -35,6 +36,7 @@ static void print_usage(FILE *out)
             "  check        CI gate: exit 1 when a report is over its budget file\n"
             "  merge        combine report files (e.g. CI shards) into one\n"
             "  prune        delete old runs from a report store\n"
+            "  serve        serve the report as live web pages (routes, requests, timelines)\n"
             "  demo         run the proxy and a sample N+1 workload against a throwaway\n"
             "               PostgreSQL, then show the report and the check\n"
             "  version      print the version\n"
@@ -108,6 +110,8 @@ int main(int argc, char **argv)
         return cmd_merge_main(argc - 1, argv + 1);
     if (strcmp(cmd, "prune") == 0)
         return cmd_prune_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve_main(argc - 1, argv + 1);
     if (strcmp(cmd, "demo") == 0)
         return exec_sibling("pgtally-demo", argv + 1);
     if (strcmp(cmd, "fingerprint") == 0)

@@ -1374,3 +1374,87 @@ void reader_timeline_free(ReaderTimeline *timeline)
     arena_free(timeline->arena);
     memset(timeline, 0, sizeof *timeline);
 }
+
+/* ---- served pages: one route's statements, one statement's latencies ------------------------ */
+
+static const char sql_route_fingerprints[] =
+    "SELECT rf.fingerprint, coalesce(p.normalized, ''), coalesce(p.command, ''), p.sample,"
+    " coalesce(p.first_seen_us, 0), count(DISTINCT rf.request_id), sum(rf.calls),"
+    " sum(rf.total_time_us), sum(rf.rows), sum(rf.bytes), sum(rf.errors), max(rf.calls),"
+    " max(rf.is_write)"
+    " FROM request_fingerprints rf JOIN requests q ON q.id = rf.request_id"
+    " LEFT JOIN fingerprints p ON p.fingerprint = rf.fingerprint"
+    " WHERE q.run_id" IN_SCOPE " AND q.route = ?1"
+    " GROUP BY rf.fingerprint"
+    " ORDER BY CASE WHEN ?2 THEN sum(rf.total_time_us) ELSE sum(rf.calls) END DESC,"
+    " rf.fingerprint LIMIT ?3";
+
+bool reader_route_fingerprints(ReportFile *f, const char *route, ReaderFingerprintOrder order,
+                               size_t limit, ReaderFingerprintList *out, char *err, size_t err_len)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st = NULL;
+    if (!prepare(f, &st, sql_route_fingerprints, err, err_len))
+        return false;
+    sqlite3_bind_text(st, 1, route, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, order == READER_BY_TIME);
+    sqlite3_bind_int64(st, 3, limit ? (int64_t)limit : -1);
+    if (read_rows(f, st, (void **)&out->items, &out->n, sizeof *out->items, &out->arena,
+                  fingerprint_row, NULL, err, err_len))
+        return true;
+    reader_fingerprint_list_free(out);
+    return false;
+}
+
+static const char sql_fingerprint_durations[] =
+    "SELECT s.duration_us FROM statements s JOIN requests q ON q.id = s.request_id"
+    " WHERE q.run_id" IN_SCOPE " AND s.fingerprint = ?1";
+
+bool reader_fingerprint_latencies(ReportFile *f, const char *fingerprint, const uint64_t *bounds_us,
+                                  size_t n_bounds, uint64_t *counts, char *err, size_t err_len)
+{
+    memset(counts, 0, (n_bounds + 1) * sizeof *counts);
+    sqlite3_stmt *st = NULL;
+    if (!prepare(f, &st, sql_fingerprint_durations, err, err_len))
+        return false;
+    sqlite3_bind_text(st, 1, fingerprint, -1, SQLITE_STATIC);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t d = sqlite3_column_int64(st, 0);
+        uint64_t us = d > 0 ? (uint64_t)d : 0;
+        size_t b = 0;
+        while (b < n_bounds && us > bounds_us[b])
+            b++;
+        counts[b]++;
+    }
+    sqlite3_finalize(st);
+    return !step_failed(f, rc, err, err_len);
+}
+
+static const char sql_latest_requests[] =
+    SQL_REQUEST_COLUMNS " AND (?1 IS NULL OR route = ?1) ORDER BY id DESC LIMIT ?2";
+
+bool reader_latest_requests(ReportFile *f, const char *route, size_t limit, ReaderRequestList *out,
+                            char *err, size_t err_len)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *st = NULL;
+    if (!prepare(f, &st, sql_latest_requests, err, err_len))
+        return false;
+    if (route)
+        sqlite3_bind_text(st, 1, route, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, limit ? (int64_t)limit : -1);
+    bool ok = read_rows(f, st, (void **)&out->items, &out->n, sizeof *out->items, &out->arena,
+                        request_row, NULL, err, err_len);
+    if (ok && out->n > 1) /* attach_findings wants them by row */
+        qsort(out->items, out->n, sizeof *out->items, cmp_request_row);
+    if (ok && out->n)
+        ok = attach_findings(f, route, out, err, err_len);
+    if (!ok) {
+        reader_request_list_free(out);
+        return false;
+    }
+    if (out->n > 1)
+        qsort(out->items, out->n, sizeof *out->items, cmp_request_start);
+    return true;
+}

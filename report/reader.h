@@ -318,4 +318,23 @@ bool reader_timeline(ReportFile *file, int64_t request_row, ReaderTimeline *out,
                      size_t err_len);
 void reader_timeline_free(ReaderTimeline *timeline);
 
+/* ---- served pages ------------------------------------------------------------------------- */
+
+/* The fingerprints of route `route`'s requests in scope ("" for unlabelled requests), by
+ * total calls or total time, as reader_top_fingerprints; `routes` is left empty. */
+bool reader_route_fingerprints(ReportFile *file, const char *route, ReaderFingerprintOrder order,
+                               size_t limit, ReaderFingerprintList *out, char *err, size_t err_len);
+
+/* As reader_requests, but only the `limit` requests stored last (0: all), in start order: a
+ * live page's list stays bounded however long the proxy runs. */
+bool reader_latest_requests(ReportFile *file, const char *route, size_t limit,
+                            ReaderRequestList *out, char *err, size_t err_len);
+
+/* A latency histogram of `fingerprint` (16 hex) over the scope's stored statements: counts[i]
+ * (i < n_bounds) holds statements taking at most bounds_us[i] (ascending) and more than the
+ * bound before; counts[n_bounds] the rest. `counts` has n_bounds + 1 entries. */
+bool reader_fingerprint_latencies(ReportFile *file, const char *fingerprint,
+                                  const uint64_t *bounds_us, size_t n_bounds, uint64_t *counts,
+                                  char *err, size_t err_len);
+
 #endif

@@ -39,6 +39,9 @@ bool view_load(ReportFile *file, const ViewOptions *o, ViewData *d, char *err, s
         if (!reader_find_request(file, o->request, &d->requests, err, err_len) ||
             !reader_timeline(file, d->requests.items[0].row, &d->timeline, err, err_len))
             goto fail;
+    } else if (o->latest) {
+        if (!reader_latest_requests(file, o->route, o->latest, &d->requests, err, err_len))
+            goto fail;
     } else if (!reader_requests(file, o->route, &d->requests, err, err_len)) {
         goto fail;
     }

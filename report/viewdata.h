@@ -27,6 +27,7 @@ typedef struct ViewOptions {
     const char *label;       /* --label: every run with this label, as one picture */
     size_t top;              /* findings / fingerprints listed; 0: VIEW_TOP_DEFAULT */
     bool color;              /* ANSI colours (text only) */
+    size_t latest;           /* > 0: only the latest N requests (served pages, bounded) */
 } ViewOptions;
 
 typedef struct ViewData {

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "protocol/jsonout.h"
@@ -342,4 +343,119 @@ void viewfmt_md_code_block(FILE *out, const char *info, const char *s)
     fputc('\n', out);
     put_ticks(out, fence);
     fputc('\n', out);
+}
+
+/* Where the top-level FROM of `line` (one line, starting with "select ") begins, and how many
+ * columns the select list before it has; 0 when there is no such FROM. Quotes and parentheses
+ * are skipped so that "count(a, b)" or 'a, b' count as one column. */
+static size_t select_list(const char *line, size_t *columns)
+{
+    size_t depth = 0, commas = 0;
+    char quote = 0;
+    for (size_t i = 7; line[i]; i++) {
+        char c = line[i];
+        if (quote) {
+            if (c == quote)
+                quote = 0;
+            continue;
+        }
+        if (c == '\'' || c == '"')
+            quote = c;
+        else if (c == '(')
+            depth++;
+        else if (c == ')' && depth)
+            depth--;
+        else if (c == ',' && !depth)
+            commas++;
+        else if (c == ' ' && !depth && strncasecmp(line + i, " from ", 6) == 0) {
+            *columns = commas + 1;
+            return i;
+        }
+    }
+    return 0;
+}
+
+void viewfmt_sql_abbrev(char *out, size_t cap, const char *sql, size_t width)
+{
+    if (!cap)
+        return;
+    char *line = squash(sql ? sql : "");
+    if (!line) {
+        out[0] = '\0';
+        return;
+    }
+    size_t len = strlen(line), columns = 0, from;
+    if (text_width(line, len) > width && strncasecmp(line, "select ", 7) == 0 &&
+        (from = select_list(line, &columns)) > 0 && columns >= 2) {
+        size_t n = len + 64;
+        char *shorter = malloc(n);
+        if (shorter) {
+            /* U+2026 stands for the columns left out; the table and WHERE stay readable. */
+            snprintf(shorter, n, "%.7s\xe2\x80\xa6 %zu columns \xe2\x80\xa6%s", line, columns,
+                     line + from);
+            free(line);
+            line = shorter;
+            len = strlen(line);
+        }
+    }
+    if (text_width(line, len) > width && width > 3) {
+        size_t keep = prefix_for_width(line, len, width - 3);
+        snprintf(out, cap, "%.*s...", (int)keep, line);
+    } else {
+        snprintf(out, cap, "%s", line);
+    }
+    free(line);
+}
+
+ViewCycle *viewfmt_fold_cycles(const ReaderTimeline *t, const ViewFold *folds, size_t n_folds,
+                               size_t *n)
+{
+    *n = 0;
+    if (!n_folds)
+        return NULL;
+    ViewCycle *cycles = calloc(n_folds, sizeof *cycles);
+    if (!cycles)
+        return NULL;
+#define SAME_FOLD(a, b)                                                                            \
+    (folds[a].count == folds[b].count &&                                                           \
+     strcmp(t->items[folds[a].first].fingerprint, t->items[folds[b].first].fingerprint) == 0)
+    size_t k = 0;
+    for (size_t i = 0; i < n_folds;) {
+        size_t best_period = 1, best_repeats = 1;
+        for (size_t period = 2; period <= VIEWFMT_CYCLE_MAX_PERIOD && i + 2 * period <= n_folds;
+             period++) {
+            size_t repeats = 1;
+            while (i + (repeats + 1) * period <= n_folds) {
+                bool same = true;
+                for (size_t j = 0; j < period && same; j++)
+                    same = SAME_FOLD(i + j, i + repeats * period + j);
+                if (!same)
+                    break;
+                repeats++;
+            }
+            /* The shortest period that covers the most statements wins: (A, B) x 4, not
+             * (A, B, A, B) x 2. */
+            if (repeats >= 2 && repeats * period > best_repeats * best_period) {
+                best_period = period;
+                best_repeats = repeats;
+            }
+        }
+        cycles[k++] = (ViewCycle){.first = i, .period = best_period, .repeats = best_repeats};
+        i += best_period * best_repeats;
+    }
+#undef SAME_FOLD
+    *n = k;
+    return cycles;
+}
+
+void viewfmt_url(FILE *out, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+            *p == '-' || *p == '_' || *p == '.' || *p == '~')
+            fputc(*p, out);
+        else
+            fprintf(out, "%%%c%c", hex[*p >> 4], hex[*p & 15]);
+    }
 }

@@ -81,4 +81,31 @@ void viewfmt_md_cell(FILE *out, const char *s, bool code);
  * nothing inside can end it; lines are kept, every other character made safe. */
 void viewfmt_md_code_block(FILE *out, const char *info, const char *s);
 
+/* As viewfmt_one_line, but a SELECT too long for `width` first loses its column list
+ * ("select … 14 columns … from orders where id = $1"), so the table and the WHERE
+ * clause stay in view; only then is the tail cut. */
+void viewfmt_sql_abbrev(char *out, size_t cap, const char *sql, size_t width);
+
+/* Longest repeating pattern viewfmt_fold_cycles looks for: (A, B, C) x n. */
+#define VIEWFMT_CYCLE_MAX_PERIOD 3
+
+/* A run of folds that repeats a pattern: folds[first .. first+period) shown once, "x repeats".
+ * A fold that is part of no pattern is a cycle of period 1 and 1 repeat. */
+typedef struct ViewCycle {
+    size_t first;   /* index of the first fold */
+    size_t period;  /* folds in the pattern */
+    size_t repeats; /* times the pattern runs in a row */
+} ViewCycle;
+
+/* Folds alternating runs of folds (A, B, A, B ...: an N+1 over two tables) into patterns of up
+ * to VIEWFMT_CYCLE_MAX_PERIOD folds, each fold matching in fingerprint and count. Returns a
+ * malloc'd array (*n entries) covering every fold in order, or NULL with *n = 0 when there are
+ * no folds or memory ran out. */
+ViewCycle *viewfmt_fold_cycles(const ReaderTimeline *t, const ViewFold *folds, size_t n_folds,
+                               size_t *n);
+
+/* Writes `s` percent-encoded for a URL's path segment or query value (everything but
+ * A-Z a-z 0-9 - _ . ~ encoded), so it is also safe inside an HTML attribute. */
+void viewfmt_url(FILE *out, const char *s);
+
 #endif

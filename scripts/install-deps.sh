@@ -7,6 +7,9 @@ PACKAGES=(
   # build
   build-essential meson ninja-build pkg-config
   libev-dev libxxhash-dev libsqlite3-dev libpq-dev libinih-dev libssl-dev
+  # the served pages (`pgtally serve`, `proxy --serve`): a well-kept HTTP server on its own
+  # thread, rather than more hand-written HTTP
+  libmicrohttpd-dev
   # tests: a real server and real clients
   postgresql postgresql-client python3 python3-psycopg2 python3-psycopg
   python3-django python3-djangorestframework
