@@ -218,6 +218,14 @@ PGconn *pq_connect(const PqApi *pq, const char *target, char *err, size_t err_le
     if (err && err_len) {
         char name[256], msg[400];
         const char *m = conn ? pq->errorMessage(conn) : "out of memory";
+        /* a string libpq cannot parse is the user's mistake, not a connection failure */
+        char *perr = NULL;
+        PQconninfoOption *opts = pq->conninfoParse(target, &perr);
+        const char *what = opts ? "cannot connect" : "not a valid PostgreSQL connection string";
+        if (opts)
+            pq->conninfoFree(opts);
+        else if (perr)
+            m = perr;
         size_t j = 0;
         for (size_t i = 0; m && m[i] && j + 3 < sizeof msg; i++) {
             if (m[i] == '\n') {
@@ -231,7 +239,9 @@ PGconn *pq_connect(const PqApi *pq, const char *target, char *err, size_t err_le
         }
         msg[j] = 0;
         pq_redact(target, name, sizeof name);
-        snprintf(err, err_len, "%s: cannot connect: %s", name, msg);
+        snprintf(err, err_len, "%s: %s: %s", name, what, msg);
+        if (perr)
+            pq->freemem(perr);
     }
     if (conn)
         pq->finish(conn);
