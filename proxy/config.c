@@ -14,6 +14,7 @@
 #include "proxy/log.h"
 #include "report/inilines.h"
 #include "report/serve.h"
+#include "report/store/pq.h"
 
 typedef enum OptType {
     T_STRING,
@@ -612,76 +613,6 @@ static char *out_finish(TextOut *o)
     return o->data;
 }
 
-#define REDACTED "REDACTED"
-
-static bool is_key_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
-}
-
-char *config_redact_passwords(const char *text)
-{
-    TextOut o = {0};
-    out_append(&o, "", 0); /* "" stays "", not NULL */
-    size_t n = strlen(text);
-    for (size_t i = 0; i < n;) {
-        if (strncmp(text + i, "://", 3) == 0) {
-            /* scheme://user:password@host...: the last '@' before the path ends the userinfo
-             * (a password may hold an unencoded '@'; libpq is lenient too). */
-            size_t start = i + 3;
-            size_t end = start + strcspn(text + start, "/?#");
-            const char *at = NULL;
-            for (size_t k = start; k < end; k++)
-                if (text[k] == '@')
-                    at = text + k;
-            const char *colon =
-                at ? memchr(text + start, ':', (size_t)(at - (text + start))) : NULL;
-            if (colon) {
-                out_append(&o, text + i, (size_t)(colon + 1 - (text + i)));
-                out_str(&o, REDACTED);
-                i = (size_t)(at - text);
-                continue;
-            }
-            out_append(&o, text + i, 3);
-            i += 3;
-            continue;
-        }
-        if (text[i] == '=') {
-            /* key=value in a URL's query string or a libpq connection string: any key ending
-             * in "password" (password, sslpassword) hides its value. */
-            size_t k = i;
-            while (k > 0 && is_key_char(text[k - 1]))
-                k--;
-            if (i - k >= 8 && strncasecmp(text + i - 8, "password", 8) == 0) {
-                out_append(&o, "=", 1);
-                out_str(&o, REDACTED);
-                size_t v = i + 1;
-                if (text[v] == '\'') {
-                    /* libpq quoting is 'it\'s'; a doubled quote is taken as one too, so a
-                     * value that libpq would refuse is still hidden whole. */
-                    for (v++; text[v]; v++) {
-                        if ((text[v] == '\\' && text[v + 1]) ||
-                            (text[v] == '\'' && text[v + 1] == '\''))
-                            v++;
-                        else if (text[v] == '\'')
-                            break;
-                    }
-                    if (text[v] == '\'')
-                        v++;
-                } else {
-                    v += strcspn(text + v, "& \t\n;#");
-                }
-                i = v;
-                continue;
-            }
-        }
-        out_append(&o, text + i, 1);
-        i++;
-    }
-    return out_finish(&o);
-}
-
 /* "key":"value" (or null), the value escaped after its passwords are redacted. */
 static void json_string_member(TextOut *o, const char *key, const char *value)
 {
@@ -692,7 +623,7 @@ static void json_string_member(TextOut *o, const char *key, const char *value)
         out_str(o, "null");
         return;
     }
-    char *redacted = config_redact_passwords(value);
+    char *redacted = pq_redact_dup(value);
     if (!redacted) {
         o->failed = true;
         return;

@@ -74,13 +74,8 @@ void config_print_help(FILE *out);
 
 /* The settings stored with each run, as a JSON object (listen, upstream, db, request_gap_s,
  * samples, max_sql_bytes). `upstream` is the address actually used (config->upstream when
- * NULL). Every string is escaped, and passwords never appear (see config_redact_passwords).
+ * NULL). Every string is escaped, and passwords never appear (see pq_redact).
  * Returns a heap string, or NULL when out of memory. */
 char *config_settings_json(const ProxyConfig *config, const char *upstream);
-
-/* A copy of text with every password replaced by "REDACTED": a URL's (scheme://user:PW@host)
- * and the value of any key=value whose key ends in "password" (a URL's query string, a libpq
- * connection string). Returns a heap string, or NULL when out of memory. */
-char *config_redact_passwords(const char *text);
 
 #endif

@@ -462,8 +462,8 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
                           .run_label = config->run_label,
                           .instance = config->instance};
     tally_options_from_config(config, &ro.tally);
-    if (!config->no_db &&
-        !recorder_check_store_target(config->db_path, config->listen, err, sizeof err)) {
+    if (!config->no_db && !recorder_check_store_target(config->db_path, config->db_schema,
+                                                       config->listen, err, sizeof err)) {
         log_line(LOG_ERROR, 0, "%s", err);
         l->exit_status = 2;
         free(settings);

@@ -11,6 +11,7 @@
 #include "proxy/listener.h"
 #include "proxy/log.h"
 #include "report/store.h"
+#include "report/store/pg_schema.h"
 #include "report/store/pq.h"
 
 /* How often the loop looks at the store's health (a lock and a copy). */
@@ -160,24 +161,44 @@ static bool same_endpoint(const struct sockaddr_storage *listen, const struct so
     return false;
 }
 
-bool recorder_check_store_target(const char *db, const char *listen, char *err, size_t err_len)
+bool recorder_check_store_target(const char *db, const char *db_schema, const char *listen,
+                                 char *err, size_t err_len)
 {
-    if (!db || !pq_is_target(db) || !listen)
+    if (!db || !pq_is_target(db))
         return true;
+    char name[256];
+    pq_redact(db, name, sizeof name);
+    if (db_schema && !store_pg_schema_name_valid(db_schema)) {
+        snprintf(err, err_len,
+                 "--db-schema: invalid schema name \"%s\" (1 to 63 letters, digits or _, not "
+                 "starting with a digit)",
+                 db_schema);
+        return false;
+    }
     const PqApi *pq = pq_load(err, err_len);
     if (!pq)
         return false;
-    struct sockaddr_storage laddr;
-    socklen_t llen;
-    char lerr[128];
-    if (!listener_parse_address(listen, &laddr, &llen, lerr, sizeof lerr))
-        return true; /* --listen reports its own error */
     char *perr = NULL;
     PQconninfoOption *opts = pq->conninfoParse(db, &perr);
     if (!opts) {
+        /* libpq's reason on one line: it names the bad part, never the password's value */
+        char msg[300];
+        size_t j = 0;
+        for (const char *m = perr ? perr : "out of memory"; *m && j + 1 < sizeof msg; m++)
+            if (*m != '\n' || m[1])
+                msg[j++] = *m == '\n' ? ' ' : *m;
+        msg[j] = 0;
         if (perr)
             pq->freemem(perr);
-        return true; /* the store reports a malformed target with its own message */
+        snprintf(err, err_len, "--db %s: not a valid PostgreSQL connection string: %s", name, msg);
+        return false;
+    }
+    struct sockaddr_storage laddr;
+    socklen_t llen;
+    char lerr[128];
+    if (!listen || !listener_parse_address(listen, &laddr, &llen, lerr, sizeof lerr)) {
+        pq->conninfoFree(opts);
+        return true; /* --listen reports its own error */
     }
     const char *host = getenv("PGHOST"), *hostaddr = getenv("PGHOSTADDR");
     const char *port = getenv("PGPORT");
@@ -212,8 +233,6 @@ bool recorder_check_store_target(const char *db, const char *listen, char *err, 
             freeaddrinfo(res);
         }
         if (!ok) {
-            char name[256];
-            pq_redact(db, name, sizeof name);
             snprintf(err, err_len,
                      "--db %s: the report store %s:%s is this proxy's own --listen address "
                      "(%s): the store must be reached directly, not through the proxy (use the "

@@ -30,10 +30,13 @@ typedef struct RecorderOptions {
  * error: the writer retries, and recorder_tick logs the store's state changes. */
 Recorder *recorder_open(const RecorderOptions *options, char *err, size_t err_len);
 
-/* Refuses a PostgreSQL store reached through this proxy's own --listen address (its writes
- * would be tallied, and relayed to itself): false with a message when `db` names the host and
- * port `listen` (HOST:PORT) accepts on. True for SQLite paths. */
-bool recorder_check_store_target(const char *db, const char *listen, char *err, size_t err_len);
+/* The usage errors of a PostgreSQL store, found before anything starts (the caller exits 2):
+ * an invalid `db_schema` (NULL: the default), a connection string libpq cannot parse, and a
+ * store reached through this proxy's own --listen address (its writes would be tallied, and
+ * relayed to itself). False with a message naming the option (never the password). True for
+ * SQLite paths. */
+bool recorder_check_store_target(const char *db, const char *db_schema, const char *listen,
+                                 char *err, size_t err_len);
 
 void recorder_event(Recorder *recorder, const TrackerEvent *event);
 void recorder_connection_closed(Recorder *recorder, uint64_t conn_id);

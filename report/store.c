@@ -4,6 +4,7 @@
 #include "report/store.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -21,11 +22,20 @@
 #define PGTALLY_VERSION "unknown"
 #endif
 
+/* The queue's bounds. Measured (tests/bench/recording.sh): a request record of the soak's
+ * shape (2 statements) takes ~520 bytes, so 8192 of them take ~4.2 MiB, and under that load
+ * the queue never held more than ~730 records (~380 KiB). The byte bound leaves the count
+ * bound in charge for ordinary requests and caps a queue of unusually large ones (long
+ * timelines, many fingerprints) while the store is slow or down. */
 #define DEFAULT_QUEUE_RECORDS 8192
-#define DEFAULT_QUEUE_BYTES ((size_t)64 << 20)
+#define DEFAULT_QUEUE_BYTES ((size_t)16 << 20)
 #define DEFAULT_BATCH_RECORDS 512
 #define DEFAULT_LINGER_MS 5
 #define DEFAULT_BUSY_MS 1000
+/* Once the queue has stayed empty this long after a write, the writer hands freed memory
+ * back to the kernel (malloc_trim): a burst's records and SQLite's scratch then stop counting
+ * against RSS. Only when idle: a trim locks malloc's arenas for milliseconds. */
+#define TRIM_IDLE_MS 1000
 /* Reconnecting to a store that went away: 0.25 s, doubling, at most 15 s between tries. */
 #define RECONNECT_FIRST_MS 250
 #define RECONNECT_MAX_MS 15000
@@ -75,6 +85,8 @@ struct Store {
     StoreRunTotals run_totals; /* the latest totals written (or to write after a reconnect) */
     bool run_totals_set, run_totals_dirty;
     uint64_t progress_statements; /* store_note_progress: statements the proxy has seen */
+    bool trim_due;                /* records were freed since the last malloc_trim */
+    int64_t last_write_ns;        /* CLOCK_MONOTONIC of the latest processed batch */
     StoreStats stats;
 };
 
@@ -186,6 +198,8 @@ static void account_batch(Store *s, QueueEntry *batch, size_t n, bool written)
         }
     }
     s->processed += n;
+    s->trim_due = true;
+    s->last_write_ns = mono_ns();
     if (written) {
         s->stats.batches++;
         s->stats.written_requests += requests;
@@ -429,8 +443,19 @@ static void *writer_main(void *arg)
                 break; /* drained */
             if (!s->next_heartbeat_ns)
                 s->next_heartbeat_ns = mono_ns() + (int64_t)s->heartbeat_ms * 1000000;
+            int64_t trim_at = s->last_write_ns + (int64_t)TRIM_IDLE_MS * 1000000;
+            if (s->trim_due && mono_ns() >= trim_at) {
+                s->trim_due = false;
+                pthread_mutex_unlock(&s->lock);
+                malloc_trim(0);
+                pthread_mutex_lock(&s->lock);
+                continue;
+            }
+            int64_t deadline = s->next_heartbeat_ns;
+            if (s->trim_due && trim_at < deadline)
+                deadline = trim_at;
             if (s->count == 0 && !flush_pending(s))
-                writer_wait(s, s->next_heartbeat_ns, 1);
+                writer_wait(s, deadline, 1);
             continue;
         }
         /* Linger briefly so a trickle of records shares one transaction. */

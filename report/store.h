@@ -41,7 +41,7 @@ typedef struct StoreOptions {
     const char *instance;      /* runs.instance (--instance); default "" */
     int64_t started_us;        /* runs.started_us, µs since the epoch; default now */
     size_t queue_max_records;  /* default 8192 */
-    size_t queue_max_bytes;    /* by request_record_bytes; default 64 MiB */
+    size_t queue_max_bytes;    /* by request_record_bytes; default 16 MiB */
     size_t batch_max_records;  /* records per transaction; default 512 */
     unsigned batch_linger_ms;  /* how long the writer waits to fill a batch; default 5 */
     unsigned busy_timeout_ms;  /* SQLite busy timeout; default 1000 */

@@ -373,6 +373,13 @@ static size_t pow2_at_least(size_t n)
     return p;
 }
 
+/* First sizes of a request's tables, doubled as they fill. Small: most requests run a few
+ * statements, and every open request holds them (under load, thousands at once: at 16/32/16
+ * they were ~2.5 kB of a request's ~3.4 kB). */
+#define FPS_FIRST_CAP 4
+#define PAIRS_FIRST_CAP 8
+#define TIMELINE_FIRST_CAP 4
+
 /* Open-addressing tables below never fill up: an insert is refused while fewer than two
  * slots are free, so every probe meets an empty slot. */
 
@@ -381,7 +388,7 @@ static bool fp_grow(Tally *t, Request *r)
     size_t max_cap = pow2_at_least(2 * t->options.max_fingerprints_per_request + 2);
     if (r->fps_cap >= max_cap)
         return false;
-    size_t cap = r->fps_cap ? r->fps_cap * 2 : 16;
+    size_t cap = r->fps_cap ? r->fps_cap * 2 : FPS_FIRST_CAP;
     FpSlot *fps = calloc(cap, sizeof *fps);
     if (!fps)
         return false;
@@ -428,7 +435,7 @@ static void pairs_grow(Tally *t, Request *r)
     size_t max_cap = pow2_at_least(2 * t->options.max_pairs_per_request + 2);
     if (r->pairs_cap >= max_cap)
         return;
-    size_t cap = r->pairs_cap ? r->pairs_cap * 2 : 32;
+    size_t cap = r->pairs_cap ? r->pairs_cap * 2 : PAIRS_FIRST_CAP;
     uint64_t *pairs = calloc(cap, sizeof *pairs);
     if (!pairs)
         return;
@@ -476,7 +483,7 @@ static bool pair_insert(Tally *t, Request *r, uint64_t fingerprint, uint64_t val
 static void timeline_append(Tally *t, Request *r, const RecordStatement *s)
 {
     if (r->n_timeline == r->timeline_cap) {
-        size_t cap = r->timeline_cap ? r->timeline_cap * 2 : 16;
+        size_t cap = r->timeline_cap ? r->timeline_cap * 2 : TIMELINE_FIRST_CAP;
         if (cap > t->options.max_timeline)
             cap = t->options.max_timeline;
         RecordStatement *tl = cap > r->timeline_cap ? realloc(r->timeline, cap * sizeof *tl) : NULL;

@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -87,121 +88,113 @@ bool pq_is_target(const char *db)
 }
 
 /* Appends [s, s+n) to out at *pos, keeping room for the NUL. */
-static void put(char *out, size_t out_len, size_t *pos, const char *s, size_t n)
+/* A bounded writer that still counts what did not fit, like snprintf. */
+typedef struct RedactOut {
+    char *buf;
+    size_t cap, len;
+} RedactOut;
+
+static void put(RedactOut *o, const char *s, size_t n)
 {
-    while (n-- && *pos + 1 < out_len)
-        out[(*pos)++] = *s++;
-    out[*pos] = 0;
+    for (size_t i = 0; i < n; i++, o->len++)
+        if (o->len + 1 < o->cap)
+            o->buf[o->len] = s[i];
 }
 
-static void redact_url(const char *t, char *out, size_t out_len)
+static bool is_key_char(char c)
 {
-    size_t pos = 0;
-    out[0] = 0;
-    const char *scheme_end = strstr(t, "://");
-    const char *auth = scheme_end + 3;
-    /* userinfo ends at the last '@' before the path or query */
-    size_t host_part = strcspn(auth, "/?");
-    const char *at = NULL;
-    for (const char *p = auth; p < auth + host_part; p++)
-        if (*p == '@')
-            at = p;
-    put(out, out_len, &pos, t, (size_t)(auth - t));
-    const char *rest = auth;
-    if (at) {
-        const char *colon = memchr(auth, ':', (size_t)(at - auth));
-        if (colon) {
-            put(out, out_len, &pos, auth, (size_t)(colon - auth));
-            put(out, out_len, &pos, ":***", 4);
-            rest = at;
-        }
-    }
-    /* the query string may carry password=...: drop that parameter */
-    const char *q = strchr(rest, '?');
-    if (!q) {
-        put(out, out_len, &pos, rest, strlen(rest));
-        return;
-    }
-    put(out, out_len, &pos, rest, (size_t)(q - rest) + 1);
-    const char *p = q + 1;
-    bool first = true;
-    while (*p) {
-        size_t n = strcspn(p, "&");
-        if (!(n >= 9 && strncasecmp(p, "password=", 9) == 0)) {
-            if (!first)
-                put(out, out_len, &pos, "&", 1);
-            put(out, out_len, &pos, p, n);
-            first = false;
-        }
-        p += n;
-        if (*p == '&')
-            p++;
-    }
+    return isalnum((unsigned char)c) || c == '_' || c == '-';
 }
 
-/* keyword = value pairs, values bare or single-quoted with backslash escapes (libpq's
- * grammar). Pairs are copied as written except password ones. */
-static void redact_kv(const char *t, char *out, size_t out_len)
+/* The end of a value starting at v: libpq's single quotes with backslash escapes (a doubled
+ * quote is taken as one too, so a value libpq would refuse is still hidden whole), or a bare
+ * word. In a URL's query string '&' and '#' end a bare value as well. */
+static size_t value_end(const char *t, size_t v, bool in_url)
 {
-    size_t pos = 0;
-    out[0] = 0;
-    const char *p = t;
-    while (*p) {
-        const char *start = p;
-        while (isspace((unsigned char)*p))
-            p++;
-        const char *kw = p;
-        while (*p && *p != '=' && !isspace((unsigned char)*p))
-            p++;
-        size_t kw_len = (size_t)(p - kw);
-        while (isspace((unsigned char)*p))
-            p++;
-        if (*p == '=') {
-            p++;
-            while (isspace((unsigned char)*p))
-                p++;
-            if (*p == '\'') {
-                p++;
-                while (*p && *p != '\'') {
-                    if (*p == '\\' && p[1])
-                        p++;
-                    p++;
-                }
-                if (*p == '\'')
-                    p++;
-            } else {
-                while (*p && !isspace((unsigned char)*p)) {
-                    if (*p == '\\' && p[1])
-                        p++;
-                    p++;
-                }
+    if (t[v] == '\'') {
+        for (v++; t[v]; v++) {
+            if ((t[v] == '\\' && t[v + 1]) || (t[v] == '\'' && t[v + 1] == '\''))
+                v++;
+            else if (t[v] == '\'')
+                return v + 1;
+        }
+        return v;
+    }
+    while (t[v] && !isspace((unsigned char)t[v]) && !(in_url && (t[v] == '&' || t[v] == '#'))) {
+        if (t[v] == '\\' && t[v + 1])
+            v++;
+        v++;
+    }
+    return v;
+}
+
+size_t pq_redact(const char *text, char *out, size_t out_len)
+{
+    RedactOut o = {.buf = out, .cap = out_len};
+    if (out && out_len)
+        out[0] = 0;
+    if (!text)
+        return 0;
+    bool in_url = false; /* inside a scheme://... word: its query string's separators apply */
+    for (size_t i = 0; text[i];) {
+        if (strncmp(text + i, "://", 3) == 0) {
+            /* scheme://user:password@host...: the last '@' before the path ends the userinfo
+             * (a password may hold an unencoded '@'; libpq is lenient too). */
+            in_url = true;
+            size_t start = i + 3;
+            size_t end = start + strcspn(text + start, "/?#");
+            const char *at = NULL;
+            for (size_t k = start; k < end; k++)
+                if (text[k] == '@')
+                    at = text + k;
+            const char *colon =
+                at ? memchr(text + start, ':', (size_t)(at - (text + start))) : NULL;
+            if (colon) {
+                put(&o, text + i, (size_t)(colon + 1 - (text + i)));
+                put(&o, PQ_REDACTED, strlen(PQ_REDACTED));
+                i = (size_t)(at - text);
+                continue;
+            }
+            put(&o, text + i, 3);
+            i += 3;
+            continue;
+        }
+        if (isspace((unsigned char)text[i]))
+            in_url = false;
+        if (text[i] == '=') {
+            /* key=value (spaces allowed around '=' in a keyword/value string, as libpq
+             * does): any key ending in "password" (password, sslpassword) hides its value. */
+            size_t k = i;
+            while (k > 0 && !in_url && (text[k - 1] == ' ' || text[k - 1] == '\t'))
+                k--;
+            size_t key_end = k;
+            while (k > 0 && is_key_char(text[k - 1]))
+                k--;
+            if (key_end - k >= 8 && strncasecmp(text + key_end - 8, "password", 8) == 0) {
+                size_t v = i + 1;
+                while (!in_url && (text[v] == ' ' || text[v] == '\t'))
+                    v++;
+                put(&o, text + i, v - i);
+                put(&o, PQ_REDACTED, strlen(PQ_REDACTED));
+                i = value_end(text, v, in_url);
+                continue;
             }
         }
-        bool secret = kw_len == 8 && strncasecmp(kw, "password", 8) == 0;
-        if (secret) {
-            put(out, out_len, &pos, start, (size_t)(kw - start)); /* the separating spaces */
-            put(out, out_len, &pos, "password=***", 12);
-        } else
-            put(out, out_len, &pos, start, (size_t)(p - start));
-        if (p == start)
-            break; /* cannot happen; guards the loop */
+        put(&o, text + i, 1);
+        i++;
     }
+    if (out && out_len)
+        out[o.len < out_len ? o.len : out_len - 1] = 0;
+    return o.len;
 }
 
-void pq_redact(const char *target, char *out, size_t out_len)
+char *pq_redact_dup(const char *text)
 {
-    if (!out || !out_len)
-        return;
-    out[0] = 0;
-    if (!target)
-        return;
-    if (strncasecmp(target, "postgres://", 11) == 0 ||
-        strncasecmp(target, "postgresql://", 13) == 0)
-        redact_url(target, out, out_len);
-    else if (strchr(target, '='))
-        redact_kv(target, out, out_len);
-    else
-        snprintf(out, out_len, "%s", target);
+    size_t n = pq_redact(text, NULL, 0);
+    char *out = malloc(n + 1);
+    if (out)
+        pq_redact(text, out, n + 1);
+    return out;
 }
 
 void pq_describe(const PqApi *pq, const PGconn *conn, char *out, size_t out_len)
@@ -225,6 +218,14 @@ PGconn *pq_connect(const PqApi *pq, const char *target, char *err, size_t err_le
     if (err && err_len) {
         char name[256], msg[400];
         const char *m = conn ? pq->errorMessage(conn) : "out of memory";
+        /* a string libpq cannot parse is the user's mistake, not a connection failure */
+        char *perr = NULL;
+        PQconninfoOption *opts = pq->conninfoParse(target, &perr);
+        const char *what = opts ? "cannot connect" : "not a valid PostgreSQL connection string";
+        if (opts)
+            pq->conninfoFree(opts);
+        else if (perr)
+            m = perr;
         size_t j = 0;
         for (size_t i = 0; m && m[i] && j + 3 < sizeof msg; i++) {
             if (m[i] == '\n') {
@@ -238,7 +239,9 @@ PGconn *pq_connect(const PqApi *pq, const char *target, char *err, size_t err_le
         }
         msg[j] = 0;
         pq_redact(target, name, sizeof name);
-        snprintf(err, err_len, "%s: cannot connect: %s", name, msg);
+        snprintf(err, err_len, "%s: %s: %s", name, what, msg);
+        if (perr)
+            pq->freemem(perr);
     }
     if (conn)
         pq->finish(conn);

@@ -59,10 +59,19 @@ const PqApi *pq_load(char *err, size_t err_len);
  * contains '='); everything else is an SQLite path. */
 bool pq_is_target(const char *db);
 
-/* `target` without its password, for messages: a URL's password becomes "***", a
- * keyword/value string loses its password=... pair (quoted values included). Other text is
- * copied unchanged. Always NUL-terminated; truncated to out_len. */
-void pq_redact(const char *target, char *out, size_t out_len);
+/* The marker that stands for a removed password, everywhere pgtally shows a target. */
+#define PQ_REDACTED "REDACTED"
+
+/* `text` with every password replaced by PQ_REDACTED, for messages, log lines, metrics and
+ * the run's settings: a URL's userinfo password (scheme://user:PW@host), and the value of any
+ * key ending in "password" (password, sslpassword) in a URL's query string or a keyword/value
+ * string, quoted or bare, with or without spaces around '='. Any text is accepted (an SQLite
+ * path comes back unchanged). Writes at most out_len bytes, always NUL-terminated when
+ * out_len > 0; returns the full length, like snprintf, so a short buffer can be detected. */
+size_t pq_redact(const char *text, char *out, size_t out_len);
+
+/* pq_redact into a new string (free it); NULL when out of memory. */
+char *pq_redact_dup(const char *text);
 
 /* Connects to `target` with pgtally's defaults (connect_timeout 5 s, application name
  * "pgtally store"; anything the target sets wins). NULL on failure with "<target redacted>:

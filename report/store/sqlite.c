@@ -306,7 +306,7 @@ static bool configure(sqlite3 *db, unsigned busy_ms, const char *path, char *err
     return exec_sql(db,
                     "PRAGMA synchronous = NORMAL;"
                     "PRAGMA journal_size_limit = 67108864;"
-                    "PRAGMA cache_size = -16384;",
+                    "PRAGMA cache_size = -2048;",
                     "cannot set pragmas", path, err, err_len);
 }
 

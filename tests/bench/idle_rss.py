@@ -40,6 +40,8 @@ def measure(cluster, daemon, conns):
                 c.simple("SELECT 1")
             time.sleep(SETTLE_S)
             held = h.proc_status(daemon.pid)
+            parts = proxies.rss_breakdown(daemon.pid)
+            files = proxies.rss_by_file(daemon.pid)
             servers = server_connections(cluster)
         finally:
             for c in clients:
@@ -48,7 +50,7 @@ def measure(cluster, daemon, conns):
         time.sleep(SETTLE_S * 2)
         after = h.proc_status(daemon.pid)["VmRSS"]
         return {"idle": idle, "held": held["VmRSS"], "hwm": held["VmHWM"], "after": after,
-                "servers": servers}
+                "servers": servers, "parts": parts, "files": files}
     finally:
         daemon.stop()
 
@@ -81,6 +83,11 @@ def main():
         print("| %s | %d kB | %d kB | %.1f kB | %d kB | %d kB | %d |"
               % (name, r["idle"], r["held"], (r["held"] - r["idle"]) / conns, r["hwm"],
                  r["after"], r["servers"]))
+    for name, r in results.items():
+        print("\n%s with %d clients, RSS by kind (kB): %s" % (
+            name, conns, ", ".join("%s %d" % kv for kv in r["parts"].items())))
+        print("  files: " + ", ".join("%s %d" % (os.path.basename(f), kb)
+                                      for f, kb in r["files"][:8]))
     cluster.destroy()
 
 

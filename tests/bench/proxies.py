@@ -325,3 +325,60 @@ def interleaved_tps(targets, rounds, seconds, clients):
             tps[name].append(value)
             print("  round %d %-10s %9.0f tps" % (rnd + 1, name, value))
     return tps
+
+
+def rss_by_file(pid):
+    """Resident kB per mapped file (libraries, the binary), largest first."""
+    files = {}
+    with open("/proc/%d/smaps" % pid) as f:
+        name = None
+        for line in f:
+            fields = line.split()
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                name = fields[5] if len(fields) > 5 and fields[5].startswith("/") else None
+            elif name and fields and fields[0] == "Rss:":
+                files[name] = files.get(name, 0) + int(fields[1])
+    return sorted(files.items(), key=lambda kv: -kv[1])
+
+
+def rss_breakdown(pid):
+    """Where a process's resident memory is, from /proc/PID/smaps, in kB: the main heap, the
+    other threads' malloc arenas, large anonymous mmaps (big mallocs, SQLite, stacks),
+    file-backed code and data, and the total (Rss of smaps_rollup). Linux only."""
+    parts = {"heap": 0, "arenas": 0, "anon": 0, "stack": 0, "files": 0}
+    maps = []
+    with open("/proc/%d/smaps" % pid) as f:
+        cur = None
+        for line in f:
+            fields = line.split()
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                lo, hi = (int(x, 16) for x in fields[0].split("-"))
+                cur = {"lo": lo, "hi": hi, "perms": fields[1],
+                       "name": fields[5] if len(fields) > 5 else "", "rss": 0}
+                maps.append(cur)
+            elif fields and fields[0] == "Rss:" and cur is not None:
+                cur["rss"] = int(fields[1])
+    arena_size = 64 << 20  # glibc's HEAP_MAX_SIZE on 64-bit: a thread arena's reservation
+    for i, m in enumerate(maps):
+        if m["name"] == "[heap]":
+            parts["heap"] += m["rss"]
+        elif m["name"] == "[stack]":
+            parts["stack"] += m["rss"]
+        elif m["name"].startswith("/"):
+            parts["files"] += m["rss"]
+        elif not m["name"]:
+            # A thread arena: a read-write start on a 64 MiB boundary, the rest of its
+            # reservation PROT_NONE right after it.
+            nxt = maps[i + 1] if i + 1 < len(maps) else None
+            if (m["lo"] % arena_size == 0 and nxt and nxt["perms"].startswith("---")
+                    and nxt["lo"] == m["hi"] and nxt["hi"] - m["lo"] == arena_size):
+                parts["arenas"] += m["rss"]
+            else:
+                parts["anon"] += m["rss"]
+        else:
+            parts["anon"] += m["rss"]
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith("Rss:"):
+                parts["total"] = int(line.split()[1])
+    return parts

@@ -4,8 +4,10 @@ PostgreSQL (a script that prints figures, never a test):
 1. soak: REQUESTS tagged requests of STATEMENTS statements each (default 100,000 x 10 = 1M
    statements; pgbench -M simple with a sqlcommenter request_id per transaction, N+1-shaped
    lookups inside). The proxy's RSS is sampled every second; the script prints it at the start,
-   at each 10% and at the end, the statements and requests recorded in the SQLite file, and the
-   drops. Flat RSS is the point: every table on the way is bounded.
+   at each 10% and at the end, where it is (main heap, the writer thread's malloc arena,
+   other anonymous memory, stack, mapped files) under load and 3 s after the load, the
+   statements and requests recorded in the SQLite file, and the drops. Flat RSS is the point:
+   every table on the way is bounded.
 2. cost: pgbench -S -M prepared -c CLIENTS through pgtally recording into SQLite vs pgtally
    --no-db, ROUNDS interleaved rounds of SECONDS each, median TPS and the ratio: what recording
    costs the forwarding rate.
@@ -66,11 +68,13 @@ def run_soak(cluster, wd, binary):
     print("soak: %d requests x %d statements through pgtally (%s)"
           % (per_client * clients, statements, " ".join(cmd)))
     samples = []
+    loaded = {}  # the latest breakdown of RSS taken while pgbench was running
     stop = threading.Event()
 
     def sample():
         while not stop.is_set():
             samples.append((time.monotonic(), rss_kb(proxy.pid)))
+            loaded.update(proxies.rss_breakdown(proxy.pid))
             stop.wait(1.0)
 
     t0 = time.monotonic()
@@ -84,6 +88,8 @@ def run_soak(cluster, wd, binary):
         print(r.stdout, r.stderr)
         raise SystemExit("soak: pgbench failed")
     end_rss = rss_kb(proxy.pid)
+    time.sleep(3)  # the writer trims the heap once it has been idle for a second
+    idle = proxies.rss_breakdown(proxy.pid)
     proxy.stop()
     con = sqlite3.connect(db)
     n_req, n_stmt = con.execute("select count(*), coalesce(sum(statements), 0) from requests"
@@ -102,6 +108,9 @@ def run_soak(cluster, wd, binary):
     if samples:
         print("soak: RSS start %d kB, end %d kB, max %d kB"
               % (samples[0][1], end_rss, max(s for _, s in samples)))
+    for when, parts in (("under load", loaded), ("3 s after the load", idle)):
+        print("soak: RSS %s by kind (kB): %s" % (when, ", ".join("%s %d" % kv
+                                                               for kv in parts.items())))
     print("soak: recorded %d requests, %d statements; run row: statements=%d requests=%d "
           "dropped_requests=%d dropped_statements=%d complete=%d"
           % ((n_req, n_stmt) + tuple(run)))

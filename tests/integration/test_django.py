@@ -167,23 +167,37 @@ def wsgi_get(handler, path):
 # --- pgtally's side -----------------------------------------------------------------------------
 
 class Tally:
-    """What pgtally stored for one run, read back from its SQLite file."""
+    """What pgtally stored for one run, read back from its SQLite file, or (with
+    `pg_dsn`) from the `pgtally` schema of a PostgreSQL store: the same tables and columns."""
 
-    def __init__(self, path):
-        db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
-        db.row_factory = sqlite3.Row
-        self.runs = [dict(r) for r in db.execute("SELECT * FROM runs")]
-        self.requests = [dict(r) for r in db.execute("SELECT * FROM requests ORDER BY start_us, id")]
-        self.normalized = dict(db.execute("SELECT fingerprint, normalized FROM fingerprints"))
+    def __init__(self, path=None, pg_dsn=None):
+        if pg_dsn:
+            import psycopg2
+            import psycopg2.extras
+            db = psycopg2.connect(pg_dsn)
+            cur = db.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
+
+            def rows(sql):
+                cur.execute(sql.replace(" FROM ", " FROM pgtally."))
+                return [dict(r) for r in cur.fetchall()]
+        else:
+            db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+            db.row_factory = sqlite3.Row
+
+            def rows(sql):
+                return [dict(r) for r in db.execute(sql)]
+        self.runs = rows("SELECT * FROM runs")
+        self.requests = rows("SELECT * FROM requests ORDER BY start_us, id")
+        self.normalized = {r["fingerprint"]: r["normalized"]
+                           for r in rows("SELECT fingerprint, normalized FROM fingerprints")}
         self.fingerprints = defaultdict(list)
-        for r in db.execute("SELECT * FROM request_fingerprints"):
-            self.fingerprints[r["request_id"]].append(dict(r))
+        for r in rows("SELECT * FROM request_fingerprints"):
+            self.fingerprints[r["request_id"]].append(r)
         self.findings = defaultdict(list)
-        for r in db.execute("SELECT * FROM findings"):
-            self.findings[r["request_id"]].append(dict(r))
+        for r in rows("SELECT * FROM findings"):
+            self.findings[r["request_id"]].append(r)
         self.timeline = defaultdict(list)  # request id -> normalized text of each statement
-        for r in db.execute("SELECT request_id, fingerprint FROM statements"
-                            " ORDER BY request_id, seq"):
+        for r in rows("SELECT request_id, fingerprint FROM statements ORDER BY request_id, seq"):
             self.timeline[r["request_id"]].append(self.normalized.get(r["fingerprint"], "?"))
         db.close()
 
@@ -199,6 +213,7 @@ class DjangoRun:
     atomic_requests = False
     driver_statements = ()  # per request, sent by psycopg2 itself (see DjangoRequest)
     expected_setup = 0    # SET application_name per request
+    pg_store = False      # the report store: the proxy's SQLite file, or a PostgreSQL database
 
     @classmethod
     def setUpClass(cls):
@@ -209,7 +224,18 @@ class DjangoRun:
         cluster = h.module_cluster()
         # The gap is generous: in these runs requests are ended by label change, connection
         # close or shutdown, never by idleness, even on a slow (sanitized) build.
-        cls.proxy = h.Proxy(cluster, extra_args=["--request-gap", "5"])
+        extra = ["--request-gap", "5"]
+        cls.store_dsn = None
+        if cls.pg_store:
+            # A second database on the same cluster, reached directly (never through the
+            # proxy); the later --db wins over the harness's SQLite file.
+            cls.store_db = "django_store_%d" % os.getpid()
+            cluster.admin_sql("DROP DATABASE IF EXISTS %s" % cls.store_db)
+            cluster.admin_sql("CREATE DATABASE %s OWNER %s" % (cls.store_db, h.TRUST_USER))
+            cls.store_dsn = "postgres://%s@127.0.0.1:%d/%s" % (h.TRUST_USER, cluster.port,
+                                                              cls.store_db)
+            extra += ["--db", cls.store_dsn]
+        cls.proxy = h.Proxy(cluster, extra_args=extra)
         cls.db_path = cls.proxy.db_path  # the harness gives each proxy its own --db file
         cls.proxy.start()
         conn = connections["default"]
@@ -231,7 +257,10 @@ class DjangoRun:
         finally:
             conn.close()
         cls.result = cls.proxy.stop(signal.SIGTERM)
-        cls.tally = Tally(cls.db_path) if os.path.exists(cls.db_path) else None
+        if cls.pg_store:
+            cls.tally = Tally(pg_dsn=cls.store_dsn)
+        else:
+            cls.tally = Tally(cls.db_path) if os.path.exists(cls.db_path) else None
         if not h.DIRECT:
             cls.print_table()
 
@@ -415,6 +444,19 @@ class SqlcommenterRun(DjangoRun, unittest.TestCase):
 
     def test_requests_shared_one_connection(self):
         self.assertEqual(len({p["conn_id"] for _, p in self.pairs()}), 1)
+
+
+class SqlcommenterPostgresStoreRun(SqlcommenterRun):
+    """The sqlcommenter run with its sidecar writing to a PostgreSQL report store: every
+    comparison above, read from the store's `pgtally` schema."""
+
+    run_name = "sqlcommenter, PostgreSQL store"
+    pg_store = True
+
+    def test_the_store_was_postgresql_and_no_sqlite_file_was_written(self):
+        self.assertEqual(len(self.tally.runs), 1)
+        self.assertFalse(os.path.exists(self.db_path), self.db_path)
+        self.assertEqual(self.result.returncode, 0, self.result.stderr)
 
 
 class ApplicationNameRun(DjangoRun, unittest.TestCase):

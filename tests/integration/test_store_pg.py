@@ -324,6 +324,30 @@ class FaultsTest(StoreTestCase):
         self.assertIn("certificate", result.stderr)
 
 
+class UsageErrorTest(StoreTestCase):
+    """A store that can never work is a usage error (exit 2) before anything starts, with a
+    message naming the option and never the password."""
+
+    def proxy_exit(self, *extra):
+        return subprocess.run([os.environ["PGTALLY_BIN"], "proxy",
+                               "--listen", "127.0.0.1:%d" % h.free_port(),
+                               "--upstream", "127.0.0.1:%d" % self.cluster.port] + list(extra),
+                              capture_output=True, text=True, timeout=30)
+
+    def test_invalid_db_schema_exits_2(self):
+        r = self.proxy_exit("--db", "postgres://u:pw@127.0.0.1:%d/app" % self.cluster.port,
+                            "--db-schema", "2bad;drop")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("--db-schema", r.stderr)
+        self.assertNotIn("pw@", r.stderr)
+
+    def test_malformed_connection_string_exits_2(self):
+        r = self.proxy_exit("--db", "host=127.0.0.1 password=s3cret nosuchoption=1")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("not a valid PostgreSQL connection string", r.stderr)
+        self.assertNotIn("s3cret", r.stderr)
+
+
 class LoopbackTest(StoreTestCase):
     def test_store_at_the_proxys_own_listen_address_is_refused(self):
         port = h.free_port()

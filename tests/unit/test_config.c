@@ -10,34 +10,6 @@
 
 static char tmpdir[] = "/tmp/test_config.XXXXXX";
 
-TEST(redact_passwords)
-{
-    static const struct {
-        const char *in, *out;
-    } cases[] = {
-        {"postgres://u:secret@h/db", "postgres://u:REDACTED@h/db"},
-        {"postgresql://u:se@cr:et@h:5432,h2:5433/db?sslmode=require",
-         "postgresql://u:REDACTED@h:5432,h2:5433/db?sslmode=require"},
-        {"postgres://u@h/db", "postgres://u@h/db"},
-        {"postgres://h/db?user=u&password=secret&sslmode=require",
-         "postgres://h/db?user=u&password=REDACTED&sslmode=require"},
-        {"postgres://h/db?sslpassword=secret", "postgres://h/db?sslpassword=REDACTED"},
-        {"host=h password='it''s secret' dbname=d", "host=h password=REDACTED dbname=d"},
-        {"host=h password='it\\'s \\\\ secret' dbname=d", "host=h password=REDACTED dbname=d"},
-        {"host=h PASSWORD=secret", "host=h PASSWORD=REDACTED"},
-        {"/var/run/postgresql", "/var/run/postgresql"},
-        {"127.0.0.1:5432", "127.0.0.1:5432"},
-        {"", ""},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *got = config_redact_passwords(cases[i].in);
-        CHECK(got != NULL);
-        if (got)
-            CHECK_EQ_STR(got, cases[i].out);
-        free(got);
-    }
-}
-
 TEST(settings_json_escapes_every_string)
 {
     ProxyConfig c;
@@ -133,7 +105,6 @@ int main(void)
         perror("mkdtemp");
         return 2;
     }
-    RUN(redact_passwords);
     RUN(settings_json_escapes_every_string);
     RUN(config_line_at_the_limit_is_read_whole);
     RUN(config_line_over_the_limit_names_file_and_line);

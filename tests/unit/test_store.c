@@ -958,19 +958,47 @@ TEST(postgres_targets_told_from_paths)
 
 TEST(redaction_removes_every_password_form)
 {
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"postgres://u:s3cret@h:5432/db?sslmode=require",
+         "postgres://u:REDACTED@h:5432/db?sslmode=require"},
+        {"postgresql://u:se@cr:et@h:5432,h2:5433/db?sslmode=require",
+         "postgresql://u:REDACTED@h:5432,h2:5433/db?sslmode=require"},
+        {"postgres://u@h/db", "postgres://u@h/db"},
+        {"postgresql://u@h/db?password=s3cret&sslmode=verify-full",
+         "postgresql://u@h/db?password=REDACTED&sslmode=verify-full"},
+        {"postgres://h/db?sslpassword=s3cret", "postgres://h/db?sslpassword=REDACTED"},
+        {"host=h password=s3cret dbname=d", "host=h password=REDACTED dbname=d"},
+        {"host=h password = 'se cr\\'et' dbname=d", "host=h password = REDACTED dbname=d"},
+        {"host=h password='it''s secret' dbname=d", "host=h password=REDACTED dbname=d"},
+        {"host=h password='it\\'s \\\\ secret' dbname=d", "host=h password=REDACTED dbname=d"},
+        {"host=h password=se;cr&et dbname=d", "host=h password=REDACTED dbname=d"},
+        {"host=h PASSWORD=s3cret", "host=h PASSWORD=REDACTED"},
+        {"host=h sslpassword=s3cret", "host=h sslpassword=REDACTED"},
+        {"/var/run/postgresql", "/var/run/postgresql"},
+        {"127.0.0.1:5432", "127.0.0.1:5432"},
+        {"report.db", "report.db"},
+        {"", ""},
+    };
     char out[256];
-    pq_redact("postgres://u:s3cret@h:5432/db?sslmode=require", out, sizeof out);
-    CHECK_EQ_STR(out, "postgres://u:***@h:5432/db?sslmode=require");
-    pq_redact("postgresql://u@h/db?password=s3cret&sslmode=verify-full", out, sizeof out);
-    CHECK_EQ_STR(out, "postgresql://u@h/db?sslmode=verify-full");
-    pq_redact("host=h password=s3cret dbname=d", out, sizeof out);
-    CHECK_EQ_STR(out, "host=h password=*** dbname=d");
-    pq_redact("host=h password = 'se cr\\'et' dbname=d", out, sizeof out);
-    CHECK_EQ_STR(out, "host=h password=*** dbname=d");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = pq_redact(cases[i].in, out, sizeof out);
+        CHECK_EQ_STR(out, cases[i].out);
+        CHECK(n == strlen(cases[i].out));
+        char *dup = pq_redact_dup(cases[i].in);
+        CHECK(dup != NULL);
+        if (dup)
+            CHECK_EQ_STR(dup, cases[i].out);
+        free(dup);
+    }
     pq_redact("postgres://u:p@ss:w0rd@h/db", out, sizeof out); /* '@' in the password */
     CHECK(strstr(out, "w0rd") == NULL);
-    pq_redact("report.db", out, sizeof out);
-    CHECK_EQ_STR(out, "report.db");
+    /* a short buffer: truncated, terminated, and the full length returned */
+    char small[12];
+    size_t full = pq_redact("postgres://u:s3cret@h/db", small, sizeof small);
+    CHECK_EQ_STR(small, "postgres://");
+    CHECK(full == strlen("postgres://u:REDACTED@h/db"));
     CHECK(store_pg_schema_name_valid("pgtally"));
     CHECK(store_pg_schema_name_valid("Tally_2"));
     CHECK(!store_pg_schema_name_valid("2tally"));
