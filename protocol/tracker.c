@@ -661,6 +661,7 @@ static void emit_query_statement(Tracker *t, TrkEntry *e, int64_t now_us, const 
     ev.start_us = e->start_us;
     ev.end_us = now_us;
     ev.rows = rows;
+    ev.rows_returned = e->rows;
     ev.bytes = e->bytes;
     ev.executes = 1;
     ev.aborted = aborted;
@@ -689,6 +690,7 @@ static void emit_execute(Tracker *t, TrkEntry *e, int64_t now_us, const char *co
     ev.end_us = now_us;
     /* The tag counts only the last Execute's rows; earlier suspended ones were counted. */
     ev.rows = has_rows ? tag_rows : e->rows;
+    ev.rows_returned = e->rows;
     ev.bytes = e->bytes;
     ev.executes = 1;
     if (p) {
@@ -699,6 +701,7 @@ static void emit_execute(Tracker *t, TrkEntry *e, int64_t now_us, const char *co
         if (p->run_executes > 0) {
             ev.start_us = p->run_start_us;
             ev.rows += p->run_rows;
+            ev.rows_returned += p->run_rows;
             ev.bytes += p->run_bytes;
             ev.executes += p->run_executes;
             p->run_executes = 0;

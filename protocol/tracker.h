@@ -37,7 +37,10 @@ typedef struct TrackerEvent {
     bool scs_off;       /* standard_conforming_strings was off when it ran */
     int64_t start_us;
     int64_t end_us;
-    uint64_t rows;
+    uint64_t rows;             /* CommandComplete's row count (rows written or returned);
+                                  the DataRows seen when the tag has none */
+    uint64_t rows_returned;    /* DataRows the server sent the client: rows a write
+                                  (INSERT ... SELECT without RETURNING) affected are not here */
     uint64_t bytes;            /* DataRow / CopyData bytes the server sent for it */
     uint64_t bind_values_hash; /* hash of the Bind parameters (extended), 0 otherwise */
     char command[16];          /* CommandComplete's command word; "" on error */

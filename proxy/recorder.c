@@ -97,6 +97,7 @@ void recorder_event(Recorder *r, const TrackerEvent *ev)
     st.start_us = ev->start_us;
     st.end_us = ev->end_us;
     st.rows = ev->rows;
+    st.rows_returned = ev->rows_returned;
     st.bytes = ev->bytes;
     tally_statement(r->tally, &st);
 }
