@@ -68,26 +68,31 @@ void view_markdown(FILE *out, const ViewData *d, const ViewOptions *o)
     }
 
     fprintf(out, "| Route | Requests | Queries/request p50 | p95 | max | Duplicates | N+1 | "
-                 "DB time |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+                 "DB time | Rows | Bytes |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     size_t shown = d->routes.n < MD_MAX_ROUTES ? d->routes.n : MD_MAX_ROUTES;
     for (size_t i = 0; i < shown; i++) {
         const ReaderRoute *r = &d->routes.items[i];
         viewfmt_duration(db, sizeof db, r->db_time_us);
+        char bytes[16];
+        viewfmt_bytes(bytes, sizeof bytes, r->bytes);
         fputs("| ", out);
         if (*r->route)
             viewfmt_md_cell(out, r->route, true);
         else
-            fputs("*(no route)*", out);
-        fprintf(out, " | %" PRIu64 " | %u | %u | %u | %" PRIu64 " | %s%" PRIu64 "%s | %s |\n",
+            fputs("*" VIEW_NO_ROUTE "*", out);
+        fprintf(out,
+                " | %" PRIu64 " | %u | %u | %u | %" PRIu64 " | %s%" PRIu64 "%s | %s | %" PRIu64
+                " | %s |\n",
                 r->requests, r->queries_p50, r->queries_p95, r->queries_max, r->duplicates,
-                r->n_plus_one ? "**" : "", r->n_plus_one, r->n_plus_one ? "**" : "", db);
+                r->n_plus_one ? "**" : "", r->n_plus_one, r->n_plus_one ? "**" : "", db, r->rows,
+                bytes);
     }
     if (shown < d->routes.n)
         fprintf(out, "\n*%zu more routes not shown.*\n", d->routes.n - shown);
     if (d->routes.n == 0)
-        fprintf(out, "| *(no requests recorded)* | | | | | | | |\n");
+        fprintf(out, "| *(no requests recorded)* | | | | | | | | | |\n");
 
-    fprintf(out, "\n#### Top findings\n\n");
+    fprintf(out, "\n#### Top findings, ranked by the DB time each stands for\n\n");
     if (d->findings.n == 0)
         fprintf(out, "No N+1 queries, duplicates or over-fetching found.\n");
     for (size_t i = 0; i < d->findings.n; i++) {
@@ -104,12 +109,16 @@ void view_markdown(FILE *out, const ViewData *d, const ViewOptions *o)
         if (*f->worst_route)
             viewfmt_md_cell(out, f->worst_route, true);
         else
-            fputs("*(no route)*", out);
+            fputs("*" VIEW_NO_ROUTE "*", out);
         fprintf(out, ", %" PRIu64 " in one request), DB time %s", f->max_count, db);
         if (f->fingerprint[0]) {
             fputs(", fingerprint ", out);
             viewfmt_md_cell(out, f->fingerprint, true);
         }
+        char why[512];
+        viewfmt_finding_why(why, sizeof why, f);
+        fputs(".<br>*Why here:* ", out);
+        viewfmt_md_cell(out, why, false);
         fprintf(out, "\n\n");
         if (*f->normalized)
             code_block(out, f->normalized);
