@@ -96,8 +96,9 @@ void recorder_event(Recorder *r, const TrackerEvent *ev)
     st.sample_len = ev->sql_len;
     st.start_us = ev->start_us;
     st.end_us = ev->end_us;
-    st.rows = ev->rows;
-    st.rows_returned = ev->rows_returned;
+    /* Rows returned to the client, not those a write affected: what overfetch, the budget's
+     * max_rows and every rows column of the report mean. */
+    st.rows = ev->rows_returned;
     st.bytes = ev->bytes;
     tally_statement(r->tally, &st);
 }

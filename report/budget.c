@@ -512,6 +512,16 @@ int check_main(int argc, char **argv)
         fprintf(stderr, "pgtally check: %s\n", err);
         return 2;
     }
+    /* A budget without a single limit would pass every run, silently: an empty or truncated
+     * file, or limits under a misspelt section. With --baseline it still forbids growth. */
+    if (!a.baseline && !budget_sets_limits(budget)) {
+        fprintf(stderr,
+                "pgtally check: %s: the budget sets no limit (no max_* key in [defaults] or "
+                "any [route]), so every run would pass; see docs/budgets.md\n",
+                a.budget);
+        budget_free(budget);
+        return 2;
+    }
     CheckResult result;
     ReaderScope scope = {.run_id = a.run, .label = a.label};
     if (!budget_check(budget, a.db, a.db_schema, &scope, a.baseline, &result, err, sizeof err)) {

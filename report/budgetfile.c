@@ -517,3 +517,21 @@ bool budget_ignores_route(const Budget *budget, const char *route)
             return true;
     return false;
 }
+
+static bool limits_set(const BudgetLimits *l)
+{
+    for (int k = 0; k < BUDGET_N_KEYS; k++)
+        if (l->limit[k].state == BUDGET_SET)
+            return true;
+    return l->growth.state == BUDGET_SET;
+}
+
+bool budget_sets_limits(const Budget *budget)
+{
+    if (limits_set(&budget->defaults))
+        return true;
+    for (size_t i = 0; i < budget->n_routes; i++)
+        if (limits_set(&budget->routes[i].limits))
+            return true;
+    return false;
+}

@@ -51,7 +51,6 @@ typedef struct Request {
     uint32_t distinct_pairs;
     uint64_t db_time_us;
     uint64_t rows;
-    uint64_t rows_returned; /* DataRows only: a request's overfetch ignores rows written */
     uint64_t bytes;
     bool truncated;
     FpSlot *fps;
@@ -606,9 +605,9 @@ static RequestRecord *request_to_record(Tally *t, Request *r, const char *reason
             add_finding(rec->findings, &rec->n_findings, FINDING_OVERFETCH, fp->fingerprint,
                         s->max_bytes, fp->distinct_values, fp->is_write, true);
     }
-    if (r->rows_returned >= o->request_overfetch_rows)
-        add_finding(rec->findings, &rec->n_findings, FINDING_OVERFETCH, 0, r->rows_returned, 0,
-                    false, false);
+    if (r->rows >= o->request_overfetch_rows)
+        add_finding(rec->findings, &rec->n_findings, FINDING_OVERFETCH, 0, r->rows, 0, false,
+                    false);
     else if (r->bytes >= o->request_overfetch_bytes)
         add_finding(rec->findings, &rec->n_findings, FINDING_OVERFETCH, 0, r->bytes, 0, false,
                     true);
@@ -746,7 +745,6 @@ static void request_add(Tally *t, Request *r, const TallyStatement *st)
     r->statements++;
     r->db_time_us += (uint64_t)duration;
     r->rows += st->rows;
-    r->rows_returned += st->rows_returned;
     r->bytes += st->bytes;
     r->last_conn_id = st->conn_id;
     bool failed = st->sqlstate && st->sqlstate[0];
@@ -765,8 +763,8 @@ static void request_add(Tally *t, Request *r, const TallyStatement *st)
         fp->stat.errors += failed;
         if (fp->stat.calls == 1) /* a shape's kind never changes: classify it once */
             fp->stat.is_write = is_write(st);
-        if (st->rows_returned > fp->max_rows)
-            fp->max_rows = st->rows_returned;
+        if (st->rows > fp->max_rows)
+            fp->max_rows = st->rows;
         if (st->bytes > fp->max_bytes)
             fp->max_bytes = st->bytes;
     } else {

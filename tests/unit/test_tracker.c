@@ -499,6 +499,7 @@ TEST(copy_out_counts_bytes_and_rows_from_tag)
     ready(t, 'I');
     CHECK_EQ_INT(s.count, 1);
     CHECK_EQ_INT(s.events[0].ev.rows, 2);
+    CHECK_EQ_INT(s.events[0].ev.rows_returned, 2); /* COPY TO STDOUT returns its rows */
     CHECK_EQ_INT(s.events[0].ev.bytes, 24);
     tracker_free(t, clock_us);
 }
