@@ -235,6 +235,11 @@ void recorder_set_thresholds(Recorder *r, const TallyOptions *options)
     tally_set_thresholds(r->tally, options);
 }
 
+bool recorder_set_settings(Recorder *r, const char *settings_json)
+{
+    return store_set_settings(r->store, settings_json);
+}
+
 static StoreRunTotals run_totals(const Recorder *r, const RecorderTotals *totals)
 {
     const TallyStats *ts = tally_stats(r->tally);
