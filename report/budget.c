@@ -384,7 +384,7 @@ static void print_usage(FILE *out)
                  "                         incomplete when any of them is\n"
                  "      --baseline FILE    an older report: fail when a route's mean queries per\n"
                  "                         request grew beyond max_growth since its latest run\n"
-                 "      --junit FILE       also write JUnit XML (one testcase per route)\n"
+                 "      --junit FILE       also write JUnit XML (a testcase per route and limit)\n"
                  "      --markdown FILE    also write a Markdown summary (for a PR comment)\n"
                  "  -h, --help             this text\n");
 }

@@ -73,8 +73,8 @@ void viewfmt_finding_why(char *out, size_t cap, const ReaderTopFinding *f)
         snprintf(what, sizeof what, "%s calls in %" PRIu64 " %s, up to %s in one", total,
                  f->requests, reqs, max);
     } else if (strcmp(f->kind, "duplicate") == 0) {
-        snprintf(what, sizeof what, "%s repeated executions in %" PRIu64 " %s (of %s in all)",
-                 total, f->requests, reqs, time);
+        snprintf(what, sizeof what, "%s repeats in %" PRIu64 " %s (of %s)", total, f->requests,
+                 reqs, time);
     } else if (strcmp(f->kind, "overfetch") == 0) {
         char amount[48];
         if (f->by_bytes)
