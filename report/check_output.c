@@ -257,9 +257,9 @@ static void describe_group_sql(char *buf, size_t len, const GroupSql *sql, size_
         else
             snprintf(count, sizeof count, "%" PRIu64 "-%" PRIu64, sql[i].min_count,
                      sql[i].max_count);
-        used += (size_t)snprintf(buf + used, len - used, "%s%s%s%s (%s %s)",
+        used += (size_t)snprintf(buf + used, len - used, "%s%s%s (%s %s)",
                                  i ? ", " : (n1 ? "N+1" : "duplicates"), i ? "" : " on ",
-                                 table[0] ? table : sql[i].sql->fingerprint, "", count,
+                                 table[0] ? table : sql[i].sql->fingerprint, count,
                                  n1 ? (sql[i].max_count == 1 ? "call" : "calls")
                                     : (sql[i].max_count == 1 ? "repeat" : "repeats"));
     }
