@@ -9,6 +9,9 @@
 #include "report/viewfmt.h"
 
 #define MD_MAX_ROUTES 20
+#define MD_MAX_STATEMENTS 5
+/* Characters of SQL in a table cell: the whole statement is in the findings' code blocks. */
+#define MD_SQL_CELL 80
 
 static void code_block(FILE *out, const char *sql)
 {
@@ -39,7 +42,7 @@ void view_markdown(FILE *out, const ViewData *d, const ViewOptions *o)
     fprintf(out, "### pgtally report");
     if (o->route) {
         fprintf(out, " for ");
-        viewfmt_md_cell(out, o->route, true);
+        viewfmt_md_cell(out, viewfmt_route(o->route), true);
     }
     char scope[300];
     view_scope_text(d, o, scope, sizeof scope);
@@ -127,6 +130,25 @@ void view_markdown(FILE *out, const ViewData *d, const ViewOptions *o)
             suggest_batched(f->normalized, SUGGEST_ANY, batched, sizeof batched)) {
             fprintf(out, "\nBatched, one query for all values:\n\n");
             code_block(out, batched);
+        }
+        fputc('\n', out);
+    }
+    /* The statements that took the most DB time, with what they returned. */
+    size_t n_stmts = d->by_time.n < MD_MAX_STATEMENTS ? d->by_time.n : MD_MAX_STATEMENTS;
+    if (n_stmts) {
+        fprintf(out, "#### Statements by DB time\n\n| Statement | Calls | DB time | Rows | Bytes "
+                     "|\n|---|---:|---:|---:|---:|\n");
+        for (size_t i = 0; i < n_stmts; i++) {
+            const ReaderFingerprint *f = &d->by_time.items[i];
+            char sql[MD_SQL_CELL * 4], bytes[16];
+            viewfmt_one_line(sql, sizeof sql, *f->normalized ? f->normalized : f->fingerprint,
+                             MD_SQL_CELL);
+            viewfmt_duration(db, sizeof db, f->total_time_us);
+            viewfmt_bytes(bytes, sizeof bytes, f->bytes);
+            fputs("| ", out);
+            viewfmt_md_cell(out, sql, true);
+            fprintf(out, " | %" PRIu64 " | %s | %" PRIu64 " | %s |\n", f->calls, db, f->rows,
+                    bytes);
         }
         fputc('\n', out);
     }

@@ -231,6 +231,8 @@ class ReportCli(unittest.TestCase):
         md = self.ok("--db", self.db, "--format", "markdown")
         self.assertIn("| DB time | Rows | Bytes |", md)
         self.assertRegex(md, r"\| `/orders` \|.*\| 22 \| 880 B \|")
+        self.assertIn("| Statement | Calls | DB time | Rows | Bytes |", md)
+        self.assertIn("| `select * from items where order_id = $1` | 16 | 1.60 ms | 16 | 640 B |", md)
 
     def test_request_by_unique_prefix_and_row_number(self):
         db = self.export_db()
