@@ -59,7 +59,8 @@ typedef struct Listener {
     MetricsHistogram statement_duration;
     bool draining;
     /* Every SIGHUP change so far, a JSON array kept for runs.settings (at most
-     * MAX_SETTINGS_CHANGES entries: the earliest are kept, later ones counted). */
+     * MAX_SETTINGS_CHANGES entries: the earliest are kept; later changes still update the
+     * stored values, without an entry). */
     char *settings_changes;
     size_t n_settings_changes;
 } Listener;
@@ -377,7 +378,7 @@ static void tally_options_from_config(const ProxyConfig *config, TallyOptions *o
 
 /* Appends one SIGHUP's changes to the run's settings_changes and hands the store the new
  * settings, so a report shows the thresholds its findings were made with, and when they
- * changed. Bounded: past MAX_SETTINGS_CHANGES, further changes are only counted. */
+ * changed. Bounded: past MAX_SETTINGS_CHANGES, further changes update the values only. */
 static void note_settings_change(Listener *l, const char *change)
 {
     if (!l->recorder)
