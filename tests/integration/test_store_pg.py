@@ -215,7 +215,10 @@ class WritesTest(StoreTestCase):
         deadline = time.monotonic() + 20
         settings = {}
         while time.monotonic() < deadline:
-            settings = json.loads(store_sql(db, "SELECT settings FROM pgtally.runs"))
+            try:  # the writer creates the schema when it first connects
+                settings = json.loads(store_sql(db, "SELECT settings FROM pgtally.runs"))
+            except RuntimeError:
+                settings = {}
             if settings.get("settings_changes"):
                 break
             time.sleep(0.2)
