@@ -35,8 +35,8 @@ const char *viewfmt_route(const char *route);
 const char *viewfmt_route_arg(const char *arg);
 
 /* Why a top finding ranks where it does, in one line: the DB time it stands for (cost_us,
- * what it is ranked by), what was found ("50 calls in 5 requests, up to 10 in one"; "up to 2,500 rows
- * returned by one execution"), and its rows and bytes returned. */
+ * what it is ranked by), what was found ("50 calls in 5 requests, up to 10 in one"; "up to
+ * 2,500 rows returned by one execution"), and its rows and bytes returned. */
 void viewfmt_finding_why(char *out, size_t cap, const ReaderTopFinding *f);
 
 /* "2024-05-01 12:00:03 UTC" ("-" for 0). */
