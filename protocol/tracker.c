@@ -648,6 +648,15 @@ static void event_set_sql(Tracker *t, TrackerEvent *ev, TrkSql *sql, uint32_t in
     ev->n_tags = norm->n_tags;
 }
 
+/* Rows the server sent the client: its DataRows, or for a COPY ... TO STDOUT (CopyData
+ * sent, no DataRow) the rows its tag counts. A write's tag counts rows it only wrote. */
+static uint64_t copy_out_rows(const char *command, size_t command_len, uint64_t bytes,
+                              uint64_t data_rows, uint64_t tag_rows)
+{
+    bool copy = command_len == 4 && memcmp(command, "COPY", 4) == 0;
+    return copy && data_rows == 0 && bytes > 0 ? tag_rows : data_rows;
+}
+
 /* The statement a QUERY entry is working on completed (CommandComplete) or failed. */
 static void emit_query_statement(Tracker *t, TrkEntry *e, int64_t now_us, const char *command,
                                  size_t command_len, uint64_t rows, const char *sqlstate,
@@ -661,6 +670,7 @@ static void emit_query_statement(Tracker *t, TrkEntry *e, int64_t now_us, const 
     ev.start_us = e->start_us;
     ev.end_us = now_us;
     ev.rows = rows;
+    ev.rows_returned = copy_out_rows(command, command_len, e->bytes, e->rows, rows);
     ev.bytes = e->bytes;
     ev.executes = 1;
     ev.aborted = aborted;
@@ -689,6 +699,7 @@ static void emit_execute(Tracker *t, TrkEntry *e, int64_t now_us, const char *co
     ev.end_us = now_us;
     /* The tag counts only the last Execute's rows; earlier suspended ones were counted. */
     ev.rows = has_rows ? tag_rows : e->rows;
+    ev.rows_returned = copy_out_rows(command, command_len, e->bytes, e->rows, ev.rows);
     ev.bytes = e->bytes;
     ev.executes = 1;
     if (p) {
@@ -699,6 +710,7 @@ static void emit_execute(Tracker *t, TrkEntry *e, int64_t now_us, const char *co
         if (p->run_executes > 0) {
             ev.start_us = p->run_start_us;
             ev.rows += p->run_rows;
+            ev.rows_returned += p->run_rows;
             ev.bytes += p->run_bytes;
             ev.executes += p->run_executes;
             p->run_executes = 0;

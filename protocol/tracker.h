@@ -37,7 +37,11 @@ typedef struct TrackerEvent {
     bool scs_off;       /* standard_conforming_strings was off when it ran */
     int64_t start_us;
     int64_t end_us;
-    uint64_t rows;
+    uint64_t rows;             /* CommandComplete's row count (rows written or returned);
+                                  the DataRows seen when the tag has none */
+    uint64_t rows_returned;    /* rows the server sent the client: its DataRows (the tag's
+                                  count for COPY TO STDOUT); rows a write (INSERT ... SELECT
+                                  without RETURNING) only wrote are not here */
     uint64_t bytes;            /* DataRow / CopyData bytes the server sent for it */
     uint64_t bind_values_hash; /* hash of the Bind parameters (extended), 0 otherwise */
     char command[16];          /* CommandComplete's command word; "" on error */

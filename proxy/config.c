@@ -15,6 +15,7 @@
 #include "report/inilines.h"
 #include "report/serve.h"
 #include "report/store/pq.h"
+#include "report/tally.h"
 
 typedef enum OptType {
     T_STRING,
@@ -613,23 +614,16 @@ static char *out_finish(TextOut *o)
     return o->data;
 }
 
-/* "key":"value" (or null), the value escaped after its passwords are redacted. */
-static void json_string_member(TextOut *o, const char *key, const char *value)
+/* A string value, escaped and with passwords redacted, quotes included; null for NULL. */
+static void json_string_value(TextOut *o, const char *value)
 {
-    out_str(o, o->len > 1 ? ",\"" : "\"");
-    out_str(o, key);
-    out_str(o, "\":");
     if (!value) {
         out_str(o, "null");
         return;
     }
     char *redacted = pq_redact_dup(value);
-    if (!redacted) {
-        o->failed = true;
-        return;
-    }
-    size_t len = strlen(redacted);
-    char *escaped = malloc(JSON_ESCAPED_MAX(len));
+    size_t len = redacted ? strlen(redacted) : 0;
+    char *escaped = redacted ? malloc(JSON_ESCAPED_MAX(len)) : NULL;
     if (!escaped) {
         free(redacted);
         o->failed = true;
@@ -643,6 +637,15 @@ static void json_string_member(TextOut *o, const char *key, const char *value)
     free(redacted);
 }
 
+/* "key":"value" (or null), the value escaped after its passwords are redacted. */
+static void json_string_member(TextOut *o, const char *key, const char *value)
+{
+    out_str(o, o->len > 1 ? ",\"" : "\"");
+    out_str(o, key);
+    out_str(o, "\":");
+    json_string_value(o, value);
+}
+
 static void json_raw_member(TextOut *o, const char *key, const char *raw)
 {
     out_str(o, o->len > 1 ? ",\"" : "\"");
@@ -651,10 +654,13 @@ static void json_raw_member(TextOut *o, const char *key, const char *raw)
     out_str(o, raw);
 }
 
-char *config_settings_json(const ProxyConfig *c, const char *upstream)
+char *config_settings_json_with_changes(const ProxyConfig *c, const char *upstream,
+                                        const char *changes)
 {
     TextOut o = {0};
     char number[64];
+    TallyOptions defaults;
+    tally_options_default(&defaults);
     out_str(&o, "{");
     json_string_member(&o, "listen", c->listen);
     json_string_member(&o, "upstream", upstream ? upstream : c->upstream);
@@ -664,8 +670,32 @@ char *config_settings_json(const ProxyConfig *c, const char *upstream)
     json_raw_member(&o, "samples", c->samples ? "true" : "false");
     snprintf(number, sizeof number, "%zu", c->max_sql_bytes);
     json_raw_member(&o, "max_sql_bytes", number);
+    /* Every finding threshold in force, so a report can say what its findings mean. */
+    const struct {
+        const char *key;
+        uint64_t value;
+    } thresholds[] = {
+        {"n_plus_one_calls", c->n_plus_one_calls},
+        {"n_plus_one_distinct", c->n_plus_one_distinct},
+        {"duplicate_min", c->duplicate_min},
+        {"overfetch_rows", c->overfetch_rows},
+        {"overfetch_bytes", c->overfetch_bytes},
+        {"request_overfetch_rows", defaults.request_overfetch_rows},
+        {"request_overfetch_bytes", defaults.request_overfetch_bytes},
+    };
+    for (size_t i = 0; i < sizeof thresholds / sizeof *thresholds; i++) {
+        snprintf(number, sizeof number, "%llu", (unsigned long long)thresholds[i].value);
+        json_raw_member(&o, thresholds[i].key, number);
+    }
+    if (changes)
+        json_raw_member(&o, "settings_changes", changes);
     out_str(&o, "}");
     return out_finish(&o);
+}
+
+char *config_settings_json(const ProxyConfig *c, const char *upstream)
+{
+    return config_settings_json_with_changes(c, upstream, NULL);
 }
 
 static bool field_equal(const ProxyConfig *a, const ProxyConfig *b, const OptionSpec *o)
@@ -726,4 +756,59 @@ void config_apply_reloadable(ProxyConfig *live, const ProxyConfig *fresh)
             break;
         }
     }
+}
+
+static void option_value_json(TextOut *o, const ProxyConfig *c, const OptionSpec *spec)
+{
+    const void *f = (const char *)c + spec->offset;
+    char number[64];
+    switch (spec->type) {
+    case T_STRING:
+        json_string_value(o, *(char *const *)f);
+        return;
+    case T_SECONDS:
+        snprintf(number, sizeof number, "%.3f", *(const double *)f);
+        break;
+    case T_COUNT:
+        snprintf(number, sizeof number, "%zu", *(const size_t *)f);
+        break;
+    case T_BOOL:
+    case T_FLAG:
+        snprintf(number, sizeof number, "%s", *(const bool *)f ? "true" : "false");
+        break;
+    case T_LEVEL:
+        snprintf(number, sizeof number, "%d", *(const int *)f);
+        break;
+    }
+    out_str(o, number);
+}
+
+char *config_change_json(const ProxyConfig *before, const ProxyConfig *after, int64_t at_us)
+{
+    TextOut o = {0};
+    char number[32];
+    snprintf(number, sizeof number, "%lld", (long long)at_us);
+    out_str(&o, "{\"at_us\":");
+    out_str(&o, number);
+    out_str(&o, ",\"changed\":{");
+    size_t n = 0;
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const OptionSpec *spec = &options[i];
+        if (!spec->reloadable || field_equal(before, after, spec))
+            continue;
+        out_str(&o, n++ ? ",\"" : "\"");
+        out_str(&o, spec->name);
+        out_str(&o, "\":{\"from\":");
+        option_value_json(&o, before, spec);
+        out_str(&o, ",\"to\":");
+        option_value_json(&o, after, spec);
+        out_str(&o, "}");
+    }
+    out_str(&o, "}}");
+    char *json = out_finish(&o);
+    if (json && n == 0) {
+        free(json);
+        return NULL;
+    }
+    return json;
 }

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 typedef struct ProxyConfig {
@@ -73,9 +74,22 @@ void config_apply_reloadable(ProxyConfig *live, const ProxyConfig *fresh);
 void config_print_help(FILE *out);
 
 /* The settings stored with each run, as a JSON object (listen, upstream, db, request_gap_s,
- * samples, max_sql_bytes). `upstream` is the address actually used (config->upstream when
- * NULL). Every string is escaped, and passwords never appear (see pq_redact).
- * Returns a heap string, or NULL when out of memory. */
+ * samples, max_sql_bytes, and every finding threshold in force: n_plus_one_calls,
+ * n_plus_one_distinct, duplicate_min, overfetch_rows, overfetch_bytes,
+ * request_overfetch_rows, request_overfetch_bytes). `upstream` is the address actually used
+ * (config->upstream when NULL). Every string is escaped, and passwords never appear (see
+ * pq_redact). Returns a heap string, or NULL when out of memory. */
 char *config_settings_json(const ProxyConfig *config, const char *upstream);
+
+/* The same with a "settings_changes" member holding `changes`, a JSON array of
+ * config_change_json objects (NULL: no member). */
+char *config_settings_json_with_changes(const ProxyConfig *config, const char *upstream,
+                                        const char *changes);
+
+/* One SIGHUP's changes as a JSON object {"at_us": T, "changed": {"OPTION": {"from": V,
+ * "to": V}, ...}}: the reloadable options whose value differs between `before` and `after`
+ * (by their --option name; strings escaped, passwords redacted). NULL when none changed, or
+ * out of memory. */
+char *config_change_json(const ProxyConfig *before, const ProxyConfig *after, int64_t at_us);
 
 #endif

@@ -60,7 +60,14 @@ typedef struct Listener {
     Serve *serve; /* --serve: the report's pages, on a thread of their own */
     MetricsHistogram statement_duration;
     bool draining;
+    /* Every SIGHUP change so far, a JSON array kept for runs.settings (at most
+     * MAX_SETTINGS_CHANGES entries: the earliest are kept; later changes still update the
+     * stored values, without an entry). */
+    char *settings_changes;
+    size_t n_settings_changes;
 } Listener;
+
+#define MAX_SETTINGS_CHANGES 64
 
 bool listener_parse_address(const char *spec, struct sockaddr_storage *addr, socklen_t *len,
                             char *err, size_t err_len)
@@ -371,6 +378,34 @@ static void tally_options_from_config(const ProxyConfig *config, TallyOptions *o
     o->overfetch_bytes = config->overfetch_bytes;
 }
 
+/* Appends one SIGHUP's changes to the run's settings_changes and hands the store the new
+ * settings, so a report shows the thresholds its findings were made with, and when they
+ * changed. Bounded: past MAX_SETTINGS_CHANGES, further changes update the values only. */
+static void note_settings_change(Listener *l, const char *change)
+{
+    if (!l->recorder)
+        return;
+    l->n_settings_changes++;
+    if (l->n_settings_changes <= MAX_SETTINGS_CHANGES) {
+        size_t old = l->settings_changes ? strlen(l->settings_changes) : 0;
+        char *grown = malloc(old + strlen(change) + 3);
+        if (!grown)
+            return;
+        if (old) /* "[a]" -> "[a,b]" */
+            snprintf(grown, old + strlen(change) + 3, "%.*s,%s]", (int)(old - 1),
+                     l->settings_changes, change);
+        else
+            snprintf(grown, strlen(change) + 3, "[%s]", change);
+        free(l->settings_changes);
+        l->settings_changes = grown;
+    }
+    char *settings =
+        config_settings_json_with_changes(l->config, l->upstream.display, l->settings_changes);
+    if (!settings || !recorder_set_settings(l->recorder, settings))
+        log_line(LOG_WARN, 0, "SIGHUP: out of memory; the run's stored settings are not updated");
+    free(settings);
+}
+
 /* SIGHUP: re-read the config file and environment; apply what can change live; reopen the
  * query log (log rotation). A bad file changes nothing. */
 static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
@@ -389,8 +424,12 @@ static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
     config_restart_needed(l->config, &fresh, restart, sizeof restart);
     if (restart[0])
         log_line(LOG_WARN, 0, "SIGHUP: %s changed but need a restart to take effect", restart);
+    char *change = config_change_json(l->config, &fresh, proxy_now_us(&l->ctx));
     config_apply_reloadable(l->config, &fresh);
     config_free(&fresh);
+    if (change)
+        note_settings_change(l, change);
+    free(change);
     log_set_level((LogLevel)l->config->log_level);
     TallyOptions to;
     tally_options_from_config(l->config, &to);
@@ -608,6 +647,8 @@ static void listener_cleanup(Listener *l)
 {
     serve_stop(l->serve); /* first: its reader must not outlive the store's writer */
     l->serve = NULL;
+    free(l->settings_changes);
+    l->settings_changes = NULL;
     if (l->metrics) {
         metrics_stop(l->metrics);
         l->metrics = NULL;

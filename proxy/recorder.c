@@ -97,7 +97,9 @@ void recorder_event(Recorder *r, const TrackerEvent *ev)
     st.sample_len = ev->sql_len;
     st.start_us = ev->start_us;
     st.end_us = ev->end_us;
-    st.rows = ev->rows;
+    /* Rows returned to the client, not those a write affected: what overfetch, the budget's
+     * max_rows and every rows column of the report mean. */
+    st.rows = ev->rows_returned;
     st.bytes = ev->bytes;
     tally_statement(r->tally, &st);
 }
@@ -250,6 +252,11 @@ bool recorder_check_store_target(const char *db, const char *db_schema, const ch
 void recorder_set_thresholds(Recorder *r, const TallyOptions *options)
 {
     tally_set_thresholds(r->tally, options);
+}
+
+bool recorder_set_settings(Recorder *r, const char *settings_json)
+{
+    return store_set_settings(r->store, settings_json);
 }
 
 static StoreRunTotals run_totals(const Recorder *r, const RecorderTotals *totals)

@@ -43,6 +43,8 @@ void recorder_connection_closed(Recorder *recorder, uint64_t conn_id);
 void recorder_tick(Recorder *recorder, int64_t now_us);
 /* New finding thresholds and request gap (SIGHUP). */
 void recorder_set_thresholds(Recorder *recorder, const TallyOptions *options);
+/* New runs.settings after a SIGHUP (copied; written by the store's writer). */
+bool recorder_set_settings(Recorder *recorder, const char *settings_json);
 
 typedef struct RecorderTotals RecorderTotals;
 

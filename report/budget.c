@@ -384,7 +384,7 @@ static void print_usage(FILE *out)
                  "                         incomplete when any of them is\n"
                  "      --baseline FILE    an older report: fail when a route's mean queries per\n"
                  "                         request grew beyond max_growth since its latest run\n"
-                 "      --junit FILE       also write JUnit XML (one testcase per route)\n"
+                 "      --junit FILE       also write JUnit XML (a testcase per route and limit)\n"
                  "      --markdown FILE    also write a Markdown summary (for a PR comment)\n"
                  "  -h, --help             this text\n");
 }
@@ -510,6 +510,16 @@ int check_main(int argc, char **argv)
     Budget *budget = budget_load(a.budget, err, sizeof err);
     if (!budget) {
         fprintf(stderr, "pgtally check: %s\n", err);
+        return 2;
+    }
+    /* A budget without a single limit would pass every run, silently: an empty or truncated
+     * file, or limits under a misspelt section. With --baseline it still forbids growth. */
+    if (!a.baseline && !budget_sets_limits(budget)) {
+        fprintf(stderr,
+                "pgtally check: %s: the budget sets no limit (no max_* key in [defaults] or "
+                "any [route]), so every run would pass; see docs/budgets.md\n",
+                a.budget);
+        budget_free(budget);
         return 2;
     }
     CheckResult result;

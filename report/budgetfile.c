@@ -123,9 +123,14 @@ static char *parse_quoted(Parser *p, const char **s)
     return out;
 }
 
+/* What reports call the unlabelled requests; a budget may name them so too, or "". */
+#define BUDGET_NO_ROUTE "(no route)"
+
 static void begin_route(Parser *p, char *route)
 {
     Budget *b = p->budget;
+    if (strcmp(route, BUDGET_NO_ROUTE) == 0)
+        route[0] = '\0';
     for (size_t i = 0; i < b->n_routes; i++) {
         if (strcmp(b->routes[i].route, route) == 0) {
             parser_error(p, "route \"%s\" given twice (first on line %d)", route,
@@ -362,6 +367,8 @@ static void add_ignore(Parser *p, const char *key, const char *value)
             parser_error(p, "route: empty (write route = \"\" for unlabelled requests)");
             return;
         }
+        if (n == strlen(BUDGET_NO_ROUTE) && strncmp(v, BUDGET_NO_ROUTE, n) == 0)
+            n = 0;
         char **grown = realloc(b->ignore_routes, (b->n_ignore_routes + 1) * sizeof *grown);
         if (!grown) {
             p->oom = true;
@@ -514,6 +521,24 @@ bool budget_ignores_route(const Budget *budget, const char *route)
 {
     for (size_t i = 0; i < budget->n_ignore_routes; i++)
         if (strcmp(budget->ignore_routes[i], route) == 0)
+            return true;
+    return false;
+}
+
+static bool limits_set(const BudgetLimits *l)
+{
+    for (int k = 0; k < BUDGET_N_KEYS; k++)
+        if (l->limit[k].state == BUDGET_SET)
+            return true;
+    return l->growth.state == BUDGET_SET;
+}
+
+bool budget_sets_limits(const Budget *budget)
+{
+    if (limits_set(&budget->defaults))
+        return true;
+    for (size_t i = 0; i < budget->n_routes; i++)
+        if (limits_set(&budget->routes[i].limits))
             return true;
     return false;
 }

@@ -84,6 +84,10 @@ bool budget_ignores_fingerprint(const Budget *budget, const char *fingerprint);
 /* True when `route` is on the [ignore] list (`route = ...`). */
 bool budget_ignores_route(const Budget *budget, const char *route);
 
+/* True when the budget sets at least one limit (a max_* key or max_growth with a value, in
+ * [defaults] or any [route]): a budget that sets none would pass every run. */
+bool budget_sets_limits(const Budget *budget);
+
 /* The key's name in the file, e.g. "max_queries". */
 const char *budget_key_name(BudgetKey key);
 

@@ -7,17 +7,21 @@
 #include "report/check_output.h"
 #include "report/viewfmt.h"
 
+#include <ctype.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* Markdown is posted as a PR comment (GitHub caps comments at 65536 characters). */
-#define MARKDOWN_MAX_VIOLATIONS 50
+/* Markdown is posted as a PR comment (GitHub caps comments at 65536 characters): at most
+ * this many (route, limit) groups. */
+#define MARKDOWN_MAX_VIOLATIONS 30
 /* A terminal line per statement; the JUnit file keeps the full text. */
 #define TEXT_SQL_MAX 400
 
+/* The name `pgtally report` shows, and accepts back with --route. */
 static const char *route_label(const char *route)
 {
-    return *route ? route : "(unlabelled)";
+    return viewfmt_route(route);
 }
 
 /* Prints `s` on one terminal line, made safe as viewfmt.h says (control characters as \xNN,
@@ -115,6 +119,194 @@ static size_t routes_failing(const CheckResult *r)
     return n;
 }
 
+/* ---- grouping ----------------------------------------------------------------------------- */
+
+/* The violations of one limit on one route, shown once: "5 of 5 requests of /api/orders",
+ * then the worst request. Requests of a route tend to break the same limit the same way, so
+ * one line per request buries the few distinct problems. */
+typedef struct CheckGroup {
+    size_t route_index;
+    CheckViolationKind kind;
+    BudgetKey key;
+    size_t first;    /* its first violation */
+    size_t requests; /* violations (requests over the limit) */
+    size_t worst;    /* the violation with the highest figure (the first of equals) */
+    uint64_t min_figure;
+} CheckGroup;
+
+/* One offending statement of a group, over its requests. */
+typedef struct GroupSql {
+    const CheckSql *sql; /* the first seen */
+    size_t requests;
+    uint64_t min_count, max_count;
+} GroupSql;
+
+static bool same_group(const CheckGroup *g, const CheckViolation *v)
+{
+    return g->route_index == v->route_index && g->kind == v->kind &&
+           (v->kind == CHECK_GROWTH || g->key == v->key);
+}
+
+/* Groups r->violations (ordered by route, then request) by route and limit, in order of
+ * first appearance. NULL (with *n = 0) when there are none or memory ran out. */
+static CheckGroup *group_violations(const CheckResult *r, size_t *n)
+{
+    *n = 0;
+    CheckGroup *groups = r->n_violations ? malloc(r->n_violations * sizeof *groups) : NULL;
+    if (!groups)
+        return NULL;
+    size_t route_start = 0; /* first group of the current route */
+    for (size_t i = 0; i < r->n_violations; i++) {
+        const CheckViolation *v = &r->violations[i];
+        if (*n && groups[*n - 1].route_index != v->route_index)
+            route_start = *n;
+        CheckGroup *g = NULL;
+        for (size_t j = route_start; j < *n && !g; j++)
+            if (same_group(&groups[j], v))
+                g = &groups[j];
+        if (!g) {
+            g = &groups[(*n)++];
+            *g = (CheckGroup){v->route_index, v->kind, v->key, i, 0, i, v->figure};
+        }
+        g->requests++;
+        if (v->figure > r->violations[g->worst].figure)
+            g->worst = i;
+        if (v->figure < g->min_figure)
+            g->min_figure = v->figure;
+    }
+    return groups;
+}
+
+/* The distinct offending statements of a group, in order of first appearance: a malloc'd
+ * array (*n entries), NULL when none or out of memory. */
+static GroupSql *group_sql(const CheckResult *r, const CheckGroup *g, size_t *n)
+{
+    *n = 0;
+    size_t cap = 0;
+    GroupSql *out = NULL;
+    for (size_t i = g->first; i < r->n_violations; i++) {
+        const CheckViolation *v = &r->violations[i];
+        if (v->route_index != g->route_index)
+            break;
+        if (!same_group(g, v))
+            continue;
+        for (size_t k = 0; k < v->n_sql; k++) {
+            const CheckSql *s = &v->sql[k];
+            GroupSql *e = NULL;
+            for (size_t j = 0; j < *n && !e; j++)
+                if (strcmp(out[j].sql->fingerprint, s->fingerprint) == 0 &&
+                    strcmp(out[j].sql->kind, s->kind) == 0)
+                    e = &out[j];
+            if (!e) {
+                if (*n == cap) {
+                    size_t ncap = cap ? cap * 2 : 4;
+                    GroupSql *grown = realloc(out, ncap * sizeof *out);
+                    if (!grown)
+                        return out; /* what fitted */
+                    out = grown;
+                    cap = ncap;
+                }
+                e = &out[(*n)++];
+                *e = (GroupSql){s, 0, s->count, s->count};
+            }
+            e->requests++;
+            e->min_count = s->count < e->min_count ? s->count : e->min_count;
+            e->max_count = s->count > e->max_count ? s->count : e->max_count;
+        }
+    }
+    return out;
+}
+
+/* The table a statement reads or writes, for a short name ("customers"); "" when not found. */
+static void sql_table(const char *sql, char *out, size_t cap)
+{
+    static const char *const words[] = {" from ", "update ", "insert into ", "delete from "};
+    out[0] = '\0';
+    const char *best = NULL;
+    size_t best_len = 0;
+    for (size_t w = 0; w < sizeof words / sizeof *words; w++) {
+        const char *p = strcasestr(sql, words[w]);
+        if (p && (!best || p < best)) {
+            best = p;
+            best_len = strlen(words[w]);
+        }
+    }
+    if (!best)
+        return;
+    const char *t = best + best_len;
+    size_t n = 0;
+    while (t[n] && (isalnum((unsigned char)t[n]) || t[n] == '_' || t[n] == '.' || t[n] == '"') &&
+           n + 1 < cap)
+        n++;
+    memcpy(out, t, n);
+    out[n] = '\0';
+}
+
+/* "N+1 on customers (10 calls)", "duplicates on customers (6), settings (1)": what the
+ * group's statements did, at most three named. */
+static void describe_group_sql(char *buf, size_t len, const GroupSql *sql, size_t n)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && i < 3 && used < len; i++) {
+        char table[64], count[48];
+        sql_table(sql[i].sql->normalized, table, sizeof table);
+        bool n1 = strcmp(sql[i].sql->kind, "n_plus_one") == 0;
+        if (sql[i].min_count == sql[i].max_count)
+            snprintf(count, sizeof count, "%" PRIu64, sql[i].max_count);
+        else
+            snprintf(count, sizeof count, "%" PRIu64 "-%" PRIu64, sql[i].min_count,
+                     sql[i].max_count);
+        used += (size_t)snprintf(buf + used, len - used, "%s%s%s (%s %s)",
+                                 i ? ", " : (n1 ? "N+1" : "duplicates"), i ? "" : " on ",
+                                 table[0] ? table : sql[i].sql->fingerprint, count,
+                                 n1 ? (sql[i].max_count == 1 ? "call" : "calls")
+                                    : (sql[i].max_count == 1 ? "repeat" : "repeats"));
+    }
+    if (n > 3 && used < len)
+        snprintf(buf + used, len - used, " and %zu more", n - 3);
+}
+
+/* "5 of 5 requests of": the head of a group's line (the route follows). */
+static void describe_group_head(char *buf, size_t len, const CheckResult *r, const CheckGroup *g)
+{
+    const CheckRoute *route = &r->routes[g->route_index];
+    if (g->kind == CHECK_GROWTH)
+        snprintf(buf, len, "%s", "");
+    else
+        snprintf(buf, len, "%zu of %" PRIu64 " request%s of", g->requests, route->requests,
+                 route->requests == 1 ? "" : "s");
+}
+
+/* The limit broken, with the figures' range: "queries 12-13 > max_queries 10". */
+static void describe_group_limit(char *buf, size_t len, const CheckResult *r, const CheckGroup *g)
+{
+    const CheckViolation *w = &r->violations[g->worst];
+    if (g->kind == CHECK_GROWTH || g->min_figure == w->figure) {
+        describe(buf, len, w, &r->routes[g->route_index]);
+        return;
+    }
+    if (w->key == BUDGET_MAX_DB_TIME_MS)
+        snprintf(buf, len, "db_time_ms %.1f-%.1f > max_db_time_ms %" PRIu64,
+                 (double)g->min_figure / 1000.0, (double)w->figure / 1000.0, w->limit);
+    else
+        snprintf(buf, len, "%s %" PRIu64 "-%" PRIu64 " > %s %" PRIu64, figure_name(w->key),
+                 g->min_figure, w->figure, budget_key_name(w->key), w->limit);
+}
+
+static const char *group_key_name(const CheckGroup *g)
+{
+    return g->kind == CHECK_GROWTH ? "max_growth" : budget_key_name(g->key);
+}
+
+/* How many (route, limit) groups the violations form. */
+static size_t limits_broken(const CheckResult *r)
+{
+    size_t n;
+    free(group_violations(r, &n));
+    return n;
+}
+
 /* ---- text --------------------------------------------------------------------------------- */
 
 static void text_incomplete(FILE *out, const CheckResult *r)
@@ -139,6 +331,74 @@ static void text_incomplete(FILE *out, const CheckResult *r)
     }
 }
 
+/* FAIL 5 of 5 requests of /api/orders: N+1 on customers (10 calls): n_plus_one findings 1 >
+ * max_n_plus_one 0 (budget.ini:5), then the worst request and each statement. */
+static void text_group(FILE *out, const CheckResult *r, const CheckGroup *g)
+{
+    const CheckViolation *w = &r->violations[g->worst];
+    char head[128], what[512], req[512];
+    size_t n_sql;
+    GroupSql *sql = group_sql(r, g, &n_sql);
+    describe_group_head(head, sizeof head, r, g);
+    fputs("FAIL ", out);
+    if (head[0]) {
+        put_line_safe(out, head, sizeof head);
+        fputc(' ', out);
+    }
+    put_line_safe(out, route_label(r->routes[g->route_index].route), 200);
+    fputs(": ", out);
+    if (n_sql) {
+        describe_group_sql(what, sizeof what, sql, n_sql);
+        put_line_safe(out, what, sizeof what);
+        fputs(": ", out);
+    }
+    describe_group_limit(what, sizeof what, r, g);
+    put_line_safe(out, what, sizeof what);
+    if (w->limit_line) {
+        fputs(" (", out);
+        put_line_safe(out, r->budget_path, 1024);
+        fprintf(out, ":%d)", w->limit_line);
+    }
+    fputc('\n', out);
+    if (w->kind == CHECK_LIMIT) {
+        describe_request(req, sizeof req, w);
+        describe(what, sizeof what, w, &r->routes[g->route_index]);
+        fputs("       worst: ", out);
+        put_line_safe(out, req, 300);
+        fputs(": ", out);
+        put_line_safe(out, what, sizeof what);
+        fputc('\n', out);
+    }
+    for (size_t j = 0; j < n_sql; j++) {
+        describe_sql(what, sizeof what, sql[j].sql);
+        fputs("       ", out);
+        put_line_safe(out, what, sizeof what);
+        fprintf(out, ", in %zu request%s\n         ", sql[j].requests,
+                sql[j].requests == 1 ? "" : "s");
+        put_line_safe(
+            out, *sql[j].sql->normalized ? sql[j].sql->normalized : "(SQL text not in the report)",
+            TEXT_SQL_MAX);
+        fputc('\n', out);
+    }
+    free(sql);
+}
+
+/* A group's text (as text_group prints it) in a malloc'd string; NULL when out of memory. */
+static char *group_text(const CheckResult *r, const CheckGroup *g)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    if (!m)
+        return NULL;
+    text_group(m, r, g);
+    if (fclose(m) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
 bool check_output_text(FILE *out, const CheckResult *r)
 {
     fputs("pgtally check: ", out);
@@ -159,37 +419,13 @@ bool check_output_text(FILE *out, const CheckResult *r)
         fputc('\n', out);
     }
     text_incomplete(out, r);
-    char what[512], req[512];
-    for (size_t i = 0; i < r->n_violations; i++) {
-        const CheckViolation *v = &r->violations[i];
-        const CheckRoute *route = &r->routes[v->route_index];
-        describe(what, sizeof what, v, route);
-        fputs("FAIL ", out);
-        put_line_safe(out, route_label(route->route), 200);
-        if (v->kind == CHECK_LIMIT) {
-            describe_request(req, sizeof req, v);
-            fputs("  ", out);
-            put_line_safe(out, req, 300);
-        }
-        fputs(": ", out);
-        put_line_safe(out, what, sizeof what);
-        if (v->limit_line) {
-            fputs(" (", out);
-            put_line_safe(out, r->budget_path, 1024);
-            fprintf(out, ":%d)", v->limit_line);
-        }
-        fputc('\n', out);
-        for (size_t j = 0; j < v->n_sql; j++) {
-            describe_sql(what, sizeof what, &v->sql[j]);
-            fputs("       ", out);
-            put_line_safe(out, what, sizeof what);
-            fputs("\n         ", out);
-            put_line_safe(
-                out, *v->sql[j].normalized ? v->sql[j].normalized : "(SQL text not in the report)",
-                TEXT_SQL_MAX);
-            fputc('\n', out);
-        }
-    }
+    size_t n_groups;
+    CheckGroup *groups = group_violations(r, &n_groups);
+    if (r->n_violations && !groups)
+        return false;
+    for (size_t i = 0; i < n_groups; i++)
+        text_group(out, r, &groups[i]);
+    free(groups);
     fprintf(out, "routes:\n");
     int width = 0;
     for (size_t i = 0; i < r->n_routes; i++) {
@@ -229,8 +465,9 @@ bool check_output_text(FILE *out, const CheckResult *r)
     if (check_result_passed(r))
         fprintf(out, "result: PASS: %zu routes within budget\n", r->n_routes);
     else if (r->n_violations)
-        fprintf(out, "result: FAIL: %zu violation%s in %zu of %zu routes%s\n", r->n_violations,
-                r->n_violations == 1 ? "" : "s", routes_failing(r), r->n_routes,
+        fprintf(out, "result: FAIL: %zu violation%s of %zu limit%s in %zu of %zu routes%s\n",
+                r->n_violations, r->n_violations == 1 ? "" : "s", limits_broken(r),
+                limits_broken(r) == 1 ? "" : "s", routes_failing(r), r->n_routes,
                 r->complete && !r->no_requests ? "" : "; and the data is incomplete");
     else
         fprintf(out, "result: FAIL: incomplete data (no budget violations in what was "
@@ -240,43 +477,18 @@ bool check_output_text(FILE *out, const CheckResult *r)
 
 /* ---- JUnit XML ---------------------------------------------------------------------------- */
 
-static void junit_failure_text(FILE *out, const CheckResult *r, size_t route_index)
-{
-    char what[512], req[512];
-    for (size_t i = 0; i < r->n_violations; i++) {
-        const CheckViolation *v = &r->violations[i];
-        if (v->route_index != route_index)
-            continue;
-        describe(what, sizeof what, v, &r->routes[route_index]);
-        if (v->kind == CHECK_LIMIT) {
-            describe_request(req, sizeof req, v);
-            viewfmt_xml(out, req);
-            fputs(": ", out);
-        }
-        viewfmt_xml(out, what);
-        if (v->limit_line) {
-            fprintf(out, " (");
-            viewfmt_xml(out, r->budget_path);
-            fprintf(out, ":%d)", v->limit_line);
-        }
-        fputc('\n', out);
-        for (size_t j = 0; j < v->n_sql; j++) {
-            describe_sql(what, sizeof what, &v->sql[j]);
-            fputs("    ", out);
-            viewfmt_xml(out, what);
-            fputs("\n      ", out);
-            viewfmt_xml(out, v->sql[j].normalized);
-            fputc('\n', out);
-        }
-    }
-}
-
 bool check_output_junit(FILE *out, const CheckResult *r)
 {
-    size_t tests = r->n_routes + 1, failures = routes_failing(r);
-    size_t skipped = 0;
-    for (size_t i = 0; i < r->n_routes; i++)
+    size_t n_groups;
+    CheckGroup *groups = group_violations(r, &n_groups);
+    if (r->n_violations && !groups)
+        return false;
+    /* One testcase per route within budget (or skipped), one per limit a route broke. */
+    size_t tests = 1 + n_groups, failures = n_groups, skipped = 0;
+    for (size_t i = 0; i < r->n_routes; i++) {
         skipped += r->routes[i].ignored;
+        tests += r->routes[i].violations == 0;
+    }
     bool data_ok = r->complete && !r->no_requests;
     if (!data_ok)
         failures++;
@@ -300,23 +512,48 @@ bool check_output_junit(FILE *out, const CheckResult *r)
         fprintf(out, "</failure>\n    ");
     }
     fprintf(out, "</testcase>\n");
+    bool ok = true;
     for (size_t i = 0; i < r->n_routes; i++) {
         const CheckRoute *route = &r->routes[i];
-        fprintf(out, "    <testcase classname=\"pgtally.route\" name=\"");
-        viewfmt_xml(out, route_label(route->route));
-        fprintf(out, "\">");
-        if (route->ignored) {
-            fprintf(out, "<skipped message=\"ignored by the budget\"/>");
-        } else if (route->violations) {
-            fprintf(out, "\n      <failure type=\"budget\" message=\"%zu budget violation%s\">",
-                    route->violations, route->violations == 1 ? "" : "s");
-            junit_failure_text(out, r, i);
-            fprintf(out, "</failure>\n    ");
+        if (!route->violations) {
+            fprintf(out, "    <testcase classname=\"pgtally.route\" name=\"");
+            viewfmt_xml(out, route_label(route->route));
+            fprintf(out, "\">%s</testcase>\n",
+                    route->ignored ? "<skipped message=\"ignored by the budget\"/>" : "");
+            continue;
         }
-        fprintf(out, "</testcase>\n");
+        for (size_t k = 0; k < n_groups; k++) {
+            const CheckGroup *g = &groups[k];
+            if (g->route_index != i)
+                continue;
+            char head[128], limit[512];
+            describe_group_head(head, sizeof head, r, g);
+            describe_group_limit(limit, sizeof limit, r, g);
+            fprintf(out, "    <testcase classname=\"pgtally.route\" name=\"");
+            viewfmt_xml(out, route_label(route->route));
+            fputs(": ", out);
+            viewfmt_xml(out, group_key_name(g));
+            fprintf(out, "\">\n      <failure type=\"budget\" message=\"");
+            if (head[0]) {
+                viewfmt_xml(out, head);
+                fputc(' ', out);
+            }
+            viewfmt_xml(out, route_label(route->route));
+            fputs(": ", out);
+            viewfmt_xml(out, limit);
+            fputs("\">", out);
+            char *text = group_text(r, g);
+            if (text)
+                viewfmt_xml(out, text);
+            else
+                ok = false;
+            free(text);
+            fprintf(out, "</failure>\n    </testcase>\n");
+        }
     }
     fprintf(out, "  </testsuite>\n</testsuites>\n");
-    return !ferror(out);
+    free(groups);
+    return ok && !ferror(out);
 }
 
 /* ---- Markdown ----------------------------------------------------------------------------- */
@@ -378,36 +615,43 @@ bool check_output_markdown(FILE *out, const CheckResult *r)
         fprintf(out, " %s |\n", c->ignored ? "ignored" : c->violations ? "❌ over budget" : "✅");
     }
     if (r->n_violations) {
-        fprintf(out, "\n<details><summary>%zu violation%s</summary>\n\n", r->n_violations,
-                r->n_violations == 1 ? "" : "s");
-        char what[512], req[512];
-        size_t shown = 0;
-        for (size_t i = 0; i < r->n_violations && shown < MARKDOWN_MAX_VIOLATIONS; i++, shown++) {
-            const CheckViolation *v = &r->violations[i];
-            const CheckRoute *route = &r->routes[v->route_index];
-            describe(what, sizeof what, v, route);
+        size_t n_groups;
+        CheckGroup *groups = group_violations(r, &n_groups);
+        if (!groups)
+            return false;
+        fprintf(out, "\n<details><summary>%zu violation%s of %zu limit%s</summary>\n\n",
+                r->n_violations, r->n_violations == 1 ? "" : "s", n_groups,
+                n_groups == 1 ? "" : "s");
+        bool ok = true;
+        size_t shown = n_groups < MARKDOWN_MAX_VIOLATIONS ? n_groups : MARKDOWN_MAX_VIOLATIONS;
+        for (size_t i = 0; i < shown; i++) {
+            const CheckGroup *g = &groups[i];
+            char head[128], limit[512];
+            describe_group_head(head, sizeof head, r, g);
+            describe_group_limit(limit, sizeof limit, r, g);
             fputs("- ", out);
-            md_text(out, route_label(route->route));
-            if (v->kind == CHECK_LIMIT) {
-                describe_request(req, sizeof req, v);
+            if (head[0]) {
+                put_md_text(out, head);
                 fputc(' ', out);
-                put_md_code(out, req, 200);
             }
+            md_text(out, route_label(r->routes[g->route_index].route));
             fputs(": ", out);
-            put_md_text(out, what);
+            put_md_text(out, limit);
+            fputs("\n\n", out);
+            char *text = group_text(r, g);
+            if (text)
+                viewfmt_md_code_block(out, "text", text);
+            else
+                ok = false;
+            free(text);
             fputc('\n', out);
-            for (size_t j = 0; j < v->n_sql; j++) {
-                describe_sql(what, sizeof what, &v->sql[j]);
-                fputs("  - ", out);
-                put_md_text(out, what);
-                fputs(": ", out);
-                put_md_code(out, v->sql[j].normalized, 300);
-                fputc('\n', out);
-            }
         }
-        if (shown < r->n_violations)
-            fprintf(out, "- ... and %zu more (see the job log)\n", r->n_violations - shown);
+        if (shown < n_groups)
+            fprintf(out, "- ... and %zu more (see the job log)\n", n_groups - shown);
         fprintf(out, "\n</details>\n");
+        free(groups);
+        if (!ok)
+            return false;
     }
     return !ferror(out);
 }

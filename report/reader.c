@@ -740,6 +740,10 @@ static const char sql_requests[] =
     SQL_REQUEST_COLUMNS " AND (?1 IS NULL OR route = ?1)"
                         " AND (?2 IS NULL OR key = ?2 OR key = 'request_id:' || ?2"
                         "  OR key = 'correlation_id:' || ?2 OR key = 'trace:' || ?2)"
+                        " AND (?4 IS NULL OR substr(key, 1, length(?4)) = ?4"
+                        "  OR substr(key, 1, length(?4) + 11) = 'request_id:' || ?4"
+                        "  OR substr(key, 1, length(?4) + 15) = 'correlation_id:' || ?4"
+                        "  OR substr(key, 1, length(?4) + 6) = 'trace:' || ?4)"
                         " ORDER BY id";
 
 static const char sql_request_by_row[] = SQL_REQUEST_COLUMNS " AND id = ?3";
@@ -861,10 +865,11 @@ static bool attach_findings(ReportFile *f, const char *route, ReaderRequestList 
     return true;
 }
 
-/* Loads requests of the scope: by route (NULL = all), by id/key (NULL = any), or by row
- * (row > 0, then route and id are ignored). */
-static bool load_requests(ReportFile *f, const char *route, const char *id, int64_t row,
-                          ReaderRequestList *out, char *err, size_t err_len)
+/* Loads requests of the scope: by route (NULL = all), by id/key (NULL = any), by the start of
+ * their id or key (`prefix`, NULL = any), or by row (row > 0, then the others are ignored). */
+static bool load_requests_matching(ReportFile *f, const char *route, const char *id,
+                                   const char *prefix, int64_t row, ReaderRequestList *out,
+                                   char *err, size_t err_len)
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st = NULL;
@@ -877,6 +882,8 @@ static bool load_requests(ReportFile *f, const char *route, const char *id, int6
             sqlite3_bind_text(st, 1, route, -1, SQLITE_STATIC);
         if (id)
             sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+        if (prefix)
+            sqlite3_bind_text(st, 4, prefix, -1, SQLITE_STATIC);
     }
     bool ok = read_rows(f, st, (void **)&out->items, &out->n, sizeof *out->items, &out->arena,
                         request_row, NULL, err, err_len);
@@ -889,6 +896,12 @@ static bool load_requests(ReportFile *f, const char *route, const char *id, int6
     if (out->n > 1) /* qsort's array may not be NULL, even empty */
         qsort(out->items, out->n, sizeof *out->items, cmp_request_start);
     return true;
+}
+
+static bool load_requests(ReportFile *f, const char *route, const char *id, int64_t row,
+                          ReaderRequestList *out, char *err, size_t err_len)
+{
+    return load_requests_matching(f, route, id, NULL, row, out, err, err_len);
 }
 
 bool reader_requests(ReportFile *f, const char *route, ReaderRequestList *out, char *err,
@@ -910,6 +923,10 @@ bool reader_find_request(ReportFile *f, const char *id, ReaderRequestList *out, 
             !load_requests(f, NULL, NULL, row, out, err, err_len))
             return false;
     }
+    /* Last, the start of an id (or key), as for fingerprints: ids are long (trace ids, UUIDs)
+     * and a unique prefix is what people type. */
+    if (out->n == 0 && *id && !load_requests_matching(f, NULL, NULL, id, 0, out, err, err_len))
+        return false;
     if (out->n == 1)
         return true;
     if (out->n == 0) {
@@ -921,7 +938,8 @@ bool reader_find_request(ReportFile *f, const char *id, ReaderRequestList *out, 
             used += (size_t)snprintf(rows + used, sizeof rows - used, "%s%lld", i ? ", " : "",
                                      (long long)out->items[i].row);
         report_err(err, err_len,
-                   "%s: request \"%s\" matches %zu requests of %s (rows %s); give a row number",
+                   "%s: request \"%s\" matches %zu requests of %s (rows %s); give more of the id "
+                   "or a row number",
                    f->path, id, out->n, f->scope_name, rows);
     }
     reader_request_list_free(out);
@@ -1057,19 +1075,39 @@ void reader_route_list_free(ReaderRouteList *list)
 /* ---- top findings -------------------------------------------------------------------------- */
 
 /* One max() aggregate only: SQLite then takes the bare q.route and q.key from the row that
- * holds the maximum, which names the worst request. */
+ * holds the maximum, which names the worst request. Findings of every kind are ranked by one
+ * cost, the DB time they stand for: an N+1's or an overfetch's statement time in the requests
+ * that have it (a whole request's time for a request-level overfetch), and for a duplicate
+ * the share of its statement's time spent on the repeats, which is what removing them saves.
+ * Ties go to the one returning more bytes, then more rows, then to more requests. */
+/* The sum over a group's findings of a figure of their fingerprint in their request (of the
+ * whole request, column `qcol`, for a request-level overfetch). */
+#define TOP_FINDING_SUM(rfcol, qcol)                                                               \
+    " coalesce(sum(CASE WHEN f.fingerprint IS NULL OR f.fingerprint = '' THEN q." qcol             \
+    " ELSE (SELECT sum(" rfcol ") FROM request_fingerprints rf"                                    \
+    "   WHERE rf.request_id = f.request_id AND rf.fingerprint = f.fingerprint) END), 0)"
+/* A duplicate's cost: the repeats' share of its statement time in the request. */
+#define TOP_FINDING_COST                                                                           \
+    "CASE WHEN f.kind = 'duplicate' AND rf.calls > 0"                                              \
+    " THEN rf.total_time_us * min(f.count, rf.calls) / rf.calls ELSE rf.total_time_us END"
+/* clang-format off */
 static const char sql_top_findings[] =
     "SELECT f.kind, coalesce(f.fingerprint, ''), coalesce(p.normalized, ''), count(*),"
     " sum(f.count), max(f.count), count(DISTINCT q.route), q.route, q.key,"
-    " coalesce(sum((SELECT sum(rf.total_time_us) FROM request_fingerprints rf"
-    "   WHERE rf.request_id = f.request_id AND rf.fingerprint = f.fingerprint)), 0),"
-    " max(f.is_write)"
+    TOP_FINDING_SUM(TOP_FINDING_COST, "db_time_us") " AS cost,"
+    " sum(f.is_write) > 0,"
+    TOP_FINDING_SUM("rf.rows", "rows") " AS r,"
+    TOP_FINDING_SUM("rf.bytes", "bytes") " AS b,"
+    " sum(f.by_bytes) > 0,"
+    TOP_FINDING_SUM("rf.total_time_us", "db_time_us")
     " FROM findings f JOIN requests q ON q.id = f.request_id"
     " LEFT JOIN fingerprints p ON p.fingerprint = f.fingerprint"
     " WHERE q.run_id" IN_SCOPE " AND (?1 IS NULL OR q.route = ?1)"
     " GROUP BY f.kind, f.fingerprint"
-    " ORDER BY CASE f.kind WHEN 'n_plus_one' THEN 0 WHEN 'duplicate' THEN 1 ELSE 2 END,"
-    " sum(f.count) DESC, count(*) DESC, f.fingerprint LIMIT ?2";
+    " ORDER BY cost DESC, b DESC, r DESC, count(*) DESC,"
+    " CASE f.kind WHEN 'n_plus_one' THEN 0 WHEN 'duplicate' THEN 1 ELSE 2 END,"
+    " sum(f.count) DESC, f.fingerprint LIMIT ?2";
+/* clang-format on */
 
 static RowResult top_finding_row(sqlite3_stmt *st, void *item, ReaderArena **arena, void *ctx)
 {
@@ -1084,8 +1122,12 @@ static RowResult top_finding_row(sqlite3_stmt *st, void *item, ReaderArena **are
     t->routes = col_u64(st, 6);
     t->worst_route = arena_strdup(arena, col_text(st, 7));
     const char *key = arena_strdup(arena, col_text(st, 8));
-    t->total_time_us = col_u64(st, 9);
+    t->cost_us = col_u64(st, 9);
+    t->total_time_us = col_u64(st, 14);
     t->is_write = sqlite3_column_int64(st, 10) != 0;
+    t->rows = col_u64(st, 11);
+    t->bytes = col_u64(st, 12);
+    t->by_bytes = sqlite3_column_int64(st, 13) != 0;
     if (!t->normalized || !t->worst_route || !key)
         return ROW_NO_MEMORY;
     t->worst_request = request_display_id(key);

@@ -188,8 +188,9 @@ bool reader_requests(ReportFile *file, const char *route, ReaderRequestList *out
 void reader_request_list_free(ReaderRequestList *list);
 
 /* Finds one request of the scope by `id` (ReaderRequest.id), key, or, failing both, the
- * decimal row number. Returns false with a message when there is no such request, or when
- * `id` matches several requests (the message lists their row numbers). */
+ * decimal row number (ReaderRequest.row), or, failing that, a unique prefix of the id or key.
+ * Returns false with a message when there is no such request, or when `id` matches several
+ * requests (the message lists their row numbers). */
 bool reader_find_request(ReportFile *file, const char *id, ReaderRequestList *out, char *err,
                          size_t err_len);
 
@@ -230,11 +231,20 @@ typedef struct ReaderTopFinding {
     uint64_t requests;      /* requests with this finding */
     uint64_t total_count;   /* sum of ReaderFinding.count */
     uint64_t max_count;
-    uint64_t total_time_us;    /* DB time of this fingerprint in those requests */
+    uint64_t total_time_us;    /* DB time of this fingerprint in those requests (of those
+                                  whole requests for a request-level overfetch) */
     const char *worst_route;   /* the route of the request with max_count */
     const char *worst_request; /* that request's ReaderRequest.id */
     uint64_t routes;           /* distinct routes it appears in */
     bool is_write; /* an INSERT/UPDATE/DELETE shape: an N+1 of it is "repeated writes" */
+    /* Rows and bytes of this fingerprint (the whole request's for a request-level overfetch)
+     * in those requests: rows written or returned, bytes returned to the client. */
+    uint64_t rows, bytes;
+    bool by_bytes; /* overfetch: count is bytes rather than rows returned */
+    /* What findings are ranked by: the DB time the finding stands for. total_time_us, except
+     * for a duplicate: the repeats' share of it (time * repeats / calls, per request), which
+     * is what removing them saves. */
+    uint64_t cost_us;
 } ReaderTopFinding;
 
 typedef struct ReaderTopFindingList {
@@ -243,8 +253,10 @@ typedef struct ReaderTopFindingList {
     ReaderArena *arena;
 } ReaderTopFindingList;
 
-/* Findings grouped by (kind, fingerprint), n_plus_one first, then duplicate, then overfetch;
- * within a kind by total_count. `route` NULL = all routes. limit 0 = no limit. */
+/* Findings grouped by (kind, fingerprint), every kind ranked together by one cost: the DB
+ * time they stand for (cost_us), then bytes, then rows, then requests (the kind order
+ * n_plus_one, duplicate, overfetch only breaks exact ties). `route` NULL = all routes.
+ * limit 0 = no limit. */
 bool reader_top_findings(ReportFile *file, const char *route, size_t limit,
                          ReaderTopFindingList *out, char *err, size_t err_len);
 void reader_top_finding_list_free(ReaderTopFindingList *list);

@@ -60,8 +60,9 @@ struct Store {
     QueueEntry *batch; /* the writer's batch buffer: room for the whole queue (close) */
 
     pthread_t writer;
-    pthread_mutex_t lock; /* everything below */
-    pthread_cond_t wake;  /* the writer waits for work here */
+    pthread_mutex_t lock;   /* everything below */
+    char *pending_settings; /* new runs.settings (SIGHUP), written with the next heartbeat */
+    pthread_cond_t wake;    /* the writer waits for work here */
     pthread_cond_t flushed;
     QueueEntry *ring;
     size_t cap, head, count, bytes, max_bytes;
@@ -379,12 +380,20 @@ static void drop_everything(Store *s)
 static void heartbeat(Store *s)
 {
     StoreRunUpdate u = {.heartbeat_us = now_us(), .heartbeat_statements = s->progress_statements};
+    char *settings = s->pending_settings;
+    s->pending_settings = NULL;
+    u.settings_json = settings;
     s->next_heartbeat_ns = mono_ns() + (int64_t)s->heartbeat_ms * 1000000;
     pthread_mutex_unlock(&s->lock);
     char err[512];
     bool ok = s->backend->ops->update_run(s->backend, &u, err, sizeof err);
     bool lost = !ok && s->backend->ops->lost(s->backend);
     pthread_mutex_lock(&s->lock);
+    if (!ok && settings && !s->pending_settings) {
+        s->pending_settings = settings; /* tried again with the next heartbeat */
+        settings = NULL;
+    }
+    free(settings);
     if (!ok) {
         note_error(s, err);
         if (lost)
@@ -501,8 +510,22 @@ static void *writer_main(void *arg)
 
 /* ---- public ------------------------------------------------------------------------------ */
 
+bool store_set_settings(Store *s, const char *settings_json)
+{
+    char *copy = strdup(settings_json);
+    if (!copy)
+        return false;
+    pthread_mutex_lock(&s->lock);
+    free(s->pending_settings);
+    s->pending_settings = copy;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+    return true;
+}
+
 static void store_free(Store *s)
 {
+    free(s->pending_settings);
     if (s->backend)
         s->backend->ops->free(s->backend);
     free(s->ring);
@@ -720,6 +743,7 @@ bool store_close(Store *s, const StoreRunTotals *totals, char *err, size_t err_l
     bool ok = false;
     if (s->connected) {
         StoreRunUpdate u = run_update(s, totals ? totals : &none, true);
+        u.settings_json = s->pending_settings; /* a SIGHUP just before the end */
         ok = s->backend->ops->update_run(s->backend, &u, err, err_len);
         if (s->backend->ops->finish)
             s->backend->ops->finish(s->backend);

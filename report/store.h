@@ -116,6 +116,11 @@ bool store_wait_flushed(Store *store, double timeout_s);
 /* The store's counters, consistent with each other at one instant. */
 StoreStats store_stats(const Store *store);
 
+/* Replaces runs.settings (a JSON object the caller built; SIGHUP changed a setting): copied,
+ * and written by the writer with its next heartbeat (within STORE_HEARTBEAT_INTERVAL_S), or
+ * at close. A newer call before then wins. False when out of memory. */
+bool store_set_settings(Store *store, const char *settings_json);
+
 /* Statements the proxy has seen so far, for the next heartbeat (any thread; cheap). */
 void store_note_progress(Store *store, uint64_t statements);
 

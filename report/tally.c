@@ -24,7 +24,7 @@
 typedef struct FpSlot {
     bool used;
     RecordFingerprint stat;
-    uint64_t max_rows; /* largest single execution, for overfetch */
+    uint64_t max_rows; /* most rows one execution returned to the client, for overfetch */
     uint64_t max_bytes;
 } FpSlot;
 

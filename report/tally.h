@@ -38,8 +38,9 @@ typedef struct TallyStatement {
     size_t sample_len;
     int64_t start_us;
     int64_t end_us;
-    uint64_t rows;
-    uint64_t bytes;
+    uint64_t rows;  /* rows returned to the client (TrackerEvent.rows_returned): rows a write
+                       only wrote are not here, so neither overfetch nor max_rows counts them */
+    uint64_t bytes; /* bytes sent to the client */
 } TallyStatement;
 
 typedef struct TallyOptions {

@@ -41,9 +41,11 @@ static void print_usage(FILE *out)
             "                           as one picture; percentiles over all their requests\n"
             "      --runs               list the runs: label, instance, times, counts and\n"
             "                           completeness (text or json; with --label, its runs)\n"
-            "      --route ROUTE        only this route: its requests and findings\n"
+            "      --route ROUTE        only this route: its requests and findings;\n"
+            "                           '" VIEW_NO_ROUTE "' (or '') for unlabelled requests\n"
             "      --request ID         one request's statements in order (text, json);\n"
-            "                           ID is its request_id, key, or row number\n"
+            "                           ID is its request_id, key, row number (the #\n"
+            "                           column), or a unique prefix of the id\n"
             "      --fingerprint F      one statement shape: text, routes, calls (text, json);\n"
             "                           F is 16 hex digits or a unique prefix\n"
             "      --top N              findings and fingerprints listed [%d]\n"
@@ -153,7 +155,7 @@ int report_main(int argc, char **argv)
             vo.run_id = n;
             break;
         case OPT_ROUTE:
-            vo.route = optarg;
+            vo.route = viewfmt_route_arg(optarg);
             break;
         case OPT_LABEL:
             vo.label = optarg;

@@ -206,6 +206,15 @@ static void write_top_findings(FILE *out, const ViewData *d)
         str_field(out, "worst_route", f->worst_route, true);
         str_field(out, "worst_request", f->worst_request, true);
         bool_field(out, "is_write", f->is_write, true);
+        /* The ranking: one cost for every kind, and why it ranks there. */
+        u64_field(out, "rank", i + 1, true);
+        u64_field(out, "cost_us", f->cost_us, true);
+        u64_field(out, "rows", f->rows, true);
+        u64_field(out, "bytes", f->bytes, true);
+        bool_field(out, "by_bytes", f->by_bytes, true);
+        char why[512];
+        viewfmt_finding_why(why, sizeof why, f);
+        str_field(out, "why", why, true);
         suggestion_field(out, f->kind, f->normalized);
         fputc('}', out);
     }

@@ -9,6 +9,9 @@
 #include "report/viewfmt.h"
 
 #define MD_MAX_ROUTES 20
+#define MD_MAX_STATEMENTS 5
+/* Characters of SQL in a table cell: the whole statement is in the findings' code blocks. */
+#define MD_SQL_CELL 80
 
 static void code_block(FILE *out, const char *sql)
 {
@@ -39,7 +42,7 @@ void view_markdown(FILE *out, const ViewData *d, const ViewOptions *o)
     fprintf(out, "### pgtally report");
     if (o->route) {
         fprintf(out, " for ");
-        viewfmt_md_cell(out, o->route, true);
+        viewfmt_md_cell(out, viewfmt_route(o->route), true);
     }
     char scope[300];
     view_scope_text(d, o, scope, sizeof scope);
@@ -68,26 +71,31 @@ void view_markdown(FILE *out, const ViewData *d, const ViewOptions *o)
     }
 
     fprintf(out, "| Route | Requests | Queries/request p50 | p95 | max | Duplicates | N+1 | "
-                 "DB time |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+                 "DB time | Rows | Bytes |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     size_t shown = d->routes.n < MD_MAX_ROUTES ? d->routes.n : MD_MAX_ROUTES;
     for (size_t i = 0; i < shown; i++) {
         const ReaderRoute *r = &d->routes.items[i];
         viewfmt_duration(db, sizeof db, r->db_time_us);
+        char bytes[16];
+        viewfmt_bytes(bytes, sizeof bytes, r->bytes);
         fputs("| ", out);
         if (*r->route)
             viewfmt_md_cell(out, r->route, true);
         else
-            fputs("*(no route)*", out);
-        fprintf(out, " | %" PRIu64 " | %u | %u | %u | %" PRIu64 " | %s%" PRIu64 "%s | %s |\n",
+            fputs("*" VIEW_NO_ROUTE "*", out);
+        fprintf(out,
+                " | %" PRIu64 " | %u | %u | %u | %" PRIu64 " | %s%" PRIu64 "%s | %s | %" PRIu64
+                " | %s |\n",
                 r->requests, r->queries_p50, r->queries_p95, r->queries_max, r->duplicates,
-                r->n_plus_one ? "**" : "", r->n_plus_one, r->n_plus_one ? "**" : "", db);
+                r->n_plus_one ? "**" : "", r->n_plus_one, r->n_plus_one ? "**" : "", db, r->rows,
+                bytes);
     }
     if (shown < d->routes.n)
         fprintf(out, "\n*%zu more routes not shown.*\n", d->routes.n - shown);
     if (d->routes.n == 0)
-        fprintf(out, "| *(no requests recorded)* | | | | | | | |\n");
+        fprintf(out, "| *(no requests recorded)* | | | | | | | | | |\n");
 
-    fprintf(out, "\n#### Top findings\n\n");
+    fprintf(out, "\n#### Top findings, ranked by the DB time each stands for\n\n");
     if (d->findings.n == 0)
         fprintf(out, "No N+1 queries, duplicates or over-fetching found.\n");
     for (size_t i = 0; i < d->findings.n; i++) {
@@ -104,12 +112,16 @@ void view_markdown(FILE *out, const ViewData *d, const ViewOptions *o)
         if (*f->worst_route)
             viewfmt_md_cell(out, f->worst_route, true);
         else
-            fputs("*(no route)*", out);
+            fputs("*" VIEW_NO_ROUTE "*", out);
         fprintf(out, ", %" PRIu64 " in one request), DB time %s", f->max_count, db);
         if (f->fingerprint[0]) {
             fputs(", fingerprint ", out);
             viewfmt_md_cell(out, f->fingerprint, true);
         }
+        char why[512];
+        viewfmt_finding_why(why, sizeof why, f);
+        fputs(".<br>*Why here:* ", out);
+        viewfmt_md_cell(out, why, false);
         fprintf(out, "\n\n");
         if (*f->normalized)
             code_block(out, f->normalized);
@@ -118,6 +130,25 @@ void view_markdown(FILE *out, const ViewData *d, const ViewOptions *o)
             suggest_batched(f->normalized, SUGGEST_ANY, batched, sizeof batched)) {
             fprintf(out, "\nBatched, one query for all values:\n\n");
             code_block(out, batched);
+        }
+        fputc('\n', out);
+    }
+    /* The statements that took the most DB time, with what they returned. */
+    size_t n_stmts = d->by_time.n < MD_MAX_STATEMENTS ? d->by_time.n : MD_MAX_STATEMENTS;
+    if (n_stmts) {
+        fprintf(out, "#### Statements by DB time\n\n| Statement | Calls | DB time | Rows | Bytes "
+                     "|\n|---|---:|---:|---:|---:|\n");
+        for (size_t i = 0; i < n_stmts; i++) {
+            const ReaderFingerprint *f = &d->by_time.items[i];
+            char sql[MD_SQL_CELL * 4], bytes[16];
+            viewfmt_one_line(sql, sizeof sql, *f->normalized ? f->normalized : f->fingerprint,
+                             MD_SQL_CELL);
+            viewfmt_duration(db, sizeof db, f->total_time_us);
+            viewfmt_bytes(bytes, sizeof bytes, f->bytes);
+            fputs("| ", out);
+            viewfmt_md_cell(out, sql, true);
+            fprintf(out, " | %" PRIu64 " | %s | %" PRIu64 " | %s |\n", f->calls, db, f->rows,
+                    bytes);
         }
         fputc('\n', out);
     }

@@ -44,14 +44,15 @@ typedef struct WrapCtx {
     size_t indent;
     const char *prefix; /* printed before the first line only, within the indent */
     bool first;
+    bool plain; /* not SQL: no colour */
 } WrapCtx;
 
 static void emit_line(const char *line, size_t len, void *ctx)
 {
     WrapCtx *w = ctx;
     const char *p = w->first && w->prefix ? w->prefix : "";
-    fprintf(w->t->out, "%*s%s%s%.*s%s\n", (int)(w->indent - strlen(p)), "", p, paint(w->t, CYAN),
-            (int)len, line, paint(w->t, RESET));
+    fprintf(w->t->out, "%*s%s%s%.*s%s\n", (int)(w->indent - strlen(p)), "", p,
+            w->plain ? "" : paint(w->t, CYAN), (int)len, line, w->plain ? "" : paint(w->t, RESET));
     w->first = false;
 }
 
@@ -62,7 +63,7 @@ static void print_sql(const Text *t, const char *sql, size_t indent, const char 
         fprintf(t->out, "%*s(text not recorded)\n", (int)indent, "");
         return;
     }
-    WrapCtx w = {t, indent, prefix, true};
+    WrapCtx w = {t, indent, prefix, true, false};
     viewfmt_wrap(sql, VIEW_TEXT_WIDTH - indent, MAX_SQL_LINES, emit_line, &w);
 }
 
@@ -89,7 +90,7 @@ static const char *kind_label(const char *kind)
 
 static const char *route_name(const char *route)
 {
-    return route && *route ? route : "(no route)";
+    return viewfmt_route(route);
 }
 
 /* Runs listed in the header at most; `--runs` lists them all. */
@@ -169,25 +170,31 @@ static void print_header(const Text *t, const ViewData *d, const ViewOptions *o)
     }
 }
 
+/* The routes table's name column: narrower than ROUTE_W so rows and bytes fit the width. */
+#define ROUTES_NAME_W 24
+
 static void print_routes(const Text *t, const ViewData *d)
 {
     heading(t, "ROUTES, worst first (queries per request: p50 / p95 / max)");
-    fprintf(t->out, "%-*s %6s %5s %5s %5s %6s %5s %10s %10s\n", ROUTE_W, "route", "reqs", "p50",
-            "p95", "max", "dups", "N+1", "db time", "db p95");
+    fprintf(t->out, "%-*s %6s %5s %5s %5s %5s %5s %9s %9s %7s %9s\n", ROUTES_NAME_W, "route",
+            "reqs", "p50", "p95", "max", "dups", "N+1", "db time", "db p95", "rows", "bytes");
     for (size_t i = 0; i < d->routes.n; i++) {
         const ReaderRoute *r = &d->routes.items[i];
-        char name[ROUTE_W * 4 + 1], db[16], p95[16];
-        viewfmt_one_line(name, sizeof name, route_name(r->route), ROUTE_W);
+        char name[ROUTES_NAME_W * 4 + 1], db[16], p95[16], bytes[16];
+        viewfmt_one_line(name, sizeof name, route_name(r->route), ROUTES_NAME_W);
         viewfmt_duration(db, sizeof db, r->db_time_us);
         viewfmt_duration(p95, sizeof p95, r->db_time_p95_us);
+        viewfmt_bytes(bytes, sizeof bytes, r->bytes);
         /* Pad by characters, not bytes, so UTF-8 route names keep the columns aligned. */
         size_t chars = 0;
         for (const char *p = name; *p; p++)
             chars += ((unsigned char)*p & 0xc0) != 0x80;
-        fprintf(t->out, "%s%*s %6" PRIu64 " %5u %5u %5u %6" PRIu64 " %s%5" PRIu64 "%s %10s %10s\n",
-                name, (int)(ROUTE_W - chars), "", r->requests, r->queries_p50, r->queries_p95,
+        fprintf(t->out,
+                "%s%*s %6" PRIu64 " %5u %5u %5u %5" PRIu64 " %s%5" PRIu64 "%s %9s %9s %7" PRIu64
+                " %9s\n",
+                name, (int)(ROUTES_NAME_W - chars), "", r->requests, r->queries_p50, r->queries_p95,
                 r->queries_max, r->duplicates, r->n_plus_one ? paint(t, YELLOW) : "", r->n_plus_one,
-                r->n_plus_one ? paint(t, RESET) : "", db, p95);
+                r->n_plus_one ? paint(t, RESET) : "", db, p95, r->rows, bytes);
     }
     if (d->routes.n == 0)
         fprintf(t->out, "(no requests recorded in this run)\n");
@@ -195,18 +202,19 @@ static void print_routes(const Text *t, const ViewData *d)
 
 static void print_findings(const Text *t, const ViewData *d)
 {
-    heading(t, "TOP FINDINGS");
+    heading(t, "TOP FINDINGS, every kind ranked by the DB time it stands for");
     if (d->findings.n == 0) {
         fprintf(t->out, "none: no N+1 queries, duplicates or over-fetching found\n");
         return;
     }
     for (size_t i = 0; i < d->findings.n; i++) {
         const ReaderTopFinding *f = &d->findings.items[i];
-        char time[16], route[50 * 4 + 1], req[30 * 4 + 1], fp[SAFE_SHORT];
+        char time[16], route[50 * 4 + 1], req[200 * 4 + 1], fp[SAFE_SHORT], why[512];
         viewfmt_duration(time, sizeof time, f->total_time_us);
         viewfmt_one_line(fp, sizeof fp, f->fingerprint, SAFE_SHORT / 4 - 1);
         viewfmt_one_line(route, sizeof route, route_name(f->worst_route), 50);
-        viewfmt_one_line(req, sizeof req, f->worst_request, 30);
+        viewfmt_one_line(req, sizeof req, f->worst_request, 200);
+        viewfmt_finding_why(why, sizeof why, f);
         const char *unit = strcmp(f->kind, "n_plus_one") == 0  ? "calls"
                            : strcmp(f->kind, "duplicate") == 0 ? "repeats"
                                                                : "rows/bytes";
@@ -218,6 +226,8 @@ static void print_findings(const Text *t, const ViewData *d)
                                                                   : kind_label(f->kind),
                 paint(t, RESET), f->total_count, unit, f->requests, f->requests == 1 ? "" : "s",
                 f->routes, f->routes == 1 ? "" : "s", time);
+        WrapCtx w = {t, SQL_INDENT + 5, "why: ", true, true};
+        viewfmt_wrap(why, VIEW_TEXT_WIDTH - SQL_INDENT - 5, 3, emit_line, &w);
         fprintf(t->out, "%*sworst: %s, request %s (%" PRIu64 ")\n", SQL_INDENT, "", route, req,
                 f->max_count);
         print_sql(t, f->normalized, SQL_INDENT, NULL);
@@ -234,40 +244,49 @@ static void print_top_time(const Text *t, const ViewData *d)
     size_t shown = d->by_time.n < 5 ? d->by_time.n : 5;
     for (size_t i = 0; i < shown; i++) {
         const ReaderFingerprint *f = &d->by_time.items[i];
-        char time[16], sql[VIEW_TEXT_WIDTH * 4], fp[SAFE_SHORT];
+        char time[16], sql[VIEW_TEXT_WIDTH * 4], fp[SAFE_SHORT], bytes[16];
         viewfmt_duration(time, sizeof time, f->total_time_us);
+        viewfmt_bytes(bytes, sizeof bytes, f->bytes);
         viewfmt_one_line(sql, sizeof sql, *f->normalized ? f->normalized : "(text not recorded)",
-                         VIEW_TEXT_WIDTH - 44);
+                         VIEW_TEXT_WIDTH - 68);
         viewfmt_one_line(fp, sizeof fp, f->fingerprint, SAFE_SHORT / 4 - 1);
-        fprintf(t->out, "%10s %7" PRIu64 " calls  %s  %s%s%s\n", time, f->calls, fp, paint(t, CYAN),
-                sql, paint(t, RESET));
+        fprintf(t->out, "%10s %7" PRIu64 " calls %8" PRIu64 " rows %9s  %s  %s%s%s\n", time,
+                f->calls, f->rows, bytes, fp, paint(t, CYAN), sql, paint(t, RESET));
     }
     if (shown == 0)
         fprintf(t->out, "(no statements)\n");
 }
 
+/* Columns before the request id in the requests table. */
+#define REQUEST_ROW_W 73
+
 static void print_request_rows(const Text *t, const ViewData *d)
 {
-    heading(t, "REQUESTS, in start order");
-    fprintf(t->out, "%-24s %-8s %6s %6s %5s %5s %10s %8s %9s\n", "request", "start", "queries",
-            "shapes", "dups", "N+1", "db time", "rows", "bytes");
+    heading(t, "REQUESTS, in start order (pgtally report --request # shows one)");
+    fprintf(t->out, "%6s %-8s %7s %6s %5s %5s %9s %7s %9s  %s\n", "#", "start", "queries", "shapes",
+            "dups", "N+1", "db time", "rows", "bytes", "request");
     size_t shown = d->requests.n < MAX_LISTED_REQUESTS ? d->requests.n : MAX_LISTED_REQUESTS;
     for (size_t i = 0; i < shown; i++) {
         const ReaderRequest *r = &d->requests.items[i];
-        char id[24 * 4 + 1], start[40], db[16], bytes[16];
-        viewfmt_one_line(id, sizeof id, r->id, 24);
+        /* The whole id, last on the line (or alone on the next one when it does not fit),
+         * so it can be copied back into --request; the # works too. */
+        char id[200 * 4 + 1], start[40], db[16], bytes[16];
+        viewfmt_one_line(id, sizeof id, r->id, 200);
         viewfmt_time(start, sizeof start, r->start_us);
         viewfmt_duration(db, sizeof db, r->db_time_us);
         viewfmt_bytes(bytes, sizeof bytes, r->bytes);
         size_t chars = 0;
         for (const char *p = id; *p; p++)
             chars += ((unsigned char)*p & 0xc0) != 0x80;
+        const char *trunc = r->truncated ? " (trunc)" : "";
+        bool fits = REQUEST_ROW_W + chars + strlen(trunc) <= VIEW_TEXT_WIDTH;
         /* HH:MM:SS of the UTC time: the date is in the header. */
-        fprintf(t->out, "%s%*s %-8.8s %6u %6u %5u %s%5u%s %10s %8" PRIu64 " %9s%s\n", id,
-                (int)(24 - chars), "", start + 11, r->queries, r->distinct_fingerprints,
-                r->duplicates, r->n_plus_one ? paint(t, YELLOW) : "", r->n_plus_one,
-                r->n_plus_one ? paint(t, RESET) : "", db, r->rows, bytes,
-                r->truncated ? " (trunc)" : "");
+        fprintf(t->out, "%6lld %-8.8s %7u %6u %5u %s%5u%s %9s %7" PRIu64 " %9s  %s%s\n",
+                (long long)r->row, start + 11, r->queries, r->distinct_fingerprints, r->duplicates,
+                r->n_plus_one ? paint(t, YELLOW) : "", r->n_plus_one,
+                r->n_plus_one ? paint(t, RESET) : "", db, r->rows, bytes, fits ? id : "", trunc);
+        if (!fits)
+            fprintf(t->out, "%8s%s\n", "", id);
     }
     if (shown < d->requests.n)
         fprintf(t->out, "... and %zu more (use --format json for all)\n", d->requests.n - shown);
@@ -284,7 +303,7 @@ static void print_request(const Text *t, const ViewData *d)
     viewfmt_bytes(bytes, sizeof bytes, r->bytes);
     heading(t, "REQUEST");
     char line[VIEW_TEXT_WIDTH * 4];
-    viewfmt_one_line(line, sizeof line, r->id, VIEW_TEXT_WIDTH - 20);
+    viewfmt_one_line(line, sizeof line, r->id, VIEW_TEXT_WIDTH * 2);
     fprintf(t->out, "%s  (row %lld)\n", line, (long long)r->row);
     viewfmt_one_line(line, sizeof line, r->key, VIEW_TEXT_WIDTH - 4);
     fprintf(t->out, "key %s\n", line);

@@ -1,5 +1,6 @@
 /* report/viewdata — see viewdata.h. */
 #include "report/viewdata.h"
+#include "report/viewfmt.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -31,7 +32,7 @@ bool view_load(ReportFile *file, const ViewOptions *o, ViewData *d, char *err, s
         d->routes.n = k;
         if (k == 0) {
             snprintf(err, err_len, "%s: no requests on route \"%s\" in %s", reader_path(file),
-                     o->route, reader_scope_name(file));
+                     viewfmt_route(o->route), reader_scope_name(file));
             goto fail;
         }
     }

@@ -1,6 +1,8 @@
 /* report/viewfmt — see viewfmt.h. */
 #include "report/viewfmt.h"
 
+#include <inttypes.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -31,6 +33,61 @@ void viewfmt_bytes(char *out, size_t cap, uint64_t bytes)
         snprintf(out, cap, "%.1f MB", (double)bytes / 1e6);
     else
         snprintf(out, cap, "%.1f GB", (double)bytes / 1e9);
+}
+
+void viewfmt_count(char *out, size_t cap, uint64_t n)
+{
+    char digits[24];
+    int len = snprintf(digits, sizeof digits, "%llu", (unsigned long long)n);
+    char grouped[32];
+    size_t o = 0;
+    for (int i = 0; i < len; i++) {
+        if (i > 0 && (len - i) % 3 == 0)
+            grouped[o++] = ',';
+        grouped[o++] = digits[i];
+    }
+    grouped[o] = '\0';
+    snprintf(out, cap, "%s", grouped);
+}
+
+const char *viewfmt_route(const char *route)
+{
+    return route && *route ? route : VIEW_NO_ROUTE;
+}
+
+const char *viewfmt_route_arg(const char *arg)
+{
+    return arg && strcmp(arg, VIEW_NO_ROUTE) == 0 ? "" : arg;
+}
+
+void viewfmt_finding_why(char *out, size_t cap, const ReaderTopFinding *f)
+{
+    char time[16], cost[16], total[32], max[32], rows[32], bytes[16], what[160];
+    viewfmt_duration(time, sizeof time, f->total_time_us);
+    viewfmt_duration(cost, sizeof cost, f->cost_us);
+    viewfmt_count(total, sizeof total, f->total_count);
+    viewfmt_count(max, sizeof max, f->max_count);
+    viewfmt_count(rows, sizeof rows, f->rows);
+    viewfmt_bytes(bytes, sizeof bytes, f->bytes);
+    const char *reqs = f->requests == 1 ? "request" : "requests";
+    if (strcmp(f->kind, "n_plus_one") == 0) {
+        snprintf(what, sizeof what, "%s calls in %" PRIu64 " %s, up to %s in one", total,
+                 f->requests, reqs, max);
+    } else if (strcmp(f->kind, "duplicate") == 0) {
+        snprintf(what, sizeof what, "%s repeats in %" PRIu64 " %s (of %s)", total, f->requests,
+                 reqs, time);
+    } else if (strcmp(f->kind, "overfetch") == 0) {
+        char amount[48];
+        if (f->by_bytes)
+            viewfmt_bytes(amount, sizeof amount, f->max_count);
+        else
+            snprintf(amount, sizeof amount, "%s rows", max);
+        snprintf(what, sizeof what, "up to %s returned by one %s, in %" PRIu64 " %s", amount,
+                 f->fingerprint[0] ? "execution" : "request", f->requests, reqs);
+    } else {
+        snprintf(what, sizeof what, "%s in %" PRIu64 " %s", total, f->requests, reqs);
+    }
+    snprintf(out, cap, "%s DB time; %s; %s rows, %s returned", cost, what, rows, bytes);
 }
 
 void viewfmt_time(char *out, size_t cap, int64_t us)

@@ -20,6 +20,25 @@ void viewfmt_duration(char *out, size_t cap, uint64_t us);
 /* "812 B", "3.2 kB", "14.0 MB". */
 void viewfmt_bytes(char *out, size_t cap, uint64_t bytes);
 
+/* "2,500": a count with thousands separators. */
+void viewfmt_count(char *out, size_t cap, uint64_t n);
+
+/* What every format calls the requests that carried no route label. The same text is
+ * accepted back as `--route` (viewfmt_route_arg), so a name can be copied from any output. */
+#define VIEW_NO_ROUTE "(no route)"
+
+/* `route`, or VIEW_NO_ROUTE when it is empty. */
+const char *viewfmt_route(const char *route);
+
+/* A route given on the command line: VIEW_NO_ROUTE (or "") selects the unlabelled requests
+ * (""), anything else is itself. */
+const char *viewfmt_route_arg(const char *arg);
+
+/* Why a top finding ranks where it does, in one line: the DB time it stands for (cost_us,
+ * what it is ranked by), what was found ("50 calls in 5 requests, up to 10 in one"; "up to
+ * 2,500 rows returned by one execution"), and its rows and bytes returned. */
+void viewfmt_finding_why(char *out, size_t cap, const ReaderTopFinding *f);
+
 /* "2024-05-01 12:00:03 UTC" ("-" for 0). */
 void viewfmt_time(char *out, size_t cap, int64_t us);
 

@@ -41,6 +41,7 @@ typedef struct StoreRunUpdate {
     bool complete;
     int64_t heartbeat_us;
     uint64_t heartbeat_statements;
+    const char *settings_json; /* non-NULL: new runs.settings (a valid JSON object) */
 } StoreRunUpdate;
 
 typedef struct StoreBackend StoreBackend;

@@ -686,6 +686,16 @@ static bool op_update_run(StoreBackend *b, const StoreRunUpdate *u, char *err, s
     if (!ok)
         conn_error(p, res, "cannot record the run's totals", err, err_len);
     p->pq->clear(res);
+    if (!ok || !u->settings_json)
+        return ok;
+    snprintf(sql, sizeof sql, "UPDATE \"%s\".runs SET settings = $1 WHERE id = $2", p->schema);
+    snprintf(v[0], sizeof v[0], "%lld", (long long)p->run_id);
+    const char *set_vals[2] = {u->settings_json, v[0]};
+    res = p->pq->execParams(p->conn, sql, 2, NULL, set_vals, NULL, NULL, 0);
+    ok = res && p->pq->resultStatus(res) == PGRES_COMMAND_OK;
+    if (!ok)
+        conn_error(p, res, "cannot record the run's settings", err, err_len);
+    p->pq->clear(res);
     return ok;
 }
 

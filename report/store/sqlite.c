@@ -608,10 +608,27 @@ static bool op_update_run(StoreBackend *b, const StoreRunUpdate *u, char *err, s
         sqlite3_bind_int64(q, 2, (int64_t)u->heartbeat_statements);
         sqlite3_bind_int64(q, 3, s->run_id);
     }
-    if (step_done(q))
+    if (!step_done(q)) {
+        set_err(err, err_len, "%s: cannot record the run's totals: %s", s->path,
+                sqlite3_errmsg(s->db));
+        return false;
+    }
+    if (!u->settings_json)
         return true;
-    set_err(err, err_len, "%s: cannot record the run's totals: %s", s->path, sqlite3_errmsg(s->db));
-    return false;
+    /* Settings change only on SIGHUP: no statement kept prepared for them. */
+    sqlite3_stmt *set = NULL;
+    bool ok = sqlite3_prepare_v2(s->db, "UPDATE runs SET settings = ?1 WHERE id = ?2", -1, &set,
+                                 NULL) == SQLITE_OK;
+    if (ok) {
+        sqlite3_bind_text(set, 1, u->settings_json, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(set, 2, s->run_id);
+        ok = sqlite3_step(set) == SQLITE_DONE;
+    }
+    if (!ok)
+        set_err(err, err_len, "%s: cannot record the run's settings: %s", s->path,
+                sqlite3_errmsg(s->db));
+    sqlite3_finalize(set);
+    return ok;
 }
 
 /* After a flush: so a reader that copies the main file alone (without its -wal) most likely

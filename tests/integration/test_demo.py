@@ -55,8 +55,11 @@ class DemoTest(unittest.TestCase):
         self.assertRegex(out, r"N\+1\s+50 calls in 5 requests")
         self.assertIn("select id, name, email from customers where id = $1", out)
         # The check: the N+1 endpoint fails (with the offending SQL), the fixed one passes.
-        self.assertRegex(out, r"FAIL /api/orders  request orders-1: n_plus_one findings 1 > "
-                              r"max_n_plus_one 0")
+        # ... once per limit, not once per request, with the worst request
+        self.assertRegex(out, r"FAIL 5 of 5 requests of /api/orders: N\+1 on customers "
+                              r"\(10 calls\): n_plus_one findings 1 > max_n_plus_one 0")
+        self.assertEqual(len(re.findall(r"(?m)^FAIL ", out)), 2, out)
+        self.assertIn("worst: request orders-", out)
         self.assertRegex(out, r"\n  FAIL  /api/orders\s+5 requests")
         self.assertRegex(out, r"\n  ok    /api/orders/fixed\s+5 requests")
         self.assertNotIn("FAIL /api/orders/fixed", out)

@@ -221,7 +221,8 @@ class FleetTest(FleetBase):
 def strip_volatile(value, key=""):
     """A report without what two recordings of the same traffic cannot share: ids, row
     numbers, times and durations (and the file it came from)."""
-    volatile = ("id", "uuid", "row", "file", "settings", "version", "instance", "completeness")
+    volatile = ("id", "uuid", "row", "file", "settings", "version", "instance", "completeness",
+                "rank", "why")  # findings are ranked by DB time; "why" prints it
     if isinstance(value, dict):
         return {k: strip_volatile(v, k) for k, v in value.items()
                 if k not in volatile and not k.endswith("_us") and "db_time" not in k

@@ -122,6 +122,63 @@ class ConfigurationTest(h.ProxyTestCase):
         self.assertIn("level=debug", result.stderr)  # only after the reload
 
 
+    def test_run_settings_hold_thresholds_and_each_sighup_change(self):
+        conf = os.path.join(self.cluster.tmpdir, "thresholds.conf")
+        with open(conf, "w") as f:
+            f.write("[proxy]\nn-plus-one-calls = 7\noverfetch-rows = 1000\n")
+        self.stop_proxy()
+        self.proxy = h.Proxy(self.cluster, extra_args=["--config", conf]).start()
+        with psycopg.connect(self.proxy.dsn(), autocommit=True) as conn:
+            conn.execute("select 1")
+        with open(conf, "w") as f:
+            f.write("[proxy]\nn-plus-one-calls = 3\noverfetch-rows = 1000\nduplicate-min = 4\n")
+        self.proxy.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        self.close_clients()
+        result = self.proxy.stop()
+        self.assertEqual(result.returncode, 0, result.stderr)
+        con = sqlite3.connect(self.proxy.db_path)
+        settings = json.loads(con.execute("select settings from runs").fetchone()[0])
+        con.close()
+        # every threshold in force at the end ...
+        self.assertEqual(settings["n_plus_one_calls"], 3)
+        self.assertEqual(settings["duplicate_min"], 4)
+        self.assertEqual(settings["overfetch_rows"], 1000)
+        for key in ("n_plus_one_distinct", "overfetch_bytes", "request_overfetch_rows",
+                    "request_overfetch_bytes", "request_gap_s"):
+            self.assertIn(key, settings)
+        # ... and the change, with its time
+        changes = settings["settings_changes"]
+        self.assertEqual(len(changes), 1, changes)
+        self.assertGreater(changes[0]["at_us"], 1_600_000_000_000_000)
+        self.assertEqual(changes[0]["changed"]["n-plus-one-calls"], {"from": 7, "to": 3})
+        self.assertEqual(changes[0]["changed"]["duplicate-min"]["to"], 4)
+        self.assertNotIn("overfetch-rows", changes[0]["changed"])
+
+
+class RowsReturnedTest(h.ProxyTestCase):
+    def test_rows_written_are_not_overfetch(self):
+        """An INSERT ... SELECT of 2,500 rows returns none: no overfetch, and no rows for
+        max_rows; a SELECT of 2,500 rows is an overfetch."""
+        with psycopg.connect(self.proxy.dsn(), autocommit=True) as conn:
+            conn.execute("create temp table archive (n int)")
+            conn.execute("/*request_id='w1',route='%2Fexport'*/ insert into archive "
+                         "select generate_series(1, 2500)")
+            conn.execute("/*request_id='r1',route='%2Fexport'*/ select n from archive")
+        self.close_clients()
+        result = self.proxy.stop()
+        self.assertEqual(result.returncode, 0, result.stderr)
+        con = sqlite3.connect(self.proxy.db_path)
+        rows = dict(con.execute("select key, rows from requests where route = '/export'"))
+        kinds = dict(con.execute("select q.key, group_concat(f.kind) from requests q"
+                                 " left join findings f on f.request_id = q.id"
+                                 " where q.route = '/export' group by q.key"))
+        con.close()
+        self.assertEqual(rows, {"request_id:w1": 0, "request_id:r1": 2500})
+        self.assertIsNone(kinds["request_id:w1"])
+        self.assertEqual(kinds["request_id:r1"], "overfetch")
+
+
 class CheckWhileRunningTest(h.ProxyTestCase):
     def test_check_judges_a_running_proxy_after_sigusr1(self):
         budget = os.path.join(self.cluster.tmpdir, "budget.ini")

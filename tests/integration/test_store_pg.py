@@ -201,6 +201,33 @@ class WritesTest(StoreTestCase):
                                        " WHERE nspname = 'pgtally'").strip(), "0")
 
 
+    def test_sighup_changes_reach_the_runs_settings(self):
+        db = new_store_db()
+        conf = os.path.join(self.cluster.tmpdir, "store-thresholds-%d.conf" % time.monotonic_ns())
+        with open(conf, "w") as f:
+            f.write("[proxy]\nn-plus-one-calls = 7\n")
+        self.start_proxy(store_url(db), extra=["--config", conf])
+        self.traffic("s", requests=1)
+        with open(conf, "w") as f:
+            f.write("[proxy]\nn-plus-one-calls = 3\n")
+        self.proxy.send_signal(signal.SIGHUP)
+        # written by the running proxy's store writer (with its next heartbeat)
+        deadline = time.monotonic() + 20
+        settings = {}
+        while time.monotonic() < deadline:
+            try:  # the writer creates the schema when it first connects
+                settings = json.loads(store_sql(db, "SELECT settings FROM pgtally.runs"))
+            except RuntimeError:
+                settings = {}
+            if settings.get("settings_changes"):
+                break
+            time.sleep(0.2)
+        self.assertEqual(settings["n_plus_one_calls"], 3, settings)
+        change = settings["settings_changes"][0]
+        self.assertEqual(change["changed"], {"n-plus-one-calls": {"from": 7, "to": 3}})
+        self.assertEqual(self.finish().returncode, 0)
+
+
 class FaultsTest(StoreTestCase):
     def test_store_down_at_start_relays_logs_once_then_catches_up(self):
         db = new_store_db()

@@ -170,9 +170,33 @@ TEST(empty_file_is_a_budget_without_limits)
     char err[600];
     Budget *b = load("; nothing\n\n# at all\n", err, sizeof err);
     CHECK(b != NULL);
-    if (b)
+    if (b) {
         CHECK_EQ_INT(budget_limits_for(b, "/x").limit[BUDGET_MAX_QUERIES].state, BUDGET_UNSET);
+        CHECK(!budget_sets_limits(b)); /* pgtally check refuses it */
+    }
     budget_free(b);
+    b = load("[route \"/a\"]\nmax_queries = off\n[ignore]\nroute = /h\n", err, sizeof err);
+    CHECK(b != NULL && !budget_sets_limits(b));
+    budget_free(b);
+    b = load("[route \"/a\"]\nmax_rows = 5\n", err, sizeof err);
+    CHECK(b != NULL && budget_sets_limits(b));
+    budget_free(b);
+}
+
+/* The unlabelled requests may be named as reports name them. */
+TEST(no_route_names_the_unlabelled_requests)
+{
+    char err[600];
+    Budget *b = load("[route \"(no route)\"]\nmax_queries = 3\n[ignore]\nroute = \"(no route)\"\n",
+                     err, sizeof err);
+    CHECK(b != NULL);
+    if (b) {
+        CHECK_EQ_INT(budget_limits_for(b, "").limit[BUDGET_MAX_QUERIES].value, 3);
+        CHECK(budget_ignores_route(b, ""));
+    }
+    budget_free(b);
+    expect_error("[route \"\"]\nmax_queries = 1\n[route \"(no route)\"]\nmax_queries = 2\n", 3,
+                 "given twice");
 }
 
 TEST(error_unknown_section)
@@ -308,6 +332,7 @@ int main(void)
     RUN(off_lifts_a_default_for_one_route);
     RUN(ignore_routes_and_case_insensitive_names);
     RUN(empty_file_is_a_budget_without_limits);
+    RUN(no_route_names_the_unlabelled_requests);
     RUN(error_unknown_section);
     RUN(error_unknown_key);
     RUN(error_bad_values);

@@ -172,9 +172,10 @@ class CheckCli(unittest.TestCase):
         make_report(self.db, [dict(requests=reqs)])
         rc, out, err = self.check()
         self.assertEqual(rc, 1, out + err)
-        lines = [l for l in out.splitlines() if l.startswith("FAIL /api/orders")]
+        lines = [l for l in out.splitlines() if l.startswith("FAIL 1 of 3 requests of /api/orders")]
         self.assertEqual(len(lines), 5, out)  # queries, n+1, duplicates, db time, rows
-        self.assertIn("request o3: queries 12 > max_queries 10 (%s:2)" % self.budget, out)
+        self.assertIn("queries 12 > max_queries 10 (%s:2)" % self.budget, out)
+        self.assertIn("worst: request o3: queries 12 > max_queries 10", out)
         self.assertIn("n_plus_one findings 1 > max_n_plus_one 0", out)
         self.assertIn("duplicates 5 > max_duplicates 3", out)
         self.assertIn("db_time_ms 612.3 > max_db_time_ms 500", out)
@@ -182,7 +183,61 @@ class CheckCli(unittest.TestCase):
         self.assertIn(N1_SQL, out)   # the offending SQL of the N+1 ...
         self.assertIn(DUP_SQL, out)  # ... and of the duplicates
         self.assertIn(N1_FP, out)
-        self.assertIn("result: FAIL: 5 violations in 1 of 2 routes", out)
+        self.assertIn("result: FAIL: 5 violations of 5 limits in 1 of 2 routes", out)
+
+    def test_identical_violations_grouped_per_route(self):
+        reqs = [request("/api/orders", "o%d" % i, queries=12 + (i == 3),
+                        findings=[n_plus_one(calls=10)]) for i in range(1, 6)]
+        reqs.append(request("/api/orders/fixed", "f1", queries=3))
+        make_report(self.db, [dict(requests=reqs)])
+        rc, out, err = self.check()
+        self.assertEqual(rc, 1, out + err)
+        fails = [l for l in out.splitlines() if l.startswith("FAIL")]
+        self.assertEqual(len(fails), 2, out)  # one per limit, not one per request
+        self.assertIn("FAIL 5 of 5 requests of /api/orders: N+1 on customers (10 calls): "
+                      "n_plus_one findings 1 > max_n_plus_one 0 (%s:4)" % self.budget, out)
+        self.assertIn("FAIL 5 of 5 requests of /api/orders: queries 12-13 > max_queries 10", out)
+        self.assertIn("worst: request o3: queries 13 > max_queries 10", out)
+        self.assertEqual(out.count(N1_SQL), 1, out)
+        self.assertIn("10 violations of 2 limits in 1 of 2 routes", out)
+        junit = os.path.join(self.dir, "junit.xml")
+        md = os.path.join(self.dir, "summary.md")
+        self.check("--junit", junit, "--markdown", md)
+        cases = [c for c in ET.parse(junit).getroot().iter("testcase")
+                 if c.get("classname") == "pgtally.route"]
+        self.assertEqual(sorted(c.get("name") for c in cases),
+                         ["/api/orders/fixed", "/api/orders: max_n_plus_one",
+                          "/api/orders: max_queries"])
+        n1 = [c for c in cases if c.get("name") == "/api/orders: max_n_plus_one"][0]
+        self.assertIn("5 of 5 requests of /api/orders", n1.find("failure").get("message"))
+        self.assertIn("worst: request o1", n1.find("failure").text)
+        with open(md, encoding="utf-8") as f:
+            text = f.read()
+        self.assertEqual(text.count("5 of 5 requests of"), 4, text)  # 2 groups: item + block
+        self.assertIn("10 violations of 2 limits", text)
+
+    def test_unlabelled_route_named_as_in_report(self):
+        make_report(self.db, [dict(requests=[request("", "u1", queries=11)])])
+        rc, out, _ = self.check()
+        self.assertEqual(rc, 1, out)
+        self.assertIn("FAIL 1 of 1 request of (no route): queries 11 > max_queries 10", out)
+        self.assertNotIn("unlabelled", out)
+
+    def test_budget_without_limits_exits_2(self):
+        make_report(self.db, [dict(requests=self.clean_run())])
+        for text in ("", "; nothing yet\n", "[defaults]\n", "[ignore]\nroute = /health\n",
+                     "[route \"/api/report\"]\nmax_queries = off\n"):
+            budget = self.write_budget(text, "empty.ini")
+            rc, out, err = self.check(budget=budget)
+            self.assertEqual(rc, 2, (text, out, err))
+            self.assertIn(budget, err)
+            self.assertIn("sets no limit", err)
+            self.assertEqual(out, "")
+        # with --baseline an empty budget still forbids growth: not an error
+        base = os.path.join(self.dir, "base.db")
+        make_report(base, [dict(requests=self.clean_run())])
+        rc, out, err = self.check("--baseline", base, budget=budget)
+        self.assertEqual(rc, 0, out + err)
 
     def test_route_override_lifts_a_default(self):
         make_report(self.db, [dict(requests=[request("/api/report", "r1", queries=400)])])
@@ -301,16 +356,17 @@ class CheckCli(unittest.TestCase):
         cases = root.findall(".//testcase")
         routes = {c.get("name"): c for c in cases if c.get("classname") == "pgtally.route"}
         # the control character shows as \x01, as in every other output
-        self.assertEqual(set(routes), {"/api/orders", "/api/report",
-                                       "/api/<items>&\"q\"='x'\\x01\xe9"})
-        bad = routes["/api/<items>&\"q\"='x'\\x01\xe9"]
-        failure = bad.find("failure")
+        # one testcase per route within budget, one per limit a route broke
+        bad_name = "/api/<items>&\"q\"='x'\\x01\xe9"
+        self.assertEqual(set(routes), {"/api/orders", "/api/report", bad_name + ": max_queries",
+                                       bad_name + ": max_n_plus_one"})
+        failure = routes[bad_name + ": max_queries"].find("failure")
         self.assertIsNotNone(failure)
         self.assertIn("queries 20 > max_queries 10", failure.text)
-        self.assertIn(N1_SQL, failure.text)
         self.assertIn("request n&1", failure.text)
+        self.assertIn(N1_SQL, routes[bad_name + ": max_n_plus_one"].find("failure").text)
         self.assertIsNone(routes["/api/orders"].find("failure"))
-        self.assertEqual(root.get("failures"), "1")
+        self.assertEqual(root.get("failures"), "2")
         run_case = [c for c in cases if c.get("classname") == "pgtally.run"]
         self.assertEqual(len(run_case), 1)
         self.assertIsNone(run_case[0].find("failure"))
@@ -336,7 +392,7 @@ class CheckCli(unittest.TestCase):
         self.assertIn("over budget", text)
         self.assertIn("| Route | Requests |", text)
         self.assertIn("`/api/orders`", text)
-        self.assertIn("`%s`" % N1_SQL, text)
+        self.assertIn(N1_SQL, text)
         make_report(self.db, [dict(requests=self.clean_run())])
         rc, _, _ = self.check("--markdown", md)
         self.assertEqual(rc, 0)
@@ -384,7 +440,7 @@ class CheckCli(unittest.TestCase):
         rc, out, err = self.check("--baseline", base, budget=budget)
         self.assertEqual(rc, 1, out + err)
         self.assertIn("FAIL /api/orders: queries/request grew", out)
-        self.assertIn("FAIL /api/new  request n1: queries 11 > max_queries 10", out)
+        self.assertIn("FAIL 1 of 1 request of /api/new: queries 11 > max_queries 10", out)
         self.assertNotIn("FAIL /api/new: queries/request grew", out)
 
     def test_baseline_without_max_growth_allows_no_growth(self):

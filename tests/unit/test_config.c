@@ -24,7 +24,11 @@ TEST(settings_json_escapes_every_string)
         CHECK_EQ_STR(json, "{\"listen\":\"127.0.0.1:6432\","
                            "\"upstream\":\"/tmp/a\\\"b\\\\c\\td/.s.PGSQL.5432\","
                            "\"db\":\"postgres://u:REDACTED@db/\\\"x\\\\y\\u0001\\n\","
-                           "\"request_gap_s\":1.000,\"samples\":false,\"max_sql_bytes\":65536}");
+                           "\"request_gap_s\":1.000,\"samples\":false,\"max_sql_bytes\":65536,"
+                           "\"n_plus_one_calls\":5,\"n_plus_one_distinct\":2,"
+                           "\"duplicate_min\":1,\"overfetch_rows\":1000,"
+                           "\"overfetch_bytes\":1048576,\"request_overfetch_rows\":10000,"
+                           "\"request_overfetch_bytes\":10485760}");
     free(json);
     c.no_db = true;
     free(c.upstream);
@@ -37,6 +41,36 @@ TEST(settings_json_escapes_every_string)
     }
     free(json);
     config_free(&c);
+}
+
+/* A SIGHUP's changes: only the reloadable options that changed, from and to, with the time;
+ * NULL when nothing changed; the settings carry the list. */
+TEST(change_json_names_each_changed_threshold)
+{
+    ProxyConfig a, b;
+    config_defaults(&a);
+    config_defaults(&b);
+    CHECK(config_change_json(&a, &b, 42) == NULL);
+    b.n_plus_one_calls = 3;
+    b.overfetch_bytes = 4096;
+    char *change = config_change_json(&a, &b, 1700000000000000);
+    CHECK(change != NULL);
+    if (change)
+        CHECK_EQ_STR(change, "{\"at_us\":1700000000000000,\"changed\":{"
+                             "\"n-plus-one-calls\":{\"from\":5,\"to\":3},"
+                             "\"overfetch-bytes\":{\"from\":1048576,\"to\":4096}}}");
+    char list[512];
+    snprintf(list, sizeof list, "[%s]", change ? change : "");
+    char *json = config_settings_json_with_changes(&b, "h:5432", list);
+    CHECK(json != NULL);
+    if (json) {
+        CHECK(strstr(json, "\"n_plus_one_calls\":3,") != NULL);
+        CHECK(strstr(json, ",\"settings_changes\":[{\"at_us\":1700000000000000,") != NULL);
+    }
+    free(json);
+    free(change);
+    config_free(&a);
+    config_free(&b);
 }
 
 /* Loads a config file holding `text`; returns the result and the error in err. */
@@ -106,6 +140,7 @@ int main(void)
         return 2;
     }
     RUN(settings_json_escapes_every_string);
+    RUN(change_json_names_each_changed_threshold);
     RUN(config_line_at_the_limit_is_read_whole);
     RUN(config_line_over_the_limit_names_file_and_line);
     char path[300];

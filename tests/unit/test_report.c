@@ -240,7 +240,42 @@ TEST(reader_find_request_by_id_key_and_row)
     reader_request_list_free(&l);
     CHECK(!reader_find_request(f, "nope", &l, err, sizeof err));
     CHECK(strstr(err, "no request \"nope\"") != NULL);
+    /* a unique prefix of the id or the key, as for fingerprints */
+    CHECK(reader_find_request(f, "conn:7", &l, err, sizeof err));
+    CHECK(l.n == 1 && strcmp(l.items[0].key, "conn:7#1") == 0);
+    reader_request_list_free(&l);
+    CHECK(reader_find_request(f, "h", &l, err, sizeof err));
+    CHECK(l.n == 1 && strcmp(l.items[0].id, "h1") == 0);
+    reader_request_list_free(&l);
+    CHECK(!reader_find_request(f, "a", &l, err, sizeof err)); /* a1, a2, a3 */
+    CHECK(strstr(err, "matches 3 requests") != NULL);
     reader_close(f);
+}
+
+TEST(viewfmt_counts_routes_and_why)
+{
+    char out[64];
+    viewfmt_count(out, sizeof out, 0);
+    CHECK_EQ_STR(out, "0");
+    viewfmt_count(out, sizeof out, 2500);
+    CHECK_EQ_STR(out, "2,500");
+    viewfmt_count(out, sizeof out, 1234567890);
+    CHECK_EQ_STR(out, "1,234,567,890");
+    CHECK_EQ_STR(viewfmt_route(""), "(no route)");
+    CHECK_EQ_STR(viewfmt_route("/a"), "/a");
+    CHECK_EQ_STR(viewfmt_route_arg("(no route)"), "");
+    CHECK_EQ_STR(viewfmt_route_arg("/a"), "/a");
+    ReaderTopFinding f = {.kind = "overfetch",
+                          .requests = 1,
+                          .total_count = 2500,
+                          .max_count = 2500,
+                          .rows = 2500,
+                          .bytes = 300000,
+                          .cost_us = 41000};
+    char why[512];
+    viewfmt_finding_why(why, sizeof why, &f);
+    CHECK_EQ_STR(why, "41.0 ms DB time; up to 2,500 rows returned by one request, in 1 request; "
+                      "2,500 rows, 300.0 kB returned");
 }
 
 TEST(reader_routes_percentiles_and_order)
@@ -291,7 +326,16 @@ TEST(reader_top_findings_grouped)
         CHECK_EQ_STR(t->worst_request, "a1");
         CHECK_EQ_STR(t->worst_route, "/orders");
         CHECK_EQ_INT(t->total_time_us, 1600);
+        CHECK_EQ_INT(t->cost_us, 1600); /* an N+1 stands for all its time */
+        CHECK_EQ_INT(t->rows, 16);
         CHECK_EQ_STR(l.items[1].kind, "duplicate");
+        /* a duplicate only for its repeats' share: 1 repeat of 2 calls of 100 µs */
+        CHECK_EQ_INT(l.items[1].total_time_us, 200);
+        CHECK_EQ_INT(l.items[1].cost_us, 100);
+        char why[512];
+        viewfmt_finding_why(why, sizeof why, t);
+        CHECK_EQ_STR(why, "1.60 ms DB time; 16 calls in 2 requests, up to 10 in one; 16 rows, "
+                          "640 B returned");
     }
     reader_top_finding_list_free(&l);
     CHECK(reader_top_findings(f, "/health", 0, &l, err, sizeof err));
@@ -628,6 +672,7 @@ int main(void)
     RUN(reader_find_request_by_id_key_and_row);
     RUN(reader_routes_percentiles_and_order);
     RUN(reader_top_findings_grouped);
+    RUN(viewfmt_counts_routes_and_why);
     RUN(reader_fingerprints_and_details);
     RUN(reader_timeline_and_fold);
     RUN(text_fits_width_and_has_no_colour_by_default);

@@ -167,9 +167,95 @@ class ReportCli(unittest.TestCase):
         out = self.ok("--db", self.db, "--route", "/orders")
         self.check_text(out)
         self.assertIn("REQUESTS", out)
+        # one numbered row per request, the whole id last on the line
         for rid in ("a1", "a2", "a3"):
-            self.assertRegex(out, r"(?m)^%s\s" % rid)
+            self.assertRegex(out, r"(?m)^\s+\d+ .*  %s$" % rid)
         self.assertNotIn("/health", out)
+
+    # one cost ranks every finding; drill-downs copy back; one name for unlabelled requests
+
+    EXPORT_ID = "export-7f3a9c2e-41d8-4b1e-9a5c-0d2e6f8b1a77"
+
+    @classmethod
+    def export_db(cls):
+        """The fixture plus an unlabelled export request: one statement returning 2,500 rows
+        (300 kB) in 41 ms, an overfetch costlier than every N+1 of the fixture."""
+        path = os.path.join(cls.tmp, "export.db")
+        if os.path.exists(path):
+            return path
+        shutil.copy(cls.db, path)
+        c = sqlite3.connect(path)
+        cur = c.execute(
+            "INSERT INTO requests (run_id, key, route, tags, conn_id, start_us, end_us,"
+            " end_reason, statements, setup_statements, distinct_fingerprints, duplicates,"
+            " errors, transactions, db_time_us, rows, bytes, truncated, timeline_dropped)"
+            " VALUES (1, ?, '', '{}', 9, 1700000000500000, 1700000000541000, 'idle', 1, 0, 1,"
+            " 0, 0, 0, 41000, 2500, 300000, 0, 0)", ("request_id:" + cls.EXPORT_ID,))
+        rid = cur.lastrowid
+        c.execute("INSERT INTO fingerprints VALUES ('abcd000000000009',"
+                  " 'select * from orders where created_at > $1', 'select', NULL, 0)")
+        c.execute("INSERT INTO request_fingerprints VALUES (?, 'abcd000000000009', 1, 1, 41000,"
+                  " 2500, 300000, 0, 0)", (rid,))
+        c.execute("INSERT INTO findings VALUES (?, 'overfetch', 'abcd000000000009', 2500, 1, 0,"
+                  " 0)", (rid,))
+        c.commit()
+        c.close()
+        return path
+
+    def test_findings_ranked_by_one_cost_and_say_why(self):
+        db = self.export_db()
+        out = self.ok("--db", db)
+        self.check_text(out)
+        findings = out.split("TOP FINDINGS")[1].split("STATEMENTS BY DB TIME")[0]
+        self.assertRegex(findings, r"\n 1\. overfetch")  # 41 ms beats every N+1 of the run
+        self.assertIn("why: 41.0 ms DB time; up to 2,500 rows returned by one execution", findings)
+        doc = json.loads(self.ok("--db", db, "--format", "json"))
+        top = doc["top_findings"]
+        self.assertEqual(top[0]["kind"], "overfetch")
+        self.assertEqual((top[0]["rank"], top[0]["cost_us"], top[0]["rows"], top[0]["bytes"]),
+                         (1, 41000, 2500, 300000))
+        self.assertIn("2,500 rows", top[0]["why"])
+        costs = [f["cost_us"] for f in top]
+        self.assertEqual(costs, sorted(costs, reverse=True))
+        self.assertEqual([f["rank"] for f in top], list(range(1, len(top) + 1)))
+        self.assertTrue(all(f["why"] for f in top))
+        md = self.ok("--db", db, "--format", "markdown")
+        self.assertRegex(md, r"1\. \*\*Over-?fetch.*\n|1\. \*\*[^*]*\*\*: 2500")
+        self.assertIn("*Why here:* 41.0 ms DB time", md)
+
+    def test_rows_and_bytes_in_every_table(self):
+        out = self.ok("--db", self.db)
+        self.assertRegex(out, r"route\s+reqs.*\brows\s+bytes\n")
+        self.assertRegex(out, r"(?m)^/orders\s+3 .*\s22\s+880 B$")
+        self.assertRegex(out, r"(?m)^ +[\d.]+ ms +16 calls +16 rows +640 B  2222000000000002")
+        md = self.ok("--db", self.db, "--format", "markdown")
+        self.assertIn("| DB time | Rows | Bytes |", md)
+        self.assertRegex(md, r"\| `/orders` \|.*\| 22 \| 880 B \|")
+        self.assertIn("| Statement | Calls | DB time | Rows | Bytes |", md)
+        self.assertIn("| `select * from items where order_id = $1` | 16 | 1.60 ms | 16 | 640 B |", md)
+
+    def test_request_by_unique_prefix_and_row_number(self):
+        db = self.export_db()
+        out = self.ok("--db", db, "--route", "(no route)")
+        self.check_text(out)
+        self.assertIn(self.EXPORT_ID, out)  # the whole id, not cut
+        # too long for the line: alone on the next one, whole
+        row = re.search(r"(?m)^\s+(\d+) .*\n {8}%s$" % re.escape(self.EXPORT_ID), out).group(1)
+        for ref in ("export-7f3a", self.EXPORT_ID, row):
+            r = self.ok("--db", db, "--request", ref)
+            self.assertIn(self.EXPORT_ID + "  (row %s)" % row, r)
+        r = run("--db", db, "--request", "a")  # a1, a2, a3
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("matches 3 requests", r.stderr)
+
+    def test_no_route_is_one_name_and_an_argument(self):
+        db = self.export_db()
+        out = self.ok("--db", db)
+        self.assertRegex(out, r"(?m)^\(no route\)\s+1 ")
+        by_name = json.loads(self.ok("--db", db, "--format", "json", "--route", "(no route)"))
+        by_empty = json.loads(self.ok("--db", db, "--format", "json", "--route", ""))
+        self.assertEqual([r["id"] for r in by_name["requests"]], [self.EXPORT_ID])
+        self.assertEqual(by_name["requests"], by_empty["requests"])
 
     def test_text_fingerprint_drilldown(self):
         out = self.ok("--db", self.db, "--fingerprint", "2222")

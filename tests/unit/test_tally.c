@@ -53,6 +53,7 @@ typedef struct Stmt {
     const char *command;
     const char *sqlstate;
     uint64_t rows;
+    bool written; /* rows affected by a write: none returned to the client */
     uint64_t bytes;
     int64_t duration;
 } Stmt;
@@ -94,7 +95,7 @@ static void feed(Tally *t, Stmt s)
     st.application_name_len = strlen(st.application_name);
     st.command = s.command ? s.command : "SELECT";
     st.sqlstate = s.sqlstate ? s.sqlstate : "";
-    st.rows = s.rows;
+    st.rows = s.written ? 0 : s.rows; /* what the recorder passes: rows returned */
     st.bytes = s.bytes;
     now += 100;
     st.start_us = now;
@@ -436,6 +437,33 @@ TEST(overfetch_by_rows_and_by_request)
     tally_free(t);
 }
 
+/* An INSERT ... SELECT of many rows writes them; it returns none to the client, so it is
+ * no overfetch, for the statement or for the request, whatever its row count. */
+TEST(rows_written_are_not_overfetch)
+{
+    Out o;
+    TallyOptions opts;
+    tally_options_default(&opts);
+    opts.overfetch_rows = 100;
+    opts.request_overfetch_rows = 150;
+    Tally *t = new_tally(&o, &opts);
+    feed(t, (Stmt){.conn = 1,
+                   .tags = "request_id=w",
+                   .normalized = "insert into archive select * from orders",
+                   .fingerprint = 0x90,
+                   .command = "INSERT",
+                   .rows = 2500,
+                   .written = true});
+    tally_finish_all(t);
+    CHECK_EQ_INT(o.n_requests, 1);
+    RequestRecord *r = o.requests[0];
+    CHECK_EQ_INT(r->rows, 0); /* rows returned: none */
+    CHECK(find_finding(r, FINDING_OVERFETCH, 0x90) == NULL);
+    CHECK(find_finding(r, FINDING_OVERFETCH, 0) == NULL);
+    out_free(&o);
+    tally_free(t);
+}
+
 TEST(open_request_bound_evicts_the_oldest_without_losing_it)
 {
     Out o;
@@ -696,6 +724,7 @@ int main(void)
     RUN(pipelined_statements_keep_their_order_in_the_timeline);
     RUN(repeated_writes_are_flagged_as_writes);
     RUN(overfetch_by_rows_and_by_request);
+    RUN(rows_written_are_not_overfetch);
     RUN(open_request_bound_evicts_the_oldest_without_losing_it);
     RUN(per_request_bounds_truncate_and_say_so);
     RUN(setup_statement_detection);

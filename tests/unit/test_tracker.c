@@ -406,6 +406,7 @@ TEST(row_limited_portal_run_is_one_statement)
     ready(t, 'I');
     CHECK_EQ_INT(s.count, 1);
     CHECK_EQ_INT(s.events[0].ev.rows, 5);
+    CHECK_EQ_INT(s.events[0].ev.rows_returned, 5);
     CHECK_EQ_INT(s.events[0].ev.executes, 3);
     CHECK_EQ_INT(s.events[0].ev.bytes, 5 * 25);
     tracker_free(t, clock_us);
@@ -464,6 +465,27 @@ TEST(copy_failing_half_way_in_simple_query)
     tracker_free(t, clock_us);
 }
 
+/* A write's tag counts the rows it wrote; none of them reach the client. */
+TEST(rows_written_are_not_rows_returned)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    ready(t, 'I');
+    query(t, "insert into archive select * from orders; select 1");
+    complete(t, "INSERT 0 2500");
+    be(t, 'T', NULL);
+    data_row(t);
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 2);
+    CHECK_EQ_INT(s.events[0].ev.rows, 2500);
+    CHECK_EQ_INT(s.events[0].ev.rows_returned, 0);
+    CHECK_EQ_INT(s.events[0].ev.bytes, 0);
+    CHECK_EQ_INT(s.events[1].ev.rows, 1);
+    CHECK_EQ_INT(s.events[1].ev.rows_returned, 1);
+    tracker_free(t, clock_us);
+}
+
 TEST(copy_out_counts_bytes_and_rows_from_tag)
 {
     Sink s;
@@ -477,6 +499,7 @@ TEST(copy_out_counts_bytes_and_rows_from_tag)
     ready(t, 'I');
     CHECK_EQ_INT(s.count, 1);
     CHECK_EQ_INT(s.events[0].ev.rows, 2);
+    CHECK_EQ_INT(s.events[0].ev.rows_returned, 2); /* COPY TO STDOUT returns its rows */
     CHECK_EQ_INT(s.events[0].ev.bytes, 24);
     tracker_free(t, clock_us);
 }
@@ -1086,6 +1109,7 @@ int main(void)
     RUN(row_limited_portal_run_is_one_statement);
     RUN(copy_in_extended_ignores_the_sync_sent_before_copy_started);
     RUN(copy_failing_half_way_in_simple_query);
+    RUN(rows_written_are_not_rows_returned);
     RUN(copy_out_counts_bytes_and_rows_from_tag);
     RUN(named_statements_live_until_close);
     RUN(deallocate_all_forgets_named_statements);
