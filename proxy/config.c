@@ -528,8 +528,7 @@ static bool validate(const ProxyConfig *c, char *err, size_t err_len)
     }
     if (!c->io || (strcmp(c->io, "auto") != 0 && strcmp(c->io, "uring") != 0 &&
                    strcmp(c->io, "epoll") != 0)) {
-        snprintf(err, err_len, "io: expected auto, uring or epoll, got \"%s\"",
-                 c->io ? c->io : "");
+        snprintf(err, err_len, "io: expected auto, uring or epoll, got \"%s\"", c->io ? c->io : "");
         return false;
     }
     return true;

@@ -82,7 +82,8 @@ typedef struct Pipe {
     UringOp send_op;
     bool recv_armed;
     bool send_armed;
-    bool starved; /* on ctx->starved: the last receive found no free buffer */
+    bool starved;    /* on ctx->starved: the last receive found no free buffer */
+    bool src_closed; /* the source ended; the session closes once the queue is sent */
     struct Pipe *starved_prev;
     struct Pipe *starved_next;
     RingChunk queue[RING_QUEUE_MAX];
@@ -271,7 +272,6 @@ static void session_close(Session *s, const char *reason)
         ctx->on_session_closed(ctx);
 }
 
-
 /* ---- ring mode ------------------------------------------------------------------------------
  *
  * A plain-socket session relays through ctx->uring once both legs are up: a receive (the
@@ -386,7 +386,7 @@ static void ring_release_ref(Session *s)
 
 static void ring_arm_recv(Session *s, Pipe *p)
 {
-    if (!s->ring || s->zombie || p->recv_armed || p->starved ||
+    if (!s->ring || s->zombie || p->recv_armed || p->starved || p->src_closed ||
         (s->state != SS_RELAY && s->state != SS_RAW) || p->queue_count >= RING_QUEUE_MARK)
         return;
     int fd = pipe_src_fd(s, p);
@@ -475,8 +475,13 @@ static void on_ring_recv(UringOp *op, int res, unsigned flags)
     if (res <= 0) {
         if (has_buf)
             uring_buffer_return(ctx->uring, (uint16_t)bid);
-        session_close(s, p == &s->c2s ? "client closed the connection"
-                                      : "server closed the connection");
+        /* What the source sent before it closed (a server's FATAL error) reaches the peer
+         * first, as on the epoll path, which does not read a source while bytes wait. */
+        if (p->queue_count > 0)
+            p->src_closed = true;
+        else
+            session_close(s, p == &s->c2s ? "client closed the connection"
+                                          : "server closed the connection");
         ring_release_ref(s);
         return;
     }
@@ -529,8 +534,10 @@ static void on_ring_send(UringOp *op, int res, unsigned flags)
         ring_pop(ctx, p);
     if (p->queue_count > 0) {
         ring_kick_send(s, p);
-    } else if (s->state == SS_CLOSING && p == &s->s2c) {
-        session_close(s, "error sent to client");
+    } else if (p->src_closed || (s->state == SS_CLOSING && p == &s->s2c)) {
+        session_close(s, s->state == SS_CLOSING ? "error sent to client"
+                         : p == &s->c2s         ? "client closed the connection"
+                                                : "server closed the connection");
         ring_release_ref(s);
         return;
     }

@@ -107,8 +107,8 @@ Uring *uring_new(struct ev_loop *loop, unsigned n_buffers, size_t buffer_size, c
     }
     /* liburing 2.3 (Debian 12) has no io_uring_setup_buf_ring: map and register by hand. */
     u->buf_ring_size = (size_t)n_buffers * sizeof(struct io_uring_buf);
-    void *mem = mmap(NULL, u->buf_ring_size, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
-                     -1, 0);
+    void *mem =
+        mmap(NULL, u->buf_ring_size, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
     if (mem == MAP_FAILED) {
         snprintf(err, err_len, "provided-buffer ring: %s", strerror(errno));
         goto fail;

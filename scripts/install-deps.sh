@@ -7,6 +7,8 @@ PACKAGES=(
   # build
   build-essential meson ninja-build pkg-config
   libev-dev libxxhash-dev libsqlite3-dev libpq-dev libinih-dev libssl-dev
+  # the relay's io_uring data path (--io); 2.3 in Debian 12, kernel >= 5.19 at run time
+  liburing-dev
   # tests: a real server and real clients
   postgresql postgresql-client python3 python3-psycopg2 python3-psycopg
   python3-django python3-djangorestframework
