@@ -26,8 +26,10 @@
 
 #define SCRATCH_SIZE (128 * 1024) /* one read; large results stream in few syscalls */
 #define MAX_FREE_BUFFERS 16
-/* The io_uring path's receive buffers: 4 MiB in all, touched as traffic needs them. */
-#define URING_BUFFERS 256
+/* The io_uring path's receive buffers: 2 MiB in all (each is touched once traffic has cycled
+ * through the ring). 128 cover 16 sessions streaming at their bound at once; beyond that
+ * receives wait for buffers to come back. */
+#define URING_BUFFERS 128
 #define URING_BUFFER_SIZE (16 * 1024)
 #define ACCEPTS_PER_WAKEUP 64 /* bound work per callback so clients are not starved */
 #define LOG_FLUSH_INTERVAL 0.2
@@ -432,7 +434,16 @@ static bool listener_setup_io(ProxyContext *ctx, const char *io)
     if (strcmp(io, "epoll") == 0)
         return true;
     char err[256];
-    Uring *u = uring_new(ctx->loop, URING_BUFFERS, URING_BUFFER_SIZE, err, sizeof err);
+    /* PGTALLY_URING_BUFFERS (a power of two) is for tests: few buffers make receives run
+     * out of them, the path taken when many sessions stream at once. */
+    unsigned n_buffers = URING_BUFFERS;
+    const char *knob = getenv("PGTALLY_URING_BUFFERS");
+    if (knob && *knob) {
+        unsigned long v = strtoul(knob, NULL, 10);
+        if (v >= 1 && v <= 32768 && (v & (v - 1)) == 0)
+            n_buffers = (unsigned)v;
+    }
+    Uring *u = uring_new(ctx->loop, n_buffers, URING_BUFFER_SIZE, err, sizeof err);
     if (!u) {
         if (strcmp(io, "uring") == 0) {
             log_line(LOG_ERROR, 0, "--io=uring: io_uring is not available: %s", err);

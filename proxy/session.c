@@ -82,10 +82,9 @@ typedef struct Pipe {
     UringOp send_op;
     bool recv_armed;
     bool send_armed;
-    bool starved;    /* on ctx->starved: the last receive found no free buffer */
-    bool src_closed; /* the source ended; the session closes once the queue is sent */
-    struct Pipe *starved_prev;
-    struct Pipe *starved_next;
+    bool starved;       /* the last receive found the buffer ring empty */
+    bool src_closed;    /* the source ended; the session closes once the queue is sent */
+    uint8_t *recv_heap; /* a starved pipe's own receive buffer, while that receive runs */
     RingChunk queue[RING_QUEUE_MAX];
     unsigned queue_head;
     unsigned queue_count;
@@ -325,30 +324,6 @@ static void ring_drop_queue(ProxyContext *ctx, Pipe *p)
     }
 }
 
-static void ring_unstarve(ProxyContext *ctx, Pipe *p)
-{
-    if (!p->starved)
-        return;
-    if (p->starved_prev)
-        p->starved_prev->starved_next = p->starved_next;
-    else
-        ctx->starved = p->starved_next;
-    if (p->starved_next)
-        p->starved_next->starved_prev = p->starved_prev;
-    p->starved = false;
-    p->starved_prev = p->starved_next = NULL;
-}
-
-static void ring_starve(ProxyContext *ctx, Pipe *p)
-{
-    p->starved = true;
-    p->starved_prev = NULL;
-    p->starved_next = ctx->starved;
-    if (ctx->starved)
-        ctx->starved->starved_prev = p;
-    ctx->starved = p;
-}
-
 /* No more reading from this pipe's source: cancels the receive in flight. */
 static void ring_stop_recv(Session *s, Pipe *p)
 {
@@ -356,7 +331,6 @@ static void ring_stop_recv(Session *s, Pipe *p)
         return;
     if (p->recv_armed)
         uring_cancel(s->ctx->uring, &p->recv_op);
-    ring_unstarve(s->ctx, p);
 }
 
 /* No more writing to this pipe's destination: cancels the send in flight, drops the rest. */
@@ -386,17 +360,29 @@ static void ring_release_ref(Session *s)
 
 static void ring_arm_recv(Session *s, Pipe *p)
 {
-    if (!s->ring || s->zombie || p->recv_armed || p->starved || p->src_closed ||
+    if (!s->ring || s->zombie || p->recv_armed || p->src_closed ||
         (s->state != SS_RELAY && s->state != SS_RAW) || p->queue_count >= RING_QUEUE_MARK)
         return;
     int fd = pipe_src_fd(s, p);
     if (fd < 0)
         return;
     Uring *u = s->ctx->uring;
+    size_t size = uring_buffer_size(u);
+    uint8_t *own = NULL;
+    if (p->starved) {
+        /* The ring ran dry (sessions whose peers stall hold its buffers): this receive uses
+         * the pipe's own buffer, so no session waits for another's peer. */
+        own = malloc(size);
+        if (!own)
+            return; /* reading resumes with the next completion of this session */
+    }
     struct io_uring_sqe *sqe = uring_sqe(u);
-    io_uring_prep_recv(sqe, fd, NULL, (unsigned)uring_buffer_size(u), 0);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = URING_BUFFER_GROUP;
+    io_uring_prep_recv(sqe, fd, own, (unsigned)size, 0);
+    if (!own) {
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = URING_BUFFER_GROUP;
+    }
+    p->recv_heap = own;
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&p->recv_op);
     p->recv_armed = true;
     s->ring_ops++;
@@ -456,18 +442,22 @@ static void on_ring_recv(UringOp *op, int res, unsigned flags)
     p->recv_armed = false;
     bool has_buf = (flags & IORING_CQE_F_BUFFER) != 0;
     int32_t bid = has_buf ? (int32_t)(flags >> IORING_CQE_BUFFER_SHIFT) : -1;
+    uint8_t *own = p->recv_heap;
+    p->recv_heap = NULL;
+    p->starved = res == -ENOBUFS;
+    if (p->starved)
+        LOG_DEBUG_CONN(s->id, "receive buffers exhausted: reading into the session's own");
+    if (res <= 0 || has_buf)
+        free(own);
     if (s->zombie || (s->state != SS_RELAY && s->state != SS_RAW)) {
         if (has_buf)
             uring_buffer_return(ctx->uring, (uint16_t)bid);
+        else if (res > 0)
+            free(own);
         ring_release_ref(s);
         return;
     }
-    if (res == -ENOBUFS) {
-        ring_starve(ctx, p); /* armed again when buffers come back */
-        ring_release_ref(s);
-        return;
-    }
-    if (res == -EINTR || res == -EAGAIN || (res > 0 && !has_buf)) {
+    if (res == -ENOBUFS || res == -EINTR || res == -EAGAIN || (res > 0 && !has_buf && !own)) {
         ring_arm_recv(s, p);
         ring_release_ref(s);
         return;
@@ -487,16 +477,20 @@ static void on_ring_recv(UringOp *op, int res, unsigned flags)
     }
     /* The completion's reference is held while relaying, so a session closed meanwhile is
      * still there to look at. */
-    s->cur_buf = uring_buffer(ctx->uring, (uint16_t)bid);
+    s->cur_buf = has_buf ? uring_buffer(ctx->uring, (uint16_t)bid) : own;
     s->cur_len = (size_t)res;
-    s->cur_bid = bid;
+    s->cur_bid = bid; /* -1 for the pipe's own buffer: a queued chunk frees it once sent */
     s->cur_taken = false;
     if (p == &s->c2s)
         relay_client_data(s, s->cur_buf, (size_t)res);
     else
         relay_server_data(s, s->cur_buf, (size_t)res);
-    if (!s->cur_taken)
-        uring_buffer_return(ctx->uring, (uint16_t)bid);
+    if (!s->cur_taken) {
+        if (has_buf)
+            uring_buffer_return(ctx->uring, (uint16_t)bid);
+        else
+            free(own);
+    }
     s->cur_buf = NULL;
     ring_arm_recv(s, p);
     ring_release_ref(s);
@@ -545,21 +539,9 @@ static void on_ring_send(UringOp *op, int res, unsigned flags)
     ring_release_ref(s);
 }
 
-/* Buffers came back: receives that found none are armed again. */
-static void ring_on_buffers_returned(void *arg)
-{
-    ProxyContext *ctx = arg;
-    while (ctx->starved) {
-        Pipe *p = ctx->starved;
-        ring_unstarve(ctx, p);
-        ring_arm_recv(p->session, p);
-    }
-}
-
 void proxy_context_use_ring(ProxyContext *ctx, Uring *u)
 {
     ctx->uring = u;
-    uring_set_buffers_returned(u, ring_on_buffers_returned, ctx);
 }
 
 void proxy_context_drain_ring(ProxyContext *ctx)
@@ -574,6 +556,8 @@ void proxy_context_drain_ring(ProxyContext *ctx)
     while (ctx->zombies) {
         Session *s = ctx->zombies;
         ctx->zombies = s->next;
+        free(s->c2s.recv_heap);
+        free(s->s2c.recv_heap);
         free(s);
     }
 }

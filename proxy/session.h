@@ -74,7 +74,6 @@ typedef struct ProxyContext {
     /* The io_uring data path, or NULL (epoll). Plain-socket sessions relay on it once both
      * legs are connected; TLS sessions stay on libev's watchers. */
     Uring *uring;
-    struct Pipe *starved;    /* pipes whose receive found no free ring buffer */
     struct Session *zombies; /* closed sessions waiting for their ring operations to end */
 
     /* What every session's tracker keeps, bounded together; hits are logged once a second. */

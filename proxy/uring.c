@@ -22,10 +22,6 @@ struct Uring {
     uint8_t *buffers;
     unsigned n_buffers;
     size_t buffer_size;
-    unsigned returned; /* buffers given back since the last buffers_returned call */
-    bool dispatching;
-    void (*buffers_returned)(void *arg);
-    void *buffers_returned_arg;
 };
 
 static void submit(Uring *u)
@@ -44,7 +40,6 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 
 static void dispatch(Uring *u)
 {
-    u->dispatching = true;
     /* Bounded: completions posted while these are handled wait for the next iteration, with
      * the SQEs these made, so one busy socket cannot hold the loop. */
     unsigned budget = RING_ENTRIES;
@@ -57,11 +52,6 @@ static void dispatch(Uring *u)
         if (op)
             op->fn(op, res, flags);
     }
-    if (u->returned > 0 && u->buffers_returned) {
-        u->returned = 0;
-        u->buffers_returned(u->buffers_returned_arg);
-    }
-    u->dispatching = false;
 }
 
 static void on_ring(struct ev_loop *loop, ev_io *w, int revents)
@@ -196,10 +186,6 @@ void uring_buffer_return(Uring *u, uint16_t bid)
     io_uring_buf_ring_add(u->buf_ring, uring_buffer(u, bid), (unsigned)u->buffer_size, bid,
                           io_uring_buf_ring_mask(u->n_buffers), 0);
     io_uring_buf_ring_advance(u->buf_ring, 1);
-    /* Returned outside a batch of completions (a session closed on a timer): the receives
-     * waiting for buffers are armed at the start of the next iteration. */
-    if (u->returned++ == 0 && !u->dispatching)
-        ev_feed_event(u->loop, &u->ring_watcher, EV_READ);
 }
 
 void uring_wait(Uring *u, unsigned timeout_ms)
@@ -209,10 +195,4 @@ void uring_wait(Uring *u, unsigned timeout_ms)
     struct io_uring_cqe *cqe;
     (void)io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
     dispatch(u);
-}
-
-void uring_set_buffers_returned(Uring *u, void (*fn)(void *arg), void *arg)
-{
-    u->buffers_returned = fn;
-    u->buffers_returned_arg = arg;
 }

@@ -52,10 +52,6 @@ size_t uring_buffer_size(const Uring *u);
 /* Gives a received buffer back to the kernel for later receives. */
 void uring_buffer_return(Uring *u, uint16_t bid);
 
-/* Called (with arg) after a batch of completions in which buffers went back to the kernel,
- * so receives that found none (-ENOBUFS) can be armed again. */
-void uring_set_buffers_returned(Uring *u, void (*fn)(void *arg), void *arg);
-
 /* Outside the loop (shutdown): submits, waits up to timeout_ms for a completion, and
  * dispatches what completed. */
 void uring_wait(Uring *u, unsigned timeout_ms);
