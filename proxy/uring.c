@@ -24,20 +24,6 @@ struct Uring {
     size_t buffer_size;
 };
 
-static void submit(Uring *u)
-{
-    /* Errors here (EBUSY, EAGAIN) leave the SQEs queued: the next iteration retries. */
-    if (io_uring_sq_ready(&u->ring) > 0)
-        (void)io_uring_submit(&u->ring);
-}
-
-static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
-{
-    (void)loop;
-    (void)revents;
-    submit(w->data);
-}
-
 static void dispatch(Uring *u)
 {
     /* Bounded: completions posted while these are handled wait for the next iteration, with
@@ -63,6 +49,28 @@ static void on_ring(struct ev_loop *loop, ev_io *w, int revents)
     /* Completions left over: come back without waiting. */
     if (io_uring_cq_ready(&u->ring) > 0)
         ev_feed_event(u->loop, &u->ring_watcher, EV_READ);
+}
+
+/* Just before libev waits: completions already posted are handled here and the SQEs of the
+ * whole iteration go to the kernel in one io_uring_enter. Completions come to a thread asleep
+ * in epoll_wait as task work that interrupts it (EINTR), so the next iteration finds them
+ * posted here, without another epoll_wait; and sends that completed inline during the submit
+ * are handled at once, so their completions cost no wake-up either. Bounded: what is left
+ * waits in the CQ, whose fd then wakes epoll_wait at once. */
+static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    Uring *u = w->data;
+    for (int round = 0; round < 4; round++) {
+        if (io_uring_cq_ready(&u->ring) > 0)
+            dispatch(u);
+        if (io_uring_sq_ready(&u->ring) == 0)
+            break;
+        /* An error (EBUSY, EAGAIN) leaves the SQEs queued: the next iteration retries. */
+        if (io_uring_submit(&u->ring) < 0)
+            break;
+    }
 }
 
 Uring *uring_new(struct ev_loop *loop, unsigned n_buffers, size_t buffer_size, char *err,
