@@ -2,10 +2,11 @@
  *
  * Owns: one ring, its provided-buffer ring (receives land in these buffers, chosen by the
  * kernel when data arrives, so an idle connection holds none), and the two libev watchers that
- * join the ring to the loop: an ev_io on the ring's fd (completions are reaped and dispatched
- * there, with io_uring_peek: no syscall) and an ev_prepare that hands every SQE queued during
- * the iteration to the kernel in one io_uring_submit just before libev waits. So an iteration
- * costs libev's epoll_wait plus at most one io_uring_enter, whatever the number of sockets.
+ * join the ring to the loop: an ev_io on the ring's fd (completions are reaped there with
+ * io_uring_peek: no syscall) and an ev_prepare that, just before libev waits, handles the
+ * completions already posted and hands every SQE queued during the iteration to the kernel in
+ * one io_uring_submit. So an iteration costs libev's epoll_wait plus about one io_uring_enter
+ * (a few when sends completing inline queue more work), whatever the number of sockets.
  *
  * Every SQE's user_data is a UringOp* (or 0: completions nobody waits for); its callback gets
  * the CQE's res and flags. The op's memory must stay valid until its completion arrived. */
