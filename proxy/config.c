@@ -78,6 +78,10 @@ static const OptionSpec options[] = {
     {"tls-cert", 0, T_STRING, FIELD(tls_cert), "FILE",
      "serve TLS to clients with this certificate chain (with --tls-key)", false, 0, 0},
     {"tls-key", 0, T_STRING, FIELD(tls_key), "FILE", "private key for --tls-cert", false, 0, 0},
+    {"io", 0, T_STRING, FIELD(io), "auto|uring|epoll",
+     "the relay's socket I/O: io_uring, or epoll (libev); auto takes io_uring where the kernel "
+     "allows it (TLS connections always use epoll)",
+     false, 0, 0},
     {"grace", 0, T_SECONDS, FIELD(grace_seconds), "SECONDS",
      "on SIGTERM/SIGINT, let open connections finish this long", true, 0, 86400},
     {"connect-timeout", 0, T_SECONDS, FIELD(connect_timeout), "SECONDS",
@@ -126,6 +130,7 @@ void config_defaults(ProxyConfig *c)
     c->listen = strdup("127.0.0.1:6432");
     c->db_path = strdup("pgtally.db");
     c->db_schema = strdup("pgtally");
+    c->io = strdup("auto");
     c->grace_seconds = 10;
     c->connect_timeout = 10;
     c->startup_timeout = 30;
@@ -541,6 +546,11 @@ static bool validate(const ProxyConfig *c, char *err, size_t err_len)
     }
     if (!c->tls_cert != !c->tls_key) {
         snprintf(err, err_len, "--tls-cert and --tls-key go together");
+        return false;
+    }
+    if (!c->io || (strcmp(c->io, "auto") != 0 && strcmp(c->io, "uring") != 0 &&
+                   strcmp(c->io, "epoll") != 0)) {
+        snprintf(err, err_len, "io: expected auto, uring or epoll, got \"%s\"", c->io ? c->io : "");
         return false;
     }
     return true;

@@ -29,6 +29,7 @@ typedef struct ProxyConfig {
     char *serve_token; /* the token those pages require, or NULL */
     char *tls_cert;    /* with tls_key: answer clients' SSLRequest with 'S' */
     char *tls_key;
+    char *io;               /* the relay's I/O: "auto", "uring" or "epoll" */
     double grace_seconds;   /* SIGTERM: how long open connections may finish */
     double connect_timeout; /* upstream connect and TLS negotiation */
     double startup_timeout; /* a client must finish its startup packet within this */

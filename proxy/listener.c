@@ -27,6 +27,11 @@
 
 #define SCRATCH_SIZE (128 * 1024) /* one read; large results stream in few syscalls */
 #define MAX_FREE_BUFFERS 16
+/* The io_uring path's receive buffers: 2 MiB in all (each is touched once traffic has cycled
+ * through the ring). 128 cover 16 sessions streaming at their bound at once; beyond that
+ * receives wait for buffers to come back. */
+#define URING_BUFFERS 128
+#define URING_BUFFER_SIZE (16 * 1024)
 #define ACCEPTS_PER_WAKEUP 64 /* bound work per callback so clients are not starved */
 #define LOG_FLUSH_INTERVAL 0.2
 #define ACCEPT_RETRY_DELAY 0.1 /* after EMFILE: let connections close before retrying */
@@ -463,6 +468,35 @@ static void on_sigusr1(struct ev_loop *loop, ev_signal *w, int revents)
 /* ---- run ----------------------------------------------------------------------------------------
  */
 
+/* --io: the relay's data path on io_uring unless asked for epoll; auto falls back to epoll,
+ * with one line, where the kernel or a seccomp filter refuses io_uring. */
+static bool listener_setup_io(ProxyContext *ctx, const char *io)
+{
+    if (strcmp(io, "epoll") == 0)
+        return true;
+    char err[256];
+    /* PGTALLY_URING_BUFFERS (a power of two) is for tests: few buffers make receives run
+     * out of them, the path taken when many sessions stream at once. */
+    unsigned n_buffers = URING_BUFFERS;
+    const char *knob = getenv("PGTALLY_URING_BUFFERS");
+    if (knob && *knob) {
+        unsigned long v = strtoul(knob, NULL, 10);
+        if (v >= 1 && v <= 32768 && (v & (v - 1)) == 0)
+            n_buffers = (unsigned)v;
+    }
+    Uring *u = uring_new(ctx->loop, n_buffers, URING_BUFFER_SIZE, err, sizeof err);
+    if (!u) {
+        if (strcmp(io, "uring") == 0) {
+            log_line(LOG_ERROR, 0, "--io=uring: io_uring is not available: %s", err);
+            return false;
+        }
+        log_line(LOG_INFO, 0, "io_uring not available (%s): relaying with epoll", err);
+        return true;
+    }
+    proxy_context_use_ring(ctx, u);
+    return true;
+}
+
 static bool listener_setup(Listener *l, const ProxyConfig *config)
 {
     char err[512];
@@ -592,7 +626,7 @@ static bool listener_setup(Listener *l, const ProxyConfig *config)
         log_line(LOG_ERROR, 0, "out of memory");
         return false;
     }
-    return true;
+    return listener_setup_io(ctx, config->io);
 }
 
 void listener_signal_set(sigset_t *set)
@@ -671,6 +705,9 @@ static void listener_cleanup(Listener *l)
     querylog_close(l->query_log);
     if (l->listen_fd >= 0)
         close(l->listen_fd);
+    proxy_context_drain_ring(&l->ctx);
+    uring_free(l->ctx.uring);
+    l->ctx.uring = NULL;
     proxy_context_release_buffers(&l->ctx);
     free(l->ctx.free_buffers);
     free(l->ctx.scratch);
@@ -708,9 +745,10 @@ int listener_run(ProxyConfig *config, int argc, char **argv)
         free(l);
         return 1;
     }
-    log_line(LOG_INFO, 0, "pgtally %s listening on %s%s, upstream %s (sslmode=%s)", PGTALLY_VERSION,
-             config->listen, l->ctx.client_tls_ctx ? " with TLS" : "", l->upstream.display,
-             tls_sslmode_name(l->upstream_tls.mode));
+    log_line(LOG_INFO, 0, "pgtally %s listening on %s%s, upstream %s (sslmode=%s), io=%s",
+             PGTALLY_VERSION, config->listen, l->ctx.client_tls_ctx ? " with TLS" : "",
+             l->upstream.display, tls_sslmode_name(l->upstream_tls.mode),
+             l->ctx.uring ? "uring" : "epoll");
     ev_run(l->ctx.loop, 0);
     /* Refused clients still being answered do not hold up the shutdown. */
     l->ctx.on_session_closed = NULL;

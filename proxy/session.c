@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <liburing.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -36,6 +37,13 @@
 #define AUTH_HOLD_LIMIT 65536 /* server auth messages held while rewriting them */
 #define SSL_REQUEST_SIZE 8
 #define REFUSAL_TIMEOUT 5.0 /* a refused client's startup packet is not waited for longer */
+/* Ring mode: chunks queued towards one destination. The source is received from again only
+ * while fewer than RING_QUEUE_MARK are waiting, so one direction holds at most that many
+ * ring buffers (the slow peer's backpressure); the rest of the room is for what pgtally
+ * writes itself (startup packet, errors). */
+#define RING_QUEUE_MAX 16
+#define RING_QUEUE_MARK 4
+#define RING_DRAIN_TIMEOUT_MS 1000
 
 typedef enum SessionState {
     SS_STARTUP,
@@ -49,6 +57,15 @@ typedef enum SessionState {
     SS_CLOSING,
 } SessionState;
 
+/* Bytes queued for a ring send: a received ring buffer (bid >= 0, handed back once sent) or
+ * a heap copy (bid < 0) of bytes pgtally wrote itself. */
+typedef struct RingChunk {
+    uint8_t *base;
+    uint32_t off;
+    uint32_t len;
+    int32_t bid;
+} RingChunk;
+
 /* One direction of the relay. */
 typedef struct Pipe {
     ev_io read_watcher;  /* the source socket's readability */
@@ -57,6 +74,20 @@ typedef struct Pipe {
     size_t pending_off;
     size_t pending_len;
     MsgCapture msgs; /* framing, the current message's body as far as the tracker wants it */
+
+    /* Ring mode: one receive from the source and one send to the destination at most in
+     * flight (a stream socket's sends must not overtake each other). */
+    Session *session;
+    UringOp recv_op;
+    UringOp send_op;
+    bool recv_armed;
+    bool send_armed;
+    bool starved;       /* the last receive found the buffer ring empty */
+    bool src_closed;    /* the source ended; the session closes once the queue is sent */
+    uint8_t *recv_heap; /* a starved pipe's own receive buffer, while that receive runs */
+    RingChunk queue[RING_QUEUE_MAX];
+    unsigned queue_head;
+    unsigned queue_count;
 } Pipe;
 
 struct Session {
@@ -86,6 +117,15 @@ struct Session {
     bool auth_rewrite;
     uint8_t *auth_hold;
     size_t auth_hold_len;
+
+    /* Ring mode (plain sockets, relaying): reads and writes go through ctx->uring. */
+    bool ring;
+    bool zombie;       /* closed; freed when its last ring operation completes */
+    unsigned ring_ops; /* ring operations in flight, plus one while a completion is handled */
+    uint8_t *cur_buf;  /* the ring buffer being relayed, which send_to_* may queue as is */
+    size_t cur_len;
+    int32_t cur_bid;
+    bool cur_taken;
 };
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -154,8 +194,13 @@ static void emit_to_context(void *arg, const TrackerEvent *ev)
 
 /* ---- closing -------------------------------------------------------------------------------- */
 
+static void ring_stop_recv(Session *s, Pipe *p);
+static void ring_stop_send(Session *s, Pipe *p);
+
 static void pipe_release(ProxyContext *ctx, Pipe *p)
 {
+    ring_stop_recv(p->session, p);
+    ring_stop_send(p->session, p);
     ev_io_stop(ctx->loop, &p->read_watcher);
     ev_io_stop(ctx->loop, &p->write_watcher);
     pool_put(ctx, p->pending);
@@ -169,6 +214,8 @@ static void close_server(Session *s)
     ProxyContext *ctx = s->ctx;
     ev_io_stop(ctx->loop, &s->s2c.read_watcher);
     ev_io_stop(ctx->loop, &s->c2s.write_watcher);
+    ring_stop_recv(s, &s->s2c);
+    ring_stop_send(s, &s->c2s);
     if (s->server_ssl) {
         SSL_free(s->server_ssl);
         s->server_ssl = NULL;
@@ -209,9 +256,310 @@ static void session_close(Session *s, const char *reason)
         ctx->n_refusing--;
     else
         ctx->n_sessions--;
-    free(s);
+    if (s->ring_ops > 0) {
+        /* Ring operations still hold this session: freed with the last one. */
+        s->zombie = true;
+        s->prev = NULL;
+        s->next = ctx->zombies;
+        if (ctx->zombies)
+            ctx->zombies->prev = s;
+        ctx->zombies = s;
+    } else {
+        free(s);
+    }
     if (ctx->on_session_closed)
         ctx->on_session_closed(ctx);
+}
+
+/* ---- ring mode ------------------------------------------------------------------------------
+ *
+ * A plain-socket session relays through ctx->uring once both legs are up: a receive (the
+ * kernel picks a ring buffer when data arrives) on each source socket, and per direction a
+ * queue of chunks sent in order, one send in flight. A received buffer is framed, tracked and
+ * queued as is towards the peer (no copy) and returns to the kernel once sent. The source is
+ * received from again only while its direction queues fewer than RING_QUEUE_MARK chunks: a
+ * slow peer stops the reading, as pending bytes do on the epoll path. A closed session stays
+ * allocated (ctx->zombies) until its operations in flight have completed. */
+
+static int pipe_src_fd(const Session *s, const Pipe *p)
+{
+    return p == &s->c2s ? s->client_fd : s->server_fd;
+}
+
+static int pipe_dst_fd(const Session *s, const Pipe *p)
+{
+    return p == &s->c2s ? s->server_fd : s->client_fd;
+}
+
+/* Bytes for this pipe's destination not yet written, on either path. */
+static bool pipe_busy(const Pipe *p)
+{
+    return p->pending_len > 0 || p->queue_count > 0;
+}
+
+static void ring_chunk_release(ProxyContext *ctx, RingChunk *c)
+{
+    if (c->bid >= 0)
+        uring_buffer_return(ctx->uring, (uint16_t)c->bid);
+    else
+        free(c->base);
+    c->base = NULL;
+}
+
+static void ring_pop(ProxyContext *ctx, Pipe *p)
+{
+    ring_chunk_release(ctx, &p->queue[p->queue_head]);
+    p->queue_head = (p->queue_head + 1) % RING_QUEUE_MAX;
+    p->queue_count--;
+}
+
+/* Drops every queued chunk but the one a send in flight still reads from. */
+static void ring_drop_queue(ProxyContext *ctx, Pipe *p)
+{
+    unsigned keep = p->send_armed ? 1 : 0;
+    while (p->queue_count > keep) {
+        unsigned i = (p->queue_head + p->queue_count - 1) % RING_QUEUE_MAX;
+        ring_chunk_release(ctx, &p->queue[i]);
+        p->queue_count--;
+    }
+}
+
+/* No more reading from this pipe's source: cancels the receive in flight. */
+static void ring_stop_recv(Session *s, Pipe *p)
+{
+    if (!s->ring)
+        return;
+    if (p->recv_armed)
+        uring_cancel(s->ctx->uring, &p->recv_op);
+}
+
+/* No more writing to this pipe's destination: cancels the send in flight, drops the rest. */
+static void ring_stop_send(Session *s, Pipe *p)
+{
+    if (!s->ring)
+        return;
+    if (p->send_armed)
+        uring_cancel(s->ctx->uring, &p->send_op);
+    ring_drop_queue(s->ctx, p);
+}
+
+/* One ring reference less; a closed session is freed with its last one. */
+static void ring_release_ref(Session *s)
+{
+    if (--s->ring_ops > 0 || !s->zombie)
+        return;
+    ProxyContext *ctx = s->ctx;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        ctx->zombies = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    free(s);
+}
+
+static void ring_arm_recv(Session *s, Pipe *p)
+{
+    if (!s->ring || s->zombie || p->recv_armed || p->src_closed ||
+        (s->state != SS_RELAY && s->state != SS_RAW) || p->queue_count >= RING_QUEUE_MARK)
+        return;
+    int fd = pipe_src_fd(s, p);
+    if (fd < 0)
+        return;
+    Uring *u = s->ctx->uring;
+    size_t size = uring_buffer_size(u);
+    uint8_t *own = NULL;
+    if (p->starved) {
+        /* The ring ran dry (sessions whose peers stall hold its buffers): this receive uses
+         * the pipe's own buffer, so no session waits for another's peer. */
+        own = malloc(size);
+        if (!own)
+            return; /* reading resumes with the next completion of this session */
+    }
+    struct io_uring_sqe *sqe = uring_sqe(u);
+    io_uring_prep_recv(sqe, fd, own, (unsigned)size, 0);
+    if (!own) {
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = URING_BUFFER_GROUP;
+    }
+    p->recv_heap = own;
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&p->recv_op);
+    p->recv_armed = true;
+    s->ring_ops++;
+}
+
+static void ring_kick_send(Session *s, Pipe *p)
+{
+    if (p->send_armed || p->queue_count == 0)
+        return;
+    int fd = pipe_dst_fd(s, p);
+    if (fd < 0)
+        return;
+    const RingChunk *c = &p->queue[p->queue_head];
+    struct io_uring_sqe *sqe = uring_sqe(s->ctx->uring);
+    io_uring_prep_send(sqe, fd, c->base + c->off, c->len, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&p->send_op);
+    p->send_armed = true;
+    s->ring_ops++;
+}
+
+/* Queues bytes for the pipe's destination: the ring buffer being relayed is queued itself,
+ * anything else (bytes pgtally wrote) is copied. */
+static bool ring_enqueue(Session *s, Pipe *p, const uint8_t *data, size_t len)
+{
+    if (p->queue_count == RING_QUEUE_MAX || len > UINT32_MAX)
+        return false;
+    RingChunk c;
+    uintptr_t d = (uintptr_t)data, b = (uintptr_t)s->cur_buf;
+    if (s->cur_buf && !s->cur_taken && d >= b && d + len <= b + s->cur_len) {
+        c.base = s->cur_buf;
+        c.off = (uint32_t)(d - b);
+        c.bid = s->cur_bid;
+        s->cur_taken = true;
+    } else {
+        c.base = malloc(len);
+        if (!c.base)
+            return false;
+        memcpy(c.base, data, len);
+        c.off = 0;
+        c.bid = -1;
+    }
+    c.len = (uint32_t)len;
+    p->queue[(p->queue_head + p->queue_count) % RING_QUEUE_MAX] = c;
+    p->queue_count++;
+    ring_kick_send(s, p);
+    return true;
+}
+
+static void relay_client_data(Session *s, const uint8_t *data, size_t n);
+static void relay_server_data(Session *s, const uint8_t *data, size_t n);
+
+static void on_ring_recv(UringOp *op, int res, unsigned flags)
+{
+    Pipe *p = (Pipe *)((char *)op - offsetof(Pipe, recv_op));
+    Session *s = p->session;
+    ProxyContext *ctx = s->ctx;
+    p->recv_armed = false;
+    bool has_buf = (flags & IORING_CQE_F_BUFFER) != 0;
+    int32_t bid = has_buf ? (int32_t)(flags >> IORING_CQE_BUFFER_SHIFT) : -1;
+    uint8_t *own = p->recv_heap;
+    p->recv_heap = NULL;
+    p->starved = res == -ENOBUFS;
+    if (p->starved)
+        LOG_DEBUG_CONN(s->id, "receive buffers exhausted: reading into the session's own");
+    if (res <= 0 || has_buf)
+        free(own);
+    if (s->zombie || (s->state != SS_RELAY && s->state != SS_RAW)) {
+        if (has_buf)
+            uring_buffer_return(ctx->uring, (uint16_t)bid);
+        else if (res > 0)
+            free(own);
+        ring_release_ref(s);
+        return;
+    }
+    if (res == -ENOBUFS || res == -EINTR || res == -EAGAIN || (res > 0 && !has_buf && !own)) {
+        ring_arm_recv(s, p);
+        ring_release_ref(s);
+        return;
+    }
+    if (res <= 0) {
+        if (has_buf)
+            uring_buffer_return(ctx->uring, (uint16_t)bid);
+        /* What the source sent before it closed (a server's FATAL error) reaches the peer
+         * first, as on the epoll path, which does not read a source while bytes wait. */
+        if (p->queue_count > 0)
+            p->src_closed = true;
+        else
+            session_close(s, p == &s->c2s ? "client closed the connection"
+                                          : "server closed the connection");
+        ring_release_ref(s);
+        return;
+    }
+    /* The completion's reference is held while relaying, so a session closed meanwhile is
+     * still there to look at. */
+    s->cur_buf = has_buf ? uring_buffer(ctx->uring, (uint16_t)bid) : own;
+    s->cur_len = (size_t)res;
+    s->cur_bid = bid; /* -1 for the pipe's own buffer: a queued chunk frees it once sent */
+    s->cur_taken = false;
+    if (p == &s->c2s)
+        relay_client_data(s, s->cur_buf, (size_t)res);
+    else
+        relay_server_data(s, s->cur_buf, (size_t)res);
+    if (!s->cur_taken) {
+        if (has_buf)
+            uring_buffer_return(ctx->uring, (uint16_t)bid);
+        else
+            free(own);
+    }
+    s->cur_buf = NULL;
+    ring_arm_recv(s, p);
+    ring_release_ref(s);
+}
+
+static void on_ring_send(UringOp *op, int res, unsigned flags)
+{
+    (void)flags;
+    Pipe *p = (Pipe *)((char *)op - offsetof(Pipe, send_op));
+    Session *s = p->session;
+    ProxyContext *ctx = s->ctx;
+    p->send_armed = false;
+    if (s->zombie || pipe_dst_fd(s, p) < 0 || res == -ECANCELED) {
+        /* The destination is gone: what was queued for it goes too. */
+        if (p->queue_count > 0)
+            ring_pop(ctx, p);
+        ring_drop_queue(ctx, p);
+        ring_release_ref(s);
+        return;
+    }
+    if (res == -EINTR || res == -EAGAIN) {
+        ring_kick_send(s, p);
+        ring_release_ref(s);
+        return;
+    }
+    if (res <= 0) {
+        session_close(s, p == &s->s2c ? "client write failed" : "server write failed");
+        ring_release_ref(s);
+        return;
+    }
+    RingChunk *c = &p->queue[p->queue_head];
+    c->off += (uint32_t)res;
+    c->len -= (uint32_t)res;
+    if (c->len == 0)
+        ring_pop(ctx, p);
+    if (p->queue_count > 0) {
+        ring_kick_send(s, p);
+    } else if (p->src_closed || (s->state == SS_CLOSING && p == &s->s2c)) {
+        session_close(s, s->state == SS_CLOSING ? "error sent to client"
+                         : p == &s->c2s         ? "client closed the connection"
+                                                : "server closed the connection");
+        ring_release_ref(s);
+        return;
+    }
+    ring_arm_recv(s, p);
+    ring_release_ref(s);
+}
+
+void proxy_context_use_ring(ProxyContext *ctx, Uring *u)
+{
+    ctx->uring = u;
+}
+
+void proxy_context_drain_ring(ProxyContext *ctx)
+{
+    if (!ctx->uring)
+        return;
+    int64_t deadline = proxy_now_us(ctx) + RING_DRAIN_TIMEOUT_MS * 1000;
+    while (ctx->zombies && proxy_now_us(ctx) < deadline)
+        uring_wait(ctx->uring, 100);
+    /* Operations that would not end (cannot happen short of a kernel bug): the ring's exit
+     * cancels them; their sessions go now. */
+    while (ctx->zombies) {
+        Session *s = ctx->zombies;
+        ctx->zombies = s->next;
+        free(s->c2s.recv_heap);
+        free(s->s2c.recv_heap);
+        free(s);
+    }
 }
 
 static ssize_t endpoint_send(int fd, SSL *ssl, const uint8_t *data, size_t len);
@@ -219,7 +567,7 @@ static ssize_t endpoint_send(int fd, SSL *ssl, const uint8_t *data, size_t len);
 void session_close_now(Session *s)
 {
     /* Like the server's own shutdown: a client between messages is told why (57P01). */
-    if ((s->state == SS_RELAY || s->state == SS_STARTUP) && s->s2c.pending_len == 0 &&
+    if ((s->state == SS_RELAY || s->state == SS_STARTUP) && !pipe_busy(&s->s2c) &&
         msgcapture_at_boundary(&s->s2c.msgs) && !s->auth_rewrite) {
         uint8_t packet[256];
         size_t len = pgw_build_error(packet, sizeof packet, "FATAL", "57P01",
@@ -297,6 +645,8 @@ static bool pipe_send(Session *s, Pipe *p, int dst_fd, SSL *dst_ssl, const uint8
     ProxyContext *ctx = s->ctx;
     if (len == 0)
         return true;
+    if (s->ring)
+        return ring_enqueue(s, p, data, len);
     if (p->pending_len == 0) {
         ssize_t n = endpoint_send(dst_fd, dst_ssl, data, len);
         if (n < 0)
@@ -365,6 +715,7 @@ static void session_send_fatal(Session *s, const char *sqlstate, const char *mes
     ProxyContext *ctx = s->ctx;
     close_server(s);
     ev_io_stop(ctx->loop, &s->c2s.read_watcher);
+    ring_stop_recv(s, &s->c2s);
     bool at_boundary = s->state != SS_RAW && msgcapture_at_boundary(&s->s2c.msgs);
     s->state = SS_CLOSING;
     if (!at_boundary) {
@@ -373,7 +724,7 @@ static void session_send_fatal(Session *s, const char *sqlstate, const char *mes
     }
     uint8_t packet[ERROR_MESSAGE_MAX + 64];
     size_t len = pgw_build_error(packet, sizeof packet, "FATAL", sqlstate, message);
-    if (!send_to_client(s, packet, len) || s->s2c.pending_len == 0) {
+    if (!send_to_client(s, packet, len) || !pipe_busy(&s->s2c)) {
         session_close(s, message);
         return;
     }
@@ -516,6 +867,33 @@ static void relay_from_client(Session *s)
 
 static bool relay_server_auth(Session *s, const uint8_t *data, size_t len, int64_t now);
 
+/* Ring mode: what relay_from_client and relay_from_server do with bytes received. */
+static void relay_client_data(Session *s, const uint8_t *data, size_t n)
+{
+    note_activity(s);
+    if (s->state == SS_RAW) {
+        if (!send_to_server(s, data, n))
+            session_close(s, "server write failed");
+        return;
+    }
+    relay_client_bytes(s, data, n, proxy_now_us(s->ctx));
+}
+
+static void relay_server_data(Session *s, const uint8_t *data, size_t n)
+{
+    note_activity(s);
+    if (s->auth_rewrite) {
+        relay_server_auth(s, data, n, proxy_now_us(s->ctx));
+        return;
+    }
+    if (!send_to_client(s, data, n)) {
+        session_close(s, "client write failed");
+        return;
+    }
+    if (s->state == SS_RELAY)
+        inspect_server_bytes(s, data, n, proxy_now_us(s->ctx));
+}
+
 static void relay_from_server(Session *s)
 {
     ssize_t n = read_some(s, s->server_fd, s->server_ssl);
@@ -657,8 +1035,20 @@ static void start_relay(Session *s)
         ev_timer_set(&s->timer, 0., ctx->config->idle_timeout);
         ev_timer_again(ctx->loop, &s->timer);
     }
-    ev_io_start(ctx->loop, &s->s2c.read_watcher);
-    ev_io_start(ctx->loop, &s->c2s.read_watcher);
+    /* Plain sockets with nothing pending relay on the ring; TLS stays on the watchers
+     * (OpenSSL reads and writes its sockets itself). */
+    if (ctx->uring && !s->client_ssl && !s->server_ssl && !pipe_busy(&s->c2s) &&
+        !pipe_busy(&s->s2c)) {
+        s->ring = true;
+        ev_io_stop(ctx->loop, &s->s2c.read_watcher);
+        ev_io_stop(ctx->loop, &s->c2s.read_watcher);
+        ev_io_stop(ctx->loop, &s->s2c.write_watcher);
+        ring_arm_recv(s, &s->c2s);
+        ring_arm_recv(s, &s->s2c);
+    } else {
+        ev_io_start(ctx->loop, &s->s2c.read_watcher);
+        ev_io_start(ctx->loop, &s->c2s.read_watcher);
+    }
 
     uint8_t *startup = s->startup;
     size_t startup_len = s->startup_len;
@@ -1123,6 +1513,9 @@ static void pipe_init(Pipe *p, Session *s, MsgDirection direction, size_t captur
 {
     memset(p, 0, sizeof *p);
     msgcapture_init(&p->msgs, direction, capture_limit, wants_body);
+    p->session = s;
+    p->recv_op.fn = on_ring_recv;
+    p->send_op.fn = on_ring_send;
     p->read_watcher.data = s;
     p->write_watcher.data = s;
 }

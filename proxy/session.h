@@ -25,6 +25,7 @@
 #include "proxy/tls.h"
 #include "protocol/tracker.h"
 #include "proxy/upstream.h"
+#include "proxy/uring.h"
 
 typedef struct Session Session;
 
@@ -70,6 +71,11 @@ typedef struct ProxyContext {
     /* After a tracked connection ended (its last events were emitted). */
     void (*on_connection_closed)(struct ProxyContext *ctx, uint64_t conn_id);
 
+    /* The io_uring data path, or NULL (epoll). Plain-socket sessions relay on it once both
+     * legs are connected; TLS sessions stay on libev's watchers. */
+    Uring *uring;
+    struct Session *zombies; /* closed sessions waiting for their ring operations to end */
+
     /* What every session's tracker keeps, bounded together; hits are logged once a second. */
     TrackerBudget tracker_budget;
     uint64_t tracker_budget_hits_logged;
@@ -106,6 +112,13 @@ bool session_has_server(const Session *session);
 
 /* The next session in ctx's list, for iterating while closing. */
 Session *session_next(Session *session);
+
+/* Puts sessions on the io_uring data path from now on (u set up on ctx->loop). */
+void proxy_context_use_ring(ProxyContext *ctx, Uring *u);
+
+/* Ring-side part of the shutdown: cancels what closed sessions still have in flight, waits
+ * (bounded) for it, and frees them. Call after every session was closed, before uring_free. */
+void proxy_context_drain_ring(ProxyContext *ctx);
 
 /* Releases the context's pooled buffers. */
 void proxy_context_release_buffers(ProxyContext *ctx);

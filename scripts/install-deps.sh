@@ -10,6 +10,8 @@ PACKAGES=(
   # the served pages (`pgtally serve`, `proxy --serve`): a well-kept HTTP server on its own
   # thread, rather than more hand-written HTTP
   libmicrohttpd-dev
+  # the relay's io_uring data path (--io); 2.3 in Debian 12, kernel >= 5.19 at run time
+  liburing-dev
   # tests: a real server and real clients
   postgresql postgresql-client python3 python3-psycopg2 python3-psycopg
   python3-django python3-djangorestframework

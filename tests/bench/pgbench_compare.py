@@ -10,6 +10,11 @@ Why interleaved rounds: on a small shared machine the background load drifts; ru
 target once per round, in an order rotated each round, spreads that drift over all targets
 instead of charging it to whichever ran last. Medians then drop the odd disturbed run.
 
+pgtally is run twice, as "pgtally" (--io uring) and "pgtally_epoll" (--io epoll).
+Besides ratios of median TPS, the medians of per-round ratios (each ratio taken between runs of
+the same round, which share that round's background load) are printed: the steadier figure on
+a shared machine.
+
 Usage: pgbench_compare.py PGTALLY_BINARY
 Environment (defaults in brackets):
   ROUNDS [5]           rounds; each round runs every target once per mode and client count
@@ -36,7 +41,8 @@ import time
 import proxies
 from proxies import h
 
-TARGETS = ["direct", "pgtally", "pgbouncer", "haproxy"]
+# pgtally runs twice: on its io_uring data path (--io uring) and on epoll (--io epoll).
+TARGETS = ["direct", "pgtally", "pgtally_epoll", "pgbouncer", "haproxy"]
 PROXIES = TARGETS[1:]
 
 
@@ -157,7 +163,9 @@ def main():
 
     wd = proxies.workdir()
     daemons = {
-        "pgtally": proxies.Pgtally(cluster, wd, binary, pgtally_args).start(),
+        "pgtally": proxies.Pgtally(cluster, wd, binary, ["--io", "uring"] + pgtally_args).start(),
+        "pgtally_epoll": proxies.Pgtally(cluster, wd, binary, ["--io", "epoll"] + pgtally_args,
+                                         name="pgtally_epoll").start(),
         "pgbouncer": proxies.Pgbouncer(cluster, wd, max_clients=100).start(),
         "haproxy": proxies.Haproxy(cluster, wd, threads=threads, max_clients=100).start(),
     }
@@ -213,35 +221,49 @@ def main():
            for cfg in configs}
 
     print("\n## Median TPS (ratio to direct)\n")
-    print("| mode | -c | direct | pgtally | pgbouncer | haproxy |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| mode | -c | direct | pgtally uring | pgtally epoll | pgbouncer | haproxy |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for cfg in configs:
         m = med[cfg]
         cells = [fmt_tps(m["direct"])] + ["%s (%.2fx)" % (fmt_tps(m[t]), m[t] / m["direct"])
                                           for t in PROXIES]
         print("| %s | %d | %s |" % (cfg[0], cfg[1], " | ".join(cells)))
 
+    print("\n## Medians of per-round ratios\n")
+    print("| mode | -c | uring/pgbouncer | epoll/pgbouncer | uring/epoll | uring/haproxy "
+          "| uring/direct |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for cfg in configs:
+        s = samples[cfg]
+
+        def rr(a, b):
+            return statistics.median(x["tps"] / y["tps"] for x, y in zip(s[a], s[b]))
+        print("| %s | %d | %.3f | %.3f | %.3f | %.3f | %.3f |"
+              % (cfg[0], cfg[1], rr("pgtally", "pgbouncer"), rr("pgtally_epoll", "pgbouncer"),
+                 rr("pgtally", "pgtally_epoll"), rr("pgtally", "haproxy"),
+                 rr("pgtally", "direct")))
+
     print("\n## pgtally against its peers; added latency per query at -c 1\n")
     print("Added latency = 1e6/tps_target - 1e6/tps_direct (µs, from medians; one query per "
           "transaction with -S).\n")
     print("| mode | -c | pgtally/pgbouncer | pgtally/haproxy "
-          "| +µs pgtally | +µs pgbouncer | +µs haproxy |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          "| +µs pgtally | +µs pgtally epoll | +µs pgbouncer | +µs haproxy |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for cfg in configs:
         m = med[cfg]
         if cfg[1] == 1:
             lat = ["%.1f" % (1e6 / m[t] - 1e6 / m["direct"]) for t in PROXIES]
         else:
-            lat = ["–"] * 3
+            lat = ["–"] * len(PROXIES)
         print("| %s | %d | %.3f | %.3f | %s |" % (cfg[0], cfg[1], m["pgtally"] / m["pgbouncer"],
                                                   m["pgtally"] / m["haproxy"], " | ".join(lat)))
 
     print("\n## Proxy process cost per transaction (medians)\n")
     print("CPU = all threads of the proxy process (schedstat); cs = voluntary context switches "
           "(involuntary in parentheses).\n")
-    print("| mode | -c | CPU µs pgtally | CPU µs pgbouncer | CPU µs haproxy "
-          "| cs pgtally | cs pgbouncer | cs haproxy |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| mode | -c | CPU µs pgtally | CPU µs pgtally epoll | CPU µs pgbouncer "
+          "| CPU µs haproxy | cs pgtally | cs pgtally epoll | cs pgbouncer | cs haproxy |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for cfg in configs:
         def m(t, key):
             return statistics.median(s[key] for s in samples[cfg][t])
@@ -269,7 +291,7 @@ def main():
     print("\n## Every sample (TPS, in round order)\n")
     for cfg in configs:
         for t in TARGETS:
-            print("- %s -c %d %-9s %s" % (cfg[0], cfg[1], t,
+            print("- %s -c %d %-13s %s" % (cfg[0], cfg[1], t,
                                          " ".join(fmt_tps(s["tps"]) for s in samples[cfg][t])))
 
     if os.environ.get("RESULTS_JSON"):
@@ -285,7 +307,7 @@ def main():
             for t in PROXIES:
                 sample, calls = strace_run(wd, ports[t], pids[t], cfg[0], cfg[1], seconds)
                 top = sorted(calls.items(), key=lambda kv: -kv[1])[:6]
-                print("- %s -c %d %-9s %.2f calls/txn: %s"
+                print("- %s -c %d %-13s %.2f calls/txn: %s"
                       % (cfg[0], cfg[1], t, sum(calls.values()),
                          ", ".join("%s %.2f" % kv for kv in top)))
                 sys.stdout.flush()

@@ -136,14 +136,17 @@ class Daemon:
 class Pgtally(Daemon):
     name = "pgtally"
 
-    def __init__(self, cluster, workdir, binary, extra_args=()):
+    def __init__(self, cluster, workdir, binary, extra_args=(), name=None):
+        if name:
+            self.name = name  # two pgtally daemons (one per --io path) need their own files
         super().__init__(cluster, workdir)
         self.binary = binary
         self.extra_args = list(extra_args)
 
     def command(self, port):
         return [self.binary, "proxy", "--listen", "127.0.0.1:%d" % port,
-                "--upstream", "127.0.0.1:%d" % self.cluster.port] + self.extra_args
+                "--upstream", "127.0.0.1:%d" % self.cluster.port,
+                "--db", "%s.db" % self.name] + self.extra_args
 
 
 class Pgbouncer(Daemon):

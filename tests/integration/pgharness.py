@@ -16,6 +16,7 @@ Environment:
   LIBPQ_CLIENT    tests/integration/libpq_client (set by meson)
   PGTALLY_DIRECT  if "1", no proxy is started: clients talk to Postgres directly. Used to check
                   the tests' own logic; assertions about the query log are then skipped.
+  PGTALLY_IO      the proxies' --io (auto, uring, epoll): run the suite on one I/O path.
   PGHARNESS_KEEP  if "1", the temp dir is kept at exit (for post-mortems).
 """
 
@@ -34,6 +35,7 @@ import time
 import unittest
 
 DIRECT = os.environ.get("PGTALLY_DIRECT") == "1"
+IO = os.environ.get("PGTALLY_IO")  # the proxy's --io (auto, uring, epoll); its default if unset
 
 # Roles created in every cluster; pg_hba.conf maps each to its auth method.
 TRUST_USER = "trust_user"
@@ -390,6 +392,8 @@ class Proxy:
                 cmd += ["--upstream", self.upstream]
             if self.grace is not None:
                 cmd += ["--grace", str(self.grace)]
+            if IO:
+                cmd += ["--io", IO]
             cmd += self.extra_args
             self._stderr = open(self.stderr_path, "wb")
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,

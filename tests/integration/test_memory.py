@@ -3,6 +3,7 @@ not grow the proxy's memory. The proxy may hold a bounded buffer per side; if it
 server's output as fast as the server writes it, the result would pile up in its heap.
 """
 
+import os
 import time
 
 import pgharness as h
@@ -64,6 +65,31 @@ class MemoryTest(h.ProxyTestCase):
         mine = self.events_with_sql(events, "as wide")
         self.assertEqual(len(mine), 1, events)
         self.assertEqual((mine[0]["rows"], mine[0]["bytes"]), (ROWS, sizes[b"D"]))
+
+    def test_stalled_clients_outnumbering_receive_buffers_all_get_their_results(self):
+        # io_uring path: receives take buffers from a shared ring. With only 8 buffers and four
+        # clients that stall with results queued (4 buffers each at most), receives find the
+        # ring empty and must resume once buffers come back. (On epoll the knob is ignored.)
+        proxy = h.Proxy(self.cluster, env=dict(os.environ, PGTALLY_URING_BUFFERS="8")).start()
+        rows = 20000
+        sql = "select repeat('z', 500) || g as stalled from generate_series(1, %d) g" % rows
+        clients = []
+        for _ in range(4):
+            c = pgraw.RawConn(proxy.port, timeout=60)
+            self.addCleanup(c.close)
+            c.startup(h.TRUST_USER, h.DBNAME)
+            c.send(pgraw.query(sql))
+            clients.append(c)
+        time.sleep(1.0)  # every buffer on the way fills up
+        for c in clients:
+            counts, sizes, others = c.read_slowly(chunk=65536, pause=0)
+            self.assertEqual(counts.get(b"D"), rows)
+            self.assertEqual([t for t, _ in others], [b"T", b"C", b"Z"])
+            c.send(pgraw.terminate())
+            c.close()
+        result = proxy.stop()
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(len(self.events_with_sql(result.events, "as stalled")), 4)
 
     def test_single_huge_row_to_slow_client_keeps_proxy_rss_flat(self):
         # One 64 MB DataRow: the proxy must stream the message, not assemble it.
