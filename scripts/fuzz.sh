@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh BUILD_DIR [SECONDS] — long runs of every libFuzzer target in BUILD_DIR
 # (a -Dfuzzing=true clang build: `make fuzz`), one after another, SECONDS each (600).
+# FUZZ_RUNS=N ends each target after N executions if that comes first: `FUZZ_RUNS=10000000
+# FUZZ_SECONDS=7200 make fuzz` is the ten-million-executions run.
 # Corpora grow in BUILD_DIR/fuzz/NAME/corpus; crashes land in BUILD_DIR/fuzz/NAME/crash-*.
 # Slow inputs fail a target like crashes (tests/fuzz/run_fuzzer.sh: the targets' work-counter
 # checks, then -timeout=FUZZ_TIMEOUT (2 s here) and -report_slow_units=FUZZ_SLOW_SECONDS (1 s)):

@@ -17,7 +17,9 @@ slow=${FUZZ_SLOW_SECONDS:-5}
 mkdir -p "$work/corpus"
 rm -f "$work"/slow-unit-*
 status=0
-"$fuzzer" -max_total_time="$seconds" -print_final_stats=1 -timeout="$timeout" \
+# FUZZ_RUNS, when set, also ends the run after that many executions (whichever comes first).
+runs=${FUZZ_RUNS:--1}
+"$fuzzer" -max_total_time="$seconds" -runs="$runs" -print_final_stats=1 -timeout="$timeout" \
   -report_slow_units="$slow" -rss_limit_mb=2048 -artifact_prefix="$work/" \
   "$work/corpus" "$seeds" || status=$?
 # A slow input is run again alone with -timeout at the slow threshold: slow again, it fails
