@@ -13,7 +13,7 @@
 #include "protocol/jsonout.h"
 #include "proxy/log.h"
 #include "report/inilines.h"
-#include "report/serve.h"
+#include "report/view/serve.h"
 #include "report/store/pq.h"
 #include "report/tally.h"
 

@@ -19,7 +19,7 @@
 #include "protocol/pgwire.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
-#include "report/serve.h"
+#include "report/view/serve.h"
 #include "proxy/querylog.h"
 #include "proxy/recorder.h"
 #include "proxy/session.h"

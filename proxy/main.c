@@ -12,15 +12,15 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "proxy/cmd_fingerprint.h"
-#include "proxy/cmd_merge.h"
-#include "proxy/cmd_prune.h"
-#include "proxy/cmd_serve.h"
+#include "proxy/cli/cmd_fingerprint.h"
+#include "proxy/cli/cmd_merge.h"
+#include "proxy/cli/cmd_prune.h"
+#include "proxy/cli/cmd_serve.h"
 #include "proxy/config.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
-#include "report/budget.h"
-#include "report/view.h"
+#include "report/check/budget.h"
+#include "report/view/view.h"
 
 static void print_usage(FILE *out)
 {

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "report/budgetfile.h"
+#include "report/check/budgetfile.h"
 #include "tests/fuzz/fuzz_memfile.h"
 
 #define FUZZ_REQUIRE(cond, what)                                                                   \

@@ -1,4 +1,4 @@
-"""`pgtally demo` (proxy/cmd_demo.c): the quick start runs end to end, names the N+1 finding,
+"""`pgtally demo` (proxy/demo/cmd_demo.c): the quick start runs end to end, names the N+1 finding,
 shows the check failing the N+1 endpoint and passing the fixed one, and leaves nothing behind
 (no server, no temporary directory, no demo schema on an --upstream server).
 """

@@ -1,4 +1,4 @@
-/* Unit tests for report/budgetfile: the budget file of `pgtally check`. Every error case
+/* Unit tests for report/check/budgetfile: the budget file of `pgtally check`. Every error case
  * checks that the message names FILE:LINE of the offending line. Files are written to a
  * temporary directory. */
 #include <stdio.h>
@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "report/budgetfile.h"
+#include "report/check/budgetfile.h"
 #include "testlib.h"
 
 static char tmpdir[] = "/tmp/test_budgetfile.XXXXXX";

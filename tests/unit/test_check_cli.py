@@ -1,4 +1,4 @@
-"""CLI tests of `pgtally check` (report/budget.c, report/check_output.c, report/budgetfile.c).
+"""CLI tests of `pgtally check` (report/check/budget.c, report/check/check_output.c, report/check/budgetfile.c).
 
 Report files are built with Python's sqlite3 on top of a file the real binary created (`pgtally
 proxy --db` with no client: it writes the schema, user_version and application_id, then its run

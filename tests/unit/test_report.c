@@ -8,9 +8,9 @@
 
 #include "report/reader.h"
 #include "report/suggest.h"
-#include "report/viewdata.h"
+#include "report/view/viewdata.h"
 #include "protocol/jsonout.h"
-#include "report/viewfmt.h"
+#include "report/view/viewfmt.h"
 #include "report_fixture.h"
 #include "testlib.h"
 

@@ -8,9 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "report/view_html.h"
-#include "report/viewdata.h"
-#include "report/viewfmt.h"
+#include "report/view/view_html.h"
+#include "report/view/viewdata.h"
+#include "report/view/viewfmt.h"
 #include "report_fixture.h"
 #include "testlib.h"
 

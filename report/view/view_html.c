@@ -1,0 +1,969 @@
+/* report/view/view_html — see view_html.h. The static report is the index page with, below it, the
+ * timelines of the busiest requests and of every finding's worst request, and where each top
+ * statement runs: the anchors its links point to. */
+#include "report/view/view_html.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report/suggest.h"
+#include "report/view/viewfmt.h"
+
+#define CHART_W 960
+#define LABEL_W 300
+#define BAR_H 18
+#define BAR_GAP 6
+#define MAX_CHART_ROUTES 15
+#define TIMELINE_REQUESTS 5
+#define SQL_WIDTH 110
+
+static const char css[] =
+    "body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;"
+    "max-width:1040px;color:#1d2327;background:#fff;padding:0 16px}"
+    "h1{font-size:22px;margin:0 0 4px;overflow-wrap:anywhere}h2{font-size:17px;margin:28px 0 8px;"
+    "border-bottom:1px solid #dde1e5;padding-bottom:4px}h3{overflow-wrap:anywhere}"
+    "a{color:#0a58ca;text-decoration:none}a:hover{text-decoration:underline}"
+    "nav{display:flex;gap:16px;align-items:baseline;border-bottom:1px solid #dde1e5;"
+    "padding:0 0 8px;margin:0 0 16px}nav b{margin-right:8px}#live-state{margin-left:auto;"
+    "color:#5b6570;font-size:12px}"
+    ".meta{color:#5b6570}.ok{background:#e7f6ec;border:1px solid #9ad3ab;padding:8px 12px;"
+    "border-radius:6px}.bad{background:#fdecea;border:1px solid #e8a09a;padding:8px 12px;"
+    "border-radius:6px;font-weight:600;color:#8a1c12}"
+    ".scroll{overflow-x:auto;max-width:100%}"
+    "table{border-collapse:collapse;width:100%;font-size:13px}th,td{padding:4px 8px;"
+    "border-bottom:1px solid #eceff1;text-align:right}th{background:#f6f8fa}"
+    "td.l,th.l{text-align:left}td.sql{font:12px ui-monospace,Menlo,Consolas,monospace;"
+    "overflow-wrap:anywhere}pre{background:#f6f8fa;padding:8px 10px;border-radius:6px;"
+    "white-space:pre-wrap;word-break:break-word;font:12.5px/1.4 ui-monospace,Menlo,Consolas,"
+    "monospace;margin:4px 0}.kind{display:inline-block;padding:1px 7px;border-radius:10px;"
+    "background:#fff3cd;color:#7a5a00;font-weight:600;font-size:12px}"
+    ".n1{background:#fde2e1;color:#9b1c1c}.fp{font-family:ui-monospace,monospace;"
+    "font-size:12px}svg{max-width:100%;height:auto}svg text{font:12px system-ui,sans-serif;"
+    "fill:#1d2327}svg .v{fill:#5b6570}svg .n1t{fill:#b42318;font-weight:600}"
+    ".legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;"
+    "vertical-align:-2px}tr.found td{background:#fff5f5}"
+    "@media (max-width:640px){body{margin:8px auto;padding:0 8px}h1{font-size:18px}}";
+
+static void h(FILE *out, const char *s)
+{
+    viewfmt_xml(out, s);
+}
+
+static const char *route_name(const char *route)
+{
+    return *route ? route : "(no route)";
+}
+
+/* ---- colours and links -------------------------------------------------------------------- */
+
+/* A colour per statement: the first statements on a page get hues a golden angle apart, so
+ * neighbours never look alike; past VIEW_HTML_COLOURS a hash of the fingerprint picks one. */
+static void colour(HtmlPage *p, const char *fingerprint, int lightness, char *out, size_t cap)
+{
+    size_t i = 0;
+    while (i < p->n_colours && strcmp(p->colours[i], fingerprint) != 0)
+        i++;
+    if (i == p->n_colours && p->n_colours < VIEW_HTML_COLOURS)
+        snprintf(p->colours[p->n_colours++], sizeof p->colours[0], "%s", fingerprint);
+    unsigned hue, sat = 62;
+    if (i < VIEW_HTML_COLOURS) {
+        hue = (unsigned)(215 + i * 137.508) % 360; /* blue first: red means a finding */
+        sat = i % 2 ? 48 : 68; /* a second cue beside hue, for eyes that tell hues apart poorly */
+    } else {
+        hue = (unsigned)strtoul(
+                  (char[5]){fingerprint[0], fingerprint[1], fingerprint[2], fingerprint[3], 0},
+                  NULL, 16) %
+              360;
+    }
+    snprintf(out, cap, "hsl(%u,%u%%,%d%%)", hue, sat, lightness);
+}
+
+static void scope_suffix(HtmlPage *p, char sep)
+{
+    if (p->served && p->scope_q && *p->scope_q)
+        fprintf(p->out, "%c%s", sep, p->scope_q);
+}
+
+static void a_route(HtmlPage *p, const char *route)
+{
+    if (!p->served) {
+        h(p->out, route_name(route));
+        return;
+    }
+    fputs("<a href=\"/route?name=", p->out);
+    viewfmt_url(p->out, route);
+    scope_suffix(p, '&');
+    fputs("\">", p->out);
+    h(p->out, route_name(route));
+    fputs("</a>", p->out);
+}
+
+static void href_request(HtmlPage *p, const char *id)
+{
+    if (p->served) {
+        fputs("<a href=\"/request/", p->out);
+        viewfmt_url(p->out, id);
+        scope_suffix(p, '?');
+    } else {
+        fputs("<a href=\"#request-", p->out);
+        viewfmt_url(p->out, id);
+    }
+    fputs("\">", p->out);
+}
+
+static void a_request(HtmlPage *p, const char *id)
+{
+    href_request(p, id);
+    h(p->out, id);
+    fputs("</a>", p->out);
+}
+
+static void href_fp(HtmlPage *p, const char *fp)
+{
+    fprintf(p->out, "<a href=\"%s", p->served ? "/fingerprint/" : "#fp-");
+    viewfmt_url(p->out, fp);
+    scope_suffix(p, '?');
+    fputs("\">", p->out);
+}
+
+static void a_fp(HtmlPage *p, const char *fp)
+{
+    href_fp(p, fp);
+    fputs("<span class=\"fp\">", p->out);
+    h(p->out, fp);
+    fputs("</span></a>", p->out);
+}
+
+static void sql_line(FILE *out, const char *sql, size_t width)
+{
+    char buf[2048];
+    viewfmt_sql_abbrev(buf, sizeof buf, sql, width);
+    h(out, buf);
+}
+
+/* ---- page frame --------------------------------------------------------------------------- */
+
+void view_html_begin(HtmlPage *p, const char *title)
+{
+    FILE *out = p->out;
+    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+          "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>",
+          out);
+    h(out, title);
+    fprintf(out, "</title>\n<style>%s</style></head>\n<body", css);
+    if (p->served) {
+        fputs(" data-version=\"", out);
+        h(out, p->version ? p->version : "");
+        fputs("\">\n<nav><b>pgtally</b><a href=\"/", out);
+        scope_suffix(p, '?');
+        fputs("\">Routes</a><a href=\"/runs\">Runs</a><span id=\"live-state\">live</span></nav>\n",
+              out);
+    } else {
+        fputs(">\n", out);
+    }
+    fputs("<main id=\"live\">\n", out);
+}
+
+/* Polls the store's version every second; on a change fetches this same URL and swaps the
+ * live region, so new requests appear without a reload and without losing the scroll. */
+static const char live_script[] =
+    "(function(){var b=document.body,s=document.getElementById('live-state');"
+    "setInterval(function(){fetch('/api/version',{cache:'no-store',credentials:'same-origin'})"
+    ".then(function(r){return r.ok?r.json():null}).then(function(j){"
+    "if(!j||j.version===b.dataset.version)return null;"
+    "return fetch(location.href,{cache:'no-store',credentials:'same-origin'})"
+    ".then(function(r){return r.text()}).then(function(t){"
+    "var d=new DOMParser().parseFromString(t,'text/html'),m=d.getElementById('live');"
+    "if(!m)return;document.getElementById('live').replaceWith(m);"
+    "b.dataset.version=d.body.dataset.version||j.version;"
+    "s.textContent='live, updated '+new Date().toLocaleTimeString();})})"
+    ".catch(function(){s.textContent='live (store unreachable, retrying)'})},1000)})();";
+
+void view_html_end(HtmlPage *p)
+{
+    fprintf(p->out, "<p class=\"meta\">Generated by pgtally %s.</p>\n</main>\n", PGTALLY_VERSION);
+    if (p->served) {
+        fputs("<script nonce=\"", p->out);
+        h(p->out, p->nonce ? p->nonce : "");
+        fprintf(p->out, "\">%s</script>\n", live_script);
+    }
+    fputs("</body></html>\n", p->out);
+}
+
+void view_html_message(HtmlPage *p, const char *heading, const char *text)
+{
+    fputs("<h1>", p->out);
+    h(p->out, heading);
+    fputs("</h1>\n<p>", p->out);
+    h(p->out, text);
+    fputs("</p>\n", p->out);
+}
+
+/* ---- the report's parts ------------------------------------------------------------------- */
+
+static void completeness(HtmlPage *p, const ViewData *d)
+{
+    if (d->complete) {
+        fprintf(p->out, "<p class=\"ok\">Data complete: nothing was dropped.</p>\n");
+    } else {
+        fprintf(p->out, "<p class=\"bad\">Data incomplete: ");
+        h(p->out, d->completeness);
+        fprintf(p->out, ". Figures below are lower bounds.</p>\n");
+    }
+}
+
+static void header(HtmlPage *p, const ViewData *d, const ViewOptions *o, const char *what)
+{
+    FILE *out = p->out;
+    char started[40], db[16];
+    viewfmt_time(started, sizeof started, d->run.started_us);
+    /* From the routes: a served page holds only the latest requests. */
+    uint64_t requests = 0, queries = 0, db_us = 0;
+    for (size_t i = 0; i < d->routes.n; i++) {
+        requests += d->routes.items[i].requests;
+        queries += d->routes.items[i].queries;
+        db_us += d->routes.items[i].db_time_us;
+    }
+    viewfmt_duration(db, sizeof db, db_us);
+    fputs("<h1>", out);
+    h(out, what);
+    fputs("</h1>\n<p class=\"meta\">", out);
+    h(out, reader_path(d->file));
+    char scope[300];
+    view_scope_text(d, o, scope, sizeof scope);
+    fputs(" &middot; ", out);
+    h(out, scope);
+    fprintf(out, " &middot; started %s &middot; pgtally ", started);
+    h(out, d->run.version);
+    fprintf(out, "<br>%" PRIu64 " requests, %" PRIu64 " queries, DB time %s</p>\n", requests,
+            queries, db);
+    completeness(p, d);
+    if (d->runs.n > 1) {
+        fprintf(out, "<div class=\"scroll\"><table class=\"runs\"><tr><th>run</th>"
+                     "<th class=\"l\">instance</th><th>started</th><th>requests</th>"
+                     "<th class=\"l\">data</th></tr>\n");
+        for (size_t i = 0; i < d->runs.n; i++) {
+            const ReaderRun *r = &d->runs.items[i];
+            char when[40], why[200];
+            viewfmt_time(when, sizeof when, r->started_us);
+            bool ok = reader_run_is_complete(r, why, sizeof why);
+            fprintf(out, "<tr><td>%lld</td><td class=\"l\">", (long long)r->id);
+            h(out, r->instance);
+            fprintf(out, "</td><td>%s</td><td>%" PRIu64 "</td><td class=\"l %s\">", when,
+                    r->stored_requests, ok ? "ok" : "bad");
+            h(out, ok ? "complete" : why);
+            fputs("</td></tr>\n", out);
+        }
+        fputs("</table></div>\n", out);
+    }
+}
+
+/* The first chart: queries per request by route, and which routes have N+1s (red, with how
+ * many of their requests). */
+static void route_chart(HtmlPage *p, const ViewData *d)
+{
+    FILE *out = p->out;
+    size_t n = d->routes.n < MAX_CHART_ROUTES ? d->routes.n : MAX_CHART_ROUTES;
+    fprintf(out, "<h2>Queries per request, by route</h2>\n");
+    if (n == 0) {
+        fprintf(out, "<p>No requests recorded.</p>\n");
+        return;
+    }
+    uint32_t max = 1;
+    for (size_t i = 0; i < n; i++)
+        if (d->routes.items[i].queries_max > max)
+            max = d->routes.items[i].queries_max;
+    int height = (int)(n * (BAR_H + BAR_GAP)) + 24;
+    double scale = (double)(CHART_W - LABEL_W - 250) / max;
+    fprintf(out,
+            "<p class=\"legend\"><span style=\"background:#1f6feb\"></span>p50"
+            "<span style=\"background:#79a8f0\"></span>p95"
+            "<span style=\"background:#c8dbf8\"></span>max"
+            "<span style=\"background:#d92d20\"></span>route with N+1 queries</p>\n"
+            "<svg id=\"chart-routes\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+            "height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"queries per request "
+            "by route\">\n",
+            CHART_W, height, CHART_W, height);
+    for (size_t i = 0; i < n; i++) {
+        const ReaderRoute *r = &d->routes.items[i];
+        bool n1 = r->n_plus_one > 0;
+        int y = (int)(i * (BAR_H + BAR_GAP));
+        fprintf(out, "<g class=\"%s\"><title>", n1 ? "route n1" : "route");
+        h(out, route_name(r->route));
+        fprintf(out,
+                ": p50 %u, p95 %u, max %u queries per request over %" PRIu64
+                " requests; N+1 in %" PRIu64 "</title>",
+                r->queries_p50, r->queries_p95, r->queries_max, r->requests,
+                r->requests_with_n_plus_one);
+        if (p->served) {
+            fputs("<a href=\"/route?name=", out);
+            viewfmt_url(out, r->route);
+            scope_suffix(p, '&');
+            fputs("\">", out);
+        }
+        fprintf(out, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\"%s>", LABEL_W - 8, y + 13,
+                n1 ? " class=\"n1t\"" : "");
+        char label[256];
+        viewfmt_one_line(label, sizeof label, route_name(r->route), 40);
+        h(out, label);
+        fputs("</text>", out);
+        if (p->served)
+            fputs("</a>", out);
+        const struct {
+            uint32_t v;
+            const char *fill;
+        } bars[] = {{r->queries_max, n1 ? "#f6c6c2" : "#c8dbf8"},
+                    {r->queries_p95, n1 ? "#ee8a82" : "#79a8f0"},
+                    {r->queries_p50, n1 ? "#d92d20" : "#1f6feb"}};
+        for (size_t b = 0; b < 3; b++)
+            fprintf(out, "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"/>",
+                    LABEL_W, y, bars[b].v * scale + (bars[b].v ? 0 : 1), BAR_H, bars[b].fill);
+        fprintf(out, "<text class=\"v\" x=\"%.1f\" y=\"%d\">%u / %u / %u</text>",
+                LABEL_W + r->queries_max * scale + 6, y + 13, r->queries_p50, r->queries_p95,
+                r->queries_max);
+        if (n1)
+            fprintf(out,
+                    "<text class=\"n1t\" x=\"%.1f\" y=\"%d\">N+1 in %" PRIu64 " of %" PRIu64
+                    "</text>",
+                    LABEL_W + r->queries_max * scale + 96, y + 13, r->requests_with_n_plus_one,
+                    r->requests);
+        fputs("</g>\n", out);
+    }
+    fprintf(out, "</svg>\n");
+}
+
+static void route_table(HtmlPage *p, const ViewData *d)
+{
+    FILE *out = p->out;
+    fprintf(out, "<div class=\"scroll\"><table id=\"routes\"><tr><th class=\"l\">Route</th>"
+                 "<th>Requests</th><th>p50</th><th>p95</th><th>max</th><th>Duplicates</th>"
+                 "<th>N+1</th><th>DB time</th><th>DB p95</th></tr>\n");
+    for (size_t i = 0; i < d->routes.n; i++) {
+        const ReaderRoute *r = &d->routes.items[i];
+        char db[16], p95[16];
+        viewfmt_duration(db, sizeof db, r->db_time_us);
+        viewfmt_duration(p95, sizeof p95, r->db_time_p95_us);
+        fprintf(out, "<tr><td class=\"l\">");
+        a_route(p, r->route);
+        fprintf(out,
+                "</td><td>%" PRIu64 "</td><td>%u</td><td>%u</td><td>%u</td><td>%" PRIu64
+                "</td><td>%" PRIu64 "</td><td>%s</td><td>%s</td></tr>\n",
+                r->requests, r->queries_p50, r->queries_p95, r->queries_max, r->duplicates,
+                r->n_plus_one, db, p95);
+    }
+    fprintf(out, "</table></div>\n");
+}
+
+static void batched_fix(HtmlPage *p, const char *normalized)
+{
+    char batched[4096];
+    if (suggest_batched(normalized, SUGGEST_ANY, batched, sizeof batched)) {
+        fputs("<p>Batched, one query for all values:</p><pre class=\"fix\">", p->out);
+        h(p->out, batched);
+        fputs("</pre>\n", p->out);
+    }
+}
+
+static void findings(HtmlPage *p, const ViewData *d)
+{
+    FILE *out = p->out;
+    fprintf(out, "<h2>Top findings</h2>\n");
+    if (d->findings.n == 0)
+        fprintf(out, "<p>No N+1 queries, duplicates or over-fetching found.</p>\n");
+    for (size_t i = 0; i < d->findings.n; i++) {
+        const ReaderTopFinding *f = &d->findings.items[i];
+        bool n1 = strcmp(f->kind, "n_plus_one") == 0;
+        char db[16];
+        viewfmt_duration(db, sizeof db, f->total_time_us);
+        fprintf(out,
+                "<div class=\"finding\"><p><span class=\"kind%s\">%s</span> %" PRIu64
+                " %s in %" PRIu64 " request%s, DB time %s; worst: ",
+                n1 ? " n1" : "", n1 ? (f->is_write ? "N+1 writes" : "N+1") : f->kind,
+                f->total_count,
+                n1                                  ? "calls"
+                : strcmp(f->kind, "duplicate") == 0 ? "repeats"
+                                                    : "rows/bytes",
+                f->requests, f->requests == 1 ? "" : "s", db);
+        a_route(p, f->worst_route);
+        fputs(", request ", out);
+        a_request(p, f->worst_request);
+        fprintf(out, " (%" PRIu64 ")", f->max_count);
+        if (*f->fingerprint) {
+            fputs(" &middot; statement ", out);
+            a_fp(p, f->fingerprint);
+        }
+        fputs("</p>\n", out);
+        if (*f->normalized) {
+            fputs("<pre>", out);
+            h(out, f->normalized);
+            fputs("</pre>\n", out);
+        }
+        if (n1)
+            batched_fix(p, f->normalized);
+        fputs("</div>\n", out);
+    }
+}
+
+static void fingerprint_chart(HtmlPage *p, const char *id, const char *title,
+                              const ReaderFingerprintList *l, bool by_time)
+{
+    FILE *out = p->out;
+    fprintf(out, "<h2>%s</h2>\n", title);
+    if (l->n == 0) {
+        fprintf(out, "<p>No statements recorded.</p>\n");
+        return;
+    }
+    uint64_t max = 1;
+    for (size_t i = 0; i < l->n; i++) {
+        uint64_t v = by_time ? l->items[i].total_time_us : l->items[i].calls;
+        if (v > max)
+            max = v;
+    }
+    int height = (int)(l->n * (BAR_H + BAR_GAP)) + 8;
+    double scale = (double)(CHART_W - LABEL_W - 90) / (double)max;
+    fprintf(out,
+            "<svg id=\"%s\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+            "viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"%s\">\n",
+            id, CHART_W, height, CHART_W, height, title);
+    for (size_t i = 0; i < l->n; i++) {
+        const ReaderFingerprint *f = &l->items[i];
+        uint64_t v = by_time ? f->total_time_us : f->calls;
+        int y = (int)(i * (BAR_H + BAR_GAP));
+        char value[32], fill[40];
+        if (by_time)
+            viewfmt_duration(value, sizeof value, v);
+        else
+            snprintf(value, sizeof value, "%" PRIu64 " calls", v);
+        colour(p, f->fingerprint, 55, fill, sizeof fill);
+        fputs("<g><title>", out);
+        h(out, f->fingerprint);
+        fputs(": ", out);
+        h(out, *f->normalized ? f->normalized : "(text not recorded)");
+        fputs("</title>", out);
+        href_fp(p, f->fingerprint);
+        fprintf(out, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", LABEL_W - 8, y + 13);
+        sql_line(out, *f->normalized ? f->normalized : f->fingerprint, 44);
+        fprintf(out,
+                "</text></a><rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" "
+                "fill=\"%s\"/><text class=\"v\" x=\"%.1f\" y=\"%d\">%s</text></g>\n",
+                LABEL_W, y, (double)v * scale + 1, BAR_H, fill, LABEL_W + (double)v * scale + 7,
+                y + 13, value);
+    }
+    fprintf(out, "</svg>\n");
+}
+
+/* Requests newest first: where new requests appear on a live page. */
+static void latest_requests(HtmlPage *p, const ViewData *d, bool show_route)
+{
+    FILE *out = p->out;
+    size_t n = d->requests.n < VIEW_HTML_LATEST ? d->requests.n : VIEW_HTML_LATEST;
+    fprintf(out, "<h2>Latest requests</h2>\n");
+    if (n == 0) {
+        fprintf(out, "<p>No requests recorded yet.</p>\n");
+        return;
+    }
+    fprintf(out,
+            "<div class=\"scroll\"><table id=\"requests\"><tr><th class=\"l\">Request</th>%s"
+            "<th>started</th><th>queries</th><th>N+1</th><th>duplicates</th>"
+            "<th>DB time</th></tr>\n",
+            show_route ? "<th class=\"l\">Route</th>" : "");
+    for (size_t k = 0; k < n; k++) {
+        const ReaderRequest *r = &d->requests.items[d->requests.n - 1 - k];
+        char when[40], db[16];
+        viewfmt_time(when, sizeof when, r->start_us);
+        viewfmt_duration(db, sizeof db, r->db_time_us);
+        fprintf(out, "<tr%s><td class=\"l\">", r->n_plus_one ? " class=\"found\"" : "");
+        a_request(p, r->id);
+        fputs("</td>", out);
+        if (show_route) {
+            fputs("<td class=\"l\">", out);
+            a_route(p, r->route);
+            fputs("</td>", out);
+        }
+        fprintf(out, "<td>%s</td><td>%u</td><td>%u</td><td>%u</td><td>%s</td></tr>\n", when,
+                r->queries, r->n_plus_one, r->duplicates, db);
+    }
+    fputs("</table></div>\n", out);
+    uint64_t all = 0;
+    for (size_t i = 0; i < d->routes.n; i++)
+        all += d->routes.items[i].requests;
+    if (all > n)
+        fprintf(out, "<p class=\"meta\">%" PRIu64 " older requests not listed.</p>\n", all - n);
+}
+
+/* Statements folded: repeats of one statement ("x20"), then alternating runs ("(A, B) x 11"). */
+static void timeline_table(HtmlPage *p, const ReaderRequest *r, const ReaderTimeline *t)
+{
+    FILE *out = p->out;
+    size_t n_folds, n_cycles;
+    ViewFold *folds = viewfmt_fold(t, &n_folds);
+    ViewCycle *cycles = viewfmt_fold_cycles(t, folds, n_folds, &n_cycles);
+    fprintf(out, "<div class=\"scroll\"><table class=\"statements\"><tr><th>#</th><th>at</th>"
+                 "<th>time</th><th>rows</th><th></th><th class=\"l\">statement</th></tr>\n");
+    for (size_t c = 0; c < n_cycles; c++) {
+        const ViewCycle *cy = &cycles[c];
+        const ReaderStatement *s0 = &t->items[folds[cy->first].first];
+        uint64_t dur = 0, rows = 0;
+        bool found = false;
+        for (size_t k = cy->first; k < cy->first + cy->period * cy->repeats; k++) {
+            dur += folds[k].duration_us;
+            rows += folds[k].rows;
+        }
+        for (size_t k = 0; k < cy->period; k++) {
+            const ReaderStatement *s = &t->items[folds[cy->first + k].first];
+            for (size_t j = 0; j < r->n_findings; j++)
+                found |= strcmp(r->findings[j].fingerprint, s->fingerprint) == 0;
+        }
+        char at[16], took[16];
+        viewfmt_duration(at, sizeof at,
+                         s0->start_us > r->start_us ? (uint64_t)(s0->start_us - r->start_us) : 0);
+        viewfmt_duration(took, sizeof took, dur);
+        fprintf(out, "<tr%s><td>%u</td><td>+%s</td><td>%s</td><td>%" PRIu64 "</td><td>",
+                found ? " class=\"found\"" : "", s0->seq, at, took, rows);
+        if (cy->period > 1)
+            fprintf(out, "<span class=\"kind n1\">(%s) &times; %zu</span>",
+                    cy->period == 2 ? "A, B" : "A, B, C", cy->repeats);
+        else if (folds[cy->first].count > 1)
+            fprintf(out, "<span class=\"kind n1\">&times;%zu</span>", folds[cy->first].count);
+        fputs("</td><td class=\"l sql\">", out);
+        for (size_t k = 0; k < cy->period; k++) {
+            const ViewFold *f = &folds[cy->first + k];
+            const ReaderStatement *s = &t->items[f->first];
+            char fill[40];
+            colour(p, s->fingerprint, 45, fill, sizeof fill);
+            if (k)
+                fputs("<br>", out);
+            if (cy->period > 1)
+                fprintf(out, "%c%s ", 'A' + (int)k,
+                        f->count > 1 ? "" : ":"); /* which member of the pattern */
+            if (cy->period > 1 && f->count > 1)
+                fprintf(out, "&times;%zu: ", f->count);
+            fprintf(out, "<span style=\"color:%s\">&#9632;</span> ", fill);
+            href_fp(p, s->fingerprint);
+            sql_line(out, *s->normalized ? s->normalized : s->fingerprint, SQL_WIDTH);
+            fputs("</a>", out);
+        }
+        fputs("</td></tr>\n", out);
+    }
+    fputs("</table></div>\n", out);
+    free(cycles);
+    free(folds);
+}
+
+static void timeline_chart(HtmlPage *p, const ReaderRequest *r, const ReaderTimeline *t,
+                           size_t index, bool heading)
+{
+    FILE *out = p->out;
+    int64_t span = r->end_us - r->start_us;
+    for (size_t i = 0; i < t->n; i++) {
+        int64_t end = t->items[i].start_us + t->items[i].duration_us - r->start_us;
+        if (end > span)
+            span = end;
+    }
+    if (span < 1)
+        span = 1;
+    char took[16], db[16];
+    viewfmt_duration(took, sizeof took, (uint64_t)span);
+    viewfmt_duration(db, sizeof db, r->db_time_us);
+    if (heading) {
+        fputs("<h3 id=\"request-", out);
+        viewfmt_url(out, r->id);
+        fputs("\">", out);
+        h(out, r->id);
+        fputs(" <span class=\"meta\">", out);
+        h(out, route_name(r->route));
+        fprintf(out, " &middot; %u queries &middot; %u N+1 &middot; DB time %s of %s</span></h3>\n",
+                r->queries, r->n_plus_one, db, took);
+    }
+    const int lane_h = 16, width = CHART_W - 20;
+    int height = lane_h + 30;
+    double scale = (double)width / (double)span;
+    fprintf(out,
+            "<svg class=\"timeline\" id=\"timeline-%zu\" xmlns=\"http://www.w3.org/2000/svg\" "
+            "width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" "
+            "aria-label=\"statement timeline\">\n"
+            "<rect x=\"10\" y=\"4\" width=\"%d\" height=\"%d\" fill=\"#f6f8fa\"/>\n",
+            index, CHART_W, height, CHART_W, height, width, lane_h);
+    for (size_t i = 0; i < t->n; i++) {
+        const ReaderStatement *s = &t->items[i];
+        double x = 10 + (double)(s->start_us - r->start_us) * scale;
+        double w = (double)s->duration_us * scale;
+        if (w < 1.5)
+            w = 1.5; /* a statement of a few µs must still show */
+        bool found = false;
+        for (size_t j = 0; j < r->n_findings; j++)
+            found |= strcmp(r->findings[j].fingerprint, s->fingerprint) == 0;
+        char fill[40];
+        colour(p, s->fingerprint, s->sqlstate[0] ? 35 : 50, fill, sizeof fill);
+        fprintf(out,
+                "<rect x=\"%.1f\" y=\"4\" width=\"%.1f\" height=\"%d\" fill=\"%s\"%s><title>#%u "
+                "+%" PRId64 " µs, %" PRId64 " µs, %" PRIu64 " rows%s: ",
+                x, w, lane_h, fill, found ? " class=\"found\"" : "", s->seq,
+                s->start_us - r->start_us, s->duration_us, s->rows, found ? " (finding)" : "");
+        h(out, *s->normalized ? s->normalized : s->fingerprint);
+        fputs("</title></rect>\n", out);
+        if (found) /* a finding's statements are marked under the lane */
+            fprintf(out, "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"3\" fill=\"#d92d20\"/>",
+                    x, lane_h + 5, w);
+    }
+    fprintf(out,
+            "<text x=\"10\" y=\"%d\">0</text><text x=\"%d\" y=\"%d\" "
+            "text-anchor=\"end\">%s</text></svg>\n",
+            lane_h + 22, width + 10, lane_h + 22, took);
+    timeline_table(p, r, t);
+}
+
+static int cmp_busiest(const void *a, const void *b)
+{
+    const ReaderRequest *x = *(const ReaderRequest *const *)a;
+    const ReaderRequest *y = *(const ReaderRequest *const *)b;
+    if (x->n_plus_one != y->n_plus_one)
+        return x->n_plus_one > y->n_plus_one ? -1 : 1;
+    if (x->queries != y->queries)
+        return x->queries > y->queries ? -1 : 1;
+    return (x->row > y->row) - (x->row < y->row);
+}
+
+/* Static report: the busiest requests' timelines, then those of the findings' worst requests
+ * not shown yet, so every finding's link lands on its request. */
+static void timelines(HtmlPage *p, const ViewData *d)
+{
+    FILE *out = p->out;
+    fprintf(out, "<h2>Statement timelines of the busiest requests</h2>\n");
+    if (d->requests.n == 0) {
+        fprintf(out, "<p>No requests recorded.</p>\n");
+        return;
+    }
+    const ReaderRequest **order = malloc(d->requests.n * sizeof *order);
+    if (!order)
+        return;
+    for (size_t i = 0; i < d->requests.n; i++)
+        order[i] = &d->requests.items[i];
+    qsort(order, d->requests.n, sizeof *order, cmp_busiest);
+    size_t n = d->requests.n < TIMELINE_REQUESTS ? d->requests.n : TIMELINE_REQUESTS;
+    /* Move each finding's worst request into the first n, after the busiest. */
+    for (size_t f = 0; f < d->findings.n; f++) {
+        const char *want = d->findings.items[f].worst_request;
+        for (size_t i = 0; i < d->requests.n; i++) {
+            if (strcmp(order[i]->id, want) != 0)
+                continue;
+            if (i >= n) {
+                const ReaderRequest *tmp = order[n];
+                order[n] = order[i];
+                order[i] = tmp;
+                n++;
+            }
+            break;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        ReaderTimeline t;
+        char err[256];
+        if (!reader_timeline(d->file, order[i]->row, &t, err, sizeof err)) {
+            fputs("<p>", out);
+            h(out, err);
+            fputs("</p>\n", out);
+            continue;
+        }
+        timeline_chart(p, order[i], &t, i, true);
+        reader_timeline_free(&t);
+    }
+    free(order);
+}
+
+static void fingerprint_routes_table(HtmlPage *p, const ReaderFingerprint *f)
+{
+    FILE *out = p->out;
+    fputs("<div class=\"scroll\"><table class=\"fp-routes\"><tr><th class=\"l\">Route</th>"
+          "<th>requests</th><th>calls</th><th>DB time</th></tr>\n",
+          out);
+    for (size_t i = 0; i < f->n_routes; i++) {
+        const ReaderFingerprintRoute *r = &f->routes[i];
+        char db[16];
+        viewfmt_duration(db, sizeof db, r->total_time_us);
+        fputs("<tr><td class=\"l\">", out);
+        a_route(p, r->route);
+        fprintf(out, "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%s</td></tr>\n", r->requests,
+                r->calls, db);
+    }
+    fputs("</table></div>\n", out);
+}
+
+/* Static report: where each top statement runs (the anchors of its links). */
+static void statement_routes(HtmlPage *p, const ViewData *d)
+{
+    FILE *out = p->out;
+    fprintf(out, "<h2>Where each statement runs</h2>\n");
+    const ReaderFingerprintList *lists[] = {&d->by_calls, &d->by_time};
+    char seen[2 * 1000 + 1000][17];
+    size_t n_seen = 0;
+    for (size_t l = 0; l < 3; l++) {
+        size_t count = l < 2 ? lists[l]->n : d->findings.n;
+        for (size_t i = 0; i < count; i++) {
+            const char *fp =
+                l < 2 ? lists[l]->items[i].fingerprint : d->findings.items[i].fingerprint;
+            bool dup = !*fp;
+            for (size_t k = 0; k < n_seen && !dup; k++)
+                dup = strcmp(seen[k], fp) == 0;
+            if (dup || n_seen >= sizeof seen / sizeof seen[0])
+                continue;
+            snprintf(seen[n_seen++], sizeof seen[0], "%s", fp);
+            ReaderFingerprintList one;
+            char err[256];
+            if (!reader_fingerprint(d->file, fp, &one, err, sizeof err))
+                continue;
+            const ReaderFingerprint *f = &one.items[0];
+            fputs("<h3 id=\"fp-", out);
+            viewfmt_url(out, f->fingerprint);
+            fputs("\"><span class=\"fp\">", out);
+            h(out, f->fingerprint);
+            fprintf(out, "</span> <span class=\"meta\">%" PRIu64 " calls</span></h3><pre>",
+                    f->calls);
+            h(out, *f->normalized ? f->normalized : "(text not recorded)");
+            fputs("</pre>\n", out);
+            fingerprint_routes_table(p, f);
+            reader_fingerprint_list_free(&one);
+        }
+    }
+}
+
+/* ---- pages -------------------------------------------------------------------------------- */
+
+void view_html_index(HtmlPage *p, const ViewData *d, const ViewOptions *o)
+{
+    header(p, d, o, "pgtally report");
+    route_chart(p, d);
+    route_table(p, d);
+    findings(p, d);
+    fingerprint_chart(p, "chart-calls", "Top statements by calls", &d->by_calls, false);
+    fingerprint_chart(p, "chart-time", "Top statements by DB time", &d->by_time, true);
+    if (p->served)
+        latest_requests(p, d, true);
+}
+
+void view_html_route(HtmlPage *p, const ViewData *d, const ViewOptions *o)
+{
+    char title[600];
+    snprintf(title, sizeof title, "pgtally: %s", route_name(o->route));
+    header(p, d, o, title);
+    route_table(p, d);
+    findings(p, d);
+    /* Only this route's statements: another route's N+1 is not this route's problem. */
+    size_t top = o->top ? o->top : VIEW_TOP_DEFAULT;
+    ReaderFingerprintList by_calls = {0}, by_time = {0};
+    char err[256];
+    if (!reader_route_fingerprints(d->file, o->route, READER_BY_CALLS, top, &by_calls, err,
+                                   sizeof err) ||
+        !reader_route_fingerprints(d->file, o->route, READER_BY_TIME, top, &by_time, err,
+                                   sizeof err)) {
+        fputs("<p class=\"bad\">", p->out);
+        h(p->out, err);
+        fputs("</p>\n", p->out);
+    } else {
+        fingerprint_chart(p, "chart-calls", "This route's statements by calls", &by_calls, false);
+        fingerprint_chart(p, "chart-time", "This route's statements by DB time", &by_time, true);
+    }
+    reader_fingerprint_list_free(&by_calls);
+    reader_fingerprint_list_free(&by_time);
+    if (p->served)
+        latest_requests(p, d, false);
+    else
+        timelines(p, d);
+}
+
+void view_html_request(HtmlPage *p, const ViewData *d)
+{
+    FILE *out = p->out;
+    const ReaderRequest *r = &d->requests.items[0];
+    char when[40], db[16];
+    viewfmt_time(when, sizeof when, r->start_us);
+    viewfmt_duration(db, sizeof db, r->db_time_us);
+    fputs("<h1>Request ", out);
+    h(out, r->id);
+    fputs("</h1>\n<p class=\"meta\">route ", out);
+    a_route(p, r->route);
+    fprintf(out,
+            " &middot; started %s &middot; %u queries, %u distinct, %u duplicates &middot; DB "
+            "time %s &middot; %" PRIu64 " rows &middot; ended: ",
+            when, r->queries, r->distinct_fingerprints, r->duplicates, db, r->rows);
+    h(out, r->end_reason);
+    fputs("<br>key ", out);
+    h(out, r->key);
+    fputs(" &middot; tags ", out);
+    h(out, r->tags_json);
+    fputs("</p>\n", out);
+    if (r->truncated || r->timeline_dropped)
+        fprintf(out,
+                "<p class=\"bad\">A per-request bound was hit: %" PRIu64
+                " statements are not in the timeline; figures are lower bounds.</p>\n",
+                r->timeline_dropped);
+    fprintf(out, "<h2>Findings</h2>\n");
+    if (r->n_findings == 0)
+        fprintf(out, "<p>No N+1 queries, duplicates or over-fetching in this request.</p>\n");
+    for (size_t i = 0; i < r->n_findings; i++) {
+        const ReaderFinding *f = &r->findings[i];
+        bool n1 = strcmp(f->kind, "n_plus_one") == 0;
+        fprintf(out, "<div class=\"finding\"><p><span class=\"kind%s\">%s</span> %" PRIu64 " %s",
+                n1 ? " n1" : "", n1 ? (f->is_write ? "N+1 writes" : "N+1") : f->kind, f->count,
+                n1                                  ? "calls"
+                : strcmp(f->kind, "duplicate") == 0 ? "repeats"
+                : f->by_bytes                       ? "bytes"
+                                                    : "rows");
+        if (n1)
+            fprintf(out, " with %u distinct values", f->distinct_values);
+        if (*f->fingerprint) {
+            fputs(" &middot; statement ", out);
+            a_fp(p, f->fingerprint);
+        }
+        fputs("</p>\n", out);
+        if (*f->normalized) {
+            fputs("<pre>", out);
+            h(out, f->normalized);
+            fputs("</pre>\n", out);
+        }
+        if (n1)
+            batched_fix(p, f->normalized);
+        fputs("</div>\n", out);
+    }
+    fprintf(out, "<h2>Timeline</h2>\n");
+    if (d->timeline.n == 0)
+        fprintf(out, "<p>No statements stored for this request.</p>\n");
+    else
+        timeline_chart(p, r, &d->timeline, 0, false);
+}
+
+/* Statement latency buckets of the histogram, upper bounds in µs. */
+static const uint64_t latency_bounds[] = {100,   250,   500,    1000,   2500,   5000,
+                                          10000, 25000, 100000, 250000, 1000000};
+#define N_BOUNDS (sizeof latency_bounds / sizeof latency_bounds[0])
+
+static void histogram(HtmlPage *p, const ViewData *d, const ReaderFingerprint *f)
+{
+    FILE *out = p->out;
+    uint64_t counts[N_BOUNDS + 1];
+    char err[256];
+    fprintf(out, "<h2>Latency</h2>\n");
+    if (!reader_fingerprint_latencies(d->file, f->fingerprint, latency_bounds, N_BOUNDS, counts,
+                                      err, sizeof err)) {
+        fputs("<p class=\"bad\">", out);
+        h(out, err);
+        fputs("</p>\n", out);
+        return;
+    }
+    uint64_t max = 1;
+    for (size_t i = 0; i <= N_BOUNDS; i++)
+        if (counts[i] > max)
+            max = counts[i];
+    const int bar_w = 60, gap = 12, chart_h = 160;
+    int width = (int)(N_BOUNDS + 1) * (bar_w + gap) + 20;
+    char fill[40];
+    colour(p, f->fingerprint, 55, fill, sizeof fill);
+    fprintf(out,
+            "<svg id=\"chart-latency\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+            "height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"latency "
+            "histogram\">\n",
+            width, chart_h + 44, width, chart_h + 44);
+    for (size_t i = 0; i <= N_BOUNDS; i++) {
+        char label[24];
+        if (i < N_BOUNDS) {
+            char d1[16];
+            viewfmt_duration(d1, sizeof d1, latency_bounds[i]);
+            snprintf(label, sizeof label, "\xe2\x89\xa4 %s", d1);
+        } else {
+            snprintf(label, sizeof label, "more");
+        }
+        double bh = (double)counts[i] * chart_h / (double)max;
+        int x = 10 + (int)i * (bar_w + gap);
+        fprintf(out,
+                "<g><title>%s: %" PRIu64 " statements</title><rect x=\"%d\" y=\"%.1f\" "
+                "width=\"%d\" height=\"%.1f\" fill=\"%s\"/><text class=\"v\" x=\"%d\" y=\"%.1f\" "
+                "text-anchor=\"middle\">%" PRIu64 "</text><text x=\"%d\" y=\"%d\" "
+                "text-anchor=\"middle\">%s</text></g>\n",
+                label, counts[i], x, chart_h + 16 - bh, bar_w, bh + (counts[i] ? 0 : 1), fill,
+                x + bar_w / 2, chart_h + 12 - bh, counts[i], x + bar_w / 2, chart_h + 34, label);
+    }
+    fputs("</svg>\n", out);
+}
+
+void view_html_fingerprint(HtmlPage *p, const ViewData *d)
+{
+    FILE *out = p->out;
+    const ReaderFingerprint *f = &d->fingerprint.items[0];
+    char db[16], first[40];
+    viewfmt_duration(db, sizeof db, f->total_time_us);
+    viewfmt_time(first, sizeof first, f->first_seen_us);
+    fputs("<h1>Statement <span class=\"fp\">", out);
+    h(out, f->fingerprint);
+    fputs("</span></h1>\n<pre>", out);
+    h(out, *f->normalized ? f->normalized : "(text not recorded)");
+    fputs("</pre>\n", out);
+    if (f->sample) { /* only runs recorded with --samples have one */
+        fputs("<p>Example with values (recorded with --samples):</p><pre>", out);
+        h(out, f->sample);
+        fputs("</pre>\n", out);
+    }
+    fprintf(out,
+            "<div class=\"scroll\"><table><tr><th>calls</th><th>requests</th><th>most in one "
+            "request</th><th>DB time</th><th>rows</th><th>errors</th><th class=\"l\">first "
+            "seen</th></tr><tr><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%u</td><td>%s</td>"
+            "<td>%" PRIu64 "</td><td>%" PRIu64 "</td><td class=\"l\">%s</td></tr></table></div>\n",
+            f->calls, f->requests, f->max_calls, db, f->rows, f->errors, first);
+    fprintf(out, "<h2>Routes</h2>\n");
+    fingerprint_routes_table(p, f);
+    histogram(p, d, f);
+}
+
+void view_html_runs(HtmlPage *p, const ReportFile *file, const ReaderRunList *runs)
+{
+    FILE *out = p->out;
+    fputs("<h1>Runs</h1>\n<p class=\"meta\">", out);
+    h(out, reader_path(file));
+    fprintf(out, " &middot; %zu run%s</p>\n", runs->n, runs->n == 1 ? "" : "s");
+    fputs("<div class=\"scroll\"><table id=\"runs\"><tr><th>run</th><th class=\"l\">label</th>"
+          "<th class=\"l\">instance</th><th>started</th><th>ended</th><th>requests</th>"
+          "<th class=\"l\">data</th></tr>\n",
+          out);
+    for (size_t k = runs->n; k-- > 0;) {
+        const ReaderRun *r = &runs->items[k];
+        char started[40], ended[40], why[200];
+        viewfmt_time(started, sizeof started, r->started_us);
+        viewfmt_time(ended, sizeof ended, r->ended_us);
+        bool ok = reader_run_is_complete(r, why, sizeof why);
+        fprintf(out, "<tr><td><a href=\"/?run=%lld\">%lld</a></td><td class=\"l\">",
+                (long long)r->id, (long long)r->id);
+        if (*r->label) {
+            fputs("<a href=\"/?label=", out);
+            viewfmt_url(out, r->label);
+            fputs("\">", out);
+            h(out, r->label);
+            fputs("</a>", out);
+        }
+        fputs("</td><td class=\"l\">", out);
+        h(out, r->instance);
+        fprintf(out, "</td><td>%s</td><td>%s</td><td>%" PRIu64 "</td><td class=\"l %s\">", started,
+                r->ended_us ? ended : "running", r->stored_requests, ok ? "ok" : "bad");
+        h(out, ok ? "complete" : why);
+        fputs("</td></tr>\n", out);
+    }
+    fputs("</table></div>\n", out);
+}
+
+/* ---- the static report -------------------------------------------------------------------- */
+
+void view_html(FILE *out, const ViewData *d, const ViewOptions *o)
+{
+    HtmlPage page = {.out = out};
+    char title[320], scope[300];
+    view_scope_text(d, o, scope, sizeof scope);
+    snprintf(title, sizeof title, "pgtally report, %s", scope);
+    view_html_begin(&page, title);
+    if (o->route) {
+        view_html_route(&page, d, o);
+    } else {
+        view_html_index(&page, d, o);
+        timelines(&page, d);
+    }
+    statement_routes(&page, d);
+    view_html_end(&page);
+}
