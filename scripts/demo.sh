@@ -11,7 +11,7 @@ if [ ! -x "$bin" ]; then
   echo "demo: no pgtally binary in $build (run 'make build' first)" >&2
   exit 2
 fi
-# `pgtally demo` (proxy/cmd_demo.c): throwaway PostgreSQL (or DATABASE_URL), the proxy, an
+# `pgtally demo` (proxy/demo/cmd_demo.c): throwaway PostgreSQL (or DATABASE_URL), the proxy, an
 # ORM-like workload with an N+1 endpoint and its fixed twin, then `pgtally report` and
 # `pgtally check`.
 exec "$bin" demo ${DATABASE_URL:+--upstream "$DATABASE_URL"}
