@@ -46,7 +46,8 @@ $(FUZZ_BUILD)/build.ninja: | deps
 	CC=clang meson setup $(FUZZ_BUILD) -Dfuzzing=true -Dbuildtype=debugoptimized \
 	  -Db_sanitize=address,undefined -Db_lundef=false $(MESON_OPTS)
 
-# Long fuzzing runs (a short run of each target is part of `make test`).
+# Long fuzzing runs (a short run of each target is part of `make test`). FUZZ_SECONDS,
+# FUZZ_RUNS (stop each target after N executions) and FUZZ_JOBS (targets at once): scripts/fuzz.sh.
 fuzz: deps $(FUZZ_BUILD)/build.ninja
 	ninja -C $(FUZZ_BUILD)
 	scripts/fuzz.sh $(FUZZ_BUILD) $${FUZZ_SECONDS:-600}
