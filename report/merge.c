@@ -14,9 +14,7 @@
 #include "report/pgtool.h"
 #include "report/store.h"
 #include "report/store/pg_schema.h"
-
-/* The store's application_id ("pgtl"); see store.c. */
-#define MERGE_APPLICATION_ID 0x7067746c
+#include "report/store/sqlite.h"
 
 void merge_legacy_uuid(int64_t id, int64_t started_us, const char *version, const char *settings,
                        char out[33])
@@ -39,45 +37,6 @@ void merge_legacy_uuid(int64_t id, int64_t started_us, const char *version, cons
 
 /* ---- the input -------------------------------------------------------------------------- */
 
-static bool query_int(sqlite3 *db, const char *sql, int64_t *out)
-{
-    sqlite3_stmt *st = NULL;
-    bool ok =
-        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW;
-    if (ok)
-        *out = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return ok;
-}
-
-/* Reads the input's schema version, refusing what cannot be merged. */
-static bool input_version(sqlite3 *db, const char *schema, const char *path, int64_t *version,
-                          char *err, size_t err_len)
-{
-    char sql[64];
-    int64_t app_id = 0;
-    snprintf(sql, sizeof sql, "PRAGMA %s.application_id", schema);
-    bool ok = query_int(db, sql, &app_id);
-    snprintf(sql, sizeof sql, "PRAGMA %s.user_version", schema);
-    ok = ok && query_int(db, sql, version);
-    if (!ok) {
-        report_err(err, err_len, "%s: not a pgtally report (%s)", path, sqlite3_errmsg(db));
-        return false;
-    }
-    if (app_id != MERGE_APPLICATION_ID || *version <= 0) {
-        report_err(err, err_len, "%s: not a pgtally report (an SQLite file of another kind)", path);
-        return false;
-    }
-    if (*version > STORE_SCHEMA_VERSION) {
-        report_err(err, err_len,
-                   "%s: report schema version %lld is newer than this pgtally merges (%d); "
-                   "use a newer pgtally",
-                   path, (long long)*version, STORE_SCHEMA_VERSION);
-        return false;
-    }
-    return true;
-}
-
 bool merge_check_input(const char *in_path, char *err, size_t err_len)
 {
     struct stat sb;
@@ -96,7 +55,7 @@ bool merge_check_input(const char *in_path, char *err, size_t err_len)
         report_err(err, err_len, "%s: cannot open: %s", in_path,
                    db ? sqlite3_errmsg(db) : "out of memory");
     else
-        ok = input_version(db, "main", in_path, &version, err, err_len);
+        ok = store_sqlite_check_report(db, "main", in_path, "merges", &version, err, err_len);
     sqlite3_close(db);
     return ok;
 }
@@ -258,7 +217,7 @@ static bool copy_run(sqlite3 *db, int64_t version, const SourceRun *run, MergeSt
     int64_t new_run = sqlite3_last_insert_rowid(db);
     /* New request ids start past every id the output holds, so none can collide. */
     int64_t max_out = 0, min_in = 1;
-    if (!query_int(db, "SELECT coalesce(max(id), 0) FROM main.requests", &max_out))
+    if (!store_sqlite_int(db, "SELECT coalesce(max(id), 0) FROM main.requests", &max_out))
         goto fail;
     st = NULL;
     ok = sqlite3_prepare_v2(db, "SELECT coalesce(min(id), 1) FROM src.requests WHERE run_id = ?1",
@@ -390,7 +349,7 @@ bool merge_sqlite(const char *out_path, const char *in_path, MergeStats *stats, 
         goto done;
     }
     int64_t version = 0;
-    if (!input_version(db, "src", in_path, &version, err, err_len))
+    if (!store_sqlite_check_report(db, "src", in_path, "merges", &version, err, err_len))
         goto done;
     const char *sql = version >= 3 ? "SELECT id, coalesce(ended_us, 0), coalesce(uuid, ''),"
                                      " started_us, version, settings FROM src.runs ORDER BY id"
@@ -801,7 +760,7 @@ bool merge_to_pg(PgTool *t, const char *in_path, MergeStats *stats, char *err, s
     size_t n = 0;
     int64_t version = 0;
     bool ok = sqlite3_open_v2(in_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-              input_version(db, "main", in_path, &version, err, err_len);
+              store_sqlite_check_report(db, "main", in_path, "merges", &version, err, err_len);
     if (db)
         sqlite3_busy_timeout(db, 5000);
     if (!ok && db && !*err)

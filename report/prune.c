@@ -11,9 +11,7 @@
 #include "report/errfmt.h"
 #include "report/pgtool.h"
 #include "report/store.h"
-
-/* The store's application_id ("pgtl"); see store.c. */
-#define PRUNE_APPLICATION_ID 0x7067746c
+#include "report/store/sqlite.h"
 
 bool prune_parse_age(const char *s, int64_t *out_us)
 {
@@ -173,20 +171,9 @@ bool prune_sqlite(const char *path, const PruneOptions *o, PruneStats *stats, ch
         goto done;
     }
     sqlite3_busy_timeout(db, 5000);
-    int64_t app_id = 0, version = 0;
-    if (!run2(db, "PRAGMA application_id", 0, 0, NULL, &app_id) ||
-        !run2(db, "PRAGMA user_version", 0, 0, NULL, &version) || app_id != PRUNE_APPLICATION_ID ||
-        version <= 0) {
-        report_err(err, err_len, "%s: not a pgtally report", path);
+    int64_t version = 0;
+    if (!store_sqlite_check_report(db, "main", path, "prunes", &version, err, err_len))
         goto done;
-    }
-    if (version > STORE_SCHEMA_VERSION) {
-        report_err(err, err_len,
-                   "%s: report schema version %lld is newer than this pgtally prunes (%d); "
-                   "use a newer pgtally",
-                   path, (long long)version, STORE_SCHEMA_VERSION);
-        goto done;
-    }
     /* Older files lack the columns that tell a run's later activity and its label. */
     const char *activity =
         version >= 3   ? "max(started_us, coalesce(ended_us, 0), coalesce(flushed_us, 0),"

@@ -17,9 +17,7 @@
 #include "report/reader_pg.h"
 #include "report/store.h"
 #include "report/store/pq.h"
-
-/* The store's application_id ("pgtl"); see store.c. */
-#define READER_APPLICATION_ID 0x7067746c
+#include "report/store/sqlite.h"
 
 struct ReportFile {
     char *path;
@@ -311,20 +309,6 @@ static void name_latest(ReportFile *f);
 
 /* ---- open ---------------------------------------------------------------------------------- */
 
-static bool pragma_int(sqlite3 *db, const char *sql, int64_t *out)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        sqlite3_finalize(st);
-        return false;
-    }
-    bool ok = sqlite3_step(st) == SQLITE_ROW;
-    if (ok)
-        *out = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return ok;
-}
-
 ReportFile *reader_open(const char *path, char *err, size_t err_len)
 {
     struct stat sb;
@@ -349,24 +333,8 @@ ReportFile *reader_open(const char *path, char *err, size_t err_len)
     }
     /* The proxy may be writing right now (WAL): wait out a checkpoint rather than fail. */
     sqlite3_busy_timeout(f->db, 2000);
-    int64_t app_id = 0, version = 0;
-    if (!pragma_int(f->db, "PRAGMA application_id", &app_id) ||
-        !pragma_int(f->db, "PRAGMA user_version", &version)) {
-        report_err(err, err_len, "%s: not a pgtally report (%s)", path, sqlite3_errmsg(f->db));
+    if (!store_sqlite_check_report(f->db, "main", path, "reads", &f->schema_version, err, err_len))
         goto fail;
-    }
-    if (app_id != READER_APPLICATION_ID || version <= 0) {
-        report_err(err, err_len, "%s: not a pgtally report (an SQLite file of another kind)", path);
-        goto fail;
-    }
-    if (version > STORE_SCHEMA_VERSION) {
-        report_err(err, err_len,
-                   "%s: report schema version %lld is newer than this pgtally reads (%d); "
-                   "use a newer pgtally",
-                   path, (long long)version, STORE_SCHEMA_VERSION);
-        goto fail;
-    }
-    f->schema_version = version;
     /* Scoped to the latest run until the caller selects; a file with no runs yet is fine. */
     int64_t selected = 0;
     if (!fill_scope(f, &(ReaderScope){0}, &selected, err, err_len))
@@ -403,9 +371,9 @@ ReportFile *reader_open_store(const char *db, const char *schema, const ReaderSc
     f->snapshot = snapshot;
     int64_t has_counts = 0;
     f->run_counts =
-        pragma_int(f->db,
-                   "SELECT count(*) FROM sqlite_schema WHERE name = '" READER_PG_RUN_COUNTS "'",
-                   &has_counts) &&
+        store_sqlite_int(
+            f->db, "SELECT count(*) FROM sqlite_schema WHERE name = '" READER_PG_RUN_COUNTS "'",
+            &has_counts) &&
         has_counts > 0;
     return f;
 }

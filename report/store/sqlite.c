@@ -7,21 +7,19 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "report/errfmt.h"
 #include "report/store.h"
 #include "report/store/backend.h"
+#include "report/store/sqlite.h"
 
 #ifndef PGTALLY_VERSION
 #define PGTALLY_VERSION "unknown"
 #endif
-
-/* "pgtl": marks the file as a pgtally report, so another tool's database is never migrated. */
-#define STORE_APPLICATION_ID 0x7067746c
 
 /* ---- schema ---------------------------------------------------------------------------- */
 
@@ -183,19 +181,6 @@ typedef struct SqliteBackend {
     Statements st;
 } SqliteBackend;
 
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || !err_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
-
 /* 16 lowercase hex digits: the form every interface shows fingerprints and hashes in. */
 static void hex16(uint64_t v, char out[17])
 {
@@ -215,12 +200,12 @@ static bool exec_sql(sqlite3 *db, const char *sql, const char *what, const char 
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
         return true;
-    set_err(err, err_len, "%s: %s: %s", path, what, msg ? msg : sqlite3_errmsg(db));
+    report_err(err, err_len, "%s: %s: %s", path, what, msg ? msg : sqlite3_errmsg(db));
     sqlite3_free(msg);
     return false;
 }
 
-static bool query_int(sqlite3 *db, const char *sql, int64_t *out)
+bool store_sqlite_int(sqlite3 *db, const char *sql, int64_t *out)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
@@ -232,6 +217,31 @@ static bool query_int(sqlite3 *db, const char *sql, int64_t *out)
     return ok;
 }
 
+bool store_sqlite_check_report(sqlite3 *db, const char *schema, const char *path, const char *doing,
+                               int64_t *version, char *err, size_t err_len)
+{
+    char app_sql[96], version_sql[96];
+    int64_t app_id = 0;
+    snprintf(app_sql, sizeof app_sql, "PRAGMA %s.application_id", schema);
+    snprintf(version_sql, sizeof version_sql, "PRAGMA %s.user_version", schema);
+    if (!store_sqlite_int(db, app_sql, &app_id) || !store_sqlite_int(db, version_sql, version)) {
+        report_err(err, err_len, "%s: not a pgtally report (%s)", path, sqlite3_errmsg(db));
+        return false;
+    }
+    if (app_id != STORE_APPLICATION_ID || *version <= 0) {
+        report_err(err, err_len, "%s: not a pgtally report (an SQLite file of another kind)", path);
+        return false;
+    }
+    if (*version > STORE_SCHEMA_VERSION) {
+        report_err(err, err_len,
+                   "%s: report schema version %lld is newer than this pgtally %s (%d); "
+                   "use a newer pgtally",
+                   path, (long long)*version, doing, STORE_SCHEMA_VERSION);
+        return false;
+    }
+    return true;
+}
+
 /* Brings the schema to STORE_SCHEMA_VERSION in one transaction, or refuses the file. */
 static bool migrate(sqlite3 *db, const char *path, char *err, size_t err_len)
 {
@@ -239,25 +249,26 @@ static bool migrate(sqlite3 *db, const char *path, char *err, size_t err_len)
                   err_len))
         return false;
     int64_t version = 0, app_id = 0, objects = 0;
-    if (!query_int(db, "PRAGMA user_version", &version) ||
-        !query_int(db, "PRAGMA application_id", &app_id) ||
-        !query_int(db, "SELECT count(*) FROM sqlite_schema", &objects)) {
-        set_err(err, err_len, "%s: cannot read the schema version: %s", path, sqlite3_errmsg(db));
+    if (!store_sqlite_int(db, "PRAGMA user_version", &version) ||
+        !store_sqlite_int(db, "PRAGMA application_id", &app_id) ||
+        !store_sqlite_int(db, "SELECT count(*) FROM sqlite_schema", &objects)) {
+        report_err(err, err_len, "%s: cannot read the schema version: %s", path,
+                   sqlite3_errmsg(db));
         goto fail;
     }
     if ((app_id != 0 && app_id != STORE_APPLICATION_ID) || (version == 0 && objects > 0) ||
         (version > 0 && app_id != STORE_APPLICATION_ID)) {
-        set_err(err, err_len,
-                "%s: not a pgtally report (an SQLite file of another application); "
-                "refusing to modify it",
-                path);
+        report_err(err, err_len,
+                   "%s: not a pgtally report (an SQLite file of another application); "
+                   "refusing to modify it",
+                   path);
         goto fail;
     }
     if (version > STORE_SCHEMA_VERSION) {
-        set_err(err, err_len,
-                "%s: report schema version %lld is newer than this pgtally (%s) supports (%d); "
-                "use a newer pgtally or another file",
-                path, (long long)version, PGTALLY_VERSION, STORE_SCHEMA_VERSION);
+        report_err(err, err_len,
+                   "%s: report schema version %lld is newer than this pgtally (%s) supports (%d); "
+                   "use a newer pgtally or another file",
+                   path, (long long)version, PGTALLY_VERSION, STORE_SCHEMA_VERSION);
         goto fail;
     }
     for (int64_t v = version; v < STORE_SCHEMA_VERSION; v++) {
@@ -278,9 +289,9 @@ static bool configure(sqlite3 *db, unsigned busy_ms, const char *path, char *err
 {
     sqlite3_busy_timeout(db, (int)busy_ms);
     int64_t ignored;
-    if (!query_int(db, "PRAGMA schema_version", &ignored)) {
-        set_err(err, err_len, "%s: cannot read it as an SQLite database: %s", path,
-                sqlite3_errmsg(db));
+    if (!store_sqlite_int(db, "PRAGMA schema_version", &ignored)) {
+        report_err(err, err_len, "%s: cannot read it as an SQLite database: %s", path,
+                   sqlite3_errmsg(db));
         return false;
     }
     sqlite3_stmt *st = NULL;
@@ -288,15 +299,15 @@ static bool configure(sqlite3 *db, unsigned busy_ms, const char *path, char *err
      * support silently stays in "delete", which would block readers during writes. */
     if (sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW) {
-        set_err(err, err_len, "%s: cannot switch to WAL mode: %s", path, sqlite3_errmsg(db));
+        report_err(err, err_len, "%s: cannot switch to WAL mode: %s", path, sqlite3_errmsg(db));
         sqlite3_finalize(st);
         return false;
     }
     const char *mode = (const char *)sqlite3_column_text(st, 0);
     bool wal = mode && strcmp(mode, "wal") == 0;
     if (!wal)
-        set_err(err, err_len, "%s: cannot switch to WAL mode (got \"%s\")", path,
-                mode ? mode : "?");
+        report_err(err, err_len, "%s: cannot switch to WAL mode (got \"%s\")", path,
+                   mode ? mode : "?");
     sqlite3_finalize(st);
     if (!wal)
         return false;
@@ -321,7 +332,7 @@ static bool insert_run(SqliteBackend *s, const StoreRunInfo *run, char *err, siz
     }
     sqlite3_finalize(st);
     if (!valid) {
-        set_err(err, err_len, "%s: the run's settings are not valid JSON", s->path);
+        report_err(err, err_len, "%s: the run's settings are not valid JSON", s->path);
         return false;
     }
     st = NULL;
@@ -337,7 +348,7 @@ static bool insert_run(SqliteBackend *s, const StoreRunInfo *run, char *err, siz
         ok = sqlite3_step(st) == SQLITE_DONE;
     }
     if (!ok)
-        set_err(err, err_len, "%s: cannot record the run: %s", s->path, sqlite3_errmsg(s->db));
+        report_err(err, err_len, "%s: cannot record the run: %s", s->path, sqlite3_errmsg(s->db));
     sqlite3_finalize(st);
     s->run_id = sqlite3_last_insert_rowid(s->db);
     return ok;
@@ -365,8 +376,8 @@ static bool prepare_all(SqliteBackend *s, char *err, size_t err_len)
     for (size_t i = 0; i < sizeof list / sizeof list[0]; i++) {
         if (sqlite3_prepare_v3(s->db, list[i].sql, -1, SQLITE_PREPARE_PERSISTENT, list[i].stmt,
                                NULL) != SQLITE_OK) {
-            set_err(err, err_len, "%s: cannot prepare \"%.40s\": %s", s->path, list[i].sql,
-                    sqlite3_errmsg(s->db));
+            report_err(err, err_len, "%s: cannot prepare \"%.40s\": %s", s->path, list[i].sql,
+                       sqlite3_errmsg(s->db));
             return false;
         }
     }
@@ -532,7 +543,7 @@ static bool op_begin(StoreBackend *b, size_t n_requests, bool retry, char *err, 
     SqliteBackend *s = sq(b);
     if (step_done(s->st.begin))
         return true;
-    set_err(err, err_len, "%s: cannot begin a transaction: %s", s->path, sqlite3_errmsg(s->db));
+    report_err(err, err_len, "%s: cannot begin a transaction: %s", s->path, sqlite3_errmsg(s->db));
     return false;
 }
 
@@ -541,7 +552,7 @@ static bool op_write_request(StoreBackend *b, const RequestRecord *r, char *err,
     SqliteBackend *s = sq(b);
     if (write_request(s, r))
         return true;
-    set_err(err, err_len, "%s: cannot write a request: %s", s->path, sqlite3_errmsg(s->db));
+    report_err(err, err_len, "%s: cannot write a request: %s", s->path, sqlite3_errmsg(s->db));
     return false;
 }
 
@@ -551,7 +562,7 @@ static bool op_write_fingerprint(StoreBackend *b, const FingerprintRecord *r, ch
     SqliteBackend *s = sq(b);
     if (write_fingerprint(s, r))
         return true;
-    set_err(err, err_len, "%s: cannot write a fingerprint: %s", s->path, sqlite3_errmsg(s->db));
+    report_err(err, err_len, "%s: cannot write a fingerprint: %s", s->path, sqlite3_errmsg(s->db));
     return false;
 }
 
@@ -560,7 +571,7 @@ static bool op_commit(StoreBackend *b, char *err, size_t err_len)
     SqliteBackend *s = sq(b);
     if (step_done(s->st.commit))
         return true;
-    set_err(err, err_len, "%s: cannot commit: %s", s->path, sqlite3_errmsg(s->db));
+    report_err(err, err_len, "%s: cannot commit: %s", s->path, sqlite3_errmsg(s->db));
     return false;
 }
 
@@ -609,8 +620,8 @@ static bool op_update_run(StoreBackend *b, const StoreRunUpdate *u, char *err, s
         sqlite3_bind_int64(q, 3, s->run_id);
     }
     if (!step_done(q)) {
-        set_err(err, err_len, "%s: cannot record the run's totals: %s", s->path,
-                sqlite3_errmsg(s->db));
+        report_err(err, err_len, "%s: cannot record the run's totals: %s", s->path,
+                   sqlite3_errmsg(s->db));
         return false;
     }
     if (!u->settings_json)
@@ -625,8 +636,8 @@ static bool op_update_run(StoreBackend *b, const StoreRunUpdate *u, char *err, s
         ok = sqlite3_step(set) == SQLITE_DONE;
     }
     if (!ok)
-        set_err(err, err_len, "%s: cannot record the run's settings: %s", s->path,
-                sqlite3_errmsg(s->db));
+        report_err(err, err_len, "%s: cannot record the run's settings: %s", s->path,
+                   sqlite3_errmsg(s->db));
     sqlite3_finalize(set);
     return ok;
 }
@@ -676,7 +687,7 @@ StoreBackend *store_sqlite_open(const char *path, const StoreRunInfo *run, unsig
 {
     SqliteBackend *s = calloc(1, sizeof *s);
     if (!s || !(s->path = strdup(path))) {
-        set_err(err, err_len, "%s: out of memory", path);
+        report_err(err, err_len, "%s: out of memory", path);
         free(s);
         return NULL;
     }
@@ -686,14 +697,14 @@ StoreBackend *store_sqlite_open(const char *path, const StoreRunInfo *run, unsig
      * -shm files the main file's mode. An existing file keeps the mode its owner chose. */
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-        set_err(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+        report_err(err, err_len, "%s: cannot open: %s", path, strerror(errno));
         goto fail;
     }
     close(fd);
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
-        set_err(err, err_len, "%s: cannot open: %s", path,
-                s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        report_err(err, err_len, "%s: cannot open: %s", path,
+                   s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto fail;
     }
     if (!configure(s->db, busy_ms, path, err, err_len) || !migrate(s->db, path, err, err_len) ||
@@ -709,15 +720,15 @@ bool store_prepare_file(const char *path, char *err, size_t err_len)
 {
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-        set_err(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+        report_err(err, err_len, "%s: cannot open: %s", path, strerror(errno));
         return false;
     }
     close(fd);
     sqlite3 *db = NULL;
     bool ok = false;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
-        set_err(err, err_len, "%s: cannot open: %s", path,
-                db ? sqlite3_errmsg(db) : "out of memory");
+        report_err(err, err_len, "%s: cannot open: %s", path,
+                   db ? sqlite3_errmsg(db) : "out of memory");
     else
         ok = configure(db, 1000, path, err, err_len) && migrate(db, path, err, err_len);
     sqlite3_close(db);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "report/store.h"
+#include "report/store/sqlite.h"
 #include "report/store/pg_schema.h"
 #include "report/store/pq.h"
 #include "testlib.h"
@@ -229,7 +230,7 @@ TEST(schema_created_and_versioned)
 
     sqlite3 *db = open_reader(path);
     CHECK_EQ_INT(q_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
-    CHECK_EQ_INT(q_int(db, "PRAGMA application_id"), 0x7067746c);
+    CHECK_EQ_INT(q_int(db, "PRAGMA application_id"), STORE_APPLICATION_ID);
     sqlite3_stmt *st = NULL;
     sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
     CHECK(sqlite3_step(st) == SQLITE_ROW);
