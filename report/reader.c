@@ -119,20 +119,8 @@ static bool out_of_memory(ReportFile *f, char *err, size_t err_len)
     return false;
 }
 
-/* One parameter of a query, bound to ?N by its place N in the list: nothing (the parameter
- * stays NULL), an integer, or a text that outlives the query. */
-typedef struct Param {
-    enum { PARAM_NULL, PARAM_INT, PARAM_TEXT } type;
-    int64_t i;
-    const char *s;
-} Param;
-
-#define P_INT(v) ((Param){.type = PARAM_INT, .i = (v)})
-#define P_TEXT(v) ((Param){.type = (v) ? PARAM_TEXT : PARAM_NULL, .s = (v)}) /* NULL: none */
-#define P_STR(v) ((Param){.type = PARAM_TEXT, .s = (v)})
-#define P_NULL ((Param){.type = PARAM_NULL})
 /* A LIMIT: 0 means none, which SQLite spells -1. */
-#define P_LIMIT(n) P_INT((n) ? (int64_t)(n) : -1)
+#define SQLV_LIMIT(n) SQLV_INT((n) ? (int64_t)(n) : -1)
 #define N_PARAMS(params) (sizeof(params) / sizeof *(params))
 
 /* Called for each row of a query; false stops it: out of memory. */
@@ -141,8 +129,8 @@ typedef bool (*RowFn)(sqlite3_stmt *st, void *ctx);
 /* The one query loop: prepares `sql`, binds `params` (those past the statement's last
  * parameter are ignored), steps it to its end handing each row to `fn` (NULL: none expected,
  * e.g. an INSERT), and finalizes it. False with "path: reason" in err. */
-static bool each_row(ReportFile *f, const char *sql, const Param *params, size_t n_params, RowFn fn,
-                     void *ctx, char *err, size_t err_len)
+static bool each_row(ReportFile *f, const char *sql, const SqliteValue *params, size_t n_params,
+                     RowFn fn, void *ctx, char *err, size_t err_len)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(f->db, sql, -1, &st, NULL) != SQLITE_OK) {
@@ -150,13 +138,7 @@ static bool each_row(ReportFile *f, const char *sql, const Param *params, size_t
         sqlite3_finalize(st);
         return false;
     }
-    int count = sqlite3_bind_parameter_count(st);
-    for (int i = 0; i < count && (size_t)i < n_params; i++) {
-        if (params[i].type == PARAM_INT)
-            sqlite3_bind_int64(st, i + 1, params[i].i);
-        else if (params[i].type == PARAM_TEXT)
-            sqlite3_bind_text(st, i + 1, params[i].s, -1, SQLITE_STATIC);
-    }
+    store_sqlite_bind(st, params, n_params);
     int rc;
     bool ok = true;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
@@ -186,7 +168,7 @@ static bool first_int(sqlite3_stmt *st, void *ctx)
     return true;
 }
 
-static bool query_int(ReportFile *f, const char *sql, const Param *params, size_t n_params,
+static bool query_int(ReportFile *f, const char *sql, const SqliteValue *params, size_t n_params,
                       IntRow *out, char *err, size_t err_len)
 {
     *out = (IntRow){0};
@@ -230,7 +212,7 @@ static bool collect_row(sqlite3_stmt *st, void *ctx)
 
 /* Appends an item per row of `sql` to `*items` (`*n` of `size` bytes) through `fill`. On
  * failure sets err; the items read so far stay for the caller to free. */
-static bool read_rows(ReportFile *f, const char *sql, const Param *params, size_t n_params,
+static bool read_rows(ReportFile *f, const char *sql, const SqliteValue *params, size_t n_params,
                       void **items, size_t *n, size_t size, ReaderArena **arena, RowReader fill,
                       void *ctx, char *err, size_t err_len)
 {
@@ -257,7 +239,7 @@ static void list_release(void **items, size_t *n, ReaderArena **arena)
     read_list((f), (sql), (params), N_PARAMS(params), (void **)&(out)->items, &(out)->n,           \
               sizeof *(out)->items, &(out)->arena, (fill), (ctx), (err), (err_len))
 
-static bool read_list(ReportFile *f, const char *sql, const Param *params, size_t n_params,
+static bool read_list(ReportFile *f, const char *sql, const SqliteValue *params, size_t n_params,
                       void **items, size_t *n, size_t size, ReaderArena **arena, RowReader fill,
                       void *ctx, char *err, size_t err_len)
 {
@@ -480,7 +462,7 @@ static RowResult run_row(sqlite3_stmt *st, void *item, ReaderArena **arena, void
 /* mode: -1 every run, 0 the runs in scope, > 0 that run. */
 static bool load_runs(ReportFile *f, int64_t mode, ReaderRunList *out, char *err, size_t err_len)
 {
-    const Param params[] = {mode >= 0 ? P_INT(mode) : P_NULL};
+    const SqliteValue params[] = {mode >= 0 ? SQLV_INT(mode) : SQLV_NULL};
     return READ_LIST(f, out, sql_runs(f), params, run_row, NULL, err, err_len);
 }
 
@@ -523,7 +505,8 @@ static bool fill_scope(ReportFile *f, const ReaderScope *scope, int64_t *selecte
         sqlite3_free(msg);
         return false;
     }
-    const Param params[] = {scope->run_id > 0 ? P_INT(scope->run_id) : P_TEXT(scope->label)};
+    const SqliteValue params[] = {scope->run_id > 0 ? SQLV_INT(scope->run_id)
+                                                    : SQLV_TEXT_OR_NULL(scope->label)};
     if (!each_row(f, sql, params, N_PARAMS(params), NULL, NULL, err, err_len))
         return false;
     *selected = sqlite3_changes(f->db);
@@ -868,7 +851,7 @@ static RowResult finding_row(sqlite3_stmt *st, void *item, ReaderArena **arena, 
 static bool attach_findings(ReportFile *f, const char *route, ReaderRequestList *out, char *err,
                             size_t err_len)
 {
-    const Param params[] = {P_TEXT(route)};
+    const SqliteValue params[] = {SQLV_TEXT_OR_NULL(route)};
     ReaderFinding *all = NULL;
     size_t n = 0;
     if (!read_rows(f, sql_findings, params, N_PARAMS(params), (void **)&all, &n, sizeof *all,
@@ -905,8 +888,9 @@ static bool attach_findings(ReportFile *f, const char *route, ReaderRequestList 
  * their id or key (`prefix`, NULL = any), or by row (row > 0, then the others are ignored). */
 /* Reads the requests `sql` selects, each with its findings (of requests of `route`, NULL:
  * any), into out in start order. */
-static bool read_requests(ReportFile *f, const char *sql, const Param *params, size_t n_params,
-                          const char *route, ReaderRequestList *out, char *err, size_t err_len)
+static bool read_requests(ReportFile *f, const char *sql, const SqliteValue *params,
+                          size_t n_params, const char *route, ReaderRequestList *out, char *err,
+                          size_t err_len)
 {
     bool ok = read_list(f, sql, params, n_params, (void **)&out->items, &out->n, sizeof *out->items,
                         &out->arena, request_row, NULL, err, err_len);
@@ -928,11 +912,12 @@ static bool load_requests_matching(ReportFile *f, const char *route, const char 
                                    char *err, size_t err_len)
 {
     if (row > 0) {
-        const Param params[] = {P_NULL, P_NULL, P_INT(row)};
+        const SqliteValue params[] = {SQLV_NULL, SQLV_NULL, SQLV_INT(row)};
         return read_requests(f, sql_request_by_row, params, N_PARAMS(params), NULL, out, err,
                              err_len);
     }
-    const Param params[] = {P_TEXT(route), P_TEXT(id), P_NULL, P_TEXT(prefix)};
+    const SqliteValue params[] = {SQLV_TEXT_OR_NULL(route), SQLV_TEXT_OR_NULL(id), SQLV_NULL,
+                                  SQLV_TEXT_OR_NULL(prefix)};
     return read_requests(f, sql_requests, params, N_PARAMS(params), route, out, err, err_len);
 }
 
@@ -1171,7 +1156,7 @@ static RowResult top_finding_row(sqlite3_stmt *st, void *item, ReaderArena **are
 bool reader_top_findings(ReportFile *f, const char *route, size_t limit, ReaderTopFindingList *out,
                          char *err, size_t err_len)
 {
-    const Param params[] = {P_TEXT(route), P_LIMIT(limit)};
+    const SqliteValue params[] = {SQLV_TEXT_OR_NULL(route), SQLV_LIMIT(limit)};
     return READ_LIST(f, out, sql_top_findings, params, top_finding_row, NULL, err, err_len);
 }
 
@@ -1249,7 +1234,8 @@ static bool load_fingerprints(ReportFile *f, const char *sql, const char *key,
                               ReaderFingerprintOrder order, size_t limit,
                               ReaderFingerprintList *out, char *err, size_t err_len)
 {
-    const Param params[] = {P_TEXT(key), P_INT(order == READER_BY_TIME), P_LIMIT(limit)};
+    const SqliteValue params[] = {SQLV_TEXT_OR_NULL(key), SQLV_INT(order == READER_BY_TIME),
+                                  SQLV_LIMIT(limit)};
     return READ_LIST(f, out, sql, params, fingerprint_row, NULL, err, err_len);
 }
 
@@ -1291,7 +1277,7 @@ static bool resolve_fingerprint(ReportFile *f, const char *given, char out[17], 
         return false;
     }
     lower[len] = '\0';
-    const Param params[] = {P_STR(lower)};
+    const SqliteValue params[] = {SQLV_TEXT(lower)};
     FingerprintMatch *matches = NULL;
     size_t n = 0;
     bool ok = read_rows(f, sql_fingerprint_prefix, params, N_PARAMS(params), (void **)&matches, &n,
@@ -1336,7 +1322,7 @@ bool reader_fingerprint(ReportFile *f, const char *fingerprint, ReaderFingerprin
     memset(out, 0, sizeof *out);
     if (!resolve_fingerprint(f, fingerprint, fp, err, err_len))
         return false;
-    const Param params[] = {P_STR(fp)};
+    const SqliteValue params[] = {SQLV_TEXT(fp)};
     if (!load_fingerprints(f, sql_fingerprints, fp, READER_BY_CALLS, 0, out, err, err_len))
         return false;
     /* Known text, never executed in this scope: details with zero calls. */
@@ -1400,7 +1386,7 @@ static RowResult statement_row(sqlite3_stmt *st, void *item, ReaderArena **arena
 bool reader_timeline(ReportFile *f, int64_t request_row, ReaderTimeline *out, char *err,
                      size_t err_len)
 {
-    const Param params[] = {P_INT(request_row)};
+    const SqliteValue params[] = {SQLV_INT(request_row)};
     return READ_LIST(f, out, sql_timeline, params, statement_row, NULL, err, err_len);
 }
 
@@ -1444,7 +1430,7 @@ bool reader_fingerprint_latencies(ReportFile *f, const char *fingerprint, const 
 {
     memset(counts, 0, (n_bounds + 1) * sizeof *counts);
     Histogram h = {bounds_us, n_bounds, counts};
-    const Param params[] = {P_STR(fingerprint)};
+    const SqliteValue params[] = {SQLV_TEXT(fingerprint)};
     return each_row(f, sql_fingerprint_durations, params, N_PARAMS(params), count_duration, &h, err,
                     err_len);
 }
@@ -1455,7 +1441,7 @@ static const char sql_latest_requests[] =
 bool reader_latest_requests(ReportFile *f, const char *route, size_t limit, ReaderRequestList *out,
                             char *err, size_t err_len)
 {
-    const Param params[] = {P_TEXT(route), P_LIMIT(limit)};
+    const SqliteValue params[] = {SQLV_TEXT_OR_NULL(route), SQLV_LIMIT(limit)};
     return read_requests(f, sql_latest_requests, params, N_PARAMS(params), route, out, err,
                          err_len);
 }

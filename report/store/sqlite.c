@@ -205,6 +205,20 @@ static bool exec_sql(sqlite3 *db, const char *sql, const char *what, const char 
     return false;
 }
 
+void store_sqlite_bind(sqlite3_stmt *st, const SqliteValue *values, size_t n)
+{
+    int count = sqlite3_bind_parameter_count(st);
+    for (int i = 0; i < count && (size_t)i < n; i++) {
+        const SqliteValue *v = &values[i];
+        if (v->type == SQLITE_VALUE_INT)
+            sqlite3_bind_int64(st, i + 1, v->i);
+        else if (v->type == SQLITE_VALUE_TEXT)
+            sqlite3_bind_text(st, i + 1, v->s, v->len, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, i + 1);
+    }
+}
+
 bool store_sqlite_int(sqlite3 *db, const char *sql, int64_t *out)
 {
     sqlite3_stmt *st = NULL;
@@ -321,6 +335,24 @@ static bool configure(sqlite3 *db, unsigned busy_ms, const char *path, char *err
                     "cannot set pragmas", path, err, err_len);
 }
 
+static bool step_done(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE;
+}
+
+/* Runs the prepared `st` once with these values (ROW is a list of SQLV_*). */
+#define RUN_ROW(st, ...)                                                                           \
+    run_row((st), (const SqliteValue[]){__VA_ARGS__},                                              \
+            sizeof((const SqliteValue[]){__VA_ARGS__}) / sizeof(SqliteValue))
+
+static bool run_row(sqlite3_stmt *st, const SqliteValue *values, size_t n)
+{
+    store_sqlite_bind(st, values, n);
+    return step_done(st);
+}
+
 static bool insert_run(SqliteBackend *s, const StoreRunInfo *run, char *err, size_t err_len)
 {
     sqlite3_stmt *st = NULL;
@@ -336,17 +368,10 @@ static bool insert_run(SqliteBackend *s, const StoreRunInfo *run, char *err, siz
         return false;
     }
     st = NULL;
-    bool ok = sqlite3_prepare_v2(s->db, sql_insert_run, -1, &st, NULL) == SQLITE_OK;
-    if (ok) {
-        sqlite3_bind_int64(st, 1, run->started_us);
-        sqlite3_bind_text(st, 2, run->version, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, run->settings_json, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, run->uuid, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, run->label, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, run->instance, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 7, run->pid);
-        ok = sqlite3_step(st) == SQLITE_DONE;
-    }
+    bool ok = sqlite3_prepare_v2(s->db, sql_insert_run, -1, &st, NULL) == SQLITE_OK &&
+              RUN_ROW(st, SQLV_INT(run->started_us), SQLV_TEXT(run->version),
+                      SQLV_TEXT(run->settings_json), SQLV_TEXT(run->uuid), SQLV_TEXT(run->label),
+                      SQLV_TEXT(run->instance), SQLV_INT(run->pid));
     if (!ok)
         report_err(err, err_len, "%s: cannot record the run: %s", s->path, sqlite3_errmsg(s->db));
     sqlite3_finalize(st);
@@ -398,27 +423,13 @@ static void finalize_all(SqliteBackend *s)
 
 /* ---- the writer's operations ------------------------------------------------------------ */
 
-static bool step_done(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE;
-}
-
 static bool write_fingerprint(SqliteBackend *s, const FingerprintRecord *r)
 {
-    sqlite3_stmt *st = s->st.fingerprint;
     char fp[17];
     hex16(r->fingerprint, fp);
-    sqlite3_bind_text(st, 1, fp, 16, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, r->normalized ? r->normalized : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, r->command ? r->command : "", -1, SQLITE_STATIC);
-    if (r->sample)
-        sqlite3_bind_text(st, 4, r->sample, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 4);
-    sqlite3_bind_int64(st, 5, r->first_seen_us);
-    return step_done(st);
+    return RUN_ROW(s->st.fingerprint, SQLV_HEX16(fp), SQLV_TEXT(r->normalized ? r->normalized : ""),
+                   SQLV_TEXT(r->command ? r->command : ""), SQLV_TEXT_OR_NULL(r->sample),
+                   SQLV_INT(r->first_seen_us));
 }
 
 static const char *finding_kind_name(FindingKind kind)
@@ -436,88 +447,45 @@ static const char *finding_kind_name(FindingKind kind)
 
 static bool write_request(SqliteBackend *s, const RequestRecord *r)
 {
-    sqlite3_stmt *st = s->st.request;
-    sqlite3_bind_int64(st, 1, s->run_id);
-    sqlite3_bind_text(st, 2, r->key ? r->key : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, r->route ? r->route : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, r->tags_json ? r->tags_json : "{}", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, (int64_t)r->conn_id);
-    sqlite3_bind_int64(st, 6, r->start_us);
-    sqlite3_bind_int64(st, 7, r->end_us);
-    sqlite3_bind_text(st, 8, r->end_reason ? r->end_reason : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 9, r->statements);
-    sqlite3_bind_int64(st, 10, r->setup_statements);
-    sqlite3_bind_int64(st, 11, r->distinct_fingerprints);
-    sqlite3_bind_int64(st, 12, r->duplicates);
-    sqlite3_bind_int64(st, 13, r->errors);
-    sqlite3_bind_int64(st, 14, r->transactions);
-    sqlite3_bind_int64(st, 15, (int64_t)r->db_time_us);
-    sqlite3_bind_int64(st, 16, (int64_t)r->rows);
-    sqlite3_bind_int64(st, 17, (int64_t)r->bytes);
-    sqlite3_bind_int(st, 18, r->truncated);
-    sqlite3_bind_int64(st, 19, (int64_t)r->timeline_dropped);
-    if (!step_done(st))
+    if (!RUN_ROW(s->st.request, SQLV_INT(s->run_id), SQLV_TEXT(r->key ? r->key : ""),
+                 SQLV_TEXT(r->route ? r->route : ""), SQLV_TEXT(r->tags_json ? r->tags_json : "{}"),
+                 SQLV_INT(r->conn_id), SQLV_INT(r->start_us), SQLV_INT(r->end_us),
+                 SQLV_TEXT(r->end_reason ? r->end_reason : ""), SQLV_INT(r->statements),
+                 SQLV_INT(r->setup_statements), SQLV_INT(r->distinct_fingerprints),
+                 SQLV_INT(r->duplicates), SQLV_INT(r->errors), SQLV_INT(r->transactions),
+                 SQLV_INT(r->db_time_us), SQLV_INT(r->rows), SQLV_INT(r->bytes),
+                 SQLV_INT(r->truncated), SQLV_INT(r->timeline_dropped)))
         return false;
     int64_t id = sqlite3_last_insert_rowid(s->db);
     char fp[17], vh[17];
-
-    st = s->st.request_fingerprint;
     for (size_t i = 0; i < r->n_fingerprints; i++) {
         const RecordFingerprint *f = &r->fingerprints[i];
         hex16(f->fingerprint, fp);
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_text(st, 2, fp, 16, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, f->calls);
-        sqlite3_bind_int64(st, 4, f->distinct_values);
-        sqlite3_bind_int64(st, 5, (int64_t)f->total_time_us);
-        sqlite3_bind_int64(st, 6, (int64_t)f->rows);
-        sqlite3_bind_int64(st, 7, (int64_t)f->bytes);
-        sqlite3_bind_int64(st, 8, f->errors);
-        sqlite3_bind_int(st, 9, f->is_write);
-        if (!step_done(st))
+        if (!RUN_ROW(s->st.request_fingerprint, SQLV_INT(id), SQLV_HEX16(fp), SQLV_INT(f->calls),
+                     SQLV_INT(f->distinct_values), SQLV_INT(f->total_time_us), SQLV_INT(f->rows),
+                     SQLV_INT(f->bytes), SQLV_INT(f->errors), SQLV_INT(f->is_write)))
             return false;
     }
-
-    st = s->st.finding;
     for (size_t i = 0; i < r->n_findings; i++) {
         const RecordFinding *f = &r->findings[i];
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_text(st, 2, finding_kind_name(f->kind), -1, SQLITE_STATIC);
-        if (f->fingerprint) {
-            hex16(f->fingerprint, fp);
-            sqlite3_bind_text(st, 3, fp, 16, SQLITE_STATIC);
-        } else {
-            sqlite3_bind_null(st, 3); /* a request-level overfetch */
-        }
-        sqlite3_bind_int64(st, 4, (int64_t)f->count);
-        sqlite3_bind_int64(st, 5, f->distinct_values);
-        sqlite3_bind_int(st, 6, f->is_write);
-        sqlite3_bind_int(st, 7, f->by_bytes);
-        if (!step_done(st))
+        hex16(f->fingerprint, fp);
+        /* No fingerprint (NULL): a request-level overfetch. */
+        if (!RUN_ROW(s->st.finding, SQLV_INT(id), SQLV_TEXT(finding_kind_name(f->kind)),
+                     f->fingerprint ? SQLV_HEX16(fp) : SQLV_NULL, SQLV_INT(f->count),
+                     SQLV_INT(f->distinct_values), SQLV_INT(f->is_write), SQLV_INT(f->by_bytes)))
             return false;
     }
-
-    st = s->st.statement;
     for (size_t i = 0; i < r->n_timeline; i++) {
         const RecordStatement *t = &r->timeline[i];
         hex16(t->fingerprint, fp);
         hex16(t->values_hash, vh);
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int64(st, 2, (int64_t)i + 1);
-        sqlite3_bind_text(st, 3, fp, 16, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, vh, 16, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, t->start_us);
-        sqlite3_bind_int64(st, 6, t->duration_us);
-        sqlite3_bind_int64(st, 7, (int64_t)t->rows);
-        sqlite3_bind_int64(st, 8, (int64_t)t->bytes);
-        sqlite3_bind_int64(st, 9, (int64_t)t->conn_id);
-        size_t sl = strnlen(t->sqlstate, sizeof t->sqlstate);
-        if (sl)
-            sqlite3_bind_text(st, 10, t->sqlstate, (int)sl, SQLITE_STATIC);
-        else
-            sqlite3_bind_null(st, 10);
-        sqlite3_bind_int(st, 11, t->setup);
-        if (!step_done(st))
+        SqliteValue sqlstate = {.type = SQLITE_VALUE_TEXT,
+                                .s = t->sqlstate,
+                                .len = (int)strnlen(t->sqlstate, sizeof t->sqlstate)};
+        if (!RUN_ROW(s->st.statement, SQLV_INT(id), SQLV_INT(i + 1), SQLV_HEX16(fp), SQLV_HEX16(vh),
+                     SQLV_INT(t->start_us), SQLV_INT(t->duration_us), SQLV_INT(t->rows),
+                     SQLV_INT(t->bytes), SQLV_INT(t->conn_id), sqlstate.len ? sqlstate : SQLV_NULL,
+                     SQLV_INT(t->setup)))
             return false;
     }
     return true;
@@ -592,34 +560,16 @@ static bool op_lost(StoreBackend *b)
 static bool op_update_run(StoreBackend *b, const StoreRunUpdate *u, char *err, size_t err_len)
 {
     SqliteBackend *s = sq(b);
-    sqlite3_stmt *q;
-    if (u->totals) {
-        q = s->st.update_run;
-        if (u->ended_us)
-            sqlite3_bind_int64(q, 1, u->ended_us);
-        else
-            sqlite3_bind_null(q, 1);
-        sqlite3_bind_int64(q, 2, (int64_t)u->statements);
-        sqlite3_bind_int64(q, 3, (int64_t)u->requests);
-        sqlite3_bind_int64(q, 4, (int64_t)u->dropped_requests);
-        sqlite3_bind_int64(q, 5, (int64_t)u->dropped_statements);
-        sqlite3_bind_int64(q, 6, (int64_t)u->dropped_fingerprints);
-        sqlite3_bind_int64(q, 7, (int64_t)u->untracked_statements);
-        sqlite3_bind_int(q, 8, u->complete);
-        sqlite3_bind_int64(q, 9, s->run_id);
-        if (u->flushed_us)
-            sqlite3_bind_int64(q, 10, u->flushed_us);
-        else
-            sqlite3_bind_null(q, 10);
-        sqlite3_bind_int64(q, 11, u->heartbeat_us);
-        sqlite3_bind_int64(q, 12, (int64_t)u->heartbeat_statements);
-    } else {
-        q = s->st.heartbeat;
-        sqlite3_bind_int64(q, 1, u->heartbeat_us);
-        sqlite3_bind_int64(q, 2, (int64_t)u->heartbeat_statements);
-        sqlite3_bind_int64(q, 3, s->run_id);
-    }
-    if (!step_done(q)) {
+    bool ok = u->totals ? RUN_ROW(s->st.update_run, SQLV_INT_OR_NULL(u->ended_us),
+                                  SQLV_INT(u->statements), SQLV_INT(u->requests),
+                                  SQLV_INT(u->dropped_requests), SQLV_INT(u->dropped_statements),
+                                  SQLV_INT(u->dropped_fingerprints),
+                                  SQLV_INT(u->untracked_statements), SQLV_INT(u->complete),
+                                  SQLV_INT(s->run_id), SQLV_INT_OR_NULL(u->flushed_us),
+                                  SQLV_INT(u->heartbeat_us), SQLV_INT(u->heartbeat_statements))
+                        : RUN_ROW(s->st.heartbeat, SQLV_INT(u->heartbeat_us),
+                                  SQLV_INT(u->heartbeat_statements), SQLV_INT(s->run_id));
+    if (!ok) {
         report_err(err, err_len, "%s: cannot record the run's totals: %s", s->path,
                    sqlite3_errmsg(s->db));
         return false;
@@ -628,13 +578,9 @@ static bool op_update_run(StoreBackend *b, const StoreRunUpdate *u, char *err, s
         return true;
     /* Settings change only on SIGHUP: no statement kept prepared for them. */
     sqlite3_stmt *set = NULL;
-    bool ok = sqlite3_prepare_v2(s->db, "UPDATE runs SET settings = ?1 WHERE id = ?2", -1, &set,
-                                 NULL) == SQLITE_OK;
-    if (ok) {
-        sqlite3_bind_text(set, 1, u->settings_json, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(set, 2, s->run_id);
-        ok = sqlite3_step(set) == SQLITE_DONE;
-    }
+    ok = sqlite3_prepare_v2(s->db, "UPDATE runs SET settings = ?1 WHERE id = ?2", -1, &set, NULL) ==
+             SQLITE_OK &&
+         RUN_ROW(set, SQLV_TEXT(u->settings_json), SQLV_INT(s->run_id));
     if (!ok)
         report_err(err, err_len, "%s: cannot record the run's settings: %s", s->path,
                    sqlite3_errmsg(s->db));

@@ -14,6 +14,29 @@
 /* "pgtl": marks the file as a pgtally report, so another tool's database is never migrated. */
 #define STORE_APPLICATION_ID 0x7067746c
 
+/* One value bound to a statement's parameter ?N by its place N in a list: NULL, an integer,
+ * or a text of `len` bytes (-1: up to its NUL) that outlives the statement's next step. */
+typedef struct SqliteValue {
+    enum { SQLITE_VALUE_NULL, SQLITE_VALUE_INT, SQLITE_VALUE_TEXT } type;
+    int64_t i;
+    const char *s;
+    int len;
+} SqliteValue;
+
+#define SQLV_NULL ((SqliteValue){.type = SQLITE_VALUE_NULL})
+#define SQLV_INT(v) ((SqliteValue){.type = SQLITE_VALUE_INT, .i = (int64_t)(v)})
+#define SQLV_TEXT(v) ((SqliteValue){.type = SQLITE_VALUE_TEXT, .s = (v), .len = -1})
+#define SQLV_HEX16(v) ((SqliteValue){.type = SQLITE_VALUE_TEXT, .s = (v), .len = 16})
+/* NULL for a NULL text, or for a 0 (an unset time) */
+#define SQLV_TEXT_OR_NULL(v)                                                                       \
+    ((SqliteValue){.type = (v) ? SQLITE_VALUE_TEXT : SQLITE_VALUE_NULL, .s = (v), .len = -1})
+#define SQLV_INT_OR_NULL(v)                                                                        \
+    ((SqliteValue){.type = (v) ? SQLITE_VALUE_INT : SQLITE_VALUE_NULL, .i = (int64_t)(v)})
+
+/* Binds values[i] to ?i+1 for every parameter `st` has (values past its last are ignored,
+ * missing ones stay as they were). */
+void store_sqlite_bind(sqlite3_stmt *st, const SqliteValue *values, size_t n);
+
 /* The first column of the first row of `sql` (no parameters). False when it fails or has no
  * row; sqlite3_errmsg(db) then says why. */
 bool store_sqlite_int(sqlite3 *db, const char *sql, int64_t *out);
