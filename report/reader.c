@@ -859,33 +859,33 @@ static bool attach_findings(ReportFile *f, const char *route, ReaderRequestList 
         free(all);
         return false;
     }
-    if (n) {
-        /* The array goes to the arena so the requests' slices live as long as the list. */
-        ReaderFinding *kept = arena_keep(&out->arena, all, n, sizeof *kept);
-        if (!kept)
-            return out_of_memory(f, err, err_len);
-        size_t i = 0;
-        for (size_t r = 0; r < out->n && i < n; r++) {
-            ReaderRequest *q = &out->items[r];
-            while (i < n && kept[i].request_row < q->row)
-                i++;
-            size_t start = i;
-            while (i < n && kept[i].request_row == q->row) {
-                if (kept[i].kind[0] == 'n')
-                    q->n_plus_one++;
-                i++;
-            }
-            if (i > start) {
-                q->findings = &kept[start];
-                q->n_findings = i - start;
-            }
+    if (!n) { /* every row skipped leaves `all` allocated */
+        free(all);
+        return true;
+    }
+    /* The array goes to the arena so the requests' slices live as long as the list. */
+    ReaderFinding *kept = arena_keep(&out->arena, all, n, sizeof *kept);
+    if (!kept)
+        return out_of_memory(f, err, err_len);
+    size_t i = 0;
+    for (size_t r = 0; r < out->n && i < n; r++) {
+        ReaderRequest *q = &out->items[r];
+        while (i < n && kept[i].request_row < q->row)
+            i++;
+        size_t start = i;
+        while (i < n && kept[i].request_row == q->row) {
+            if (kept[i].kind[0] == 'n')
+                q->n_plus_one++;
+            i++;
+        }
+        if (i > start) {
+            q->findings = &kept[start];
+            q->n_findings = i - start;
         }
     }
     return true;
 }
 
-/* Loads requests of the scope: by route (NULL = all), by id/key (NULL = any), by the start of
- * their id or key (`prefix`, NULL = any), or by row (row > 0, then the others are ignored). */
 /* Reads the requests `sql` selects, each with its findings (of requests of `route`, NULL:
  * any), into out in start order. */
 static bool read_requests(ReportFile *f, const char *sql, const SqliteValue *params,
@@ -907,6 +907,8 @@ static bool read_requests(ReportFile *f, const char *sql, const SqliteValue *par
     return true;
 }
 
+/* Loads requests of the scope: by route (NULL = all), by id/key (NULL = any), by the start of
+ * their id or key (`prefix`, NULL = any), or by row (row > 0, then the others are ignored). */
 static bool load_requests_matching(ReportFile *f, const char *route, const char *id,
                                    const char *prefix, int64_t row, ReaderRequestList *out,
                                    char *err, size_t err_len)
