@@ -73,26 +73,6 @@ static bool exec(sqlite3 *db, const char *sql)
     return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK;
 }
 
-/* Runs `sql` with ?1 = a, ?2 = b, ?3 = c (each bound only if the statement uses it); adds
- * the rows it changed to *changed (may be NULL). */
-static bool run3(sqlite3 *db, const char *sql, int64_t a, int64_t b, int64_t c, uint64_t *changed)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        return false;
-    int n = sqlite3_bind_parameter_count(st);
-    int64_t v[3] = {a, b, c};
-    for (int i = 0; i < n && i < 3; i++)
-        sqlite3_bind_int64(st, i + 1, v[i]);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return false;
-    if (changed)
-        *changed += (uint64_t)sqlite3_changes(db);
-    return true;
-}
-
 /* The rows of run ?1 (a run of the output), children first. */
 static const char *const sql_delete_run[] = {
     "DELETE FROM main.statements WHERE request_id IN (SELECT id FROM main.requests WHERE run_id = "
@@ -202,43 +182,30 @@ static bool copy_run(sqlite3 *db, int64_t version, const SourceRun *run, MergeSt
         return true;
     }
     for (size_t i = 0; replace && i < sizeof sql_delete_run / sizeof sql_delete_run[0]; i++)
-        if (!run3(db, sql_delete_run[i], existing, 0, 0, NULL))
+        if (!STORE_SQLITE_RUN(db, sql_delete_run[i], NULL, NULL, SQLV_INT(existing)))
             goto fail;
-    st = NULL;
-    ok = sqlite3_prepare_v2(db, sql_copy_run(version), -1, &st, NULL) == SQLITE_OK;
-    if (ok) {
-        sqlite3_bind_int64(st, 1, run->id);
-        sqlite3_bind_text(st, 2, run->uuid, -1, SQLITE_STATIC);
-        ok = sqlite3_step(st) == SQLITE_DONE;
-    }
-    sqlite3_finalize(st);
-    if (!ok)
+    if (!STORE_SQLITE_RUN(db, sql_copy_run(version), NULL, NULL, SQLV_INT(run->id),
+                          SQLV_TEXT(run->uuid)))
         goto fail;
     int64_t new_run = sqlite3_last_insert_rowid(db);
     /* New request ids start past every id the output holds, so none can collide. */
     int64_t max_out = 0, min_in = 1;
     if (!store_sqlite_int(db, "SELECT coalesce(max(id), 0) FROM main.requests", &max_out))
         goto fail;
-    st = NULL;
-    ok = sqlite3_prepare_v2(db, "SELECT coalesce(min(id), 1) FROM src.requests WHERE run_id = ?1",
-                            -1, &st, NULL) == SQLITE_OK;
-    if (ok) {
-        sqlite3_bind_int64(st, 1, run->id);
-        ok = sqlite3_step(st) == SQLITE_ROW;
-        if (ok)
-            min_in = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-    if (!ok)
+    if (!STORE_SQLITE_RUN(db, "SELECT coalesce(min(id), 1) FROM src.requests WHERE run_id = ?1",
+                          &min_in, NULL, SQLV_INT(run->id)))
         goto fail;
     int64_t offset = max_out - min_in + 1;
     uint64_t requests = 0, statements = 0, fingerprints = 0;
-    if (!run3(db, sql_copy_fingerprints, run->id, 0, 0, &fingerprints) ||
-        !run3(db, sql_fill_samples, run->id, 0, 0, NULL) ||
-        !run3(db, sql_copy_requests, run->id, offset, new_run, &requests) ||
-        !run3(db, sql_copy_request_fingerprints, run->id, offset, 0, NULL) ||
-        !run3(db, sql_copy_findings, run->id, offset, 0, NULL) ||
-        !run3(db, sql_copy_statements, run->id, offset, 0, &statements))
+    if (!STORE_SQLITE_RUN(db, sql_copy_fingerprints, NULL, &fingerprints, SQLV_INT(run->id)) ||
+        !STORE_SQLITE_RUN(db, sql_fill_samples, NULL, NULL, SQLV_INT(run->id)) ||
+        !STORE_SQLITE_RUN(db, sql_copy_requests, NULL, &requests, SQLV_INT(run->id),
+                          SQLV_INT(offset), SQLV_INT(new_run)) ||
+        !STORE_SQLITE_RUN(db, sql_copy_request_fingerprints, NULL, NULL, SQLV_INT(run->id),
+                          SQLV_INT(offset)) ||
+        !STORE_SQLITE_RUN(db, sql_copy_findings, NULL, NULL, SQLV_INT(run->id), SQLV_INT(offset)) ||
+        !STORE_SQLITE_RUN(db, sql_copy_statements, NULL, &statements, SQLV_INT(run->id),
+                          SQLV_INT(offset)))
         goto fail;
     if (!exec(db, "COMMIT"))
         goto fail;

@@ -219,16 +219,27 @@ void store_sqlite_bind(sqlite3_stmt *st, const SqliteValue *values, size_t n)
     }
 }
 
-bool store_sqlite_int(sqlite3 *db, const char *sql, int64_t *out)
+bool store_sqlite_run(sqlite3 *db, const char *sql, const SqliteValue *values, size_t n,
+                      int64_t *value, uint64_t *changed)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
         return false;
-    bool ok = sqlite3_step(st) == SQLITE_ROW;
-    if (ok)
-        *out = sqlite3_column_int64(st, 0);
+    store_sqlite_bind(st, values, n);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && value)
+        *value = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    return ok;
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return false;
+    if (changed)
+        *changed = (uint64_t)sqlite3_changes(db);
+    return true;
+}
+
+bool store_sqlite_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+    return store_sqlite_run(db, sql, NULL, 0, out, NULL);
 }
 
 bool store_sqlite_check_report(sqlite3 *db, const char *schema, const char *path, const char *doing,

@@ -37,8 +37,19 @@ typedef struct SqliteValue {
  * missing ones stay as they were). */
 void store_sqlite_bind(sqlite3_stmt *st, const SqliteValue *values, size_t n);
 
-/* The first column of the first row of `sql` (no parameters). False when it fails or has no
- * row; sqlite3_errmsg(db) then says why. */
+/* Runs `sql` once with `values` bound (store_sqlite_bind): *value (may be NULL) gets the first
+ * column of its first row when it returns one; *changed (may be NULL) the rows it changed.
+ * False when it fails; sqlite3_errmsg(db) then says why. */
+bool store_sqlite_run(sqlite3 *db, const char *sql, const SqliteValue *values, size_t n,
+                      int64_t *value, uint64_t *changed);
+
+/* store_sqlite_run with the values listed: STORE_SQLITE_RUN(db, sql, &v, NULL, SQLV_INT(1)). */
+#define STORE_SQLITE_RUN(db, sql, value, changed, ...)                                             \
+    store_sqlite_run((db), (sql), (const SqliteValue[]){__VA_ARGS__},                              \
+                     sizeof((const SqliteValue[]){__VA_ARGS__}) / sizeof(SqliteValue), (value),    \
+                     (changed))
+
+/* The first column of the first row of `sql` (no parameters), e.g. a PRAGMA or a count. */
 bool store_sqlite_int(sqlite3 *db, const char *sql, int64_t *out);
 
 /* Checks that the database `schema` ("main", or an attached one) of `db`, opened from `path`,
