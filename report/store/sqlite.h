@@ -1,8 +1,9 @@
 /* report/store/sqlite — what the modules that open a report file share with its writer.
  *
- * Owns: the mark of a pgtally report file (its application_id) and the one check that a file
- * is a report this pgtally can read, merge or prune; report/store/sqlite.c also holds the
- * store's SQLite backend (report/store/backend.h). */
+ * Owns: the mark of a pgtally report file (its application_id), the one check that a file is
+ * a report this pgtally can read, merge or prune, and binding values to a statement and
+ * running a one-shot statement, for the writer, the reader, merge and prune alike;
+ * report/store/sqlite.c also holds the store's SQLite backend (report/store/backend.h). */
 #ifndef PGTALLY_REPORT_STORE_SQLITE_H
 #define PGTALLY_REPORT_STORE_SQLITE_H
 
