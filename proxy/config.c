@@ -112,6 +112,31 @@ static const OptionSpec options[] = {
 
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
+/* The finding thresholds a user sets, and where ProxyConfig holds them; the others stay at
+ * report/tally's defaults. */
+static const struct {
+    TallyThresholdId id;
+    size_t field;
+} config_thresholds[] = {
+    {TALLY_N_PLUS_ONE_CALLS, FIELD(n_plus_one_calls)},
+    {TALLY_N_PLUS_ONE_DISTINCT, FIELD(n_plus_one_distinct)},
+    {TALLY_DUPLICATE_MIN, FIELD(duplicate_min)},
+    {TALLY_OVERFETCH_ROWS, FIELD(overfetch_rows)},
+    {TALLY_OVERFETCH_BYTES, FIELD(overfetch_bytes)},
+};
+
+#define N_CONFIG_THRESHOLDS (sizeof config_thresholds / sizeof config_thresholds[0])
+
+static size_t *config_threshold(ProxyConfig *c, size_t i)
+{
+    return (size_t *)((char *)c + config_thresholds[i].field);
+}
+
+static size_t config_threshold_value(const ProxyConfig *c, size_t i)
+{
+    return *(const size_t *)((const char *)c + config_thresholds[i].field);
+}
+
 /* A run's instance name: Heroku's dyno name when there is one, else the host name. */
 static char *default_instance(void)
 {
@@ -140,11 +165,8 @@ void config_defaults(ProxyConfig *c)
     c->max_sql_bytes = 65536;
     c->max_track_bytes = 256 << 20;
     c->log_level = LOG_INFO;
-    c->n_plus_one_calls = 5;
-    c->n_plus_one_distinct = 2;
-    c->duplicate_min = 1;
-    c->overfetch_rows = 1000;
-    c->overfetch_bytes = 1 << 20;
+    for (size_t i = 0; i < N_CONFIG_THRESHOLDS; i++)
+        *config_threshold(c, i) = (size_t)tally_threshold_default(config_thresholds[i].id);
     c->instance = default_instance();
     const char *url = getenv("DATABASE_URL");
     if (url && *url)
@@ -669,8 +691,11 @@ char *config_settings_json_with_changes(const ProxyConfig *c, const char *upstre
 {
     TextOut o = {0};
     char number[64];
-    TallyOptions defaults;
-    tally_options_default(&defaults);
+    /* The thresholds in force: the tally's defaults, then what this config sets. */
+    TallyOptions in_force;
+    tally_options_default(&in_force);
+    for (size_t i = 0; i < N_CONFIG_THRESHOLDS; i++)
+        tally_threshold_set(&in_force, config_thresholds[i].id, config_threshold_value(c, i));
     out_str(&o, "{");
     json_string_member(&o, "listen", c->listen);
     json_string_member(&o, "upstream", upstream ? upstream : c->upstream);
@@ -681,21 +706,10 @@ char *config_settings_json_with_changes(const ProxyConfig *c, const char *upstre
     snprintf(number, sizeof number, "%zu", c->max_sql_bytes);
     json_raw_member(&o, "max_sql_bytes", number);
     /* Every finding threshold in force, so a report can say what its findings mean. */
-    const struct {
-        const char *key;
-        uint64_t value;
-    } thresholds[] = {
-        {"n_plus_one_calls", c->n_plus_one_calls},
-        {"n_plus_one_distinct", c->n_plus_one_distinct},
-        {"duplicate_min", c->duplicate_min},
-        {"overfetch_rows", c->overfetch_rows},
-        {"overfetch_bytes", c->overfetch_bytes},
-        {"request_overfetch_rows", defaults.request_overfetch_rows},
-        {"request_overfetch_bytes", defaults.request_overfetch_bytes},
-    };
-    for (size_t i = 0; i < sizeof thresholds / sizeof *thresholds; i++) {
-        snprintf(number, sizeof number, "%llu", (unsigned long long)thresholds[i].value);
-        json_raw_member(&o, thresholds[i].key, number);
+    for (int i = 0; i < TALLY_N_THRESHOLDS; i++) {
+        snprintf(number, sizeof number, "%llu",
+                 (unsigned long long)tally_threshold_get(&in_force, (TallyThresholdId)i));
+        json_raw_member(&o, tally_threshold_key((TallyThresholdId)i), number);
     }
     if (changes)
         json_raw_member(&o, "settings_changes", changes);

@@ -14,9 +14,7 @@
 #include "report/pgtool.h"
 #include "report/store.h"
 #include "report/store/pg_schema.h"
-
-/* The store's application_id ("pgtl"); see store.c. */
-#define MERGE_APPLICATION_ID 0x7067746c
+#include "report/store/sqlite.h"
 
 void merge_legacy_uuid(int64_t id, int64_t started_us, const char *version, const char *settings,
                        char out[33])
@@ -39,45 +37,6 @@ void merge_legacy_uuid(int64_t id, int64_t started_us, const char *version, cons
 
 /* ---- the input -------------------------------------------------------------------------- */
 
-static bool query_int(sqlite3 *db, const char *sql, int64_t *out)
-{
-    sqlite3_stmt *st = NULL;
-    bool ok =
-        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW;
-    if (ok)
-        *out = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return ok;
-}
-
-/* Reads the input's schema version, refusing what cannot be merged. */
-static bool input_version(sqlite3 *db, const char *schema, const char *path, int64_t *version,
-                          char *err, size_t err_len)
-{
-    char sql[64];
-    int64_t app_id = 0;
-    snprintf(sql, sizeof sql, "PRAGMA %s.application_id", schema);
-    bool ok = query_int(db, sql, &app_id);
-    snprintf(sql, sizeof sql, "PRAGMA %s.user_version", schema);
-    ok = ok && query_int(db, sql, version);
-    if (!ok) {
-        report_err(err, err_len, "%s: not a pgtally report (%s)", path, sqlite3_errmsg(db));
-        return false;
-    }
-    if (app_id != MERGE_APPLICATION_ID || *version <= 0) {
-        report_err(err, err_len, "%s: not a pgtally report (an SQLite file of another kind)", path);
-        return false;
-    }
-    if (*version > STORE_SCHEMA_VERSION) {
-        report_err(err, err_len,
-                   "%s: report schema version %lld is newer than this pgtally merges (%d); "
-                   "use a newer pgtally",
-                   path, (long long)*version, STORE_SCHEMA_VERSION);
-        return false;
-    }
-    return true;
-}
-
 bool merge_check_input(const char *in_path, char *err, size_t err_len)
 {
     struct stat sb;
@@ -96,7 +55,7 @@ bool merge_check_input(const char *in_path, char *err, size_t err_len)
         report_err(err, err_len, "%s: cannot open: %s", in_path,
                    db ? sqlite3_errmsg(db) : "out of memory");
     else
-        ok = input_version(db, "main", in_path, &version, err, err_len);
+        ok = store_sqlite_check_report(db, "main", in_path, "merges", &version, err, err_len);
     sqlite3_close(db);
     return ok;
 }
@@ -112,26 +71,6 @@ typedef struct SourceRun {
 static bool exec(sqlite3 *db, const char *sql)
 {
     return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK;
-}
-
-/* Runs `sql` with ?1 = a, ?2 = b, ?3 = c (each bound only if the statement uses it); adds
- * the rows it changed to *changed (may be NULL). */
-static bool run3(sqlite3 *db, const char *sql, int64_t a, int64_t b, int64_t c, uint64_t *changed)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        return false;
-    int n = sqlite3_bind_parameter_count(st);
-    int64_t v[3] = {a, b, c};
-    for (int i = 0; i < n && i < 3; i++)
-        sqlite3_bind_int64(st, i + 1, v[i]);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE)
-        return false;
-    if (changed)
-        *changed += (uint64_t)sqlite3_changes(db);
-    return true;
 }
 
 /* The rows of run ?1 (a run of the output), children first. */
@@ -243,43 +182,30 @@ static bool copy_run(sqlite3 *db, int64_t version, const SourceRun *run, MergeSt
         return true;
     }
     for (size_t i = 0; replace && i < sizeof sql_delete_run / sizeof sql_delete_run[0]; i++)
-        if (!run3(db, sql_delete_run[i], existing, 0, 0, NULL))
+        if (!STORE_SQLITE_RUN(db, sql_delete_run[i], NULL, NULL, SQLV_INT(existing)))
             goto fail;
-    st = NULL;
-    ok = sqlite3_prepare_v2(db, sql_copy_run(version), -1, &st, NULL) == SQLITE_OK;
-    if (ok) {
-        sqlite3_bind_int64(st, 1, run->id);
-        sqlite3_bind_text(st, 2, run->uuid, -1, SQLITE_STATIC);
-        ok = sqlite3_step(st) == SQLITE_DONE;
-    }
-    sqlite3_finalize(st);
-    if (!ok)
+    if (!STORE_SQLITE_RUN(db, sql_copy_run(version), NULL, NULL, SQLV_INT(run->id),
+                          SQLV_TEXT(run->uuid)))
         goto fail;
     int64_t new_run = sqlite3_last_insert_rowid(db);
     /* New request ids start past every id the output holds, so none can collide. */
     int64_t max_out = 0, min_in = 1;
-    if (!query_int(db, "SELECT coalesce(max(id), 0) FROM main.requests", &max_out))
+    if (!store_sqlite_int(db, "SELECT coalesce(max(id), 0) FROM main.requests", &max_out))
         goto fail;
-    st = NULL;
-    ok = sqlite3_prepare_v2(db, "SELECT coalesce(min(id), 1) FROM src.requests WHERE run_id = ?1",
-                            -1, &st, NULL) == SQLITE_OK;
-    if (ok) {
-        sqlite3_bind_int64(st, 1, run->id);
-        ok = sqlite3_step(st) == SQLITE_ROW;
-        if (ok)
-            min_in = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-    if (!ok)
+    if (!STORE_SQLITE_RUN(db, "SELECT coalesce(min(id), 1) FROM src.requests WHERE run_id = ?1",
+                          &min_in, NULL, SQLV_INT(run->id)))
         goto fail;
     int64_t offset = max_out - min_in + 1;
     uint64_t requests = 0, statements = 0, fingerprints = 0;
-    if (!run3(db, sql_copy_fingerprints, run->id, 0, 0, &fingerprints) ||
-        !run3(db, sql_fill_samples, run->id, 0, 0, NULL) ||
-        !run3(db, sql_copy_requests, run->id, offset, new_run, &requests) ||
-        !run3(db, sql_copy_request_fingerprints, run->id, offset, 0, NULL) ||
-        !run3(db, sql_copy_findings, run->id, offset, 0, NULL) ||
-        !run3(db, sql_copy_statements, run->id, offset, 0, &statements))
+    if (!STORE_SQLITE_RUN(db, sql_copy_fingerprints, NULL, &fingerprints, SQLV_INT(run->id)) ||
+        !STORE_SQLITE_RUN(db, sql_fill_samples, NULL, NULL, SQLV_INT(run->id)) ||
+        !STORE_SQLITE_RUN(db, sql_copy_requests, NULL, &requests, SQLV_INT(run->id),
+                          SQLV_INT(offset), SQLV_INT(new_run)) ||
+        !STORE_SQLITE_RUN(db, sql_copy_request_fingerprints, NULL, NULL, SQLV_INT(run->id),
+                          SQLV_INT(offset)) ||
+        !STORE_SQLITE_RUN(db, sql_copy_findings, NULL, NULL, SQLV_INT(run->id), SQLV_INT(offset)) ||
+        !STORE_SQLITE_RUN(db, sql_copy_statements, NULL, &statements, SQLV_INT(run->id),
+                          SQLV_INT(offset)))
         goto fail;
     if (!exec(db, "COMMIT"))
         goto fail;
@@ -390,7 +316,7 @@ bool merge_sqlite(const char *out_path, const char *in_path, MergeStats *stats, 
         goto done;
     }
     int64_t version = 0;
-    if (!input_version(db, "src", in_path, &version, err, err_len))
+    if (!store_sqlite_check_report(db, "src", in_path, "merges", &version, err, err_len))
         goto done;
     const char *sql = version >= 3 ? "SELECT id, coalesce(ended_us, 0), coalesce(uuid, ''),"
                                      " started_us, version, settings FROM src.runs ORDER BY id"
@@ -801,7 +727,7 @@ bool merge_to_pg(PgTool *t, const char *in_path, MergeStats *stats, char *err, s
     size_t n = 0;
     int64_t version = 0;
     bool ok = sqlite3_open_v2(in_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
-              input_version(db, "main", in_path, &version, err, err_len);
+              store_sqlite_check_report(db, "main", in_path, "merges", &version, err, err_len);
     if (db)
         sqlite3_busy_timeout(db, 5000);
     if (!ok && db && !*err)

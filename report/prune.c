@@ -11,9 +11,7 @@
 #include "report/errfmt.h"
 #include "report/pgtool.h"
 #include "report/store.h"
-
-/* The store's application_id ("pgtl"); see store.c. */
-#define PRUNE_APPLICATION_ID 0x7067746c
+#include "report/store/sqlite.h"
 
 bool prune_parse_age(const char *s, int64_t *out_us)
 {
@@ -35,30 +33,6 @@ bool prune_parse_age(const char *s, int64_t *out_us)
         return true;
     }
     return false;
-}
-
-/* Runs `sql` with ?1 = a and ?2 = b when it uses them; *changed (may be NULL) gets the rows
- * it changed, *value (may be NULL) the first column of its first row. */
-static bool run2(sqlite3 *db, const char *sql, int64_t a, int64_t b, uint64_t *changed,
-                 int64_t *value)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        return false;
-    int n = sqlite3_bind_parameter_count(st);
-    if (n >= 1)
-        sqlite3_bind_int64(st, 1, a);
-    if (n >= 2)
-        sqlite3_bind_int64(st, 2, b);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW && value)
-        *value = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        return false;
-    if (changed)
-        *changed = (uint64_t)sqlite3_changes(db);
-    return true;
 }
 
 static bool exec(sqlite3 *db, const char *sql)
@@ -85,17 +59,20 @@ static bool count_doomed(sqlite3 *db, int64_t cutoff, PruneStats *s)
 {
     int64_t runs = 0, requests = 0, statements = 0, fingerprints = 0;
     bool ok =
-        run2(db, "SELECT count(*) FROM temp.doomed", 0, 0, NULL, &runs) &&
-        run2(db, "SELECT count(*) FROM requests WHERE run_id IN (SELECT id FROM temp.doomed)", 0, 0,
-             NULL, &requests) &&
-        run2(db,
-             "SELECT count(*) FROM statements WHERE request_id IN (SELECT id FROM requests"
-             " WHERE run_id IN (SELECT id FROM temp.doomed))",
-             0, 0, NULL, &statements) &&
-        run2(db,
-             "SELECT count(*) FROM fingerprints WHERE first_seen_us < ?1 AND fingerprint NOT IN"
-             " (" KEPT_FINGERPRINTS ")",
-             cutoff, 0, NULL, &fingerprints);
+        store_sqlite_run(db, "SELECT count(*) FROM temp.doomed", NULL, 0, &runs, NULL) &&
+        store_sqlite_run(
+            db, "SELECT count(*) FROM requests WHERE run_id IN (SELECT id FROM temp.doomed)", NULL,
+            0, &requests, NULL) &&
+        store_sqlite_run(
+            db,
+            "SELECT count(*) FROM statements WHERE request_id IN (SELECT id FROM requests"
+            " WHERE run_id IN (SELECT id FROM temp.doomed))",
+            NULL, 0, &statements, NULL) &&
+        STORE_SQLITE_RUN(
+            db,
+            "SELECT count(*) FROM fingerprints WHERE first_seen_us < ?1 AND fingerprint NOT IN"
+            " (" KEPT_FINGERPRINTS ")",
+            &fingerprints, NULL, SQLV_INT(cutoff));
     s->runs = (uint64_t)runs;
     s->requests = (uint64_t)requests;
     s->statements = (uint64_t)statements;
@@ -114,27 +91,28 @@ static bool delete_doomed(sqlite3 *db, int64_t cutoff, size_t batch, PruneStats 
         if (!exec(db, "BEGIN IMMEDIATE"))
             return false;
         if (!exec(db, "DELETE FROM temp.batch") ||
-            !run2(db,
-                  "INSERT INTO temp.batch SELECT id FROM requests WHERE run_id IN"
-                  " (SELECT id FROM temp.doomed) ORDER BY id LIMIT ?1",
-                  (int64_t)batch, 0, &picked, NULL))
+            !STORE_SQLITE_RUN(db,
+                              "INSERT INTO temp.batch SELECT id FROM requests WHERE run_id IN"
+                              " (SELECT id FROM temp.doomed) ORDER BY id LIMIT ?1",
+                              NULL, &picked, SQLV_INT((int64_t)batch)))
             goto fail;
         if (picked == 0) {
-            if (!run2(db, "DELETE FROM runs WHERE id IN (SELECT id FROM temp.doomed)", 0, 0, &n,
-                      NULL) ||
+            if (!store_sqlite_run(db, "DELETE FROM runs WHERE id IN (SELECT id FROM temp.doomed)",
+                                  NULL, 0, NULL, &n) ||
                 !exec(db, "COMMIT"))
                 goto fail;
             s->runs += n;
             break;
         }
         uint64_t statements = 0, requests = 0;
-        if (!run2(db, "DELETE FROM statements WHERE request_id IN (SELECT id FROM temp.batch)", 0,
-                  0, &statements, NULL) ||
+        if (!store_sqlite_run(
+                db, "DELETE FROM statements WHERE request_id IN (SELECT id FROM temp.batch)", NULL,
+                0, NULL, &statements) ||
             !exec(db, "DELETE FROM request_fingerprints WHERE request_id IN"
                       " (SELECT id FROM temp.batch)") ||
             !exec(db, "DELETE FROM findings WHERE request_id IN (SELECT id FROM temp.batch)") ||
-            !run2(db, "DELETE FROM requests WHERE id IN (SELECT id FROM temp.batch)", 0, 0,
-                  &requests, NULL) ||
+            !store_sqlite_run(db, "DELETE FROM requests WHERE id IN (SELECT id FROM temp.batch)",
+                              NULL, 0, NULL, &requests) ||
             !exec(db, "COMMIT"))
             goto fail;
         s->statements += statements;
@@ -144,13 +122,13 @@ static bool delete_doomed(sqlite3 *db, int64_t cutoff, size_t batch, PruneStats 
     uint64_t n = 0;
     if (!exec(db, "BEGIN IMMEDIATE"))
         return false;
-    if (!run2(db,
-              "DELETE FROM fingerprints WHERE first_seen_us < ?1"
-              " AND fingerprint NOT IN (SELECT fingerprint FROM request_fingerprints)"
-              " AND fingerprint NOT IN (SELECT fingerprint FROM statements)"
-              " AND fingerprint NOT IN (SELECT fingerprint FROM findings"
-              "  WHERE fingerprint IS NOT NULL)",
-              cutoff, 0, &n, NULL) ||
+    if (!STORE_SQLITE_RUN(db,
+                          "DELETE FROM fingerprints WHERE first_seen_us < ?1"
+                          " AND fingerprint NOT IN (SELECT fingerprint FROM request_fingerprints)"
+                          " AND fingerprint NOT IN (SELECT fingerprint FROM statements)"
+                          " AND fingerprint NOT IN (SELECT fingerprint FROM findings"
+                          "  WHERE fingerprint IS NOT NULL)",
+                          NULL, &n, SQLV_INT(cutoff)) ||
         !exec(db, "COMMIT"))
         goto fail;
     s->fingerprints += n;
@@ -173,20 +151,9 @@ bool prune_sqlite(const char *path, const PruneOptions *o, PruneStats *stats, ch
         goto done;
     }
     sqlite3_busy_timeout(db, 5000);
-    int64_t app_id = 0, version = 0;
-    if (!run2(db, "PRAGMA application_id", 0, 0, NULL, &app_id) ||
-        !run2(db, "PRAGMA user_version", 0, 0, NULL, &version) || app_id != PRUNE_APPLICATION_ID ||
-        version <= 0) {
-        report_err(err, err_len, "%s: not a pgtally report", path);
+    int64_t version = 0;
+    if (!store_sqlite_check_report(db, "main", path, "prunes", &version, err, err_len))
         goto done;
-    }
-    if (version > STORE_SCHEMA_VERSION) {
-        report_err(err, err_len,
-                   "%s: report schema version %lld is newer than this pgtally prunes (%d); "
-                   "use a newer pgtally",
-                   path, (long long)version, STORE_SCHEMA_VERSION);
-        goto done;
-    }
     /* Older files lack the columns that tell a run's later activity and its label. */
     const char *activity =
         version >= 3   ? "max(started_us, coalesce(ended_us, 0), coalesce(flushed_us, 0),"
@@ -200,7 +167,8 @@ bool prune_sqlite(const char *path, const PruneOptions *o, PruneStats *stats, ch
         snprintf(choose, sizeof choose, "INSERT INTO temp.doomed SELECT id FROM runs WHERE %s < ?1",
                  activity);
     if (!exec(db, "CREATE TEMP TABLE doomed (id INTEGER PRIMARY KEY)") ||
-        !run2(db, choose, o->cutoff_us, (int64_t)o->keep_labels, NULL, NULL)) {
+        !STORE_SQLITE_RUN(db, choose, NULL, NULL, SQLV_INT(o->cutoff_us),
+                          SQLV_INT((int64_t)o->keep_labels))) {
         report_err(err, err_len, "%s: cannot choose the runs to prune: %s", path,
                    sqlite3_errmsg(db));
         goto done;

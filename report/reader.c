@@ -17,9 +17,7 @@
 #include "report/reader_pg.h"
 #include "report/store.h"
 #include "report/store/pq.h"
-
-/* The store's application_id ("pgtl"); see store.c. */
-#define READER_APPLICATION_ID 0x7067746c
+#include "report/store/sqlite.h"
 
 struct ReportFile {
     char *path;
@@ -115,26 +113,66 @@ static void copy_hex16(char out[17], const char *s)
     snprintf(out, 17, "%s", s ? s : "");
 }
 
-static bool prepare(ReportFile *f, sqlite3_stmt **st, const char *sql, char *err, size_t err_len)
-{
-    if (sqlite3_prepare_v2(f->db, sql, -1, st, NULL) == SQLITE_OK)
-        return true;
-    report_err(err, err_len, "%s: cannot read the report: %s", f->path, sqlite3_errmsg(f->db));
-    return false;
-}
-
-static bool step_failed(ReportFile *f, int rc, char *err, size_t err_len)
-{
-    if (rc == SQLITE_DONE)
-        return false;
-    report_err(err, err_len, "%s: cannot read the report: %s", f->path, sqlite3_errmsg(f->db));
-    return true;
-}
-
 static bool out_of_memory(ReportFile *f, char *err, size_t err_len)
 {
     report_err(err, err_len, "%s: out of memory while reading the report", f->path);
     return false;
+}
+
+/* A LIMIT: 0 means none, which SQLite spells -1. */
+#define SQLV_LIMIT(n) SQLV_INT((n) ? (int64_t)(n) : -1)
+#define N_PARAMS(params) (sizeof(params) / sizeof *(params))
+
+/* Called for each row of a query; false stops it: out of memory. */
+typedef bool (*RowFn)(sqlite3_stmt *st, void *ctx);
+
+/* The one query loop: prepares `sql`, binds `params` (those past the statement's last
+ * parameter are ignored), steps it to its end handing each row to `fn` (NULL: none expected,
+ * e.g. an INSERT), and finalizes it. False with "path: reason" in err. */
+static bool each_row(ReportFile *f, const char *sql, const SqliteValue *params, size_t n_params,
+                     RowFn fn, void *ctx, char *err, size_t err_len)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(f->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        report_err(err, err_len, "%s: cannot read the report: %s", f->path, sqlite3_errmsg(f->db));
+        sqlite3_finalize(st);
+        return false;
+    }
+    store_sqlite_bind(st, params, n_params);
+    int rc;
+    bool ok = true;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if (fn && !fn(st, ctx)) {
+            ok = out_of_memory(f, err, err_len);
+            break;
+        }
+    if (ok && rc != SQLITE_DONE) {
+        report_err(err, err_len, "%s: cannot read the report: %s", f->path, sqlite3_errmsg(f->db));
+        ok = false;
+    }
+    sqlite3_finalize(st);
+    return ok;
+}
+
+/* A query's first column of its first row, as an integer. */
+typedef struct IntRow {
+    int64_t value; /* 0 without a row */
+    bool found;
+} IntRow;
+
+static bool first_int(sqlite3_stmt *st, void *ctx)
+{
+    IntRow *row = ctx;
+    if (!row->found)
+        *row = (IntRow){sqlite3_column_int64(st, 0), true};
+    return true;
+}
+
+static bool query_int(ReportFile *f, const char *sql, const SqliteValue *params, size_t n_params,
+                      IntRow *out, char *err, size_t err_len)
+{
+    *out = (IntRow){0};
+    return each_row(f, sql, params, n_params, first_int, out, err, err_len);
 }
 
 /* What a row reader did with the row it was given. */
@@ -147,36 +185,82 @@ typedef enum RowResult {
 /* Fills `item` (zeroed, `size` bytes) from the current row of `st`. */
 typedef RowResult (*RowReader)(sqlite3_stmt *st, void *item, ReaderArena **arena, void *ctx);
 
-/* The one query loop: steps `st` to its end, appending an item per row through `fill`, then
- * finalizes it. On failure sets err; the items read so far stay for the caller to free. */
-static bool read_rows(ReportFile *f, sqlite3_stmt *st, void **items, size_t *n, size_t size,
-                      ReaderArena **arena, RowReader fill, void *ctx, char *err, size_t err_len)
+/* An array being filled from a query's rows, an item per row. */
+typedef struct RowCollector {
+    void **items;
+    size_t *n, cap, size;
+    ReaderArena **arena;
+    RowReader fill;
+    void *ctx;
+} RowCollector;
+
+static bool collect_row(sqlite3_stmt *st, void *ctx)
 {
-    size_t cap = *n;
-    int rc;
-    bool ok = true;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        void *grown = grow(*items, *n, &cap, size);
-        if (!grown) {
-            ok = out_of_memory(f, err, err_len);
-            break;
-        }
-        *items = grown;
-        void *item = (char *)grown + *n * size;
-        RowResult r = fill(st, item, arena, ctx);
-        if (r == ROW_NO_MEMORY) {
-            ok = out_of_memory(f, err, err_len);
-            break;
-        }
-        if (r == ROW_KEPT)
-            (*n)++;
-        else
-            memset(item, 0, size);
-    }
-    if (ok && step_failed(f, rc, err, err_len))
-        ok = false;
-    sqlite3_finalize(st);
-    return ok;
+    RowCollector *c = ctx;
+    void *grown = grow(*c->items, *c->n, &c->cap, c->size);
+    if (!grown)
+        return false;
+    *c->items = grown;
+    void *item = (char *)grown + *c->n * c->size;
+    RowResult r = c->fill(st, item, c->arena, c->ctx);
+    if (r == ROW_KEPT)
+        (*c->n)++;
+    else
+        memset(item, 0, c->size);
+    return r != ROW_NO_MEMORY;
+}
+
+/* Appends an item per row of `sql` to `*items` (`*n` of `size` bytes) through `fill`. On
+ * failure sets err; the items read so far stay for the caller to free. */
+static bool read_rows(ReportFile *f, const char *sql, const SqliteValue *params, size_t n_params,
+                      void **items, size_t *n, size_t size, ReaderArena **arena, RowReader fill,
+                      void *ctx, char *err, size_t err_len)
+{
+    RowCollector c = {items, n, *n, size, arena, fill, ctx};
+    return each_row(f, sql, params, n_params, collect_row, &c, err, err_len);
+}
+
+/* Every list (ReaderRunList, ReaderRequestList, ...) is its items, their count and the arena
+ * of their strings; this releases one and leaves it empty. */
+static void list_release(void **items, size_t *n, ReaderArena **arena)
+{
+    free(*items);
+    *items = NULL;
+    *n = 0;
+    arena_free(*arena);
+    *arena = NULL;
+}
+
+#define LIST_RELEASE(list) list_release((void **)&(list)->items, &(list)->n, &(list)->arena)
+
+/* Fills the list `out` (any of them) from the rows of `sql`: empty first, and empty again
+ * when it fails. */
+#define READ_LIST(f, out, sql, params, fill, ctx, err, err_len)                                    \
+    read_list((f), (sql), (params), N_PARAMS(params), (void **)&(out)->items, &(out)->n,           \
+              sizeof *(out)->items, &(out)->arena, (fill), (ctx), (err), (err_len))
+
+static bool read_list(ReportFile *f, const char *sql, const SqliteValue *params, size_t n_params,
+                      void **items, size_t *n, size_t size, ReaderArena **arena, RowReader fill,
+                      void *ctx, char *err, size_t err_len)
+{
+    *items = NULL;
+    *n = 0;
+    *arena = NULL;
+    if (read_rows(f, sql, params, n_params, items, n, size, arena, fill, ctx, err, err_len))
+        return true;
+    list_release(items, n, arena);
+    return false;
+}
+
+/* Moves `n` items of `size` bytes from the heap array `items` (freed) into the arena, where
+ * they live as long as the list. NULL when out of memory (items freed all the same). */
+static void *arena_keep(ReaderArena **arena, void *items, size_t n, size_t size)
+{
+    void *kept = n ? arena_alloc(arena, n * size) : NULL;
+    if (kept)
+        memcpy(kept, items, n * size);
+    free(items);
+    return kept;
 }
 
 /* Kind strings are interned so a finding's `kind` outlives the statement that read it. */
@@ -207,20 +291,6 @@ static void name_latest(ReportFile *f);
 
 /* ---- open ---------------------------------------------------------------------------------- */
 
-static bool pragma_int(sqlite3 *db, const char *sql, int64_t *out)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        sqlite3_finalize(st);
-        return false;
-    }
-    bool ok = sqlite3_step(st) == SQLITE_ROW;
-    if (ok)
-        *out = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return ok;
-}
-
 ReportFile *reader_open(const char *path, char *err, size_t err_len)
 {
     struct stat sb;
@@ -245,24 +315,8 @@ ReportFile *reader_open(const char *path, char *err, size_t err_len)
     }
     /* The proxy may be writing right now (WAL): wait out a checkpoint rather than fail. */
     sqlite3_busy_timeout(f->db, 2000);
-    int64_t app_id = 0, version = 0;
-    if (!pragma_int(f->db, "PRAGMA application_id", &app_id) ||
-        !pragma_int(f->db, "PRAGMA user_version", &version)) {
-        report_err(err, err_len, "%s: not a pgtally report (%s)", path, sqlite3_errmsg(f->db));
+    if (!store_sqlite_check_report(f->db, "main", path, "reads", &f->schema_version, err, err_len))
         goto fail;
-    }
-    if (app_id != READER_APPLICATION_ID || version <= 0) {
-        report_err(err, err_len, "%s: not a pgtally report (an SQLite file of another kind)", path);
-        goto fail;
-    }
-    if (version > STORE_SCHEMA_VERSION) {
-        report_err(err, err_len,
-                   "%s: report schema version %lld is newer than this pgtally reads (%d); "
-                   "use a newer pgtally",
-                   path, (long long)version, STORE_SCHEMA_VERSION);
-        goto fail;
-    }
-    f->schema_version = version;
     /* Scoped to the latest run until the caller selects; a file with no runs yet is fine. */
     int64_t selected = 0;
     if (!fill_scope(f, &(ReaderScope){0}, &selected, err, err_len))
@@ -299,9 +353,9 @@ ReportFile *reader_open_store(const char *db, const char *schema, const ReaderSc
     f->snapshot = snapshot;
     int64_t has_counts = 0;
     f->run_counts =
-        pragma_int(f->db,
-                   "SELECT count(*) FROM sqlite_schema WHERE name = '" READER_PG_RUN_COUNTS "'",
-                   &has_counts) &&
+        store_sqlite_int(
+            f->db, "SELECT count(*) FROM sqlite_schema WHERE name = '" READER_PG_RUN_COUNTS "'",
+            &has_counts) &&
         has_counts > 0;
     return f;
 }
@@ -408,17 +462,8 @@ static RowResult run_row(sqlite3_stmt *st, void *item, ReaderArena **arena, void
 /* mode: -1 every run, 0 the runs in scope, > 0 that run. */
 static bool load_runs(ReportFile *f, int64_t mode, ReaderRunList *out, char *err, size_t err_len)
 {
-    memset(out, 0, sizeof *out);
-    sqlite3_stmt *st = NULL;
-    if (!prepare(f, &st, sql_runs(f), err, err_len))
-        return false;
-    if (mode >= 0)
-        sqlite3_bind_int64(st, 1, mode);
-    if (read_rows(f, st, (void **)&out->items, &out->n, sizeof *out->items, &out->arena, run_row,
-                  NULL, err, err_len))
-        return true;
-    reader_run_list_free(out);
-    return false;
+    const SqliteValue params[] = {mode >= 0 ? SQLV_INT(mode) : SQLV_NULL};
+    return READ_LIST(f, out, sql_runs(f), params, run_row, NULL, err, err_len);
 }
 
 bool reader_list_runs(ReportFile *f, ReaderRunList *out, char *err, size_t err_len)
@@ -433,9 +478,7 @@ bool reader_scope_runs(ReportFile *f, ReaderRunList *out, char *err, size_t err_
 
 void reader_run_list_free(ReaderRunList *list)
 {
-    free(list->items);
-    arena_free(list->arena);
-    memset(list, 0, sizeof *list);
+    LIST_RELEASE(list);
 }
 
 /* Refills temp.scope: one statement per kind of scope, one transaction for the whole swap. */
@@ -462,16 +505,9 @@ static bool fill_scope(ReportFile *f, const ReaderScope *scope, int64_t *selecte
         sqlite3_free(msg);
         return false;
     }
-    sqlite3_stmt *st = NULL;
-    if (!prepare(f, &st, sql, err, err_len))
-        return false;
-    if (scope->run_id > 0)
-        sqlite3_bind_int64(st, 1, scope->run_id);
-    else if (scope->label)
-        sqlite3_bind_text(st, 1, scope->label, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (step_failed(f, rc, err, err_len))
+    const SqliteValue params[] = {scope->run_id > 0 ? SQLV_INT(scope->run_id)
+                                                    : SQLV_TEXT_OR_NULL(scope->label)};
+    if (!each_row(f, sql, params, N_PARAMS(params), NULL, NULL, err, err_len))
         return false;
     *selected = sqlite3_changes(f->db);
     return true;
@@ -480,14 +516,9 @@ static bool fill_scope(ReportFile *f, const ReaderScope *scope, int64_t *selecte
 /* Names a latest-run scope after the run it holds, as messages always did ("run 3"). */
 static void name_latest(ReportFile *f)
 {
-    sqlite3_stmt *st = NULL;
-    int64_t id = 0;
-    if (sqlite3_prepare_v2(f->db, "SELECT id FROM temp.scope", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        id = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    if (id > 0)
-        snprintf(f->scope_name, sizeof f->scope_name, "run %lld", (long long)id);
+    IntRow id;
+    if (query_int(f, "SELECT id FROM temp.scope", NULL, 0, &id, NULL, 0) && id.value > 0)
+        snprintf(f->scope_name, sizeof f->scope_name, "run %lld", (long long)id.value);
     else
         snprintf(f->scope_name, sizeof f->scope_name, "the latest run");
 }
@@ -524,21 +555,17 @@ const char *reader_scope_name(const ReportFile *f)
 bool reader_load_run(ReportFile *f, int64_t run_id, ReaderRun *out, char *err, size_t err_len)
 {
     memset(out, 0, sizeof *out);
-    sqlite3_stmt *st = NULL;
     int64_t id = run_id;
     if (run_id <= 0) {
-        if (!prepare(f, &st, "SELECT id FROM runs ORDER BY started_us DESC, id DESC LIMIT 1", err,
-                     err_len))
+        IntRow latest;
+        if (!query_int(f, "SELECT id FROM runs ORDER BY started_us DESC, id DESC LIMIT 1", NULL, 0,
+                       &latest, err, err_len))
             return false;
-        int rc = sqlite3_step(st);
-        id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-        sqlite3_finalize(st);
-        if (rc != SQLITE_ROW && step_failed(f, rc, err, err_len))
-            return false;
-        if (rc != SQLITE_ROW) {
+        if (!latest.found) {
             report_err(err, err_len, "%s: the report holds no runs yet", f->path);
             return false;
         }
+        id = latest.value;
     }
     ReaderRunList list;
     if (!load_runs(f, id, &list, err, err_len))
@@ -824,44 +851,59 @@ static RowResult finding_row(sqlite3_stmt *st, void *item, ReaderArena **arena, 
 static bool attach_findings(ReportFile *f, const char *route, ReaderRequestList *out, char *err,
                             size_t err_len)
 {
-    sqlite3_stmt *st = NULL;
-    if (!prepare(f, &st, sql_findings, err, err_len))
-        return false;
-    if (route)
-        sqlite3_bind_text(st, 1, route, -1, SQLITE_STATIC);
+    const SqliteValue params[] = {SQLV_TEXT_OR_NULL(route)};
     ReaderFinding *all = NULL;
     size_t n = 0;
-    if (!read_rows(f, st, (void **)&all, &n, sizeof *all, &out->arena, finding_row, out, err,
-                   err_len)) {
+    if (!read_rows(f, sql_findings, params, N_PARAMS(params), (void **)&all, &n, sizeof *all,
+                   &out->arena, finding_row, out, err, err_len)) {
         free(all);
         return false;
     }
-    if (n) {
-        /* Hand the array to the arena so the requests' slices live as long as the list. */
-        ReaderFinding *kept = arena_alloc(&out->arena, n * sizeof *kept);
-        if (!kept) {
-            free(all);
-            return out_of_memory(f, err, err_len);
+    if (!n) { /* every row skipped leaves `all` allocated */
+        free(all);
+        return true;
+    }
+    /* The array goes to the arena so the requests' slices live as long as the list. */
+    ReaderFinding *kept = arena_keep(&out->arena, all, n, sizeof *kept);
+    if (!kept)
+        return out_of_memory(f, err, err_len);
+    size_t i = 0;
+    for (size_t r = 0; r < out->n && i < n; r++) {
+        ReaderRequest *q = &out->items[r];
+        while (i < n && kept[i].request_row < q->row)
+            i++;
+        size_t start = i;
+        while (i < n && kept[i].request_row == q->row) {
+            if (kept[i].kind[0] == 'n')
+                q->n_plus_one++;
+            i++;
         }
-        memcpy(kept, all, n * sizeof *kept);
-        size_t i = 0;
-        for (size_t r = 0; r < out->n && i < n; r++) {
-            ReaderRequest *q = &out->items[r];
-            while (i < n && kept[i].request_row < q->row)
-                i++;
-            size_t start = i;
-            while (i < n && kept[i].request_row == q->row) {
-                if (kept[i].kind[0] == 'n')
-                    q->n_plus_one++;
-                i++;
-            }
-            if (i > start) {
-                q->findings = &kept[start];
-                q->n_findings = i - start;
-            }
+        if (i > start) {
+            q->findings = &kept[start];
+            q->n_findings = i - start;
         }
     }
-    free(all);
+    return true;
+}
+
+/* Reads the requests `sql` selects, each with its findings (of requests of `route`, NULL:
+ * any), into out in start order. */
+static bool read_requests(ReportFile *f, const char *sql, const SqliteValue *params,
+                          size_t n_params, const char *route, ReaderRequestList *out, char *err,
+                          size_t err_len)
+{
+    bool ok = read_list(f, sql, params, n_params, (void **)&out->items, &out->n, sizeof *out->items,
+                        &out->arena, request_row, NULL, err, err_len);
+    if (ok && out->n > 1) /* attach_findings wants them by row; qsort's array may not be NULL */
+        qsort(out->items, out->n, sizeof *out->items, cmp_request_row);
+    if (ok && out->n)
+        ok = attach_findings(f, route, out, err, err_len);
+    if (!ok) {
+        reader_request_list_free(out);
+        return false;
+    }
+    if (out->n > 1)
+        qsort(out->items, out->n, sizeof *out->items, cmp_request_start);
     return true;
 }
 
@@ -871,31 +913,14 @@ static bool load_requests_matching(ReportFile *f, const char *route, const char 
                                    const char *prefix, int64_t row, ReaderRequestList *out,
                                    char *err, size_t err_len)
 {
-    memset(out, 0, sizeof *out);
-    sqlite3_stmt *st = NULL;
-    if (!prepare(f, &st, row > 0 ? sql_request_by_row : sql_requests, err, err_len))
-        return false;
     if (row > 0) {
-        sqlite3_bind_int64(st, 3, row);
-    } else {
-        if (route)
-            sqlite3_bind_text(st, 1, route, -1, SQLITE_STATIC);
-        if (id)
-            sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-        if (prefix)
-            sqlite3_bind_text(st, 4, prefix, -1, SQLITE_STATIC);
+        const SqliteValue params[] = {SQLV_NULL, SQLV_NULL, SQLV_INT(row)};
+        return read_requests(f, sql_request_by_row, params, N_PARAMS(params), NULL, out, err,
+                             err_len);
     }
-    bool ok = read_rows(f, st, (void **)&out->items, &out->n, sizeof *out->items, &out->arena,
-                        request_row, NULL, err, err_len);
-    if (ok && out->n)
-        ok = attach_findings(f, row > 0 ? NULL : route, out, err, err_len);
-    if (!ok) {
-        reader_request_list_free(out);
-        return false;
-    }
-    if (out->n > 1) /* qsort's array may not be NULL, even empty */
-        qsort(out->items, out->n, sizeof *out->items, cmp_request_start);
-    return true;
+    const SqliteValue params[] = {SQLV_TEXT_OR_NULL(route), SQLV_TEXT_OR_NULL(id), SQLV_NULL,
+                                  SQLV_TEXT_OR_NULL(prefix)};
+    return read_requests(f, sql_requests, params, N_PARAMS(params), route, out, err, err_len);
 }
 
 static bool load_requests(ReportFile *f, const char *route, const char *id, int64_t row,
@@ -948,9 +973,7 @@ bool reader_find_request(ReportFile *f, const char *id, ReaderRequestList *out, 
 
 void reader_request_list_free(ReaderRequestList *list)
 {
-    free(list->items);
-    arena_free(list->arena);
-    memset(list, 0, sizeof *list);
+    LIST_RELEASE(list);
 }
 
 /* ---- routes -------------------------------------------------------------------------------- */
@@ -1067,9 +1090,7 @@ done:
 
 void reader_route_list_free(ReaderRouteList *list)
 {
-    free(list->items);
-    arena_free(list->arena);
-    memset(list, 0, sizeof *list);
+    LIST_RELEASE(list);
 }
 
 /* ---- top findings -------------------------------------------------------------------------- */
@@ -1137,40 +1158,32 @@ static RowResult top_finding_row(sqlite3_stmt *st, void *item, ReaderArena **are
 bool reader_top_findings(ReportFile *f, const char *route, size_t limit, ReaderTopFindingList *out,
                          char *err, size_t err_len)
 {
-    memset(out, 0, sizeof *out);
-    sqlite3_stmt *st = NULL;
-    if (!prepare(f, &st, sql_top_findings, err, err_len))
-        return false;
-    if (route)
-        sqlite3_bind_text(st, 1, route, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, limit ? (int64_t)limit : -1);
-    if (read_rows(f, st, (void **)&out->items, &out->n, sizeof *out->items, &out->arena,
-                  top_finding_row, NULL, err, err_len))
-        return true;
-    reader_top_finding_list_free(out);
-    return false;
+    const SqliteValue params[] = {SQLV_TEXT_OR_NULL(route), SQLV_LIMIT(limit)};
+    return READ_LIST(f, out, sql_top_findings, params, top_finding_row, NULL, err, err_len);
 }
 
 void reader_top_finding_list_free(ReaderTopFindingList *list)
 {
-    free(list->items);
-    arena_free(list->arena);
-    memset(list, 0, sizeof *list);
+    LIST_RELEASE(list);
 }
 
 /* ---- fingerprints -------------------------------------------------------------------------- */
 
-static const char sql_fingerprints[] =
-    "SELECT rf.fingerprint, coalesce(p.normalized, ''), coalesce(p.command, ''), p.sample,"
-    " coalesce(p.first_seen_us, 0), count(DISTINCT rf.request_id), sum(rf.calls),"
-    " sum(rf.total_time_us), sum(rf.rows), sum(rf.bytes), sum(rf.errors), max(rf.calls),"
-    " max(rf.is_write)"
-    " FROM request_fingerprints rf JOIN requests q ON q.id = rf.request_id"
-    " LEFT JOIN fingerprints p ON p.fingerprint = rf.fingerprint"
-    " WHERE q.run_id" IN_SCOPE " AND (?1 IS NULL OR rf.fingerprint = ?1)"
-    " GROUP BY rf.fingerprint"
-    " ORDER BY CASE WHEN ?2 THEN sum(rf.total_time_us) ELSE sum(rf.calls) END DESC,"
-    " rf.fingerprint LIMIT ?3";
+/* The scope's fingerprints that `where` keeps (with ?1), by calls or, ?2 true, by time;
+ * LIMIT ?3. */
+#define SQL_FINGERPRINTS(where)                                                                    \
+    "SELECT rf.fingerprint, coalesce(p.normalized, ''), coalesce(p.command, ''), p.sample,"        \
+    " coalesce(p.first_seen_us, 0), count(DISTINCT rf.request_id), sum(rf.calls),"                 \
+    " sum(rf.total_time_us), sum(rf.rows), sum(rf.bytes), sum(rf.errors), max(rf.calls),"          \
+    " max(rf.is_write)"                                                                            \
+    " FROM request_fingerprints rf JOIN requests q ON q.id = rf.request_id"                        \
+    " LEFT JOIN fingerprints p ON p.fingerprint = rf.fingerprint"                                  \
+    " WHERE q.run_id" IN_SCOPE " AND " where " GROUP BY rf.fingerprint"                            \
+    " ORDER BY CASE WHEN ?2 THEN sum(rf.total_time_us) ELSE sum(rf.calls) END DESC,"               \
+    " rf.fingerprint LIMIT ?3"
+
+static const char sql_fingerprints[] = SQL_FINGERPRINTS("(?1 IS NULL OR rf.fingerprint = ?1)");
+static const char sql_route_fingerprints[] = SQL_FINGERPRINTS("q.route = ?1");
 
 static const char sql_fingerprint_text[] =
     "SELECT fingerprint, normalized, command, sample, first_seen_us FROM fingerprints"
@@ -1218,28 +1231,20 @@ static RowResult fingerprint_row(sqlite3_stmt *st, void *item, ReaderArena **are
     return ROW_KEPT;
 }
 
-static bool load_fingerprints(ReportFile *f, const char *fingerprint, ReaderFingerprintOrder order,
-                              size_t limit, ReaderFingerprintList *out, char *err, size_t err_len)
+/* `sql`: SQL_FINGERPRINTS, `key` its ?1. */
+static bool load_fingerprints(ReportFile *f, const char *sql, const char *key,
+                              ReaderFingerprintOrder order, size_t limit,
+                              ReaderFingerprintList *out, char *err, size_t err_len)
 {
-    memset(out, 0, sizeof *out);
-    sqlite3_stmt *st = NULL;
-    if (!prepare(f, &st, sql_fingerprints, err, err_len))
-        return false;
-    if (fingerprint)
-        sqlite3_bind_text(st, 1, fingerprint, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, order == READER_BY_TIME);
-    sqlite3_bind_int64(st, 3, limit ? (int64_t)limit : -1);
-    if (read_rows(f, st, (void **)&out->items, &out->n, sizeof *out->items, &out->arena,
-                  fingerprint_row, NULL, err, err_len))
-        return true;
-    reader_fingerprint_list_free(out);
-    return false;
+    const SqliteValue params[] = {SQLV_TEXT_OR_NULL(key), SQLV_INT(order == READER_BY_TIME),
+                                  SQLV_LIMIT(limit)};
+    return READ_LIST(f, out, sql, params, fingerprint_row, NULL, err, err_len);
 }
 
 bool reader_top_fingerprints(ReportFile *f, ReaderFingerprintOrder order, size_t limit,
                              ReaderFingerprintList *out, char *err, size_t err_len)
 {
-    return load_fingerprints(f, NULL, order, limit, out, err, err_len);
+    return load_fingerprints(f, sql_fingerprints, NULL, order, limit, out, err, err_len);
 }
 
 typedef struct FingerprintMatch {
@@ -1274,14 +1279,11 @@ static bool resolve_fingerprint(ReportFile *f, const char *given, char out[17], 
         return false;
     }
     lower[len] = '\0';
-    sqlite3_stmt *st = NULL;
-    if (!prepare(f, &st, sql_fingerprint_prefix, err, err_len))
-        return false;
-    sqlite3_bind_text(st, 1, lower, -1, SQLITE_TRANSIENT);
+    const SqliteValue params[] = {SQLV_TEXT(lower)};
     FingerprintMatch *matches = NULL;
     size_t n = 0;
-    bool ok = read_rows(f, st, (void **)&matches, &n, sizeof *matches, NULL, match_row, NULL, err,
-                        err_len);
+    bool ok = read_rows(f, sql_fingerprint_prefix, params, N_PARAMS(params), (void **)&matches, &n,
+                        sizeof *matches, NULL, match_row, NULL, err, err_len);
     if (ok && n == 1)
         copy_hex16(out, matches[0].fingerprint);
     free(matches);
@@ -1306,6 +1308,15 @@ static RowResult fingerprint_route_row(sqlite3_stmt *st, void *item, ReaderArena
     return r->route ? ROW_KEPT : ROW_NO_MEMORY;
 }
 
+/* A fingerprint's text alone (sql_fingerprint_text): one the scope never executed. */
+static RowResult fingerprint_text_row(sqlite3_stmt *st, void *item, ReaderArena **arena, void *ctx)
+{
+    (void)ctx;
+    ReaderFingerprint *x = item;
+    copy_hex16(x->fingerprint, col_text(st, 0));
+    return fingerprint_texts(x, st, 1, arena) ? ROW_KEPT : ROW_NO_MEMORY;
+}
+
 bool reader_fingerprint(ReportFile *f, const char *fingerprint, ReaderFingerprintList *out,
                         char *err, size_t err_len)
 {
@@ -1313,60 +1324,39 @@ bool reader_fingerprint(ReportFile *f, const char *fingerprint, ReaderFingerprin
     memset(out, 0, sizeof *out);
     if (!resolve_fingerprint(f, fingerprint, fp, err, err_len))
         return false;
-    if (!load_fingerprints(f, fp, READER_BY_CALLS, 0, out, err, err_len))
+    const SqliteValue params[] = {SQLV_TEXT(fp)};
+    if (!load_fingerprints(f, sql_fingerprints, fp, READER_BY_CALLS, 0, out, err, err_len))
         return false;
-    sqlite3_stmt *st = NULL;
-    bool ok = true;
-    if (out->n == 0) {
-        /* Known text, never executed in this scope: details with zero calls. */
+    /* Known text, never executed in this scope: details with zero calls. */
+    if (out->n == 0 &&
+        !READ_LIST(f, out, sql_fingerprint_text, params, fingerprint_text_row, NULL, err, err_len))
+        return false;
+    if (out->n == 0) { /* only in request_fingerprints of runs out of scope: no text either */
         ReaderFingerprint *x = calloc(1, sizeof *x);
         if (!x)
             return out_of_memory(f, err, err_len);
         out->items = x;
         out->n = 1;
         copy_hex16(x->fingerprint, fp);
-        if (!prepare(f, &st, sql_fingerprint_text, err, err_len))
-            goto fail;
-        sqlite3_bind_text(st, 1, fp, -1, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW && !fingerprint_texts(x, st, 1, &out->arena))
-            ok = out_of_memory(f, err, err_len);
-        else if (rc != SQLITE_ROW && step_failed(f, rc, err, err_len))
-            ok = false;
-        else if (rc != SQLITE_ROW)
-            x->normalized = x->command = "";
-        sqlite3_finalize(st);
-        st = NULL;
-        if (!ok)
-            goto fail;
+        x->normalized = x->command = "";
     }
     ReaderFingerprint *x = &out->items[0];
-    if (!prepare(f, &st, sql_fingerprint_routes, err, err_len))
-        goto fail;
-    sqlite3_bind_text(st, 1, fp, -1, SQLITE_STATIC);
     ReaderFingerprintRoute *routes = NULL;
-    ok = read_rows(f, st, (void **)&routes, &x->n_routes, sizeof *routes, &out->arena,
-                   fingerprint_route_row, NULL, err, err_len);
-    if (ok && x->n_routes) {
-        x->routes = arena_alloc(&out->arena, x->n_routes * sizeof *routes);
-        if (x->routes)
-            memcpy(x->routes, routes, x->n_routes * sizeof *routes);
-        else
-            ok = out_of_memory(f, err, err_len);
-    }
-    free(routes);
-    if (ok)
-        return true;
-fail:
-    reader_fingerprint_list_free(out);
-    return false;
+    bool ok = read_rows(f, sql_fingerprint_routes, params, N_PARAMS(params), (void **)&routes,
+                        &x->n_routes, sizeof *routes, &out->arena, fingerprint_route_row, NULL, err,
+                        err_len);
+    if (!ok || !x->n_routes)
+        free(routes);
+    else if (!(x->routes = arena_keep(&out->arena, routes, x->n_routes, sizeof *routes)))
+        ok = out_of_memory(f, err, err_len);
+    if (!ok)
+        reader_fingerprint_list_free(out);
+    return ok;
 }
 
 void reader_fingerprint_list_free(ReaderFingerprintList *list)
 {
-    free(list->items);
-    arena_free(list->arena);
-    memset(list, 0, sizeof *list);
+    LIST_RELEASE(list);
 }
 
 /* ---- timeline ------------------------------------------------------------------------------ */
@@ -1398,54 +1388,39 @@ static RowResult statement_row(sqlite3_stmt *st, void *item, ReaderArena **arena
 bool reader_timeline(ReportFile *f, int64_t request_row, ReaderTimeline *out, char *err,
                      size_t err_len)
 {
-    memset(out, 0, sizeof *out);
-    sqlite3_stmt *st = NULL;
-    if (!prepare(f, &st, sql_timeline, err, err_len))
-        return false;
-    sqlite3_bind_int64(st, 1, request_row);
-    if (read_rows(f, st, (void **)&out->items, &out->n, sizeof *out->items, &out->arena,
-                  statement_row, NULL, err, err_len))
-        return true;
-    reader_timeline_free(out);
-    return false;
+    const SqliteValue params[] = {SQLV_INT(request_row)};
+    return READ_LIST(f, out, sql_timeline, params, statement_row, NULL, err, err_len);
 }
 
 void reader_timeline_free(ReaderTimeline *timeline)
 {
-    free(timeline->items);
-    arena_free(timeline->arena);
-    memset(timeline, 0, sizeof *timeline);
+    LIST_RELEASE(timeline);
 }
 
 /* ---- served pages: one route's statements, one statement's latencies ------------------------ */
 
-static const char sql_route_fingerprints[] =
-    "SELECT rf.fingerprint, coalesce(p.normalized, ''), coalesce(p.command, ''), p.sample,"
-    " coalesce(p.first_seen_us, 0), count(DISTINCT rf.request_id), sum(rf.calls),"
-    " sum(rf.total_time_us), sum(rf.rows), sum(rf.bytes), sum(rf.errors), max(rf.calls),"
-    " max(rf.is_write)"
-    " FROM request_fingerprints rf JOIN requests q ON q.id = rf.request_id"
-    " LEFT JOIN fingerprints p ON p.fingerprint = rf.fingerprint"
-    " WHERE q.run_id" IN_SCOPE " AND q.route = ?1"
-    " GROUP BY rf.fingerprint"
-    " ORDER BY CASE WHEN ?2 THEN sum(rf.total_time_us) ELSE sum(rf.calls) END DESC,"
-    " rf.fingerprint LIMIT ?3";
-
 bool reader_route_fingerprints(ReportFile *f, const char *route, ReaderFingerprintOrder order,
                                size_t limit, ReaderFingerprintList *out, char *err, size_t err_len)
 {
-    memset(out, 0, sizeof *out);
-    sqlite3_stmt *st = NULL;
-    if (!prepare(f, &st, sql_route_fingerprints, err, err_len))
-        return false;
-    sqlite3_bind_text(st, 1, route, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 2, order == READER_BY_TIME);
-    sqlite3_bind_int64(st, 3, limit ? (int64_t)limit : -1);
-    if (read_rows(f, st, (void **)&out->items, &out->n, sizeof *out->items, &out->arena,
-                  fingerprint_row, NULL, err, err_len))
-        return true;
-    reader_fingerprint_list_free(out);
-    return false;
+    return load_fingerprints(f, sql_route_fingerprints, route, order, limit, out, err, err_len);
+}
+
+typedef struct Histogram {
+    const uint64_t *bounds_us;
+    size_t n_bounds;
+    uint64_t *counts;
+} Histogram;
+
+static bool count_duration(sqlite3_stmt *st, void *ctx)
+{
+    Histogram *h = ctx;
+    int64_t d = sqlite3_column_int64(st, 0);
+    uint64_t us = d > 0 ? (uint64_t)d : 0;
+    size_t b = 0;
+    while (b < h->n_bounds && us > h->bounds_us[b])
+        b++;
+    h->counts[b]++;
+    return true;
 }
 
 static const char sql_fingerprint_durations[] =
@@ -1456,21 +1431,10 @@ bool reader_fingerprint_latencies(ReportFile *f, const char *fingerprint, const 
                                   size_t n_bounds, uint64_t *counts, char *err, size_t err_len)
 {
     memset(counts, 0, (n_bounds + 1) * sizeof *counts);
-    sqlite3_stmt *st = NULL;
-    if (!prepare(f, &st, sql_fingerprint_durations, err, err_len))
-        return false;
-    sqlite3_bind_text(st, 1, fingerprint, -1, SQLITE_STATIC);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t d = sqlite3_column_int64(st, 0);
-        uint64_t us = d > 0 ? (uint64_t)d : 0;
-        size_t b = 0;
-        while (b < n_bounds && us > bounds_us[b])
-            b++;
-        counts[b]++;
-    }
-    sqlite3_finalize(st);
-    return !step_failed(f, rc, err, err_len);
+    Histogram h = {bounds_us, n_bounds, counts};
+    const SqliteValue params[] = {SQLV_TEXT(fingerprint)};
+    return each_row(f, sql_fingerprint_durations, params, N_PARAMS(params), count_duration, &h, err,
+                    err_len);
 }
 
 static const char sql_latest_requests[] =
@@ -1479,24 +1443,7 @@ static const char sql_latest_requests[] =
 bool reader_latest_requests(ReportFile *f, const char *route, size_t limit, ReaderRequestList *out,
                             char *err, size_t err_len)
 {
-    memset(out, 0, sizeof *out);
-    sqlite3_stmt *st = NULL;
-    if (!prepare(f, &st, sql_latest_requests, err, err_len))
-        return false;
-    if (route)
-        sqlite3_bind_text(st, 1, route, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, limit ? (int64_t)limit : -1);
-    bool ok = read_rows(f, st, (void **)&out->items, &out->n, sizeof *out->items, &out->arena,
-                        request_row, NULL, err, err_len);
-    if (ok && out->n > 1) /* attach_findings wants them by row */
-        qsort(out->items, out->n, sizeof *out->items, cmp_request_row);
-    if (ok && out->n)
-        ok = attach_findings(f, route, out, err, err_len);
-    if (!ok) {
-        reader_request_list_free(out);
-        return false;
-    }
-    if (out->n > 1)
-        qsort(out->items, out->n, sizeof *out->items, cmp_request_start);
-    return true;
+    const SqliteValue params[] = {SQLV_TEXT_OR_NULL(route), SQLV_LIMIT(limit)};
+    return read_requests(f, sql_latest_requests, params, N_PARAMS(params), route, out, err,
+                         err_len);
 }

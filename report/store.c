@@ -7,7 +7,6 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "report/errfmt.h"
 #include "report/store/backend.h"
 #include "report/store/pq.h"
 
@@ -90,19 +90,6 @@ struct Store {
     int64_t last_write_ns;        /* CLOCK_MONOTONIC of the latest processed batch */
     StoreStats stats;
 };
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || !err_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
 
 static int64_t now_us(void)
 {
@@ -540,7 +527,7 @@ Store *store_open(const char *path, const StoreOptions *opts, char *err, size_t 
     bool sync_ready = false;
     Store *s = calloc(1, sizeof *s);
     if (!s) {
-        set_err(err, err_len, "%s: out of memory", path);
+        report_err(err, err_len, "%s: out of memory", path);
         goto fail;
     }
     s->cap = o->queue_max_records ? o->queue_max_records : DEFAULT_QUEUE_RECORDS;
@@ -553,11 +540,11 @@ Store *store_open(const char *path, const StoreOptions *opts, char *err, size_t 
     s->ring = calloc(s->cap, sizeof *s->ring);
     s->batch = calloc(s->cap, sizeof *s->batch);
     if (!s->ring || !s->batch) {
-        set_err(err, err_len, "%s: out of memory for the store queue", path);
+        report_err(err, err_len, "%s: out of memory for the store queue", path);
         goto fail;
     }
     if (!new_run_uuid(s->run_uuid)) {
-        set_err(err, err_len, "%s: cannot draw a run id: %s", path, strerror(errno));
+        report_err(err, err_len, "%s: cannot draw a run id: %s", path, strerror(errno));
         goto fail;
     }
     StoreRunInfo run = {
@@ -597,8 +584,8 @@ Store *store_open(const char *path, const StoreOptions *opts, char *err, size_t 
     int rc = pthread_create(&s->writer, NULL, writer_main, s);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
-        set_err(err, err_len, "%s: cannot start the writer thread: %s", s->stats.store,
-                strerror(rc));
+        report_err(err, err_len, "%s: cannot start the writer thread: %s", s->stats.store,
+                   strerror(rc));
         goto fail;
     }
     pthread_setname_np(s->writer, "pgtally-store");
@@ -748,8 +735,9 @@ bool store_close(Store *s, const StoreRunTotals *totals, char *err, size_t err_l
         if (s->backend->ops->finish)
             s->backend->ops->finish(s->backend);
     } else {
-        set_err(err, err_len, "%s: cannot record the run's totals: the store is unreachable (%s)",
-                s->stats.store, s->stats.last_error);
+        report_err(err, err_len,
+                   "%s: cannot record the run's totals: the store is unreachable (%s)",
+                   s->stats.store, s->stats.last_error);
     }
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->wake);

@@ -7,6 +7,7 @@
  * their request. */
 #include "report/tally.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,17 +113,57 @@ struct Tally {
 
 /* ---- options ------------------------------------------------------------------------------ */
 
+#define OPTION(f) offsetof(TallyOptions, f), sizeof(((TallyOptions *)0)->f)
+
+static const struct {
+    const char *key;
+    uint64_t default_value;
+    size_t offset, size; /* of its field in TallyOptions: a uint32_t or a uint64_t */
+} thresholds[TALLY_N_THRESHOLDS] = {
+    [TALLY_N_PLUS_ONE_CALLS] = {"n_plus_one_calls", 5, OPTION(n_plus_one_min_calls)},
+    [TALLY_N_PLUS_ONE_DISTINCT] = {"n_plus_one_distinct", 2, OPTION(n_plus_one_min_distinct)},
+    [TALLY_DUPLICATE_MIN] = {"duplicate_min", 1, OPTION(duplicate_min)},
+    [TALLY_OVERFETCH_ROWS] = {"overfetch_rows", 1000, OPTION(overfetch_rows)},
+    [TALLY_OVERFETCH_BYTES] = {"overfetch_bytes", 1 << 20, OPTION(overfetch_bytes)},
+    [TALLY_REQUEST_OVERFETCH_ROWS] = {"request_overfetch_rows", 10000,
+                                      OPTION(request_overfetch_rows)},
+    [TALLY_REQUEST_OVERFETCH_BYTES] = {"request_overfetch_bytes", 10 << 20,
+                                       OPTION(request_overfetch_bytes)},
+};
+
+const char *tally_threshold_key(TallyThresholdId id)
+{
+    return thresholds[id].key;
+}
+
+uint64_t tally_threshold_default(TallyThresholdId id)
+{
+    return thresholds[id].default_value;
+}
+
+uint64_t tally_threshold_get(const TallyOptions *o, TallyThresholdId id)
+{
+    const char *field = (const char *)o + thresholds[id].offset;
+    if (thresholds[id].size == sizeof(uint32_t))
+        return *(const uint32_t *)field;
+    return *(const uint64_t *)field;
+}
+
+void tally_threshold_set(TallyOptions *o, TallyThresholdId id, uint64_t value)
+{
+    char *field = (char *)o + thresholds[id].offset;
+    if (thresholds[id].size == sizeof(uint32_t))
+        *(uint32_t *)field = (uint32_t)value;
+    else
+        *(uint64_t *)field = value;
+}
+
 void tally_options_default(TallyOptions *o)
 {
     memset(o, 0, sizeof *o);
     o->request_gap_us = 1000000;
-    o->n_plus_one_min_calls = 5;
-    o->n_plus_one_min_distinct = 2;
-    o->duplicate_min = 1;
-    o->overfetch_rows = 1000;
-    o->overfetch_bytes = 1 << 20;
-    o->request_overfetch_rows = 10000;
-    o->request_overfetch_bytes = 10 << 20;
+    for (int i = 0; i < TALLY_N_THRESHOLDS; i++)
+        tally_threshold_set(o, (TallyThresholdId)i, thresholds[i].default_value);
     o->max_open_requests = 10000;
     o->max_fingerprints_per_request = 1024;
     o->max_pairs_per_request = 16384;
@@ -134,13 +175,9 @@ void tally_options_default(TallyOptions *o)
 void tally_set_thresholds(Tally *t, const TallyOptions *o)
 {
     t->options.request_gap_us = o->request_gap_us;
-    t->options.n_plus_one_min_calls = o->n_plus_one_min_calls;
-    t->options.n_plus_one_min_distinct = o->n_plus_one_min_distinct;
-    t->options.duplicate_min = o->duplicate_min;
-    t->options.overfetch_rows = o->overfetch_rows;
-    t->options.overfetch_bytes = o->overfetch_bytes;
-    t->options.request_overfetch_rows = o->request_overfetch_rows;
-    t->options.request_overfetch_bytes = o->request_overfetch_bytes;
+    for (int i = 0; i < TALLY_N_THRESHOLDS; i++)
+        tally_threshold_set(&t->options, (TallyThresholdId)i,
+                            tally_threshold_get(o, (TallyThresholdId)i));
 }
 
 const TallyStats *tally_stats(const Tally *t)

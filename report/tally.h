@@ -70,6 +70,26 @@ typedef struct TallyOptions {
 /* The documented defaults (docs/operations.md) (n_plus_one >= 5 calls with >= 2 value sets...). */
 void tally_options_default(TallyOptions *options);
 
+/* The finding thresholds of TallyOptions, one table in tally.c: the proxy's defaults, the
+ * settings it stores with a run and TallyOptions all take their names and defaults from it. */
+typedef enum TallyThresholdId {
+    TALLY_N_PLUS_ONE_CALLS,
+    TALLY_N_PLUS_ONE_DISTINCT,
+    TALLY_DUPLICATE_MIN,
+    TALLY_OVERFETCH_ROWS,
+    TALLY_OVERFETCH_BYTES,
+    TALLY_REQUEST_OVERFETCH_ROWS,
+    TALLY_REQUEST_OVERFETCH_BYTES,
+    TALLY_N_THRESHOLDS,
+} TallyThresholdId;
+
+/* Its name in a run's stored settings, e.g. "n_plus_one_calls". */
+const char *tally_threshold_key(TallyThresholdId id);
+uint64_t tally_threshold_default(TallyThresholdId id);
+uint64_t tally_threshold_get(const TallyOptions *options, TallyThresholdId id);
+/* Sets it, cut to the field's width. */
+void tally_threshold_set(TallyOptions *options, TallyThresholdId id, uint64_t value);
+
 typedef struct TallyStats {
     uint64_t statements;        /* every statement fed in (setup statements included) */
     uint64_t app_statements;    /* counted as the app's queries */

@@ -7,11 +7,11 @@
  * wins; a later one only fills a missing sample). requests.id values come from the schema's
  * sequence in blocks (STORE_PG_ID_BLOCK per nextval), so they are unique in the whole store and
  * the children can be written before the server has seen their request. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "report/errfmt.h"
 #include "report/store.h"
 #include "report/store/backend.h"
 #include "report/store/pg_schema.h"
@@ -48,19 +48,6 @@ typedef struct PgBackend {
     bool committed_before; /* a retry found its requests already there */
 } PgBackend;
 
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || !err_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
-
 static PgBackend *pgb(StoreBackend *b)
 {
     return (PgBackend *)b;
@@ -93,7 +80,7 @@ static void conn_error(PgBackend *p, const PGresult *res, const char *what, char
     const char *m = res ? p->pq->resultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     one_line(m && *m ? m : (p->conn ? p->pq->errorMessage(p->conn) : "not connected"), msg,
              sizeof msg);
-    set_err(err, err_len, "%s: %s: %s", p->base.name, what, msg);
+    report_err(err, err_len, "%s: %s: %s", p->base.name, what, msg);
 }
 
 /* ---- buffers ----------------------------------------------------------------------------- */
@@ -315,7 +302,7 @@ static bool op_begin(StoreBackend *b, size_t n_requests, bool retry, char *err, 
     if (need > p->cap_blocks) {
         int64_t *nb = realloc(p->id_blocks, need * sizeof *nb);
         if (!nb) {
-            set_err(err, err_len, "%s: out of memory", p->base.name);
+            report_err(err, err_len, "%s: out of memory", p->base.name);
             return false;
         }
         p->id_blocks = nb;
@@ -357,7 +344,7 @@ static bool op_write_request(StoreBackend *b, const RequestRecord *r, char *err,
     PgBackend *p = pgb(b);
     size_t i = p->next_request++;
     if (i / STORE_PG_ID_BLOCK >= p->n_blocks) {
-        set_err(err, err_len, "%s: more requests than ids reserved", p->base.name);
+        report_err(err, err_len, "%s: more requests than ids reserved", p->base.name);
         return false;
     }
     int64_t id = p->id_blocks[i / STORE_PG_ID_BLOCK] + (int64_t)(i % STORE_PG_ID_BLOCK);
@@ -432,7 +419,7 @@ static bool op_write_request(StoreBackend *b, const RequestRecord *r, char *err,
         buf_u64(q, t->setup), buf_eol(q);
     }
     if (p->requests.oom || p->request_fingerprints.oom || p->findings.oom || p->statements.oom) {
-        set_err(err, err_len, "%s: out of memory for a batch", p->base.name);
+        report_err(err, err_len, "%s: out of memory for a batch", p->base.name);
         return false;
     }
     return true;
@@ -446,7 +433,7 @@ static bool op_write_fingerprint(StoreBackend *b, const FingerprintRecord *r, ch
         size_t cap = p->cap_fps ? p->cap_fps * 2 : 256;
         const FingerprintRecord **n = realloc(p->fps, cap * sizeof *n);
         if (!n) {
-            set_err(err, err_len, "%s: out of memory for a batch", p->base.name);
+            report_err(err, err_len, "%s: out of memory for a batch", p->base.name);
             return false;
         }
         p->fps = n;
@@ -533,7 +520,7 @@ static bool upsert_fingerprints(PgBackend *p, char *err, size_t err_len)
     char *sql = malloc(sql_cap);
     bool ok = slots && values && fp_hex && seen && sql;
     if (!ok)
-        set_err(err, err_len, "%s: out of memory for a batch", p->base.name);
+        report_err(err, err_len, "%s: out of memory for a batch", p->base.name);
     size_t n = 0;
     if (ok) {
         for (size_t i = 0; i < p->n_fps; i++)
@@ -635,7 +622,7 @@ static bool op_update_run(StoreBackend *b, const StoreRunUpdate *u, char *err, s
 {
     PgBackend *p = pgb(b);
     if (!p->conn || !p->run_id) {
-        set_err(err, err_len, "%s: cannot record the run's totals: not connected", p->base.name);
+        report_err(err, err_len, "%s: cannot record the run's totals: not connected", p->base.name);
         return false;
     }
     char sql[512];
@@ -740,10 +727,10 @@ StoreBackend *store_pg_open(const char *target, const char *schema, const StoreR
     pq_redact(target, name, sizeof name);
     const char *sch = schema && *schema ? schema : STORE_PG_DEFAULT_SCHEMA;
     if (!store_pg_schema_name_valid(sch)) {
-        set_err(err, err_len,
-                "--db-schema: invalid schema name \"%s\" (1 to 63 letters, digits or _, not "
-                "starting with a digit)",
-                sch);
+        report_err(err, err_len,
+                   "--db-schema: invalid schema name \"%s\" (1 to 63 letters, digits or _, not "
+                   "starting with a digit)",
+                   sch);
         return NULL;
     }
     const PqApi *pq = pq_load(err, err_len);
@@ -755,7 +742,7 @@ StoreBackend *store_pg_open(const char *target, const char *schema, const StoreR
     if (!opts) {
         char msg[300];
         one_line(perr ? perr : "out of memory", msg, sizeof msg);
-        set_err(err, err_len, "%s: not a valid PostgreSQL connection string: %s", name, msg);
+        report_err(err, err_len, "%s: not a valid PostgreSQL connection string: %s", name, msg);
         if (perr)
             pq->freemem(perr);
         return NULL;
@@ -763,7 +750,7 @@ StoreBackend *store_pg_open(const char *target, const char *schema, const StoreR
     pq->conninfoFree(opts);
     PgBackend *p = calloc(1, sizeof *p);
     if (!p) {
-        set_err(err, err_len, "%s: out of memory", name);
+        report_err(err, err_len, "%s: out of memory", name);
         return NULL;
     }
     p->base.ops = &pg_ops;
@@ -778,7 +765,7 @@ StoreBackend *store_pg_open(const char *target, const char *schema, const StoreR
     snprintf(p->uuid, sizeof p->uuid, "%s", run->uuid);
     if (!p->target || !p->settings || !p->label || !p->instance || !p->version) {
         op_free(&p->base);
-        set_err(err, err_len, "%s: out of memory", name);
+        report_err(err, err_len, "%s: out of memory", name);
         return NULL;
     }
     p->run = *run;

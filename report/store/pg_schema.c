@@ -2,10 +2,11 @@
 #include "report/store/pg_schema.h"
 
 #include <ctype.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "report/errfmt.h"
 
 /* Flags are smallint 0/1 and figures bigint, as in the SQLite file, so one set of queries
  * (max(is_write), sum(truncated), complete = 1 ...) reads both stores. Fingerprints and
@@ -104,19 +105,6 @@ const char *const store_pg_migrations[STORE_PG_SCHEMA_VERSION] = {
     "  PRIMARY KEY (request_id, seq));",
 };
 
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || !err_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
-
 bool store_pg_schema_name_valid(const char *name)
 {
     if (!name || !*name || strlen(name) > 63 || isdigit((unsigned char)name[0]))
@@ -152,13 +140,13 @@ static PGresult *run(const PqApi *pq, PGconn *conn, const char *sql, const char 
     snprintf(msg, sizeof msg, "%s", result_message(pq, res, conn));
     msg[strcspn(msg, "\n")] = 0;
     if (state && strcmp(state, "42501") == 0)
-        set_err(err, err_len,
-                "%s: %s: %s (the store's role needs the CREATE privilege on the database to "
-                "create the schema once, or an owner creates it and grants the role USAGE, "
-                "CREATE and its tables' privileges)",
-                store, what, msg);
+        report_err(err, err_len,
+                   "%s: %s: %s (the store's role needs the CREATE privilege on the database to "
+                   "create the schema once, or an owner creates it and grants the role USAGE, "
+                   "CREATE and its tables' privileges)",
+                   store, what, msg);
     else
-        set_err(err, err_len, "%s: %s: %s", store, what, msg);
+        report_err(err, err_len, "%s: %s: %s", store, what, msg);
     pq->clear(res);
     return NULL;
 }
@@ -202,8 +190,8 @@ bool store_pg_schema_version(const PqApi *pq, PGconn *conn, const char *schema, 
                              int *version, char *err, size_t err_len)
 {
     if (!store_pg_schema_name_valid(schema)) {
-        set_err(err, err_len, "%s: invalid schema name \"%s\" (letters, digits, _)", store,
-                schema ? schema : "");
+        report_err(err, err_len, "%s: invalid schema name \"%s\" (letters, digits, _)", store,
+                   schema ? schema : "");
         return false;
     }
     return read_version(pq, conn, schema, store, version, err, err_len);
@@ -213,8 +201,8 @@ bool store_pg_migrate(const PqApi *pq, PGconn *conn, const char *schema, const c
                       char *err, size_t err_len)
 {
     if (!store_pg_schema_name_valid(schema)) {
-        set_err(err, err_len, "%s: invalid schema name \"%s\" (letters, digits, _)", store,
-                schema ? schema : "");
+        report_err(err, err_len, "%s: invalid schema name \"%s\" (letters, digits, _)", store,
+                   schema ? schema : "");
         return false;
     }
     char sql[256], what[96];
@@ -228,10 +216,10 @@ bool store_pg_migrate(const PqApi *pq, PGconn *conn, const char *schema, const c
         !read_version(pq, conn, schema, store, &version, err, err_len))
         goto fail;
     if (version > STORE_PG_SCHEMA_VERSION) {
-        set_err(err, err_len,
-                "%s: schema \"%s\" is at version %d, newer than this pgtally supports (%d); use "
-                "a newer pgtally or another --db-schema",
-                store, schema, version, STORE_PG_SCHEMA_VERSION);
+        report_err(err, err_len,
+                   "%s: schema \"%s\" is at version %d, newer than this pgtally supports (%d); use "
+                   "a newer pgtally or another --db-schema",
+                   store, schema, version, STORE_PG_SCHEMA_VERSION);
         goto fail;
     }
     if (version < STORE_PG_SCHEMA_VERSION) {

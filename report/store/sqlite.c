@@ -7,21 +7,19 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "report/errfmt.h"
 #include "report/store.h"
 #include "report/store/backend.h"
+#include "report/store/sqlite.h"
 
 #ifndef PGTALLY_VERSION
 #define PGTALLY_VERSION "unknown"
 #endif
-
-/* "pgtl": marks the file as a pgtally report, so another tool's database is never migrated. */
-#define STORE_APPLICATION_ID 0x7067746c
 
 /* ---- schema ---------------------------------------------------------------------------- */
 
@@ -183,19 +181,6 @@ typedef struct SqliteBackend {
     Statements st;
 } SqliteBackend;
 
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (!err || !err_len)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
-
 /* 16 lowercase hex digits: the form every interface shows fingerprints and hashes in. */
 static void hex16(uint64_t v, char out[17])
 {
@@ -215,21 +200,71 @@ static bool exec_sql(sqlite3 *db, const char *sql, const char *what, const char 
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
         return true;
-    set_err(err, err_len, "%s: %s: %s", path, what, msg ? msg : sqlite3_errmsg(db));
+    report_err(err, err_len, "%s: %s: %s", path, what, msg ? msg : sqlite3_errmsg(db));
     sqlite3_free(msg);
     return false;
 }
 
-static bool query_int(sqlite3 *db, const char *sql, int64_t *out)
+void store_sqlite_bind(sqlite3_stmt *st, const SqliteValue *values, size_t n)
+{
+    int count = sqlite3_bind_parameter_count(st);
+    for (int i = 0; i < count && (size_t)i < n; i++) {
+        const SqliteValue *v = &values[i];
+        if (v->type == SQLITE_VALUE_INT)
+            sqlite3_bind_int64(st, i + 1, v->i);
+        else if (v->type == SQLITE_VALUE_TEXT)
+            sqlite3_bind_text(st, i + 1, v->s, v->len, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, i + 1);
+    }
+}
+
+bool store_sqlite_run(sqlite3 *db, const char *sql, const SqliteValue *values, size_t n,
+                      int64_t *value, uint64_t *changed)
 {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
         return false;
-    bool ok = sqlite3_step(st) == SQLITE_ROW;
-    if (ok)
-        *out = sqlite3_column_int64(st, 0);
+    store_sqlite_bind(st, values, n);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && value)
+        *value = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    return ok;
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        return false;
+    if (changed)
+        *changed = (uint64_t)sqlite3_changes(db);
+    return true;
+}
+
+bool store_sqlite_int(sqlite3 *db, const char *sql, int64_t *out)
+{
+    return store_sqlite_run(db, sql, NULL, 0, out, NULL);
+}
+
+bool store_sqlite_check_report(sqlite3 *db, const char *schema, const char *path, const char *doing,
+                               int64_t *version, char *err, size_t err_len)
+{
+    char app_sql[96], version_sql[96];
+    int64_t app_id = 0;
+    snprintf(app_sql, sizeof app_sql, "PRAGMA %s.application_id", schema);
+    snprintf(version_sql, sizeof version_sql, "PRAGMA %s.user_version", schema);
+    if (!store_sqlite_int(db, app_sql, &app_id) || !store_sqlite_int(db, version_sql, version)) {
+        report_err(err, err_len, "%s: not a pgtally report (%s)", path, sqlite3_errmsg(db));
+        return false;
+    }
+    if (app_id != STORE_APPLICATION_ID || *version <= 0) {
+        report_err(err, err_len, "%s: not a pgtally report (an SQLite file of another kind)", path);
+        return false;
+    }
+    if (*version > STORE_SCHEMA_VERSION) {
+        report_err(err, err_len,
+                   "%s: report schema version %lld is newer than this pgtally %s (%d); "
+                   "use a newer pgtally",
+                   path, (long long)*version, doing, STORE_SCHEMA_VERSION);
+        return false;
+    }
+    return true;
 }
 
 /* Brings the schema to STORE_SCHEMA_VERSION in one transaction, or refuses the file. */
@@ -239,25 +274,26 @@ static bool migrate(sqlite3 *db, const char *path, char *err, size_t err_len)
                   err_len))
         return false;
     int64_t version = 0, app_id = 0, objects = 0;
-    if (!query_int(db, "PRAGMA user_version", &version) ||
-        !query_int(db, "PRAGMA application_id", &app_id) ||
-        !query_int(db, "SELECT count(*) FROM sqlite_schema", &objects)) {
-        set_err(err, err_len, "%s: cannot read the schema version: %s", path, sqlite3_errmsg(db));
+    if (!store_sqlite_int(db, "PRAGMA user_version", &version) ||
+        !store_sqlite_int(db, "PRAGMA application_id", &app_id) ||
+        !store_sqlite_int(db, "SELECT count(*) FROM sqlite_schema", &objects)) {
+        report_err(err, err_len, "%s: cannot read the schema version: %s", path,
+                   sqlite3_errmsg(db));
         goto fail;
     }
     if ((app_id != 0 && app_id != STORE_APPLICATION_ID) || (version == 0 && objects > 0) ||
         (version > 0 && app_id != STORE_APPLICATION_ID)) {
-        set_err(err, err_len,
-                "%s: not a pgtally report (an SQLite file of another application); "
-                "refusing to modify it",
-                path);
+        report_err(err, err_len,
+                   "%s: not a pgtally report (an SQLite file of another application); "
+                   "refusing to modify it",
+                   path);
         goto fail;
     }
     if (version > STORE_SCHEMA_VERSION) {
-        set_err(err, err_len,
-                "%s: report schema version %lld is newer than this pgtally (%s) supports (%d); "
-                "use a newer pgtally or another file",
-                path, (long long)version, PGTALLY_VERSION, STORE_SCHEMA_VERSION);
+        report_err(err, err_len,
+                   "%s: report schema version %lld is newer than this pgtally (%s) supports (%d); "
+                   "use a newer pgtally or another file",
+                   path, (long long)version, PGTALLY_VERSION, STORE_SCHEMA_VERSION);
         goto fail;
     }
     for (int64_t v = version; v < STORE_SCHEMA_VERSION; v++) {
@@ -278,9 +314,9 @@ static bool configure(sqlite3 *db, unsigned busy_ms, const char *path, char *err
 {
     sqlite3_busy_timeout(db, (int)busy_ms);
     int64_t ignored;
-    if (!query_int(db, "PRAGMA schema_version", &ignored)) {
-        set_err(err, err_len, "%s: cannot read it as an SQLite database: %s", path,
-                sqlite3_errmsg(db));
+    if (!store_sqlite_int(db, "PRAGMA schema_version", &ignored)) {
+        report_err(err, err_len, "%s: cannot read it as an SQLite database: %s", path,
+                   sqlite3_errmsg(db));
         return false;
     }
     sqlite3_stmt *st = NULL;
@@ -288,15 +324,15 @@ static bool configure(sqlite3 *db, unsigned busy_ms, const char *path, char *err
      * support silently stays in "delete", which would block readers during writes. */
     if (sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW) {
-        set_err(err, err_len, "%s: cannot switch to WAL mode: %s", path, sqlite3_errmsg(db));
+        report_err(err, err_len, "%s: cannot switch to WAL mode: %s", path, sqlite3_errmsg(db));
         sqlite3_finalize(st);
         return false;
     }
     const char *mode = (const char *)sqlite3_column_text(st, 0);
     bool wal = mode && strcmp(mode, "wal") == 0;
     if (!wal)
-        set_err(err, err_len, "%s: cannot switch to WAL mode (got \"%s\")", path,
-                mode ? mode : "?");
+        report_err(err, err_len, "%s: cannot switch to WAL mode (got \"%s\")", path,
+                   mode ? mode : "?");
     sqlite3_finalize(st);
     if (!wal)
         return false;
@@ -310,6 +346,24 @@ static bool configure(sqlite3 *db, unsigned busy_ms, const char *path, char *err
                     "cannot set pragmas", path, err, err_len);
 }
 
+static bool step_done(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE;
+}
+
+/* Runs the prepared `st` once with these values (ROW is a list of SQLV_*). */
+#define RUN_ROW(st, ...)                                                                           \
+    run_row((st), (const SqliteValue[]){__VA_ARGS__},                                              \
+            sizeof((const SqliteValue[]){__VA_ARGS__}) / sizeof(SqliteValue))
+
+static bool run_row(sqlite3_stmt *st, const SqliteValue *values, size_t n)
+{
+    store_sqlite_bind(st, values, n);
+    return step_done(st);
+}
+
 static bool insert_run(SqliteBackend *s, const StoreRunInfo *run, char *err, size_t err_len)
 {
     sqlite3_stmt *st = NULL;
@@ -321,23 +375,16 @@ static bool insert_run(SqliteBackend *s, const StoreRunInfo *run, char *err, siz
     }
     sqlite3_finalize(st);
     if (!valid) {
-        set_err(err, err_len, "%s: the run's settings are not valid JSON", s->path);
+        report_err(err, err_len, "%s: the run's settings are not valid JSON", s->path);
         return false;
     }
     st = NULL;
-    bool ok = sqlite3_prepare_v2(s->db, sql_insert_run, -1, &st, NULL) == SQLITE_OK;
-    if (ok) {
-        sqlite3_bind_int64(st, 1, run->started_us);
-        sqlite3_bind_text(st, 2, run->version, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, run->settings_json, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, run->uuid, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, run->label, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, run->instance, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 7, run->pid);
-        ok = sqlite3_step(st) == SQLITE_DONE;
-    }
+    bool ok = sqlite3_prepare_v2(s->db, sql_insert_run, -1, &st, NULL) == SQLITE_OK &&
+              RUN_ROW(st, SQLV_INT(run->started_us), SQLV_TEXT(run->version),
+                      SQLV_TEXT(run->settings_json), SQLV_TEXT(run->uuid), SQLV_TEXT(run->label),
+                      SQLV_TEXT(run->instance), SQLV_INT(run->pid));
     if (!ok)
-        set_err(err, err_len, "%s: cannot record the run: %s", s->path, sqlite3_errmsg(s->db));
+        report_err(err, err_len, "%s: cannot record the run: %s", s->path, sqlite3_errmsg(s->db));
     sqlite3_finalize(st);
     s->run_id = sqlite3_last_insert_rowid(s->db);
     return ok;
@@ -365,8 +412,8 @@ static bool prepare_all(SqliteBackend *s, char *err, size_t err_len)
     for (size_t i = 0; i < sizeof list / sizeof list[0]; i++) {
         if (sqlite3_prepare_v3(s->db, list[i].sql, -1, SQLITE_PREPARE_PERSISTENT, list[i].stmt,
                                NULL) != SQLITE_OK) {
-            set_err(err, err_len, "%s: cannot prepare \"%.40s\": %s", s->path, list[i].sql,
-                    sqlite3_errmsg(s->db));
+            report_err(err, err_len, "%s: cannot prepare \"%.40s\": %s", s->path, list[i].sql,
+                       sqlite3_errmsg(s->db));
             return false;
         }
     }
@@ -387,27 +434,13 @@ static void finalize_all(SqliteBackend *s)
 
 /* ---- the writer's operations ------------------------------------------------------------ */
 
-static bool step_done(sqlite3_stmt *st)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    return rc == SQLITE_DONE;
-}
-
 static bool write_fingerprint(SqliteBackend *s, const FingerprintRecord *r)
 {
-    sqlite3_stmt *st = s->st.fingerprint;
     char fp[17];
     hex16(r->fingerprint, fp);
-    sqlite3_bind_text(st, 1, fp, 16, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, r->normalized ? r->normalized : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, r->command ? r->command : "", -1, SQLITE_STATIC);
-    if (r->sample)
-        sqlite3_bind_text(st, 4, r->sample, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 4);
-    sqlite3_bind_int64(st, 5, r->first_seen_us);
-    return step_done(st);
+    return RUN_ROW(s->st.fingerprint, SQLV_HEX16(fp), SQLV_TEXT(r->normalized ? r->normalized : ""),
+                   SQLV_TEXT(r->command ? r->command : ""), SQLV_TEXT_OR_NULL(r->sample),
+                   SQLV_INT(r->first_seen_us));
 }
 
 static const char *finding_kind_name(FindingKind kind)
@@ -425,88 +458,45 @@ static const char *finding_kind_name(FindingKind kind)
 
 static bool write_request(SqliteBackend *s, const RequestRecord *r)
 {
-    sqlite3_stmt *st = s->st.request;
-    sqlite3_bind_int64(st, 1, s->run_id);
-    sqlite3_bind_text(st, 2, r->key ? r->key : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, r->route ? r->route : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, r->tags_json ? r->tags_json : "{}", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, (int64_t)r->conn_id);
-    sqlite3_bind_int64(st, 6, r->start_us);
-    sqlite3_bind_int64(st, 7, r->end_us);
-    sqlite3_bind_text(st, 8, r->end_reason ? r->end_reason : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 9, r->statements);
-    sqlite3_bind_int64(st, 10, r->setup_statements);
-    sqlite3_bind_int64(st, 11, r->distinct_fingerprints);
-    sqlite3_bind_int64(st, 12, r->duplicates);
-    sqlite3_bind_int64(st, 13, r->errors);
-    sqlite3_bind_int64(st, 14, r->transactions);
-    sqlite3_bind_int64(st, 15, (int64_t)r->db_time_us);
-    sqlite3_bind_int64(st, 16, (int64_t)r->rows);
-    sqlite3_bind_int64(st, 17, (int64_t)r->bytes);
-    sqlite3_bind_int(st, 18, r->truncated);
-    sqlite3_bind_int64(st, 19, (int64_t)r->timeline_dropped);
-    if (!step_done(st))
+    if (!RUN_ROW(s->st.request, SQLV_INT(s->run_id), SQLV_TEXT(r->key ? r->key : ""),
+                 SQLV_TEXT(r->route ? r->route : ""), SQLV_TEXT(r->tags_json ? r->tags_json : "{}"),
+                 SQLV_INT(r->conn_id), SQLV_INT(r->start_us), SQLV_INT(r->end_us),
+                 SQLV_TEXT(r->end_reason ? r->end_reason : ""), SQLV_INT(r->statements),
+                 SQLV_INT(r->setup_statements), SQLV_INT(r->distinct_fingerprints),
+                 SQLV_INT(r->duplicates), SQLV_INT(r->errors), SQLV_INT(r->transactions),
+                 SQLV_INT(r->db_time_us), SQLV_INT(r->rows), SQLV_INT(r->bytes),
+                 SQLV_INT(r->truncated), SQLV_INT(r->timeline_dropped)))
         return false;
     int64_t id = sqlite3_last_insert_rowid(s->db);
     char fp[17], vh[17];
-
-    st = s->st.request_fingerprint;
     for (size_t i = 0; i < r->n_fingerprints; i++) {
         const RecordFingerprint *f = &r->fingerprints[i];
         hex16(f->fingerprint, fp);
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_text(st, 2, fp, 16, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, f->calls);
-        sqlite3_bind_int64(st, 4, f->distinct_values);
-        sqlite3_bind_int64(st, 5, (int64_t)f->total_time_us);
-        sqlite3_bind_int64(st, 6, (int64_t)f->rows);
-        sqlite3_bind_int64(st, 7, (int64_t)f->bytes);
-        sqlite3_bind_int64(st, 8, f->errors);
-        sqlite3_bind_int(st, 9, f->is_write);
-        if (!step_done(st))
+        if (!RUN_ROW(s->st.request_fingerprint, SQLV_INT(id), SQLV_HEX16(fp), SQLV_INT(f->calls),
+                     SQLV_INT(f->distinct_values), SQLV_INT(f->total_time_us), SQLV_INT(f->rows),
+                     SQLV_INT(f->bytes), SQLV_INT(f->errors), SQLV_INT(f->is_write)))
             return false;
     }
-
-    st = s->st.finding;
     for (size_t i = 0; i < r->n_findings; i++) {
         const RecordFinding *f = &r->findings[i];
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_text(st, 2, finding_kind_name(f->kind), -1, SQLITE_STATIC);
-        if (f->fingerprint) {
-            hex16(f->fingerprint, fp);
-            sqlite3_bind_text(st, 3, fp, 16, SQLITE_STATIC);
-        } else {
-            sqlite3_bind_null(st, 3); /* a request-level overfetch */
-        }
-        sqlite3_bind_int64(st, 4, (int64_t)f->count);
-        sqlite3_bind_int64(st, 5, f->distinct_values);
-        sqlite3_bind_int(st, 6, f->is_write);
-        sqlite3_bind_int(st, 7, f->by_bytes);
-        if (!step_done(st))
+        hex16(f->fingerprint, fp);
+        /* No fingerprint (NULL): a request-level overfetch. */
+        if (!RUN_ROW(s->st.finding, SQLV_INT(id), SQLV_TEXT(finding_kind_name(f->kind)),
+                     f->fingerprint ? SQLV_HEX16(fp) : SQLV_NULL, SQLV_INT(f->count),
+                     SQLV_INT(f->distinct_values), SQLV_INT(f->is_write), SQLV_INT(f->by_bytes)))
             return false;
     }
-
-    st = s->st.statement;
     for (size_t i = 0; i < r->n_timeline; i++) {
         const RecordStatement *t = &r->timeline[i];
         hex16(t->fingerprint, fp);
         hex16(t->values_hash, vh);
-        sqlite3_bind_int64(st, 1, id);
-        sqlite3_bind_int64(st, 2, (int64_t)i + 1);
-        sqlite3_bind_text(st, 3, fp, 16, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, vh, 16, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 5, t->start_us);
-        sqlite3_bind_int64(st, 6, t->duration_us);
-        sqlite3_bind_int64(st, 7, (int64_t)t->rows);
-        sqlite3_bind_int64(st, 8, (int64_t)t->bytes);
-        sqlite3_bind_int64(st, 9, (int64_t)t->conn_id);
-        size_t sl = strnlen(t->sqlstate, sizeof t->sqlstate);
-        if (sl)
-            sqlite3_bind_text(st, 10, t->sqlstate, (int)sl, SQLITE_STATIC);
-        else
-            sqlite3_bind_null(st, 10);
-        sqlite3_bind_int(st, 11, t->setup);
-        if (!step_done(st))
+        SqliteValue sqlstate = {.type = SQLITE_VALUE_TEXT,
+                                .s = t->sqlstate,
+                                .len = (int)strnlen(t->sqlstate, sizeof t->sqlstate)};
+        if (!RUN_ROW(s->st.statement, SQLV_INT(id), SQLV_INT(i + 1), SQLV_HEX16(fp), SQLV_HEX16(vh),
+                     SQLV_INT(t->start_us), SQLV_INT(t->duration_us), SQLV_INT(t->rows),
+                     SQLV_INT(t->bytes), SQLV_INT(t->conn_id), sqlstate.len ? sqlstate : SQLV_NULL,
+                     SQLV_INT(t->setup)))
             return false;
     }
     return true;
@@ -532,7 +522,7 @@ static bool op_begin(StoreBackend *b, size_t n_requests, bool retry, char *err, 
     SqliteBackend *s = sq(b);
     if (step_done(s->st.begin))
         return true;
-    set_err(err, err_len, "%s: cannot begin a transaction: %s", s->path, sqlite3_errmsg(s->db));
+    report_err(err, err_len, "%s: cannot begin a transaction: %s", s->path, sqlite3_errmsg(s->db));
     return false;
 }
 
@@ -541,7 +531,7 @@ static bool op_write_request(StoreBackend *b, const RequestRecord *r, char *err,
     SqliteBackend *s = sq(b);
     if (write_request(s, r))
         return true;
-    set_err(err, err_len, "%s: cannot write a request: %s", s->path, sqlite3_errmsg(s->db));
+    report_err(err, err_len, "%s: cannot write a request: %s", s->path, sqlite3_errmsg(s->db));
     return false;
 }
 
@@ -551,7 +541,7 @@ static bool op_write_fingerprint(StoreBackend *b, const FingerprintRecord *r, ch
     SqliteBackend *s = sq(b);
     if (write_fingerprint(s, r))
         return true;
-    set_err(err, err_len, "%s: cannot write a fingerprint: %s", s->path, sqlite3_errmsg(s->db));
+    report_err(err, err_len, "%s: cannot write a fingerprint: %s", s->path, sqlite3_errmsg(s->db));
     return false;
 }
 
@@ -560,7 +550,7 @@ static bool op_commit(StoreBackend *b, char *err, size_t err_len)
     SqliteBackend *s = sq(b);
     if (step_done(s->st.commit))
         return true;
-    set_err(err, err_len, "%s: cannot commit: %s", s->path, sqlite3_errmsg(s->db));
+    report_err(err, err_len, "%s: cannot commit: %s", s->path, sqlite3_errmsg(s->db));
     return false;
 }
 
@@ -581,52 +571,30 @@ static bool op_lost(StoreBackend *b)
 static bool op_update_run(StoreBackend *b, const StoreRunUpdate *u, char *err, size_t err_len)
 {
     SqliteBackend *s = sq(b);
-    sqlite3_stmt *q;
-    if (u->totals) {
-        q = s->st.update_run;
-        if (u->ended_us)
-            sqlite3_bind_int64(q, 1, u->ended_us);
-        else
-            sqlite3_bind_null(q, 1);
-        sqlite3_bind_int64(q, 2, (int64_t)u->statements);
-        sqlite3_bind_int64(q, 3, (int64_t)u->requests);
-        sqlite3_bind_int64(q, 4, (int64_t)u->dropped_requests);
-        sqlite3_bind_int64(q, 5, (int64_t)u->dropped_statements);
-        sqlite3_bind_int64(q, 6, (int64_t)u->dropped_fingerprints);
-        sqlite3_bind_int64(q, 7, (int64_t)u->untracked_statements);
-        sqlite3_bind_int(q, 8, u->complete);
-        sqlite3_bind_int64(q, 9, s->run_id);
-        if (u->flushed_us)
-            sqlite3_bind_int64(q, 10, u->flushed_us);
-        else
-            sqlite3_bind_null(q, 10);
-        sqlite3_bind_int64(q, 11, u->heartbeat_us);
-        sqlite3_bind_int64(q, 12, (int64_t)u->heartbeat_statements);
-    } else {
-        q = s->st.heartbeat;
-        sqlite3_bind_int64(q, 1, u->heartbeat_us);
-        sqlite3_bind_int64(q, 2, (int64_t)u->heartbeat_statements);
-        sqlite3_bind_int64(q, 3, s->run_id);
-    }
-    if (!step_done(q)) {
-        set_err(err, err_len, "%s: cannot record the run's totals: %s", s->path,
-                sqlite3_errmsg(s->db));
+    bool ok = u->totals ? RUN_ROW(s->st.update_run, SQLV_INT_OR_NULL(u->ended_us),
+                                  SQLV_INT(u->statements), SQLV_INT(u->requests),
+                                  SQLV_INT(u->dropped_requests), SQLV_INT(u->dropped_statements),
+                                  SQLV_INT(u->dropped_fingerprints),
+                                  SQLV_INT(u->untracked_statements), SQLV_INT(u->complete),
+                                  SQLV_INT(s->run_id), SQLV_INT_OR_NULL(u->flushed_us),
+                                  SQLV_INT(u->heartbeat_us), SQLV_INT(u->heartbeat_statements))
+                        : RUN_ROW(s->st.heartbeat, SQLV_INT(u->heartbeat_us),
+                                  SQLV_INT(u->heartbeat_statements), SQLV_INT(s->run_id));
+    if (!ok) {
+        report_err(err, err_len, "%s: cannot record the run's totals: %s", s->path,
+                   sqlite3_errmsg(s->db));
         return false;
     }
     if (!u->settings_json)
         return true;
     /* Settings change only on SIGHUP: no statement kept prepared for them. */
     sqlite3_stmt *set = NULL;
-    bool ok = sqlite3_prepare_v2(s->db, "UPDATE runs SET settings = ?1 WHERE id = ?2", -1, &set,
-                                 NULL) == SQLITE_OK;
-    if (ok) {
-        sqlite3_bind_text(set, 1, u->settings_json, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(set, 2, s->run_id);
-        ok = sqlite3_step(set) == SQLITE_DONE;
-    }
+    ok = sqlite3_prepare_v2(s->db, "UPDATE runs SET settings = ?1 WHERE id = ?2", -1, &set, NULL) ==
+             SQLITE_OK &&
+         RUN_ROW(set, SQLV_TEXT(u->settings_json), SQLV_INT(s->run_id));
     if (!ok)
-        set_err(err, err_len, "%s: cannot record the run's settings: %s", s->path,
-                sqlite3_errmsg(s->db));
+        report_err(err, err_len, "%s: cannot record the run's settings: %s", s->path,
+                   sqlite3_errmsg(s->db));
     sqlite3_finalize(set);
     return ok;
 }
@@ -676,7 +644,7 @@ StoreBackend *store_sqlite_open(const char *path, const StoreRunInfo *run, unsig
 {
     SqliteBackend *s = calloc(1, sizeof *s);
     if (!s || !(s->path = strdup(path))) {
-        set_err(err, err_len, "%s: out of memory", path);
+        report_err(err, err_len, "%s: out of memory", path);
         free(s);
         return NULL;
     }
@@ -686,14 +654,14 @@ StoreBackend *store_sqlite_open(const char *path, const StoreRunInfo *run, unsig
      * -shm files the main file's mode. An existing file keeps the mode its owner chose. */
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-        set_err(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+        report_err(err, err_len, "%s: cannot open: %s", path, strerror(errno));
         goto fail;
     }
     close(fd);
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
-        set_err(err, err_len, "%s: cannot open: %s", path,
-                s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        report_err(err, err_len, "%s: cannot open: %s", path,
+                   s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto fail;
     }
     if (!configure(s->db, busy_ms, path, err, err_len) || !migrate(s->db, path, err, err_len) ||
@@ -709,15 +677,15 @@ bool store_prepare_file(const char *path, char *err, size_t err_len)
 {
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-        set_err(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+        report_err(err, err_len, "%s: cannot open: %s", path, strerror(errno));
         return false;
     }
     close(fd);
     sqlite3 *db = NULL;
     bool ok = false;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
-        set_err(err, err_len, "%s: cannot open: %s", path,
-                db ? sqlite3_errmsg(db) : "out of memory");
+        report_err(err, err_len, "%s: cannot open: %s", path,
+                   db ? sqlite3_errmsg(db) : "out of memory");
     else
         ok = configure(db, 1000, path, err, err_len) && migrate(db, path, err, err_len);
     sqlite3_close(db);

@@ -193,25 +193,6 @@ static size_t text_width(const char *s, size_t len)
     return chars;
 }
 
-void viewfmt_one_line(char *out, size_t cap, const char *s, size_t width)
-{
-    if (!cap)
-        return;
-    char *line = squash(s ? s : "");
-    if (!line) {
-        out[0] = '\0';
-        return;
-    }
-    size_t len = strlen(line);
-    if (text_width(line, len) > width && width > 3) {
-        size_t keep = prefix_for_width(line, len, width - 3);
-        snprintf(out, cap, "%.*s...", (int)keep, line);
-    } else {
-        snprintf(out, cap, "%s", line);
-    }
-    free(line);
-}
-
 void viewfmt_wrap(const char *s, size_t width, size_t max_lines,
                   void (*emit)(const char *line, size_t len, void *ctx), void *ctx)
 {
@@ -296,6 +277,10 @@ void viewfmt_json_str(FILE *out, const char *s)
 
 void viewfmt_xml(FILE *out, const char *s)
 {
+    /* Only ASCII reaches the table: other bytes went through viewfmt_safe_char. */
+    static const char *const entities[0x80] = {
+        ['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['"'] = "&quot;", ['\''] = "&#39;",
+    };
     if (!s)
         return;
     size_t len = strlen(s);
@@ -306,25 +291,10 @@ void viewfmt_xml(FILE *out, const char *s)
             fputs(safe, out);
             continue;
         }
-        switch (*c) {
-        case '&':
-            fputs("&amp;", out);
-            break;
-        case '<':
-            fputs("&lt;", out);
-            break;
-        case '>':
-            fputs("&gt;", out);
-            break;
-        case '"':
-            fputs("&quot;", out);
-            break;
-        case '\'':
-            fputs("&#39;", out);
-            break;
-        default:
+        if (entities[*c])
+            fputs(entities[*c], out);
+        else
             fputc(*c, out);
-        }
         c++;
     }
 }
@@ -432,17 +402,19 @@ static size_t select_list(const char *line, size_t *columns)
     return 0;
 }
 
-void viewfmt_sql_abbrev(char *out, size_t cap, const char *sql, size_t width)
+/* One line of `s`, cut to `width` characters with "..."; `abbrev_select`: a SELECT too long
+ * first loses its column list (viewfmt_sql_abbrev). */
+static void fit_line(char *out, size_t cap, const char *s, size_t width, bool abbrev_select)
 {
     if (!cap)
         return;
-    char *line = squash(sql ? sql : "");
+    char *line = squash(s ? s : "");
     if (!line) {
         out[0] = '\0';
         return;
     }
     size_t len = strlen(line), columns = 0, from;
-    if (text_width(line, len) > width && strncasecmp(line, "select ", 7) == 0 &&
+    if (abbrev_select && text_width(line, len) > width && strncasecmp(line, "select ", 7) == 0 &&
         (from = select_list(line, &columns)) > 0 && columns >= 2) {
         size_t n = len + 64;
         char *shorter = malloc(n);
@@ -462,6 +434,16 @@ void viewfmt_sql_abbrev(char *out, size_t cap, const char *sql, size_t width)
         snprintf(out, cap, "%s", line);
     }
     free(line);
+}
+
+void viewfmt_one_line(char *out, size_t cap, const char *s, size_t width)
+{
+    fit_line(out, cap, s, width, false);
+}
+
+void viewfmt_sql_abbrev(char *out, size_t cap, const char *sql, size_t width)
+{
+    fit_line(out, cap, sql, width, true);
 }
 
 ViewCycle *viewfmt_fold_cycles(const ReaderTimeline *t, const ViewFold *folds, size_t n_folds,

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "proxy/config.h"
+#include "report/tally.h"
 #include "testlib.h"
 
 static char tmpdir[] = "/tmp/test_config.XXXXXX";
@@ -38,6 +39,32 @@ TEST(settings_json_escapes_every_string)
     if (json) {
         CHECK(strstr(json, "secret") == NULL);
         CHECK(strstr(json, "\"db\":null") != NULL);
+    }
+    free(json);
+    config_free(&c);
+}
+
+/* The proxy starts from the tally's thresholds, and its stored settings show the ones it
+ * sets as set and the others as the tally's defaults. */
+TEST(thresholds_come_from_the_tally)
+{
+    ProxyConfig c;
+    config_defaults(&c);
+    TallyOptions o;
+    tally_options_default(&o);
+    CHECK_EQ_INT(c.n_plus_one_calls, o.n_plus_one_min_calls);
+    CHECK_EQ_INT(c.n_plus_one_distinct, o.n_plus_one_min_distinct);
+    CHECK_EQ_INT(c.duplicate_min, o.duplicate_min);
+    CHECK_EQ_INT(c.overfetch_rows, o.overfetch_rows);
+    CHECK_EQ_INT(c.overfetch_bytes, o.overfetch_bytes);
+    c.n_plus_one_distinct = 7;
+    c.overfetch_bytes = 5000000000;
+    char *json = config_settings_json(&c, NULL);
+    CHECK(json != NULL);
+    if (json) {
+        CHECK(strstr(json, "\"n_plus_one_calls\":5,\"n_plus_one_distinct\":7,") != NULL);
+        CHECK(strstr(json, "\"overfetch_bytes\":5000000000,\"request_overfetch_rows\":10000,") !=
+              NULL);
     }
     free(json);
     config_free(&c);
@@ -141,6 +168,7 @@ int main(void)
     }
     RUN(settings_json_escapes_every_string);
     RUN(change_json_names_each_changed_threshold);
+    RUN(thresholds_come_from_the_tally);
     RUN(config_line_at_the_limit_is_read_whole);
     RUN(config_line_over_the_limit_names_file_and_line);
     char path[300];

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "report/store.h"
+#include "report/store/sqlite.h"
 #include "report/store/pg_schema.h"
 #include "report/store/pq.h"
 #include "testlib.h"
@@ -156,6 +157,40 @@ static int64_t q_int(sqlite3 *db, const char *sql)
     return v;
 }
 
+/* A fresh store file `name` in the test directory (its path into `path`), or NULL with the
+ * reason printed and the test failed. */
+static Store *open_fresh(const char *name, const StoreOptions *o, char *path, size_t path_len)
+{
+    char err[512] = "";
+    db_path(path, path_len, name);
+    remove_db(path);
+    Store *s = store_open(path, o, err, sizeof err);
+    if (!s)
+        printf("  %s: %s\n", name, err);
+    CHECK(s != NULL);
+    return s;
+}
+
+/* What each of a list of one-figure queries should give. */
+typedef struct Expect {
+    const char *sql;
+    int64_t value;
+} Expect;
+
+#define CHECK_QUERIES(db, ...)                                                                     \
+    check_queries((db), (const Expect[]){__VA_ARGS__},                                             \
+                  sizeof((const Expect[]){__VA_ARGS__}) / sizeof(Expect))
+
+static void check_queries(sqlite3 *db, const Expect *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int64_t got = q_int(db, e[i].sql);
+        if (got != e[i].value)
+            printf("  %s: got %lld, want %lld\n", e[i].sql, (long long)got, (long long)e[i].value);
+        CHECK(got == e[i].value);
+    }
+}
+
 /* The expected value of one column: text (NULL pointer = SQL NULL) or integer. */
 typedef struct Want {
     const char *text;
@@ -216,20 +251,15 @@ static bool wait_queue_empty(Store *s, double timeout_s)
 TEST(schema_created_and_versioned)
 {
     char path[256], err[512] = "";
-    db_path(path, sizeof path, "schema.db");
-    remove_db(path);
     StoreOptions o = quick_options();
-    Store *s = store_open(path, &o, err, sizeof err);
-    CHECK(s != NULL);
-    if (!s) {
-        printf("  %s\n", err);
+    Store *s = open_fresh("schema.db", &o, path, sizeof path);
+    if (!s)
         return;
-    }
     CHECK(store_close(s, NULL, err, sizeof err));
 
     sqlite3 *db = open_reader(path);
-    CHECK_EQ_INT(q_int(db, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
-    CHECK_EQ_INT(q_int(db, "PRAGMA application_id"), 0x7067746c);
+    CHECK_QUERIES(db, {"PRAGMA user_version", STORE_SCHEMA_VERSION},
+                  {"PRAGMA application_id", STORE_APPLICATION_ID});
     sqlite3_stmt *st = NULL;
     sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
     CHECK(sqlite3_step(st) == SQLITE_ROW);
@@ -302,11 +332,8 @@ TEST(records_round_trip)
 {
     enum { N = 40 };
     char path[256], err[512] = "";
-    db_path(path, sizeof path, "roundtrip.db");
-    remove_db(path);
     StoreOptions o = quick_options();
-    Store *s = store_open(path, &o, err, sizeof err);
-    CHECK(s != NULL);
+    Store *s = open_fresh("roundtrip.db", &o, path, sizeof path);
     if (!s)
         return;
     CHECK(store_submit_fingerprint(
@@ -320,10 +347,10 @@ TEST(records_round_trip)
     CHECK(store_close(s, &totals, err, sizeof err));
 
     sqlite3 *db = open_reader(path);
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM requests"), N);
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM request_fingerprints"), 2 * N);
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM findings"), 2 * N);
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM statements"), 3 * N);
+    CHECK_QUERIES(db, {"SELECT count(*) FROM requests", N},
+                  {"SELECT count(*) FROM request_fingerprints", 2 * N},
+                  {"SELECT count(*) FROM findings", 2 * N},
+                  {"SELECT count(*) FROM statements", 3 * N});
 
     sqlite3_stmt *st = NULL;
     sqlite3_prepare_v2(db, "SELECT * FROM fingerprints ORDER BY fingerprint", -1, &st, NULL);
@@ -436,11 +463,8 @@ TEST(records_round_trip)
 TEST(fingerprint_first_wins_and_first_sample_kept)
 {
     char path[256], err[512] = "";
-    db_path(path, sizeof path, "fps.db");
-    remove_db(path);
     StoreOptions o = quick_options();
-    Store *s = store_open(path, &o, err, sizeof err);
-    CHECK(s != NULL);
+    Store *s = open_fresh("fps.db", &o, path, sizeof path);
     if (!s)
         return;
     CHECK(store_submit_fingerprint(s, make_fp(1, "select $1", NULL)));
@@ -453,26 +477,22 @@ TEST(fingerprint_first_wins_and_first_sample_kept)
     CHECK(store_close(s, NULL, err, sizeof err));
 
     sqlite3 *db = open_reader(path);
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM fingerprints"), 2);
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM fingerprints WHERE fingerprint ="
-                           " '0000000000000001' AND normalized = 'select $1' AND sample ="
-                           " 'select 1'"),
-                 1);
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM fingerprints WHERE fingerprint ="
-                           " '0000000000000002' AND sample = 'select 5 from t'"),
-                 1);
+    CHECK_QUERIES(db, {"SELECT count(*) FROM fingerprints", 2},
+                  {"SELECT count(*) FROM fingerprints WHERE fingerprint ="
+                   " '0000000000000001' AND normalized = 'select $1' AND sample ="
+                   " 'select 1'",
+                   1},
+                  {"SELECT count(*) FROM fingerprints WHERE fingerprint ="
+                   " '0000000000000002' AND sample = 'select 5 from t'",
+                   1});
     sqlite3_close(db);
 }
 
 TEST(run_row_totals_and_complete_flag)
 {
     char path[256], err[512] = "";
-    db_path(path, sizeof path, "runs.db");
-    remove_db(path);
     StoreOptions o = quick_options();
-
-    Store *s = store_open(path, &o, err, sizeof err);
-    CHECK(s != NULL);
+    Store *s = open_fresh("runs.db", &o, path, sizeof path);
     if (!s)
         return;
     sqlite3 *db = open_reader(path);
@@ -550,12 +570,12 @@ TEST(reopen_appends_a_run)
     sqlite3 *db = open_reader(path);
     CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM runs WHERE complete = 1"), 2);
     /* Each run has its own 128-bit id, its label and the instance that wrote it. */
-    CHECK_EQ_INT(q_int(db, "SELECT count(DISTINCT uuid) FROM runs WHERE length(uuid) = 32"), 2);
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM runs WHERE label = 'build-42'"), 2);
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM runs WHERE instance = 'web.2' AND id = 2"), 1);
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM runs WHERE pid > 0"), 2);
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM requests WHERE run_id = 1"), 3);
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM requests WHERE run_id = 2"), 3);
+    CHECK_QUERIES(db, {"SELECT count(DISTINCT uuid) FROM runs WHERE length(uuid) = 32", 2},
+                  {"SELECT count(*) FROM runs WHERE label = 'build-42'", 2},
+                  {"SELECT count(*) FROM runs WHERE instance = 'web.2' AND id = 2", 1},
+                  {"SELECT count(*) FROM runs WHERE pid > 0", 2},
+                  {"SELECT count(*) FROM requests WHERE run_id = 1", 3},
+                  {"SELECT count(*) FROM requests WHERE run_id = 2", 3});
     CHECK_EQ_INT(q_int(db, "SELECT min(key) FROM requests WHERE run_id = 2") == -999, 0);
     CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM requests WHERE run_id = 2 AND key LIKE"
                            " 'request_id:r1_'"),
@@ -566,13 +586,10 @@ TEST(reopen_appends_a_run)
 TEST(full_queue_drops_and_counts_without_blocking)
 {
     char path[256], err[512] = "";
-    db_path(path, sizeof path, "full.db");
-    remove_db(path);
     StoreOptions o = quick_options();
     o.queue_max_records = 4;
     o.busy_timeout_ms = 20000; /* the writer waits for the blocker instead of failing */
-    Store *s = store_open(path, &o, err, sizeof err);
-    CHECK(s != NULL);
+    Store *s = open_fresh("full.db", &o, path, sizeof path);
     if (!s)
         return;
     sqlite3 *blocker = open_reader(path);
@@ -605,18 +622,15 @@ TEST(full_queue_drops_and_counts_without_blocking)
     CHECK_EQ_INT(st.queued_bytes, 0);
     StoreRunTotals t = {.statements = 22, .requests = 11, .dropped_requests = 1, .complete = true};
     CHECK(store_close(s, &t, err, sizeof err));
-    CHECK_EQ_INT(q_int(blocker, "SELECT count(*) FROM requests"), 5);
-    CHECK_EQ_INT(q_int(blocker, "SELECT dropped_requests FROM runs"), 7);
-    CHECK_EQ_INT(q_int(blocker, "SELECT dropped_statements FROM runs"), 12);
-    CHECK_EQ_INT(q_int(blocker, "SELECT complete FROM runs"), 0);
+    CHECK_QUERIES(blocker, {"SELECT count(*) FROM requests", 5},
+                  {"SELECT dropped_requests FROM runs", 7},
+                  {"SELECT dropped_statements FROM runs", 12}, {"SELECT complete FROM runs", 0});
     sqlite3_close(blocker);
 }
 
 TEST(byte_bound_drops)
 {
     char path[256], err[512] = "";
-    db_path(path, sizeof path, "bytes.db");
-    remove_db(path);
     RequestRecord *probe = make_request(1);
     size_t one = request_record_bytes(probe);
     request_record_free(probe);
@@ -624,8 +638,7 @@ TEST(byte_bound_drops)
     o.queue_max_records = 100;
     o.queue_max_bytes = 2 * one + one / 2; /* room for two records, not three */
     o.busy_timeout_ms = 20000;
-    Store *s = store_open(path, &o, err, sizeof err);
-    CHECK(s != NULL);
+    Store *s = open_fresh("bytes.db", &o, path, sizeof path);
     if (!s)
         return;
     sqlite3 *blocker = open_reader(path);
@@ -648,12 +661,9 @@ TEST(byte_bound_drops)
 TEST(sqlite_failure_drops_and_recovers)
 {
     char path[256], err[512] = "";
-    db_path(path, sizeof path, "locked.db");
-    remove_db(path);
     StoreOptions o = quick_options();
     o.busy_timeout_ms = 30; /* the writer gives up quickly: its batch fails */
-    Store *s = store_open(path, &o, err, sizeof err);
-    CHECK(s != NULL);
+    Store *s = open_fresh("locked.db", &o, path, sizeof path);
     if (!s)
         return;
     sqlite3 *blocker = open_reader(path);
@@ -686,26 +696,21 @@ TEST(sqlite_failure_drops_and_recovers)
     CHECK_EQ_INT(st.dropped_sqlite, 4);
     StoreRunTotals t = {.statements = 10, .requests = 5, .complete = true};
     CHECK(store_close(s, &t, err, sizeof err));
-    CHECK_EQ_INT(q_int(blocker, "SELECT count(*) FROM requests"), 2);
-    CHECK_EQ_INT(q_int(blocker, "SELECT count(*) FROM statements"), 6);
-    CHECK_EQ_INT(q_int(blocker, "SELECT count(*) FROM fingerprints"), 1);
-    CHECK_EQ_INT(q_int(blocker, "SELECT dropped_requests FROM runs"), 3);
-    CHECK_EQ_INT(q_int(blocker, "SELECT dropped_statements FROM runs"), 6);
-    CHECK_EQ_INT(q_int(blocker, "SELECT dropped_fingerprints FROM runs"), 1);
-    CHECK_EQ_INT(q_int(blocker, "SELECT complete FROM runs"), 0);
+    CHECK_QUERIES(blocker, {"SELECT count(*) FROM requests", 2},
+                  {"SELECT count(*) FROM statements", 6}, {"SELECT count(*) FROM fingerprints", 1},
+                  {"SELECT dropped_requests FROM runs", 3},
+                  {"SELECT dropped_statements FROM runs", 6},
+                  {"SELECT dropped_fingerprints FROM runs", 1}, {"SELECT complete FROM runs", 0});
     sqlite3_close(blocker);
 }
 
 TEST(flush_makes_records_visible_while_running)
 {
     char path[256], err[512] = "";
-    db_path(path, sizeof path, "flush.db");
-    remove_db(path);
     StoreOptions o = quick_options();
     o.batch_linger_ms = 60000; /* without the flush nothing would be committed for a minute */
     o.batch_max_records = 1000;
-    Store *s = store_open(path, &o, err, sizeof err);
-    CHECK(s != NULL);
+    Store *s = open_fresh("flush.db", &o, path, sizeof path);
     if (!s)
         return;
     for (int i = 0; i < 3; i++)
@@ -733,11 +738,8 @@ TEST(flush_makes_records_visible_while_running)
 TEST(flush_with_totals_records_a_snapshot_of_a_running_run)
 {
     char path[256], err[512] = "";
-    db_path(path, sizeof path, "snapshot.db");
-    remove_db(path);
     StoreOptions o = quick_options();
-    Store *s = store_open(path, &o, err, sizeof err);
-    CHECK(s != NULL);
+    Store *s = open_fresh("snapshot.db", &o, path, sizeof path);
     if (!s)
         return;
     for (int i = 0; i < 2; i++)
@@ -749,10 +751,11 @@ TEST(flush_with_totals_records_a_snapshot_of_a_running_run)
     for (double end = mono_s() + 5; mono_s() < end && !snap; usleep(2000))
         snap = q_int(reader, "SELECT count(*) FROM runs WHERE flushed_us IS NOT NULL");
     CHECK_EQ_INT(snap, 1);
-    CHECK_EQ_INT(q_int(reader, "SELECT count(*) FROM runs WHERE ended_us IS NULL AND complete = 1"
-                               " AND requests = 2 AND statements = 20"),
-                 1);
-    CHECK_EQ_INT(q_int(reader, "SELECT count(*) FROM requests"), 2);
+    CHECK_QUERIES(reader,
+                  {"SELECT count(*) FROM runs WHERE ended_us IS NULL AND complete = 1"
+                   " AND requests = 2 AND statements = 20",
+                   1},
+                  {"SELECT count(*) FROM requests", 2});
     sqlite3_close(reader);
     totals.requests = 2;
     CHECK(store_close(s, &totals, err, sizeof err));
@@ -767,13 +770,10 @@ TEST(close_drains_everything)
 {
     enum { N = 3000 };
     char path[256], err[512] = "";
-    db_path(path, sizeof path, "drain.db");
-    remove_db(path);
     StoreOptions o = quick_options();
     o.queue_max_records = N;
     o.batch_max_records = 64;
-    Store *s = store_open(path, &o, err, sizeof err);
-    CHECK(s != NULL);
+    Store *s = open_fresh("drain.db", &o, path, sizeof path);
     if (!s)
         return;
     int accepted = 0;
@@ -782,9 +782,9 @@ TEST(close_drains_everything)
     CHECK_EQ_INT(accepted, N);
     CHECK(store_close(s, NULL, err, sizeof err));
     sqlite3 *db = open_reader(path);
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM requests"), N);
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM statements"), 3 * N);
-    CHECK_EQ_INT(q_int(db, "SELECT dropped_requests FROM runs"), 0);
+    CHECK_QUERIES(db, {"SELECT count(*) FROM requests", N},
+                  {"SELECT count(*) FROM statements", 3 * N},
+                  {"SELECT dropped_requests FROM runs", 0});
     sqlite3_close(db);
 }
 
@@ -795,14 +795,11 @@ TEST(close_with_a_locked_file_is_bounded)
 {
     enum { N = 2000 };
     char path[256], err[512] = "";
-    db_path(path, sizeof path, "closelocked.db");
-    remove_db(path);
     StoreOptions o = quick_options();
     o.queue_max_records = N;
     o.batch_max_records = 16;
     o.busy_timeout_ms = 200;
-    Store *s = store_open(path, &o, err, sizeof err);
-    CHECK(s != NULL);
+    Store *s = open_fresh("closelocked.db", &o, path, sizeof path);
     if (!s)
         return;
     sqlite3 *blocker = open_reader(path);
@@ -821,8 +818,8 @@ TEST(close_with_a_locked_file_is_bounded)
     CHECK(strstr(err, path) != NULL);
     CHECK(strstr(err, "locked") != NULL);
     CHECK(sqlite3_exec(blocker, "ROLLBACK", NULL, NULL, NULL) == SQLITE_OK);
-    CHECK_EQ_INT(q_int(blocker, "SELECT count(*) FROM requests"), 0);
-    CHECK_EQ_INT(q_int(blocker, "SELECT count(*) FROM runs WHERE ended_us IS NULL"), 1);
+    CHECK_QUERIES(blocker, {"SELECT count(*) FROM requests", 0},
+                  {"SELECT count(*) FROM runs WHERE ended_us IS NULL", 1});
     sqlite3_close(blocker);
 }
 
@@ -847,12 +844,9 @@ static void *submit_many(void *arg)
 TEST(concurrent_submit_flush_and_stats)
 {
     char path[256], err[512] = "";
-    db_path(path, sizeof path, "concurrent.db");
-    remove_db(path);
     StoreOptions o = quick_options();
     o.queue_max_records = 256;
-    Store *s = store_open(path, &o, err, sizeof err);
-    CHECK(s != NULL);
+    Store *s = open_fresh("concurrent.db", &o, path, sizeof path);
     if (!s)
         return;
     Submitter subs[2] = {{s, 0, 2000, 0}, {s, 100000, 2000, 0}};
@@ -872,8 +866,8 @@ TEST(concurrent_submit_flush_and_stats)
     CHECK_EQ_INT(st.written_requests, subs[0].accepted + subs[1].accepted);
     CHECK(store_close(s, NULL, err, sizeof err));
     sqlite3 *db = open_reader(path);
-    CHECK_EQ_INT(q_int(db, "SELECT count(*) FROM requests"), st.written_requests);
-    CHECK_EQ_INT(q_int(db, "SELECT dropped_requests FROM runs"), st.dropped_requests);
+    CHECK_QUERIES(db, {"SELECT count(*) FROM requests", st.written_requests},
+                  {"SELECT dropped_requests FROM runs", st.dropped_requests});
     sqlite3_close(db);
 }
 

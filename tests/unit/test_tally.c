@@ -104,6 +104,27 @@ static void feed(Tally *t, Stmt s)
     tally_statement(t, &st);
 }
 
+/* The driver's own untagged BEGIN and COMMIT on connection `conn`. */
+static void feed_begin(Tally *t, uint64_t conn)
+{
+    feed(t, (Stmt){.conn = conn, .normalized = "begin", .command = "BEGIN", .fingerprint = 0x10});
+}
+
+static void feed_commit(Tally *t, uint64_t conn)
+{
+    feed(t, (Stmt){.conn = conn, .normalized = "commit", .command = "COMMIT", .fingerprint = 0x12});
+}
+
+/* The defaults, but overfetch at 100 rows for a statement and 150 for a request. */
+static TallyOptions low_overfetch_options(void)
+{
+    TallyOptions opts;
+    tally_options_default(&opts);
+    opts.overfetch_rows = 100;
+    opts.request_overfetch_rows = 150;
+    return opts;
+}
+
 static Tally *new_tally(Out *out, TallyOptions *opts)
 {
     TallyOptions defaults;
@@ -222,9 +243,9 @@ TEST(untagged_transaction_statements_join_the_tagged_request)
 {
     Out o;
     Tally *t = new_tally(&o, NULL);
-    feed(t, (Stmt){.conn = 1, .normalized = "begin", .command = "BEGIN", .fingerprint = 0x10});
+    feed_begin(t, 1);
     feed(t, (Stmt){.conn = 1, .tags = "request_id=x", .fingerprint = 0x11, .values = 1});
-    feed(t, (Stmt){.conn = 1, .normalized = "commit", .command = "COMMIT", .fingerprint = 0x12});
+    feed_commit(t, 1);
     feed(t, (Stmt){.conn = 1, .tags = "request_id=x", .fingerprint = 0x11, .values = 2});
     tally_finish_all(t);
     CHECK_EQ_INT(o.n_requests, 1);
@@ -245,10 +266,9 @@ TEST(driver_begin_joins_the_next_request_not_the_previous_one)
     Tally *t = new_tally(&o, NULL);
     const char *ids[] = {"request_id=a", "request_id=b"};
     for (int i = 0; i < 2; i++) {
-        feed(t, (Stmt){.conn = 1, .normalized = "begin", .command = "BEGIN", .fingerprint = 0x10});
+        feed_begin(t, 1);
         feed(t, (Stmt){.conn = 1, .tags = ids[i], .fingerprint = 0x11, .values = 1});
-        feed(t,
-             (Stmt){.conn = 1, .normalized = "commit", .command = "COMMIT", .fingerprint = 0x12});
+        feed_commit(t, 1);
     }
     tally_connection_closed(t, 1);
     tally_finish_all(t);
@@ -274,11 +294,10 @@ TEST(untagged_statements_do_not_break_a_route_labelled_run)
     /* route tags only (no request_id): the driver's BEGIN/COMMIT carry no label */
     for (int i = 0; i < 2; i++) {
         const char *route = i ? "route=/b" : "route=/a";
-        feed(t, (Stmt){.conn = 1, .normalized = "begin", .command = "BEGIN", .fingerprint = 0x10});
+        feed_begin(t, 1);
         feed(t, (Stmt){.conn = 1, .tags = route, .fingerprint = 0x11});
         feed(t, (Stmt){.conn = 1, .tags = route, .fingerprint = 0x13});
-        feed(t,
-             (Stmt){.conn = 1, .normalized = "commit", .command = "COMMIT", .fingerprint = 0x12});
+        feed_commit(t, 1);
     }
     tally_connection_closed(t, 1);
     CHECK_EQ_INT(o.n_requests, 2);
@@ -296,7 +315,7 @@ TEST(lone_begin_before_close_is_still_counted)
 {
     Out o;
     Tally *t = new_tally(&o, NULL);
-    feed(t, (Stmt){.conn = 4, .normalized = "begin", .command = "BEGIN", .fingerprint = 0x10});
+    feed_begin(t, 4);
     tally_connection_closed(t, 4);
     CHECK_EQ_INT(o.n_requests, 1);
     CHECK_EQ_INT(o.requests[0]->statements, 1);
@@ -418,10 +437,7 @@ TEST(repeated_writes_are_flagged_as_writes)
 TEST(overfetch_by_rows_and_by_request)
 {
     Out o;
-    TallyOptions opts;
-    tally_options_default(&opts);
-    opts.overfetch_rows = 100;
-    opts.request_overfetch_rows = 150;
+    TallyOptions opts = low_overfetch_options();
     Tally *t = new_tally(&o, &opts);
     feed(t, (Stmt){.conn = 1, .tags = "request_id=o", .fingerprint = 0x80, .rows = 120});
     feed(t, (Stmt){.conn = 1, .tags = "request_id=o", .fingerprint = 0x81, .rows = 40});
@@ -442,10 +458,7 @@ TEST(overfetch_by_rows_and_by_request)
 TEST(rows_written_are_not_overfetch)
 {
     Out o;
-    TallyOptions opts;
-    tally_options_default(&opts);
-    opts.overfetch_rows = 100;
-    opts.request_overfetch_rows = 150;
+    TallyOptions opts = low_overfetch_options();
     Tally *t = new_tally(&o, &opts);
     feed(t, (Stmt){.conn = 1,
                    .tags = "request_id=w",
