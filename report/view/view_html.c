@@ -51,6 +51,14 @@ static void h(FILE *out, const char *s)
     viewfmt_xml(out, s);
 }
 
+/* A page's heading: `text` escaped between markup before and after it. */
+static void h1(FILE *out, const char *before, const char *text, const char *after)
+{
+    fprintf(out, "<h1>%s", before);
+    h(out, text);
+    fprintf(out, "%s</h1>\n", after);
+}
+
 /* ---- colours and links -------------------------------------------------------------------- */
 
 /* A colour per statement: the first statements on a page get hues a golden angle apart, so
@@ -132,6 +140,19 @@ static void a_fp(HtmlPage *p, const char *fp)
     fputs("</span></a>", p->out);
 }
 
+/* A DB time and a size as people read them ("1.60 ms", "640 B"), one table cell each. */
+typedef struct Amounts {
+    char db[16], bytes[16];
+} Amounts;
+
+static Amounts amounts(uint64_t db_us, uint64_t bytes)
+{
+    Amounts a;
+    viewfmt_duration(a.db, sizeof a.db, db_us);
+    viewfmt_bytes(a.bytes, sizeof a.bytes, bytes);
+    return a;
+}
+
 static void sql_line(FILE *out, const char *sql, size_t width)
 {
     char buf[2048];
@@ -190,9 +211,8 @@ void view_html_end(HtmlPage *p)
 
 void view_html_message(HtmlPage *p, const char *heading, const char *text)
 {
-    fputs("<h1>", p->out);
-    h(p->out, heading);
-    fputs("</h1>\n<p>", p->out);
+    h1(p->out, "", heading, "");
+    fputs("<p>", p->out);
     h(p->out, text);
     fputs("</p>\n", p->out);
 }
@@ -213,15 +233,13 @@ static void completeness(HtmlPage *p, const ViewData *d)
 static void header(HtmlPage *p, const ViewData *d, const ViewOptions *o, const char *what)
 {
     FILE *out = p->out;
-    char started[40], db[16], bytes[16];
+    char started[40];
     viewfmt_time(started, sizeof started, d->run.started_us);
     ViewTotals all;
     view_totals(d, &all);
-    viewfmt_duration(db, sizeof db, all.db_time_us);
-    viewfmt_bytes(bytes, sizeof bytes, all.bytes);
-    fputs("<h1>", out);
-    h(out, what);
-    fputs("</h1>\n<p class=\"meta\">", out);
+    Amounts a = amounts(all.db_time_us, all.bytes);
+    h1(out, "", what, "");
+    fputs("<p class=\"meta\">", out);
     h(out, reader_path(d->file));
     char scope[300];
     view_scope_text(d, o, scope, sizeof scope);
@@ -232,7 +250,7 @@ static void header(HtmlPage *p, const ViewData *d, const ViewOptions *o, const c
     fprintf(out,
             "<br>%" PRIu64 " requests, %" PRIu64 " queries, DB time %s, %" PRIu64
             " rows, %s returned</p>\n",
-            all.requests, all.queries, db, all.rows, bytes);
+            all.requests, all.queries, a.db, all.rows, a.bytes);
     completeness(p, d);
     if (d->runs.n > 1) {
         fprintf(out, "<div class=\"scroll\"><table class=\"runs\"><tr><th>run</th>"
@@ -336,10 +354,9 @@ static void route_table(HtmlPage *p, const ViewData *d)
                  "<th>N+1</th><th>DB time</th><th>DB p95</th><th>Rows</th><th>Bytes</th></tr>\n");
     for (size_t i = 0; i < d->routes.n; i++) {
         const ReaderRoute *r = &d->routes.items[i];
-        char db[16], p95[16], bytes[16];
-        viewfmt_duration(db, sizeof db, r->db_time_us);
+        char p95[16];
         viewfmt_duration(p95, sizeof p95, r->db_time_p95_us);
-        viewfmt_bytes(bytes, sizeof bytes, r->bytes);
+        Amounts a = amounts(r->db_time_us, r->bytes);
         fprintf(out, "<tr><td class=\"l\">");
         a_route(p, r->route);
         fprintf(out,
@@ -347,7 +364,7 @@ static void route_table(HtmlPage *p, const ViewData *d)
                 "</td><td>%" PRIu64 "</td><td>%s</td><td>%s</td><td>%" PRIu64
                 "</td><td>%s</td></tr>\n",
                 r->requests, r->queries_p50, r->queries_p95, r->queries_max, r->duplicates,
-                r->n_plus_one, db, p95, r->rows, bytes);
+                r->n_plus_one, a.db, p95, r->rows, a.bytes);
     }
     fprintf(out, "</table></div>\n");
 }
@@ -412,9 +429,8 @@ static void findings(HtmlPage *p, const ViewData *d)
           out);
     for (size_t i = 0; i < d->findings.n; i++) {
         const ReaderTopFinding *f = &d->findings.items[i];
-        char cost[16], bytes[16], why[512];
-        viewfmt_duration(cost, sizeof cost, f->cost_us);
-        viewfmt_bytes(bytes, sizeof bytes, f->bytes);
+        char why[512];
+        Amounts a = amounts(f->cost_us, f->bytes);
         viewfmt_finding_why(why, sizeof why, f);
         fprintf(out, "<tr class=\"finding\" id=\"finding-%zu\"><td>%zu</td><td class=\"l\">", i + 1,
                 i + 1);
@@ -423,7 +439,7 @@ static void findings(HtmlPage *p, const ViewData *d)
                 " %" PRIu64 " %s in %" PRIu64 " request%s</td><td>%s</td><td>%" PRIu64
                 "</td><td>%s</td><td class=\"l\">",
                 f->total_count, finding_unit(f->kind, f->by_bytes), f->requests,
-                f->requests == 1 ? "" : "s", cost, f->rows, bytes);
+                f->requests == 1 ? "" : "s", a.db, f->rows, a.bytes);
         a_route(p, f->worst_route);
         fputs(", ", out);
         a_request(p, f->worst_request);
@@ -499,16 +515,14 @@ static void statement_table(HtmlPage *p, const ReaderFingerprintList *l)
           out);
     for (size_t i = 0; i < l->n; i++) {
         const ReaderFingerprint *f = &l->items[i];
-        char db[16], bytes[16];
-        viewfmt_duration(db, sizeof db, f->total_time_us);
-        viewfmt_bytes(bytes, sizeof bytes, f->bytes);
+        Amounts a = amounts(f->total_time_us, f->bytes);
         fputs("<tr><td class=\"l sql\">", out);
         href_fp(p, f->fingerprint);
         sql_line(out, *f->normalized ? f->normalized : f->fingerprint, 80);
         fprintf(out,
                 "</a></td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%s</td><td>%" PRIu64
                 "</td><td>%s</td></tr>\n",
-                f->calls, f->requests, db, f->rows, bytes);
+                f->calls, f->requests, a.db, f->rows, a.bytes);
     }
     fputs("</table></div>\n", out);
 }
@@ -530,10 +544,9 @@ static void latest_requests(HtmlPage *p, const ViewData *d, bool show_route)
             show_route ? "<th class=\"l\">Route</th>" : "");
     for (size_t k = 0; k < n; k++) {
         const ReaderRequest *r = &d->requests.items[d->requests.n - 1 - k];
-        char when[40], db[16], bytes[16];
+        char when[40];
         viewfmt_time(when, sizeof when, r->start_us);
-        viewfmt_duration(db, sizeof db, r->db_time_us);
-        viewfmt_bytes(bytes, sizeof bytes, r->bytes);
+        Amounts a = amounts(r->db_time_us, r->bytes);
         fprintf(out, "<tr%s><td class=\"l\">", r->n_plus_one ? " class=\"found\"" : "");
         a_request(p, r->id);
         fputs("</td>", out);
@@ -545,7 +558,7 @@ static void latest_requests(HtmlPage *p, const ViewData *d, bool show_route)
         fprintf(out,
                 "<td>%s</td><td>%u</td><td>%u</td><td>%u</td><td>%s</td><td>%" PRIu64
                 "</td><td>%s</td></tr>\n",
-                when, r->queries, r->n_plus_one, r->duplicates, db, r->rows, bytes);
+                when, r->queries, r->n_plus_one, r->duplicates, a.db, r->rows, a.bytes);
     }
     fputs("</table></div>\n", out);
     uint64_t all = 0;
@@ -580,13 +593,12 @@ static void timeline_table(HtmlPage *p, const ReaderRequest *r, const ReaderTime
             for (size_t j = 0; j < r->n_findings; j++)
                 found |= strcmp(r->findings[j].fingerprint, s->fingerprint) == 0;
         }
-        char at[16], took[16], size[16];
-        viewfmt_bytes(size, sizeof size, bytes);
+        char at[16];
+        Amounts a = amounts(dur, bytes);
         viewfmt_duration(at, sizeof at,
                          s0->start_us > r->start_us ? (uint64_t)(s0->start_us - r->start_us) : 0);
-        viewfmt_duration(took, sizeof took, dur);
         fprintf(out, "<tr%s><td>%u</td><td>+%s</td><td>%s</td><td>%" PRIu64 "</td><td>%s</td><td>",
-                found ? " class=\"found\"" : "", s0->seq, at, took, rows, size);
+                found ? " class=\"found\"" : "", s0->seq, at, a.db, rows, a.bytes);
         if (cy->period > 1)
             fprintf(out, "<span class=\"kind n1\">(%s) &times; %zu</span>",
                     cy->period == 2 ? "A, B" : "A, B, C", cy->repeats);
@@ -629,10 +641,9 @@ static void timeline_chart(HtmlPage *p, const ReaderRequest *r, const ReaderTime
     }
     if (span < 1)
         span = 1;
-    char took[16], db[16], bytes[16];
+    char took[16];
     viewfmt_duration(took, sizeof took, (uint64_t)span);
-    viewfmt_duration(db, sizeof db, r->db_time_us);
-    viewfmt_bytes(bytes, sizeof bytes, r->bytes);
+    Amounts a = amounts(r->db_time_us, r->bytes);
     if (heading) {
         fputs("<h3 id=\"request-", out);
         viewfmt_url(out, r->id);
@@ -643,7 +654,7 @@ static void timeline_chart(HtmlPage *p, const ReaderRequest *r, const ReaderTime
         fprintf(out,
                 " &middot; %u queries &middot; %u N+1 &middot; DB time %s of %s &middot; %" PRIu64
                 " rows, %s</span></h3>\n",
-                r->queries, r->n_plus_one, db, took, r->rows, bytes);
+                r->queries, r->n_plus_one, a.db, took, r->rows, a.bytes);
     }
     const int lane_h = 16, width = CHART_W - 20;
     int height = lane_h + 30;
@@ -847,18 +858,16 @@ void view_html_request(HtmlPage *p, const ViewData *d)
 {
     FILE *out = p->out;
     const ReaderRequest *r = &d->requests.items[0];
-    char when[40], db[16], bytes[16];
+    char when[40];
     viewfmt_time(when, sizeof when, r->start_us);
-    viewfmt_duration(db, sizeof db, r->db_time_us);
-    viewfmt_bytes(bytes, sizeof bytes, r->bytes);
-    fputs("<h1>Request ", out);
-    h(out, r->id);
-    fputs("</h1>\n<p class=\"meta\">route ", out);
+    Amounts a = amounts(r->db_time_us, r->bytes);
+    h1(out, "Request ", r->id, "");
+    fputs("<p class=\"meta\">route ", out);
     a_route(p, r->route);
     fprintf(out,
             " &middot; started %s &middot; %u queries, %u distinct, %u duplicates &middot; DB "
             "time %s &middot; %" PRIu64 " rows, %s returned &middot; ended: ",
-            when, r->queries, r->distinct_fingerprints, r->duplicates, db, r->rows, bytes);
+            when, r->queries, r->distinct_fingerprints, r->duplicates, a.db, r->rows, a.bytes);
     h(out, r->end_reason);
     fputs("<br>key ", out);
     h(out, r->key);
@@ -948,13 +957,11 @@ void view_html_fingerprint(HtmlPage *p, const ViewData *d)
 {
     FILE *out = p->out;
     const ReaderFingerprint *f = &d->fingerprint.items[0];
-    char db[16], first[40], bytes[16];
-    viewfmt_duration(db, sizeof db, f->total_time_us);
+    char first[40];
     viewfmt_time(first, sizeof first, f->first_seen_us);
-    viewfmt_bytes(bytes, sizeof bytes, f->bytes);
-    fputs("<h1>Statement <span class=\"fp\">", out);
-    h(out, f->fingerprint);
-    fputs("</span></h1>\n<pre>", out);
+    Amounts a = amounts(f->total_time_us, f->bytes);
+    h1(out, "Statement <span class=\"fp\">", f->fingerprint, "</span>");
+    fputs("<pre>", out);
     h(out, *f->normalized ? f->normalized : "(text not recorded)");
     fputs("</pre>\n", out);
     if (f->sample) { /* only runs recorded with --samples have one */
@@ -968,7 +975,7 @@ void view_html_fingerprint(HtmlPage *p, const ViewData *d)
             "<th>errors</th><th class=\"l\">first seen</th></tr><tr><td>%" PRIu64
             "</td><td>%" PRIu64 "</td><td>%u</td><td>%s</td><td>%" PRIu64
             "</td><td>%s</td><td>%" PRIu64 "</td><td class=\"l\">%s</td></tr></table></div>\n",
-            f->calls, f->requests, f->max_calls, db, f->rows, bytes, f->errors, first);
+            f->calls, f->requests, f->max_calls, a.db, f->rows, a.bytes, f->errors, first);
     fprintf(out, "<h2>Routes</h2>\n");
     fingerprint_routes_table(p, f);
     histogram(p, d, f);
