@@ -124,8 +124,25 @@ static void a_request(HtmlPage *p, const char *id)
     fputs("</a>", p->out);
 }
 
+/* Whether a static report will hold fp's anchor: records fp among the statements it lists at
+ * its end (statement_routes), while there is room. */
+static bool static_anchor(HtmlPage *p, const char *fp)
+{
+    for (size_t i = 0; i < p->n_linked; i++)
+        if (strcmp(p->linked[i], fp) == 0)
+            return true;
+    if (!*fp || p->n_linked == VIEW_HTML_LINKED)
+        return false;
+    snprintf(p->linked[p->n_linked++], sizeof p->linked[0], "%s", fp);
+    return true;
+}
+
 static void href_fp(HtmlPage *p, const char *fp)
 {
+    if (!p->served && !static_anchor(p, fp)) {
+        fputs("<a>", p->out); /* no target in this file: text, not a dangling link */
+        return;
+    }
     fprintf(p->out, "<a href=\"%s", p->served ? "/fingerprint/" : "#fp-");
     viewfmt_url(p->out, fp);
     scope_suffix(p, '?');
@@ -770,41 +787,31 @@ static void fingerprint_routes_table(HtmlPage *p, const ReaderFingerprint *f)
     fputs("</table></div>\n", out);
 }
 
-/* Static report: where each top statement runs (the anchors of its links). */
+/* Static report: where each statement it linked to runs (the anchors of those links). */
 static void statement_routes(HtmlPage *p, const ViewData *d)
 {
     FILE *out = p->out;
     fprintf(out, "<h2>Where each statement runs</h2>\n");
-    const ReaderFingerprintList *lists[] = {&d->by_calls, &d->by_time};
-    char seen[2 * 1000 + 1000][17];
-    size_t n_seen = 0;
-    for (size_t l = 0; l < 3; l++) {
-        size_t count = l < 2 ? lists[l]->n : d->findings.n;
-        for (size_t i = 0; i < count; i++) {
-            const char *fp =
-                l < 2 ? lists[l]->items[i].fingerprint : d->findings.items[i].fingerprint;
-            bool dup = !*fp;
-            for (size_t k = 0; k < n_seen && !dup; k++)
-                dup = strcmp(seen[k], fp) == 0;
-            if (dup || n_seen >= sizeof seen / sizeof seen[0])
-                continue;
-            snprintf(seen[n_seen++], sizeof seen[0], "%s", fp);
-            ReaderFingerprintList one;
-            char err[256];
-            if (!reader_fingerprint(d->file, fp, &one, err, sizeof err))
-                continue;
-            const ReaderFingerprint *f = &one.items[0];
-            fputs("<h3 id=\"fp-", out);
-            viewfmt_url(out, f->fingerprint);
-            fputs("\"><span class=\"fp\">", out);
-            h(out, f->fingerprint);
-            fprintf(out, "</span> <span class=\"meta\">%" PRIu64 " calls</span></h3><pre>",
-                    f->calls);
-            h(out, *f->normalized ? f->normalized : "(text not recorded)");
-            fputs("</pre>\n", out);
-            fingerprint_routes_table(p, f);
-            reader_fingerprint_list_free(&one);
+    for (size_t i = 0; i < p->n_linked; i++) {
+        const char *fp = p->linked[i];
+        fputs("<h3 id=\"fp-", out);
+        viewfmt_url(out, fp);
+        fputs("\"><span class=\"fp\">", out);
+        h(out, fp);
+        ReaderFingerprintList one;
+        char err[256];
+        if (!reader_fingerprint(d->file, fp, &one, err, sizeof err)) {
+            fputs("</span></h3><p>", out);
+            h(out, err);
+            fputs("</p>\n", out);
+            continue;
         }
+        const ReaderFingerprint *f = &one.items[0];
+        fprintf(out, "</span> <span class=\"meta\">%" PRIu64 " calls</span></h3><pre>", f->calls);
+        h(out, *f->normalized ? f->normalized : "(text not recorded)");
+        fputs("</pre>\n", out);
+        fingerprint_routes_table(p, f);
+        reader_fingerprint_list_free(&one);
     }
 }
 

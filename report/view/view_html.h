@@ -23,6 +23,9 @@
 /* Statements given their own colour on one page; later ones share a colour by hash. */
 #define VIEW_HTML_COLOURS 48
 
+/* Statements a static report links to (and lists with their routes at its end). */
+#define VIEW_HTML_LINKED 512
+
 typedef struct HtmlPage {
     FILE *out;
     bool served;         /* links to served pages and the live script; else in-file anchors */
@@ -32,6 +35,10 @@ typedef struct HtmlPage {
     /* the colours handed out so far, in order */
     char colours[VIEW_HTML_COLOURS][17];
     size_t n_colours;
+    /* static report: the statements linked so far, in order, whose anchors the report ends
+     * with (a link past VIEW_HTML_LINKED statements is written without a target) */
+    char linked[VIEW_HTML_LINKED][17];
+    size_t n_linked;
 } HtmlPage;
 
 /* The document head, CSS and (served) the navigation; opens the region the live poll
