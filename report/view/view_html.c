@@ -51,6 +51,14 @@ static void h(FILE *out, const char *s)
     viewfmt_xml(out, s);
 }
 
+/* SQL as a block: `text` escaped in a <pre> (of class `cls` when given). */
+static void pre(FILE *out, const char *cls, const char *text)
+{
+    fprintf(out, "<pre%s%s%s>", cls ? " class=\"" : "", cls ? cls : "", cls ? "\"" : "");
+    h(out, text);
+    fputs("</pre>\n", out);
+}
+
 /* A page's heading: `text` escaped between markup before and after it. */
 static void h1(FILE *out, const char *before, const char *text, const char *after)
 {
@@ -236,6 +244,17 @@ void view_html_message(HtmlPage *p, const char *heading, const char *text)
 
 /* ---- the report's parts ------------------------------------------------------------------- */
 
+/* A section's heading; with nothing to show (n == 0), says `empty` and returns false. */
+static bool section(FILE *out, const char *title, size_t n, const char *empty)
+{
+    fputs("<h2>", out);
+    h(out, title);
+    fputs("</h2>\n", out);
+    if (n == 0)
+        fprintf(out, "<p>%s</p>\n", empty);
+    return n > 0;
+}
+
 static void completeness(HtmlPage *p, const ViewData *d)
 {
     if (d->complete) {
@@ -295,11 +314,8 @@ static void route_chart(HtmlPage *p, const ViewData *d)
 {
     FILE *out = p->out;
     size_t n = d->routes.n < MAX_CHART_ROUTES ? d->routes.n : MAX_CHART_ROUTES;
-    fprintf(out, "<h2>Queries per request, by route</h2>\n");
-    if (n == 0) {
-        fprintf(out, "<p>No requests recorded.</p>\n");
+    if (!section(out, "Queries per request, by route", n, "No requests recorded."))
         return;
-    }
     uint32_t max = 1;
     for (size_t i = 0; i < n; i++)
         if (d->routes.items[i].queries_max > max)
@@ -415,17 +431,13 @@ static void finding_statement(HtmlPage *p, const char *kind, const char *fingerp
         a_fp(p, fingerprint);
         fputs("</p>\n", out);
     }
-    if (*normalized) {
-        fputs("<pre>", out);
-        h(out, normalized);
-        fputs("</pre>\n", out);
-    }
+    if (*normalized)
+        pre(out, NULL, normalized);
     char batched[4096];
     if (strcmp(kind, "n_plus_one") == 0 &&
         suggest_batched(normalized, SUGGEST_ANY, batched, sizeof batched)) {
-        fputs("<p>Batched, one query for all values:</p><pre class=\"fix\">", out);
-        h(out, batched);
-        fputs("</pre>\n", out);
+        fputs("<p>Batched, one query for all values:</p>", out);
+        pre(out, "fix", batched);
     }
 }
 
@@ -435,11 +447,9 @@ static void finding_statement(HtmlPage *p, const char *kind, const char *fingerp
 static void findings(HtmlPage *p, const ViewData *d)
 {
     FILE *out = p->out;
-    fprintf(out, "<h2>Top findings, ranked by the DB time each stands for</h2>\n");
-    if (d->findings.n == 0) {
-        fprintf(out, "<p>No N+1 queries, duplicates or over-fetching found.</p>\n");
+    if (!section(out, "Top findings, ranked by the DB time each stands for", d->findings.n,
+                 "No N+1 queries, duplicates or over-fetching found."))
         return;
-    }
     fputs("<div class=\"scroll\"><table id=\"findings\"><tr><th>#</th><th class=\"l\">finding"
           "</th><th>DB time</th><th>rows</th><th>bytes</th><th class=\"l\">worst request</th>"
           "</tr>\n",
@@ -476,11 +486,8 @@ static void fingerprint_chart(HtmlPage *p, const char *id, const char *title,
                               const ReaderFingerprintList *l, bool by_time)
 {
     FILE *out = p->out;
-    fprintf(out, "<h2>%s</h2>\n", title);
-    if (l->n == 0) {
-        fprintf(out, "<p>No statements recorded.</p>\n");
+    if (!section(out, title, l->n, "No statements recorded."))
         return;
-    }
     uint64_t max = 1;
     for (size_t i = 0; i < l->n; i++) {
         uint64_t v = by_time ? l->items[i].total_time_us : l->items[i].calls;
@@ -549,11 +556,8 @@ static void latest_requests(HtmlPage *p, const ViewData *d, bool show_route)
 {
     FILE *out = p->out;
     size_t n = d->requests.n < VIEW_HTML_LATEST ? d->requests.n : VIEW_HTML_LATEST;
-    fprintf(out, "<h2>Latest requests</h2>\n");
-    if (n == 0) {
-        fprintf(out, "<p>No requests recorded yet.</p>\n");
+    if (!section(out, "Latest requests", n, "No requests recorded yet."))
         return;
-    }
     fprintf(out,
             "<div class=\"scroll\"><table id=\"requests\"><tr><th class=\"l\">Request</th>%s"
             "<th>started</th><th>queries</th><th>N+1</th><th>duplicates</th>"
@@ -727,11 +731,9 @@ static int cmp_busiest(const void *a, const void *b)
 static void timelines(HtmlPage *p, const ViewData *d)
 {
     FILE *out = p->out;
-    fprintf(out, "<h2>Statement timelines of the busiest requests</h2>\n");
-    if (d->requests.n == 0) {
-        fprintf(out, "<p>No requests recorded.</p>\n");
+    if (!section(out, "Statement timelines of the busiest requests", d->requests.n,
+                 "No requests recorded."))
         return;
-    }
     const ReaderRequest **order = malloc(d->requests.n * sizeof *order);
     if (!order)
         return;
@@ -807,9 +809,8 @@ static void statement_routes(HtmlPage *p, const ViewData *d)
             continue;
         }
         const ReaderFingerprint *f = &one.items[0];
-        fprintf(out, "</span> <span class=\"meta\">%" PRIu64 " calls</span></h3><pre>", f->calls);
-        h(out, *f->normalized ? f->normalized : "(text not recorded)");
-        fputs("</pre>\n", out);
+        fprintf(out, "</span> <span class=\"meta\">%" PRIu64 " calls</span></h3>", f->calls);
+        pre(out, NULL, *f->normalized ? f->normalized : "(text not recorded)");
         fingerprint_routes_table(p, f);
         reader_fingerprint_list_free(&one);
     }
@@ -886,9 +887,8 @@ void view_html_request(HtmlPage *p, const ViewData *d)
                 "<p class=\"bad\">A per-request bound was hit: %" PRIu64
                 " statements are not in the timeline; figures are lower bounds.</p>\n",
                 r->timeline_dropped);
-    fprintf(out, "<h2>Findings</h2>\n");
-    if (r->n_findings == 0)
-        fprintf(out, "<p>No N+1 queries, duplicates or over-fetching in this request.</p>\n");
+    section(out, "Findings", r->n_findings,
+            "No N+1 queries, duplicates or over-fetching in this request.");
     for (size_t i = 0; i < r->n_findings; i++) {
         const ReaderFinding *f = &r->findings[i];
         fputs("<div class=\"finding\"><p>", out);
@@ -900,10 +900,7 @@ void view_html_request(HtmlPage *p, const ViewData *d)
         finding_statement(p, f->kind, f->fingerprint, f->normalized);
         fputs("</div>\n", out);
     }
-    fprintf(out, "<h2>Timeline</h2>\n");
-    if (d->timeline.n == 0)
-        fprintf(out, "<p>No statements stored for this request.</p>\n");
-    else
+    if (section(out, "Timeline", d->timeline.n, "No statements stored for this request."))
         timeline_chart(p, r, &d->timeline, 0, false);
 }
 
@@ -964,18 +961,15 @@ void view_html_fingerprint(HtmlPage *p, const ViewData *d)
 {
     FILE *out = p->out;
     const ReaderFingerprint *f = &d->fingerprint.items[0];
+    h1(out, "Statement <span class=\"fp\">", f->fingerprint, "</span>");
+    pre(out, NULL, *f->normalized ? f->normalized : "(text not recorded)");
+    if (f->sample) { /* only runs recorded with --samples have one */
+        fputs("<p>Example with values (recorded with --samples):</p>", out);
+        pre(out, NULL, f->sample);
+    }
     char first[40];
     viewfmt_time(first, sizeof first, f->first_seen_us);
     Amounts a = amounts(f->total_time_us, f->bytes);
-    h1(out, "Statement <span class=\"fp\">", f->fingerprint, "</span>");
-    fputs("<pre>", out);
-    h(out, *f->normalized ? f->normalized : "(text not recorded)");
-    fputs("</pre>\n", out);
-    if (f->sample) { /* only runs recorded with --samples have one */
-        fputs("<p>Example with values (recorded with --samples):</p><pre>", out);
-        h(out, f->sample);
-        fputs("</pre>\n", out);
-    }
     fprintf(out,
             "<div class=\"scroll\"><table id=\"fp-totals\"><tr><th>calls</th><th>requests</th>"
             "<th>most in one request</th><th>DB time</th><th>rows</th><th>bytes</th>"
