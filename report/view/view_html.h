@@ -3,10 +3,11 @@
  *
  * Owns: the page layout (inline CSS, charts as inline SVG, no fonts or network), the colour of
  * each statement on a page, and how pages link to each other: a served page links to the
- * served URLs (/route?name=R, /request/ID, /fingerprint/F, /runs), a static report to anchors
- * inside the one file. Every value from the store is escaped (viewfmt_xml, viewfmt_url); only
- * normalized SQL is shown, and a statement's example with values only when the run recorded
- * one (--samples). Writers leave error checks on `out` to the caller. */
+ * served URLs (/route?name=R, with R "(no route)" for the unlabelled requests, /request/ID,
+ * /fingerprint/F, /runs), a static report to anchors inside the one file. Every value from the
+ * store is escaped (viewfmt_xml, viewfmt_url); only normalized SQL is shown, and a statement's
+ * example with values only when the run recorded one (--samples). Writers leave error checks on
+ * `out` to the caller. */
 #ifndef PGTALLY_REPORT_VIEW_HTML_H
 #define PGTALLY_REPORT_VIEW_HTML_H
 
