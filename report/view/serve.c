@@ -335,7 +335,9 @@ static enum MHD_Result dispatch(PageRequest *q, const char *url)
     if (strcmp(url, "/") == 0)
         return view_page(q, file, &vo, PAGE_INDEX, "pgtally");
     if (strcmp(url, "/route") == 0) {
-        vo.route = MHD_lookup_connection_value(q->c, MHD_GET_ARGUMENT_KIND, "name");
+        /* The pages link the unlabelled requests as VIEW_NO_ROUTE, the name every output uses. */
+        vo.route =
+            viewfmt_route_arg(MHD_lookup_connection_value(q->c, MHD_GET_ARGUMENT_KIND, "name"));
         if (!vo.route)
             return send_message(q, MHD_HTTP_NOT_FOUND, "Not found", "give the route: ?name=ROUTE");
         return view_page(q, file, &vo, PAGE_ROUTE, "pgtally: route");

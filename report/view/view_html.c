@@ -33,7 +33,8 @@ static const char css[] =
     ".scroll{overflow-x:auto;max-width:100%}"
     "table{border-collapse:collapse;width:100%;font-size:13px}th,td{padding:4px 8px;"
     "border-bottom:1px solid #eceff1;text-align:right}th{background:#f6f8fa}"
-    "td.l,th.l{text-align:left}td.sql{font:12px ui-monospace,Menlo,Consolas,monospace;"
+    "td.l,th.l{text-align:left}td:not(.l){white-space:nowrap}td.sql{font:12px "
+    "ui-monospace,Menlo,Consolas,monospace;"
     "overflow-wrap:anywhere}pre{background:#f6f8fa;padding:8px 10px;border-radius:6px;"
     "white-space:pre-wrap;word-break:break-word;font:12.5px/1.4 ui-monospace,Menlo,Consolas,"
     "monospace;margin:4px 0}.kind{display:inline-block;padding:1px 7px;border-radius:10px;"
@@ -42,7 +43,8 @@ static const char css[] =
     "font-size:12px}svg{max-width:100%;height:auto}svg text{font:12px system-ui,sans-serif;"
     "fill:#1d2327}svg .v{fill:#5b6570}svg .n1t{fill:#b42318;font-weight:600}"
     ".legend span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;"
-    "vertical-align:-2px}tr.found td{background:#fff5f5}"
+    "vertical-align:-2px}tr.found td{background:#fff5f5}tr.finding td{border-bottom:0}"
+    ".why{margin:0 0 4px}tr.detail pre{max-width:860px}"
     "@media (max-width:640px){body{margin:8px auto;padding:0 8px}h1{font-size:18px}}";
 
 static void h(FILE *out, const char *s)
@@ -50,9 +52,20 @@ static void h(FILE *out, const char *s)
     viewfmt_xml(out, s);
 }
 
-static const char *route_name(const char *route)
+/* SQL as a block: `text` escaped in a <pre> (of class `cls` when given). */
+static void pre(FILE *out, const char *cls, const char *text)
 {
-    return *route ? route : "(no route)";
+    fprintf(out, "<pre%s%s%s>", cls ? " class=\"" : "", cls ? cls : "", cls ? "\"" : "");
+    h(out, text);
+    fputs("</pre>\n", out);
+}
+
+/* A page's heading: `text` escaped between markup before and after it. */
+static void h1(FILE *out, const char *before, const char *text, const char *after)
+{
+    fprintf(out, "<h1>%s", before);
+    h(out, text);
+    fprintf(out, "%s</h1>\n", after);
 }
 
 /* ---- colours and links -------------------------------------------------------------------- */
@@ -88,14 +101,15 @@ static void scope_suffix(HtmlPage *p, char sep)
 static void a_route(HtmlPage *p, const char *route)
 {
     if (!p->served) {
-        h(p->out, route_name(route));
+        h(p->out, viewfmt_route(route));
         return;
     }
+    /* The unlabelled requests' link names them as every output does; serve reads it back. */
     fputs("<a href=\"/route?name=", p->out);
-    viewfmt_url(p->out, route);
+    viewfmt_url(p->out, viewfmt_route(route));
     scope_suffix(p, '&');
     fputs("\">", p->out);
-    h(p->out, route_name(route));
+    h(p->out, viewfmt_route(route));
     fputs("</a>", p->out);
 }
 
@@ -119,8 +133,25 @@ static void a_request(HtmlPage *p, const char *id)
     fputs("</a>", p->out);
 }
 
+/* Whether a static report will hold fp's anchor: records fp among the statements it lists at
+ * its end (statement_routes), while there is room. */
+static bool static_anchor(HtmlPage *p, const char *fp)
+{
+    for (size_t i = 0; i < p->n_linked; i++)
+        if (strcmp(p->linked[i], fp) == 0)
+            return true;
+    if (!*fp || p->n_linked == VIEW_HTML_LINKED)
+        return false;
+    snprintf(p->linked[p->n_linked++], sizeof p->linked[0], "%s", fp);
+    return true;
+}
+
 static void href_fp(HtmlPage *p, const char *fp)
 {
+    if (!p->served && !static_anchor(p, fp)) {
+        fputs("<a>", p->out); /* no target in this file: text, not a dangling link */
+        return;
+    }
     fprintf(p->out, "<a href=\"%s", p->served ? "/fingerprint/" : "#fp-");
     viewfmt_url(p->out, fp);
     scope_suffix(p, '?');
@@ -133,6 +164,19 @@ static void a_fp(HtmlPage *p, const char *fp)
     fputs("<span class=\"fp\">", p->out);
     h(p->out, fp);
     fputs("</span></a>", p->out);
+}
+
+/* A DB time and a size as people read them ("1.60 ms", "640 B"), one table cell each. */
+typedef struct Amounts {
+    char db[16], bytes[16];
+} Amounts;
+
+static Amounts amounts(uint64_t db_us, uint64_t bytes)
+{
+    Amounts a;
+    viewfmt_duration(a.db, sizeof a.db, db_us);
+    viewfmt_bytes(a.bytes, sizeof a.bytes, bytes);
+    return a;
 }
 
 static void sql_line(FILE *out, const char *sql, size_t width)
@@ -193,14 +237,24 @@ void view_html_end(HtmlPage *p)
 
 void view_html_message(HtmlPage *p, const char *heading, const char *text)
 {
-    fputs("<h1>", p->out);
-    h(p->out, heading);
-    fputs("</h1>\n<p>", p->out);
+    h1(p->out, "", heading, "");
+    fputs("<p>", p->out);
     h(p->out, text);
     fputs("</p>\n", p->out);
 }
 
 /* ---- the report's parts ------------------------------------------------------------------- */
+
+/* A section's heading; with nothing to show (n == 0), says `empty` and returns false. */
+static bool section(FILE *out, const char *title, size_t n, const char *empty)
+{
+    fputs("<h2>", out);
+    h(out, title);
+    fputs("</h2>\n", out);
+    if (n == 0)
+        fprintf(out, "<p>%s</p>\n", empty);
+    return n > 0;
+}
 
 static void completeness(HtmlPage *p, const ViewData *d)
 {
@@ -216,19 +270,13 @@ static void completeness(HtmlPage *p, const ViewData *d)
 static void header(HtmlPage *p, const ViewData *d, const ViewOptions *o, const char *what)
 {
     FILE *out = p->out;
-    char started[40], db[16];
+    char started[40];
     viewfmt_time(started, sizeof started, d->run.started_us);
-    /* From the routes: a served page holds only the latest requests. */
-    uint64_t requests = 0, queries = 0, db_us = 0;
-    for (size_t i = 0; i < d->routes.n; i++) {
-        requests += d->routes.items[i].requests;
-        queries += d->routes.items[i].queries;
-        db_us += d->routes.items[i].db_time_us;
-    }
-    viewfmt_duration(db, sizeof db, db_us);
-    fputs("<h1>", out);
-    h(out, what);
-    fputs("</h1>\n<p class=\"meta\">", out);
+    ViewTotals all;
+    view_totals(d, &all);
+    Amounts a = amounts(all.db_time_us, all.bytes);
+    h1(out, "", what, "");
+    fputs("<p class=\"meta\">", out);
     h(out, reader_path(d->file));
     char scope[300];
     view_scope_text(d, o, scope, sizeof scope);
@@ -236,8 +284,10 @@ static void header(HtmlPage *p, const ViewData *d, const ViewOptions *o, const c
     h(out, scope);
     fprintf(out, " &middot; started %s &middot; pgtally ", started);
     h(out, d->run.version);
-    fprintf(out, "<br>%" PRIu64 " requests, %" PRIu64 " queries, DB time %s</p>\n", requests,
-            queries, db);
+    fprintf(out,
+            "<br>%" PRIu64 " requests, %" PRIu64 " queries, DB time %s, %" PRIu64
+            " rows, %s returned</p>\n",
+            all.requests, all.queries, a.db, all.rows, a.bytes);
     completeness(p, d);
     if (d->runs.n > 1) {
         fprintf(out, "<div class=\"scroll\"><table class=\"runs\"><tr><th>run</th>"
@@ -265,11 +315,8 @@ static void route_chart(HtmlPage *p, const ViewData *d)
 {
     FILE *out = p->out;
     size_t n = d->routes.n < MAX_CHART_ROUTES ? d->routes.n : MAX_CHART_ROUTES;
-    fprintf(out, "<h2>Queries per request, by route</h2>\n");
-    if (n == 0) {
-        fprintf(out, "<p>No requests recorded.</p>\n");
+    if (!section(out, "Queries per request, by route", n, "No requests recorded."))
         return;
-    }
     uint32_t max = 1;
     for (size_t i = 0; i < n; i++)
         if (d->routes.items[i].queries_max > max)
@@ -290,7 +337,7 @@ static void route_chart(HtmlPage *p, const ViewData *d)
         bool n1 = r->n_plus_one > 0;
         int y = (int)(i * (BAR_H + BAR_GAP));
         fprintf(out, "<g class=\"%s\"><title>", n1 ? "route n1" : "route");
-        h(out, route_name(r->route));
+        h(out, viewfmt_route(r->route));
         fprintf(out,
                 ": p50 %u, p95 %u, max %u queries per request over %" PRIu64
                 " requests; N+1 in %" PRIu64 "</title>",
@@ -298,14 +345,14 @@ static void route_chart(HtmlPage *p, const ViewData *d)
                 r->requests_with_n_plus_one);
         if (p->served) {
             fputs("<a href=\"/route?name=", out);
-            viewfmt_url(out, r->route);
+            viewfmt_url(out, viewfmt_route(r->route));
             scope_suffix(p, '&');
             fputs("\">", out);
         }
         fprintf(out, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\"%s>", LABEL_W - 8, y + 13,
                 n1 ? " class=\"n1t\"" : "");
         char label[256];
-        viewfmt_one_line(label, sizeof label, route_name(r->route), 40);
+        viewfmt_one_line(label, sizeof label, viewfmt_route(r->route), 40);
         h(out, label);
         fputs("</text>", out);
         if (p->served)
@@ -338,82 +385,110 @@ static void route_table(HtmlPage *p, const ViewData *d)
     FILE *out = p->out;
     fprintf(out, "<div class=\"scroll\"><table id=\"routes\"><tr><th class=\"l\">Route</th>"
                  "<th>Requests</th><th>p50</th><th>p95</th><th>max</th><th>Duplicates</th>"
-                 "<th>N+1</th><th>DB time</th><th>DB p95</th></tr>\n");
+                 "<th>N+1</th><th>DB time</th><th>DB p95</th><th>Rows</th><th>Bytes</th></tr>\n");
     for (size_t i = 0; i < d->routes.n; i++) {
         const ReaderRoute *r = &d->routes.items[i];
-        char db[16], p95[16];
-        viewfmt_duration(db, sizeof db, r->db_time_us);
+        char p95[16];
         viewfmt_duration(p95, sizeof p95, r->db_time_p95_us);
+        Amounts a = amounts(r->db_time_us, r->bytes);
         fprintf(out, "<tr><td class=\"l\">");
         a_route(p, r->route);
         fprintf(out,
                 "</td><td>%" PRIu64 "</td><td>%u</td><td>%u</td><td>%u</td><td>%" PRIu64
-                "</td><td>%" PRIu64 "</td><td>%s</td><td>%s</td></tr>\n",
+                "</td><td>%" PRIu64 "</td><td>%s</td><td>%s</td><td>%" PRIu64
+                "</td><td>%s</td></tr>\n",
                 r->requests, r->queries_p50, r->queries_p95, r->queries_max, r->duplicates,
-                r->n_plus_one, db, p95);
+                r->n_plus_one, a.db, p95, r->rows, a.bytes);
     }
     fprintf(out, "</table></div>\n");
 }
 
-static void batched_fix(HtmlPage *p, const char *normalized)
+/* A finding's kind as a badge: "N+1" (red), "N+1 writes", "duplicate", "overfetch". */
+static void kind_badge(HtmlPage *p, const char *kind, bool is_write)
 {
+    bool n1 = strcmp(kind, "n_plus_one") == 0;
+    fprintf(p->out, "<span class=\"kind%s\">", n1 ? " n1" : "");
+    h(p->out, n1 ? (is_write ? "N+1 writes" : "N+1") : kind);
+    fputs("</span>", p->out);
+}
+
+/* What a finding's count counts. */
+static const char *finding_unit(const char *kind, bool by_bytes)
+{
+    if (strcmp(kind, "n_plus_one") == 0)
+        return "calls";
+    if (strcmp(kind, "duplicate") == 0)
+        return "repeats";
+    return by_bytes ? "bytes" : "rows";
+}
+
+/* A finding's statement: its link, its SQL and, for an N+1, the batched form. */
+static void finding_statement(HtmlPage *p, const char *kind, const char *fingerprint,
+                              const char *normalized)
+{
+    FILE *out = p->out;
+    if (*fingerprint) {
+        fputs("<p class=\"meta\">statement ", out);
+        a_fp(p, fingerprint);
+        fputs("</p>\n", out);
+    }
+    if (*normalized)
+        pre(out, NULL, normalized);
     char batched[4096];
-    if (suggest_batched(normalized, SUGGEST_ANY, batched, sizeof batched)) {
-        fputs("<p>Batched, one query for all values:</p><pre class=\"fix\">", p->out);
-        h(p->out, batched);
-        fputs("</pre>\n", p->out);
+    if (strcmp(kind, "n_plus_one") == 0 &&
+        suggest_batched(normalized, SUGGEST_ANY, batched, sizeof batched)) {
+        fputs("<p>Batched, one query for all values:</p>", out);
+        pre(out, "fix", batched);
     }
 }
 
+/* The top findings in the reader's order, every kind ranked by the one cost the text report
+ * ranks by (the DB time each stands for), each with why it ranks there: a row of figures,
+ * then a row with the reason, the SQL and the fix. */
 static void findings(HtmlPage *p, const ViewData *d)
 {
     FILE *out = p->out;
-    fprintf(out, "<h2>Top findings</h2>\n");
-    if (d->findings.n == 0)
-        fprintf(out, "<p>No N+1 queries, duplicates or over-fetching found.</p>\n");
+    if (!section(out, "Top findings, ranked by the DB time each stands for", d->findings.n,
+                 "No N+1 queries, duplicates or over-fetching found."))
+        return;
+    fputs("<div class=\"scroll\"><table id=\"findings\"><tr><th>#</th><th class=\"l\">finding"
+          "</th><th>DB time</th><th>rows</th><th>bytes</th><th class=\"l\">worst request</th>"
+          "</tr>\n",
+          out);
     for (size_t i = 0; i < d->findings.n; i++) {
         const ReaderTopFinding *f = &d->findings.items[i];
-        bool n1 = strcmp(f->kind, "n_plus_one") == 0;
-        char db[16];
-        viewfmt_duration(db, sizeof db, f->total_time_us);
+        char why[512];
+        Amounts a = amounts(f->cost_us, f->bytes);
+        viewfmt_finding_why(why, sizeof why, f);
+        fprintf(out, "<tr class=\"finding\" id=\"finding-%zu\"><td>%zu</td><td class=\"l\">", i + 1,
+                i + 1);
+        kind_badge(p, f->kind, f->is_write);
         fprintf(out,
-                "<div class=\"finding\"><p><span class=\"kind%s\">%s</span> %" PRIu64
-                " %s in %" PRIu64 " request%s, DB time %s; worst: ",
-                n1 ? " n1" : "", n1 ? (f->is_write ? "N+1 writes" : "N+1") : f->kind,
-                f->total_count,
-                n1                                  ? "calls"
-                : strcmp(f->kind, "duplicate") == 0 ? "repeats"
-                                                    : "rows/bytes",
-                f->requests, f->requests == 1 ? "" : "s", db);
+                " %" PRIu64 " %s in %" PRIu64 " request%s</td><td>%s</td><td>%" PRIu64
+                "</td><td>%s</td><td class=\"l\">",
+                f->total_count, finding_unit(f->kind, f->by_bytes), f->requests,
+                f->requests == 1 ? "" : "s", a.db, f->rows, a.bytes);
         a_route(p, f->worst_route);
-        fputs(", request ", out);
+        fputs(", ", out);
         a_request(p, f->worst_request);
-        fprintf(out, " (%" PRIu64 ")", f->max_count);
-        if (*f->fingerprint) {
-            fputs(" &middot; statement ", out);
-            a_fp(p, f->fingerprint);
-        }
+        fprintf(out,
+                " (%" PRIu64 ")</td></tr>\n<tr class=\"detail\"><td></td>"
+                "<td class=\"l\" colspan=\"5\"><p class=\"why\">Why here: ",
+                f->max_count);
+        h(out, why);
         fputs("</p>\n", out);
-        if (*f->normalized) {
-            fputs("<pre>", out);
-            h(out, f->normalized);
-            fputs("</pre>\n", out);
-        }
-        if (n1)
-            batched_fix(p, f->normalized);
-        fputs("</div>\n", out);
+        finding_statement(p, f->kind, f->fingerprint, f->normalized);
+        fputs("</td></tr>\n", out);
     }
+    fputs("</table></div>\n", out);
 }
 
 static void fingerprint_chart(HtmlPage *p, const char *id, const char *title,
                               const ReaderFingerprintList *l, bool by_time)
 {
     FILE *out = p->out;
-    fprintf(out, "<h2>%s</h2>\n", title);
-    if (l->n == 0) {
-        fprintf(out, "<p>No statements recorded.</p>\n");
+    if (!section(out, title, l->n, "No statements recorded."))
         return;
-    }
     uint64_t max = 1;
     for (size_t i = 0; i < l->n; i++) {
         uint64_t v = by_time ? l->items[i].total_time_us : l->items[i].calls;
@@ -453,26 +528,47 @@ static void fingerprint_chart(HtmlPage *p, const char *id, const char *title,
     fprintf(out, "</svg>\n");
 }
 
+/* The statements of a chart with what they returned: calls, DB time, rows and bytes. */
+static void statement_table(HtmlPage *p, const ReaderFingerprintList *l)
+{
+    FILE *out = p->out;
+    if (l->n == 0)
+        return;
+    fputs("<div class=\"scroll\"><table class=\"statements-totals\"><tr><th class=\"l\">"
+          "statement</th><th>calls</th><th>requests</th><th>DB time</th><th>rows</th>"
+          "<th>bytes</th></tr>\n",
+          out);
+    for (size_t i = 0; i < l->n; i++) {
+        const ReaderFingerprint *f = &l->items[i];
+        Amounts a = amounts(f->total_time_us, f->bytes);
+        fputs("<tr><td class=\"l sql\">", out);
+        href_fp(p, f->fingerprint);
+        sql_line(out, *f->normalized ? f->normalized : f->fingerprint, 80);
+        fprintf(out,
+                "</a></td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%s</td><td>%" PRIu64
+                "</td><td>%s</td></tr>\n",
+                f->calls, f->requests, a.db, f->rows, a.bytes);
+    }
+    fputs("</table></div>\n", out);
+}
+
 /* Requests newest first: where new requests appear on a live page. */
 static void latest_requests(HtmlPage *p, const ViewData *d, bool show_route)
 {
     FILE *out = p->out;
     size_t n = d->requests.n < VIEW_HTML_LATEST ? d->requests.n : VIEW_HTML_LATEST;
-    fprintf(out, "<h2>Latest requests</h2>\n");
-    if (n == 0) {
-        fprintf(out, "<p>No requests recorded yet.</p>\n");
+    if (!section(out, "Latest requests", n, "No requests recorded yet."))
         return;
-    }
     fprintf(out,
             "<div class=\"scroll\"><table id=\"requests\"><tr><th class=\"l\">Request</th>%s"
             "<th>started</th><th>queries</th><th>N+1</th><th>duplicates</th>"
-            "<th>DB time</th></tr>\n",
+            "<th>DB time</th><th>rows</th><th>bytes</th></tr>\n",
             show_route ? "<th class=\"l\">Route</th>" : "");
     for (size_t k = 0; k < n; k++) {
         const ReaderRequest *r = &d->requests.items[d->requests.n - 1 - k];
-        char when[40], db[16];
+        char when[40];
         viewfmt_time(when, sizeof when, r->start_us);
-        viewfmt_duration(db, sizeof db, r->db_time_us);
+        Amounts a = amounts(r->db_time_us, r->bytes);
         fprintf(out, "<tr%s><td class=\"l\">", r->n_plus_one ? " class=\"found\"" : "");
         a_request(p, r->id);
         fputs("</td>", out);
@@ -481,8 +577,10 @@ static void latest_requests(HtmlPage *p, const ViewData *d, bool show_route)
             a_route(p, r->route);
             fputs("</td>", out);
         }
-        fprintf(out, "<td>%s</td><td>%u</td><td>%u</td><td>%u</td><td>%s</td></tr>\n", when,
-                r->queries, r->n_plus_one, r->duplicates, db);
+        fprintf(out,
+                "<td>%s</td><td>%u</td><td>%u</td><td>%u</td><td>%s</td><td>%" PRIu64
+                "</td><td>%s</td></tr>\n",
+                when, r->queries, r->n_plus_one, r->duplicates, a.db, r->rows, a.bytes);
     }
     fputs("</table></div>\n", out);
     uint64_t all = 0;
@@ -500,27 +598,29 @@ static void timeline_table(HtmlPage *p, const ReaderRequest *r, const ReaderTime
     ViewFold *folds = viewfmt_fold(t, &n_folds);
     ViewCycle *cycles = viewfmt_fold_cycles(t, folds, n_folds, &n_cycles);
     fprintf(out, "<div class=\"scroll\"><table class=\"statements\"><tr><th>#</th><th>at</th>"
-                 "<th>time</th><th>rows</th><th></th><th class=\"l\">statement</th></tr>\n");
+                 "<th>time</th><th>rows</th><th>bytes</th><th></th><th class=\"l\">statement</th>"
+                 "</tr>\n");
     for (size_t c = 0; c < n_cycles; c++) {
         const ViewCycle *cy = &cycles[c];
         const ReaderStatement *s0 = &t->items[folds[cy->first].first];
-        uint64_t dur = 0, rows = 0;
+        uint64_t dur = 0, rows = 0, bytes = 0;
         bool found = false;
         for (size_t k = cy->first; k < cy->first + cy->period * cy->repeats; k++) {
             dur += folds[k].duration_us;
             rows += folds[k].rows;
+            bytes += folds[k].bytes;
         }
         for (size_t k = 0; k < cy->period; k++) {
             const ReaderStatement *s = &t->items[folds[cy->first + k].first];
             for (size_t j = 0; j < r->n_findings; j++)
                 found |= strcmp(r->findings[j].fingerprint, s->fingerprint) == 0;
         }
-        char at[16], took[16];
+        char at[16];
+        Amounts a = amounts(dur, bytes);
         viewfmt_duration(at, sizeof at,
                          s0->start_us > r->start_us ? (uint64_t)(s0->start_us - r->start_us) : 0);
-        viewfmt_duration(took, sizeof took, dur);
-        fprintf(out, "<tr%s><td>%u</td><td>+%s</td><td>%s</td><td>%" PRIu64 "</td><td>",
-                found ? " class=\"found\"" : "", s0->seq, at, took, rows);
+        fprintf(out, "<tr%s><td>%u</td><td>+%s</td><td>%s</td><td>%" PRIu64 "</td><td>%s</td><td>",
+                found ? " class=\"found\"" : "", s0->seq, at, a.db, rows, a.bytes);
         if (cy->period > 1)
             fprintf(out, "<span class=\"kind n1\">(%s) &times; %zu</span>",
                     cy->period == 2 ? "A, B" : "A, B, C", cy->repeats);
@@ -563,18 +663,20 @@ static void timeline_chart(HtmlPage *p, const ReaderRequest *r, const ReaderTime
     }
     if (span < 1)
         span = 1;
-    char took[16], db[16];
+    char took[16];
     viewfmt_duration(took, sizeof took, (uint64_t)span);
-    viewfmt_duration(db, sizeof db, r->db_time_us);
+    Amounts a = amounts(r->db_time_us, r->bytes);
     if (heading) {
         fputs("<h3 id=\"request-", out);
         viewfmt_url(out, r->id);
         fputs("\">", out);
         h(out, r->id);
         fputs(" <span class=\"meta\">", out);
-        h(out, route_name(r->route));
-        fprintf(out, " &middot; %u queries &middot; %u N+1 &middot; DB time %s of %s</span></h3>\n",
-                r->queries, r->n_plus_one, db, took);
+        h(out, viewfmt_route(r->route));
+        fprintf(out,
+                " &middot; %u queries &middot; %u N+1 &middot; DB time %s of %s &middot; %" PRIu64
+                " rows, %s</span></h3>\n",
+                r->queries, r->n_plus_one, a.db, took, r->rows, a.bytes);
     }
     const int lane_h = 16, width = CHART_W - 20;
     int height = lane_h + 30;
@@ -630,11 +732,9 @@ static int cmp_busiest(const void *a, const void *b)
 static void timelines(HtmlPage *p, const ViewData *d)
 {
     FILE *out = p->out;
-    fprintf(out, "<h2>Statement timelines of the busiest requests</h2>\n");
-    if (d->requests.n == 0) {
-        fprintf(out, "<p>No requests recorded.</p>\n");
+    if (!section(out, "Statement timelines of the busiest requests", d->requests.n,
+                 "No requests recorded."))
         return;
-    }
     const ReaderRequest **order = malloc(d->requests.n * sizeof *order);
     if (!order)
         return;
@@ -690,41 +790,30 @@ static void fingerprint_routes_table(HtmlPage *p, const ReaderFingerprint *f)
     fputs("</table></div>\n", out);
 }
 
-/* Static report: where each top statement runs (the anchors of its links). */
+/* Static report: where each statement it linked to runs (the anchors of those links). */
 static void statement_routes(HtmlPage *p, const ViewData *d)
 {
     FILE *out = p->out;
     fprintf(out, "<h2>Where each statement runs</h2>\n");
-    const ReaderFingerprintList *lists[] = {&d->by_calls, &d->by_time};
-    char seen[2 * 1000 + 1000][17];
-    size_t n_seen = 0;
-    for (size_t l = 0; l < 3; l++) {
-        size_t count = l < 2 ? lists[l]->n : d->findings.n;
-        for (size_t i = 0; i < count; i++) {
-            const char *fp =
-                l < 2 ? lists[l]->items[i].fingerprint : d->findings.items[i].fingerprint;
-            bool dup = !*fp;
-            for (size_t k = 0; k < n_seen && !dup; k++)
-                dup = strcmp(seen[k], fp) == 0;
-            if (dup || n_seen >= sizeof seen / sizeof seen[0])
-                continue;
-            snprintf(seen[n_seen++], sizeof seen[0], "%s", fp);
-            ReaderFingerprintList one;
-            char err[256];
-            if (!reader_fingerprint(d->file, fp, &one, err, sizeof err))
-                continue;
-            const ReaderFingerprint *f = &one.items[0];
-            fputs("<h3 id=\"fp-", out);
-            viewfmt_url(out, f->fingerprint);
-            fputs("\"><span class=\"fp\">", out);
-            h(out, f->fingerprint);
-            fprintf(out, "</span> <span class=\"meta\">%" PRIu64 " calls</span></h3><pre>",
-                    f->calls);
-            h(out, *f->normalized ? f->normalized : "(text not recorded)");
-            fputs("</pre>\n", out);
-            fingerprint_routes_table(p, f);
-            reader_fingerprint_list_free(&one);
+    for (size_t i = 0; i < p->n_linked; i++) {
+        const char *fp = p->linked[i];
+        fputs("<h3 id=\"fp-", out);
+        viewfmt_url(out, fp);
+        fputs("\"><span class=\"fp\">", out);
+        h(out, fp);
+        ReaderFingerprintList one;
+        char err[256];
+        if (!reader_fingerprint(d->file, fp, &one, err, sizeof err)) {
+            fputs("</span></h3><p>", out);
+            h(out, err);
+            fputs("</p>\n", out);
+            continue;
         }
+        const ReaderFingerprint *f = &one.items[0];
+        fprintf(out, "</span> <span class=\"meta\">%" PRIu64 " calls</span></h3>", f->calls);
+        pre(out, NULL, *f->normalized ? f->normalized : "(text not recorded)");
+        fingerprint_routes_table(p, f);
+        reader_fingerprint_list_free(&one);
     }
 }
 
@@ -738,6 +827,7 @@ void view_html_index(HtmlPage *p, const ViewData *d, const ViewOptions *o)
     findings(p, d);
     fingerprint_chart(p, "chart-calls", "Top statements by calls", &d->by_calls, false);
     fingerprint_chart(p, "chart-time", "Top statements by DB time", &d->by_time, true);
+    statement_table(p, &d->by_time);
     if (p->served)
         latest_requests(p, d, true);
 }
@@ -745,7 +835,7 @@ void view_html_index(HtmlPage *p, const ViewData *d, const ViewOptions *o)
 void view_html_route(HtmlPage *p, const ViewData *d, const ViewOptions *o)
 {
     char title[600];
-    snprintf(title, sizeof title, "pgtally: %s", route_name(o->route));
+    snprintf(title, sizeof title, "pgtally: %s", viewfmt_route(o->route));
     header(p, d, o, title);
     route_table(p, d);
     findings(p, d);
@@ -763,6 +853,7 @@ void view_html_route(HtmlPage *p, const ViewData *d, const ViewOptions *o)
     } else {
         fingerprint_chart(p, "chart-calls", "This route's statements by calls", &by_calls, false);
         fingerprint_chart(p, "chart-time", "This route's statements by DB time", &by_time, true);
+        statement_table(p, &by_time);
     }
     reader_fingerprint_list_free(&by_calls);
     reader_fingerprint_list_free(&by_time);
@@ -776,17 +867,16 @@ void view_html_request(HtmlPage *p, const ViewData *d)
 {
     FILE *out = p->out;
     const ReaderRequest *r = &d->requests.items[0];
-    char when[40], db[16];
+    char when[40];
     viewfmt_time(when, sizeof when, r->start_us);
-    viewfmt_duration(db, sizeof db, r->db_time_us);
-    fputs("<h1>Request ", out);
-    h(out, r->id);
-    fputs("</h1>\n<p class=\"meta\">route ", out);
+    Amounts a = amounts(r->db_time_us, r->bytes);
+    h1(out, "Request ", r->id, "");
+    fputs("<p class=\"meta\">route ", out);
     a_route(p, r->route);
     fprintf(out,
             " &middot; started %s &middot; %u queries, %u distinct, %u duplicates &middot; DB "
-            "time %s &middot; %" PRIu64 " rows &middot; ended: ",
-            when, r->queries, r->distinct_fingerprints, r->duplicates, db, r->rows);
+            "time %s &middot; %" PRIu64 " rows, %s returned &middot; ended: ",
+            when, r->queries, r->distinct_fingerprints, r->duplicates, a.db, r->rows, a.bytes);
     h(out, r->end_reason);
     fputs("<br>key ", out);
     h(out, r->key);
@@ -798,38 +888,20 @@ void view_html_request(HtmlPage *p, const ViewData *d)
                 "<p class=\"bad\">A per-request bound was hit: %" PRIu64
                 " statements are not in the timeline; figures are lower bounds.</p>\n",
                 r->timeline_dropped);
-    fprintf(out, "<h2>Findings</h2>\n");
-    if (r->n_findings == 0)
-        fprintf(out, "<p>No N+1 queries, duplicates or over-fetching in this request.</p>\n");
+    section(out, "Findings", r->n_findings,
+            "No N+1 queries, duplicates or over-fetching in this request.");
     for (size_t i = 0; i < r->n_findings; i++) {
         const ReaderFinding *f = &r->findings[i];
-        bool n1 = strcmp(f->kind, "n_plus_one") == 0;
-        fprintf(out, "<div class=\"finding\"><p><span class=\"kind%s\">%s</span> %" PRIu64 " %s",
-                n1 ? " n1" : "", n1 ? (f->is_write ? "N+1 writes" : "N+1") : f->kind, f->count,
-                n1                                  ? "calls"
-                : strcmp(f->kind, "duplicate") == 0 ? "repeats"
-                : f->by_bytes                       ? "bytes"
-                                                    : "rows");
-        if (n1)
+        fputs("<div class=\"finding\"><p>", out);
+        kind_badge(p, f->kind, f->is_write);
+        fprintf(out, " %" PRIu64 " %s", f->count, finding_unit(f->kind, f->by_bytes));
+        if (strcmp(f->kind, "n_plus_one") == 0)
             fprintf(out, " with %u distinct values", f->distinct_values);
-        if (*f->fingerprint) {
-            fputs(" &middot; statement ", out);
-            a_fp(p, f->fingerprint);
-        }
         fputs("</p>\n", out);
-        if (*f->normalized) {
-            fputs("<pre>", out);
-            h(out, f->normalized);
-            fputs("</pre>\n", out);
-        }
-        if (n1)
-            batched_fix(p, f->normalized);
+        finding_statement(p, f->kind, f->fingerprint, f->normalized);
         fputs("</div>\n", out);
     }
-    fprintf(out, "<h2>Timeline</h2>\n");
-    if (d->timeline.n == 0)
-        fprintf(out, "<p>No statements stored for this request.</p>\n");
-    else
+    if (section(out, "Timeline", d->timeline.n, "No statements stored for this request."))
         timeline_chart(p, r, &d->timeline, 0, false);
 }
 
@@ -890,25 +962,22 @@ void view_html_fingerprint(HtmlPage *p, const ViewData *d)
 {
     FILE *out = p->out;
     const ReaderFingerprint *f = &d->fingerprint.items[0];
-    char db[16], first[40];
-    viewfmt_duration(db, sizeof db, f->total_time_us);
-    viewfmt_time(first, sizeof first, f->first_seen_us);
-    fputs("<h1>Statement <span class=\"fp\">", out);
-    h(out, f->fingerprint);
-    fputs("</span></h1>\n<pre>", out);
-    h(out, *f->normalized ? f->normalized : "(text not recorded)");
-    fputs("</pre>\n", out);
+    h1(out, "Statement <span class=\"fp\">", f->fingerprint, "</span>");
+    pre(out, NULL, *f->normalized ? f->normalized : "(text not recorded)");
     if (f->sample) { /* only runs recorded with --samples have one */
-        fputs("<p>Example with values (recorded with --samples):</p><pre>", out);
-        h(out, f->sample);
-        fputs("</pre>\n", out);
+        fputs("<p>Example with values (recorded with --samples):</p>", out);
+        pre(out, NULL, f->sample);
     }
+    char first[40];
+    viewfmt_time(first, sizeof first, f->first_seen_us);
+    Amounts a = amounts(f->total_time_us, f->bytes);
     fprintf(out,
-            "<div class=\"scroll\"><table><tr><th>calls</th><th>requests</th><th>most in one "
-            "request</th><th>DB time</th><th>rows</th><th>errors</th><th class=\"l\">first "
-            "seen</th></tr><tr><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%u</td><td>%s</td>"
-            "<td>%" PRIu64 "</td><td>%" PRIu64 "</td><td class=\"l\">%s</td></tr></table></div>\n",
-            f->calls, f->requests, f->max_calls, db, f->rows, f->errors, first);
+            "<div class=\"scroll\"><table id=\"fp-totals\"><tr><th>calls</th><th>requests</th>"
+            "<th>most in one request</th><th>DB time</th><th>rows</th><th>bytes</th>"
+            "<th>errors</th><th class=\"l\">first seen</th></tr><tr><td>%" PRIu64
+            "</td><td>%" PRIu64 "</td><td>%u</td><td>%s</td><td>%" PRIu64
+            "</td><td>%s</td><td>%" PRIu64 "</td><td class=\"l\">%s</td></tr></table></div>\n",
+            f->calls, f->requests, f->max_calls, a.db, f->rows, a.bytes, f->errors, first);
     fprintf(out, "<h2>Routes</h2>\n");
     fingerprint_routes_table(p, f);
     histogram(p, d, f);

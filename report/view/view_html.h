@@ -3,10 +3,11 @@
  *
  * Owns: the page layout (inline CSS, charts as inline SVG, no fonts or network), the colour of
  * each statement on a page, and how pages link to each other: a served page links to the
- * served URLs (/route?name=R, /request/ID, /fingerprint/F, /runs), a static report to anchors
- * inside the one file. Every value from the store is escaped (viewfmt_xml, viewfmt_url); only
- * normalized SQL is shown, and a statement's example with values only when the run recorded
- * one (--samples). Writers leave error checks on `out` to the caller. */
+ * served URLs (/route?name=R, with R "(no route)" for the unlabelled requests, /request/ID,
+ * /fingerprint/F, /runs), a static report to anchors inside the one file. Every value from the
+ * store is escaped (viewfmt_xml, viewfmt_url); only normalized SQL is shown, and a statement's
+ * example with values only when the run recorded one (--samples). Writers leave error checks on
+ * `out` to the caller. */
 #ifndef PGTALLY_REPORT_VIEW_HTML_H
 #define PGTALLY_REPORT_VIEW_HTML_H
 
@@ -23,6 +24,9 @@
 /* Statements given their own colour on one page; later ones share a colour by hash. */
 #define VIEW_HTML_COLOURS 48
 
+/* Statements a static report links to (and lists with their routes at its end). */
+#define VIEW_HTML_LINKED 512
+
 typedef struct HtmlPage {
     FILE *out;
     bool served;         /* links to served pages and the live script; else in-file anchors */
@@ -32,6 +36,10 @@ typedef struct HtmlPage {
     /* the colours handed out so far, in order */
     char colours[VIEW_HTML_COLOURS][17];
     size_t n_colours;
+    /* static report: the statements linked so far, in order, whose anchors the report ends
+     * with (a link past VIEW_HTML_LINKED statements is written without a target) */
+    char linked[VIEW_HTML_LINKED][17];
+    size_t n_linked;
 } HtmlPage;
 
 /* The document head, CSS and (served) the navigation; opens the region the live poll

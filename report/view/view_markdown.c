@@ -31,13 +31,9 @@ void view_markdown(FILE *out, const ViewData *d, const ViewOptions *o)
 {
     char started[40], db[16];
     viewfmt_time(started, sizeof started, d->run.started_us);
-    uint64_t queries = 0, db_us = 0, n1 = 0;
-    for (size_t i = 0; i < d->requests.n; i++) {
-        queries += d->requests.items[i].queries;
-        db_us += d->requests.items[i].db_time_us;
-        n1 += d->requests.items[i].n_plus_one;
-    }
-    viewfmt_duration(db, sizeof db, db_us);
+    ViewTotals all;
+    view_totals(d, &all);
+    viewfmt_duration(db, sizeof db, all.db_time_us);
 
     fprintf(out, "### pgtally report");
     if (o->route) {
@@ -59,9 +55,9 @@ void view_markdown(FILE *out, const ViewData *d, const ViewOptions *o)
     fprintf(out, " started %s, pgtally ", started);
     viewfmt_md_cell(out, d->run.version, false);
     fprintf(out,
-            ": **%zu requests**, %" PRIu64 " queries, DB time %s, **%" PRIu64
+            ": **%" PRIu64 " requests**, %" PRIu64 " queries, DB time %s, **%" PRIu64
             " N+1 finding%s**.\n\n",
-            d->requests.n, queries, db, n1, n1 == 1 ? "" : "s");
+            all.requests, all.queries, db, all.n_plus_one, all.n_plus_one == 1 ? "" : "s");
     if (d->complete)
         fprintf(out, "> Data complete: nothing was dropped.\n\n");
     else {

@@ -82,3 +82,17 @@ void view_scope_text(const ViewData *d, const ViewOptions *o, char *out, size_t 
              d->runs.n, d->runs.n == 1 ? "" : "s", d->instances, d->instances == 1 ? "" : "s",
              d->complete_runs);
 }
+
+void view_totals(const ViewData *d, ViewTotals *t)
+{
+    *t = (ViewTotals){0};
+    for (size_t i = 0; i < d->routes.n; i++) {
+        const ReaderRoute *r = &d->routes.items[i];
+        t->requests += r->requests;
+        t->queries += r->queries;
+        t->db_time_us += r->db_time_us;
+        t->n_plus_one += r->n_plus_one;
+        t->rows += r->rows;
+        t->bytes += r->bytes;
+    }
+}

@@ -63,6 +63,13 @@ void view_runs(FILE *out, const ReportFile *file, const ReaderRunList *runs, boo
  * `label "L": 3 runs on 2 instances, 2 complete`. Unescaped: each format escapes it. */
 void view_scope_text(const ViewData *data, const ViewOptions *opts, char *out, size_t cap);
 
+/* The scope's totals, summed over its routes (not its requests: a served page loads only the
+ * latest requests, and its header still counts them all). */
+typedef struct ViewTotals {
+    uint64_t requests, queries, db_time_us, n_plus_one, rows, bytes;
+} ViewTotals;
+void view_totals(const ViewData *data, ViewTotals *out);
+
 /* The formats. Each writes one complete document to `out`. */
 void view_text(FILE *out, const ViewData *data, const ViewOptions *opts);
 void view_json(FILE *out, const ViewData *data, const ViewOptions *opts);

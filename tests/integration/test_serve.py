@@ -26,11 +26,11 @@ import time
 import unittest
 import urllib.parse
 import urllib.request
-import zlib
 
 import psycopg
 
 import pgharness as h
+from pngcheck import png_colours
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PGTALLY = os.environ.get("PGTALLY_BIN", "pgtally")
@@ -49,13 +49,16 @@ def sqlc(value):
 
 
 def send_request(request_id, route, statements):
+    """Sends one request's statements; route None: a request without a route label."""
+    tag = "request_id='%s'" % sqlc(request_id)
+    if route is not None:
+        tag += ",route='%s'" % sqlc(route)
     # One pipeline: the statements reach the server together, so even a loaded machine never
     # leaves a request-gap pause between them (that would split the request in two, both
     # with this id).
     with psycopg.connect(PROXY.dsn(), autocommit=True) as conn, conn.pipeline():
         for sql in statements:
-            conn.execute("/*request_id='%s',route='%s'*/ %s" % (sqlc(request_id), sqlc(route),
-                                                                  sql))
+            conn.execute("/*%s*/ %s" % (tag, sql))
 
 
 def wait_for(pred, timeout, what):
@@ -84,6 +87,8 @@ def setUpModule():
     with psycopg.connect(cluster.dsn(), autocommit=True) as conn:  # directly, not recorded
         conn.execute("CREATE TABLE IF NOT EXISTS items (id int, order_id int)")
         conn.execute("CREATE TABLE IF NOT EXISTS users (id int, name text)")
+        if conn.execute("SELECT count(*) FROM items").fetchone()[0] == 0:  # rows to return
+            conn.execute("INSERT INTO items SELECT i, i % 6 FROM generate_series(1, 12) i")
         conn.execute('CREATE TABLE IF NOT EXISTS "%s" (a int, b int, c int, d int)'
                      % HOSTILE_IDENT)
     SERVE_PORT = h.free_port()
@@ -100,7 +105,8 @@ def setUpModule():
     send_request("evil-1", HOSTILE_ROUTE,
                  ['select a, b, c, d from "%s" where a = %d' % (HOSTILE_IDENT, i)
                   for i in range(6)])
-    wait_for(lambda: "evil-1" in get(SERVE_PORT, "/")[2], 30, "the first requests stored")
+    send_request("noroute-1", None, ["select 1", "select 2"])
+    wait_for(lambda: "noroute-1" in get(SERVE_PORT, "/")[2], 30, "the first requests stored")
 
 
 def tearDownModule():
@@ -237,49 +243,6 @@ class DevTools:
                 self.proc.kill()
 
 
-def png_colours(data):
-    """(width, height, distinct colours sampled) of an 8-bit RGB/RGBA PNG."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    pos, idat = 8, b""
-    while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
-        if kind == b"IHDR":
-            width, height, depth, ctype = struct.unpack(">IIBB", body[:10])
-            assert depth == 8 and ctype in (2, 6), (depth, ctype)
-            bpp = 3 if ctype == 2 else 4
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + length
-    raw = zlib.decompress(idat)
-    stride = width * bpp
-    prev = bytearray(stride)
-    colours = set()
-    i = 0
-    for _ in range(height):
-        ftype = raw[i]
-        line = bytearray(raw[i + 1:i + 1 + stride])
-        i += 1 + stride
-        for x in range(stride):
-            a = line[x - bpp] if x >= bpp else 0
-            b = prev[x]
-            c = prev[x - bpp] if x >= bpp else 0
-            if ftype == 1:
-                line[x] = (line[x] + a) & 255
-            elif ftype == 2:
-                line[x] = (line[x] + b) & 255
-            elif ftype == 3:
-                line[x] = (line[x] + (a + b) // 2) & 255
-            elif ftype == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        for x in range(0, stride, bpp * 7):
-            colours.add(bytes(line[x:x + 3]))
-        prev = line
-    return width, height, colours
-
-
 class Pages(unittest.TestCase):
     def test_every_link_from_the_index_resolves(self):
         statuses = crawl(SERVE_PORT)
@@ -292,6 +255,24 @@ class Pages(unittest.TestCase):
         kinds = {p.split("?")[0].split("/")[1] for p in statuses}
         for kind in ("", "route", "request", "fingerprint", "runs"):
             self.assertIn(kind, kinds, "no %r page reached from the index" % kind)
+
+    def test_routeless_requests_are_named_no_route_and_their_link_resolves(self):
+        index = get(SERVE_PORT, "/")[2]
+        # The name every output uses, in the link too, so it can be typed back (--route).
+        self.assertIn("/route?name=%28no%20route%29", links(index))
+        self.assertNotIn("/route?name=", [l.split("&")[0] for l in links(index)])
+        status, _, page = get(SERVE_PORT, "/route?name=%28no%20route%29")
+        self.assertEqual(status, 200)
+        self.assertIn("<h1>pgtally: (no route)</h1>", page)
+        self.assertIn("noroute-1", page)
+        self.assertNotIn("alt-1", page)  # only the unlabelled requests
+        request = get(SERVE_PORT, "/request/noroute-1")[2]
+        self.assertIn('route <a href="/route?name=%28no%20route%29">(no route)</a>', request)
+        # The text report and check name them the same, and take the name back.
+        r = subprocess.run([PGTALLY, "report", "--db", PROXY.db_path, "--route", "(no route)",
+                            "--format", "json"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("noroute-1", [q["id"] for q in json.loads(r.stdout)["requests"]])
 
     def test_unknown_paths_are_404(self):
         for path in ("/nope", "/request/", "/request/no-such-request", "/fingerprint/zz",
@@ -395,6 +376,108 @@ class LivePage(unittest.TestCase):
         text = b.evaluate("document.getElementById('live').innerText")
         self.assertIn("(A, B) \u00d7 6", text)  # the alternating N+1, folded
         self.assertIn("any(", text)  # the batched fix
+
+
+def report_json():
+    r = subprocess.run([PGTALLY, "report", "--db", PROXY.db_path, "--format", "json", "--top",
+                        "10"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+# Cell texts of the rows (a selector) of the open page, row by row.
+TABLE_JS = ("Array.from(document.querySelectorAll('%s')).map(function(r){"
+            "return Array.from(r.cells).map(function(c){return c.innerText.trim()})})")
+
+
+@unittest.skipUnless(CHROMIUM, "chromium is not installed")
+class RenderedFigures(unittest.TestCase):
+    """The findings' ranks and reasons, and rows and bytes, as Chromium renders them."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="pgtally-serve-dom-")
+        cls.browser = DevTools(cls.tmp)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.browser.close()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def open(self, path):
+        self.browser.navigate("http://127.0.0.1:%d%s" % (SERVE_PORT, path))
+
+    def table(self, selector):
+        return self.browser.evaluate(TABLE_JS % selector)
+
+    def test_findings_are_ranked_by_cost_with_the_reason_of_the_text_report(self):
+        self.open("/")
+        want = report_json()["top_findings"]
+        rows = self.table("#findings tr.finding")
+        whys = self.browser.evaluate("Array.from(document.querySelectorAll('#findings .why'))"
+                                     ".map(function(p){return p.innerText})")
+        self.assertGreaterEqual(len(want), 2)
+        self.assertEqual([int(r[0]) for r in rows], [f["rank"] for f in want])
+        self.assertEqual(whys, ["Why here: " + f["why"] for f in want])
+        for row, f in zip(rows, want):
+            self.assertEqual(int(row[3]), f["rows"])
+            self.assertIn(f["worst_request"], row[5])
+        # Every finding links to its request's timeline.
+        hrefs = self.browser.evaluate(
+            "Array.from(document.querySelectorAll('#findings tr.finding a'))"
+            ".map(function(a){return a.getAttribute('href')})")
+        for f in want:
+            self.assertIn("/request/" + urllib.parse.quote(f["worst_request"], safe=""), hrefs)
+
+    def test_hostile_text_stays_text_in_the_new_cells(self):
+        self.open("/")
+        rows = self.table("#findings tr.finding")
+        evil = [r for r in rows if "evil-1" in r[5]]
+        self.assertEqual(len(evil), 1, rows)
+        self.assertIn("<script>alert(1)</script>\"'", evil[0][5])
+        sql = self.table(".statements-totals tr")
+        self.assertTrue(any(HOSTILE_IDENT in r[0] for r in sql), sql)
+        self.assertEqual(self.browser.evaluate(
+            "document.querySelectorAll('#findings script, .statements-totals script,"
+            " #requests script, #routes script').length"), 0)
+        self.assertEqual(self.browser.evaluate("document.scripts.length"), 1)
+
+    def test_rows_and_bytes_per_route_request_and_statement(self):
+        data = report_json()
+        self.open("/")
+        routes = self.table("#routes tr")
+        self.assertEqual(routes[0][-2:], ["Rows", "Bytes"])
+        by_route = {r[0]: r for r in routes[1:]}
+        for r in data["routes"]:
+            # As the pages show it: control bytes as \xNN.
+            name = r["route"].replace("\x01", "\\x01").replace("\x1b", "\\x1b") or "(no route)"
+            self.assertEqual(int(by_route[name][-2]), r["rows"], name)
+        self.open("/route?name=%2Forders")
+        requests = self.table("#requests tr")
+        self.assertEqual(requests[0][-2:], ["rows", "bytes"])
+        alt = [q for q in data["requests"] if q["id"] == "alt-1"][0]
+        row = [r for r in requests if r[0] == "alt-1"][0]
+        self.assertEqual(int(row[-2]), alt["rows"])
+        self.assertTrue(row[-1].endswith("B"), row)
+        fps = self.table(".statements-totals tr")
+        self.assertEqual(fps[0][-2:], ["rows", "bytes"])
+        self.assertTrue(any("items" in r[0] for r in fps[1:]), fps)
+        self.assertFalse(any(HOSTILE_IDENT in r[0] for r in fps[1:]), fps)  # this route's only
+        fp = [q for q in data["top_fingerprints_by_calls"]
+              if "from items" in q["normalized"]][0]
+        self.open("/fingerprint/" + fp["fingerprint"])
+        totals = self.table("#fp-totals tr")
+        self.assertEqual(totals[0][4:6], ["rows", "bytes"])
+        self.assertEqual(int(totals[1][4]), fp["rows"])
+
+    def test_a_findings_row_as_rendered(self):
+        self.open("/")
+        dom = self.browser.evaluate("document.querySelector('#findings').outerHTML")
+        keep = os.environ.get("KEEP_SERVE_DOM")
+        if keep:
+            with open(os.path.join(keep, "findings.html"), "w") as f:
+                f.write(dom)
+        self.assertIn('<p class="why">Why here: ', dom)
 
 
 class Token(unittest.TestCase):

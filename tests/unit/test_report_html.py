@@ -3,15 +3,17 @@
 after rendering, the page makes no network requests, and the screenshot is not blank (more
 than a handful of colours, decoded with zlib: stdlib only). Skips (exit 77) only when chromium
 is not installed. Set KEEP_SCREENSHOT=DIR to keep the PNG for a look."""
+import html.parser
+import json
 import os
 import re
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
 import unittest
-import zlib
+
+from pngcheck import png_colours
 
 PGTALLY = os.environ.get("PGTALLY_BIN", "pgtally")
 FIXTURE = os.environ.get("MAKE_REPORT_FIXTURE", "make_report_fixture")
@@ -26,49 +28,49 @@ def chromium(args, tmp):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
-def png_pixels(path):
-    """(width, height, set of RGB(A) pixel tuples) of an 8-bit RGB/RGBA PNG."""
-    with open(path, "rb") as f:
-        data = f.read()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    pos, idat, width = 8, b"", 0
-    while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
-        if kind == b"IHDR":
-            width, height, depth, ctype = struct.unpack(">IIBB", body[:10])
-            assert depth == 8 and ctype in (2, 6), (depth, ctype)
-            bpp = 3 if ctype == 2 else 4
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + length
-    raw = zlib.decompress(idat)
-    stride = width * bpp
-    prev = bytearray(stride)
-    colours = set()
-    i = 0
-    for _ in range(height):
-        ftype = raw[i]
-        line = bytearray(raw[i + 1:i + 1 + stride])
-        i += 1 + stride
-        for x in range(stride):
-            a = line[x - bpp] if x >= bpp else 0
-            b = prev[x]
-            c = prev[x - bpp] if x >= bpp else 0
-            if ftype == 1:
-                line[x] = (line[x] + a) & 255
-            elif ftype == 2:
-                line[x] = (line[x] + b) & 255
-            elif ftype == 3:
-                line[x] = (line[x] + (a + b) // 2) & 255
-            elif ftype == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[x] = (line[x] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        for x in range(0, stride, bpp * 7):  # every 7th pixel is plenty to count colours
-            colours.add(bytes(line[x:x + 3]))
-        prev = line
-    return width, height, colours
+class Tables(html.parser.HTMLParser):
+    """The tables of a rendered DOM: {id or class: [[cell text, ...], ...]}, and the text of
+    every <p class="why">, in document order."""
+
+    def __init__(self, dom):
+        super().__init__()
+        self.tables, self.whys, self.elements = {}, [], {}
+        self._table = self._row = self._cell = self._why = None
+        self._stack = []
+        self.feed(dom)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self._stack.append(tag)
+        if self._table is not None:  # markup inside a table: counted, for the escaping checks
+            self.elements[tag] = self.elements.get(tag, 0) + 1
+        if tag == "table":
+            self._table = self.tables.setdefault(a.get("id") or a.get("class"), [])
+        elif tag == "tr" and self._table is not None:
+            self._row = []
+            self._table.append(self._row)
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = ""
+        elif tag == "p" and a.get("class") == "why":
+            self._why = ""
+
+    def handle_endtag(self, tag):
+        if self._stack:
+            self._stack.pop()
+        if tag in ("td", "th") and self._cell is not None:
+            self._row.append(self._cell.strip())
+            self._cell = None
+        elif tag == "table":
+            self._table = self._row = None
+        elif tag == "p" and self._why is not None:
+            self.whys.append(self._why)
+            self._why = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+        if self._why is not None:
+            self._why += data
 
 
 class ReportHtml(unittest.TestCase):
@@ -81,6 +83,14 @@ class ReportHtml(unittest.TestCase):
         r = subprocess.run([PGTALLY, "report", "--db", db, "--format", "html", "-o", cls.html],
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
+        r = subprocess.run([PGTALLY, "report", "--db", db, "--format", "json"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        cls.json = json.loads(r.stdout)
+        r = chromium(["--dump-dom", "file://" + cls.html], cls.tmp)
+        assert r.returncode == 0, r.stderr[-2000:]
+        cls.dom = r.stdout
+        cls.tables = Tables(cls.dom)
 
     @classmethod
     def tearDownClass(cls):
@@ -105,14 +115,51 @@ class ReportHtml(unittest.TestCase):
                          ["http://www.w3.org/2000/svg"] * page.count("xmlns=\"http://www.w3.org/2000/svg\""))
 
     def test_rendered_dom_has_the_charts(self):
-        r = chromium(["--dump-dom", "file://" + self.html], self.tmp)
-        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
-        dom = r.stdout
+        dom = self.dom
         for chart in ("chart-routes", "chart-calls", "chart-time", "timeline-0"):
             self.assertIn('id="%s"' % chart, dom)
         self.assertGreaterEqual(dom.count("<rect"), 20)
         self.assertIn("&lt;b&gt;&amp;", dom)  # the odd route stayed text
         self.assertNotIn("<b>&amp;", dom)
+
+    def test_findings_are_ranked_by_cost_and_say_why(self):
+        # The same order and the same reason as the other formats (JSON's rank and why).
+        want = sorted(self.json["top_findings"], key=lambda f: f["rank"])
+        self.assertGreaterEqual(len(want), 2)
+        self.assertEqual(self.tables.whys, ["Why here: " + f["why"] for f in want])
+        rows = [r for r in self.tables.tables["findings"] if r and r[0].isdigit()]
+        self.assertEqual([int(r[0]) for r in rows], [f["rank"] for f in want])
+        head = self.tables.tables["findings"][0]
+        self.assertEqual(head[2:5], ["DB time", "rows", "bytes"])
+        for row, f in zip(rows, want):
+            self.assertEqual(int(row[3]), f["rows"])
+            self.assertIn(f["worst_request"], row[5])
+        self.assertIn('<tr class="finding" id="finding-1">', self.dom)
+
+    def test_rows_and_bytes_per_route_and_per_statement(self):
+        routes = self.tables.tables["routes"]
+        self.assertEqual(routes[0][-2:], ["Rows", "Bytes"])
+        by_name = {r[0]: r for r in routes[1:]}
+        for route in self.json["routes"]:
+            self.assertEqual(int(by_name[route["route"]][-2]), route["rows"], route["route"])
+        stmts = self.tables.tables["statements-totals"]
+        self.assertEqual(stmts[0][-2:], ["rows", "bytes"])
+        self.assertEqual([int(r[-2]) for r in stmts[1:]],
+                         [f["rows"] for f in self.json["top_fingerprints_by_time"]])
+        self.assertTrue(all(r[-1].endswith("B") for r in stmts[1:]), stmts)
+        # Each request's timeline says what it returned, and its statements table has both.
+        req = self.json["requests"][0]
+        m = re.search(r'id="request-%s">[^\n]*\u00b7 (\d+) rows, ' % re.escape(req["id"]),
+                      self.dom)
+        self.assertTrue(m, "no rows in the timeline heading of %s" % req["id"])
+        self.assertEqual(int(m.group(1)), req["rows"])
+        self.assertEqual(self.tables.tables["statements"][0][3:5], ["rows", "bytes"])
+
+    def test_hostile_route_stays_text_in_the_new_columns(self):
+        # The fixture's route `<b>&"x|y`</b>` is a cell of text in the routes table, not markup.
+        names = [r[0] for r in self.tables.tables["routes"][1:]]
+        self.assertIn('<b>&"x|y`</b>', names)
+        self.assertNotIn("b", self.tables.elements)
 
     def test_screenshot_is_not_blank(self):
         png = os.path.join(self.tmp, "report.png")
@@ -120,7 +167,8 @@ class ReportHtml(unittest.TestCase):
                       "file://" + self.html], self.tmp)
         self.assertEqual(r.returncode, 0, r.stderr[-2000:])
         self.assertTrue(os.path.exists(png), r.stderr[-2000:])
-        width, height, colours = png_pixels(png)
+        with open(png, "rb") as f:
+            width, height, colours = png_colours(f.read())
         self.assertEqual((width, height), (1200, 2000))
         self.assertGreater(len(colours), 8, "the screenshot is (nearly) one colour")
         keep = os.environ.get("KEEP_SCREENSHOT")

@@ -201,6 +201,27 @@ TEST(static_links_land_on_anchors_in_the_file)
     free(s);
 }
 
+/* Every in-file link has its anchor, even to a statement outside the top lists (--top 1):
+ * the timelines link every statement they show. */
+TEST(static_links_to_statements_outside_the_top_lists_land)
+{
+    char *s = render((ViewOptions){.top = 1}, RENDER_STATIC);
+    CHECK(s != NULL);
+    size_t links = 0;
+    for (const char *p = s; p && (p = strstr(p, "href=\"#")); p++) {
+        char target[64], id[80];
+        if (sscanf(p, "href=\"#%63[^\"]", target) != 1)
+            continue;
+        snprintf(id, sizeof id, "id=\"%s\"", target);
+        links++;
+        if (!strstr(s, id))
+            printf("  no anchor for #%s\n", target);
+        CHECK(strstr(s, id) != NULL);
+    }
+    CHECK(links >= 3);
+    free(s);
+}
+
 TEST(served_links_are_urls)
 {
     char *s = render((ViewOptions){0}, RENDER_SERVED_INDEX);
@@ -257,6 +278,7 @@ int main(void)
     RUN(first_chart_marks_routes_with_n_plus_one);
     RUN(route_charts_hold_only_the_routes_statements);
     RUN(static_links_land_on_anchors_in_the_file);
+    RUN(static_links_to_statements_outside_the_top_lists_land);
     RUN(served_links_are_urls);
     RUN(served_pages_read_only_the_latest_requests);
     char cmd[256];
