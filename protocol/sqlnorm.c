@@ -21,6 +21,8 @@
 
 #include <string.h>
 
+#include "protocol/sqlkeywords.h" /* generated: protocol/gen_keywords.py */
+
 #define XXH_INLINE_ALL /* F and V are hashed per statement: let the compiler inline XXH3 */
 #include <xxhash.h>
 
@@ -181,575 +183,6 @@ static const unsigned char norm_lower_tab[256] = {
 static inline unsigned char norm_lower(unsigned char c)
 {
     return norm_lower_tab[c];
-}
-
-/* ---- keywords (generated from the word lists of R21, R24-R28 and R35) ---- */
-
-enum {
-    KWF_OPERAND = 1 << 0,  /* R21: the set U, an operand may follow */
-    KWF_TSTOP = 1 << 1,    /* R27: ends a type context */
-    KWF_OBEND = 1 << 2,    /* R26: ends an ORDER BY / GROUP BY clause */
-    KWF_OBFOLLOW = 1 << 3, /* R26: may follow a positional item */
-    KWF_SPACED = 1 << 4,   /* R35: never a function name, so `(` after it is always spaced */
-};
-
-enum {
-    KW_NONE = 0,
-    KW_ALL,
-    KW_AND,
-    KW_ANY,
-    KW_ARRAY,
-    KW_AS,
-    KW_ASC,
-    KW_AT,
-    KW_BETWEEN,
-    KW_BY,
-    KW_CASE,
-    KW_CAST,
-    KW_CLOSE,
-    KW_COLLATE,
-    KW_CROSS,
-    KW_DECLARE,
-    KW_DEFAULT,
-    KW_DESC,
-    KW_DISTINCT,
-    KW_DO,
-    KW_ELSE,
-    KW_ELSIF,
-    KW_END,
-    KW_ESCAPE,
-    KW_EXCEPT,
-    KW_EXISTS,
-    KW_FALSE,
-    KW_FETCH,
-    KW_FILTER,
-    KW_FIRST,
-    KW_FOR,
-    KW_FROM,
-    KW_FULL,
-    KW_GROUP,
-    KW_GROUPS,
-    KW_HAVING,
-    KW_IF,
-    KW_ILIKE,
-    KW_IN,
-    KW_INNER,
-    KW_INTERSECT,
-    KW_INTO,
-    KW_IS,
-    KW_ISNULL,
-    KW_JOIN,
-    KW_LATERAL,
-    KW_LEFT,
-    KW_LIKE,
-    KW_LIMIT,
-    KW_MOVE,
-    KW_NATURAL,
-    KW_NEXT,
-    KW_NOT,
-    KW_NOTNULL,
-    KW_NULL,
-    KW_NULLS,
-    KW_OFFSET,
-    KW_ON,
-    KW_OR,
-    KW_ORDER,
-    KW_OUTER,
-    KW_OVER,
-    KW_PARTITION,
-    KW_PERFORM,
-    KW_RANGE,
-    KW_RELEASE,
-    KW_RETURN,
-    KW_RETURNING,
-    KW_RIGHT,
-    KW_ROLLBACK,
-    KW_ROW,
-    KW_ROWS,
-    KW_SAVEPOINT,
-    KW_SELECT,
-    KW_SET,
-    KW_SIMILAR,
-    KW_SOME,
-    KW_THEN,
-    KW_TO,
-    KW_TRANSACTION,
-    KW_TRUE,
-    KW_UESCAPE,
-    KW_UNION,
-    KW_UNTIL,
-    KW_USING,
-    KW_VALUES,
-    KW_WHEN,
-    KW_WHERE,
-    KW_WHILE,
-    KW_WINDOW,
-    KW_WITH,
-    KW_WITHIN,
-    KW_WORK,
-    KW_COUNT
-};
-
-static const uint8_t kw_flags[KW_COUNT] = {
-    [KW_ALL] = KWF_OPERAND | KWF_TSTOP,
-    [KW_AND] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_ANY] = KWF_OPERAND | KWF_TSTOP,
-    [KW_ARRAY] = KWF_OPERAND | KWF_TSTOP,
-    [KW_AS] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_ASC] = KWF_TSTOP | KWF_OBFOLLOW,
-    [KW_AT] = KWF_TSTOP,
-    [KW_BETWEEN] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_BY] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_CASE] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_CAST] = 0,
-    [KW_CLOSE] = 0,
-    [KW_COLLATE] = KWF_TSTOP,
-    [KW_CROSS] = KWF_TSTOP,
-    [KW_DECLARE] = 0,
-    [KW_DEFAULT] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_DESC] = KWF_TSTOP | KWF_OBFOLLOW,
-    [KW_DISTINCT] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_DO] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_ELSE] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_ELSIF] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_END] = KWF_TSTOP,
-    [KW_ESCAPE] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_EXCEPT] = KWF_TSTOP | KWF_OBEND | KWF_OBFOLLOW,
-    [KW_EXISTS] = KWF_OPERAND | KWF_TSTOP,
-    [KW_FALSE] = 0,
-    [KW_FETCH] = KWF_OPERAND | KWF_TSTOP | KWF_OBEND | KWF_OBFOLLOW | KWF_SPACED,
-    [KW_FILTER] = KWF_OPERAND | KWF_TSTOP,
-    [KW_FIRST] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_FOR] = KWF_TSTOP | KWF_OBEND | KWF_OBFOLLOW,
-    [KW_FROM] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_FULL] = KWF_TSTOP,
-    [KW_GROUP] = KWF_TSTOP,
-    [KW_GROUPS] = KWF_TSTOP,
-    [KW_HAVING] = KWF_OPERAND | KWF_TSTOP | KWF_OBEND | KWF_OBFOLLOW | KWF_SPACED,
-    [KW_IF] = KWF_OPERAND | KWF_TSTOP,
-    [KW_ILIKE] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_IN] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_INNER] = KWF_TSTOP,
-    [KW_INTERSECT] = KWF_TSTOP | KWF_OBEND | KWF_OBFOLLOW,
-    [KW_INTO] = KWF_TSTOP,
-    [KW_IS] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_ISNULL] = KWF_TSTOP,
-    [KW_JOIN] = KWF_TSTOP,
-    [KW_LATERAL] = KWF_TSTOP,
-    [KW_LEFT] = KWF_TSTOP,
-    [KW_LIKE] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_LIMIT] = KWF_OPERAND | KWF_TSTOP | KWF_OBEND | KWF_OBFOLLOW | KWF_SPACED,
-    [KW_MOVE] = 0,
-    [KW_NATURAL] = KWF_TSTOP,
-    [KW_NEXT] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_NOT] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_NOTNULL] = KWF_TSTOP,
-    [KW_NULL] = 0,
-    [KW_NULLS] = KWF_TSTOP | KWF_OBFOLLOW,
-    [KW_OFFSET] = KWF_OPERAND | KWF_TSTOP | KWF_OBEND | KWF_OBFOLLOW | KWF_SPACED,
-    [KW_ON] = KWF_OPERAND | KWF_TSTOP | KWF_OBEND | KWF_SPACED,
-    [KW_OR] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_ORDER] = KWF_TSTOP | KWF_OBFOLLOW,
-    [KW_OUTER] = KWF_TSTOP,
-    [KW_OVER] = KWF_OPERAND | KWF_TSTOP,
-    [KW_PARTITION] = KWF_TSTOP,
-    [KW_PERFORM] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_RANGE] = KWF_TSTOP,
-    [KW_RELEASE] = 0,
-    [KW_RETURN] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_RETURNING] = KWF_OPERAND | KWF_TSTOP | KWF_OBEND | KWF_SPACED,
-    [KW_RIGHT] = KWF_TSTOP,
-    [KW_ROLLBACK] = 0,
-    [KW_ROW] = KWF_OPERAND | KWF_TSTOP,
-    [KW_ROWS] = KWF_TSTOP,
-    [KW_SAVEPOINT] = 0,
-    [KW_SELECT] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_SET] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_SIMILAR] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_SOME] = KWF_OPERAND | KWF_TSTOP,
-    [KW_THEN] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_TO] = KWF_OPERAND | KWF_SPACED,
-    [KW_TRANSACTION] = 0,
-    [KW_TRUE] = 0,
-    [KW_UESCAPE] = 0,
-    [KW_UNION] = KWF_TSTOP | KWF_OBEND | KWF_OBFOLLOW,
-    [KW_UNTIL] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_USING] = KWF_OPERAND | KWF_TSTOP | KWF_OBFOLLOW | KWF_SPACED,
-    [KW_VALUES] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_WHEN] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_WHERE] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_WHILE] = KWF_OPERAND | KWF_TSTOP | KWF_SPACED,
-    [KW_WINDOW] = KWF_TSTOP | KWF_OBEND | KWF_OBFOLLOW,
-    [KW_WITH] = KWF_OPERAND | KWF_SPACED,
-    [KW_WITHIN] = KWF_OPERAND | KWF_TSTOP,
-    [KW_WORK] = 0,
-};
-
-/* Generated from the word lists of rules 21, 24-28 and 35: a switch on length, then on the
- * first byte, then one memcmp. `w` is already lowercased. */
-static unsigned kw_lookup(const char *w, size_t len)
-{
-    switch (len) {
-    case 2:
-        switch (w[0]) {
-        case 'a':
-            if (memcmp(w + 1, "s", 1) == 0)
-                return KW_AS;
-            if (memcmp(w + 1, "t", 1) == 0)
-                return KW_AT;
-            return KW_NONE;
-        case 'b':
-            if (memcmp(w + 1, "y", 1) == 0)
-                return KW_BY;
-            return KW_NONE;
-        case 'd':
-            if (memcmp(w + 1, "o", 1) == 0)
-                return KW_DO;
-            return KW_NONE;
-        case 'i':
-            if (memcmp(w + 1, "f", 1) == 0)
-                return KW_IF;
-            if (memcmp(w + 1, "n", 1) == 0)
-                return KW_IN;
-            if (memcmp(w + 1, "s", 1) == 0)
-                return KW_IS;
-            return KW_NONE;
-        case 'o':
-            if (memcmp(w + 1, "n", 1) == 0)
-                return KW_ON;
-            if (memcmp(w + 1, "r", 1) == 0)
-                return KW_OR;
-            return KW_NONE;
-        case 't':
-            if (memcmp(w + 1, "o", 1) == 0)
-                return KW_TO;
-            return KW_NONE;
-        default:
-            return KW_NONE;
-        }
-    case 3:
-        switch (w[0]) {
-        case 'a':
-            if (memcmp(w + 1, "ll", 2) == 0)
-                return KW_ALL;
-            if (memcmp(w + 1, "nd", 2) == 0)
-                return KW_AND;
-            if (memcmp(w + 1, "ny", 2) == 0)
-                return KW_ANY;
-            if (memcmp(w + 1, "sc", 2) == 0)
-                return KW_ASC;
-            return KW_NONE;
-        case 'e':
-            if (memcmp(w + 1, "nd", 2) == 0)
-                return KW_END;
-            return KW_NONE;
-        case 'f':
-            if (memcmp(w + 1, "or", 2) == 0)
-                return KW_FOR;
-            return KW_NONE;
-        case 'n':
-            if (memcmp(w + 1, "ot", 2) == 0)
-                return KW_NOT;
-            return KW_NONE;
-        case 'r':
-            if (memcmp(w + 1, "ow", 2) == 0)
-                return KW_ROW;
-            return KW_NONE;
-        case 's':
-            if (memcmp(w + 1, "et", 2) == 0)
-                return KW_SET;
-            return KW_NONE;
-        default:
-            return KW_NONE;
-        }
-    case 4:
-        switch (w[0]) {
-        case 'c':
-            if (memcmp(w + 1, "ase", 3) == 0)
-                return KW_CASE;
-            if (memcmp(w + 1, "ast", 3) == 0)
-                return KW_CAST;
-            return KW_NONE;
-        case 'd':
-            if (memcmp(w + 1, "esc", 3) == 0)
-                return KW_DESC;
-            return KW_NONE;
-        case 'e':
-            if (memcmp(w + 1, "lse", 3) == 0)
-                return KW_ELSE;
-            return KW_NONE;
-        case 'f':
-            if (memcmp(w + 1, "rom", 3) == 0)
-                return KW_FROM;
-            if (memcmp(w + 1, "ull", 3) == 0)
-                return KW_FULL;
-            return KW_NONE;
-        case 'i':
-            if (memcmp(w + 1, "nto", 3) == 0)
-                return KW_INTO;
-            return KW_NONE;
-        case 'j':
-            if (memcmp(w + 1, "oin", 3) == 0)
-                return KW_JOIN;
-            return KW_NONE;
-        case 'l':
-            if (memcmp(w + 1, "eft", 3) == 0)
-                return KW_LEFT;
-            if (memcmp(w + 1, "ike", 3) == 0)
-                return KW_LIKE;
-            return KW_NONE;
-        case 'm':
-            if (memcmp(w + 1, "ove", 3) == 0)
-                return KW_MOVE;
-            return KW_NONE;
-        case 'n':
-            if (memcmp(w + 1, "ext", 3) == 0)
-                return KW_NEXT;
-            if (memcmp(w + 1, "ull", 3) == 0)
-                return KW_NULL;
-            return KW_NONE;
-        case 'o':
-            if (memcmp(w + 1, "ver", 3) == 0)
-                return KW_OVER;
-            return KW_NONE;
-        case 'r':
-            if (memcmp(w + 1, "ows", 3) == 0)
-                return KW_ROWS;
-            return KW_NONE;
-        case 's':
-            if (memcmp(w + 1, "ome", 3) == 0)
-                return KW_SOME;
-            return KW_NONE;
-        case 't':
-            if (memcmp(w + 1, "hen", 3) == 0)
-                return KW_THEN;
-            if (memcmp(w + 1, "rue", 3) == 0)
-                return KW_TRUE;
-            return KW_NONE;
-        case 'w':
-            if (memcmp(w + 1, "hen", 3) == 0)
-                return KW_WHEN;
-            if (memcmp(w + 1, "ith", 3) == 0)
-                return KW_WITH;
-            if (memcmp(w + 1, "ork", 3) == 0)
-                return KW_WORK;
-            return KW_NONE;
-        default:
-            return KW_NONE;
-        }
-    case 5:
-        switch (w[0]) {
-        case 'a':
-            if (memcmp(w + 1, "rray", 4) == 0)
-                return KW_ARRAY;
-            return KW_NONE;
-        case 'c':
-            if (memcmp(w + 1, "lose", 4) == 0)
-                return KW_CLOSE;
-            if (memcmp(w + 1, "ross", 4) == 0)
-                return KW_CROSS;
-            return KW_NONE;
-        case 'e':
-            if (memcmp(w + 1, "lsif", 4) == 0)
-                return KW_ELSIF;
-            return KW_NONE;
-        case 'f':
-            if (memcmp(w + 1, "alse", 4) == 0)
-                return KW_FALSE;
-            if (memcmp(w + 1, "etch", 4) == 0)
-                return KW_FETCH;
-            if (memcmp(w + 1, "irst", 4) == 0)
-                return KW_FIRST;
-            return KW_NONE;
-        case 'g':
-            if (memcmp(w + 1, "roup", 4) == 0)
-                return KW_GROUP;
-            return KW_NONE;
-        case 'i':
-            if (memcmp(w + 1, "like", 4) == 0)
-                return KW_ILIKE;
-            if (memcmp(w + 1, "nner", 4) == 0)
-                return KW_INNER;
-            return KW_NONE;
-        case 'l':
-            if (memcmp(w + 1, "imit", 4) == 0)
-                return KW_LIMIT;
-            return KW_NONE;
-        case 'n':
-            if (memcmp(w + 1, "ulls", 4) == 0)
-                return KW_NULLS;
-            return KW_NONE;
-        case 'o':
-            if (memcmp(w + 1, "rder", 4) == 0)
-                return KW_ORDER;
-            if (memcmp(w + 1, "uter", 4) == 0)
-                return KW_OUTER;
-            return KW_NONE;
-        case 'r':
-            if (memcmp(w + 1, "ange", 4) == 0)
-                return KW_RANGE;
-            if (memcmp(w + 1, "ight", 4) == 0)
-                return KW_RIGHT;
-            return KW_NONE;
-        case 'u':
-            if (memcmp(w + 1, "nion", 4) == 0)
-                return KW_UNION;
-            if (memcmp(w + 1, "ntil", 4) == 0)
-                return KW_UNTIL;
-            if (memcmp(w + 1, "sing", 4) == 0)
-                return KW_USING;
-            return KW_NONE;
-        case 'w':
-            if (memcmp(w + 1, "here", 4) == 0)
-                return KW_WHERE;
-            if (memcmp(w + 1, "hile", 4) == 0)
-                return KW_WHILE;
-            return KW_NONE;
-        default:
-            return KW_NONE;
-        }
-    case 6:
-        switch (w[0]) {
-        case 'e':
-            if (memcmp(w + 1, "scape", 5) == 0)
-                return KW_ESCAPE;
-            if (memcmp(w + 1, "xcept", 5) == 0)
-                return KW_EXCEPT;
-            if (memcmp(w + 1, "xists", 5) == 0)
-                return KW_EXISTS;
-            return KW_NONE;
-        case 'f':
-            if (memcmp(w + 1, "ilter", 5) == 0)
-                return KW_FILTER;
-            return KW_NONE;
-        case 'g':
-            if (memcmp(w + 1, "roups", 5) == 0)
-                return KW_GROUPS;
-            return KW_NONE;
-        case 'h':
-            if (memcmp(w + 1, "aving", 5) == 0)
-                return KW_HAVING;
-            return KW_NONE;
-        case 'i':
-            if (memcmp(w + 1, "snull", 5) == 0)
-                return KW_ISNULL;
-            return KW_NONE;
-        case 'o':
-            if (memcmp(w + 1, "ffset", 5) == 0)
-                return KW_OFFSET;
-            return KW_NONE;
-        case 'r':
-            if (memcmp(w + 1, "eturn", 5) == 0)
-                return KW_RETURN;
-            return KW_NONE;
-        case 's':
-            if (memcmp(w + 1, "elect", 5) == 0)
-                return KW_SELECT;
-            return KW_NONE;
-        case 'v':
-            if (memcmp(w + 1, "alues", 5) == 0)
-                return KW_VALUES;
-            return KW_NONE;
-        case 'w':
-            if (memcmp(w + 1, "indow", 5) == 0)
-                return KW_WINDOW;
-            if (memcmp(w + 1, "ithin", 5) == 0)
-                return KW_WITHIN;
-            return KW_NONE;
-        default:
-            return KW_NONE;
-        }
-    case 7:
-        switch (w[0]) {
-        case 'b':
-            if (memcmp(w + 1, "etween", 6) == 0)
-                return KW_BETWEEN;
-            return KW_NONE;
-        case 'c':
-            if (memcmp(w + 1, "ollate", 6) == 0)
-                return KW_COLLATE;
-            return KW_NONE;
-        case 'd':
-            if (memcmp(w + 1, "eclare", 6) == 0)
-                return KW_DECLARE;
-            if (memcmp(w + 1, "efault", 6) == 0)
-                return KW_DEFAULT;
-            return KW_NONE;
-        case 'l':
-            if (memcmp(w + 1, "ateral", 6) == 0)
-                return KW_LATERAL;
-            return KW_NONE;
-        case 'n':
-            if (memcmp(w + 1, "atural", 6) == 0)
-                return KW_NATURAL;
-            if (memcmp(w + 1, "otnull", 6) == 0)
-                return KW_NOTNULL;
-            return KW_NONE;
-        case 'p':
-            if (memcmp(w + 1, "erform", 6) == 0)
-                return KW_PERFORM;
-            return KW_NONE;
-        case 'r':
-            if (memcmp(w + 1, "elease", 6) == 0)
-                return KW_RELEASE;
-            return KW_NONE;
-        case 's':
-            if (memcmp(w + 1, "imilar", 6) == 0)
-                return KW_SIMILAR;
-            return KW_NONE;
-        case 'u':
-            if (memcmp(w + 1, "escape", 6) == 0)
-                return KW_UESCAPE;
-            return KW_NONE;
-        default:
-            return KW_NONE;
-        }
-    case 8:
-        switch (w[0]) {
-        case 'd':
-            if (memcmp(w + 1, "istinct", 7) == 0)
-                return KW_DISTINCT;
-            return KW_NONE;
-        case 'r':
-            if (memcmp(w + 1, "ollback", 7) == 0)
-                return KW_ROLLBACK;
-            return KW_NONE;
-        default:
-            return KW_NONE;
-        }
-    case 9:
-        switch (w[0]) {
-        case 'i':
-            if (memcmp(w + 1, "ntersect", 8) == 0)
-                return KW_INTERSECT;
-            return KW_NONE;
-        case 'p':
-            if (memcmp(w + 1, "artition", 8) == 0)
-                return KW_PARTITION;
-            return KW_NONE;
-        case 'r':
-            if (memcmp(w + 1, "eturning", 8) == 0)
-                return KW_RETURNING;
-            return KW_NONE;
-        case 's':
-            if (memcmp(w + 1, "avepoint", 8) == 0)
-                return KW_SAVEPOINT;
-            return KW_NONE;
-        default:
-            return KW_NONE;
-        }
-    case 11:
-        switch (w[0]) {
-        case 't':
-            if (memcmp(w + 1, "ransaction", 10) == 0)
-                return KW_TRANSACTION;
-            return KW_NONE;
-        default:
-            return KW_NONE;
-        }
-    default:
-        return KW_NONE;
-    }
 }
 
 /* ---- lexer ---- */
@@ -1330,7 +763,7 @@ typedef struct Norm {
     bool prev_touch;    /* R35: it is a word or name a touching `(` sticks to */
     bool colon_operand; /* the last `:` stood in operand position (see norm_space) */
     bool operand;       /* R21 */
-    unsigned prev_kw, prev2_kw;
+    SqlKeyword prev_kw, prev2_kw;
     uint8_t sess, uesc, tc;
 
     unsigned depth;
@@ -1660,11 +1093,11 @@ static inline __attribute__((always_inline)) void norm_take(Norm *nm, NormToken 
     }
 }
 
-static unsigned norm_keyword_of(const unsigned char *s, size_t len)
+static SqlKeyword norm_keyword_of(const unsigned char *s, size_t len)
 {
-    char w[12];
-    if (len < 2 || len > sizeof(w))
-        return KW_NONE;
+    char w[KW_MAX_LEN];
+    if (len < KW_MIN_LEN || len > sizeof(w))
+        return KW_NOT_KEYWORD;
     for (size_t i = 0; i < len; i++)
         w[i] = (char)norm_lower(s[i]);
     return kw_lookup(w, len);
@@ -1693,7 +1126,7 @@ static bool norm_simple_string(const Norm *nm, const NormToken *t)
 }
 
 /* R28: the first word of a statement may announce a session-scoped name. */
-static uint8_t norm_sess_after_first(unsigned kw)
+static uint8_t norm_sess_after_first(SqlKeyword kw)
 {
     switch (kw) {
     case KW_SAVEPOINT:
@@ -1714,7 +1147,7 @@ static uint8_t norm_sess_after_first(unsigned kw)
 }
 
 /* R28 for a word: returns true when the word is the session-scoped name. */
-static bool norm_sess_word(Norm *nm, unsigned kw)
+static bool norm_sess_word(Norm *nm, SqlKeyword kw)
 {
     switch (nm->sess) {
     case SESS_START:
@@ -1752,7 +1185,7 @@ static bool norm_sess_word(Norm *nm, unsigned kw)
 /* Emits a word; `uesc` is the UESCAPE state before it. Returns false when the word was
  * swallowed (the UESCAPE of a U&'' literal, R13). */
 static bool norm_word(Norm *nm, const NormToken *t, NormFrame *f, uint8_t uesc, bool *ob_set,
-                      unsigned *kw_out)
+                      SqlKeyword *kw_out)
 {
     const unsigned char *s = nm->lx.src + t->start;
     size_t saved = nm->len;
@@ -1760,7 +1193,8 @@ static bool norm_word(Norm *nm, const NormToken *t, NormFrame *f, uint8_t uesc, 
     char *d = nm->out + nm->len;
     for (size_t i = 0; i < t->len; i++)
         d[i] = (char)norm_lower(s[i]);
-    unsigned kw = t->len >= 2 && t->len <= 12 ? kw_lookup(d, t->len) : KW_NONE;
+    SqlKeyword kw =
+        t->len >= KW_MIN_LEN && t->len <= KW_MAX_LEN ? kw_lookup(d, t->len) : KW_NOT_KEYWORD;
 
     if (uesc == UESC_AFTER_USTR && kw == KW_UESCAPE) { /* R13: part of the U&'' literal */
         nm->len = saved;
@@ -1777,7 +1211,7 @@ static bool norm_word(Norm *nm, const NormToken *t, NormFrame *f, uint8_t uesc, 
     if (to_ph) {
         nm->len = saved;
         norm_placeholder(nm, NULL, 0, t->start, t->len, t->gap);
-        *kw_out = KW_NONE;
+        *kw_out = KW_NOT_KEYWORD;
         return true;
     }
     nm->len += t->len;
@@ -1968,7 +1402,7 @@ static void norm_token(Norm *nm, const NormToken *t)
             f->values.elem_start = nm->len;
             f->vstate = V_AFTER_COMMA;
             nm->prev2_kw = nm->prev_kw;
-            nm->prev_kw = KW_NONE;
+            nm->prev_kw = KW_NOT_KEYWORD;
             return;
         }
         if (f->vstate == V_AFTER_COMMA && t->kind == TK_LPAREN && nm->depth + 1 < NORM_MAX_DEPTH) {
@@ -1978,14 +1412,14 @@ static void norm_token(Norm *nm, const NormToken *t)
             f->vstate = V_IN_ROW;
             norm_set_prev(nm, O_LPAREN, true);
             nm->prev2_kw = nm->prev_kw;
-            nm->prev_kw = KW_NONE;
+            nm->prev_kw = KW_NOT_KEYWORD;
             return;
         }
         norm_values_finish(nm, f);
     }
 
     bool ob_set = false;
-    unsigned kw = KW_NONE;
+    SqlKeyword kw = KW_NOT_KEYWORD;
     uint8_t uesc = nm->uesc; /* R10/R13: only the very next token may continue it */
     nm->uesc = UESC_NONE;
     if (nm->sess != SESS_DONE && t->kind != TK_WORD && norm_sess_other(nm, t)) {
@@ -2233,7 +1667,7 @@ static void norm_init(Norm *nm, const SqlnormCursor *cursor, size_t end, char *o
     nm->prev_touch = false;
     nm->colon_operand = false;
     nm->operand = true;
-    nm->prev_kw = nm->prev2_kw = KW_NONE;
+    nm->prev_kw = nm->prev2_kw = KW_NOT_KEYWORD;
     nm->sess = SESS_START;
     nm->uesc = UESC_NONE;
     nm->tc = TC_NONE;
