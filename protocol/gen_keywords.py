@@ -128,53 +128,108 @@ def ident(word):
     return name
 
 
-# Candidates one memcmp chain may hold before the bucket is split again on the last byte.
-CHAIN_MAX = 3
+# Candidates one chain of compares may hold before the bucket is split again on the last byte.
+CHAIN_MAX = 4
+
+
+def loads(n):
+    """The loads that cover a word of length n: [(C type bits, offset)]. Two overlapping
+    loads cover 2..16 bytes, three cover 17..24; each reads only inside the word."""
+    if n == 2:
+        return [(16, 0)]
+    if n <= 4:
+        return [(16, 0), (16, n - 2)] if n == 3 else [(32, 0)]
+    if n <= 8:
+        return [(32, 0), (32, n - 4)] if n < 8 else [(64, 0)]
+    if n <= 16:
+        return [(64, 0), (64, n - 8)]
+    if n <= 24:
+        return [(64, 0), (64, 8), (64, n - 8)]
+    raise GenError(f"no keyword is {n} bytes long; the lookup covers at most 24")
+
+
+def c_const(word, bits, off):
+    """The little-endian integer of word[off:off + bits/8], in the host's byte order."""
+    v = int.from_bytes(word[off:off + bits // 8].encode("ascii"), "little")
+    return f"KW_LE{bits}(0x{v:0{bits // 4}x})"
 
 
 def c_chain(words, n, indent):
     out = []
+    ld = loads(n)
     for w in words:
-        out.append(f'{indent}if (memcmp(w + 1, "{w[1:]}", {n - 1}) == 0)')
+        parts = [f"x{i} == {c_const(w, bits, off)}" for i, (bits, off) in enumerate(ld)]
+        line = f"{indent}if ("
+        for i, part in enumerate(parts):  # wrapped as clang-format would, at 100 columns
+            tail = ")" if i == len(parts) - 1 else " &&"
+            if len(line) + len(part) + len(tail) > 100:
+                out.append(line.rstrip())
+                line = indent + "    "
+            line += part + tail + " "
+        out.append(line.rstrip())
         out.append(f"{indent}    return {ident(w)};")
     out.append(f"{indent}return KW_NOT_KEYWORD;")
     return out
 
 
 def c_lookup(table):
-    """A switch on the length, then on the first byte (then on the last, for the few crowded
-    buckets), then one memcmp per candidate: every memcmp has a constant length, so the
-    compiler turns each into one or two loads and compares."""
+    """One switch on the length and the first byte (then one on the last byte, for the few
+    crowded buckets), then integer compares: the word is read as two or three overlapping
+    integers, and each candidate costs one compare per integer, with constants."""
     by_len = {}
     for w, *_ in table:
         by_len.setdefault(len(w), {}).setdefault(w[0], []).append(w)
     out = []
-    out.append("/* `w` holds `len` bytes, already lowercased (ASCII); KW_NOT_KEYWORD when it is no keyword. */")
+    out.append("/* Little-endian constants in the host's byte order (folded at compile time). */")
+    out.append("#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__")
+    for bits in (16, 32, 64):
+        out.append(f"#define KW_LE{bits}(v) ((uint{bits}_t)(v))")
+    out.append("#else")
+    for bits in (16, 32, 64):
+        out.append(f"#define KW_LE{bits}(v) __builtin_bswap{bits}((uint{bits}_t)(v))")
+    out.append("#endif")
+    out.append("")
+    for bits in (16, 32, 64):
+        out.append(f"static inline uint{bits}_t kw_load{bits}(const char *p)")
+        out.append("{")
+        out.append(f"    uint{bits}_t v;")
+        out.append("    memcpy(&v, p, sizeof(v));")
+        out.append("    return v;")
+        out.append("}")
+        out.append("")
+    out.append("/* One switch on the length and the first byte together: keywords start with a letter, and")
+    out.append(" * the low 5 bits tell letters apart (any other byte that aliases one fails the compares). */")
+    out.append("#define KW_KEY(len, c) ((len) << 5 | ((c)&0x1f))")
+    out.append("")
+    out.append("/* `w` holds `len` bytes, already lowercased (ASCII); KW_NOT_KEYWORD when it is no keyword.")
+    out.append(" * Reads only w[0 .. len). */")
     out.append("static inline SqlKeyword kw_lookup(const char *w, size_t len)")
     out.append("{")
-    out.append("    switch (len) {")
+    out.append("    if (len < KW_MIN_LEN || len > KW_MAX_LEN)")
+    out.append("        return KW_NOT_KEYWORD;")
+    out.append("    switch (KW_KEY(len, (unsigned char)w[0])) {")
     for n in sorted(by_len):
-        out.append(f"    case {n}:")
-        out.append("        switch (w[0]) {")
         for c in sorted(by_len[n]):
-            out.append(f"        case '{c}':")
+            out.append(f"    case KW_KEY({n}, '{c}'): {{")
+            for i, (bits, off) in enumerate(loads(n)):
+                at = f"w + {off}" if off else "w"
+                out.append(f"        const uint{bits}_t x{i} = kw_load{bits}({at});")
             words = by_len[n][c]
             if len(words) <= CHAIN_MAX:
-                out.extend(c_chain(words, n, " " * 12))
+                out.extend(c_chain(words, n, " " * 8))
+                out.append("    }")
                 continue
             by_last = {}
             for w in words:
                 by_last.setdefault(w[-1], []).append(w)
-            out.append(f"            switch (w[{n - 1}]) {{")
+            out.append(f"        switch (w[{n - 1}]) {{")
             for z in sorted(by_last):
-                out.append(f"            case '{z}':")
-                out.extend(c_chain(by_last[z], n, " " * 16))
-            out.append("            default:")
-            out.append("                return KW_NOT_KEYWORD;")
-            out.append("            }")
-        out.append("        default:")
-        out.append("            return KW_NOT_KEYWORD;")
-        out.append("        }")
+                out.append(f"        case '{z}':")
+                out.extend(c_chain(by_last[z], n, " " * 12))
+            out.append("        default:")
+            out.append("            return KW_NOT_KEYWORD;")
+            out.append("        }")
+            out.append("    }")
     out.append("    default:")
     out.append("        return KW_NOT_KEYWORD;")
     out.append("    }")

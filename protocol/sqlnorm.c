@@ -1193,8 +1193,7 @@ static bool norm_word(Norm *nm, const NormToken *t, NormFrame *f, uint8_t uesc, 
     char *d = nm->out + nm->len;
     for (size_t i = 0; i < t->len; i++)
         d[i] = (char)norm_lower(s[i]);
-    SqlKeyword kw =
-        t->len >= KW_MIN_LEN && t->len <= KW_MAX_LEN ? kw_lookup(d, t->len) : KW_NOT_KEYWORD;
+    SqlKeyword kw = kw_lookup(d, t->len);
 
     if (uesc == UESC_AFTER_USTR && kw == KW_UESCAPE) { /* R13: part of the U&'' literal */
         nm->len = saved;
