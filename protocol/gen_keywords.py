@@ -70,11 +70,13 @@ CATEGORIES = [
     ("KWCAT_PLPGSQL", None, "not a PostgreSQL keyword: a PL/pgSQL word the rules name"),
     ("KWCAT_UNRESERVED", "UNRESERVED_KEYWORD", "usable as any name"),
     ("KWCAT_COL_NAME", "COL_NAME_KEYWORD", "a column name, not a function or type name"),
-    ("KWCAT_TYPE_FUNC_NAME", "TYPE_FUNC_NAME_KEYWORD", "a function or type name, not a column name"),
+    ("KWCAT_TYPE_FUNC_NAME", "TYPE_FUNC_NAME_KEYWORD",
+     "a function or type name, not a column name"),
     ("KWCAT_RESERVED", "RESERVED_KEYWORD", "never a name unless quoted (AS labels aside)"),
 ]
 
-KW_RE = re.compile(r'^PG_KEYWORD\("([a-z_]+)",\s*(\w+),\s*(\w+),\s*(BARE_LABEL|AS_LABEL)\)\s*(/\*.*\*/)?\s*$')
+KW_RE = re.compile(r'^PG_KEYWORD\("([a-z_]+)",\s*(\w+),\s*(\w+),\s*(BARE_LABEL|AS_LABEL)\)'
+                   r'\s*(/\*.*\*/)?\s*$')
 
 
 class GenError(Exception):
@@ -105,6 +107,9 @@ def build(kwlist):
         if w in words:
             raise GenError(f"'{w}' is a PostgreSQL keyword now: drop it from PLPGSQL_WORDS")
         words[w] = ("KWCAT_PLPGSQL", False)
+    for w in words:
+        if not ("a" <= w[0] <= "z"):  # the lookup's first switch relies on it
+            raise GenError(f"keyword '{w}' does not start with a letter")
     flags = {w: [] for w in words}
     for flag, rule, _, text in RULE_FLAGS:
         ws = text.split()
@@ -112,7 +117,8 @@ def build(kwlist):
             raise GenError(f"{flag}: a word is listed twice")
         for w in ws:
             if w not in flags:
-                raise GenError(f"{flag} ({rule}): '{w}' is neither in kwlist.h nor in PLPGSQL_WORDS")
+                raise GenError(f"{flag} ({rule}): '{w}' is neither in kwlist.h "
+                               "nor in PLPGSQL_WORDS")
             flags[w].append(flag)
     return [(w, words[w][0], words[w][1], flags[w]) for w in sorted(words)]
 
@@ -197,11 +203,14 @@ def c_lookup(table):
         out.append("    return v;")
         out.append("}")
         out.append("")
-    out.append("/* One switch on the length and the first byte together: keywords start with a letter, and")
-    out.append(" * the low 5 bits tell letters apart (any other byte that aliases one fails the compares). */")
+    out.append("/* One switch on the length and the first byte together: keywords start with a "
+               "letter, and")
+    out.append(" * the low 5 bits tell letters apart (any other byte that aliases one fails the "
+               "compares). */")
     out.append("#define KW_KEY(len, c) ((len) << 5 | ((c)&0x1f))")
     out.append("")
-    out.append("/* `w` holds `len` bytes, already lowercased (ASCII); KW_NOT_KEYWORD when it is no keyword.")
+    out.append("/* `w` holds `len` bytes, already lowercased (ASCII); KW_NOT_KEYWORD when it is "
+               "no keyword.")
     out.append(" * Reads only w[0 .. len). */")
     out.append("static inline SqlKeyword kw_lookup(const char *w, size_t len)")
     out.append("{")
@@ -251,8 +260,8 @@ def generate(table, pg_version):
              f"{len(table) - n_pg} PL/pgSQL words,")
     o.append(" * each with an id, its PostgreSQL category and bare-label status, and the flags of "
              "the")
-    o.append(" * normalization rules (docs/normalization-spec.md) that name it. Included by "
-             "sqlnorm.c only. */")
+    o.append(" * normalization rules (docs/normalization-spec.md, R9a) that name it. Included by "
+             "sqlnorm.c. */")
     o.append("#ifndef PGTALLY_PROTOCOL_SQLKEYWORDS_H")
     o.append("#define PGTALLY_PROTOCOL_SQLKEYWORDS_H")
     o.append("")

@@ -3,7 +3,7 @@
  *
  * Owns: the normalizer's keyword table: 460 PostgreSQL keywords and 3 PL/pgSQL words,
  * each with an id, its PostgreSQL category and bare-label status, and the flags of the
- * normalization rules (docs/normalization-spec.md) that name it. Included by sqlnorm.c only. */
+ * normalization rules (docs/normalization-spec.md, R9a) that name it. Included by sqlnorm.c. */
 #ifndef PGTALLY_PROTOCOL_SQLKEYWORDS_H
 #define PGTALLY_PROTOCOL_SQLKEYWORDS_H
 
