@@ -157,7 +157,7 @@ def loads(n):
 def c_const(word, bits, off):
     """The little-endian integer of word[off:off + bits/8], in the host's byte order."""
     v = int.from_bytes(word[off:off + bits // 8].encode("ascii"), "little")
-    return f"KW_LE{bits}(0x{v:0{bits // 4}x})"
+    return f"SQLKW_LE{bits}(0x{v:0{bits // 4}x})"
 
 
 def c_chain(words, n, indent):
@@ -189,10 +189,10 @@ def c_lookup(table):
     out.append("/* Little-endian constants in the host's byte order (folded at compile time). */")
     out.append("#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__")
     for bits in (16, 32, 64):
-        out.append(f"#define KW_LE{bits}(v) ((uint{bits}_t)(v))")
+        out.append(f"#define SQLKW_LE{bits}(v) ((uint{bits}_t)(v))")
     out.append("#else")
     for bits in (16, 32, 64):
-        out.append(f"#define KW_LE{bits}(v) __builtin_bswap{bits}((uint{bits}_t)(v))")
+        out.append(f"#define SQLKW_LE{bits}(v) __builtin_bswap{bits}((uint{bits}_t)(v))")
     out.append("#endif")
     out.append("")
     for bits in (16, 32, 64):
@@ -207,7 +207,7 @@ def c_lookup(table):
                "letter, and")
     out.append(" * the low 5 bits tell letters apart (any other byte that aliases one fails the "
                "compares). */")
-    out.append("#define KW_KEY(len, c) ((len) << 5 | ((c)&0x1f))")
+    out.append("#define SQLKW_KEY(len, c) ((len) << 5 | ((c)&0x1f))")
     out.append("")
     out.append("/* `w` holds `len` bytes, already lowercased (ASCII); KW_NOT_KEYWORD when it is "
                "no keyword.")
@@ -216,10 +216,10 @@ def c_lookup(table):
     out.append("{")
     out.append("    if (len < KW_MIN_LEN || len > KW_MAX_LEN)")
     out.append("        return KW_NOT_KEYWORD;")
-    out.append("    switch (KW_KEY(len, (unsigned char)w[0])) {")
+    out.append("    switch (SQLKW_KEY(len, (unsigned char)w[0])) {")
     for n in sorted(by_len):
         for c in sorted(by_len[n]):
-            out.append(f"    case KW_KEY({n}, '{c}'): {{")
+            out.append(f"    case SQLKW_KEY({n}, '{c}'): {{")
             for i, (bits, off) in enumerate(loads(n)):
                 at = f"w + {off}" if off else "w"
                 out.append(f"        const uint{bits}_t x{i} = kw_load{bits}({at});")

@@ -1062,13 +1062,13 @@ static const SqlKeywordInfo kw_info[KW_COUNT] = {
 
 /* Little-endian constants in the host's byte order (folded at compile time). */
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define KW_LE16(v) ((uint16_t)(v))
-#define KW_LE32(v) ((uint32_t)(v))
-#define KW_LE64(v) ((uint64_t)(v))
+#define SQLKW_LE16(v) ((uint16_t)(v))
+#define SQLKW_LE32(v) ((uint32_t)(v))
+#define SQLKW_LE64(v) ((uint64_t)(v))
 #else
-#define KW_LE16(v) __builtin_bswap16((uint16_t)(v))
-#define KW_LE32(v) __builtin_bswap32((uint32_t)(v))
-#define KW_LE64(v) __builtin_bswap64((uint64_t)(v))
+#define SQLKW_LE16(v) __builtin_bswap16((uint16_t)(v))
+#define SQLKW_LE32(v) __builtin_bswap32((uint32_t)(v))
+#define SQLKW_LE64(v) __builtin_bswap64((uint64_t)(v))
 #endif
 
 static inline uint16_t kw_load16(const char *p)
@@ -1094,7 +1094,7 @@ static inline uint64_t kw_load64(const char *p)
 
 /* One switch on the length and the first byte together: keywords start with a letter, and
  * the low 5 bits tell letters apart (any other byte that aliases one fails the compares). */
-#define KW_KEY(len, c) ((len) << 5 | ((c)&0x1f))
+#define SQLKW_KEY(len, c) ((len) << 5 | ((c)&0x1f))
 
 /* `w` holds `len` bytes, already lowercased (ASCII); KW_NOT_KEYWORD when it is no keyword.
  * Reads only w[0 .. len). */
@@ -1102,2082 +1102,2082 @@ static inline SqlKeyword kw_lookup(const char *w, size_t len)
 {
     if (len < KW_MIN_LEN || len > KW_MAX_LEN)
         return KW_NOT_KEYWORD;
-    switch (KW_KEY(len, (unsigned char)w[0])) {
-    case KW_KEY(2, 'a'): {
+    switch (SQLKW_KEY(len, (unsigned char)w[0])) {
+    case SQLKW_KEY(2, 'a'): {
         const uint16_t x0 = kw_load16(w);
-        if (x0 == KW_LE16(0x7361))
+        if (x0 == SQLKW_LE16(0x7361))
             return KW_AS;
-        if (x0 == KW_LE16(0x7461))
+        if (x0 == SQLKW_LE16(0x7461))
             return KW_AT;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(2, 'b'): {
+    case SQLKW_KEY(2, 'b'): {
         const uint16_t x0 = kw_load16(w);
-        if (x0 == KW_LE16(0x7962))
+        if (x0 == SQLKW_LE16(0x7962))
             return KW_BY;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(2, 'd'): {
+    case SQLKW_KEY(2, 'd'): {
         const uint16_t x0 = kw_load16(w);
-        if (x0 == KW_LE16(0x6f64))
+        if (x0 == SQLKW_LE16(0x6f64))
             return KW_DO;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(2, 'i'): {
+    case SQLKW_KEY(2, 'i'): {
         const uint16_t x0 = kw_load16(w);
-        if (x0 == KW_LE16(0x6669))
+        if (x0 == SQLKW_LE16(0x6669))
             return KW_IF;
-        if (x0 == KW_LE16(0x6e69))
+        if (x0 == SQLKW_LE16(0x6e69))
             return KW_IN;
-        if (x0 == KW_LE16(0x7369))
+        if (x0 == SQLKW_LE16(0x7369))
             return KW_IS;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(2, 'n'): {
+    case SQLKW_KEY(2, 'n'): {
         const uint16_t x0 = kw_load16(w);
-        if (x0 == KW_LE16(0x6f6e))
+        if (x0 == SQLKW_LE16(0x6f6e))
             return KW_NO;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(2, 'o'): {
+    case SQLKW_KEY(2, 'o'): {
         const uint16_t x0 = kw_load16(w);
-        if (x0 == KW_LE16(0x666f))
+        if (x0 == SQLKW_LE16(0x666f))
             return KW_OF;
-        if (x0 == KW_LE16(0x6e6f))
+        if (x0 == SQLKW_LE16(0x6e6f))
             return KW_ON;
-        if (x0 == KW_LE16(0x726f))
+        if (x0 == SQLKW_LE16(0x726f))
             return KW_OR;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(2, 't'): {
+    case SQLKW_KEY(2, 't'): {
         const uint16_t x0 = kw_load16(w);
-        if (x0 == KW_LE16(0x6f74))
+        if (x0 == SQLKW_LE16(0x6f74))
             return KW_TO;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(3, 'a'): {
+    case SQLKW_KEY(3, 'a'): {
         const uint16_t x0 = kw_load16(w);
         const uint16_t x1 = kw_load16(w + 1);
         switch (w[2]) {
         case 'c':
-            if (x0 == KW_LE16(0x7361) && x1 == KW_LE16(0x6373))
+            if (x0 == SQLKW_LE16(0x7361) && x1 == SQLKW_LE16(0x6373))
                 return KW_ASC;
             return KW_NOT_KEYWORD;
         case 'd':
-            if (x0 == KW_LE16(0x6461) && x1 == KW_LE16(0x6464))
+            if (x0 == SQLKW_LE16(0x6461) && x1 == SQLKW_LE16(0x6464))
                 return KW_ADD;
-            if (x0 == KW_LE16(0x6e61) && x1 == KW_LE16(0x646e))
+            if (x0 == SQLKW_LE16(0x6e61) && x1 == SQLKW_LE16(0x646e))
                 return KW_AND;
             return KW_NOT_KEYWORD;
         case 'l':
-            if (x0 == KW_LE16(0x6c61) && x1 == KW_LE16(0x6c6c))
+            if (x0 == SQLKW_LE16(0x6c61) && x1 == SQLKW_LE16(0x6c6c))
                 return KW_ALL;
             return KW_NOT_KEYWORD;
         case 'y':
-            if (x0 == KW_LE16(0x6e61) && x1 == KW_LE16(0x796e))
+            if (x0 == SQLKW_LE16(0x6e61) && x1 == SQLKW_LE16(0x796e))
                 return KW_ANY;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(3, 'b'): {
+    case SQLKW_KEY(3, 'b'): {
         const uint16_t x0 = kw_load16(w);
         const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == KW_LE16(0x6962) && x1 == KW_LE16(0x7469))
+        if (x0 == SQLKW_LE16(0x6962) && x1 == SQLKW_LE16(0x7469))
             return KW_BIT;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(3, 'c'): {
+    case SQLKW_KEY(3, 'c'): {
         const uint16_t x0 = kw_load16(w);
         const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == KW_LE16(0x7363) && x1 == KW_LE16(0x7673))
+        if (x0 == SQLKW_LE16(0x7363) && x1 == SQLKW_LE16(0x7673))
             return KW_CSV;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(3, 'd'): {
+    case SQLKW_KEY(3, 'd'): {
         const uint16_t x0 = kw_load16(w);
         const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == KW_LE16(0x6164) && x1 == KW_LE16(0x7961))
+        if (x0 == SQLKW_LE16(0x6164) && x1 == SQLKW_LE16(0x7961))
             return KW_DAY;
-        if (x0 == KW_LE16(0x6564) && x1 == KW_LE16(0x6365))
+        if (x0 == SQLKW_LE16(0x6564) && x1 == SQLKW_LE16(0x6365))
             return KW_DEC;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(3, 'e'): {
+    case SQLKW_KEY(3, 'e'): {
         const uint16_t x0 = kw_load16(w);
         const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == KW_LE16(0x6e65) && x1 == KW_LE16(0x646e))
+        if (x0 == SQLKW_LE16(0x6e65) && x1 == SQLKW_LE16(0x646e))
             return KW_END;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(3, 'f'): {
+    case SQLKW_KEY(3, 'f'): {
         const uint16_t x0 = kw_load16(w);
         const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == KW_LE16(0x6f66) && x1 == KW_LE16(0x726f))
+        if (x0 == SQLKW_LE16(0x6f66) && x1 == SQLKW_LE16(0x726f))
             return KW_FOR;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(3, 'i'): {
+    case SQLKW_KEY(3, 'i'): {
         const uint16_t x0 = kw_load16(w);
         const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == KW_LE16(0x6e69) && x1 == KW_LE16(0x746e))
+        if (x0 == SQLKW_LE16(0x6e69) && x1 == SQLKW_LE16(0x746e))
             return KW_INT;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(3, 'k'): {
+    case SQLKW_KEY(3, 'k'): {
         const uint16_t x0 = kw_load16(w);
         const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == KW_LE16(0x656b) && x1 == KW_LE16(0x7965))
+        if (x0 == SQLKW_LE16(0x656b) && x1 == SQLKW_LE16(0x7965))
             return KW_KEY;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(3, 'n'): {
+    case SQLKW_KEY(3, 'n'): {
         const uint16_t x0 = kw_load16(w);
         const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == KW_LE16(0x656e) && x1 == KW_LE16(0x7765))
+        if (x0 == SQLKW_LE16(0x656e) && x1 == SQLKW_LE16(0x7765))
             return KW_NEW;
-        if (x0 == KW_LE16(0x666e) && x1 == KW_LE16(0x6366))
+        if (x0 == SQLKW_LE16(0x666e) && x1 == SQLKW_LE16(0x6366))
             return KW_NFC;
-        if (x0 == KW_LE16(0x666e) && x1 == KW_LE16(0x6466))
+        if (x0 == SQLKW_LE16(0x666e) && x1 == SQLKW_LE16(0x6466))
             return KW_NFD;
-        if (x0 == KW_LE16(0x6f6e) && x1 == KW_LE16(0x746f))
+        if (x0 == SQLKW_LE16(0x6f6e) && x1 == SQLKW_LE16(0x746f))
             return KW_NOT;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(3, 'o'): {
+    case SQLKW_KEY(3, 'o'): {
         const uint16_t x0 = kw_load16(w);
         const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == KW_LE16(0x666f) && x1 == KW_LE16(0x6666))
+        if (x0 == SQLKW_LE16(0x666f) && x1 == SQLKW_LE16(0x6666))
             return KW_OFF;
-        if (x0 == KW_LE16(0x6c6f) && x1 == KW_LE16(0x646c))
+        if (x0 == SQLKW_LE16(0x6c6f) && x1 == SQLKW_LE16(0x646c))
             return KW_OLD;
-        if (x0 == KW_LE16(0x756f) && x1 == KW_LE16(0x7475))
+        if (x0 == SQLKW_LE16(0x756f) && x1 == SQLKW_LE16(0x7475))
             return KW_OUT;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(3, 'r'): {
+    case SQLKW_KEY(3, 'r'): {
         const uint16_t x0 = kw_load16(w);
         const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == KW_LE16(0x6572) && x1 == KW_LE16(0x6665))
+        if (x0 == SQLKW_LE16(0x6572) && x1 == SQLKW_LE16(0x6665))
             return KW_REF;
-        if (x0 == KW_LE16(0x6f72) && x1 == KW_LE16(0x776f))
+        if (x0 == SQLKW_LE16(0x6f72) && x1 == SQLKW_LE16(0x776f))
             return KW_ROW;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(3, 's'): {
+    case SQLKW_KEY(3, 's'): {
         const uint16_t x0 = kw_load16(w);
         const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == KW_LE16(0x6573) && x1 == KW_LE16(0x7465))
+        if (x0 == SQLKW_LE16(0x6573) && x1 == SQLKW_LE16(0x7465))
             return KW_SET;
-        if (x0 == KW_LE16(0x7173) && x1 == KW_LE16(0x6c71))
+        if (x0 == SQLKW_LE16(0x7173) && x1 == SQLKW_LE16(0x6c71))
             return KW_SQL;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(3, 'x'): {
+    case SQLKW_KEY(3, 'x'): {
         const uint16_t x0 = kw_load16(w);
         const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == KW_LE16(0x6d78) && x1 == KW_LE16(0x6c6d))
+        if (x0 == SQLKW_LE16(0x6d78) && x1 == SQLKW_LE16(0x6c6d))
             return KW_XML;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(3, 'y'): {
+    case SQLKW_KEY(3, 'y'): {
         const uint16_t x0 = kw_load16(w);
         const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == KW_LE16(0x6579) && x1 == KW_LE16(0x7365))
+        if (x0 == SQLKW_LE16(0x6579) && x1 == SQLKW_LE16(0x7365))
             return KW_YES;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(4, 'a'): {
+    case SQLKW_KEY(4, 'a'): {
         const uint32_t x0 = kw_load32(w);
-        if (x0 == KW_LE32(0x6f736c61))
+        if (x0 == SQLKW_LE32(0x6f736c61))
             return KW_ALSO;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(4, 'b'): {
+    case SQLKW_KEY(4, 'b'): {
         const uint32_t x0 = kw_load32(w);
-        if (x0 == KW_LE32(0x68746f62))
+        if (x0 == SQLKW_LE32(0x68746f62))
             return KW_BOTH;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(4, 'c'): {
+    case SQLKW_KEY(4, 'c'): {
         const uint32_t x0 = kw_load32(w);
         switch (w[3]) {
         case 'e':
-            if (x0 == KW_LE32(0x65736163))
+            if (x0 == SQLKW_LE32(0x65736163))
                 return KW_CASE;
-            if (x0 == KW_LE32(0x65627563))
+            if (x0 == SQLKW_LE32(0x65627563))
                 return KW_CUBE;
             return KW_NOT_KEYWORD;
         case 'l':
-            if (x0 == KW_LE32(0x6c6c6163))
+            if (x0 == SQLKW_LE32(0x6c6c6163))
                 return KW_CALL;
             return KW_NOT_KEYWORD;
         case 'r':
-            if (x0 == KW_LE32(0x72616863))
+            if (x0 == SQLKW_LE32(0x72616863))
                 return KW_CHAR;
             return KW_NOT_KEYWORD;
         case 't':
-            if (x0 == KW_LE32(0x74736163))
+            if (x0 == SQLKW_LE32(0x74736163))
                 return KW_CAST;
-            if (x0 == KW_LE32(0x74736f63))
+            if (x0 == SQLKW_LE32(0x74736f63))
                 return KW_COST;
             return KW_NOT_KEYWORD;
         case 'y':
-            if (x0 == KW_LE32(0x79706f63))
+            if (x0 == SQLKW_LE32(0x79706f63))
                 return KW_COPY;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(4, 'd'): {
+    case SQLKW_KEY(4, 'd'): {
         const uint32_t x0 = kw_load32(w);
-        if (x0 == KW_LE32(0x61746164))
+        if (x0 == SQLKW_LE32(0x61746164))
             return KW_DATA;
-        if (x0 == KW_LE32(0x63736564))
+        if (x0 == SQLKW_LE32(0x63736564))
             return KW_DESC;
-        if (x0 == KW_LE32(0x706f7264))
+        if (x0 == SQLKW_LE32(0x706f7264))
             return KW_DROP;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(4, 'e'): {
+    case SQLKW_KEY(4, 'e'): {
         const uint32_t x0 = kw_load32(w);
-        if (x0 == KW_LE32(0x68636165))
+        if (x0 == SQLKW_LE32(0x68636165))
             return KW_EACH;
-        if (x0 == KW_LE32(0x65736c65))
+        if (x0 == SQLKW_LE32(0x65736c65))
             return KW_ELSE;
-        if (x0 == KW_LE32(0x6d756e65))
+        if (x0 == SQLKW_LE32(0x6d756e65))
             return KW_ENUM;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(4, 'f'): {
+    case SQLKW_KEY(4, 'f'): {
         const uint32_t x0 = kw_load32(w);
-        if (x0 == KW_LE32(0x6d6f7266))
+        if (x0 == SQLKW_LE32(0x6d6f7266))
             return KW_FROM;
-        if (x0 == KW_LE32(0x6c6c7566))
+        if (x0 == SQLKW_LE32(0x6c6c7566))
             return KW_FULL;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(4, 'h'): {
+    case SQLKW_KEY(4, 'h'): {
         const uint32_t x0 = kw_load32(w);
-        if (x0 == KW_LE32(0x646c6f68))
+        if (x0 == SQLKW_LE32(0x646c6f68))
             return KW_HOLD;
-        if (x0 == KW_LE32(0x72756f68))
+        if (x0 == SQLKW_LE32(0x72756f68))
             return KW_HOUR;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(4, 'i'): {
+    case SQLKW_KEY(4, 'i'): {
         const uint32_t x0 = kw_load32(w);
-        if (x0 == KW_LE32(0x6f746e69))
+        if (x0 == SQLKW_LE32(0x6f746e69))
             return KW_INTO;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(4, 'j'): {
+    case SQLKW_KEY(4, 'j'): {
         const uint32_t x0 = kw_load32(w);
-        if (x0 == KW_LE32(0x6e696f6a))
+        if (x0 == SQLKW_LE32(0x6e696f6a))
             return KW_JOIN;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(4, 'l'): {
+    case SQLKW_KEY(4, 'l'): {
         const uint32_t x0 = kw_load32(w);
         switch (w[3]) {
         case 'd':
-            if (x0 == KW_LE32(0x64616f6c))
+            if (x0 == SQLKW_LE32(0x64616f6c))
                 return KW_LOAD;
             return KW_NOT_KEYWORD;
         case 'e':
-            if (x0 == KW_LE32(0x656b696c))
+            if (x0 == SQLKW_LE32(0x656b696c))
                 return KW_LIKE;
             return KW_NOT_KEYWORD;
         case 'k':
-            if (x0 == KW_LE32(0x6b636f6c))
+            if (x0 == SQLKW_LE32(0x6b636f6c))
                 return KW_LOCK;
             return KW_NOT_KEYWORD;
         case 't':
-            if (x0 == KW_LE32(0x7473616c))
+            if (x0 == SQLKW_LE32(0x7473616c))
                 return KW_LAST;
-            if (x0 == KW_LE32(0x7466656c))
+            if (x0 == SQLKW_LE32(0x7466656c))
                 return KW_LEFT;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(4, 'm'): {
+    case SQLKW_KEY(4, 'm'): {
         const uint32_t x0 = kw_load32(w);
-        if (x0 == KW_LE32(0x65646f6d))
+        if (x0 == SQLKW_LE32(0x65646f6d))
             return KW_MODE;
-        if (x0 == KW_LE32(0x65766f6d))
+        if (x0 == SQLKW_LE32(0x65766f6d))
             return KW_MOVE;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(4, 'n'): {
+    case SQLKW_KEY(4, 'n'): {
         const uint32_t x0 = kw_load32(w);
         switch (w[3]) {
         case 'c':
-            if (x0 == KW_LE32(0x636b666e))
+            if (x0 == SQLKW_LE32(0x636b666e))
                 return KW_NFKC;
             return KW_NOT_KEYWORD;
         case 'd':
-            if (x0 == KW_LE32(0x646b666e))
+            if (x0 == SQLKW_LE32(0x646b666e))
                 return KW_NFKD;
             return KW_NOT_KEYWORD;
         case 'e':
-            if (x0 == KW_LE32(0x656d616e))
+            if (x0 == SQLKW_LE32(0x656d616e))
                 return KW_NAME;
-            if (x0 == KW_LE32(0x656e6f6e))
+            if (x0 == SQLKW_LE32(0x656e6f6e))
                 return KW_NONE;
             return KW_NOT_KEYWORD;
         case 'l':
-            if (x0 == KW_LE32(0x6c6c756e))
+            if (x0 == SQLKW_LE32(0x6c6c756e))
                 return KW_NULL;
             return KW_NOT_KEYWORD;
         case 't':
-            if (x0 == KW_LE32(0x7478656e))
+            if (x0 == SQLKW_LE32(0x7478656e))
                 return KW_NEXT;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(4, 'o'): {
+    case SQLKW_KEY(4, 'o'): {
         const uint32_t x0 = kw_load32(w);
-        if (x0 == KW_LE32(0x7364696f))
+        if (x0 == SQLKW_LE32(0x7364696f))
             return KW_OIDS;
-        if (x0 == KW_LE32(0x796c6e6f))
+        if (x0 == SQLKW_LE32(0x796c6e6f))
             return KW_ONLY;
-        if (x0 == KW_LE32(0x7265766f))
+        if (x0 == SQLKW_LE32(0x7265766f))
             return KW_OVER;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(4, 'r'): {
+    case SQLKW_KEY(4, 'r'): {
         const uint32_t x0 = kw_load32(w);
         switch (w[3]) {
         case 'd':
-            if (x0 == KW_LE32(0x64616572))
+            if (x0 == SQLKW_LE32(0x64616572))
                 return KW_READ;
             return KW_NOT_KEYWORD;
         case 'e':
-            if (x0 == KW_LE32(0x656c6f72))
+            if (x0 == SQLKW_LE32(0x656c6f72))
                 return KW_ROLE;
-            if (x0 == KW_LE32(0x656c7572))
+            if (x0 == SQLKW_LE32(0x656c7572))
                 return KW_RULE;
             return KW_NOT_KEYWORD;
         case 'l':
-            if (x0 == KW_LE32(0x6c616572))
+            if (x0 == SQLKW_LE32(0x6c616572))
                 return KW_REAL;
             return KW_NOT_KEYWORD;
         case 's':
-            if (x0 == KW_LE32(0x73776f72))
+            if (x0 == SQLKW_LE32(0x73776f72))
                 return KW_ROWS;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(4, 's'): {
+    case SQLKW_KEY(4, 's'): {
         const uint32_t x0 = kw_load32(w);
-        if (x0 == KW_LE32(0x73746573))
+        if (x0 == SQLKW_LE32(0x73746573))
             return KW_SETS;
-        if (x0 == KW_LE32(0x776f6873))
+        if (x0 == SQLKW_LE32(0x776f6873))
             return KW_SHOW;
-        if (x0 == KW_LE32(0x70696b73))
+        if (x0 == SQLKW_LE32(0x70696b73))
             return KW_SKIP;
-        if (x0 == KW_LE32(0x656d6f73))
+        if (x0 == SQLKW_LE32(0x656d6f73))
             return KW_SOME;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(4, 't'): {
+    case SQLKW_KEY(4, 't'): {
         const uint32_t x0 = kw_load32(w);
         switch (w[3]) {
         case 'e':
-            if (x0 == KW_LE32(0x656d6974))
+            if (x0 == SQLKW_LE32(0x656d6974))
                 return KW_TIME;
-            if (x0 == KW_LE32(0x65757274))
+            if (x0 == SQLKW_LE32(0x65757274))
                 return KW_TRUE;
-            if (x0 == KW_LE32(0x65707974))
+            if (x0 == SQLKW_LE32(0x65707974))
                 return KW_TYPE;
             return KW_NOT_KEYWORD;
         case 'm':
-            if (x0 == KW_LE32(0x6d697274))
+            if (x0 == SQLKW_LE32(0x6d697274))
                 return KW_TRIM;
             return KW_NOT_KEYWORD;
         case 'n':
-            if (x0 == KW_LE32(0x6e656874))
+            if (x0 == SQLKW_LE32(0x6e656874))
                 return KW_THEN;
             return KW_NOT_KEYWORD;
         case 'p':
-            if (x0 == KW_LE32(0x706d6574))
+            if (x0 == SQLKW_LE32(0x706d6574))
                 return KW_TEMP;
             return KW_NOT_KEYWORD;
         case 's':
-            if (x0 == KW_LE32(0x73656974))
+            if (x0 == SQLKW_LE32(0x73656974))
                 return KW_TIES;
             return KW_NOT_KEYWORD;
         case 't':
-            if (x0 == KW_LE32(0x74786574))
+            if (x0 == SQLKW_LE32(0x74786574))
                 return KW_TEXT;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(4, 'u'): {
+    case SQLKW_KEY(4, 'u'): {
         const uint32_t x0 = kw_load32(w);
-        if (x0 == KW_LE32(0x72657375))
+        if (x0 == SQLKW_LE32(0x72657375))
             return KW_USER;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(4, 'v'): {
+    case SQLKW_KEY(4, 'v'): {
         const uint32_t x0 = kw_load32(w);
-        if (x0 == KW_LE32(0x77656976))
+        if (x0 == SQLKW_LE32(0x77656976))
             return KW_VIEW;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(4, 'w'): {
+    case SQLKW_KEY(4, 'w'): {
         const uint32_t x0 = kw_load32(w);
-        if (x0 == KW_LE32(0x6e656877))
+        if (x0 == SQLKW_LE32(0x6e656877))
             return KW_WHEN;
-        if (x0 == KW_LE32(0x68746977))
+        if (x0 == SQLKW_LE32(0x68746977))
             return KW_WITH;
-        if (x0 == KW_LE32(0x6b726f77))
+        if (x0 == SQLKW_LE32(0x6b726f77))
             return KW_WORK;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(4, 'y'): {
+    case SQLKW_KEY(4, 'y'): {
         const uint32_t x0 = kw_load32(w);
-        if (x0 == KW_LE32(0x72616579))
+        if (x0 == SQLKW_LE32(0x72616579))
             return KW_YEAR;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(4, 'z'): {
+    case SQLKW_KEY(4, 'z'): {
         const uint32_t x0 = kw_load32(w);
-        if (x0 == KW_LE32(0x656e6f7a))
+        if (x0 == SQLKW_LE32(0x656e6f7a))
             return KW_ZONE;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(5, 'a'): {
+    case SQLKW_KEY(5, 'a'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 1);
         switch (w[4]) {
         case 'n':
-            if (x0 == KW_LE32(0x696d6461) && x1 == KW_LE32(0x6e696d64))
+            if (x0 == SQLKW_LE32(0x696d6461) && x1 == SQLKW_LE32(0x6e696d64))
                 return KW_ADMIN;
             return KW_NOT_KEYWORD;
         case 'r':
-            if (x0 == KW_LE32(0x65746661) && x1 == KW_LE32(0x72657466))
+            if (x0 == SQLKW_LE32(0x65746661) && x1 == SQLKW_LE32(0x72657466))
                 return KW_AFTER;
-            if (x0 == KW_LE32(0x65746c61) && x1 == KW_LE32(0x7265746c))
+            if (x0 == SQLKW_LE32(0x65746c61) && x1 == SQLKW_LE32(0x7265746c))
                 return KW_ALTER;
             return KW_NOT_KEYWORD;
         case 't':
-            if (x0 == KW_LE32(0x726f6261) && x1 == KW_LE32(0x74726f62))
+            if (x0 == SQLKW_LE32(0x726f6261) && x1 == SQLKW_LE32(0x74726f62))
                 return KW_ABORT;
             return KW_NOT_KEYWORD;
         case 'y':
-            if (x0 == KW_LE32(0x61727261) && x1 == KW_LE32(0x79617272))
+            if (x0 == SQLKW_LE32(0x61727261) && x1 == SQLKW_LE32(0x79617272))
                 return KW_ARRAY;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(5, 'b'): {
+    case SQLKW_KEY(5, 'b'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == KW_LE32(0x69676562) && x1 == KW_LE32(0x6e696765))
+        if (x0 == SQLKW_LE32(0x69676562) && x1 == SQLKW_LE32(0x6e696765))
             return KW_BEGIN;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(5, 'c'): {
+    case SQLKW_KEY(5, 'c'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 1);
         switch (w[4]) {
         case 'e':
-            if (x0 == KW_LE32(0x68636163) && x1 == KW_LE32(0x65686361))
+            if (x0 == SQLKW_LE32(0x68636163) && x1 == SQLKW_LE32(0x65686361))
                 return KW_CACHE;
-            if (x0 == KW_LE32(0x736f6c63) && x1 == KW_LE32(0x65736f6c))
+            if (x0 == SQLKW_LE32(0x736f6c63) && x1 == SQLKW_LE32(0x65736f6c))
                 return KW_CLOSE;
-            if (x0 == KW_LE32(0x6c637963) && x1 == KW_LE32(0x656c6379))
+            if (x0 == SQLKW_LE32(0x6c637963) && x1 == SQLKW_LE32(0x656c6379))
                 return KW_CYCLE;
             return KW_NOT_KEYWORD;
         case 'k':
-            if (x0 == KW_LE32(0x63656863) && x1 == KW_LE32(0x6b636568))
+            if (x0 == SQLKW_LE32(0x63656863) && x1 == SQLKW_LE32(0x6b636568))
                 return KW_CHECK;
             return KW_NOT_KEYWORD;
         case 'n':
-            if (x0 == KW_LE32(0x69616863) && x1 == KW_LE32(0x6e696168))
+            if (x0 == SQLKW_LE32(0x69616863) && x1 == SQLKW_LE32(0x6e696168))
                 return KW_CHAIN;
             return KW_NOT_KEYWORD;
         case 's':
-            if (x0 == KW_LE32(0x73616c63) && x1 == KW_LE32(0x7373616c))
+            if (x0 == SQLKW_LE32(0x73616c63) && x1 == SQLKW_LE32(0x7373616c))
                 return KW_CLASS;
-            if (x0 == KW_LE32(0x736f7263) && x1 == KW_LE32(0x73736f72))
+            if (x0 == SQLKW_LE32(0x736f7263) && x1 == SQLKW_LE32(0x73736f72))
                 return KW_CROSS;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(5, 'd'): {
+    case SQLKW_KEY(5, 'd'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == KW_LE32(0x74706564) && x1 == KW_LE32(0x68747065))
+        if (x0 == SQLKW_LE32(0x74706564) && x1 == SQLKW_LE32(0x68747065))
             return KW_DEPTH;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(5, 'e'): {
+    case SQLKW_KEY(5, 'e'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == KW_LE32(0x69736c65) && x1 == KW_LE32(0x6669736c))
+        if (x0 == SQLKW_LE32(0x69736c65) && x1 == SQLKW_LE32(0x6669736c))
             return KW_ELSIF;
-        if (x0 == KW_LE32(0x6e657665) && x1 == KW_LE32(0x746e6576))
+        if (x0 == SQLKW_LE32(0x6e657665) && x1 == SQLKW_LE32(0x746e6576))
             return KW_EVENT;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(5, 'f'): {
+    case SQLKW_KEY(5, 'f'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 1);
         switch (w[4]) {
         case 'e':
-            if (x0 == KW_LE32(0x736c6166) && x1 == KW_LE32(0x65736c61))
+            if (x0 == SQLKW_LE32(0x736c6166) && x1 == SQLKW_LE32(0x65736c61))
                 return KW_FALSE;
-            if (x0 == KW_LE32(0x63726f66) && x1 == KW_LE32(0x6563726f))
+            if (x0 == SQLKW_LE32(0x63726f66) && x1 == SQLKW_LE32(0x6563726f))
                 return KW_FORCE;
             return KW_NOT_KEYWORD;
         case 'h':
-            if (x0 == KW_LE32(0x63746566) && x1 == KW_LE32(0x68637465))
+            if (x0 == SQLKW_LE32(0x63746566) && x1 == SQLKW_LE32(0x68637465))
                 return KW_FETCH;
             return KW_NOT_KEYWORD;
         case 't':
-            if (x0 == KW_LE32(0x73726966) && x1 == KW_LE32(0x74737269))
+            if (x0 == SQLKW_LE32(0x73726966) && x1 == SQLKW_LE32(0x74737269))
                 return KW_FIRST;
-            if (x0 == KW_LE32(0x616f6c66) && x1 == KW_LE32(0x74616f6c))
+            if (x0 == SQLKW_LE32(0x616f6c66) && x1 == SQLKW_LE32(0x74616f6c))
                 return KW_FLOAT;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(5, 'g'): {
+    case SQLKW_KEY(5, 'g'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == KW_LE32(0x6e617267) && x1 == KW_LE32(0x746e6172))
+        if (x0 == SQLKW_LE32(0x6e617267) && x1 == SQLKW_LE32(0x746e6172))
             return KW_GRANT;
-        if (x0 == KW_LE32(0x756f7267) && x1 == KW_LE32(0x70756f72))
+        if (x0 == SQLKW_LE32(0x756f7267) && x1 == SQLKW_LE32(0x70756f72))
             return KW_GROUP;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(5, 'i'): {
+    case SQLKW_KEY(5, 'i'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 1);
         switch (w[4]) {
         case 'e':
-            if (x0 == KW_LE32(0x6b696c69) && x1 == KW_LE32(0x656b696c))
+            if (x0 == SQLKW_LE32(0x6b696c69) && x1 == SQLKW_LE32(0x656b696c))
                 return KW_ILIKE;
             return KW_NOT_KEYWORD;
         case 'r':
-            if (x0 == KW_LE32(0x656e6e69) && x1 == KW_LE32(0x72656e6e))
+            if (x0 == SQLKW_LE32(0x656e6e69) && x1 == SQLKW_LE32(0x72656e6e))
                 return KW_INNER;
             return KW_NOT_KEYWORD;
         case 't':
-            if (x0 == KW_LE32(0x756f6e69) && x1 == KW_LE32(0x74756f6e))
+            if (x0 == SQLKW_LE32(0x756f6e69) && x1 == SQLKW_LE32(0x74756f6e))
                 return KW_INOUT;
-            if (x0 == KW_LE32(0x75706e69) && x1 == KW_LE32(0x7475706e))
+            if (x0 == SQLKW_LE32(0x75706e69) && x1 == SQLKW_LE32(0x7475706e))
                 return KW_INPUT;
             return KW_NOT_KEYWORD;
         case 'x':
-            if (x0 == KW_LE32(0x65646e69) && x1 == KW_LE32(0x7865646e))
+            if (x0 == SQLKW_LE32(0x65646e69) && x1 == SQLKW_LE32(0x7865646e))
                 return KW_INDEX;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(5, 'l'): {
+    case SQLKW_KEY(5, 'l'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 1);
         switch (w[4]) {
         case 'e':
-            if (x0 == KW_LE32(0x6772616c) && x1 == KW_LE32(0x65677261))
+            if (x0 == SQLKW_LE32(0x6772616c) && x1 == SQLKW_LE32(0x65677261))
                 return KW_LARGE;
             return KW_NOT_KEYWORD;
         case 'l':
-            if (x0 == KW_LE32(0x6562616c) && x1 == KW_LE32(0x6c656261))
+            if (x0 == SQLKW_LE32(0x6562616c) && x1 == SQLKW_LE32(0x6c656261))
                 return KW_LABEL;
-            if (x0 == KW_LE32(0x6576656c) && x1 == KW_LE32(0x6c657665))
+            if (x0 == SQLKW_LE32(0x6576656c) && x1 == SQLKW_LE32(0x6c657665))
                 return KW_LEVEL;
-            if (x0 == KW_LE32(0x61636f6c) && x1 == KW_LE32(0x6c61636f))
+            if (x0 == SQLKW_LE32(0x61636f6c) && x1 == SQLKW_LE32(0x6c61636f))
                 return KW_LOCAL;
             return KW_NOT_KEYWORD;
         case 't':
-            if (x0 == KW_LE32(0x7361656c) && x1 == KW_LE32(0x74736165))
+            if (x0 == SQLKW_LE32(0x7361656c) && x1 == SQLKW_LE32(0x74736165))
                 return KW_LEAST;
-            if (x0 == KW_LE32(0x696d696c) && x1 == KW_LE32(0x74696d69))
+            if (x0 == SQLKW_LE32(0x696d696c) && x1 == SQLKW_LE32(0x74696d69))
                 return KW_LIMIT;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(5, 'm'): {
+    case SQLKW_KEY(5, 'm'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == KW_LE32(0x6374616d) && x1 == KW_LE32(0x68637461))
+        if (x0 == SQLKW_LE32(0x6374616d) && x1 == SQLKW_LE32(0x68637461))
             return KW_MATCH;
-        if (x0 == KW_LE32(0x6772656d) && x1 == KW_LE32(0x65677265))
+        if (x0 == SQLKW_LE32(0x6772656d) && x1 == SQLKW_LE32(0x65677265))
             return KW_MERGE;
-        if (x0 == KW_LE32(0x746e6f6d) && x1 == KW_LE32(0x68746e6f))
+        if (x0 == SQLKW_LE32(0x746e6f6d) && x1 == SQLKW_LE32(0x68746e6f))
             return KW_MONTH;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(5, 'n'): {
+    case SQLKW_KEY(5, 'n'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == KW_LE32(0x656d616e) && x1 == KW_LE32(0x73656d61))
+        if (x0 == SQLKW_LE32(0x656d616e) && x1 == SQLKW_LE32(0x73656d61))
             return KW_NAMES;
-        if (x0 == KW_LE32(0x6168636e) && x1 == KW_LE32(0x72616863))
+        if (x0 == SQLKW_LE32(0x6168636e) && x1 == SQLKW_LE32(0x72616863))
             return KW_NCHAR;
-        if (x0 == KW_LE32(0x6c6c756e) && x1 == KW_LE32(0x736c6c75))
+        if (x0 == SQLKW_LE32(0x6c6c756e) && x1 == SQLKW_LE32(0x736c6c75))
             return KW_NULLS;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(5, 'o'): {
+    case SQLKW_KEY(5, 'o'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == KW_LE32(0x6564726f) && x1 == KW_LE32(0x72656472))
+        if (x0 == SQLKW_LE32(0x6564726f) && x1 == SQLKW_LE32(0x72656472))
             return KW_ORDER;
-        if (x0 == KW_LE32(0x6574756f) && x1 == KW_LE32(0x72657475))
+        if (x0 == SQLKW_LE32(0x6574756f) && x1 == SQLKW_LE32(0x72657475))
             return KW_OUTER;
-        if (x0 == KW_LE32(0x656e776f) && x1 == KW_LE32(0x64656e77))
+        if (x0 == SQLKW_LE32(0x656e776f) && x1 == SQLKW_LE32(0x64656e77))
             return KW_OWNED;
-        if (x0 == KW_LE32(0x656e776f) && x1 == KW_LE32(0x72656e77))
+        if (x0 == SQLKW_LE32(0x656e776f) && x1 == SQLKW_LE32(0x72656e77))
             return KW_OWNER;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(5, 'p'): {
+    case SQLKW_KEY(5, 'p'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == KW_LE32(0x6e616c70) && x1 == KW_LE32(0x736e616c))
+        if (x0 == SQLKW_LE32(0x6e616c70) && x1 == SQLKW_LE32(0x736e616c))
             return KW_PLANS;
-        if (x0 == KW_LE32(0x6f697270) && x1 == KW_LE32(0x726f6972))
+        if (x0 == SQLKW_LE32(0x6f697270) && x1 == SQLKW_LE32(0x726f6972))
             return KW_PRIOR;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(5, 'q'): {
+    case SQLKW_KEY(5, 'q'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == KW_LE32(0x746f7571) && x1 == KW_LE32(0x65746f75))
+        if (x0 == SQLKW_LE32(0x746f7571) && x1 == SQLKW_LE32(0x65746f75))
             return KW_QUOTE;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(5, 'r'): {
+    case SQLKW_KEY(5, 'r'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == KW_LE32(0x676e6172) && x1 == KW_LE32(0x65676e61))
+        if (x0 == SQLKW_LE32(0x676e6172) && x1 == SQLKW_LE32(0x65676e61))
             return KW_RANGE;
-        if (x0 == KW_LE32(0x65736572) && x1 == KW_LE32(0x74657365))
+        if (x0 == SQLKW_LE32(0x65736572) && x1 == SQLKW_LE32(0x74657365))
             return KW_RESET;
-        if (x0 == KW_LE32(0x68676972) && x1 == KW_LE32(0x74686769))
+        if (x0 == SQLKW_LE32(0x68676972) && x1 == SQLKW_LE32(0x74686769))
             return KW_RIGHT;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(5, 's'): {
+    case SQLKW_KEY(5, 's'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 1);
         switch (w[4]) {
         case 'd':
-            if (x0 == KW_LE32(0x69737973) && x1 == KW_LE32(0x64697379))
+            if (x0 == SQLKW_LE32(0x69737973) && x1 == SQLKW_LE32(0x64697379))
                 return KW_SYSID;
             return KW_NOT_KEYWORD;
         case 'e':
-            if (x0 == KW_LE32(0x72616873) && x1 == KW_LE32(0x65726168))
+            if (x0 == SQLKW_LE32(0x72616873) && x1 == SQLKW_LE32(0x65726168))
                 return KW_SHARE;
             return KW_NOT_KEYWORD;
         case 'f':
-            if (x0 == KW_LE32(0x6f746573) && x1 == KW_LE32(0x666f7465))
+            if (x0 == SQLKW_LE32(0x6f746573) && x1 == SQLKW_LE32(0x666f7465))
                 return KW_SETOF;
             return KW_NOT_KEYWORD;
         case 'n':
-            if (x0 == KW_LE32(0x69647473) && x1 == KW_LE32(0x6e696474))
+            if (x0 == SQLKW_LE32(0x69647473) && x1 == SQLKW_LE32(0x6e696474))
                 return KW_STDIN;
             return KW_NOT_KEYWORD;
         case 'p':
-            if (x0 == KW_LE32(0x69727473) && x1 == KW_LE32(0x70697274))
+            if (x0 == SQLKW_LE32(0x69727473) && x1 == SQLKW_LE32(0x70697274))
                 return KW_STRIP;
             return KW_NOT_KEYWORD;
         case 't':
-            if (x0 == KW_LE32(0x72617473) && x1 == KW_LE32(0x74726174))
+            if (x0 == SQLKW_LE32(0x72617473) && x1 == SQLKW_LE32(0x74726174))
                 return KW_START;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(5, 't'): {
+    case SQLKW_KEY(5, 't'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == KW_LE32(0x6c626174) && x1 == KW_LE32(0x656c6261))
+        if (x0 == SQLKW_LE32(0x6c626174) && x1 == SQLKW_LE32(0x656c6261))
             return KW_TABLE;
-        if (x0 == KW_LE32(0x61657274) && x1 == KW_LE32(0x74616572))
+        if (x0 == SQLKW_LE32(0x61657274) && x1 == SQLKW_LE32(0x74616572))
             return KW_TREAT;
-        if (x0 == KW_LE32(0x65707974) && x1 == KW_LE32(0x73657079))
+        if (x0 == SQLKW_LE32(0x65707974) && x1 == SQLKW_LE32(0x73657079))
             return KW_TYPES;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(5, 'u'): {
+    case SQLKW_KEY(5, 'u'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == KW_LE32(0x6f696e75) && x1 == KW_LE32(0x6e6f696e))
+        if (x0 == SQLKW_LE32(0x6f696e75) && x1 == SQLKW_LE32(0x6e6f696e))
             return KW_UNION;
-        if (x0 == KW_LE32(0x69746e75) && x1 == KW_LE32(0x6c69746e))
+        if (x0 == SQLKW_LE32(0x69746e75) && x1 == SQLKW_LE32(0x6c69746e))
             return KW_UNTIL;
-        if (x0 == KW_LE32(0x6e697375) && x1 == KW_LE32(0x676e6973))
+        if (x0 == SQLKW_LE32(0x6e697375) && x1 == SQLKW_LE32(0x676e6973))
             return KW_USING;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(5, 'v'): {
+    case SQLKW_KEY(5, 'v'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == KW_LE32(0x696c6176) && x1 == KW_LE32(0x64696c61))
+        if (x0 == SQLKW_LE32(0x696c6176) && x1 == SQLKW_LE32(0x64696c61))
             return KW_VALID;
-        if (x0 == KW_LE32(0x756c6176) && x1 == KW_LE32(0x65756c61))
+        if (x0 == SQLKW_LE32(0x756c6176) && x1 == SQLKW_LE32(0x65756c61))
             return KW_VALUE;
-        if (x0 == KW_LE32(0x77656976) && x1 == KW_LE32(0x73776569))
+        if (x0 == SQLKW_LE32(0x77656976) && x1 == SQLKW_LE32(0x73776569))
             return KW_VIEWS;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(5, 'w'): {
+    case SQLKW_KEY(5, 'w'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == KW_LE32(0x72656877) && x1 == KW_LE32(0x65726568))
+        if (x0 == SQLKW_LE32(0x72656877) && x1 == SQLKW_LE32(0x65726568))
             return KW_WHERE;
-        if (x0 == KW_LE32(0x6c696877) && x1 == KW_LE32(0x656c6968))
+        if (x0 == SQLKW_LE32(0x6c696877) && x1 == SQLKW_LE32(0x656c6968))
             return KW_WHILE;
-        if (x0 == KW_LE32(0x74697277) && x1 == KW_LE32(0x65746972))
+        if (x0 == SQLKW_LE32(0x74697277) && x1 == SQLKW_LE32(0x65746972))
             return KW_WRITE;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(5, 'x'): {
+    case SQLKW_KEY(5, 'x'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == KW_LE32(0x706c6d78) && x1 == KW_LE32(0x69706c6d))
+        if (x0 == SQLKW_LE32(0x706c6d78) && x1 == SQLKW_LE32(0x69706c6d))
             return KW_XMLPI;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(6, 'a'): {
+    case SQLKW_KEY(6, 'a'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 2);
         switch (w[5]) {
         case 'c':
-            if (x0 == KW_LE32(0x6d6f7461) && x1 == KW_LE32(0x63696d6f))
+            if (x0 == SQLKW_LE32(0x6d6f7461) && x1 == SQLKW_LE32(0x63696d6f))
                 return KW_ATOMIC;
             return KW_NOT_KEYWORD;
         case 'h':
-            if (x0 == KW_LE32(0x61747461) && x1 == KW_LE32(0x68636174))
+            if (x0 == SQLKW_LE32(0x61747461) && x1 == SQLKW_LE32(0x68636174))
                 return KW_ATTACH;
             return KW_NOT_KEYWORD;
         case 'n':
-            if (x0 == KW_LE32(0x69746361) && x1 == KW_LE32(0x6e6f6974))
+            if (x0 == SQLKW_LE32(0x69746361) && x1 == SQLKW_LE32(0x6e6f6974))
                 return KW_ACTION;
             return KW_NOT_KEYWORD;
         case 's':
-            if (x0 == KW_LE32(0x65636361) && x1 == KW_LE32(0x73736563))
+            if (x0 == SQLKW_LE32(0x65636361) && x1 == SQLKW_LE32(0x73736563))
                 return KW_ACCESS;
-            if (x0 == KW_LE32(0x61776c61) && x1 == KW_LE32(0x73796177))
+            if (x0 == SQLKW_LE32(0x61776c61) && x1 == SQLKW_LE32(0x73796177))
                 return KW_ALWAYS;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(6, 'b'): {
+    case SQLKW_KEY(6, 'b'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == KW_LE32(0x6f666562) && x1 == KW_LE32(0x65726f66))
+        if (x0 == SQLKW_LE32(0x6f666562) && x1 == SQLKW_LE32(0x65726f66))
             return KW_BEFORE;
-        if (x0 == KW_LE32(0x69676962) && x1 == KW_LE32(0x746e6967))
+        if (x0 == SQLKW_LE32(0x69676962) && x1 == SQLKW_LE32(0x746e6967))
             return KW_BIGINT;
-        if (x0 == KW_LE32(0x616e6962) && x1 == KW_LE32(0x7972616e))
+        if (x0 == SQLKW_LE32(0x616e6962) && x1 == SQLKW_LE32(0x7972616e))
             return KW_BINARY;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(6, 'c'): {
+    case SQLKW_KEY(6, 'c'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 2);
         switch (w[5]) {
         case 'd':
-            if (x0 == KW_LE32(0x6c6c6163) && x1 == KW_LE32(0x64656c6c))
+            if (x0 == SQLKW_LE32(0x6c6c6163) && x1 == SQLKW_LE32(0x64656c6c))
                 return KW_CALLED;
             return KW_NOT_KEYWORD;
         case 'e':
-            if (x0 == KW_LE32(0x61657263) && x1 == KW_LE32(0x65746165))
+            if (x0 == SQLKW_LE32(0x61657263) && x1 == SQLKW_LE32(0x65746165))
                 return KW_CREATE;
             return KW_NOT_KEYWORD;
         case 'n':
-            if (x0 == KW_LE32(0x756c6f63) && x1 == KW_LE32(0x6e6d756c))
+            if (x0 == SQLKW_LE32(0x756c6f63) && x1 == SQLKW_LE32(0x6e6d756c))
                 return KW_COLUMN;
             return KW_NOT_KEYWORD;
         case 'r':
-            if (x0 == KW_LE32(0x73727563) && x1 == KW_LE32(0x726f7372))
+            if (x0 == SQLKW_LE32(0x73727563) && x1 == SQLKW_LE32(0x726f7372))
                 return KW_CURSOR;
             return KW_NOT_KEYWORD;
         case 't':
-            if (x0 == KW_LE32(0x6d6d6f63) && x1 == KW_LE32(0x74696d6d))
+            if (x0 == SQLKW_LE32(0x6d6d6f63) && x1 == SQLKW_LE32(0x74696d6d))
                 return KW_COMMIT;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(6, 'd'): {
+    case SQLKW_KEY(6, 'd'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == KW_LE32(0x656c6564) && x1 == KW_LE32(0x6574656c))
+        if (x0 == SQLKW_LE32(0x656c6564) && x1 == SQLKW_LE32(0x6574656c))
             return KW_DELETE;
-        if (x0 == KW_LE32(0x61746564) && x1 == KW_LE32(0x68636174))
+        if (x0 == SQLKW_LE32(0x61746564) && x1 == SQLKW_LE32(0x68636174))
             return KW_DETACH;
-        if (x0 == KW_LE32(0x616d6f64) && x1 == KW_LE32(0x6e69616d))
+        if (x0 == SQLKW_LE32(0x616d6f64) && x1 == SQLKW_LE32(0x6e69616d))
             return KW_DOMAIN;
-        if (x0 == KW_LE32(0x62756f64) && x1 == KW_LE32(0x656c6275))
+        if (x0 == SQLKW_LE32(0x62756f64) && x1 == SQLKW_LE32(0x656c6275))
             return KW_DOUBLE;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(6, 'e'): {
+    case SQLKW_KEY(6, 'e'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == KW_LE32(0x62616e65) && x1 == KW_LE32(0x656c6261))
+        if (x0 == SQLKW_LE32(0x62616e65) && x1 == SQLKW_LE32(0x656c6261))
             return KW_ENABLE;
-        if (x0 == KW_LE32(0x61637365) && x1 == KW_LE32(0x65706163))
+        if (x0 == SQLKW_LE32(0x61637365) && x1 == SQLKW_LE32(0x65706163))
             return KW_ESCAPE;
-        if (x0 == KW_LE32(0x65637865) && x1 == KW_LE32(0x74706563))
+        if (x0 == SQLKW_LE32(0x65637865) && x1 == SQLKW_LE32(0x74706563))
             return KW_EXCEPT;
-        if (x0 == KW_LE32(0x73697865) && x1 == KW_LE32(0x73747369))
+        if (x0 == SQLKW_LE32(0x73697865) && x1 == SQLKW_LE32(0x73747369))
             return KW_EXISTS;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(6, 'f'): {
+    case SQLKW_KEY(6, 'f'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == KW_LE32(0x696d6166) && x1 == KW_LE32(0x796c696d))
+        if (x0 == SQLKW_LE32(0x696d6166) && x1 == SQLKW_LE32(0x796c696d))
             return KW_FAMILY;
-        if (x0 == KW_LE32(0x746c6966) && x1 == KW_LE32(0x7265746c))
+        if (x0 == SQLKW_LE32(0x746c6966) && x1 == SQLKW_LE32(0x7265746c))
             return KW_FILTER;
-        if (x0 == KW_LE32(0x65657266) && x1 == KW_LE32(0x657a6565))
+        if (x0 == SQLKW_LE32(0x65657266) && x1 == SQLKW_LE32(0x657a6565))
             return KW_FREEZE;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(6, 'g'): {
+    case SQLKW_KEY(6, 'g'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == KW_LE32(0x626f6c67) && x1 == KW_LE32(0x6c61626f))
+        if (x0 == SQLKW_LE32(0x626f6c67) && x1 == SQLKW_LE32(0x6c61626f))
             return KW_GLOBAL;
-        if (x0 == KW_LE32(0x756f7267) && x1 == KW_LE32(0x7370756f))
+        if (x0 == SQLKW_LE32(0x756f7267) && x1 == SQLKW_LE32(0x7370756f))
             return KW_GROUPS;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(6, 'h'): {
+    case SQLKW_KEY(6, 'h'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == KW_LE32(0x69766168) && x1 == KW_LE32(0x676e6976))
+        if (x0 == SQLKW_LE32(0x69766168) && x1 == SQLKW_LE32(0x676e6976))
             return KW_HAVING;
-        if (x0 == KW_LE32(0x64616568) && x1 == KW_LE32(0x72656461))
+        if (x0 == SQLKW_LE32(0x64616568) && x1 == SQLKW_LE32(0x72656461))
             return KW_HEADER;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(6, 'i'): {
+    case SQLKW_KEY(6, 'i'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == KW_LE32(0x6f706d69) && x1 == KW_LE32(0x74726f70))
+        if (x0 == SQLKW_LE32(0x6f706d69) && x1 == SQLKW_LE32(0x74726f70))
             return KW_IMPORT;
-        if (x0 == KW_LE32(0x696c6e69) && x1 == KW_LE32(0x656e696c))
+        if (x0 == SQLKW_LE32(0x696c6e69) && x1 == SQLKW_LE32(0x656e696c))
             return KW_INLINE;
-        if (x0 == KW_LE32(0x65736e69) && x1 == KW_LE32(0x74726573))
+        if (x0 == SQLKW_LE32(0x65736e69) && x1 == SQLKW_LE32(0x74726573))
             return KW_INSERT;
-        if (x0 == KW_LE32(0x756e7369) && x1 == KW_LE32(0x6c6c756e))
+        if (x0 == SQLKW_LE32(0x756e7369) && x1 == SQLKW_LE32(0x6c6c756e))
             return KW_ISNULL;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(6, 'l'): {
+    case SQLKW_KEY(6, 'l'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == KW_LE32(0x7473696c) && x1 == KW_LE32(0x6e657473))
+        if (x0 == SQLKW_LE32(0x7473696c) && x1 == SQLKW_LE32(0x6e657473))
             return KW_LISTEN;
-        if (x0 == KW_LE32(0x6b636f6c) && x1 == KW_LE32(0x64656b63))
+        if (x0 == SQLKW_LE32(0x6b636f6c) && x1 == SQLKW_LE32(0x64656b63))
             return KW_LOCKED;
-        if (x0 == KW_LE32(0x67676f6c) && x1 == KW_LE32(0x64656767))
+        if (x0 == SQLKW_LE32(0x67676f6c) && x1 == SQLKW_LE32(0x64656767))
             return KW_LOGGED;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(6, 'm'): {
+    case SQLKW_KEY(6, 'm'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == KW_LE32(0x6874656d) && x1 == KW_LE32(0x646f6874))
+        if (x0 == SQLKW_LE32(0x6874656d) && x1 == SQLKW_LE32(0x646f6874))
             return KW_METHOD;
-        if (x0 == KW_LE32(0x756e696d) && x1 == KW_LE32(0x6574756e))
+        if (x0 == SQLKW_LE32(0x756e696d) && x1 == SQLKW_LE32(0x6574756e))
             return KW_MINUTE;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(6, 'n'): {
+    case SQLKW_KEY(6, 'n'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == KW_LE32(0x69746f6e) && x1 == KW_LE32(0x79666974))
+        if (x0 == SQLKW_LE32(0x69746f6e) && x1 == SQLKW_LE32(0x79666974))
             return KW_NOTIFY;
-        if (x0 == KW_LE32(0x61776f6e) && x1 == KW_LE32(0x74696177))
+        if (x0 == SQLKW_LE32(0x61776f6e) && x1 == SQLKW_LE32(0x74696177))
             return KW_NOWAIT;
-        if (x0 == KW_LE32(0x6c6c756e) && x1 == KW_LE32(0x66696c6c))
+        if (x0 == SQLKW_LE32(0x6c6c756e) && x1 == SQLKW_LE32(0x66696c6c))
             return KW_NULLIF;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(6, 'o'): {
+    case SQLKW_KEY(6, 'o'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == KW_LE32(0x656a626f) && x1 == KW_LE32(0x7463656a))
+        if (x0 == SQLKW_LE32(0x656a626f) && x1 == SQLKW_LE32(0x7463656a))
             return KW_OBJECT;
-        if (x0 == KW_LE32(0x7366666f) && x1 == KW_LE32(0x74657366))
+        if (x0 == SQLKW_LE32(0x7366666f) && x1 == SQLKW_LE32(0x74657366))
             return KW_OFFSET;
-        if (x0 == KW_LE32(0x6974706f) && x1 == KW_LE32(0x6e6f6974))
+        if (x0 == SQLKW_LE32(0x6974706f) && x1 == SQLKW_LE32(0x6e6f6974))
             return KW_OPTION;
-        if (x0 == KW_LE32(0x6568746f) && x1 == KW_LE32(0x73726568))
+        if (x0 == SQLKW_LE32(0x6568746f) && x1 == SQLKW_LE32(0x73726568))
             return KW_OTHERS;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(6, 'p'): {
+    case SQLKW_KEY(6, 'p'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == KW_LE32(0x73726170) && x1 == KW_LE32(0x72657372))
+        if (x0 == SQLKW_LE32(0x73726170) && x1 == SQLKW_LE32(0x72657372))
             return KW_PARSER;
-        if (x0 == KW_LE32(0x696c6f70) && x1 == KW_LE32(0x7963696c))
+        if (x0 == SQLKW_LE32(0x696c6f70) && x1 == SQLKW_LE32(0x7963696c))
             return KW_POLICY;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(6, 'r'): {
+    case SQLKW_KEY(6, 'r'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == KW_LE32(0x616e6572) && x1 == KW_LE32(0x656d616e))
+        if (x0 == SQLKW_LE32(0x616e6572) && x1 == SQLKW_LE32(0x656d616e))
             return KW_RENAME;
-        if (x0 == KW_LE32(0x75746572) && x1 == KW_LE32(0x6e727574))
+        if (x0 == SQLKW_LE32(0x75746572) && x1 == SQLKW_LE32(0x6e727574))
             return KW_RETURN;
-        if (x0 == KW_LE32(0x6f766572) && x1 == KW_LE32(0x656b6f76))
+        if (x0 == SQLKW_LE32(0x6f766572) && x1 == SQLKW_LE32(0x656b6f76))
             return KW_REVOKE;
-        if (x0 == KW_LE32(0x6c6c6f72) && x1 == KW_LE32(0x70756c6c))
+        if (x0 == SQLKW_LE32(0x6c6c6f72) && x1 == SQLKW_LE32(0x70756c6c))
             return KW_ROLLUP;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(6, 's'): {
+    case SQLKW_KEY(6, 's'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 2);
         switch (w[5]) {
         case 'a':
-            if (x0 == KW_LE32(0x65686373) && x1 == KW_LE32(0x616d6568))
+            if (x0 == SQLKW_LE32(0x65686373) && x1 == SQLKW_LE32(0x616d6568))
                 return KW_SCHEMA;
             return KW_NOT_KEYWORD;
         case 'd':
-            if (x0 == KW_LE32(0x6f636573) && x1 == KW_LE32(0x646e6f63))
+            if (x0 == SQLKW_LE32(0x6f636573) && x1 == SQLKW_LE32(0x646e6f63))
                 return KW_SECOND;
-            if (x0 == KW_LE32(0x726f7473) && x1 == KW_LE32(0x6465726f))
+            if (x0 == SQLKW_LE32(0x726f7473) && x1 == SQLKW_LE32(0x6465726f))
                 return KW_STORED;
             return KW_NOT_KEYWORD;
         case 'e':
-            if (x0 == KW_LE32(0x706d6973) && x1 == KW_LE32(0x656c706d))
+            if (x0 == SQLKW_LE32(0x706d6973) && x1 == SQLKW_LE32(0x656c706d))
                 return KW_SIMPLE;
-            if (x0 == KW_LE32(0x62617473) && x1 == KW_LE32(0x656c6261))
+            if (x0 == SQLKW_LE32(0x62617473) && x1 == SQLKW_LE32(0x656c6261))
                 return KW_STABLE;
             return KW_NOT_KEYWORD;
         case 'h':
-            if (x0 == KW_LE32(0x72616573) && x1 == KW_LE32(0x68637261))
+            if (x0 == SQLKW_LE32(0x72616573) && x1 == SQLKW_LE32(0x68637261))
                 return KW_SEARCH;
             return KW_NOT_KEYWORD;
         case 'l':
-            if (x0 == KW_LE32(0x6f726373) && x1 == KW_LE32(0x6c6c6f72))
+            if (x0 == SQLKW_LE32(0x6f726373) && x1 == SQLKW_LE32(0x6c6c6f72))
                 return KW_SCROLL;
             return KW_NOT_KEYWORD;
         case 'm':
-            if (x0 == KW_LE32(0x74737973) && x1 == KW_LE32(0x6d657473))
+            if (x0 == SQLKW_LE32(0x74737973) && x1 == SQLKW_LE32(0x6d657473))
                 return KW_SYSTEM;
             return KW_NOT_KEYWORD;
         case 'r':
-            if (x0 == KW_LE32(0x76726573) && x1 == KW_LE32(0x72657672))
+            if (x0 == SQLKW_LE32(0x76726573) && x1 == SQLKW_LE32(0x72657672))
                 return KW_SERVER;
             return KW_NOT_KEYWORD;
         case 't':
-            if (x0 == KW_LE32(0x656c6573) && x1 == KW_LE32(0x7463656c))
+            if (x0 == SQLKW_LE32(0x656c6573) && x1 == SQLKW_LE32(0x7463656c))
                 return KW_SELECT;
-            if (x0 == KW_LE32(0x6f647473) && x1 == KW_LE32(0x74756f64))
+            if (x0 == SQLKW_LE32(0x6f647473) && x1 == SQLKW_LE32(0x74756f64))
                 return KW_STDOUT;
-            if (x0 == KW_LE32(0x69727473) && x1 == KW_LE32(0x74636972))
+            if (x0 == SQLKW_LE32(0x69727473) && x1 == SQLKW_LE32(0x74636972))
                 return KW_STRICT;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(6, 't'): {
+    case SQLKW_KEY(6, 't'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == KW_LE32(0x6c626174) && x1 == KW_LE32(0x73656c62))
+        if (x0 == SQLKW_LE32(0x6c626174) && x1 == SQLKW_LE32(0x73656c62))
             return KW_TABLES;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(6, 'u'): {
+    case SQLKW_KEY(6, 'u'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == KW_LE32(0x71696e75) && x1 == KW_LE32(0x65757169))
+        if (x0 == SQLKW_LE32(0x71696e75) && x1 == SQLKW_LE32(0x65757169))
             return KW_UNIQUE;
-        if (x0 == KW_LE32(0x61647075) && x1 == KW_LE32(0x65746164))
+        if (x0 == SQLKW_LE32(0x61647075) && x1 == SQLKW_LE32(0x65746164))
             return KW_UPDATE;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(6, 'v'): {
+    case SQLKW_KEY(6, 'v'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == KW_LE32(0x75636176) && x1 == KW_LE32(0x6d757563))
+        if (x0 == SQLKW_LE32(0x75636176) && x1 == SQLKW_LE32(0x6d757563))
             return KW_VACUUM;
-        if (x0 == KW_LE32(0x756c6176) && x1 == KW_LE32(0x7365756c))
+        if (x0 == SQLKW_LE32(0x756c6176) && x1 == SQLKW_LE32(0x7365756c))
             return KW_VALUES;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(6, 'w'): {
+    case SQLKW_KEY(6, 'w'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == KW_LE32(0x646e6977) && x1 == KW_LE32(0x776f646e))
+        if (x0 == SQLKW_LE32(0x646e6977) && x1 == SQLKW_LE32(0x776f646e))
             return KW_WINDOW;
-        if (x0 == KW_LE32(0x68746977) && x1 == KW_LE32(0x6e696874))
+        if (x0 == SQLKW_LE32(0x68746977) && x1 == SQLKW_LE32(0x6e696874))
             return KW_WITHIN;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(7, 'a'): {
+    case SQLKW_KEY(7, 'a'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == KW_LE32(0x6c616e61) && x1 == KW_LE32(0x6573796c))
+        if (x0 == SQLKW_LE32(0x6c616e61) && x1 == SQLKW_LE32(0x6573796c))
             return KW_ANALYSE;
-        if (x0 == KW_LE32(0x6c616e61) && x1 == KW_LE32(0x657a796c))
+        if (x0 == SQLKW_LE32(0x6c616e61) && x1 == SQLKW_LE32(0x657a796c))
             return KW_ANALYZE;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(7, 'b'): {
+    case SQLKW_KEY(7, 'b'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == KW_LE32(0x77746562) && x1 == KW_LE32(0x6e656577))
+        if (x0 == SQLKW_LE32(0x77746562) && x1 == SQLKW_LE32(0x6e656577))
             return KW_BETWEEN;
-        if (x0 == KW_LE32(0x6c6f6f62) && x1 == KW_LE32(0x6e61656c))
+        if (x0 == SQLKW_LE32(0x6c6f6f62) && x1 == SQLKW_LE32(0x6e61656c))
             return KW_BOOLEAN;
-        if (x0 == KW_LE32(0x61657262) && x1 == KW_LE32(0x68746461))
+        if (x0 == SQLKW_LE32(0x61657262) && x1 == SQLKW_LE32(0x68746461))
             return KW_BREADTH;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(7, 'c'): {
+    case SQLKW_KEY(7, 'c'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 3);
         switch (w[6]) {
         case 'e':
-            if (x0 == KW_LE32(0x63736163) && x1 == KW_LE32(0x65646163))
+            if (x0 == SQLKW_LE32(0x63736163) && x1 == SQLKW_LE32(0x65646163))
                 return KW_CASCADE;
-            if (x0 == KW_LE32(0x6c6c6f63) && x1 == KW_LE32(0x6574616c))
+            if (x0 == SQLKW_LE32(0x6c6c6f63) && x1 == SQLKW_LE32(0x6574616c))
                 return KW_COLLATE;
             return KW_NOT_KEYWORD;
         case 'g':
-            if (x0 == KW_LE32(0x61746163) && x1 == KW_LE32(0x676f6c61))
+            if (x0 == SQLKW_LE32(0x61746163) && x1 == SQLKW_LE32(0x676f6c61))
                 return KW_CATALOG;
             return KW_NOT_KEYWORD;
         case 'r':
-            if (x0 == KW_LE32(0x73756c63) && x1 == KW_LE32(0x72657473))
+            if (x0 == SQLKW_LE32(0x73756c63) && x1 == SQLKW_LE32(0x72657473))
                 return KW_CLUSTER;
             return KW_NOT_KEYWORD;
         case 's':
-            if (x0 == KW_LE32(0x756c6f63) && x1 == KW_LE32(0x736e6d75))
+            if (x0 == SQLKW_LE32(0x756c6f63) && x1 == SQLKW_LE32(0x736e6d75))
                 return KW_COLUMNS;
             return KW_NOT_KEYWORD;
         case 't':
-            if (x0 == KW_LE32(0x6d6d6f63) && x1 == KW_LE32(0x746e656d))
+            if (x0 == SQLKW_LE32(0x6d6d6f63) && x1 == SQLKW_LE32(0x746e656d))
                 return KW_COMMENT;
-            if (x0 == KW_LE32(0x746e6f63) && x1 == KW_LE32(0x746e6574))
+            if (x0 == SQLKW_LE32(0x746e6f63) && x1 == SQLKW_LE32(0x746e6574))
                 return KW_CONTENT;
-            if (x0 == KW_LE32(0x72727563) && x1 == KW_LE32(0x746e6572))
+            if (x0 == SQLKW_LE32(0x72727563) && x1 == SQLKW_LE32(0x746e6572))
                 return KW_CURRENT;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(7, 'd'): {
+    case SQLKW_KEY(7, 'd'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 3);
         switch (w[6]) {
         case 'd':
-            if (x0 == KW_LE32(0x63736964) && x1 == KW_LE32(0x64726163))
+            if (x0 == SQLKW_LE32(0x63736964) && x1 == SQLKW_LE32(0x64726163))
                 return KW_DISCARD;
             return KW_NOT_KEYWORD;
         case 'e':
-            if (x0 == KW_LE32(0x6c636564) && x1 == KW_LE32(0x6572616c))
+            if (x0 == SQLKW_LE32(0x6c636564) && x1 == SQLKW_LE32(0x6572616c))
                 return KW_DECLARE;
-            if (x0 == KW_LE32(0x61736964) && x1 == KW_LE32(0x656c6261))
+            if (x0 == SQLKW_LE32(0x61736964) && x1 == SQLKW_LE32(0x656c6261))
                 return KW_DISABLE;
             return KW_NOT_KEYWORD;
         case 'l':
-            if (x0 == KW_LE32(0x69636564) && x1 == KW_LE32(0x6c616d69))
+            if (x0 == SQLKW_LE32(0x69636564) && x1 == SQLKW_LE32(0x6c616d69))
                 return KW_DECIMAL;
             return KW_NOT_KEYWORD;
         case 'r':
-            if (x0 == KW_LE32(0x69666564) && x1 == KW_LE32(0x72656e69))
+            if (x0 == SQLKW_LE32(0x69666564) && x1 == SQLKW_LE32(0x72656e69))
                 return KW_DEFINER;
             return KW_NOT_KEYWORD;
         case 's':
-            if (x0 == KW_LE32(0x65706564) && x1 == KW_LE32(0x73646e65))
+            if (x0 == SQLKW_LE32(0x65706564) && x1 == SQLKW_LE32(0x73646e65))
                 return KW_DEPENDS;
             return KW_NOT_KEYWORD;
         case 't':
-            if (x0 == KW_LE32(0x61666564) && x1 == KW_LE32(0x746c7561))
+            if (x0 == SQLKW_LE32(0x61666564) && x1 == SQLKW_LE32(0x746c7561))
                 return KW_DEFAULT;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(7, 'e'): {
+    case SQLKW_KEY(7, 'e'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == KW_LE32(0x6c637865) && x1 == KW_LE32(0x6564756c))
+        if (x0 == SQLKW_LE32(0x6c637865) && x1 == SQLKW_LE32(0x6564756c))
             return KW_EXCLUDE;
-        if (x0 == KW_LE32(0x63657865) && x1 == KW_LE32(0x65747563))
+        if (x0 == SQLKW_LE32(0x63657865) && x1 == SQLKW_LE32(0x65747563))
             return KW_EXECUTE;
-        if (x0 == KW_LE32(0x6c707865) && x1 == KW_LE32(0x6e69616c))
+        if (x0 == SQLKW_LE32(0x6c707865) && x1 == SQLKW_LE32(0x6e69616c))
             return KW_EXPLAIN;
-        if (x0 == KW_LE32(0x72747865) && x1 == KW_LE32(0x74636172))
+        if (x0 == SQLKW_LE32(0x72747865) && x1 == SQLKW_LE32(0x74636172))
             return KW_EXTRACT;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(7, 'f'): {
+    case SQLKW_KEY(7, 'f'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == KW_LE32(0x65726f66) && x1 == KW_LE32(0x6e676965))
+        if (x0 == SQLKW_LE32(0x65726f66) && x1 == SQLKW_LE32(0x6e676965))
             return KW_FOREIGN;
-        if (x0 == KW_LE32(0x77726f66) && x1 == KW_LE32(0x64726177))
+        if (x0 == SQLKW_LE32(0x77726f66) && x1 == SQLKW_LE32(0x64726177))
             return KW_FORWARD;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(7, 'g'): {
+    case SQLKW_KEY(7, 'g'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == KW_LE32(0x6e617267) && x1 == KW_LE32(0x6465746e))
+        if (x0 == SQLKW_LE32(0x6e617267) && x1 == SQLKW_LE32(0x6465746e))
             return KW_GRANTED;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(7, 'h'): {
+    case SQLKW_KEY(7, 'h'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == KW_LE32(0x646e6168) && x1 == KW_LE32(0x72656c64))
+        if (x0 == SQLKW_LE32(0x646e6168) && x1 == SQLKW_LE32(0x72656c64))
             return KW_HANDLER;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(7, 'i'): {
+    case SQLKW_KEY(7, 'i'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 3);
         switch (w[6]) {
         case 'd':
-            if (x0 == KW_LE32(0x74736e69) && x1 == KW_LE32(0x64616574))
+            if (x0 == SQLKW_LE32(0x74736e69) && x1 == SQLKW_LE32(0x64616574))
                 return KW_INSTEAD;
             return KW_NOT_KEYWORD;
         case 'e':
-            if (x0 == KW_LE32(0x6c636e69) && x1 == KW_LE32(0x6564756c))
+            if (x0 == SQLKW_LE32(0x6c636e69) && x1 == SQLKW_LE32(0x6564756c))
                 return KW_INCLUDE;
             return KW_NOT_KEYWORD;
         case 'r':
-            if (x0 == KW_LE32(0x65746e69) && x1 == KW_LE32(0x72656765))
+            if (x0 == SQLKW_LE32(0x65746e69) && x1 == SQLKW_LE32(0x72656765))
                 return KW_INTEGER;
-            if (x0 == KW_LE32(0x6f766e69) && x1 == KW_LE32(0x72656b6f))
+            if (x0 == SQLKW_LE32(0x6f766e69) && x1 == SQLKW_LE32(0x72656b6f))
                 return KW_INVOKER;
             return KW_NOT_KEYWORD;
         case 's':
-            if (x0 == KW_LE32(0x65646e69) && x1 == KW_LE32(0x73657865))
+            if (x0 == SQLKW_LE32(0x65646e69) && x1 == SQLKW_LE32(0x73657865))
                 return KW_INDEXES;
             return KW_NOT_KEYWORD;
         case 't':
-            if (x0 == KW_LE32(0x65686e69) && x1 == KW_LE32(0x74697265))
+            if (x0 == SQLKW_LE32(0x65686e69) && x1 == SQLKW_LE32(0x74697265))
                 return KW_INHERIT;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(7, 'l'): {
+    case SQLKW_KEY(7, 'l'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == KW_LE32(0x6574616c) && x1 == KW_LE32(0x6c617265))
+        if (x0 == SQLKW_LE32(0x6574616c) && x1 == SQLKW_LE32(0x6c617265))
             return KW_LATERAL;
-        if (x0 == KW_LE32(0x6461656c) && x1 == KW_LE32(0x676e6964))
+        if (x0 == SQLKW_LE32(0x6461656c) && x1 == SQLKW_LE32(0x676e6964))
             return KW_LEADING;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(7, 'm'): {
+    case SQLKW_KEY(7, 'm'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == KW_LE32(0x7070616d) && x1 == KW_LE32(0x676e6970))
+        if (x0 == SQLKW_LE32(0x7070616d) && x1 == SQLKW_LE32(0x676e6970))
             return KW_MAPPING;
-        if (x0 == KW_LE32(0x6374616d) && x1 == KW_LE32(0x64656863))
+        if (x0 == SQLKW_LE32(0x6374616d) && x1 == SQLKW_LE32(0x64656863))
             return KW_MATCHED;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(7, 'n'): {
+    case SQLKW_KEY(7, 'n'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == KW_LE32(0x7574616e) && x1 == KW_LE32(0x6c617275))
+        if (x0 == SQLKW_LE32(0x7574616e) && x1 == SQLKW_LE32(0x6c617275))
             return KW_NATURAL;
-        if (x0 == KW_LE32(0x68746f6e) && x1 == KW_LE32(0x676e6968))
+        if (x0 == SQLKW_LE32(0x68746f6e) && x1 == SQLKW_LE32(0x676e6968))
             return KW_NOTHING;
-        if (x0 == KW_LE32(0x6e746f6e) && x1 == KW_LE32(0x6c6c756e))
+        if (x0 == SQLKW_LE32(0x6e746f6e) && x1 == SQLKW_LE32(0x6c6c756e))
             return KW_NOTNULL;
-        if (x0 == KW_LE32(0x656d756e) && x1 == KW_LE32(0x63697265))
+        if (x0 == SQLKW_LE32(0x656d756e) && x1 == SQLKW_LE32(0x63697265))
             return KW_NUMERIC;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(7, 'o'): {
+    case SQLKW_KEY(7, 'o'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == KW_LE32(0x6974706f) && x1 == KW_LE32(0x736e6f69))
+        if (x0 == SQLKW_LE32(0x6974706f) && x1 == SQLKW_LE32(0x736e6f69))
             return KW_OPTIONS;
-        if (x0 == KW_LE32(0x7265766f) && x1 == KW_LE32(0x79616c72))
+        if (x0 == SQLKW_LE32(0x7265766f) && x1 == SQLKW_LE32(0x79616c72))
             return KW_OVERLAY;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(7, 'p'): {
+    case SQLKW_KEY(7, 'p'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 3);
         switch (w[6]) {
         case 'e':
-            if (x0 == KW_LE32(0x70657270) && x1 == KW_LE32(0x65726170))
+            if (x0 == SQLKW_LE32(0x70657270) && x1 == SQLKW_LE32(0x65726170))
                 return KW_PREPARE;
             return KW_NOT_KEYWORD;
         case 'g':
-            if (x0 == KW_LE32(0x73736170) && x1 == KW_LE32(0x676e6973))
+            if (x0 == SQLKW_LE32(0x73736170) && x1 == SQLKW_LE32(0x676e6973))
                 return KW_PASSING;
-            if (x0 == KW_LE32(0x63616c70) && x1 == KW_LE32(0x676e6963))
+            if (x0 == SQLKW_LE32(0x63616c70) && x1 == SQLKW_LE32(0x676e6963))
                 return KW_PLACING;
             return KW_NOT_KEYWORD;
         case 'l':
-            if (x0 == KW_LE32(0x74726170) && x1 == KW_LE32(0x6c616974))
+            if (x0 == SQLKW_LE32(0x74726170) && x1 == SQLKW_LE32(0x6c616974))
                 return KW_PARTIAL;
             return KW_NOT_KEYWORD;
         case 'm':
-            if (x0 == KW_LE32(0x66726570) && x1 == KW_LE32(0x6d726f66))
+            if (x0 == SQLKW_LE32(0x66726570) && x1 == SQLKW_LE32(0x6d726f66))
                 return KW_PERFORM;
-            if (x0 == KW_LE32(0x676f7270) && x1 == KW_LE32(0x6d617267))
+            if (x0 == SQLKW_LE32(0x676f7270) && x1 == SQLKW_LE32(0x6d617267))
                 return KW_PROGRAM;
             return KW_NOT_KEYWORD;
         case 'y':
-            if (x0 == KW_LE32(0x6d697270) && x1 == KW_LE32(0x7972616d))
+            if (x0 == SQLKW_LE32(0x6d697270) && x1 == SQLKW_LE32(0x7972616d))
                 return KW_PRIMARY;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(7, 'r'): {
+    case SQLKW_KEY(7, 'r'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 3);
         switch (w[6]) {
         case 'a':
-            if (x0 == KW_LE32(0x6c706572) && x1 == KW_LE32(0x6163696c))
+            if (x0 == SQLKW_LE32(0x6c706572) && x1 == SQLKW_LE32(0x6163696c))
                 return KW_REPLICA;
             return KW_NOT_KEYWORD;
         case 'e':
-            if (x0 == KW_LE32(0x656c6572) && x1 == KW_LE32(0x65736165))
+            if (x0 == SQLKW_LE32(0x656c6572) && x1 == SQLKW_LE32(0x65736165))
                 return KW_RELEASE;
-            if (x0 == KW_LE32(0x6c706572) && x1 == KW_LE32(0x6563616c))
+            if (x0 == SQLKW_LE32(0x6c706572) && x1 == SQLKW_LE32(0x6563616c))
                 return KW_REPLACE;
-            if (x0 == KW_LE32(0x74756f72) && x1 == KW_LE32(0x656e6974))
+            if (x0 == SQLKW_LE32(0x74756f72) && x1 == SQLKW_LE32(0x656e6974))
                 return KW_ROUTINE;
             return KW_NOT_KEYWORD;
         case 'h':
-            if (x0 == KW_LE32(0x72666572) && x1 == KW_LE32(0x68736572))
+            if (x0 == SQLKW_LE32(0x72666572) && x1 == SQLKW_LE32(0x68736572))
                 return KW_REFRESH;
             return KW_NOT_KEYWORD;
         case 'k':
-            if (x0 == KW_LE32(0x68636572) && x1 == KW_LE32(0x6b636568))
+            if (x0 == SQLKW_LE32(0x68636572) && x1 == SQLKW_LE32(0x6b636568))
                 return KW_RECHECK;
             return KW_NOT_KEYWORD;
         case 's':
-            if (x0 == KW_LE32(0x75746572) && x1 == KW_LE32(0x736e7275))
+            if (x0 == SQLKW_LE32(0x75746572) && x1 == SQLKW_LE32(0x736e7275))
                 return KW_RETURNS;
             return KW_NOT_KEYWORD;
         case 't':
-            if (x0 == KW_LE32(0x74736572) && x1 == KW_LE32(0x74726174))
+            if (x0 == SQLKW_LE32(0x74736572) && x1 == SQLKW_LE32(0x74726174))
                 return KW_RESTART;
             return KW_NOT_KEYWORD;
         case 'x':
-            if (x0 == KW_LE32(0x6e696572) && x1 == KW_LE32(0x7865646e))
+            if (x0 == SQLKW_LE32(0x6e696572) && x1 == SQLKW_LE32(0x7865646e))
                 return KW_REINDEX;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(7, 's'): {
+    case SQLKW_KEY(7, 's'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 3);
         switch (w[6]) {
         case 'e':
-            if (x0 == KW_LE32(0x726f7473) && x1 == KW_LE32(0x65676172))
+            if (x0 == SQLKW_LE32(0x726f7473) && x1 == SQLKW_LE32(0x65676172))
                 return KW_STORAGE;
             return KW_NOT_KEYWORD;
         case 'n':
-            if (x0 == KW_LE32(0x73736573) && x1 == KW_LE32(0x6e6f6973))
+            if (x0 == SQLKW_LE32(0x73736573) && x1 == SQLKW_LE32(0x6e6f6973))
                 return KW_SESSION;
             return KW_NOT_KEYWORD;
         case 'r':
-            if (x0 == KW_LE32(0x696d6973) && x1 == KW_LE32(0x72616c69))
+            if (x0 == SQLKW_LE32(0x696d6973) && x1 == SQLKW_LE32(0x72616c69))
                 return KW_SIMILAR;
             return KW_NOT_KEYWORD;
         case 's':
-            if (x0 == KW_LE32(0x65686373) && x1 == KW_LE32(0x73616d65))
+            if (x0 == SQLKW_LE32(0x65686373) && x1 == SQLKW_LE32(0x73616d65))
                 return KW_SCHEMAS;
             return KW_NOT_KEYWORD;
         case 't':
-            if (x0 == KW_LE32(0x70707573) && x1 == KW_LE32(0x74726f70))
+            if (x0 == SQLKW_LE32(0x70707573) && x1 == SQLKW_LE32(0x74726f70))
                 return KW_SUPPORT;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(7, 't'): {
+    case SQLKW_KEY(7, 't'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == KW_LE32(0x67697274) && x1 == KW_LE32(0x72656767))
+        if (x0 == SQLKW_LE32(0x67697274) && x1 == SQLKW_LE32(0x72656767))
             return KW_TRIGGER;
-        if (x0 == KW_LE32(0x73757274) && x1 == KW_LE32(0x64657473))
+        if (x0 == SQLKW_LE32(0x73757274) && x1 == SQLKW_LE32(0x64657473))
             return KW_TRUSTED;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(7, 'u'): {
+    case SQLKW_KEY(7, 'u'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == KW_LE32(0x63736575) && x1 == KW_LE32(0x65706163))
+        if (x0 == SQLKW_LE32(0x63736575) && x1 == SQLKW_LE32(0x65706163))
             return KW_UESCAPE;
-        if (x0 == KW_LE32(0x6e6b6e75) && x1 == KW_LE32(0x6e776f6e))
+        if (x0 == SQLKW_LE32(0x6e6b6e75) && x1 == SQLKW_LE32(0x6e776f6e))
             return KW_UNKNOWN;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(7, 'v'): {
+    case SQLKW_KEY(7, 'v'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == KW_LE32(0x63726176) && x1 == KW_LE32(0x72616863))
+        if (x0 == SQLKW_LE32(0x63726176) && x1 == SQLKW_LE32(0x72616863))
             return KW_VARCHAR;
-        if (x0 == KW_LE32(0x79726176) && x1 == KW_LE32(0x676e6979))
+        if (x0 == SQLKW_LE32(0x79726176) && x1 == SQLKW_LE32(0x676e6979))
             return KW_VARYING;
-        if (x0 == KW_LE32(0x62726576) && x1 == KW_LE32(0x65736f62))
+        if (x0 == SQLKW_LE32(0x62726576) && x1 == SQLKW_LE32(0x65736f62))
             return KW_VERBOSE;
-        if (x0 == KW_LE32(0x73726576) && x1 == KW_LE32(0x6e6f6973))
+        if (x0 == SQLKW_LE32(0x73726576) && x1 == SQLKW_LE32(0x6e6f6973))
             return KW_VERSION;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(7, 'w'): {
+    case SQLKW_KEY(7, 'w'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == KW_LE32(0x68746977) && x1 == KW_LE32(0x74756f68))
+        if (x0 == SQLKW_LE32(0x68746977) && x1 == SQLKW_LE32(0x74756f68))
             return KW_WITHOUT;
-        if (x0 == KW_LE32(0x70617277) && x1 == KW_LE32(0x72657070))
+        if (x0 == SQLKW_LE32(0x70617277) && x1 == SQLKW_LE32(0x72657070))
             return KW_WRAPPER;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(7, 'x'): {
+    case SQLKW_KEY(7, 'x'): {
         const uint32_t x0 = kw_load32(w);
         const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == KW_LE32(0x726c6d78) && x1 == KW_LE32(0x746f6f72))
+        if (x0 == SQLKW_LE32(0x726c6d78) && x1 == SQLKW_LE32(0x746f6f72))
             return KW_XMLROOT;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(8, 'a'): {
+    case SQLKW_KEY(8, 'a'): {
         const uint64_t x0 = kw_load64(w);
-        if (x0 == KW_LE64(0x6574756c6f736261))
+        if (x0 == SQLKW_LE64(0x6574756c6f736261))
             return KW_ABSOLUTE;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(8, 'b'): {
+    case SQLKW_KEY(8, 'b'): {
         const uint64_t x0 = kw_load64(w);
-        if (x0 == KW_LE64(0x647261776b636162))
+        if (x0 == SQLKW_LE64(0x647261776b636162))
             return KW_BACKWARD;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(8, 'c'): {
+    case SQLKW_KEY(8, 'c'): {
         const uint64_t x0 = kw_load64(w);
         switch (w[7]) {
         case 'd':
-            if (x0 == KW_LE64(0x6465646163736163))
+            if (x0 == SQLKW_LE64(0x6465646163736163))
                 return KW_CASCADED;
             return KW_NOT_KEYWORD;
         case 'e':
-            if (x0 == KW_LE64(0x656373656c616f63))
+            if (x0 == SQLKW_LE64(0x656373656c616f63))
                 return KW_COALESCE;
-            if (x0 == KW_LE64(0x65756e69746e6f63))
+            if (x0 == SQLKW_LE64(0x65756e69746e6f63))
                 return KW_CONTINUE;
             return KW_NOT_KEYWORD;
         case 's':
-            if (x0 == KW_LE64(0x73746e656d6d6f63))
+            if (x0 == SQLKW_LE64(0x73746e656d6d6f63))
                 return KW_COMMENTS;
             return KW_NOT_KEYWORD;
         case 't':
-            if (x0 == KW_LE64(0x7463696c666e6f63))
+            if (x0 == SQLKW_LE64(0x7463696c666e6f63))
                 return KW_CONFLICT;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(8, 'd'): {
+    case SQLKW_KEY(8, 'd'): {
         const uint64_t x0 = kw_load64(w);
         switch (w[7]) {
         case 'd':
-            if (x0 == KW_LE64(0x6465727265666564))
+            if (x0 == SQLKW_LE64(0x6465727265666564))
                 return KW_DEFERRED;
             return KW_NOT_KEYWORD;
         case 'e':
-            if (x0 == KW_LE64(0x6573616261746164))
+            if (x0 == SQLKW_LE64(0x6573616261746164))
                 return KW_DATABASE;
             return KW_NOT_KEYWORD;
         case 's':
-            if (x0 == KW_LE64(0x73746c7561666564))
+            if (x0 == SQLKW_LE64(0x73746c7561666564))
                 return KW_DEFAULTS;
             return KW_NOT_KEYWORD;
         case 't':
-            if (x0 == KW_LE64(0x74636e6974736964))
+            if (x0 == SQLKW_LE64(0x74636e6974736964))
                 return KW_DISTINCT;
-            if (x0 == KW_LE64(0x746e656d75636f64))
+            if (x0 == SQLKW_LE64(0x746e656d75636f64))
                 return KW_DOCUMENT;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(8, 'e'): {
+    case SQLKW_KEY(8, 'e'): {
         const uint64_t x0 = kw_load64(w);
-        if (x0 == KW_LE64(0x676e69646f636e65))
+        if (x0 == SQLKW_LE64(0x676e69646f636e65))
             return KW_ENCODING;
-        if (x0 == KW_LE64(0x6c616e7265747865))
+        if (x0 == SQLKW_LE64(0x6c616e7265747865))
             return KW_EXTERNAL;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(8, 'f'): {
+    case SQLKW_KEY(8, 'f'): {
         const uint64_t x0 = kw_load64(w);
-        if (x0 == KW_LE64(0x657a696c616e6966))
+        if (x0 == SQLKW_LE64(0x657a696c616e6966))
             return KW_FINALIZE;
-        if (x0 == KW_LE64(0x6e6f6974636e7566))
+        if (x0 == SQLKW_LE64(0x6e6f6974636e7566))
             return KW_FUNCTION;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(8, 'g'): {
+    case SQLKW_KEY(8, 'g'): {
         const uint64_t x0 = kw_load64(w);
-        if (x0 == KW_LE64(0x7473657461657267))
+        if (x0 == SQLKW_LE64(0x7473657461657267))
             return KW_GREATEST;
-        if (x0 == KW_LE64(0x676e6970756f7267))
+        if (x0 == SQLKW_LE64(0x676e6970756f7267))
             return KW_GROUPING;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(8, 'i'): {
+    case SQLKW_KEY(8, 'i'): {
         const uint64_t x0 = kw_load64(w);
-        if (x0 == KW_LE64(0x797469746e656469))
+        if (x0 == SQLKW_LE64(0x797469746e656469))
             return KW_IDENTITY;
-        if (x0 == KW_LE64(0x746963696c706d69))
+        if (x0 == SQLKW_LE64(0x746963696c706d69))
             return KW_IMPLICIT;
-        if (x0 == KW_LE64(0x7374697265686e69))
+        if (x0 == SQLKW_LE64(0x7374697265686e69))
             return KW_INHERITS;
-        if (x0 == KW_LE64(0x6c61767265746e69))
+        if (x0 == SQLKW_LE64(0x6c61767265746e69))
             return KW_INTERVAL;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(8, 'l'): {
+    case SQLKW_KEY(8, 'l'): {
         const uint64_t x0 = kw_load64(w);
-        if (x0 == KW_LE64(0x65676175676e616c))
+        if (x0 == SQLKW_LE64(0x65676175676e616c))
             return KW_LANGUAGE;
-        if (x0 == KW_LE64(0x6e6f697461636f6c))
+        if (x0 == SQLKW_LE64(0x6e6f697461636f6c))
             return KW_LOCATION;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(8, 'm'): {
+    case SQLKW_KEY(8, 'm'): {
         const uint64_t x0 = kw_load64(w);
-        if (x0 == KW_LE64(0x65756c617678616d))
+        if (x0 == SQLKW_LE64(0x65756c617678616d))
             return KW_MAXVALUE;
-        if (x0 == KW_LE64(0x65756c61766e696d))
+        if (x0 == SQLKW_LE64(0x65756c61766e696d))
             return KW_MINVALUE;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(8, 'n'): {
+    case SQLKW_KEY(8, 'n'): {
         const uint64_t x0 = kw_load64(w);
-        if (x0 == KW_LE64(0x6c616e6f6974616e))
+        if (x0 == SQLKW_LE64(0x6c616e6f6974616e))
             return KW_NATIONAL;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(8, 'o'): {
+    case SQLKW_KEY(8, 'o'): {
         const uint64_t x0 = kw_load64(w);
-        if (x0 == KW_LE64(0x726f74617265706f))
+        if (x0 == SQLKW_LE64(0x726f74617265706f))
             return KW_OPERATOR;
-        if (x0 == KW_LE64(0x7370616c7265766f))
+        if (x0 == SQLKW_LE64(0x7370616c7265766f))
             return KW_OVERLAPS;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(8, 'p'): {
+    case SQLKW_KEY(8, 'p'): {
         const uint64_t x0 = kw_load64(w);
         switch (w[7]) {
         case 'd':
-            if (x0 == KW_LE64(0x64726f7773736170))
+            if (x0 == SQLKW_LE64(0x64726f7773736170))
                 return KW_PASSWORD;
-            if (x0 == KW_LE64(0x6465726170657270))
+            if (x0 == SQLKW_LE64(0x6465726170657270))
                 return KW_PREPARED;
             return KW_NOT_KEYWORD;
         case 'e':
-            if (x0 == KW_LE64(0x6576726573657270))
+            if (x0 == SQLKW_LE64(0x6576726573657270))
                 return KW_PRESERVE;
             return KW_NOT_KEYWORD;
         case 'l':
-            if (x0 == KW_LE64(0x6c656c6c61726170))
+            if (x0 == SQLKW_LE64(0x6c656c6c61726170))
                 return KW_PARALLEL;
             return KW_NOT_KEYWORD;
         case 'n':
-            if (x0 == KW_LE64(0x6e6f697469736f70))
+            if (x0 == SQLKW_LE64(0x6e6f697469736f70))
                 return KW_POSITION;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(8, 'r'): {
+    case SQLKW_KEY(8, 'r'): {
         const uint64_t x0 = kw_load64(w);
         switch (w[7]) {
         case 'e':
-            if (x0 == KW_LE64(0x65766974616c6572))
+            if (x0 == SQLKW_LE64(0x65766974616c6572))
                 return KW_RELATIVE;
             return KW_NOT_KEYWORD;
         case 'k':
-            if (x0 == KW_LE64(0x6b6361626c6c6f72))
+            if (x0 == SQLKW_LE64(0x6b6361626c6c6f72))
                 return KW_ROLLBACK;
             return KW_NOT_KEYWORD;
         case 'n':
-            if (x0 == KW_LE64(0x6e67697373616572))
+            if (x0 == SQLKW_LE64(0x6e67697373616572))
                 return KW_REASSIGN;
             return KW_NOT_KEYWORD;
         case 's':
-            if (x0 == KW_LE64(0x73656e6974756f72))
+            if (x0 == SQLKW_LE64(0x73656e6974756f72))
                 return KW_ROUTINES;
             return KW_NOT_KEYWORD;
         case 't':
-            if (x0 == KW_LE64(0x7463697274736572))
+            if (x0 == SQLKW_LE64(0x7463697274736572))
                 return KW_RESTRICT;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(8, 's'): {
+    case SQLKW_KEY(8, 's'): {
         const uint64_t x0 = kw_load64(w);
-        if (x0 == KW_LE64(0x7974697275636573))
+        if (x0 == SQLKW_LE64(0x7974697275636573))
             return KW_SECURITY;
-        if (x0 == KW_LE64(0x65636e6575716573))
+        if (x0 == SQLKW_LE64(0x65636e6575716573))
             return KW_SEQUENCE;
-        if (x0 == KW_LE64(0x746e696c6c616d73))
+        if (x0 == SQLKW_LE64(0x746e696c6c616d73))
             return KW_SMALLINT;
-        if (x0 == KW_LE64(0x746f687370616e73))
+        if (x0 == SQLKW_LE64(0x746f687370616e73))
             return KW_SNAPSHOT;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(8, 't'): {
+    case SQLKW_KEY(8, 't'): {
         const uint64_t x0 = kw_load64(w);
-        if (x0 == KW_LE64(0x6574616c706d6574))
+        if (x0 == SQLKW_LE64(0x6574616c706d6574))
             return KW_TEMPLATE;
-        if (x0 == KW_LE64(0x676e696c69617274))
+        if (x0 == SQLKW_LE64(0x676e696c69617274))
             return KW_TRAILING;
-        if (x0 == KW_LE64(0x657461636e757274))
+        if (x0 == SQLKW_LE64(0x657461636e757274))
             return KW_TRUNCATE;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(8, 'u'): {
+    case SQLKW_KEY(8, 'u'): {
         const uint64_t x0 = kw_load64(w);
-        if (x0 == KW_LE64(0x6e657473696c6e75))
+        if (x0 == SQLKW_LE64(0x6e657473696c6e75))
             return KW_UNLISTEN;
-        if (x0 == KW_LE64(0x646567676f6c6e75))
+        if (x0 == SQLKW_LE64(0x646567676f6c6e75))
             return KW_UNLOGGED;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(8, 'v'): {
+    case SQLKW_KEY(8, 'v'): {
         const uint64_t x0 = kw_load64(w);
-        if (x0 == KW_LE64(0x65746164696c6176))
+        if (x0 == SQLKW_LE64(0x65746164696c6176))
             return KW_VALIDATE;
-        if (x0 == KW_LE64(0x6369646169726176))
+        if (x0 == SQLKW_LE64(0x6369646169726176))
             return KW_VARIADIC;
-        if (x0 == KW_LE64(0x656c6974616c6f76))
+        if (x0 == SQLKW_LE64(0x656c6974616c6f76))
             return KW_VOLATILE;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(8, 'x'): {
+    case SQLKW_KEY(8, 'x'): {
         const uint64_t x0 = kw_load64(w);
-        if (x0 == KW_LE64(0x65737261706c6d78))
+        if (x0 == SQLKW_LE64(0x65737261706c6d78))
             return KW_XMLPARSE;
-        if (x0 == KW_LE64(0x656c6261746c6d78))
+        if (x0 == SQLKW_LE64(0x656c6261746c6d78))
             return KW_XMLTABLE;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(9, 'a'): {
+    case SQLKW_KEY(9, 'a'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == KW_LE64(0x7461676572676761) && x1 == KW_LE64(0x6574616765726767))
+        if (x0 == SQLKW_LE64(0x7461676572676761) && x1 == SQLKW_LE64(0x6574616765726767))
             return KW_AGGREGATE;
-        if (x0 == KW_LE64(0x6f69747265737361) && x1 == KW_LE64(0x6e6f697472657373))
+        if (x0 == SQLKW_LE64(0x6f69747265737361) && x1 == SQLKW_LE64(0x6e6f697472657373))
             return KW_ASSERTION;
-        if (x0 == KW_LE64(0x7475626972747461) && x1 == KW_LE64(0x6574756269727474))
+        if (x0 == SQLKW_LE64(0x7475626972747461) && x1 == SQLKW_LE64(0x6574756269727474))
             return KW_ATTRIBUTE;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(9, 'c'): {
+    case SQLKW_KEY(9, 'c'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == KW_LE64(0x6574636172616863) && x1 == KW_LE64(0x7265746361726168))
+        if (x0 == SQLKW_LE64(0x6574636172616863) && x1 == SQLKW_LE64(0x7265746361726168))
             return KW_CHARACTER;
-        if (x0 == KW_LE64(0x6f6974616c6c6f63) && x1 == KW_LE64(0x6e6f6974616c6c6f))
+        if (x0 == SQLKW_LE64(0x6f6974616c6c6f63) && x1 == SQLKW_LE64(0x6e6f6974616c6c6f))
             return KW_COLLATION;
-        if (x0 == KW_LE64(0x657474696d6d6f63) && x1 == KW_LE64(0x64657474696d6d6f))
+        if (x0 == SQLKW_LE64(0x657474696d6d6f63) && x1 == SQLKW_LE64(0x64657474696d6d6f))
             return KW_COMMITTED;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(9, 'd'): {
+    case SQLKW_KEY(9, 'd'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == KW_LE64(0x6574696d696c6564) && x1 == KW_LE64(0x726574696d696c65))
+        if (x0 == SQLKW_LE64(0x6574696d696c6564) && x1 == SQLKW_LE64(0x726574696d696c65))
             return KW_DELIMITER;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(9, 'e'): {
+    case SQLKW_KEY(9, 'e'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == KW_LE64(0x6574707972636e65) && x1 == KW_LE64(0x646574707972636e))
+        if (x0 == SQLKW_LE64(0x6574707972636e65) && x1 == SQLKW_LE64(0x646574707972636e))
             return KW_ENCRYPTED;
-        if (x0 == KW_LE64(0x6e6964756c637865) && x1 == KW_LE64(0x676e6964756c6378))
+        if (x0 == SQLKW_LE64(0x6e6964756c637865) && x1 == SQLKW_LE64(0x676e6964756c6378))
             return KW_EXCLUDING;
-        if (x0 == KW_LE64(0x766973756c637865) && x1 == KW_LE64(0x65766973756c6378))
+        if (x0 == SQLKW_LE64(0x766973756c637865) && x1 == SQLKW_LE64(0x65766973756c6378))
             return KW_EXCLUSIVE;
-        if (x0 == KW_LE64(0x6f69736e65747865) && x1 == KW_LE64(0x6e6f69736e657478))
+        if (x0 == SQLKW_LE64(0x6f69736e65747865) && x1 == SQLKW_LE64(0x6e6f69736e657478))
             return KW_EXTENSION;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(9, 'f'): {
+    case SQLKW_KEY(9, 'f'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == KW_LE64(0x6e69776f6c6c6f66) && x1 == KW_LE64(0x676e69776f6c6c6f))
+        if (x0 == SQLKW_LE64(0x6e69776f6c6c6f66) && x1 == SQLKW_LE64(0x676e69776f6c6c6f))
             return KW_FOLLOWING;
-        if (x0 == KW_LE64(0x6e6f6974636e7566) && x1 == KW_LE64(0x736e6f6974636e75))
+        if (x0 == SQLKW_LE64(0x6e6f6974636e7566) && x1 == SQLKW_LE64(0x736e6f6974636e75))
             return KW_FUNCTIONS;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(9, 'g'): {
+    case SQLKW_KEY(9, 'g'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == KW_LE64(0x65746172656e6567) && x1 == KW_LE64(0x6465746172656e65))
+        if (x0 == SQLKW_LE64(0x65746172656e6567) && x1 == SQLKW_LE64(0x6465746172656e65))
             return KW_GENERATED;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(9, 'i'): {
+    case SQLKW_KEY(9, 'i'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 1);
         switch (w[8]) {
         case 'e':
-            if (x0 == KW_LE64(0x74616964656d6d69) && x1 == KW_LE64(0x6574616964656d6d))
+            if (x0 == SQLKW_LE64(0x74616964656d6d69) && x1 == SQLKW_LE64(0x6574616964656d6d))
                 return KW_IMMEDIATE;
-            if (x0 == KW_LE64(0x6c626174756d6d69) && x1 == KW_LE64(0x656c626174756d6d))
+            if (x0 == SQLKW_LE64(0x6c626174756d6d69) && x1 == SQLKW_LE64(0x656c626174756d6d))
                 return KW_IMMUTABLE;
             return KW_NOT_KEYWORD;
         case 'g':
-            if (x0 == KW_LE64(0x6e6964756c636e69) && x1 == KW_LE64(0x676e6964756c636e))
+            if (x0 == SQLKW_LE64(0x6e6964756c636e69) && x1 == SQLKW_LE64(0x676e6964756c636e))
                 return KW_INCLUDING;
             return KW_NOT_KEYWORD;
         case 'n':
-            if (x0 == KW_LE64(0x6f6974616c6f7369) && x1 == KW_LE64(0x6e6f6974616c6f73))
+            if (x0 == SQLKW_LE64(0x6f6974616c6f7369) && x1 == SQLKW_LE64(0x6e6f6974616c6f73))
                 return KW_ISOLATION;
             return KW_NOT_KEYWORD;
         case 't':
-            if (x0 == KW_LE64(0x6e656d6572636e69) && x1 == KW_LE64(0x746e656d6572636e))
+            if (x0 == SQLKW_LE64(0x6e656d6572636e69) && x1 == SQLKW_LE64(0x746e656d6572636e))
                 return KW_INCREMENT;
-            if (x0 == KW_LE64(0x6365737265746e69) && x1 == KW_LE64(0x746365737265746e))
+            if (x0 == SQLKW_LE64(0x6365737265746e69) && x1 == SQLKW_LE64(0x746365737265746e))
                 return KW_INTERSECT;
             return KW_NOT_KEYWORD;
         case 'y':
-            if (x0 == KW_LE64(0x6c6c616974696e69) && x1 == KW_LE64(0x796c6c616974696e))
+            if (x0 == SQLKW_LE64(0x6c6c616974696e69) && x1 == SQLKW_LE64(0x796c6c616974696e))
                 return KW_INITIALLY;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(9, 'l'): {
+    case SQLKW_KEY(9, 'l'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == KW_LE64(0x6f6f72706b61656c) && x1 == KW_LE64(0x666f6f72706b6165))
+        if (x0 == SQLKW_LE64(0x6f6f72706b61656c) && x1 == SQLKW_LE64(0x666f6f72706b6165))
             return KW_LEAKPROOF;
-        if (x0 == KW_LE64(0x6d69746c61636f6c) && x1 == KW_LE64(0x656d69746c61636f))
+        if (x0 == SQLKW_LE64(0x6d69746c61636f6c) && x1 == SQLKW_LE64(0x656d69746c61636f))
             return KW_LOCALTIME;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(9, 'n'): {
+    case SQLKW_KEY(9, 'n'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == KW_LE64(0x7a696c616d726f6e) && x1 == KW_LE64(0x657a696c616d726f))
+        if (x0 == SQLKW_LE64(0x7a696c616d726f6e) && x1 == SQLKW_LE64(0x657a696c616d726f))
             return KW_NORMALIZE;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(9, 'p'): {
+    case SQLKW_KEY(9, 'p'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 1);
         switch (w[8]) {
         case 'e':
-            if (x0 == KW_LE64(0x72756465636f7270) && x1 == KW_LE64(0x6572756465636f72))
+            if (x0 == SQLKW_LE64(0x72756465636f7270) && x1 == SQLKW_LE64(0x6572756465636f72))
                 return KW_PROCEDURE;
             return KW_NOT_KEYWORD;
         case 'g':
-            if (x0 == KW_LE64(0x6e69646563657270) && x1 == KW_LE64(0x676e696465636572))
+            if (x0 == SQLKW_LE64(0x6e69646563657270) && x1 == SQLKW_LE64(0x676e696465636572))
                 return KW_PRECEDING;
             return KW_NOT_KEYWORD;
         case 'n':
-            if (x0 == KW_LE64(0x6f69746974726170) && x1 == KW_LE64(0x6e6f697469747261))
+            if (x0 == SQLKW_LE64(0x6f69746974726170) && x1 == SQLKW_LE64(0x6e6f697469747261))
                 return KW_PARTITION;
-            if (x0 == KW_LE64(0x6f69736963657270) && x1 == KW_LE64(0x6e6f697369636572))
+            if (x0 == SQLKW_LE64(0x6f69736963657270) && x1 == SQLKW_LE64(0x6e6f697369636572))
                 return KW_PRECISION;
             return KW_NOT_KEYWORD;
         case 'r':
-            if (x0 == KW_LE64(0x6574656d61726170) && x1 == KW_LE64(0x726574656d617261))
+            if (x0 == SQLKW_LE64(0x6574656d61726170) && x1 == SQLKW_LE64(0x726574656d617261))
                 return KW_PARAMETER;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(9, 'r'): {
+    case SQLKW_KEY(9, 'r'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == KW_LE64(0x7669737275636572) && x1 == KW_LE64(0x6576697372756365))
+        if (x0 == SQLKW_LE64(0x7669737275636572) && x1 == SQLKW_LE64(0x6576697372756365))
             return KW_RECURSIVE;
-        if (x0 == KW_LE64(0x6e696e7275746572) && x1 == KW_LE64(0x676e696e72757465))
+        if (x0 == SQLKW_LE64(0x6e696e7275746572) && x1 == SQLKW_LE64(0x676e696e72757465))
             return KW_RETURNING;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(9, 's'): {
+    case SQLKW_KEY(9, 's'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 1);
         switch (w[8]) {
         case 'c':
-            if (x0 == KW_LE64(0x697274656d6d7973) && x1 == KW_LE64(0x63697274656d6d79))
+            if (x0 == SQLKW_LE64(0x697274656d6d7973) && x1 == SQLKW_LE64(0x63697274656d6d79))
                 return KW_SYMMETRIC;
             return KW_NOT_KEYWORD;
         case 'g':
-            if (x0 == KW_LE64(0x6e69727473627573) && x1 == KW_LE64(0x676e697274736275))
+            if (x0 == SQLKW_LE64(0x6e69727473627573) && x1 == SQLKW_LE64(0x676e697274736275))
                 return KW_SUBSTRING;
             return KW_NOT_KEYWORD;
         case 's':
-            if (x0 == KW_LE64(0x65636e6575716573) && x1 == KW_LE64(0x7365636e65757165))
+            if (x0 == SQLKW_LE64(0x65636e6575716573) && x1 == SQLKW_LE64(0x7365636e65757165))
                 return KW_SEQUENCES;
             return KW_NOT_KEYWORD;
         case 't':
-            if (x0 == KW_LE64(0x6e696f7065766173) && x1 == KW_LE64(0x746e696f70657661))
+            if (x0 == SQLKW_LE64(0x6e696f7065766173) && x1 == SQLKW_LE64(0x746e696f70657661))
                 return KW_SAVEPOINT;
-            if (x0 == KW_LE64(0x6e656d6574617473) && x1 == KW_LE64(0x746e656d65746174))
+            if (x0 == SQLKW_LE64(0x6e656d6574617473) && x1 == SQLKW_LE64(0x746e656d65746174))
                 return KW_STATEMENT;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(9, 't'): {
+    case SQLKW_KEY(9, 't'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == KW_LE64(0x7261726f706d6574) && x1 == KW_LE64(0x797261726f706d65))
+        if (x0 == SQLKW_LE64(0x7261726f706d6574) && x1 == SQLKW_LE64(0x797261726f706d65))
             return KW_TEMPORARY;
-        if (x0 == KW_LE64(0x6d617473656d6974) && x1 == KW_LE64(0x706d617473656d69))
+        if (x0 == SQLKW_LE64(0x6d617473656d6974) && x1 == SQLKW_LE64(0x706d617473656d69))
             return KW_TIMESTAMP;
-        if (x0 == KW_LE64(0x726f66736e617274) && x1 == KW_LE64(0x6d726f66736e6172))
+        if (x0 == SQLKW_LE64(0x726f66736e617274) && x1 == SQLKW_LE64(0x6d726f66736e6172))
             return KW_TRANSFORM;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(9, 'u'): {
+    case SQLKW_KEY(9, 'u'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == KW_LE64(0x65646e756f626e75) && x1 == KW_LE64(0x6465646e756f626e))
+        if (x0 == SQLKW_LE64(0x65646e756f626e75) && x1 == SQLKW_LE64(0x6465646e756f626e))
             return KW_UNBOUNDED;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(9, 'v'): {
+    case SQLKW_KEY(9, 'v'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == KW_LE64(0x6f746164696c6176) && x1 == KW_LE64(0x726f746164696c61))
+        if (x0 == SQLKW_LE64(0x6f746164696c6176) && x1 == SQLKW_LE64(0x726f746164696c61))
             return KW_VALIDATOR;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(9, 'x'): {
+    case SQLKW_KEY(9, 'x'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == KW_LE64(0x61636e6f636c6d78) && x1 == KW_LE64(0x7461636e6f636c6d))
+        if (x0 == SQLKW_LE64(0x61636e6f636c6d78) && x1 == SQLKW_LE64(0x7461636e6f636c6d))
             return KW_XMLCONCAT;
-        if (x0 == KW_LE64(0x74736978656c6d78) && x1 == KW_LE64(0x7374736978656c6d))
+        if (x0 == SQLKW_LE64(0x74736978656c6d78) && x1 == SQLKW_LE64(0x7374736978656c6d))
             return KW_XMLEXISTS;
-        if (x0 == KW_LE64(0x7365726f666c6d78) && x1 == KW_LE64(0x747365726f666c6d))
+        if (x0 == SQLKW_LE64(0x7365726f666c6d78) && x1 == SQLKW_LE64(0x747365726f666c6d))
             return KW_XMLFOREST;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(10, 'a'): {
+    case SQLKW_KEY(10, 'a'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == KW_LE64(0x697469736e657361) && x1 == KW_LE64(0x6576697469736e65))
+        if (x0 == SQLKW_LE64(0x697469736e657361) && x1 == SQLKW_LE64(0x6576697469736e65))
             return KW_ASENSITIVE;
-        if (x0 == KW_LE64(0x656d6e6769737361) && x1 == KW_LE64(0x746e656d6e676973))
+        if (x0 == SQLKW_LE64(0x656d6e6769737361) && x1 == SQLKW_LE64(0x746e656d6e676973))
             return KW_ASSIGNMENT;
-        if (x0 == KW_LE64(0x7274656d6d797361) && x1 == KW_LE64(0x63697274656d6d79))
+        if (x0 == SQLKW_LE64(0x7274656d6d797361) && x1 == SQLKW_LE64(0x63697274656d6d79))
             return KW_ASYMMETRIC;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(10, 'c'): {
+    case SQLKW_KEY(10, 'c'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == KW_LE64(0x696f706b63656863) && x1 == KW_LE64(0x746e696f706b6365))
+        if (x0 == SQLKW_LE64(0x696f706b63656863) && x1 == SQLKW_LE64(0x746e696f706b6365))
             return KW_CHECKPOINT;
-        if (x0 == KW_LE64(0x697463656e6e6f63) && x1 == KW_LE64(0x6e6f697463656e6e))
+        if (x0 == SQLKW_LE64(0x697463656e6e6f63) && x1 == SQLKW_LE64(0x6e6f697463656e6e))
             return KW_CONNECTION;
-        if (x0 == KW_LE64(0x69617274736e6f63) && x1 == KW_LE64(0x746e69617274736e))
+        if (x0 == SQLKW_LE64(0x69617274736e6f63) && x1 == SQLKW_LE64(0x746e69617274736e))
             return KW_CONSTRAINT;
-        if (x0 == KW_LE64(0x69737265766e6f63) && x1 == KW_LE64(0x6e6f69737265766e))
+        if (x0 == SQLKW_LE64(0x69737265766e6f63) && x1 == SQLKW_LE64(0x6e6f69737265766e))
             return KW_CONVERSION;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(10, 'd'): {
+    case SQLKW_KEY(10, 'd'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == KW_LE64(0x61636f6c6c616564) && x1 == KW_LE64(0x657461636f6c6c61))
+        if (x0 == SQLKW_LE64(0x61636f6c6c616564) && x1 == SQLKW_LE64(0x657461636f6c6c61))
             return KW_DEALLOCATE;
-        if (x0 == KW_LE64(0x6261727265666564) && x1 == KW_LE64(0x656c626172726566))
+        if (x0 == SQLKW_LE64(0x6261727265666564) && x1 == SQLKW_LE64(0x656c626172726566))
             return KW_DEFERRABLE;
-        if (x0 == KW_LE64(0x6574696d696c6564) && x1 == KW_LE64(0x73726574696d696c))
+        if (x0 == SQLKW_LE64(0x6574696d696c6564) && x1 == SQLKW_LE64(0x73726574696d696c))
             return KW_DELIMITERS;
-        if (x0 == KW_LE64(0x616e6f6974636964) && x1 == KW_LE64(0x7972616e6f697463))
+        if (x0 == SQLKW_LE64(0x616e6f6974636964) && x1 == SQLKW_LE64(0x7972616e6f697463))
             return KW_DICTIONARY;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(10, 'e'): {
+    case SQLKW_KEY(10, 'e'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == KW_LE64(0x6973736572707865) && x1 == KW_LE64(0x6e6f697373657270))
+        if (x0 == SQLKW_LE64(0x6973736572707865) && x1 == SQLKW_LE64(0x6e6f697373657270))
             return KW_EXPRESSION;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(10, 'n'): {
+    case SQLKW_KEY(10, 'n'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == KW_LE64(0x7a696c616d726f6e) && x1 == KW_LE64(0x64657a696c616d72))
+        if (x0 == SQLKW_LE64(0x7a696c616d726f6e) && x1 == SQLKW_LE64(0x64657a696c616d72))
             return KW_NORMALIZED;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(10, 'o'): {
+    case SQLKW_KEY(10, 'o'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == KW_LE64(0x696c616e6964726f) && x1 == KW_LE64(0x7974696c616e6964))
+        if (x0 == SQLKW_LE64(0x696c616e6964726f) && x1 == SQLKW_LE64(0x7974696c616e6964))
             return KW_ORDINALITY;
-        if (x0 == KW_LE64(0x696469727265766f) && x1 == KW_LE64(0x676e696469727265))
+        if (x0 == SQLKW_LE64(0x696469727265766f) && x1 == SQLKW_LE64(0x676e696469727265))
             return KW_OVERRIDING;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(10, 'p'): {
+    case SQLKW_KEY(10, 'p'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == KW_LE64(0x67656c6976697270) && x1 == KW_LE64(0x736567656c697669))
+        if (x0 == SQLKW_LE64(0x67656c6976697270) && x1 == SQLKW_LE64(0x736567656c697669))
             return KW_PRIVILEGES;
-        if (x0 == KW_LE64(0x72756465636f7270) && x1 == KW_LE64(0x6c6172756465636f))
+        if (x0 == SQLKW_LE64(0x72756465636f7270) && x1 == SQLKW_LE64(0x6c6172756465636f))
             return KW_PROCEDURAL;
-        if (x0 == KW_LE64(0x72756465636f7270) && x1 == KW_LE64(0x736572756465636f))
+        if (x0 == SQLKW_LE64(0x72756465636f7270) && x1 == SQLKW_LE64(0x736572756465636f))
             return KW_PROCEDURES;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(10, 'r'): {
+    case SQLKW_KEY(10, 'r'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == KW_LE64(0x636e657265666572) && x1 == KW_LE64(0x7365636e65726566))
+        if (x0 == SQLKW_LE64(0x636e657265666572) && x1 == SQLKW_LE64(0x7365636e65726566))
             return KW_REFERENCES;
-        if (x0 == KW_LE64(0x6261746165706572) && x1 == KW_LE64(0x656c626174616570))
+        if (x0 == SQLKW_LE64(0x6261746165706572) && x1 == SQLKW_LE64(0x656c626174616570))
             return KW_REPEATABLE;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(10, 's'): {
+    case SQLKW_KEY(10, 's'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == KW_LE64(0x6f6c61646e617473) && x1 == KW_LE64(0x656e6f6c61646e61))
+        if (x0 == SQLKW_LE64(0x6f6c61646e617473) && x1 == SQLKW_LE64(0x656e6f6c61646e61))
             return KW_STANDALONE;
-        if (x0 == KW_LE64(0x6974736974617473) && x1 == KW_LE64(0x7363697473697461))
+        if (x0 == SQLKW_LE64(0x6974736974617473) && x1 == SQLKW_LE64(0x7363697473697461))
             return KW_STATISTICS;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(10, 't'): {
+    case SQLKW_KEY(10, 't'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == KW_LE64(0x617073656c626174) && x1 == KW_LE64(0x6563617073656c62))
+        if (x0 == SQLKW_LE64(0x617073656c626174) && x1 == SQLKW_LE64(0x6563617073656c62))
             return KW_TABLESPACE;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(10, 'w'): {
+    case SQLKW_KEY(10, 'w'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == KW_LE64(0x6170736574696877) && x1 == KW_LE64(0x6563617073657469))
+        if (x0 == SQLKW_LE64(0x6170736574696877) && x1 == SQLKW_LE64(0x6563617073657469))
             return KW_WHITESPACE;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(10, 'x'): {
+    case SQLKW_KEY(10, 'x'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == KW_LE64(0x656d656c656c6d78) && x1 == KW_LE64(0x746e656d656c656c))
+        if (x0 == SQLKW_LE64(0x656d656c656c6d78) && x1 == SQLKW_LE64(0x746e656d656c656c))
             return KW_XMLELEMENT;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(11, 'c'): {
+    case SQLKW_KEY(11, 'c'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 3);
-        if (x0 == KW_LE64(0x73736572706d6f63) && x1 == KW_LE64(0x6e6f697373657270))
+        if (x0 == SQLKW_LE64(0x73736572706d6f63) && x1 == SQLKW_LE64(0x6e6f697373657270))
             return KW_COMPRESSION;
-        if (x0 == KW_LE64(0x69617274736e6f63) && x1 == KW_LE64(0x73746e6961727473))
+        if (x0 == SQLKW_LE64(0x69617274736e6f63) && x1 == SQLKW_LE64(0x73746e6961727473))
             return KW_CONSTRAINTS;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(11, 'i'): {
+    case SQLKW_KEY(11, 'i'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 3);
-        if (x0 == KW_LE64(0x7469736e65736e69) && x1 == KW_LE64(0x6576697469736e65))
+        if (x0 == SQLKW_LE64(0x7469736e65736e69) && x1 == SQLKW_LE64(0x6576697469736e65))
             return KW_INSENSITIVE;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(11, 'p'): {
+    case SQLKW_KEY(11, 'p'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 3);
-        if (x0 == KW_LE64(0x746163696c627570) && x1 == KW_LE64(0x6e6f69746163696c))
+        if (x0 == SQLKW_LE64(0x746163696c627570) && x1 == SQLKW_LE64(0x6e6f69746163696c))
             return KW_PUBLICATION;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(11, 'r'): {
+    case SQLKW_KEY(11, 'r'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 3);
-        if (x0 == KW_LE64(0x636e657265666572) && x1 == KW_LE64(0x676e69636e657265))
+        if (x0 == SQLKW_LE64(0x636e657265666572) && x1 == SQLKW_LE64(0x676e69636e657265))
             return KW_REFERENCING;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(11, 't'): {
+    case SQLKW_KEY(11, 't'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 3);
-        if (x0 == KW_LE64(0x6d6173656c626174) && x1 == KW_LE64(0x656c706d6173656c))
+        if (x0 == SQLKW_LE64(0x6d6173656c626174) && x1 == SQLKW_LE64(0x656c706d6173656c))
             return KW_TABLESAMPLE;
-        if (x0 == KW_LE64(0x746361736e617274) && x1 == KW_LE64(0x6e6f69746361736e))
+        if (x0 == SQLKW_LE64(0x746361736e617274) && x1 == SQLKW_LE64(0x6e6f69746361736e))
             return KW_TRANSACTION;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(11, 'u'): {
+    case SQLKW_KEY(11, 'u'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 3);
-        if (x0 == KW_LE64(0x74696d6d6f636e75) && x1 == KW_LE64(0x64657474696d6d6f))
+        if (x0 == SQLKW_LE64(0x74696d6d6f636e75) && x1 == SQLKW_LE64(0x64657474696d6d6f))
             return KW_UNCOMMITTED;
-        if (x0 == KW_LE64(0x707972636e656e75) && x1 == KW_LE64(0x646574707972636e))
+        if (x0 == SQLKW_LE64(0x707972636e656e75) && x1 == SQLKW_LE64(0x646574707972636e))
             return KW_UNENCRYPTED;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(12, 'c'): {
+    case SQLKW_KEY(12, 'c'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 4);
         switch (w[11]) {
         case 'e':
-            if (x0 == KW_LE64(0x5f746e6572727563) && x1 == KW_LE64(0x657461645f746e65))
+            if (x0 == SQLKW_LE64(0x5f746e6572727563) && x1 == SQLKW_LE64(0x657461645f746e65))
                 return KW_CURRENT_DATE;
-            if (x0 == KW_LE64(0x5f746e6572727563) && x1 == KW_LE64(0x656c6f725f746e65))
+            if (x0 == SQLKW_LE64(0x5f746e6572727563) && x1 == SQLKW_LE64(0x656c6f725f746e65))
                 return KW_CURRENT_ROLE;
-            if (x0 == KW_LE64(0x5f746e6572727563) && x1 == KW_LE64(0x656d69745f746e65))
+            if (x0 == SQLKW_LE64(0x5f746e6572727563) && x1 == SQLKW_LE64(0x656d69745f746e65))
                 return KW_CURRENT_TIME;
             return KW_NOT_KEYWORD;
         case 'r':
-            if (x0 == KW_LE64(0x5f746e6572727563) && x1 == KW_LE64(0x726573755f746e65))
+            if (x0 == SQLKW_LE64(0x5f746e6572727563) && x1 == SQLKW_LE64(0x726573755f746e65))
                 return KW_CURRENT_USER;
             return KW_NOT_KEYWORD;
         case 'y':
-            if (x0 == KW_LE64(0x65727275636e6f63) && x1 == KW_LE64(0x796c746e65727275))
+            if (x0 == SQLKW_LE64(0x65727275636e6f63) && x1 == SQLKW_LE64(0x796c746e65727275))
                 return KW_CONCURRENTLY;
             return KW_NOT_KEYWORD;
         default:
             return KW_NOT_KEYWORD;
         }
     }
-    case KW_KEY(12, 'm'): {
+    case SQLKW_KEY(12, 'm'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 4);
-        if (x0 == KW_LE64(0x6c6169726574616d) && x1 == KW_LE64(0x64657a696c616972))
+        if (x0 == SQLKW_LE64(0x6c6169726574616d) && x1 == SQLKW_LE64(0x64657a696c616972))
             return KW_MATERIALIZED;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(12, 's'): {
+    case SQLKW_KEY(12, 's'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 4);
-        if (x0 == KW_LE64(0x7a696c6169726573) && x1 == KW_LE64(0x656c62617a696c61))
+        if (x0 == SQLKW_LE64(0x7a696c6169726573) && x1 == SQLKW_LE64(0x656c62617a696c61))
             return KW_SERIALIZABLE;
-        if (x0 == KW_LE64(0x5f6e6f6973736573) && x1 == KW_LE64(0x726573755f6e6f69))
+        if (x0 == SQLKW_LE64(0x5f6e6f6973736573) && x1 == SQLKW_LE64(0x726573755f6e6f69))
             return KW_SESSION_USER;
-        if (x0 == KW_LE64(0x7069726373627573) && x1 == KW_LE64(0x6e6f697470697263))
+        if (x0 == SQLKW_LE64(0x7069726373627573) && x1 == SQLKW_LE64(0x6e6f697470697263))
             return KW_SUBSCRIPTION;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(12, 'x'): {
+    case SQLKW_KEY(12, 'x'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 4);
-        if (x0 == KW_LE64(0x61697265736c6d78) && x1 == KW_LE64(0x657a696c61697265))
+        if (x0 == SQLKW_LE64(0x61697265736c6d78) && x1 == SQLKW_LE64(0x657a696c61697265))
             return KW_XMLSERIALIZE;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(13, 'a'): {
+    case SQLKW_KEY(13, 'a'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 5);
-        if (x0 == KW_LE64(0x7a69726f68747561) && x1 == KW_LE64(0x6e6f6974617a6972))
+        if (x0 == SQLKW_LE64(0x7a69726f68747561) && x1 == SQLKW_LE64(0x6e6f6974617a6972))
             return KW_AUTHORIZATION;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(13, 'c'): {
+    case SQLKW_KEY(13, 'c'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 5);
-        if (x0 == KW_LE64(0x72756769666e6f63) && x1 == KW_LE64(0x6e6f697461727567))
+        if (x0 == SQLKW_LE64(0x72756769666e6f63) && x1 == SQLKW_LE64(0x6e6f697461727567))
             return KW_CONFIGURATION;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(13, 'x'): {
+    case SQLKW_KEY(13, 'x'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 5);
-        if (x0 == KW_LE64(0x69727474616c6d78) && x1 == KW_LE64(0x7365747562697274))
+        if (x0 == SQLKW_LE64(0x69727474616c6d78) && x1 == SQLKW_LE64(0x7365747562697274))
             return KW_XMLATTRIBUTES;
-        if (x0 == KW_LE64(0x73656d616e6c6d78) && x1 == KW_LE64(0x736563617073656d))
+        if (x0 == SQLKW_LE64(0x73656d616e6c6d78) && x1 == SQLKW_LE64(0x736563617073656d))
             return KW_XMLNAMESPACES;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(14, 'c'): {
+    case SQLKW_KEY(14, 'c'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 6);
-        if (x0 == KW_LE64(0x5f746e6572727563) && x1 == KW_LE64(0x616d656863735f74))
+        if (x0 == SQLKW_LE64(0x5f746e6572727563) && x1 == SQLKW_LE64(0x616d656863735f74))
             return KW_CURRENT_SCHEMA;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(14, 'l'): {
+    case SQLKW_KEY(14, 'l'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 6);
-        if (x0 == KW_LE64(0x6d69746c61636f6c) && x1 == KW_LE64(0x706d617473656d69))
+        if (x0 == SQLKW_LE64(0x6d69746c61636f6c) && x1 == SQLKW_LE64(0x706d617473656d69))
             return KW_LOCALTIMESTAMP;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(15, 'c'): {
+    case SQLKW_KEY(15, 'c'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 7);
-        if (x0 == KW_LE64(0x6574636172616863) && x1 == KW_LE64(0x7363697473697265))
+        if (x0 == SQLKW_LE64(0x6574636172616863) && x1 == SQLKW_LE64(0x7363697473697265))
             return KW_CHARACTERISTICS;
-        if (x0 == KW_LE64(0x5f746e6572727563) && x1 == KW_LE64(0x676f6c617461635f))
+        if (x0 == SQLKW_LE64(0x5f746e6572727563) && x1 == SQLKW_LE64(0x676f6c617461635f))
             return KW_CURRENT_CATALOG;
         return KW_NOT_KEYWORD;
     }
-    case KW_KEY(17, 'c'): {
+    case SQLKW_KEY(17, 'c'): {
         const uint64_t x0 = kw_load64(w);
         const uint64_t x1 = kw_load64(w + 8);
         const uint64_t x2 = kw_load64(w + 9);
-        if (x0 == KW_LE64(0x5f746e6572727563) && x1 == KW_LE64(0x6d617473656d6974) &&
-            x2 == KW_LE64(0x706d617473656d69))
+        if (x0 == SQLKW_LE64(0x5f746e6572727563) && x1 == SQLKW_LE64(0x6d617473656d6974) &&
+            x2 == SQLKW_LE64(0x706d617473656d69))
             return KW_CURRENT_TIMESTAMP;
         return KW_NOT_KEYWORD;
     }
