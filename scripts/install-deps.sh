@@ -15,6 +15,9 @@ PACKAGES=(
   # tests: a real server and real clients
   postgresql postgresql-client python3 python3-psycopg2 python3-psycopg
   python3-django python3-djangorestframework
+  # PostgreSQL's keyword list (server/parser/kwlist.h), which protocol/gen_keywords.py turns
+  # into the normalizer's keyword table; the sqlkeywords_drift test checks it against this
+  postgresql-server-dev-15
   # oracle, fuzzing, sanitizers
   libpg-query-dev clang libclang-rt-14-dev
   # the HTML report rendered headless (tests/unit/test_report_html.py)
