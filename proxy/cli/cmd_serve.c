@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "proxy/listener.h"
+#include "proxy/address.h"
 #include "report/view/serve.h"
 
 static void print_usage(FILE *out)
@@ -93,7 +93,7 @@ int cmd_serve_main(int argc, char **argv)
     struct sockaddr_storage addr;
     socklen_t addr_len;
     char err[512];
-    if (!listener_parse_address(listen, &addr, &addr_len, err, sizeof err)) {
+    if (!address_listen(listen, &addr, &addr_len, err, sizeof err)) {
         fprintf(stderr, "pgtally serve: --listen: %s\n", err);
         return 2;
     }
