@@ -63,7 +63,7 @@ typedef struct Daemon {
 
 #define MAX_SETTINGS_CHANGES 64
 
-/* ---- events -> query log ------------------------------------------------------------------- */
+/* ---- statement events -> query log, histogram, recorder; metrics --------------------------- */
 
 static void emit_event(void *arg, const TrackerEvent *event)
 {
@@ -152,8 +152,7 @@ static void on_flush_timer(struct ev_loop *loop, ev_timer *w, int revents)
     flush_outputs(w->data);
 }
 
-/* ---- shutdown
- * ------------------------------------------------------------------------------------ */
+/* ---- shutdown and signals ---------------------------------------------------------------- */
 
 static void finish_if_idle(ProxyContext *ctx)
 {
@@ -289,8 +288,7 @@ static void on_sigusr1(struct ev_loop *loop, ev_signal *w, int revents)
     log_line(LOG_INFO, 0, "SIGUSR1: open requests finished, report store and query log flushed");
 }
 
-/* ---- run ----------------------------------------------------------------------------------------
- */
+/* ---- start-up and run ------------------------------------------------------------------- */
 
 /* --io: the relay's data path on io_uring unless asked for epoll; auto falls back to epoll,
  * with one line, where the kernel or a seccomp filter refuses io_uring. */
