@@ -13,6 +13,12 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+/* The last entries of every command's getopt_long table: `--help`, which cli_next answers,
+ * and the terminator. */
+/* clang-format off */
+#define CLI_OPTIONS_HELP_AND_END {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}
+/* clang-format on */
+
 /* cli_next's answers besides an option's code. */
 enum {
     CLI_DONE = -1, /* the options are over: operands (if any) start at optind */
@@ -20,13 +26,13 @@ enum {
 };
 
 typedef struct CliArgs {
-    const char *command;           /* "report": messages begin "pgtally report: " */
-    const char *short_options;     /* getopt's, "h" among them */
-    const struct option *options;  /* getopt_long's table, with {"help", ..., 'h'} */
+    const char *command;          /* "report": messages begin "pgtally report: " */
+    const char *short_options;    /* getopt's, "h" among them */
+    const struct option *options; /* getopt_long's table, ending CLI_OPTIONS_HELP_AND_END */
     void (*print_usage)(FILE *out);
-    bool operands;                 /* words after the options are the command's */
-    int status;                    /* with CLI_EXIT: the exit status */
-    bool started;                  /* set by cli_next (getopt is reset on the first call) */
+    bool operands; /* words after the options are the command's */
+    int status;    /* with CLI_EXIT: the exit status */
+    bool started;  /* set by cli_next (getopt is reset on the first call) */
 } CliArgs;
 
 /* The next option of argv for the command's switch, CLI_DONE, or CLI_EXIT (help printed, or a

@@ -46,8 +46,7 @@ int cmd_merge_main(int argc, char **argv)
         {"output", required_argument, NULL, 'o'},
         {"to", required_argument, NULL, OPT_TO},
         {"db-schema", required_argument, NULL, OPT_DB_SCHEMA},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTIONS_HELP_AND_END,
     };
     const char *output = NULL, *to = NULL, *schema = NULL;
     CliArgs cli = {.command = "merge",

@@ -68,8 +68,7 @@ int cmd_prune_main(int argc, char **argv)
         {"dry-run", no_argument, NULL, OPT_DRY_RUN},
         {"batch", required_argument, NULL, OPT_BATCH},
         {"db-schema", required_argument, NULL, OPT_DB_SCHEMA},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTIONS_HELP_AND_END,
     };
     const char *db = NULL, *schema = NULL;
     int64_t age_us = -1;

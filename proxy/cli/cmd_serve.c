@@ -45,8 +45,7 @@ int cmd_serve_main(int argc, char **argv)
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"label", required_argument, NULL, OPT_LABEL},
         {"serve-token", required_argument, NULL, OPT_TOKEN},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTIONS_HELP_AND_END,
     };
     ServeOptions so = {0};
     const char *listen = "127.0.0.1:8080";

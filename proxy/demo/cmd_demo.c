@@ -231,8 +231,7 @@ static int parse_args(int argc, char **argv, Demo *d)
         {"upstream", required_argument, NULL, 'u'},
         {"rounds", required_argument, NULL, 'r'},
         {"keep", no_argument, NULL, 'k'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTIONS_HELP_AND_END,
     };
     CliArgs cli = {
         .command = "demo", .short_options = "h", .options = options, .print_usage = print_usage};

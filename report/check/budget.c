@@ -416,8 +416,7 @@ static int parse_args(int argc, char **argv, CheckArgs *a)
         {"markdown", required_argument, NULL, OPT_MARKDOWN},
         {"label", required_argument, NULL, OPT_LABEL},
         {"db-schema", required_argument, NULL, OPT_DB_SCHEMA},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTIONS_HELP_AND_END,
     };
     *a = (CheckArgs){.db = CHECK_DEFAULT_DB};
     CliArgs cli = {

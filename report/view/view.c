@@ -120,8 +120,7 @@ int report_main(int argc, char **argv)
         {"label", required_argument, NULL, OPT_LABEL},
         {"runs", no_argument, NULL, OPT_RUNS},
         {"db-schema", required_argument, NULL, OPT_DB_SCHEMA},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTIONS_HELP_AND_END,
     };
     const char *db = NULL, *output = NULL, *db_schema = NULL;
     ViewFormat format = FORMAT_TEXT;
