@@ -95,7 +95,9 @@ bool address_split(const char *spec, size_t len, unsigned flags, Address *out, c
         snprintf(err, err_len, "host name too long (at most %d bytes)", ADDRESS_HOST_MAX - 1);
         return false;
     }
-    if (!port)
+    /* Where the port may be left out, `HOST:` leaves it out too, as libpq reads
+     * postgres://host:/db. */
+    if (!port || (port == end && (flags & ADDRESS_PORT_OPTIONAL)))
         return true;
     /* Checked on the text as given, so a message shows what was written; kept as the number
      * it is ("0080" is 80). */

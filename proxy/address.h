@@ -23,7 +23,7 @@ typedef struct Address {
 
 /* What a caller accepts beyond HOST:PORT and [IPV6]:PORT. */
 enum {
-    ADDRESS_PORT_OPTIONAL = 1 << 0, /* `HOST` and `[IPV6]` alone (port left "") */
+    ADDRESS_PORT_OPTIONAL = 1 << 0, /* `HOST`, `HOST:` and `[IPV6]` alone (port left "") */
     ADDRESS_PORT_NONZERO = 1 << 1,  /* port 0 is an error (else it means "any free port") */
     ADDRESS_URL = 1 << 2,           /* a URL's authority: host and port are percent-decoded */
     ADDRESS_SOCKET_DIR = 1 << 3,    /* a spec starting with '/' is a socket directory, whole */

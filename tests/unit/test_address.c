@@ -91,6 +91,8 @@ TEST(host_bounds)
 TEST(optional_port_and_socket_dirs)
 {
     CHECK_SPLITS("db", ADDRESS_PORT_OPTIONAL, "db", "");
+    CHECK_SPLITS("db:", ADDRESS_PORT_OPTIONAL, "db", "");
+    CHECK_SPLITS("[::1]:", ADDRESS_PORT_OPTIONAL, "::1", "");
     CHECK_SPLITS("/var/run/postgresql", ADDRESS_SOCKET_DIR, "/var/run/postgresql", "");
     /* a directory is taken whole: a path may hold ':' */
     CHECK_SPLITS("/tmp/a:b", ADDRESS_SOCKET_DIR, "/tmp/a:b", "");
@@ -154,6 +156,7 @@ TEST(upstream_through_the_same_parser)
                    "/sock/.s.PGSQL.7000");
     CHECK_UPSTREAM("postgres://[2001:db8::5]:5000/x", "2001:db8::5", "5000", "[2001:db8::5]:5000");
     CHECK_UPSTREAM("postgres://", "localhost", "5432", "localhost:5432");
+    CHECK_UPSTREAM("postgres://u@db:/app", "db", "5432", "db:5432");
 
     CHECK(!upstream("db:0"));
     CHECK_EQ_STR(g_err, "invalid port \"0\" (expected 1-65535)");
