@@ -43,8 +43,8 @@ typedef struct OptionSpec {
 static const OptionSpec options[] = {
     {"config", 0, T_STRING, FIELD(config_path), "FILE",
      "read settings from this INI file ([proxy] section)", false, 0, 0},
-    {"listen", 'l', T_STRING, FIELD(listen), "HOST:PORT", "address to accept clients on", false, 0,
-     0},
+    {"listen", 'l', T_STRING, FIELD(listen), "HOST:PORT",
+     "address for clients ([ADDR]:PORT for IPv6)", false, 0, 0},
     {"upstream", 'u', T_STRING, FIELD(upstream), "ADDR",
      "upstream server: HOST:PORT, a Unix-socket directory, or a postgres:// URL (sslmode and "
      "friends in its query string); default $DATABASE_URL",
