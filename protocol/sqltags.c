@@ -8,6 +8,8 @@
 
 #include <string.h>
 
+#include "protocol/pctdecode.h"
+
 /* Pair separators: `=` marks sqlcommenter style (values URL-decoded), `:` marks Rails
  * marginalia / QueryLogs style (values taken as written). */
 enum { SEP_EQUALS = '=', SEP_COLON = ':' };
@@ -43,54 +45,29 @@ static inline bool tags_is_key_byte(unsigned char c)
     return tags_class[c] & TC_KEY;
 }
 
-static int tags_hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Copies src into dst, optionally unescaping `\'` and `\\` and URL-decoding (with `%%` read as `%`
  * first, as Python sqlcommenter doubles `%` for drivers that interpolate). dst has room for
- * len bytes: decoding only shrinks. Returns the decoded length. */
+ * len bytes: decoding only shrinks. Returns the decoded length. The two steps run one after
+ * the other: an unescape yields only `'` or `\`, never a byte an escape is made of, so this
+ * reads a value exactly as one pass over both would. */
 static size_t tags_decode(char *dst, const char *src, size_t len, bool unescape_quote,
                           bool url_decode)
 {
-    if (memchr(src, '%', len) == NULL && (!unescape_quote || memchr(src, '\\', len) == NULL)) {
-        memcpy(dst, src, len); /* the usual case: nothing to decode */
-        return len;
+    bool percent = url_decode && memchr(src, '%', len) != NULL;
+    if (!unescape_quote || memchr(src, '\\', len) == NULL) {
+        if (!percent) {
+            memcpy(dst, src, len); /* the usual case: nothing to decode */
+            return len;
+        }
+        return pct_decode(dst, len, src, len, PCT_DOUBLED);
     }
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)src[i];
-        if (unescape_quote && c == '\\' && i + 1 < len &&
-            (src[i + 1] == '\'' || src[i + 1] == '\\')) {
-            dst[o++] = src[++i];
-            continue;
-        }
-        if (url_decode && c == '%') {
-            /* `%%` is one `%`, which may itself start an escape (`%%3A` is `:`). */
-            if (i + 1 < len && src[i + 1] == '%')
-                i++;
-            if (i + 2 < len) {
-                int hi = tags_hex_value((unsigned char)src[i + 1]);
-                int lo = tags_hex_value((unsigned char)src[i + 2]);
-                if (hi >= 0 && lo >= 0) {
-                    dst[o++] = (char)(hi * 16 + lo);
-                    i += 2;
-                    continue;
-                }
-            }
-            dst[o++] = '%';
-            continue;
-        }
-        dst[o++] = (char)c;
+        if (src[i] == '\\' && i + 1 < len && (src[i + 1] == '\'' || src[i + 1] == '\\'))
+            i++;
+        dst[o++] = src[i];
     }
-    return o;
+    return percent ? pct_decode(dst, o, dst, o, PCT_DOUBLED) : o;
 }
 
 /* `work` (may be NULL) counts the key bytes compared. */
@@ -225,7 +202,7 @@ const SqlTag *sqltags_find(const SqlTags *tags, const char *key)
 static bool tags_all_hex(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (tags_hex_value((unsigned char)s[i]) < 0)
+        if (pct_hex_value((unsigned char)s[i]) < 0)
             return false;
     return true;
 }

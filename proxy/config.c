@@ -9,7 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "proxy/listener.h"
+#include "proxy/address.h"
 #include "protocol/jsonout.h"
 #include "proxy/log.h"
 #include "report/inilines.h"
@@ -43,8 +43,8 @@ typedef struct OptionSpec {
 static const OptionSpec options[] = {
     {"config", 0, T_STRING, FIELD(config_path), "FILE",
      "read settings from this INI file ([proxy] section)", false, 0, 0},
-    {"listen", 'l', T_STRING, FIELD(listen), "HOST:PORT", "address to accept clients on", false, 0,
-     0},
+    {"listen", 'l', T_STRING, FIELD(listen), "HOST:PORT",
+     "address for clients ([ADDR]:PORT for IPv6)", false, 0, 0},
     {"upstream", 'u', T_STRING, FIELD(upstream), "ADDR",
      "upstream server: HOST:PORT, a Unix-socket directory, or a postgres:// URL (sslmode and "
      "friends in its query string); default $DATABASE_URL",
@@ -544,15 +544,15 @@ static bool validate(const ProxyConfig *c, char *err, size_t err_len)
     struct sockaddr_storage addr;
     socklen_t addr_len;
     char why[300];
-    if (!listener_parse_address(c->listen, &addr, &addr_len, why, sizeof why)) {
+    if (!address_listen(c->listen, &addr, &addr_len, why, sizeof why)) {
         snprintf(err, err_len, "listen: %s", why);
         return false;
     }
-    if (c->metrics && !listener_parse_address(c->metrics, &addr, &addr_len, why, sizeof why)) {
+    if (c->metrics && !address_listen(c->metrics, &addr, &addr_len, why, sizeof why)) {
         snprintf(err, err_len, "metrics: %s", why);
         return false;
     }
-    if (c->serve && !listener_parse_address(c->serve, &addr, &addr_len, why, sizeof why)) {
+    if (c->serve && !address_listen(c->serve, &addr, &addr_len, why, sizeof why)) {
         snprintf(err, err_len, "serve: %s", why);
         return false;
     }

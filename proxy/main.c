@@ -17,7 +17,7 @@
 #include "proxy/cli/cmd_prune.h"
 #include "proxy/cli/cmd_serve.h"
 #include "proxy/config.h"
-#include "proxy/listener.h"
+#include "proxy/daemon.h"
 #include "proxy/log.h"
 #include "report/check/budget.h"
 #include "report/view/view.h"
@@ -58,7 +58,7 @@ static int cmd_proxy(int argc, char **argv)
         return rc == CONFIG_HELP ? 0 : 2;
     }
     log_set_level((LogLevel)config.log_level);
-    int status = listener_run(&config, argc, argv);
+    int status = daemon_run(&config, argc, argv);
     config_free(&config);
     return status;
 }
@@ -91,7 +91,7 @@ int main(int argc, char **argv)
      * them; any other command gets the mask it was started with back, and so do the
      * programs it runs. */
     sigset_t handled, started_with;
-    listener_signal_set(&handled);
+    daemon_signal_set(&handled);
     sigprocmask(SIG_BLOCK, &handled, &started_with);
     if (argc >= 2 && strcmp(argv[1], "proxy") == 0)
         return cmd_proxy(argc - 1, argv + 1);

@@ -21,7 +21,7 @@
 
 #include <netinet/in.h>
 
-#include "proxy/listener.h"
+#include "proxy/address.h"
 
 #define METRICS_REQUEST_MAX 8192 /* a scrape's request head is a few hundred bytes */
 /* A scraper sends its request head with the connection; half a second is generous even over
@@ -539,7 +539,7 @@ Metrics *metrics_start(struct ev_loop *loop, const char *listen_host_port, Metri
     struct sockaddr_storage addr;
     socklen_t addr_len;
     char why[256];
-    if (!listener_parse_address(listen_host_port, &addr, &addr_len, why, sizeof why)) {
+    if (!address_listen(listen_host_port, &addr, &addr_len, why, sizeof why)) {
         snprintf(err, err_len, "metrics: %s", why);
         return NULL;
     }

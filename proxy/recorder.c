@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "proxy/listener.h"
+#include "proxy/address.h"
 #include "proxy/log.h"
 #include "report/store.h"
 #include "report/store/pg_schema.h"
@@ -198,7 +198,7 @@ bool recorder_check_store_target(const char *db, const char *db_schema, const ch
     struct sockaddr_storage laddr;
     socklen_t llen;
     char lerr[128];
-    if (!listen || !listener_parse_address(listen, &laddr, &llen, lerr, sizeof lerr)) {
+    if (!listen || !address_listen(listen, &laddr, &llen, lerr, sizeof lerr)) {
         pq->conninfoFree(opts);
         return true; /* --listen reports its own error */
     }

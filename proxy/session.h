@@ -29,7 +29,7 @@
 
 typedef struct Session Session;
 
-/* Counters the listener reports (and, later, exports as metrics). */
+/* Counters the daemon reports (and, later, exports as metrics). */
 typedef struct ProxyStats {
     uint64_t clients_accepted;
     uint64_t clients_rejected;
@@ -41,7 +41,7 @@ typedef struct ProxyStats {
     uint64_t untracked; /* statements trackers could not attribute (closed connections) */
 } ProxyStats;
 
-/* State shared by every session of the loop, owned by the listener (the loop's owner). */
+/* State shared by every session of the loop, owned by the daemon (the loop's owner). */
 typedef struct ProxyContext {
     struct ev_loop *loop;
     const ProxyConfig *config;
@@ -66,7 +66,7 @@ typedef struct ProxyContext {
     uint64_t next_conn_id;
     ProxyStats stats;
     void (*on_session_closed)(struct ProxyContext *ctx);
-    void *owner;             /* the listener, for on_session_closed */
+    void *owner;             /* the daemon, for on_session_closed */
     int64_t clock_offset_us; /* wall clock minus monotonic clock at start (proxy_now_us) */
     /* After a tracked connection ended (its last events were emitted). */
     void (*on_connection_closed)(struct ProxyContext *ctx, uint64_t conn_id);

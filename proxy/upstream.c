@@ -11,89 +11,21 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "protocol/pctdecode.h"
+#include "proxy/address.h"
 
-/* Copies src[0..len) into dst percent-decoded. Returns false if it does not fit. */
-static bool copy_decoded(char *dst, size_t cap, const char *src, size_t len)
+/* An address, or a URL's authority (percent-decoded), into up; the port may be left out. */
+static bool take_address(const char *s, size_t len, unsigned flags, Upstream *up, char *err,
+                         size_t err_len)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = src[i];
-        if (c == '%' && i + 2 < len && hex_value(src[i + 1]) >= 0 && hex_value(src[i + 2]) >= 0) {
-            c = (char)(hex_value(src[i + 1]) * 16 + hex_value(src[i + 2]));
-            i += 2;
-        }
-        if (n + 1 >= cap)
-            return false;
-        dst[n++] = c;
-    }
-    dst[n] = 0;
-    return true;
-}
-
-static bool valid_port(const char *port)
-{
-    if (!*port)
+    Address a;
+    if (!address_split(s, len, flags | ADDRESS_PORT_OPTIONAL | ADDRESS_PORT_NONZERO, &a, err,
+                       err_len))
         return false;
-    long v = 0;
-    for (const char *p = port; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return false;
-        v = v * 10 + (*p - '0');
-        if (v > 65535)
-            return false;
-    }
-    return v > 0;
-}
-
-/* host[:port] or [v6]:port, from a bounded span. */
-static bool parse_hostport(const char *s, size_t len, Upstream *up, char *err, size_t err_len)
-{
-    const char *host = s;
-    size_t host_len = len;
-    const char *port = NULL;
-    size_t port_len = 0;
-    if (len > 0 && s[0] == '[') {
-        const char *close = memchr(s, ']', len);
-        if (!close) {
-            snprintf(err, err_len, "missing ']' in IPv6 address");
-            return false;
-        }
-        host = s + 1;
-        host_len = (size_t)(close - host);
-        if (close + 1 < s + len) {
-            if (close[1] != ':') {
-                snprintf(err, err_len, "expected ':' after ']'");
-                return false;
-            }
-            port = close + 2;
-            port_len = (size_t)(s + len - port);
-        }
-    } else {
-        const char *colon = memchr(s, ':', len);
-        if (colon) {
-            host_len = (size_t)(colon - s);
-            port = colon + 1;
-            port_len = (size_t)(s + len - port);
-        }
-    }
-    if (host_len > 0 && !copy_decoded(up->host, sizeof up->host, host, host_len)) {
-        snprintf(err, err_len, "host name too long");
-        return false;
-    }
-    if (port && !copy_decoded(up->port, sizeof up->port, port, port_len)) {
-        snprintf(err, err_len, "port too long");
-        return false;
-    }
+    _Static_assert(sizeof up->host >= sizeof a.host && sizeof up->port >= sizeof a.port,
+                   "an Address fits an Upstream");
+    memcpy(up->host, a.host, sizeof a.host);
+    memcpy(up->port, a.port, sizeof a.port);
     return true;
 }
 
@@ -107,7 +39,7 @@ bool upstream_url_param(const char *spec, const char *key, char *out, size_t cap
     for (q++; *q;) {
         size_t len = strcspn(q, "&");
         if (len > klen && q[klen] == '=' && memcmp(q, key, klen) == 0) {
-            *too_long = !copy_decoded(out, cap, q + klen + 1, len - klen - 1);
+            *too_long = !pct_decode_str(out, cap, q + klen + 1, len - klen - 1, 0);
             return !*too_long;
         }
         q += len + (q[len] == '&');
@@ -139,7 +71,9 @@ static bool parse_url(const char *spec, const char *rest, Upstream *up, char *er
         if (*p == '@')
             at = p; /* the last '@': a password may contain encoded ones only, but be lenient */
     const char *hostport = at ? at + 1 : rest;
-    if (!parse_hostport(hostport, (size_t)(end - hostport), up, err, err_len))
+    /* An empty authority (postgres:///db) leaves host and port to their defaults. */
+    if (end > hostport &&
+        !take_address(hostport, (size_t)(end - hostport), ADDRESS_URL, up, err, err_len))
         return false;
     return parse_query_params(spec, up, err, err_len);
 }
@@ -159,22 +93,16 @@ bool upstream_parse(const char *spec, Upstream *up, char *err, size_t err_len)
     else if (strstr(spec, "://")) {
         snprintf(err, err_len, "unsupported URL scheme (expected postgres:// or postgresql://)");
         return false;
-    } else if (spec[0] == '/') {
-        ok = copy_decoded(up->host, sizeof up->host, spec, strlen(spec));
-        if (!ok)
-            snprintf(err, err_len, "socket directory too long");
     } else
-        ok = parse_hostport(spec, strlen(spec), up, err, err_len);
+        ok = take_address(spec, strlen(spec), ADDRESS_SOCKET_DIR, up, err, err_len);
     if (!ok)
         return false;
     if (!up->host[0])
         snprintf(up->host, sizeof up->host, "localhost");
     if (!up->port[0])
         snprintf(up->port, sizeof up->port, "5432");
-    if (!valid_port(up->port)) {
-        snprintf(err, err_len, "invalid port \"%s\"", up->port);
+    if (!address_port_check(up->port, ADDRESS_PORT_NONZERO, NULL, err, err_len))
         return false;
-    }
     up->is_unix = up->host[0] == '/';
     if (up->is_unix)
         snprintf(up->display, sizeof up->display, "%s/.s.PGSQL.%s", up->host, up->port);

@@ -1,8 +1,10 @@
 /* proxy/upstream — where the real PostgreSQL server is, and opening connections to it.
  *
- * Owns: parsing the --upstream value (`host:port`, `[v6addr]:port`, or a libpq-style
+ * Owns: reading the --upstream value (`host[:port]`, `[v6addr][:port]`, or a libpq-style
  * `postgres://user@host:port/db?host=...` URL as Heroku's DATABASE_URL has it; a host that
- * starts with `/` is a Unix-socket directory), resolving it, and non-blocking connects. */
+ * starts with `/` is a Unix-socket directory) with its defaults (localhost, 5432), resolving
+ * it, and non-blocking connects. The address itself is split by proxy/address, the URL's
+ * escapes decoded by protocol/pctdecode. */
 #ifndef PGTALLY_PROXY_UPSTREAM_H
 #define PGTALLY_PROXY_UPSTREAM_H
 

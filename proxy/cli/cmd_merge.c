@@ -2,11 +2,11 @@
  * newer-schema file among them writes nothing. */
 #include "proxy/cli/cmd_merge.h"
 
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "report/cliargs.h"
 #include "report/merge.h"
 #include "report/pgtool.h"
 #include "report/store/pq.h"
@@ -46,14 +46,19 @@ int cmd_merge_main(int argc, char **argv)
         {"output", required_argument, NULL, 'o'},
         {"to", required_argument, NULL, OPT_TO},
         {"db-schema", required_argument, NULL, OPT_DB_SCHEMA},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTIONS_HELP_AND_END,
     };
     const char *output = NULL, *to = NULL, *schema = NULL;
+    CliArgs cli = {.command = "merge",
+                   .short_options = "o:h",
+                   .options = options,
+                   .print_usage = print_usage,
+                   .operands = true};
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "o:h", options, NULL)) != -1) {
+    while ((c = cli_next(&cli, argc, argv)) != CLI_DONE) {
         switch (c) {
+        case CLI_EXIT:
+            return cli.status;
         case 'o':
             output = optarg;
             break;
@@ -63,12 +68,6 @@ int cmd_merge_main(int argc, char **argv)
         case OPT_DB_SCHEMA:
             schema = optarg;
             break;
-        case 'h':
-            print_usage(stdout);
-            return 0;
-        default:
-            print_usage(stderr);
-            return 2;
         }
     }
     if ((output != NULL) == (to != NULL)) {

@@ -2,13 +2,13 @@
 #include "proxy/cli/cmd_prune.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "report/cliargs.h"
 #include "report/pgtool.h"
 #include "report/prune.h"
 #include "report/store/pq.h"
@@ -68,17 +68,19 @@ int cmd_prune_main(int argc, char **argv)
         {"dry-run", no_argument, NULL, OPT_DRY_RUN},
         {"batch", required_argument, NULL, OPT_BATCH},
         {"db-schema", required_argument, NULL, OPT_DB_SCHEMA},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTIONS_HELP_AND_END,
     };
     const char *db = NULL, *schema = NULL;
     int64_t age_us = -1;
     PruneOptions o = {0};
     long long n;
+    CliArgs cli = {
+        .command = "prune", .short_options = "h", .options = options, .print_usage = print_usage};
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+    while ((c = cli_next(&cli, argc, argv)) != CLI_DONE) {
         switch (c) {
+        case CLI_EXIT:
+            return cli.status;
         case OPT_DB:
             db = optarg;
             break;
@@ -112,17 +114,7 @@ int cmd_prune_main(int argc, char **argv)
             }
             o.batch = (size_t)n;
             break;
-        case 'h':
-            print_usage(stdout);
-            return 0;
-        default:
-            print_usage(stderr);
-            return 2;
         }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "pgtally prune: unexpected argument \"%s\"\n", argv[optind]);
-        return 2;
     }
     if (!db || age_us < 0) {
         fprintf(stderr, "pgtally prune: give the store with --db and the age with --older-than\n");

@@ -2,12 +2,12 @@
  * file is the command line and the wait for a stop signal. */
 #include "proxy/cli/cmd_serve.h"
 
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "proxy/listener.h"
+#include "report/cliargs.h"
+#include "proxy/address.h"
 #include "report/view/serve.h"
 
 static void print_usage(FILE *out)
@@ -45,15 +45,17 @@ int cmd_serve_main(int argc, char **argv)
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"label", required_argument, NULL, OPT_LABEL},
         {"serve-token", required_argument, NULL, OPT_TOKEN},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTIONS_HELP_AND_END,
     };
     ServeOptions so = {0};
     const char *listen = "127.0.0.1:8080";
+    CliArgs cli = {
+        .command = "serve", .short_options = "h", .options = options, .print_usage = print_usage};
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+    while ((c = cli_next(&cli, argc, argv)) != CLI_DONE) {
         switch (c) {
+        case CLI_EXIT:
+            return cli.status;
         case OPT_DB:
             so.db = optarg;
             break;
@@ -69,17 +71,7 @@ int cmd_serve_main(int argc, char **argv)
         case OPT_TOKEN:
             so.token = optarg;
             break;
-        case 'h':
-            print_usage(stdout);
-            return 0;
-        default:
-            print_usage(stderr);
-            return 2;
         }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "pgtally serve: unexpected argument \"%s\"\n", argv[optind]);
-        return 2;
     }
     if (!so.db) {
         fprintf(stderr, "pgtally serve: give the report store with --db FILE|URL\n");
@@ -93,7 +85,7 @@ int cmd_serve_main(int argc, char **argv)
     struct sockaddr_storage addr;
     socklen_t addr_len;
     char err[512];
-    if (!listener_parse_address(listen, &addr, &addr_len, err, sizeof err)) {
+    if (!address_listen(listen, &addr, &addr_len, err, sizeof err)) {
         fprintf(stderr, "pgtally serve: --listen: %s\n", err);
         return 2;
     }

@@ -7,7 +7,6 @@
 #include "proxy/demo/cmd_demo.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "report/cliargs.h"
 #include "proxy/demo/demo_cluster.h"
 #include "proxy/demo/demo_workload.h"
 #include "report/check/budget.h"
@@ -231,13 +231,15 @@ static int parse_args(int argc, char **argv, Demo *d)
         {"upstream", required_argument, NULL, 'u'},
         {"rounds", required_argument, NULL, 'r'},
         {"keep", no_argument, NULL, 'k'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTIONS_HELP_AND_END,
     };
+    CliArgs cli = {
+        .command = "demo", .short_options = "h", .options = options, .print_usage = print_usage};
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+    while ((c = cli_next(&cli, argc, argv)) != CLI_DONE) {
         switch (c) {
+        case CLI_EXIT:
+            return cli.status;
         case 'u':
             d->upstream_url = optarg;
             break;
@@ -256,17 +258,7 @@ static int parse_args(int argc, char **argv, Demo *d)
         case 'k':
             d->keep = true;
             break;
-        case 'h':
-            print_usage(stdout);
-            return 0;
-        default:
-            print_usage(stderr);
-            return 2;
         }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "pgtally demo: unexpected argument \"%s\"\n", argv[optind]);
-        return 2;
     }
     if (d->upstream_url && strncmp(d->upstream_url, "postgres://", 11) != 0 &&
         strncmp(d->upstream_url, "postgresql://", 13) != 0) {

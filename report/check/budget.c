@@ -6,12 +6,12 @@
 #include "report/check/budget.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "report/cliargs.h"
 #include "report/check/check_output.h"
 #include "report/outfile.h"
 #include "report/reader.h"
@@ -416,14 +416,16 @@ static int parse_args(int argc, char **argv, CheckArgs *a)
         {"markdown", required_argument, NULL, OPT_MARKDOWN},
         {"label", required_argument, NULL, OPT_LABEL},
         {"db-schema", required_argument, NULL, OPT_DB_SCHEMA},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTIONS_HELP_AND_END,
     };
     *a = (CheckArgs){.db = CHECK_DEFAULT_DB};
+    CliArgs cli = {
+        .command = "check", .short_options = "h", .options = options, .print_usage = print_usage};
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+    while ((c = cli_next(&cli, argc, argv)) != CLI_DONE) {
         switch (c) {
+        case CLI_EXIT:
+            return cli.status;
         case OPT_DB:
             a->db = optarg;
             break;
@@ -457,17 +459,7 @@ static int parse_args(int argc, char **argv, CheckArgs *a)
         case OPT_DB_SCHEMA:
             a->db_schema = optarg;
             break;
-        case 'h':
-            print_usage(stdout);
-            return 0;
-        default:
-            print_usage(stderr);
-            return 2;
         }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "pgtally check: unexpected argument \"%s\"\n", argv[optind]);
-        return 2;
     }
     if (a->label && a->run) {
         fprintf(stderr, "pgtally check: --run and --label choose the runs two ways; give one\n");

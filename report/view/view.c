@@ -2,12 +2,12 @@
 #include "report/view/view.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "report/cliargs.h"
 #include "report/outfile.h"
 #include "report/reader.h"
 #include "report/view/viewdata.h"
@@ -120,18 +120,22 @@ int report_main(int argc, char **argv)
         {"label", required_argument, NULL, OPT_LABEL},
         {"runs", no_argument, NULL, OPT_RUNS},
         {"db-schema", required_argument, NULL, OPT_DB_SCHEMA},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        CLI_OPTIONS_HELP_AND_END,
     };
     const char *db = NULL, *output = NULL, *db_schema = NULL;
     ViewFormat format = FORMAT_TEXT;
     ViewOptions vo = {0};
     bool list_runs = false;
     long long n;
+    CliArgs cli = {.command = "report",
+                   .short_options = "f:o:h",
+                   .options = options,
+                   .print_usage = print_usage};
     int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "f:o:h", options, NULL)) != -1) {
+    while ((c = cli_next(&cli, argc, argv)) != CLI_DONE) {
         switch (c) {
+        case CLI_EXIT:
+            return cli.status;
         case OPT_DB:
             db = optarg;
             break;
@@ -180,17 +184,7 @@ int report_main(int argc, char **argv)
             }
             vo.top = (size_t)n;
             break;
-        case 'h':
-            print_usage(stdout);
-            return 0;
-        default:
-            print_usage(stderr);
-            return 2;
         }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "pgtally report: unexpected argument \"%s\"\n", argv[optind]);
-        return 2;
     }
     if (!db) {
         fprintf(stderr, "pgtally report: give the report store with --db FILE|URL\n");

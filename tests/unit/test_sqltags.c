@@ -49,6 +49,18 @@ TEST(r39_sqlcommenter_escaped_backslash_before_quote)
     CHECK_TAG("next", "y");
 }
 
+/* Backslash escapes and percent escapes in one value: both are read (quotes first, then
+ * percents), the same as one pass over both would. */
+TEST(r39_escapes_and_percents_together)
+{
+    CHECK(parse("a='it\\'s%20ok',b='C:\\\\%2Fx',c='%\\'41',d='\\\\%%41'"));
+    CHECK_EQ_INT(g_tags.count, 4);
+    CHECK_TAG("a", "it's ok");
+    CHECK_TAG("b", "C:\\/x");
+    CHECK_TAG("c", "%'41");
+    CHECK_TAG("d", "\\A");
+}
+
 TEST(r39_double_percent_before_decoding)
 {
     CHECK(parse("route='a%%2Fb',pct='100%%'"));
@@ -232,6 +244,7 @@ int main(void)
     RUN(r39_sqlcommenter_url_decoded);
     RUN(r39_sqlcommenter_escaped_quote);
     RUN(r39_sqlcommenter_escaped_backslash_before_quote);
+    RUN(r39_escapes_and_percents_together);
     RUN(r39_double_percent_before_decoding);
     RUN(r39_invalid_percent_kept);
     RUN(r39_marginalia_pairs_in_order);
