@@ -1447,5 +1447,36 @@ class LogLineEscapingTest(h.ProxyTestCase):
 
 
 
+# Suspended tracking: requests a client pipelines behind its startup packet are waited out
+# like a suspension (they are answered after authentication, and nothing of them is kept).
+# Among them a failing Parse, a Query and a Sync: the server skips the Query, so only the
+# Sync is answered. Tracking must resume at that ReadyForQuery (and the connection look
+# idle), not wait for the Query's answer that never comes.
+
+class SuspendedTrackingFollowsSkipTest(h.ProxyTestCase):
+    proxy_kwargs = {"extra_args": ["--idle-timeout", "1"]}
+
+    def test_tracking_resumes_after_a_skip_until_sync_sent_before_authentication(self):
+        c = self.track(pgraw.RawConn(self.proxy.port, timeout=30))
+        c.send(pgraw.startup_packet({"user": h.TRUST_USER, "database": h.DBNAME})
+               + pgraw.parse("", "SELEC this is a syntax error")
+               + pgraw.query("select 'skipped by the server'") + pgraw.sync())
+        self.assertEqual(pgraw.types_of(c.read_until())[:1], b"R")  # startup, to its Z
+        self.assertEqual(pgraw.types_of(c.read_until()), b"EZ")
+        msgs = c.simple("select 'tracked again after the skip'")
+        self.assertEqual(pgraw.types_of(msgs), b"TDCZ")
+        try:
+            rest = c.read_all_until_close(timeout=15)
+        except socket.timeout:
+            self.fail("the idle connection was not closed by --idle-timeout")
+        err = pgraw.first_error(rest)
+        self.assertIsNotNone(err, rest)
+        self.assertEqual(err["C"], "57P05")
+        events = self.stop_proxy()
+        mine = self.events_with_sql(events, "tracked again after the skip")
+        self.assertEqual([(e["rows"], e["command"]) for e in mine], [(1, "SELECT")], events)
+        self.assertEqual(self.events_with_sql(events, "skipped by the server"), [])
+
+
 if __name__ == "__main__":
     h.main()
