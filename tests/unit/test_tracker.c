@@ -1214,6 +1214,37 @@ TEST(requests_outstanding_when_tracking_resumes_still_match_their_replies)
     tracker_free(t, clock_us);
 }
 
+/* While suspended, a Sync sent before an extended COPY FROM STDIN started is ignored by the
+ * server (no ReadyForQuery for it): tracking resumes at the Sync sent after the COPY. */
+TEST(suspended_tracking_follows_the_sync_the_server_ignores_during_copy)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    query(t, "select 1");
+    be(t, '1', NULL); /* suspended */
+    parse(t, "", "copy t from stdin");
+    bind(t, "", "", "1");
+    execute(t, "", 0);
+    sync_(t);
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    be(t, '1', NULL);
+    be(t, '2', NULL);
+    be(t, 'G', NULL); /* CopyInResponse: the Sync already sent is ignored */
+    fe(t, 'd', NULL);
+    fe(t, 'c', NULL);
+    sync_(t);
+    complete(t, "COPY 1");
+    ready(t, 'I');
+    CHECK(tracker_is_idle(t));
+    query(t, "select 'after copy'");
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 1);
+    CHECK_EQ_STR(s.events[s.count > 0 ? s.count - 1 : 0].sql, "select 'after copy'");
+    tracker_free(t, clock_us);
+}
+
 /* ---- hash flooding of the name tables ------------------------------------------------------ */
 
 /* Names whose unseeded XXH3 has its low 8 bits zero: one bucket of a table of 256 (or fewer)
@@ -1307,6 +1338,7 @@ int main(void)
     RUN(suspended_tracking_follows_a_skip_begun_before_the_sync_was_sent);
     RUN(requests_sent_before_authentication_follow_the_skip_until_sync);
     RUN(requests_outstanding_when_tracking_resumes_still_match_their_replies);
+    RUN(suspended_tracking_follows_the_sync_the_server_ignores_during_copy);
     RUN(statement_and_portal_names_colliding_unseeded_spread_under_the_random_seed);
     return TESTLIB_FINISH();
 }
