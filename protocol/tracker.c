@@ -14,6 +14,7 @@
 
 #include <xxhash.h>
 
+#include "protocol/hashseed.h"
 #include "protocol/pgwire.h"
 #include "protocol/sqlnorm.h"
 
@@ -55,6 +56,7 @@ struct TrackerWorkspace {
     size_t texts_cap;
     TrkNormStatement statements[TRK_MAX_STATEMENTS_PER_TEXT];
     SqlTags tags;
+    uint64_t hash_seed; /* of the name tables of every tracker using this workspace */
 };
 
 /* ---- portals ------------------------------------------------------------------------------ */
@@ -89,6 +91,7 @@ typedef struct NameNode {
 
 typedef struct NameMap {
     NameNode **buckets; /* allocated on first insert */
+    uint64_t seed;      /* the names are the client's choice: a seed it cannot know */
     size_t count;
     size_t bytes; /* charged by the entries */
 } NameMap;
@@ -135,17 +138,31 @@ struct Tracker {
     size_t fifo_bytes; /* SQL bytes charged by the entries */
 
     /* When a bound is hit or replies stop matching, tracking pauses until every sync point
-     * (Query, Sync, FunctionCall) sent so far has been answered. */
+     * (Query, Sync, FunctionCall) sent so far has been answered. Meanwhile (and before
+     * authentication) only the kinds of the requests are kept, one byte each, oldest first:
+     * enough to follow the server's skip-until-Sync after an error, in which the Queries and
+     * FunctionCalls it skips are never answered, so that tracking resumes at the right
+     * ReadyForQuery rather than waiting for answers that never come. */
     bool suspended;
-    uint64_t suspended_sync_points;
+    uint8_t *kinds; /* TrkKind ring */
+    size_t kinds_cap;
+    size_t kinds_head;
+    size_t kinds_len;
+    size_t kinds_sync_points; /* sync points among them */
+    size_t kinds_syncs;       /* Syncs among them (the server ignores some during COPY) */
+    size_t kinds_copy_ends;   /* COPY_END markers among them */
+    /* Past the ring's bound kinds are no longer kept, only the sync points counted; then an
+     * error's skipping cannot be followed and tracking waits for every one of them. */
+    bool kinds_lost;
+    uint64_t lost_sync_points;
 
     /* After an extended-protocol error the server skips every message until Sync; set when
      * no Sync was outstanding then, so what the client sends next goes unanswered. */
     bool server_skipping;
     /* Until the first ReadyForQuery (authentication and startup done) nothing is tracked; the
-     * sync points sent meanwhile are answered after it, and are waited for like a suspension. */
+     * requests sent meanwhile (their kinds, in the ring) are answered after it, and are waited
+     * for like a suspension. */
     bool authenticating;
-    uint64_t auth_sync_points;
 
     bool client_in_copy; /* server sent CopyInResponse, client has not ended the COPY */
     bool scs_off;
@@ -284,16 +301,16 @@ static TrkPortal *portal_ref(TrkPortal *portal)
 
 /* ---- name maps ------------------------------------------------------------------------------ */
 
-static size_t namemap_bucket(const char *name, size_t len)
+static size_t namemap_bucket(const NameMap *map, const char *name, size_t len)
 {
-    return (size_t)(XXH3_64bits(name, len) % NAMEMAP_BUCKETS);
+    return (size_t)(XXH3_64bits_withSeed(name, len, map->seed) % NAMEMAP_BUCKETS);
 }
 
 static NameNode **namemap_slot(NameMap *map, const char *name, size_t len)
 {
     if (!map->buckets)
         return NULL;
-    NameNode **slot = &map->buckets[namemap_bucket(name, len)];
+    NameNode **slot = &map->buckets[namemap_bucket(map, name, len)];
     while (*slot && !((*slot)->name_len == len && memcmp((*slot)->name, name, len) == 0))
         slot = &(*slot)->next;
     return slot;
@@ -329,7 +346,7 @@ static bool namemap_put(Tracker *t, NameMap *map, size_t max_count, size_t max_b
     node->charge = cost;
     node->name_len = len;
     memcpy(node->name, name, len);
-    size_t b = namemap_bucket(name, len);
+    size_t b = namemap_bucket(map, name, len);
     node->next = map->buckets[b];
     map->buckets[b] = node;
     map->count++;
@@ -430,16 +447,104 @@ static void fifo_clear(Tracker *t)
     }
 }
 
-/* Stops matching replies until every sync point sent so far is answered. */
+/* ---- the kinds ring: what is outstanding while tracking is suspended ----------------------- */
+
+/* At most this many kinds per FIFO entry allowed: room for the FIFO's whole content when it
+ * overflowed, and for a client that keeps pipelining meanwhile. The ring is charged, a byte
+ * per kind, to the FIFO's byte bound and the shared budget. */
+#define TRK_KINDS_PER_OUTSTANDING 4
+#define TRK_KINDS_MIN 64
+
+static uint8_t *kinds_at(Tracker *t, size_t i)
+{
+    return &t->kinds[(t->kinds_head + i) % t->kinds_cap];
+}
+
+static bool kinds_grow(Tracker *t)
+{
+    size_t max = t->limits.max_outstanding * TRK_KINDS_PER_OUTSTANDING;
+    if (max < TRK_KINDS_MIN || t->authenticating) /* little room for who is not known yet */
+        max = TRK_KINDS_MIN;
+    size_t cap = t->kinds_cap ? t->kinds_cap * 2 : TRK_KINDS_MIN;
+    if (cap > max)
+        cap = max;
+    if (cap <= t->kinds_cap ||
+        !charge(t, &t->fifo_bytes, t->limits.max_outstanding_bytes, cap - t->kinds_cap))
+        return false;
+    uint8_t *ring = malloc(cap);
+    if (!ring) {
+        uncharge(t, &t->fifo_bytes, cap - t->kinds_cap);
+        return false;
+    }
+    for (size_t i = 0; i < t->kinds_len; i++)
+        ring[i] = *kinds_at(t, i);
+    free(t->kinds);
+    t->kinds = ring;
+    t->kinds_cap = cap;
+    t->kinds_head = 0;
+    return true;
+}
+
+static void kinds_push(Tracker *t, TrkKind kind)
+{
+    if (!t->kinds_lost && t->kinds_len == t->kinds_cap && !kinds_grow(t))
+        t->kinds_lost = true;
+    if (t->kinds_lost) {
+        /* Order matters: once one kind is lost, none after it may be kept. */
+        t->lost_sync_points += is_sync_point(kind);
+        return;
+    }
+    *kinds_at(t, t->kinds_len++) = (uint8_t)kind;
+    t->kinds_sync_points += is_sync_point(kind);
+    t->kinds_syncs += kind == TRK_SYNC;
+    t->kinds_copy_ends += kind == TRK_COPY_END;
+}
+
+static TrkKind kinds_pop(Tracker *t)
+{
+    TrkKind kind = (TrkKind)*kinds_at(t, 0);
+    t->kinds_head = (t->kinds_head + 1) % t->kinds_cap;
+    t->kinds_len--;
+    t->kinds_sync_points -= is_sync_point(kind);
+    t->kinds_syncs -= kind == TRK_SYNC;
+    t->kinds_copy_ends -= kind == TRK_COPY_END;
+    return kind;
+}
+
+/* The first kind outstanding, past COPY_END markers that have done their job; -1 if none. */
+static int kinds_head_kind(Tracker *t)
+{
+    while (t->kinds_len > 0 && *kinds_at(t, 0) == TRK_COPY_END)
+        kinds_pop(t);
+    return t->kinds_len > 0 ? *kinds_at(t, 0) : -1;
+}
+
+static void kinds_free(Tracker *t)
+{
+    uncharge(t, &t->fifo_bytes, t->kinds_cap);
+    free(t->kinds);
+    t->kinds = NULL;
+    t->kinds_cap = t->kinds_head = t->kinds_len = 0;
+    t->kinds_sync_points = t->kinds_syncs = t->kinds_copy_ends = 0;
+    t->kinds_lost = false;
+    t->lost_sync_points = 0;
+}
+
+/* Nothing the server will still answer with a ReadyForQuery. */
+static bool kinds_answered(const Tracker *t)
+{
+    return t->kinds_sync_points == 0 && t->lost_sync_points == 0;
+}
+
+/* Stops matching replies until every sync point sent so far is answered. What is outstanding
+ * is kept as kinds only. */
 static void tracker_suspend(Tracker *t)
 {
-    uint64_t pending = 0;
-    for (size_t i = 0; i < t->fifo_len; i++)
-        pending += is_sync_point(fifo_at(t, i)->kind);
     t->stats.untracked += t->fifo_len;
-    fifo_clear(t);
     t->suspended = true;
-    t->suspended_sync_points = pending;
+    for (size_t i = 0; i < t->fifo_len; i++)
+        kinds_push(t, fifo_at(t, i)->kind);
+    fifo_clear(t);
     t->client_in_copy = false;
 }
 
@@ -469,7 +574,7 @@ static TrkEntry *fifo_push(Tracker *t, TrkKind kind, int64_t now_us, TrkSql *sql
     if (is_sync_point(kind))
         t->syncs_sent++;
     if (t->suspended) {
-        t->suspended_sync_points += is_sync_point(kind);
+        kinds_push(t, kind);
         sql_release(t, sql);
         portal_release(t, portal);
         return NULL;
@@ -479,7 +584,7 @@ static TrkEntry *fifo_push(Tracker *t, TrkKind kind, int64_t now_us, TrkSql *sql
         portal_release(t, portal);
         tracker_suspend(t);
         t->stats.untracked++;
-        t->suspended_sync_points += is_sync_point(kind);
+        kinds_push(t, kind);
         return NULL;
     }
     /* Over a byte bound the entry is still queued, without its text, so replies keep
@@ -690,6 +795,8 @@ static void emit_execute(Tracker *t, TrkEntry *e, int64_t now_us, const char *co
                          size_t command_len, bool has_rows, uint64_t tag_rows, const char *sqlstate,
                          bool aborted)
 {
+    if (e->untracked)
+        return; /* sent while tracking was suspended: matched, never reported */
     TrackerEvent ev = {0};
     TrkPortal *p = e->portal;
     if (!p)
@@ -958,6 +1065,34 @@ static void on_close(Tracker *t, const uint8_t *body, size_t have, int64_t now_u
     fifo_push(t, TRK_CLOSE, now_us, NULL, NULL);
 }
 
+/* The request a frontend message makes the server answer; -1 for none. */
+static int request_kind(uint8_t type)
+{
+    switch (type) {
+    case 'Q':
+        return TRK_QUERY;
+    case 'P':
+        return TRK_PARSE;
+    case 'B':
+        return TRK_BIND;
+    case 'E':
+        return TRK_EXECUTE;
+    case 'D':
+        return TRK_DESCRIBE;
+    case 'C':
+        return TRK_CLOSE;
+    case 'S':
+        return TRK_SYNC;
+    case 'F':
+        return TRK_FUNCTION;
+    case 'c':
+    case 'f':
+        return TRK_COPY_END;
+    default:
+        return -1;
+    }
+}
+
 void tracker_on_frontend(Tracker *t, uint8_t type, const uint8_t *body, size_t have,
                          size_t body_len, int64_t now_us)
 {
@@ -965,9 +1100,10 @@ void tracker_on_frontend(Tracker *t, uint8_t type, const uint8_t *body, size_t h
         /* Not even looked at: nothing a client sends before it is authenticated is kept or
          * normalized. Its sync points are answered after authentication, if ever. */
         t->stats.before_auth++;
-        if (type == 'Q' || type == 'S' || type == 'F') {
-            t->auth_sync_points++;
-            t->syncs_sent++;
+        int kind = request_kind(type);
+        if (kind >= 0) {
+            t->syncs_sent += is_sync_point((TrkKind)kind);
+            kinds_push(t, (TrkKind)kind);
         }
         return;
     }
@@ -1167,16 +1303,115 @@ static void on_parameter_status(Tracker *t, const uint8_t *body, size_t have)
     }
 }
 
-/* While suspended only ReadyForQuery matters: it tells when everything asked is answered. */
+/* Tracking starts again: what is still outstanding (no sync point, or the ring would not have
+ * been answered) goes to the FIFO as untracked entries, so that its replies still match. */
+static void tracker_resume(Tracker *t)
+{
+    uint8_t *ring = t->kinds;
+    size_t cap = t->kinds_cap, head = t->kinds_head, len = t->kinds_len;
+    bool keep = !t->kinds_lost && len <= t->limits.max_outstanding;
+    t->kinds = NULL;
+    t->kinds_cap = 0;
+    kinds_free(t); /* charges nothing now: the detached ring is uncharged below */
+    t->suspended = false;
+    for (size_t i = 0; keep && i < len; i++) {
+        TrkEntry *e = fifo_push(t, (TrkKind)ring[(head + i) % cap], 0, NULL, NULL);
+        if (e)
+            e->untracked = true;
+    }
+    if (!keep)
+        t->stats.untracked += len;
+    uncharge(t, &t->fifo_bytes, cap);
+    free(ring);
+}
+
+/* CopyInResponse while suspended: as on_copy_in, on the kinds. */
+static void kinds_on_copy_in(Tracker *t)
+{
+    if (kinds_head_kind(t) < 0)
+        return;
+    if (t->kinds_syncs == 0) {
+        /* nothing to drop: only whether the client already ended the COPY matters */
+        t->client_in_copy = t->kinds_copy_ends == 0;
+        return;
+    }
+    size_t w = 1, i = 1;
+    bool ended = false;
+    for (; i < t->kinds_len; i++) {
+        uint8_t kind = *kinds_at(t, i);
+        if (kind == TRK_COPY_END) {
+            ended = true;
+            break;
+        }
+        if (kind == TRK_SYNC) {
+            t->kinds_syncs--;
+            t->kinds_sync_points--;
+            t->syncs_sent--;
+            continue;
+        }
+        *kinds_at(t, w++) = kind;
+    }
+    for (; i < t->kinds_len; i++)
+        *kinds_at(t, w++) = *kinds_at(t, i);
+    t->kinds_len = w;
+    if (!ended)
+        t->client_in_copy = true;
+}
+
+/* While suspended, replies are followed by kind only: enough to know which ReadyForQuery
+ * answers the last sync point outstanding, including after an error in the extended protocol,
+ * when the server skips everything (Queries too) until the next Sync. */
 static void on_backend_suspended(Tracker *t, uint8_t type)
 {
-    if (type != 'Z')
+    int head = kinds_head_kind(t);
+    switch (type) {
+    case '1':
+    case '2':
+    case '3':
+        if (head == (type == '1' ? TRK_PARSE : type == '2' ? TRK_BIND : TRK_CLOSE))
+            kinds_pop(t);
         return;
-    t->syncs_answered++;
-    if (t->suspended_sync_points > 0)
-        t->suspended_sync_points--;
-    if (t->suspended_sync_points == 0)
-        t->suspended = false;
+    case 'T':
+    case 'n':
+        if (head == TRK_DESCRIBE)
+            kinds_pop(t);
+        return;
+    case 'C':
+    case 'I':
+    case 's':
+        if (head == TRK_EXECUTE)
+            kinds_pop(t);
+        return;
+    case 'E':
+        t->client_in_copy = false;
+        if (head < 0 || head == TRK_QUERY || head == TRK_FUNCTION || head == TRK_SYNC)
+            return; /* answered by a ReadyForQuery of its own, or not ours to follow */
+        while ((head = kinds_head_kind(t)) >= 0 && head != TRK_SYNC)
+            kinds_pop(t);
+        /* No Sync sent yet: what the client sends until its Sync is skipped too. (Past the
+         * ring's bound the Sync may be among the kinds lost: nothing can be said then.) */
+        if (head < 0 && !t->kinds_lost)
+            t->server_skipping = true;
+        return;
+    case 'G':
+        kinds_on_copy_in(t);
+        return;
+    case 'Z':
+        t->syncs_answered++;
+        if (t->kinds_sync_points > 0) {
+            while (!is_sync_point(kinds_pop(t)))
+                ;
+        } else if (t->lost_sync_points > 0) {
+            while (t->kinds_len > 0) /* all sent before the sync point answered */
+                kinds_pop(t);
+            t->lost_sync_points--;
+        }
+        if (kinds_answered(t))
+            tracker_resume(t);
+        return;
+    default:
+        return;
+    }
 }
 
 void tracker_on_backend(Tracker *t, uint8_t type, const uint8_t *body, size_t have, size_t body_len,
@@ -1190,10 +1425,11 @@ void tracker_on_backend(Tracker *t, uint8_t type, const uint8_t *body, size_t ha
         if (type == 'Z') {
             /* Startup is over. Requests sent before it are answered next: wait them out. */
             t->authenticating = false;
-            if (t->auth_sync_points > 0) {
-                t->stats.untracked += t->auth_sync_points;
+            if (!kinds_answered(t)) {
+                t->stats.untracked += t->kinds_sync_points + t->lost_sync_points;
                 t->suspended = true;
-                t->suspended_sync_points = t->auth_sync_points;
+            } else if (t->kinds) {
+                tracker_resume(t);
             }
         }
         return;
@@ -1280,6 +1516,7 @@ TrackerWorkspace *tracker_workspace_new(size_t max_sql_bytes)
     ws->out_cap = sqlnorm_output_bound(
         max_sql_bytes < TRACKER_NORMALIZE_MAX ? max_sql_bytes : TRACKER_NORMALIZE_MAX);
     ws->texts_cap = ws->out_cap;
+    ws->hash_seed = hashseed_random();
     ws->out = malloc(ws->out_cap);
     ws->texts = malloc(ws->texts_cap);
     if (!ws->out || !ws->texts) {
@@ -1287,6 +1524,11 @@ TrackerWorkspace *tracker_workspace_new(size_t max_sql_bytes)
         return NULL;
     }
     return ws;
+}
+
+void tracker_workspace_set_hash_seed(TrackerWorkspace *ws, uint64_t seed)
+{
+    ws->hash_seed = seed;
 }
 
 void tracker_workspace_free(TrackerWorkspace *ws)
@@ -1305,6 +1547,8 @@ Tracker *tracker_new(uint64_t conn_id, const TrackerLimits *limits, TrackerWorks
     if (!t)
         return NULL;
     t->ws = workspace;
+    t->statements.seed = workspace->hash_seed;
+    t->portals.seed = workspace->hash_seed;
     t->budget = budget;
     t->conn_id = conn_id;
     t->limits = *limits;
@@ -1328,6 +1572,7 @@ void tracker_free(Tracker *t, int64_t now_us)
     }
     fifo_clear(t);
     free(t->fifo);
+    kinds_free(t);
     namemap_free(t, &t->statements, release_sql_value);
     namemap_free(t, &t->portals, release_portal_value);
     sql_release(t, t->unnamed_statement);
@@ -1349,7 +1594,26 @@ const TrackerStats *tracker_stats(const Tracker *t)
 
 bool tracker_is_idle(const Tracker *t)
 {
-    return t->suspended ? t->suspended_sync_points == 0 : t->fifo_len == 0;
+    return t->suspended ? kinds_answered(t) : t->fifo_len == 0;
+}
+
+static size_t namemap_max_chain(const NameMap *map)
+{
+    size_t longest = 0;
+    for (size_t b = 0; map->buckets && b < NAMEMAP_BUCKETS; b++) {
+        size_t n = 0;
+        for (const NameNode *node = map->buckets[b]; node; node = node->next)
+            n++;
+        if (n > longest)
+            longest = n;
+    }
+    return longest;
+}
+
+size_t tracker_max_name_chain(const Tracker *t)
+{
+    size_t s = namemap_max_chain(&t->statements), p = namemap_max_chain(&t->portals);
+    return s > p ? s : p;
 }
 
 bool tracker_scs_off(const Tracker *t)

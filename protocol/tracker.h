@@ -102,6 +102,10 @@ typedef struct Tracker Tracker;
 typedef struct TrackerWorkspace TrackerWorkspace;
 TrackerWorkspace *tracker_workspace_new(size_t max_sql_bytes);
 void tracker_workspace_free(TrackerWorkspace *workspace);
+/* The name tables (prepared statements, portals) hash names the client chooses, with a seed
+ * drawn at random by tracker_workspace_new so that no client can pick names that collide.
+ * Tests and benchmarks may fix it; trackers made afterwards use it. */
+void tracker_workspace_set_hash_seed(TrackerWorkspace *workspace, uint64_t seed);
 
 /* The longest SQL prefix normalized: a longer text is fingerprinted on this prefix and flagged
  * incomplete, whatever max_sql_bytes keeps, so one message costs the loop a bounded time. */
@@ -135,6 +139,9 @@ bool tracker_wants_frontend_body(uint8_t type);
 bool tracker_wants_backend_body(uint8_t type);
 
 const TrackerStats *tracker_stats(const Tracker *tracker);
+
+/* The longest chain in one bucket of the connection's statement and portal tables. */
+size_t tracker_max_name_chain(const Tracker *tracker);
 
 /* True when every request the client sent has been answered (nothing is running). */
 bool tracker_is_idle(const Tracker *tracker);

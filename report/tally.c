@@ -11,12 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <xxhash.h>
 
+#include "protocol/hashseed.h"
 #include "protocol/jsonout.h"
 
 #define REQUEST_BUCKETS_MIN 1024
@@ -1027,21 +1026,6 @@ void tally_finish_all(Tally *t)
         request_finish(t, t->oldest, "shutdown");
 }
 
-/* A seed no client can know. getrandom only fails on kernels without it or when
- * interrupted; then the clock, pid and an address still vary per process, which is weaker
- * but never stops the proxy from starting. */
-static uint64_t random_seed(void)
-{
-    uint64_t seed;
-    if (getrandom(&seed, sizeof seed, 0) == (ssize_t)sizeof seed)
-        return seed;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    uint64_t mix[4] = {(uint64_t)ts.tv_sec, (uint64_t)ts.tv_nsec, (uint64_t)getpid(),
-                       (uint64_t)(uintptr_t)&seed};
-    return XXH3_64bits(mix, sizeof mix);
-}
-
 uint64_t tally_hash_seed(const Tally *t)
 {
     return t->seed;
@@ -1072,7 +1056,7 @@ Tally *tally_new(const TallyOptions *options, TallyRequestFn on_request,
     t->options = *options;
     if (t->options.max_open_requests == 0)
         t->options.max_open_requests = 1;
-    t->seed = options->hash_seed_fixed ? options->hash_seed : random_seed();
+    t->seed = options->hash_seed_fixed ? options->hash_seed : hashseed_random();
     t->on_request = on_request;
     t->on_fingerprint = on_fingerprint;
     t->ctx = ctx;

@@ -19,6 +19,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <xxhash.h>
+
+#include "protocol/hashseed.h"
 #include "report/inilines.h"
 
 static const char *const key_names[BUDGET_N_KEYS] = {
@@ -126,30 +129,88 @@ static char *parse_quoted(Parser *p, const char **s)
 /* What reports call the unlabelled requests; a budget may name them so too, or "". */
 #define BUDGET_NO_ROUTE "(no route)"
 
+/* ---- the route index ------------------------------------------------------------------------ */
+
+static uint64_t route_hash(const Budget *b, const char *route)
+{
+    return XXH3_64bits_withSeed(route, strlen(route), b->route_seed);
+}
+
+/* The slot holding `route`, or the empty slot where it would go (the table is never full).
+ * Adds the slots it examined to *probes when not NULL. */
+static BudgetRouteSlot *route_slot(const Budget *b, const char *route, uint64_t hash,
+                                   uint64_t *probes)
+{
+    size_t mask = b->route_slots_cap - 1;
+    for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask) {
+        BudgetRouteSlot *slot = &b->route_slots[i];
+        if (probes)
+            (*probes)++;
+        if (slot->index == 0 ||
+            (slot->hash == hash && strcmp(b->routes[slot->index - 1].route, route) == 0))
+            return slot;
+    }
+}
+
+/* Doubles the index (rehashing every route) so that it stays at most half full. */
+static bool route_index_grow(Budget *b)
+{
+    size_t cap = b->route_slots_cap ? b->route_slots_cap * 2 : 64;
+    BudgetRouteSlot *old = b->route_slots;
+    size_t old_cap = b->route_slots_cap;
+    b->route_slots = calloc(cap, sizeof *b->route_slots);
+    if (!b->route_slots) {
+        b->route_slots = old;
+        return false;
+    }
+    b->route_slots_cap = cap;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i].index)
+            *route_slot(b, b->routes[old[i].index - 1].route, old[i].hash, &b->load_probes) =
+                old[i];
+    free(old);
+    return true;
+}
+
 static void begin_route(Parser *p, char *route)
 {
     Budget *b = p->budget;
+    p->section = SECTION_INVALID;
     if (strcmp(route, BUDGET_NO_ROUTE) == 0)
         route[0] = '\0';
-    for (size_t i = 0; i < b->n_routes; i++) {
-        if (strcmp(b->routes[i].route, route) == 0) {
-            parser_error(p, "route \"%s\" given twice (first on line %d)", route,
-                         b->routes[i].line);
-            free(route);
-            p->section = SECTION_INVALID;
-            return;
-        }
-    }
-    BudgetRoute *grown = realloc(b->routes, (b->n_routes + 1) * sizeof *grown);
-    if (!grown) {
+    if (b->n_routes >= BUDGET_MAX_ROUTES) {
+        parser_error(p, "more than %d [route] sections (the most a budget file may have)",
+                     BUDGET_MAX_ROUTES);
         free(route);
-        p->oom = true;
-        p->section = SECTION_INVALID;
         return;
     }
-    b->routes = grown;
+    if ((b->n_routes + 1) * 2 > b->route_slots_cap && !route_index_grow(b)) {
+        free(route);
+        p->oom = true;
+        return;
+    }
+    uint64_t hash = route_hash(b, route);
+    BudgetRouteSlot *slot = route_slot(b, route, hash, &b->load_probes);
+    if (slot->index) {
+        parser_error(p, "route \"%s\" given twice (first on line %d)", route,
+                     b->routes[slot->index - 1].line);
+        free(route);
+        return;
+    }
+    if (b->n_routes == b->routes_cap) {
+        size_t cap = b->routes_cap ? b->routes_cap * 2 : 16;
+        BudgetRoute *grown = realloc(b->routes, cap * sizeof *grown);
+        if (!grown) {
+            free(route);
+            p->oom = true;
+            return;
+        }
+        b->routes = grown;
+        b->routes_cap = cap;
+    }
     b->routes[b->n_routes] = (BudgetRoute){.route = route, .line = p->lines.line};
     p->route_index = b->n_routes++;
+    *slot = (BudgetRouteSlot){.hash = hash, .index = b->n_routes};
     p->section = SECTION_ROUTE;
 }
 
@@ -214,6 +275,13 @@ static void parse_header(Parser *p, const char *s)
 static char *read_line(char *str, int num, void *stream)
 {
     Parser *p = stream;
+    if (p->lines.line >= BUDGET_MAX_LINES) {
+        /* Stop reading: the error names the first line beyond the bound. */
+        if (inilines_read(&p->lines) < 0)
+            return NULL;
+        parser_error(p, "more than %d lines (the most a budget file may have)", BUDGET_MAX_LINES);
+        return NULL;
+    }
     ssize_t len = inilines_read(&p->lines);
     if (len < 0)
         return NULL;
@@ -335,6 +403,11 @@ static bool is_fingerprint(const char *v)
 static void add_ignore(Parser *p, const char *key, const char *value)
 {
     Budget *b = p->budget;
+    if (b->n_ignore_fingerprints + b->n_ignore_routes >= BUDGET_MAX_IGNORES) {
+        parser_error(p, "more than %d [ignore] entries (the most a budget file may have)",
+                     BUDGET_MAX_IGNORES);
+        return;
+    }
     if (strcasecmp(key, "fingerprint") == 0) {
         if (!is_fingerprint(value)) {
             parser_error(p,
@@ -431,6 +504,9 @@ Budget *budget_load(const char *path, char *err, size_t err_len)
         snprintf(err, err_len, "%s: out of memory", path);
         goto fail;
     }
+    /* The route names come from a file a pull request may change: keep the index's cost
+     * independent of the names chosen. */
+    p.budget->route_seed = hashseed_random();
     int rc = ini_parse_stream(read_line, &p, on_value, &p);
     if (ferror(p.lines.file)) {
         snprintf(err, err_len, "%s:%d: %s", path, p.lines.line + 1, strerror(errno ? errno : EIO));
@@ -472,6 +548,7 @@ void budget_free(Budget *budget)
     for (size_t i = 0; i < budget->n_routes; i++)
         free(budget->routes[i].route);
     free(budget->routes);
+    free(budget->route_slots);
     for (size_t i = 0; i < budget->n_ignore_routes; i++)
         free(budget->ignore_routes[i]);
     free(budget->ignore_routes);
@@ -482,10 +559,10 @@ void budget_free(Budget *budget)
 
 static const BudgetRoute *find_route(const Budget *budget, const char *route)
 {
-    for (size_t i = 0; i < budget->n_routes; i++)
-        if (strcmp(budget->routes[i].route, route) == 0)
-            return &budget->routes[i];
-    return NULL;
+    if (budget->n_routes == 0)
+        return NULL;
+    const BudgetRouteSlot *slot = route_slot(budget, route, route_hash(budget, route), NULL);
+    return slot->index ? &budget->routes[slot->index - 1] : NULL;
 }
 
 BudgetLimits budget_limits_for(const Budget *budget, const char *route)

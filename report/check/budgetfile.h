@@ -55,11 +55,29 @@ typedef struct BudgetRoute {
     BudgetLimits limits;
 } BudgetRoute;
 
+/* The most a budget file may hold; beyond, loading fails naming the line. Each bounds the
+ * memory and time of loading a file nobody would write by hand. */
+#define BUDGET_MAX_LINES 1000000
+#define BUDGET_MAX_ROUTES 200000  /* [route "..."] sections */
+#define BUDGET_MAX_IGNORES 200000 /* fingerprint and route entries of [ignore] */
+
+typedef struct BudgetRouteSlot {
+    uint64_t hash;
+    size_t index; /* into routes, plus one; 0 = empty */
+} BudgetRouteSlot;
+
 typedef struct Budget {
     char *path;
     BudgetLimits defaults;
     BudgetRoute *routes;
     size_t n_routes;
+    size_t routes_cap;
+    /* The routes by name (open addressing, at most half full), so that finding one, and the
+     * check that each is given once, costs the same with 10 routes or 100000. */
+    BudgetRouteSlot *route_slots;
+    size_t route_slots_cap; /* a power of two */
+    uint64_t route_seed;
+    uint64_t load_probes;            /* index slots examined while loading (linear in the routes) */
     char (*ignore_fingerprints)[17]; /* lowercase 16-hex fingerprints */
     size_t n_ignore_fingerprints;
     char **ignore_routes; /* routes skipped entirely */

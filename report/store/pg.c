@@ -141,7 +141,73 @@ static void buf_hex16(Buf *b, uint64_t v)
     buf_put(b, out, 16);
 }
 
-/* A COPY text-format field: backslash, tab, newline and carriage return escaped. */
+/* ---- text the server must accept: valid UTF-8 ---------------------------------------------- */
+
+/* A client may send any bytes (a Latin-1 literal, a cut multibyte character), and the SQLite
+ * store keeps them as they are; the PostgreSQL store's database is UTF-8 and refuses a whole
+ * COPY or INSERT for one bad byte, which would lose every record of the batch. So each byte
+ * that does not begin a valid UTF-8 character is written as U+FFFD: only that text changes. */
+static const char replacement[] = "\xEF\xBF\xBD";
+#define REPLACEMENT_LEN 3
+
+/* The length of the valid UTF-8 character at s (1 to 4 of the n bytes), or 0: a stray
+ * continuation byte, a cut or overlong sequence, a surrogate, beyond U+10FFFF. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len = c < 0x80                 ? 1
+                 : c >= 0xC2 && c <= 0xDF ? 2
+                 : c >= 0xE0 && c <= 0xEF ? 3
+                 : c >= 0xF0 && c <= 0xF4 ? 4
+                                          : 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0) || (c == 0xF0 && s[1] < 0x90) ||
+        (c == 0xF4 && s[1] >= 0x90))
+        return 0;
+    return len;
+}
+
+/* NULL when `s` is valid UTF-8 (use it as is), else a copy with each bad byte replaced, which
+ * the caller frees; *oom is set when that copy cannot be made. */
+static char *utf8_repaired(const char *s, bool *oom)
+{
+    size_t n = strlen(s), i = 0;
+    while (i < n) {
+        size_t len = utf8_len((const unsigned char *)s + i, n - i);
+        if (!len)
+            break;
+        i += len;
+    }
+    if (i == n)
+        return NULL;
+    char *out = malloc(n * REPLACEMENT_LEN + 1); /* every byte may be a bad one */
+    if (!out) {
+        *oom = true;
+        return NULL;
+    }
+    size_t o = 0;
+    for (i = 0; i < n;) {
+        size_t len = utf8_len((const unsigned char *)s + i, n - i);
+        if (len) {
+            memcpy(out + o, s + i, len);
+            o += len;
+            i += len;
+        } else {
+            memcpy(out + o, replacement, REPLACEMENT_LEN);
+            o += REPLACEMENT_LEN;
+            i++;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* A COPY text-format field: backslash, tab, newline and carriage return escaped, and bytes that
+ * are not UTF-8 replaced (above). */
 static void buf_text(Buf *b, const char *s)
 {
     if (!s) {
@@ -150,10 +216,11 @@ static void buf_text(Buf *b, const char *s)
     }
     size_t n = strlen(s);
     buf_reserve(b, n + 16);
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
+    for (size_t i = 0; i < n;) {
+        const unsigned char *c = (const unsigned char *)s + i;
+        size_t len = utf8_len(c, n - i);
         const char *esc = NULL;
-        switch (c) {
+        switch (*c) {
         case '\\':
             esc = "\\\\";
             break;
@@ -171,8 +238,11 @@ static void buf_text(Buf *b, const char *s)
         }
         if (esc)
             buf_put(b, esc, 2);
+        else if (len)
+            buf_put(b, s + i, len);
         else
-            buf_put(b, &c, 1);
+            buf_put(b, replacement, REPLACEMENT_LEN);
+        i += len ? len : 1;
     }
 }
 
@@ -518,7 +588,9 @@ static bool upsert_fingerprints(PgBackend *p, char *err, size_t err_len)
     char(*seen)[24] = malloc((size_t)FP_ROWS_PER_INSERT * sizeof *seen);
     size_t sql_cap = 256 + (size_t)FP_ROWS_PER_INSERT * 48;
     char *sql = malloc(sql_cap);
-    bool ok = slots && values && fp_hex && seen && sql;
+    /* the texts of one INSERT that had to be repaired (utf8_repaired), freed after it */
+    char **repaired = calloc((size_t)FP_ROWS_PER_INSERT * 3, sizeof *repaired);
+    bool ok = slots && values && fp_hex && seen && sql && repaired;
     if (!ok)
         report_err(err, err_len, "%s: out of memory for a batch", p->base.name);
     size_t n = 0;
@@ -558,6 +630,14 @@ static bool upsert_fingerprints(PgBackend *p, char *err, size_t err_len)
             values[k * 5 + 2] = r->command ? r->command : "";
             values[k * 5 + 3] = slots[start + k].sample;
             values[k * 5 + 4] = seen[k];
+            for (size_t t = 0; t < 3; t++) {
+                const char *text = values[k * 5 + 1 + t];
+                bool oom = false;
+                char *fixed = text ? utf8_repaired(text, &oom) : NULL;
+                if (fixed)
+                    values[k * 5 + 1 + t] = repaired[k * 3 + t] = fixed;
+                ok = ok && !oom;
+            }
             size_t b = k * 5 + 1;
             len += (size_t)snprintf(sql + len, sql_cap - len, "%s($%zu,$%zu,$%zu,$%zu,$%zu)",
                                     k ? "," : "", b, b + 1, b + 2, b + 3, b + 4);
@@ -565,8 +645,18 @@ static bool upsert_fingerprints(PgBackend *p, char *err, size_t err_len)
         snprintf(sql + len, sql_cap - len,
                  " ON CONFLICT (fingerprint) DO UPDATE SET sample = excluded.sample"
                  " WHERE fingerprints.sample IS NULL AND excluded.sample IS NOT NULL");
-        PGresult *res = pq->execParams(p->conn, sql, (int)(rows * 5), NULL, values, NULL, NULL, 0);
-        ok = res && pq->resultStatus(res) == PGRES_COMMAND_OK;
+        PGresult *res = NULL;
+        if (!ok)
+            report_err(err, err_len, "%s: out of memory for a batch", p->base.name);
+        else
+            res = pq->execParams(p->conn, sql, (int)(rows * 5), NULL, values, NULL, NULL, 0);
+        for (size_t k = 0; k < rows * 3; k++) {
+            free(repaired[k]);
+            repaired[k] = NULL;
+        }
+        if (!res)
+            break;
+        ok = pq->resultStatus(res) == PGRES_COMMAND_OK;
         if (!ok)
             conn_error(p, res, "cannot write fingerprints", err, err_len);
         pq->clear(res);
@@ -576,6 +666,7 @@ static bool upsert_fingerprints(PgBackend *p, char *err, size_t err_len)
     free(fp_hex);
     free(seen);
     free(sql);
+    free(repaired);
     return ok;
 }
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "report/errfmt.h"
+#include "report/merge.h"
 #include "report/store.h"
 #include "report/store/backend.h"
 #include "report/store/sqlite.h"
@@ -111,14 +112,17 @@ static const char *const migrations[] = {
      * stores (merge and the PostgreSQL store never copy rowids); `label` groups runs into one
      * picture (--run-label); `instance` names the host or dyno that wrote it; `pid`,
      * `heartbeat_us` and `heartbeat_statements` let a reader tell a live proxy from one that died
-     * without ending its run. Runs of older files get a fresh uuid. */
+     * without ending its run. Runs of older files get the uuid `pgtally merge` gives them when
+     * it reads such a file (a hash of the run's row), so a run merged before and after the
+     * file was migrated is recognised as the same run. */
     "ALTER TABLE runs ADD COLUMN uuid TEXT;"
     "ALTER TABLE runs ADD COLUMN label TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE runs ADD COLUMN instance TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE runs ADD COLUMN pid INTEGER;"
     "ALTER TABLE runs ADD COLUMN heartbeat_us INTEGER;"
     "ALTER TABLE runs ADD COLUMN heartbeat_statements INTEGER;"
-    "UPDATE runs SET uuid = lower(hex(randomblob(16))) WHERE uuid IS NULL;"
+    "UPDATE runs SET uuid = pgtally_legacy_uuid(id, started_us, version, settings)"
+    "  WHERE uuid IS NULL;"
     "CREATE UNIQUE INDEX runs_uuid ON runs(uuid);"
     "CREATE INDEX runs_label ON runs(label);",
 };
@@ -267,9 +271,29 @@ bool store_sqlite_check_report(sqlite3 *db, const char *schema, const char *path
     return true;
 }
 
+/* pgtally_legacy_uuid(id, started_us, version, settings): merge_legacy_uuid for the
+ * migrations, with NULLs read as merge reads them (0 and ""). */
+static void sql_legacy_uuid(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const char *version = (const char *)sqlite3_value_text(argv[2]);
+    const char *settings = (const char *)sqlite3_value_text(argv[3]);
+    char uuid[33];
+    merge_legacy_uuid(sqlite3_value_int64(argv[0]), sqlite3_value_int64(argv[1]),
+                      version ? version : "", settings ? settings : "", uuid);
+    sqlite3_result_text(ctx, uuid, 32, SQLITE_TRANSIENT);
+}
+
 /* Brings the schema to STORE_SCHEMA_VERSION in one transaction, or refuses the file. */
 static bool migrate(sqlite3 *db, const char *path, char *err, size_t err_len)
 {
+    if (sqlite3_create_function(db, "pgtally_legacy_uuid", 4,
+                                SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, NULL,
+                                sql_legacy_uuid, NULL, NULL) != SQLITE_OK) {
+        report_err(err, err_len, "%s: cannot prepare the schema migration: %s", path,
+                   sqlite3_errmsg(db));
+        return false;
+    }
     if (!exec_sql(db, "BEGIN IMMEDIATE", "cannot lock the file to check its schema", path, err,
                   err_len))
         return false;

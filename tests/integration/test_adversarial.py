@@ -1411,5 +1411,72 @@ class EarlySignalTest(unittest.TestCase):
 
 
 
+# ----------------------------------------------------------------------------------------------
+# Review after the defects: log escaping, suspended tracking (later gaps)
+# ----------------------------------------------------------------------------------------------
+
+# Log lines: DEL and the C1 controls (U+0080-U+009F as UTF-8, and the raw 8-bit CSI byte)
+# are escaped like the C0 controls, so a client's startup bytes cannot act on a terminal that
+# shows the log.
+LOG_RAW_CONTROL = re.compile(rb"[\x00-\x09\x0b-\x1f\x7f\x9b]|\xc2[\x80-\x9f]")
+
+
+class LogLineEscapingTest(h.ProxyTestCase):
+    """A startup parameter the proxy refuses is quoted in its log line: the client's bytes
+    arrive there escaped."""
+
+    def test_del_and_c1_controls_in_a_startup_value_are_escaped_in_the_log(self):
+        value = b"\x1b[2J\x7f\xc2\x9b31m\x9b\xc2\x85x\xc3\xa9"
+        body = struct.pack("!I", pgraw.PROTOCOL_3_0)
+        for k, v in ((b"user", h.TRUST_USER.encode()), (b"database", h.DBNAME.encode()),
+                     (b"replication", value)):
+            body += k + b"\0" + v + b"\0"
+        body += b"\0"
+        with pgraw.RawConn(self.proxy.port) as c:
+            c.send(struct.pack("!I", len(body) + 4) + body)
+            msgs = c.read_all_until_close()
+        self.assertEqual([t for t, _ in msgs], [b"E"], msgs)
+        self.proxy.stop()
+        with open(self.proxy.stderr_path, "rb") as f:
+            lines = [ln for ln in f.read().split(b"\n") if b"replication" in ln]
+        self.assertEqual(len(lines), 1, lines)
+        m = LOG_RAW_CONTROL.search(lines[0])
+        self.assertIsNone(m, "raw control byte in the log line: %r" % lines[0])
+        # each is visible, escaped, where it was; the valid UTF-8 letter stays as it is
+        self.assertIn(rb'\x1b[2J\x7f\x9b31m\x9b\x85x' + "\u00e9".encode(), lines[0])
+
+
+
+# Suspended tracking: requests a client pipelines behind its startup packet are waited out
+# like a suspension (they are answered after authentication, and nothing of them is kept).
+# Among them a failing Parse, a Query and a Sync: the server skips the Query, so only the
+# Sync is answered. Tracking must resume at that ReadyForQuery (and the connection look
+# idle), not wait for the Query's answer that never comes.
+
+class SuspendedTrackingFollowsSkipTest(h.ProxyTestCase):
+    proxy_kwargs = {"extra_args": ["--idle-timeout", "1"]}
+
+    def test_tracking_resumes_after_a_skip_until_sync_sent_before_authentication(self):
+        c = self.track(pgraw.RawConn(self.proxy.port, timeout=30))
+        c.send(pgraw.startup_packet({"user": h.TRUST_USER, "database": h.DBNAME})
+               + pgraw.parse("", "SELEC this is a syntax error")
+               + pgraw.query("select 'skipped by the server'") + pgraw.sync())
+        self.assertEqual(pgraw.types_of(c.read_until())[:1], b"R")  # startup, to its Z
+        self.assertEqual(pgraw.types_of(c.read_until()), b"EZ")
+        msgs = c.simple("select 'tracked again after the skip'")
+        self.assertEqual(pgraw.types_of(msgs), b"TDCZ")
+        try:
+            rest = c.read_all_until_close(timeout=15)
+        except socket.timeout:
+            self.fail("the idle connection was not closed by --idle-timeout")
+        err = pgraw.first_error(rest)
+        self.assertIsNotNone(err, rest)
+        self.assertEqual(err["C"], "57P05")
+        events = self.stop_proxy()
+        mine = self.events_with_sql(events, "tracked again after the skip")
+        self.assertEqual([(e["rows"], e["command"]) for e in mine], [(1, "SELECT")], events)
+        self.assertEqual(self.events_with_sql(events, "skipped by the server"), [])
+
+
 if __name__ == "__main__":
     h.main()

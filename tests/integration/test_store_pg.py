@@ -444,5 +444,37 @@ class ConcurrentStartTest(h.unittest.TestCase):
                          "1")
 
 
+class InvalidUtf8Test(StoreTestCase):
+    """A client's bytes that are not UTF-8 (a Latin-1 literal, a route tag URL-decoded to a
+    Latin-1 byte) reach the PostgreSQL store as U+FFFD: the batch holding them, and everyone
+    else's records in it, is written, never dropped."""
+
+    def test_latin1_bytes_are_replaced_and_nothing_is_dropped(self):
+        import pgraw
+        db = new_store_db()
+        self.start_proxy(store_url(db), extra=["--samples"])
+        c = self.raw_client()
+        sql = b"/*request_id='latin1',route='%2Fcaf%E9'*/ select 'caf\xe9' as x"
+        c.send(pgraw.msg(b"Q", sql + b"\0"))
+        msgs = c.read_until()
+        # the server (UTF-8) refuses the literal; the statement is recorded all the same
+        self.assertIsNotNone(pgraw.first_error(msgs))
+        self.traffic("plain", requests=3)
+        result = self.finish()
+        self.assertEqual(result.returncode, 0, result.stderr)
+        runs, statements, requests, complete = self.stored(db)
+        self.assertEqual(requests, 4, result.stderr)
+        self.assertEqual(statements, len(result.events))
+        dropped = store_sql(db, "SELECT dropped_requests + dropped_statements"
+                                " + dropped_fingerprints FROM pgtally.runs").strip()
+        self.assertEqual(dropped, "0")
+        route = store_sql(db, "SELECT route FROM pgtally.requests"
+                              " WHERE key = 'request_id:latin1'").strip()
+        self.assertEqual(route, "/caf\ufffd")
+        sample = store_sql(db, "SELECT sample FROM pgtally.fingerprints"
+                               " WHERE sample LIKE '%latin1%'").strip()
+        self.assertIn("select 'caf\ufffd' as x", sample)
+
+
 if __name__ == "__main__":
     h.main()

@@ -320,6 +320,100 @@ TEST(missing_file)
     CHECK(strstr(err, "/nonexistent/budget.ini: ") == err);
 }
 
+/* Writes a budget file of `routes` [route] sections, each with one limit, plus `extra_lines`
+ * comment lines before them. Returns the line number of the last [route] header. */
+static int write_routes(size_t routes, size_t extra_lines)
+{
+    snprintf(path, sizeof path, "%s/budget.ini", tmpdir);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        exit(2);
+    }
+    int line = 0;
+    for (size_t i = 0; i < extra_lines; i++, line++)
+        fputs("#\n", f);
+    fputs("[defaults]\nmax_queries = 50\n", f);
+    line += 2;
+    for (size_t i = 0; i < routes; i++) {
+        fprintf(f, "[route \"/api/r%zu\"]\nmax_queries = %zu\n", i, i % 100 + 1);
+        line += 2;
+    }
+    fclose(f);
+    return line - 1;
+}
+
+/* The duplicate-route check and the lookups are a hash index: loading 100000 routes examines
+ * a few index slots per route, not every route before it (5e9 comparisons when quadratic). */
+TEST(many_routes_load_in_linear_work)
+{
+    enum { ROUTES = 100000 };
+    write_routes(ROUTES, 0);
+    char err[600] = "";
+    Budget *b = budget_load(path, err, sizeof err);
+    CHECK(b != NULL);
+    if (!b) {
+        printf("  %s\n", err);
+        return;
+    }
+    CHECK_EQ_INT(b->n_routes, ROUTES);
+    printf("  %d routes: %llu index slots examined while loading (%.2f per route)\n", ROUTES,
+           (unsigned long long)b->load_probes, (double)b->load_probes / ROUTES);
+    CHECK(b->load_probes <= 8 * (uint64_t)ROUTES); /* about 3.3 */
+    CHECK(budget_has_route(b, "/api/r99999"));
+    CHECK(!budget_has_route(b, "/api/r100000"));
+    CHECK_EQ_INT(budget_limits_for(b, "/api/r12345").limit[BUDGET_MAX_QUERIES].value, 46);
+    budget_free(b);
+}
+
+TEST(a_duplicate_among_many_routes_names_both_lines)
+{
+    write_routes(1000, 0);
+    FILE *f = fopen(path, "a");
+    fputs("[route \"/api/r500\"]\n", f);
+    fclose(f);
+    char err[600] = "";
+    Budget *b = budget_load(path, err, sizeof err);
+    CHECK(b == NULL);
+    budget_free(b);
+    char want[400];
+    snprintf(want, sizeof want, "%s:2003: route \"/api/r500\" given twice (first on line 1003)",
+             path);
+    CHECK_EQ_STR(err, want);
+}
+
+TEST(routes_beyond_the_bound_are_an_error_naming_the_line)
+{
+    int last = write_routes(BUDGET_MAX_ROUTES + 1, 0);
+    char err[600] = "";
+    Budget *b = budget_load(path, err, sizeof err);
+    CHECK(b == NULL);
+    budget_free(b);
+    char want[400];
+    snprintf(want, sizeof want, "%s:%d: more than %d [route] sections", path, last,
+             BUDGET_MAX_ROUTES);
+    if (strncmp(err, want, strlen(want)) != 0) {
+        testlib_case_failures++;
+        printf("  expected \"%s...\", got \"%s\"\n", want, err);
+    }
+}
+
+TEST(lines_beyond_the_bound_are_an_error_naming_the_line)
+{
+    write_routes(0, BUDGET_MAX_LINES);
+    char err[600] = "";
+    Budget *b = budget_load(path, err, sizeof err);
+    CHECK(b == NULL);
+    budget_free(b);
+    char want[400];
+    snprintf(want, sizeof want, "%s:%d: more than %d lines", path, BUDGET_MAX_LINES + 1,
+             BUDGET_MAX_LINES);
+    if (strncmp(err, want, strlen(want)) != 0) {
+        testlib_case_failures++;
+        printf("  expected \"%s...\", got \"%s\"\n", want, err);
+    }
+}
+
 int main(void)
 {
     if (!mkdtemp(tmpdir)) {
@@ -342,6 +436,10 @@ int main(void)
     RUN(line_over_the_limit_names_its_line);
     RUN(first_error_wins);
     RUN(missing_file);
+    RUN(many_routes_load_in_linear_work);
+    RUN(a_duplicate_among_many_routes_names_both_lines);
+    RUN(routes_beyond_the_bound_are_an_error_naming_the_line);
+    RUN(lines_beyond_the_bound_are_an_error_naming_the_line);
     unlink(path);
     rmdir(tmpdir);
     printf("%d passed, %d failed\n", testlib_cases_passed, testlib_cases_failed);

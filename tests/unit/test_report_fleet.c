@@ -10,6 +10,7 @@
 #include "report/merge.h"
 #include "report/prune.h"
 #include "report/reader.h"
+#include "report/store.h"
 #include "report_fixture.h"
 #include "testlib.h"
 
@@ -278,6 +279,31 @@ TEST(merge_old_schema_gets_a_stable_uuid)
     CHECK(strcmp(a, b) != 0);
 }
 
+/* An older file merged, then migrated by a proxy opening it, then merged again: the migration
+ * gives its run the uuid merge gave it, so the second merge finds the run, not a new one. */
+TEST(merge_old_schema_before_and_after_its_migration_is_one_run)
+{
+    const char *in = path_of("v2m.db"), *out = path_of("out-v2m.db");
+    unlink(in);
+    unlink(out);
+    CHECK(write_run(in, (FixtureRun){0}));
+    sql(in, "DROP INDEX runs_uuid; DROP INDEX runs_label;"
+            "ALTER TABLE runs DROP COLUMN uuid; ALTER TABLE runs DROP COLUMN label;"
+            "ALTER TABLE runs DROP COLUMN instance; ALTER TABLE runs DROP COLUMN pid;"
+            "ALTER TABLE runs DROP COLUMN heartbeat_us; ALTER TABLE runs DROP COLUMN"
+            " heartbeat_statements; PRAGMA user_version = 2");
+    char err[512];
+    MergeStats st = {0};
+    CHECK(merge_sqlite(out, in, &st, err, sizeof err));
+    CHECK(store_prepare_file(in, err, sizeof err)); /* what a proxy does with --db in */
+    CHECK_EQ_INT(sql_int(in, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    CHECK(merge_sqlite(out, in, &st, err, sizeof err));
+    CHECK_EQ_INT(st.runs_added, 1);
+    CHECK_EQ_INT(st.runs_skipped, 1);
+    CHECK_EQ_INT(sql_int(out, "SELECT count(*) FROM runs"), 1);
+    CHECK_EQ_INT(sql_int(out, "SELECT count(*) FROM requests"), 5);
+}
+
 TEST(merge_replaces_an_unfinished_snapshot_with_the_ended_run)
 {
     const char *ended = path_of("ended.db"), *snap = path_of("snap.db"),
@@ -409,6 +435,7 @@ int main(void)
     RUN(merge_of_shards_equals_one_file_and_is_idempotent);
     RUN(merge_refuses_newer_schema_naming_the_file);
     RUN(merge_old_schema_gets_a_stable_uuid);
+    RUN(merge_old_schema_before_and_after_its_migration_is_one_run);
     RUN(merge_replaces_an_unfinished_snapshot_with_the_ended_run);
     RUN(prune_parses_ages);
     RUN(prune_dry_run_counts_and_changes_nothing);

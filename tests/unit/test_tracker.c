@@ -9,6 +9,8 @@
 #include "protocol/tracker.h"
 #include "testlib.h"
 
+#include <xxhash.h>
+
 #define MAX_EVENTS 32
 
 typedef struct Recorded {
@@ -1039,7 +1041,8 @@ TEST(nothing_sent_before_authentication_is_kept_or_reported)
     query(t, "SELECT 1+-+-+-+-+-+-+-+-1");
     parse(t, "early", "select 2");
     CHECK_EQ_INT(tracker_stats(t)->before_auth, 2);
-    CHECK_EQ_INT(tracker_stats(t)->bytes, 0);
+    /* Only their kinds, a byte each in a ring of 64: no SQL, no statement name. */
+    CHECK(tracker_stats(t)->bytes <= 64);
     error(t, "28P01"); /* the server refuses the login and closes */
     tracker_free(t, clock_us);
     CHECK_EQ_INT(s.count, 0);
@@ -1097,6 +1100,202 @@ TEST(normalization_works_on_a_bounded_prefix)
     free(sql);
 }
 
+/* ---- suspended tracking and the server's skip until Sync ---------------------------------- */
+
+/* Tracking is suspended (a desync) when the client pipelines a failing Parse, a Query and a
+ * Sync: the server skips the Query, so only the Sync is answered. Tracking must resume at
+ * that ReadyForQuery, not wait for an answer to the skipped Query that never comes. */
+TEST(suspended_tracking_resumes_after_the_server_skips_until_sync)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    query(t, "select 1");
+    be(t, '1', NULL); /* a ParseComplete nobody asked for: suspended */
+    CHECK_EQ_INT(tracker_stats(t)->desyncs, 1);
+    parse(t, "", "selec 1");
+    query(t, "select 'skipped by the server'");
+    sync_(t);
+    complete(t, "SELECT 1");
+    ready(t, 'I');     /* answers "select 1" */
+    error(t, "42601"); /* at Parse: the Query is skipped until the Sync */
+    ready(t, 'I');     /* answers the Sync */
+    CHECK(tracker_is_idle(t));
+    query(t, "select 'tracked again'");
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK(tracker_is_idle(t));
+    CHECK_EQ_INT(s.count, 1);
+    CHECK_EQ_STR(s.events[s.count > 0 ? s.count - 1 : 0].sql, "select 'tracked again'");
+    tracker_free(t, clock_us);
+}
+
+/* The same with the error arriving before the client's Sync: what it sends meanwhile is
+ * skipped, Queries included, and nothing of it is awaited. */
+TEST(suspended_tracking_follows_a_skip_begun_before_the_sync_was_sent)
+{
+    Sink s;
+    TrackerLimits small = default_limits;
+    small.max_outstanding = 2;
+    Tracker *t = new_tracker(&s, &small);
+    query(t, "select 1");
+    query(t, "select 2");
+    query(t, "select 3"); /* beyond the FIFO's bound: suspended */
+    CHECK(tracker_stats(t)->untracked > 0);
+    parse(t, "", "selec 1");
+    fe(t, 'H', NULL);
+    for (int i = 0; i < 3; i++) {
+        complete(t, "SELECT 1");
+        ready(t, 'I');
+    }
+    error(t, "42601");
+    query(t, "select 'skipped 1'");
+    query(t, "select 'skipped 2'");
+    sync_(t);
+    CHECK_EQ_INT(tracker_stats(t)->skipped, 2);
+    ready(t, 'I');
+    CHECK(tracker_is_idle(t));
+    query(t, "select 'tracked again'");
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 1);
+    CHECK_EQ_STR(s.events[0].sql, "select 'tracked again'");
+    tracker_free(t, clock_us);
+}
+
+/* Requests pipelined before authentication completed are waited out by kind too: a failing
+ * Parse among them makes the server skip the Query behind it. */
+TEST(requests_sent_before_authentication_follow_the_skip_until_sync)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    tracker_await_authentication(t);
+    parse(t, "", "selec 1");
+    query(t, "select 'skipped by the server'");
+    sync_(t);
+    auth_ok(t);
+    ready(t, 'I'); /* startup done */
+    error(t, "42601");
+    ready(t, 'I'); /* answers the Sync */
+    CHECK(tracker_is_idle(t));
+    query(t, "select 'late'");
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 1);
+    CHECK_EQ_STR(s.events[0].sql, "select 'late'");
+    tracker_free(t, clock_us);
+}
+
+/* Requests the client sent after its last Sync while suspended are still answered after
+ * tracking resumes: they are matched (never reported), so no new desync follows. */
+TEST(requests_outstanding_when_tracking_resumes_still_match_their_replies)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    query(t, "select 1");
+    be(t, '1', NULL); /* suspended */
+    parse(t, "", "select 'sent while suspended'");
+    bind(t, "", "", "1");
+    complete(t, "SELECT 1");
+    ready(t, 'I'); /* resumes; the Parse and Bind are still outstanding */
+    execute(t, "", 0);
+    sync_(t);
+    be(t, '1', NULL);
+    be(t, '2', NULL);
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    query(t, "select 'next'");
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(tracker_stats(t)->desyncs, 1);
+    /* The Execute was sent after tracking resumed: it is reported, with its statement. */
+    CHECK_EQ_INT(s.count, 2);
+    CHECK_EQ_STR(s.events[0].sql, "select 'sent while suspended'");
+    CHECK_EQ_STR(s.events[1].sql, "select 'next'");
+    tracker_free(t, clock_us);
+}
+
+/* While suspended, a Sync sent before an extended COPY FROM STDIN started is ignored by the
+ * server (no ReadyForQuery for it): tracking resumes at the Sync sent after the COPY. */
+TEST(suspended_tracking_follows_the_sync_the_server_ignores_during_copy)
+{
+    Sink s;
+    Tracker *t = new_tracker(&s, NULL);
+    query(t, "select 1");
+    be(t, '1', NULL); /* suspended */
+    parse(t, "", "copy t from stdin");
+    bind(t, "", "", "1");
+    execute(t, "", 0);
+    sync_(t);
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    be(t, '1', NULL);
+    be(t, '2', NULL);
+    be(t, 'G', NULL); /* CopyInResponse: the Sync already sent is ignored */
+    fe(t, 'd', NULL);
+    fe(t, 'c', NULL);
+    sync_(t);
+    complete(t, "COPY 1");
+    ready(t, 'I');
+    CHECK(tracker_is_idle(t));
+    query(t, "select 'after copy'");
+    complete(t, "SELECT 1");
+    ready(t, 'I');
+    CHECK_EQ_INT(s.count, 1);
+    CHECK_EQ_STR(s.events[s.count > 0 ? s.count - 1 : 0].sql, "select 'after copy'");
+    tracker_free(t, clock_us);
+}
+
+/* ---- hash flooding of the name tables ------------------------------------------------------ */
+
+/* Names whose unseeded XXH3 has its low 8 bits zero: one bucket of a table of 256 (or fewer)
+ * buckets, as an attacker would pick them offline. */
+static void colliding_names(char (*names)[16], size_t n)
+{
+    char name[16];
+    size_t found = 0;
+    for (unsigned long i = 0; found < n; i++) {
+        int len = snprintf(name, sizeof name, "s%lx", i);
+        if ((XXH3_64bits(name, (size_t)len) & 255) == 0)
+            memcpy(names[found++], name, (size_t)len + 1);
+    }
+}
+
+#define FLOOD_NAMES 600
+
+TEST(statement_and_portal_names_colliding_unseeded_spread_under_the_random_seed)
+{
+    static char names[FLOOD_NAMES][16];
+    colliding_names(names, FLOOD_NAMES);
+    TrackerLimits big = default_limits;
+    big.max_statements = FLOOD_NAMES;
+    big.max_portals = FLOOD_NAMES;
+    for (int seeded = 0; seeded < 2; seeded++) {
+        TrackerWorkspace *ws = tracker_workspace_new(big.max_sql_bytes);
+        if (!seeded)
+            tracker_workspace_set_hash_seed(ws, 0); /* as the tables were: XXH3 unseeded */
+        Sink s;
+        memset(&s, 0, sizeof s);
+        Tracker *t = tracker_new(7, &big, ws, NULL, record, &s);
+        for (size_t i = 0; i < FLOOD_NAMES; i++) {
+            parse(t, names[i], "select $1");
+            be(t, '1', NULL);
+            bind(t, names[i], names[i], "1");
+            be(t, '2', NULL);
+        }
+        size_t chain = tracker_max_name_chain(t);
+        printf("  %s seed: longest chain %zu for %d names in each table\n",
+               seeded ? "random" : "zero", chain, FLOOD_NAMES);
+        if (seeded)
+            CHECK(chain <= 16); /* 600 names in 256 buckets: 6 to 9 as a rule */
+        else
+            CHECK_EQ_INT(chain, FLOOD_NAMES); /* the names do collide unseeded */
+        CHECK_EQ_INT(tracker_stats(t)->statements_dropped, 0);
+        CHECK_EQ_INT(tracker_stats(t)->portals_dropped, 0);
+        tracker_free(t, clock_us);
+        tracker_workspace_free(ws);
+    }
+}
+
 int main(void)
 {
     RUN(multi_statement_query_gives_one_event_per_statement);
@@ -1135,5 +1334,11 @@ int main(void)
     RUN(nothing_sent_before_authentication_is_kept_or_reported);
     RUN(requests_sent_before_authentication_are_waited_out);
     RUN(normalization_works_on_a_bounded_prefix);
+    RUN(suspended_tracking_resumes_after_the_server_skips_until_sync);
+    RUN(suspended_tracking_follows_a_skip_begun_before_the_sync_was_sent);
+    RUN(requests_sent_before_authentication_follow_the_skip_until_sync);
+    RUN(requests_outstanding_when_tracking_resumes_still_match_their_replies);
+    RUN(suspended_tracking_follows_the_sync_the_server_ignores_during_copy);
+    RUN(statement_and_portal_names_colliding_unseeded_spread_under_the_random_seed);
     return TESTLIB_FINISH();
 }
