@@ -262,6 +262,7 @@ void reader_top_finding_list_free(ReaderTopFindingList *list);
 typedef struct ReaderFingerprintRoute {
     const char *route;
     uint64_t requests, calls, total_time_us;
+    uint64_t rows, bytes; /* of this statement on this route: as ReaderFingerprint's */
 } ReaderFingerprintRoute;
 
 typedef struct ReaderFingerprint {
