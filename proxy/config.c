@@ -686,6 +686,15 @@ static void json_raw_member(TextOut *o, const char *key, const char *raw)
     out_str(o, raw);
 }
 
+void config_tally_options(const ProxyConfig *c, TallyOptions *o)
+{
+    tally_options_default(o);
+    o->request_gap_us = (int64_t)(c->request_gap * 1e6);
+    o->keep_samples = c->samples;
+    for (size_t i = 0; i < N_CONFIG_THRESHOLDS; i++)
+        tally_threshold_set(o, config_thresholds[i].id, config_threshold_value(c, i));
+}
+
 char *config_settings_json_with_changes(const ProxyConfig *c, const char *upstream,
                                         const char *changes)
 {
@@ -693,9 +702,7 @@ char *config_settings_json_with_changes(const ProxyConfig *c, const char *upstre
     char number[64];
     /* The thresholds in force: the tally's defaults, then what this config sets. */
     TallyOptions in_force;
-    tally_options_default(&in_force);
-    for (size_t i = 0; i < N_CONFIG_THRESHOLDS; i++)
-        tally_threshold_set(&in_force, config_thresholds[i].id, config_threshold_value(c, i));
+    config_tally_options(c, &in_force);
     out_str(&o, "{");
     json_string_member(&o, "listen", c->listen);
     json_string_member(&o, "upstream", upstream ? upstream : c->upstream);

@@ -74,6 +74,14 @@ void config_apply_reloadable(ProxyConfig *live, const ProxyConfig *fresh);
 
 void config_print_help(FILE *out);
 
+struct TallyOptions;
+
+/* The tally's options for this config: report/tally's defaults, then the request gap,
+ * samples and every finding threshold this config sets (carried by the one table config.c
+ * keeps next to report/tally's, so a threshold added there is carried here too). The daemon
+ * builds its tally from it at start and on SIGHUP. */
+void config_tally_options(const ProxyConfig *config, struct TallyOptions *options);
+
 /* The settings stored with each run, as a JSON object (listen, upstream, db, request_gap_s,
  * samples, max_sql_bytes, and every finding threshold in force: n_plus_one_calls,
  * n_plus_one_distinct, duplicate_min, overfetch_rows, overfetch_bytes,

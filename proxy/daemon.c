@@ -194,18 +194,6 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ev_timer_start(loop, &d->grace_timer);
 }
 
-static void tally_options_from_config(const ProxyConfig *config, TallyOptions *o)
-{
-    tally_options_default(o);
-    o->request_gap_us = (int64_t)(config->request_gap * 1e6);
-    o->keep_samples = config->samples;
-    o->n_plus_one_min_calls = (uint32_t)config->n_plus_one_calls;
-    o->n_plus_one_min_distinct = (uint32_t)config->n_plus_one_distinct;
-    o->duplicate_min = (uint32_t)config->duplicate_min;
-    o->overfetch_rows = config->overfetch_rows;
-    o->overfetch_bytes = config->overfetch_bytes;
-}
-
 /* Appends one SIGHUP's changes to the run's settings_changes and hands the store the new
  * settings, so a report shows the thresholds its findings were made with, and when they
  * changed. Bounded: past MAX_SETTINGS_CHANGES, further changes update the values only. */
@@ -260,7 +248,7 @@ static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents)
     free(change);
     log_set_level((LogLevel)d->config->log_level);
     TallyOptions to;
-    tally_options_from_config(d->config, &to);
+    config_tally_options(d->config, &to);
     if (d->recorder)
         recorder_set_thresholds(d->recorder, &to);
     if (d->query_log) {
@@ -356,7 +344,7 @@ static bool setup(Daemon *d, const ProxyConfig *config)
                           .settings_json = settings,
                           .run_label = config->run_label,
                           .instance = config->instance};
-    tally_options_from_config(config, &ro.tally);
+    config_tally_options(config, &ro.tally);
     if (!config->no_db && !recorder_check_store_target(config->db_path, config->db_schema,
                                                        config->listen, err, sizeof err)) {
         log_line(LOG_ERROR, 0, "%s", err);

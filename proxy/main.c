@@ -19,7 +19,7 @@
 #include "proxy/config.h"
 #include "proxy/daemon.h"
 #include "proxy/log.h"
-#include "report/check/budget.h"
+#include "report/check/check.h"
 #include "report/view/view.h"
 
 static void print_usage(FILE *out)

@@ -1190,7 +1190,8 @@ static const char sql_fingerprint_text[] =
     " WHERE fingerprint = ?1";
 
 static const char sql_fingerprint_routes[] =
-    "SELECT q.route, count(DISTINCT rf.request_id), sum(rf.calls), sum(rf.total_time_us)"
+    "SELECT q.route, count(DISTINCT rf.request_id), sum(rf.calls), sum(rf.total_time_us),"
+    " sum(rf.rows), sum(rf.bytes)"
     " FROM request_fingerprints rf JOIN requests q ON q.id = rf.request_id"
     " WHERE q.run_id" IN_SCOPE " AND rf.fingerprint = ?1"
     " GROUP BY q.route ORDER BY 3 DESC, 1";
@@ -1305,6 +1306,8 @@ static RowResult fingerprint_route_row(sqlite3_stmt *st, void *item, ReaderArena
     r->requests = col_u64(st, 1);
     r->calls = col_u64(st, 2);
     r->total_time_us = col_u64(st, 3);
+    r->rows = col_u64(st, 4);
+    r->bytes = col_u64(st, 5);
     return r->route ? ROW_KEPT : ROW_NO_MEMORY;
 }
 

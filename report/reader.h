@@ -23,14 +23,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "report/reader_scope.h"
+
 typedef struct ReportFile ReportFile;
 typedef struct ReaderArena ReaderArena; /* private: the memory a list owns */
-
-/* Which runs the figures cover. */
-typedef struct ReaderScope {
-    int64_t run_id;    /* > 0: this one run */
-    const char *label; /* else, when non-NULL: every run with this label (any instance) */
-} ReaderScope;         /* neither: the latest run (by start time) */
 
 /* ---- the file and its runs ------------------------------------------------------------- */
 
@@ -266,6 +262,7 @@ void reader_top_finding_list_free(ReaderTopFindingList *list);
 typedef struct ReaderFingerprintRoute {
     const char *route;
     uint64_t requests, calls, total_time_us;
+    uint64_t rows, bytes; /* of this statement on this route: as ReaderFingerprint's */
 } ReaderFingerprintRoute;
 
 typedef struct ReaderFingerprint {

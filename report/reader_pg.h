@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "report/reader.h"
+#include "report/reader_scope.h"
 
 /* The table a snapshot holds the run counts in (read by report/reader when present). */
 #define READER_PG_RUN_COUNTS "pgtally_run_counts"

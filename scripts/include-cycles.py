@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Lists include cycles among the modules of the given folders (default: proxy protocol).
+"""Lists include cycles among the modules of the given folders (default: proxy protocol report;
+subfolders included).
 
 Two graphs: headers (X.h includes Y.h) and modules (X.c or X.h includes Y.h, X != Y), each
 over top-relative includes ("proxy/config.h") of files under the folders. A module cycle means
@@ -55,7 +56,7 @@ def main(argv):
     root = "."
     if argv[:1] == ["--root"]:
         root, argv = argv[1], argv[2:]
-    folders = argv or ["proxy", "protocol"]
+    folders = argv or ["proxy", "protocol", "report"]
     bad = False
     for kind, modules in (("header", False), ("module", True)):
         found = cycles(graph(root, folders, modules))

@@ -21,7 +21,7 @@
 #include "report/cliargs.h"
 #include "proxy/demo/demo_cluster.h"
 #include "proxy/demo/demo_workload.h"
-#include "report/check/budget.h"
+#include "report/check/check.h"
 #include "report/view/view.h"
 
 #define DEMO_DEFAULT_ROUNDS 5u

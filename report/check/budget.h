@@ -1,11 +1,11 @@
-/* report/check/budget — `pgtally check`: the CI gate (docs/budgets.md).
+/* report/check/budget — the verdicts of `pgtally check`, the CI gate (docs/budgets.md).
  *
- * Owns: the command line of `pgtally check`, evaluating one run of a report file (read only
- * through report/reader) against a Budget (report/check/budgetfile): per-request limits, the
- * ignore list, completeness of the data, and with --baseline the growth of each route's mean
- * queries per request against another report's run; and the exit code (0 within budget,
- * 1 over budget or incomplete data, 2 usage / budget-file / database errors). The outputs
- * (text, JUnit XML, Markdown) are written by report/check_output from a CheckResult. */
+ * Owns: evaluating one run of a report file (read only through report/reader) against a
+ * Budget (report/check/budgetfile): per-request limits, the ignore list, completeness of the
+ * data, and with a baseline the growth of each route's mean queries per request against
+ * another report's run; the verdict as a CheckResult. The outputs (text, JUnit XML, Markdown)
+ * are written by report/check/check_output from a CheckResult; the command line and the exit
+ * code are report/check/check's. */
 #ifndef PGTALLY_REPORT_BUDGET_H
 #define PGTALLY_REPORT_BUDGET_H
 
@@ -95,8 +95,5 @@ bool budget_check(const Budget *budget, const char *db_path, const char *db_sche
 bool check_result_passed(const CheckResult *result);
 
 void check_result_free(CheckResult *result);
-
-/* `pgtally check ARGS...` (argv[0] is "check"); returns the exit code. */
-int check_main(int argc, char **argv);
 
 #endif

@@ -776,16 +776,17 @@ static void fingerprint_routes_table(HtmlPage *p, const ReaderFingerprint *f)
 {
     FILE *out = p->out;
     fputs("<div class=\"scroll\"><table class=\"fp-routes\"><tr><th class=\"l\">Route</th>"
-          "<th>requests</th><th>calls</th><th>DB time</th></tr>\n",
+          "<th>requests</th><th>calls</th><th>DB time</th><th>rows</th><th>bytes</th></tr>\n",
           out);
     for (size_t i = 0; i < f->n_routes; i++) {
         const ReaderFingerprintRoute *r = &f->routes[i];
-        char db[16];
-        viewfmt_duration(db, sizeof db, r->total_time_us);
+        Amounts a = amounts(r->total_time_us, r->bytes);
         fputs("<tr><td class=\"l\">", out);
         a_route(p, r->route);
-        fprintf(out, "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%s</td></tr>\n", r->requests,
-                r->calls, db);
+        fprintf(out,
+                "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%s</td><td>%" PRIu64
+                "</td><td>%s</td></tr>\n",
+                r->requests, r->calls, a.db, r->rows, a.bytes);
     }
     fputs("</table></div>\n", out);
 }

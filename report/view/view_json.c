@@ -338,7 +338,9 @@ static void write_fingerprint_list(FILE *out, const char *name, const ReaderFing
                 str_field(out, "route", r->route, true);
                 u64_field(out, "requests", r->requests, true);
                 u64_field(out, "calls", r->calls, true);
-                u64_field(out, "db_time_us", r->total_time_us, false);
+                u64_field(out, "db_time_us", r->total_time_us, true);
+                u64_field(out, "rows", r->rows, true);
+                u64_field(out, "bytes", r->bytes, false);
                 fputc('}', out);
             }
             fputc(']', out);

@@ -378,9 +378,9 @@ class LivePage(unittest.TestCase):
         self.assertIn("any(", text)  # the batched fix
 
 
-def report_json():
+def report_json(*extra):
     r = subprocess.run([PGTALLY, "report", "--db", PROXY.db_path, "--format", "json", "--top",
-                        "10"], capture_output=True, text=True, timeout=60)
+                        "10"] + list(extra), capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
 
@@ -469,6 +469,15 @@ class RenderedFigures(unittest.TestCase):
         totals = self.table("#fp-totals tr")
         self.assertEqual(totals[0][4:6], ["rows", "bytes"])
         self.assertEqual(int(totals[1][4]), fp["rows"])
+        # The routes that run it: each route's own rows and bytes, as the JSON report has them.
+        routes = self.table(".fp-routes tr")
+        self.assertEqual(routes[0][-2:], ["rows", "bytes"])
+        details = report_json("--fingerprint", fp["fingerprint"])["fingerprint_details"][0]
+        self.assertEqual(len(routes) - 1, len(details["routes"]))
+        for shown, r in zip(routes[1:], details["routes"]):
+            self.assertEqual(int(shown[-2]), r["rows"], shown)
+            self.assertTrue(shown[-1].endswith("B"), shown)
+        self.assertEqual(sum(r["rows"] for r in details["routes"]), fp["rows"])
 
     def test_a_findings_row_as_rendered(self):
         self.open("/")

@@ -108,6 +108,9 @@ class ReportCli(unittest.TestCase):
         d = doc["fingerprint_details"][0]
         self.assertEqual((d["calls"], d["requests"]), (16, 2))
         self.assertEqual(d["routes"][0]["route"], "/orders")
+        # Its one route's rows and bytes: every call returned 1 row of 40 bytes.
+        self.assertEqual((d["routes"][0]["rows"], d["routes"][0]["bytes"]), (16, 640))
+        self.assertEqual((d["rows"], d["bytes"]), (16, 640))
 
     # text
 

@@ -53,7 +53,7 @@ static bool write_store(char *err, size_t err_len)
     return store_close(s, &totals, err, err_len);
 }
 
-typedef enum { RENDER_STATIC, RENDER_SERVED_INDEX } RenderKind;
+typedef enum { RENDER_STATIC, RENDER_SERVED_INDEX, RENDER_SERVED_FINGERPRINT } RenderKind;
 
 static char *render(ViewOptions o, RenderKind kind)
 {
@@ -77,7 +77,10 @@ static char *render(ViewOptions o, RenderKind kind)
     } else {
         HtmlPage page = {.out = out, .served = true, .scope_q = "", .version = "1", .nonce = "n0"};
         view_html_begin(&page, "t");
-        view_html_index(&page, &d, &o);
+        if (kind == RENDER_SERVED_FINGERPRINT)
+            view_html_fingerprint(&page, &d);
+        else
+            view_html_index(&page, &d, &o);
         view_html_end(&page);
     }
     fclose(out);
@@ -260,6 +263,43 @@ TEST(served_pages_read_only_the_latest_requests)
     free(s);
 }
 
+/* The served page of a statement run on two routes: each route's row has that route's rows
+ * and bytes (one call of 1 row, 40 B on each), not the statement's totals (2 rows, 80 B); the
+ * reader hands them per route. */
+TEST(fingerprint_page_has_rows_and_bytes_per_route)
+{
+    char err[256];
+    ReportFile *f = reader_open(path, err, sizeof err);
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    ReaderFingerprintList l;
+    CHECK(reader_fingerprint(f, "0aaa00000000000c", &l, err, sizeof err));
+    CHECK_EQ_INT(l.n, 1);
+    if (l.n == 1) {
+        CHECK_EQ_INT(l.items[0].rows, 2);
+        CHECK_EQ_INT(l.items[0].n_routes, 2);
+        for (size_t i = 0; i < l.items[0].n_routes; i++) {
+            CHECK_EQ_INT(l.items[0].routes[i].rows, 1);
+            CHECK_EQ_INT(l.items[0].routes[i].bytes, 40);
+        }
+    }
+    reader_fingerprint_list_free(&l);
+    reader_close(f);
+    char *s = render((ViewOptions){.fingerprint = "0aaa00000000000c"}, RENDER_SERVED_FINGERPRINT);
+    const char *table = between(s, "<table class=\"fp-routes\">", "</table>");
+    CHECK(strstr(table, "<th>DB time</th><th>rows</th><th>bytes</th></tr>") != NULL);
+    CHECK(strstr(table, "/health</a></td><td>1</td><td>1</td>") != NULL);
+    CHECK(strstr(table, "/orders</a></td><td>1</td><td>1</td>") != NULL);
+    size_t rows = 0;
+    for (const char *p = table; (p = strstr(p, "</td><td>1</td><td>40 B</td></tr>")); p++)
+        rows++;
+    CHECK_EQ_INT(rows, 2);
+    if (rows != 2)
+        printf("  %s\n", table);
+    free(s);
+}
+
 int main(void)
 {
     char tmpdir[] = "/tmp/pgtally-view-html-XXXXXX";
@@ -281,6 +321,7 @@ int main(void)
     RUN(static_links_to_statements_outside_the_top_lists_land);
     RUN(served_links_are_urls);
     RUN(served_pages_read_only_the_latest_requests);
+    RUN(fingerprint_page_has_rows_and_bytes_per_route);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0)
