@@ -692,8 +692,7 @@ StoreBackend *store_sqlite_open(const char *path, const StoreRunInfo *run, unsig
     close(fd);
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
-        set_err(err, err_len, "%s: cannot open: %s", path,
-                s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        set_err(err, err_len, "%s: cannot open: %s", path, sqlite3_errmsg(s->db));
         goto fail;
     }
     if (!configure(s->db, busy_ms, path, err, err_len) || !migrate(s->db, path, err, err_len) ||
@@ -716,8 +715,7 @@ bool store_prepare_file(const char *path, char *err, size_t err_len)
     sqlite3 *db = NULL;
     bool ok = false;
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
-        set_err(err, err_len, "%s: cannot open: %s", path,
-                db ? sqlite3_errmsg(db) : "out of memory");
+        set_err(err, err_len, "%s: cannot open: %s", path, sqlite3_errmsg(db));
     else
         ok = configure(db, 1000, path, err, err_len) && migrate(db, path, err, err_len);
     sqlite3_close(db);
