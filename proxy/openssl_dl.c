@@ -108,12 +108,12 @@ bool openssl_dl_load(char *err, size_t err_len)
 }
 
 #define FORWARD(ret, name, params, args)                                                           \
-    ret name params                                                                                \
+    DYNLIB_FORWARDER ret name params                                                               \
     {                                                                                              \
         return p_##name args;                                                                      \
     }
 #define FORWARD_VOID(name, params, args)                                                           \
-    void name params                                                                               \
+    DYNLIB_FORWARDER void name params                                                              \
     {                                                                                              \
         p_##name args;                                                                             \
     }
@@ -122,13 +122,13 @@ OPENSSL_FORWARD_VOID(FORWARD_VOID)
 #undef FORWARD
 #undef FORWARD_VOID
 
-void SSL_free(SSL *s)
+DYNLIB_FORWARDER void SSL_free(SSL *s)
 {
     if (s)
         p_SSL_free(s);
 }
 
-void SSL_CTX_free(SSL_CTX *c)
+DYNLIB_FORWARDER void SSL_CTX_free(SSL_CTX *c)
 {
     if (c)
         p_SSL_CTX_free(c);

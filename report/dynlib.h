@@ -21,6 +21,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Marks those definitions: hidden, so never exported from the program. Exported, they would
+ * stand in for the library's own functions inside other libraries that use it (libpq, loaded
+ * for a PostgreSQL store, calls libssl), before the library is loaded. */
+#define DYNLIB_FORWARDER __attribute__((visibility("hidden")))
+
 typedef struct DynLib {
     const char *soname;       /* "libsqlite3.so.0" */
     const char *package;      /* the Debian package that ships it: "libsqlite3-0" */

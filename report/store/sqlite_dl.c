@@ -97,14 +97,14 @@ bool sqlite_dl_load(char *err, size_t err_len)
 }
 
 #define FORWARD(ret, name, params, args)                                                           \
-    ret name params                                                                                \
+    DYNLIB_FORWARDER ret name params                                                               \
     {                                                                                              \
         return p_##name args;                                                                      \
     }
 SQLITE_FORWARD(FORWARD)
 #undef FORWARD
 
-int sqlite3_open(const char *path, sqlite3 **db)
+DYNLIB_FORWARDER int sqlite3_open(const char *path, sqlite3 **db)
 {
     if (!sqlite_dl_load(NULL, 0)) {
         *db = NULL;
@@ -113,7 +113,7 @@ int sqlite3_open(const char *path, sqlite3 **db)
     return p_sqlite3_open(path, db);
 }
 
-int sqlite3_open_v2(const char *path, sqlite3 **db, int flags, const char *vfs)
+DYNLIB_FORWARDER int sqlite3_open_v2(const char *path, sqlite3 **db, int flags, const char *vfs)
 {
     if (!sqlite_dl_load(NULL, 0)) {
         *db = NULL;
@@ -122,24 +122,24 @@ int sqlite3_open_v2(const char *path, sqlite3 **db, int flags, const char *vfs)
     return p_sqlite3_open_v2(path, db, flags, vfs);
 }
 
-const char *sqlite3_errmsg(sqlite3 *db)
+DYNLIB_FORWARDER const char *sqlite3_errmsg(sqlite3 *db)
 {
     if (!db && !sqlite_dl_load(NULL, 0))
         return load_err;
     return p_sqlite3_errmsg(db);
 }
 
-int sqlite3_close(sqlite3 *db)
+DYNLIB_FORWARDER int sqlite3_close(sqlite3 *db)
 {
     return db ? p_sqlite3_close(db) : SQLITE_OK;
 }
 
-int sqlite3_close_v2(sqlite3 *db)
+DYNLIB_FORWARDER int sqlite3_close_v2(sqlite3 *db)
 {
     return db ? p_sqlite3_close_v2(db) : SQLITE_OK;
 }
 
-void sqlite3_free(void *p)
+DYNLIB_FORWARDER void sqlite3_free(void *p)
 {
     if (p)
         p_sqlite3_free(p);

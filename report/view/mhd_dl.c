@@ -66,8 +66,10 @@ bool mhd_dl_load(char *err, size_t err_len)
     return loaded;
 }
 
-struct MHD_Daemon *MHD_start_daemon(unsigned int flags, uint16_t port, MHD_AcceptPolicyCallback apc,
-                                    void *apc_cls, MHD_AccessHandlerCallback dh, void *dh_cls, ...)
+DYNLIB_FORWARDER struct MHD_Daemon *MHD_start_daemon(unsigned int flags, uint16_t port,
+                                                     MHD_AcceptPolicyCallback apc, void *apc_cls,
+                                                     MHD_AccessHandlerCallback dh, void *dh_cls,
+                                                     ...)
 {
     if (!mhd_dl_load(NULL, 0))
         return NULL;
@@ -78,42 +80,43 @@ struct MHD_Daemon *MHD_start_daemon(unsigned int flags, uint16_t port, MHD_Accep
     return d;
 }
 
-void MHD_stop_daemon(struct MHD_Daemon *daemon)
+DYNLIB_FORWARDER void MHD_stop_daemon(struct MHD_Daemon *daemon)
 {
     p_stop_daemon(daemon);
 }
 
-const union MHD_DaemonInfo *MHD_get_daemon_info(struct MHD_Daemon *daemon,
-                                                enum MHD_DaemonInfoType info_type, ...)
+DYNLIB_FORWARDER const union MHD_DaemonInfo *
+MHD_get_daemon_info(struct MHD_Daemon *daemon, enum MHD_DaemonInfoType info_type, ...)
 {
     return p_get_daemon_info(daemon, info_type);
 }
 
-const char *MHD_lookup_connection_value(struct MHD_Connection *connection, enum MHD_ValueKind kind,
-                                        const char *key)
+DYNLIB_FORWARDER const char *MHD_lookup_connection_value(struct MHD_Connection *connection,
+                                                         enum MHD_ValueKind kind, const char *key)
 {
     return p_lookup_connection_value(connection, kind, key);
 }
 
-struct MHD_Response *MHD_create_response_from_buffer(size_t size, void *buffer,
-                                                     enum MHD_ResponseMemoryMode mode)
+DYNLIB_FORWARDER struct MHD_Response *
+MHD_create_response_from_buffer(size_t size, void *buffer, enum MHD_ResponseMemoryMode mode)
 {
     return p_create_response_from_buffer(size, buffer, mode);
 }
 
-enum MHD_Result MHD_add_response_header(struct MHD_Response *response, const char *header,
-                                        const char *content)
+DYNLIB_FORWARDER enum MHD_Result MHD_add_response_header(struct MHD_Response *response,
+                                                         const char *header, const char *content)
 {
     return p_add_response_header(response, header, content);
 }
 
-enum MHD_Result MHD_queue_response(struct MHD_Connection *connection, unsigned int status_code,
-                                   struct MHD_Response *response)
+DYNLIB_FORWARDER enum MHD_Result MHD_queue_response(struct MHD_Connection *connection,
+                                                    unsigned int status_code,
+                                                    struct MHD_Response *response)
 {
     return p_queue_response(connection, status_code, response);
 }
 
-void MHD_destroy_response(struct MHD_Response *response)
+DYNLIB_FORWARDER void MHD_destroy_response(struct MHD_Response *response)
 {
     p_destroy_response(response);
 }
