@@ -1126,11 +1126,12 @@ static void read_upstream_ssl_answer(Session *s)
         connect_failed(s, "server closed the connection after SSLRequest");
         return;
     }
-    const UpstreamTls *tls = ctx->upstream_tls;
+    UpstreamTls *tls = ctx->upstream_tls;
     if (answer == 'S') {
-        s->server_ssl = tls_upstream_ssl_new(tls, s->server_fd);
+        char why[400];
+        s->server_ssl = tls_upstream_ssl_new(tls, s->server_fd, why, sizeof why);
         if (!s->server_ssl) {
-            connect_failed(s, "could not set up TLS (out of memory or bad host name)");
+            connect_failed(s, why);
             return;
         }
         s->state = SS_UPSTREAM_TLS_HANDSHAKE;

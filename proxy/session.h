@@ -46,8 +46,9 @@ typedef struct ProxyContext {
     struct ev_loop *loop;
     const ProxyConfig *config;
     Upstream *upstream;
-    const UpstreamTls *upstream_tls; /* sslmode and context for the upstream leg */
-    SSL_CTX *client_tls_ctx;         /* set when pgtally terminates clients' TLS */
+    UpstreamTls *upstream_tls; /* sslmode and context for the upstream leg (made at first use
+                                * for sslmode=prefer, see proxy/tls) */
+    SSL_CTX *client_tls_ctx;   /* set when pgtally terminates clients' TLS */
     TrackerLimits tracker_limits;
     TrackerWorkspace *workspace; /* normalizer scratch shared by every session's tracker */
     TrackerEmitFn emit;          /* completed-statement events go here */

@@ -1,5 +1,6 @@
 /* proxy/tls — see tls.h. */
 #include "proxy/tls.h"
+#include "proxy/openssl_dl.h"
 #include "proxy/upstream.h"
 
 #include <arpa/inet.h>
@@ -56,26 +57,15 @@ static void openssl_errors(char *out, size_t out_len)
     ERR_clear_error();
 }
 
-bool tls_upstream_init(UpstreamTls *tls, const char *spec, const char *host, char *err,
-                       size_t err_len)
+/* Builds tls->ctx for tls->mode: loads OpenSSL, then the root certificate for the verifying
+ * modes and the client certificate when one is set. */
+static bool upstream_ctx_new(UpstreamTls *tls, const char *root_setting, const char *cert,
+                             const char *key, char *err, size_t err_len)
 {
-    memset(tls, 0, sizeof *tls);
-    snprintf(tls->host, sizeof tls->host, "%s", host);
-    char mode[32], rootcert[1024], cert[1024], key[1024];
-    setting(spec, "sslmode", "PGSSLMODE", mode, sizeof mode);
-    setting(spec, "sslrootcert", "PGSSLROOTCERT", rootcert, sizeof rootcert);
-    setting(spec, "sslcert", "PGSSLCERT", cert, sizeof cert);
-    setting(spec, "sslkey", "PGSSLKEY", key, sizeof key);
-    tls->mode = SSLMODE_PREFER;
-    if (mode[0] && !tls_parse_sslmode(mode, &tls->mode)) {
-        snprintf(err, err_len,
-                 "invalid sslmode \"%s\" (disable, allow, prefer, require, verify-ca, "
-                 "verify-full)",
-                 mode);
+    char rootcert[1024];
+    snprintf(rootcert, sizeof rootcert, "%s", root_setting);
+    if (!openssl_dl_load(err, err_len))
         return false;
-    }
-    if (tls->mode <= SSLMODE_ALLOW)
-        return true;
 
     tls->ctx = SSL_CTX_new(TLS_client_method());
     if (!tls->ctx) {
@@ -122,6 +112,35 @@ bool tls_upstream_init(UpstreamTls *tls, const char *spec, const char *host, cha
     return true;
 }
 
+bool tls_upstream_init(UpstreamTls *tls, const char *spec, const char *host, char *err,
+                       size_t err_len)
+{
+    memset(tls, 0, sizeof *tls);
+    snprintf(tls->host, sizeof tls->host, "%s", host);
+    char mode[32], rootcert[1024], cert[1024], key[1024];
+    setting(spec, "sslmode", "PGSSLMODE", mode, sizeof mode);
+    setting(spec, "sslrootcert", "PGSSLROOTCERT", rootcert, sizeof rootcert);
+    setting(spec, "sslcert", "PGSSLCERT", cert, sizeof cert);
+    setting(spec, "sslkey", "PGSSLKEY", key, sizeof key);
+    tls->mode = SSLMODE_PREFER;
+    if (mode[0] && !tls_parse_sslmode(mode, &tls->mode)) {
+        snprintf(err, err_len,
+                 "invalid sslmode \"%s\" (disable, allow, prefer, require, verify-ca, "
+                 "verify-full)",
+                 mode);
+        return false;
+    }
+    if (tls->mode <= SSLMODE_ALLOW)
+        return true;
+    /* prefer (the default) asks for TLS but takes plaintext: most upstreams on a sidecar's
+     * loopback or private network answer "no", and then OpenSSL is never needed. Its context
+     * is made at the first "yes" instead (it reads no file unless a client certificate is
+     * set, so there is little that can fail late). Any stricter mode checks everything now. */
+    if (tls->mode == SSLMODE_PREFER && !cert[0])
+        return true;
+    return upstream_ctx_new(tls, rootcert, cert, key, err, err_len);
+}
+
 void tls_upstream_free(UpstreamTls *tls)
 {
     if (tls->ctx)
@@ -131,6 +150,8 @@ void tls_upstream_free(UpstreamTls *tls)
 
 SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char *err, size_t err_len)
 {
+    if (!openssl_dl_load(err, err_len))
+        return NULL;
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
         openssl_errors(err, err_len);
@@ -162,11 +183,15 @@ static bool is_ip_literal(const char *host)
     return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
-SSL *tls_upstream_ssl_new(const UpstreamTls *tls, int fd)
+SSL *tls_upstream_ssl_new(UpstreamTls *tls, int fd, char *err, size_t err_len)
 {
-    SSL *ssl = SSL_new(tls->ctx);
-    if (!ssl)
+    if (!tls->ctx && !upstream_ctx_new(tls, "", "", "", err, err_len))
         return NULL;
+    SSL *ssl = SSL_new(tls->ctx);
+    if (!ssl) {
+        snprintf(err, err_len, "could not set up TLS: out of memory");
+        return NULL;
+    }
     SSL_set_fd(ssl, fd);
     SSL_set_connect_state(ssl);
     bool ip = is_ip_literal(tls->host);
@@ -176,6 +201,7 @@ SSL *tls_upstream_ssl_new(const UpstreamTls *tls, int fd)
         bool ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), tls->host) == 1
                      : SSL_set1_host(ssl, tls->host) == 1;
         if (!ok) {
+            snprintf(err, err_len, "could not set up TLS: bad host name \"%s\"", tls->host);
             SSL_free(ssl);
             return NULL;
         }

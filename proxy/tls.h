@@ -24,7 +24,8 @@ typedef enum SslMode {
 
 typedef struct UpstreamTls {
     SslMode mode;
-    SSL_CTX *ctx;   /* NULL when mode is disable or allow */
+    SSL_CTX *ctx;   /* NULL when mode is disable or allow, and for prefer until a server first
+                     * accepts TLS */
     char host[256]; /* for verify-full and SNI */
 } UpstreamTls;
 
@@ -34,17 +35,23 @@ const char *tls_sslmode_name(SslMode mode);
 
 /* Reads sslmode / sslrootcert / sslcert / sslkey from a postgres:// URL's query string,
  * falling back to PGSSLMODE, PGSSLROOTCERT, PGSSLCERT, PGSSLKEY, then libpq's defaults
- * (prefer; ~/.postgresql/root.crt for verification). Builds the context. */
+ * (prefer; ~/.postgresql/root.crt for verification). Builds the context (loading OpenSSL,
+ * see proxy/openssl_dl) for require and the verifying modes, and for prefer with a client
+ * certificate; plain prefer builds it at the first server that accepts TLS, so a proxy whose
+ * upstream has no TLS never loads OpenSSL. */
 bool tls_upstream_init(UpstreamTls *tls, const char *upstream_spec, const char *host, char *err,
                        size_t err_len);
 void tls_upstream_free(UpstreamTls *tls);
 
-/* A server-side context for terminating clients' TLS. NULL with a message on failure. */
+/* A server-side context for terminating clients' TLS (loads OpenSSL). NULL with a message on
+ * failure. */
 SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char *err, size_t err_len);
 
-/* A new SSL object for a non-blocking socket (client side when `connect`). For the upstream,
- * sets SNI and, for verify-full, the host name to check. NULL when out of memory. */
-SSL *tls_upstream_ssl_new(const UpstreamTls *tls, int fd);
+/* A new SSL object for a non-blocking socket. For the upstream: makes tls->ctx first if it is
+ * not made yet (sslmode=prefer), sets SNI and, for verify-full, the host name to check; NULL
+ * with a message when OpenSSL cannot be loaded, memory runs out or the host name is bad. */
+SSL *tls_upstream_ssl_new(UpstreamTls *tls, int fd, char *err, size_t err_len);
+/* For a client (server_ctx from tls_server_ctx_new). NULL when out of memory. */
 SSL *tls_client_ssl_new(SSL_CTX *server_ctx, int fd);
 
 /* Describes why a TLS operation failed: the verification result when there is one, else

@@ -52,8 +52,7 @@ bool merge_check_input(const char *in_path, char *err, size_t err_len)
     int64_t version = 0;
     bool ok = sqlite3_open_v2(in_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK;
     if (!ok)
-        report_err(err, err_len, "%s: cannot open: %s", in_path,
-                   db ? sqlite3_errmsg(db) : "out of memory");
+        report_err(err, err_len, "%s: cannot open: %s", in_path, sqlite3_errmsg(db));
     else
         ok = store_sqlite_check_report(db, "main", in_path, "merges", &version, err, err_len);
     sqlite3_close(db);
@@ -299,8 +298,7 @@ bool merge_sqlite(const char *out_path, const char *in_path, MergeStats *stats, 
     }
     if (sqlite3_open_v2(out_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, NULL) !=
         SQLITE_OK) {
-        report_err(err, err_len, "%s: cannot open: %s", out_path,
-                   db ? sqlite3_errmsg(db) : "out of memory");
+        report_err(err, err_len, "%s: cannot open: %s", out_path, sqlite3_errmsg(db));
         goto done;
     }
     sqlite3_busy_timeout(db, 5000);
@@ -730,7 +728,7 @@ bool merge_to_pg(PgTool *t, const char *in_path, MergeStats *stats, char *err, s
               store_sqlite_check_report(db, "main", in_path, "merges", &version, err, err_len);
     if (db)
         sqlite3_busy_timeout(db, 5000);
-    if (!ok && db && !*err)
+    if (!ok && !*err)
         report_err(err, err_len, "%s: cannot open: %s", in_path, sqlite3_errmsg(db));
     if (ok) {
         const char *sql = version >= 3

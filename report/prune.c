@@ -146,8 +146,7 @@ bool prune_sqlite(const char *path, const PruneOptions *o, PruneStats *stats, ch
     bool ok = false;
     int flags = o->dry_run ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
     if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
-        report_err(err, err_len, "%s: cannot open: %s", path,
-                   db ? sqlite3_errmsg(db) : "out of memory");
+        report_err(err, err_len, "%s: cannot open: %s", path, sqlite3_errmsg(db));
         goto done;
     }
     sqlite3_busy_timeout(db, 5000);

@@ -309,8 +309,7 @@ ReportFile *reader_open(const char *path, char *err, size_t err_len)
         return NULL;
     }
     if (sqlite3_open_v2(path, &f->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        report_err(err, err_len, "%s: cannot open the report: %s", path,
-                   f->db ? sqlite3_errmsg(f->db) : "out of memory");
+        report_err(err, err_len, "%s: cannot open the report: %s", path, sqlite3_errmsg(f->db));
         goto fail;
     }
     /* The proxy may be writing right now (WAL): wait out a checkpoint rather than fail. */

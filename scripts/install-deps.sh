@@ -7,6 +7,12 @@ PACKAGES=(
   # build
   build-essential meson ninja-build pkg-config
   libev-dev libxxhash-dev libsqlite3-dev libpq-dev libinih-dev libssl-dev
+  # pgtally loads these at run time (dlopen), so its binary does not name them as needed
+  # libraries: libpq (a PostgreSQL store), SQLite (report files), OpenSSL (TLS),
+  # libmicrohttpd (served pages). Each is mapped only by the commands and settings that use
+  # it: every `pgtally` command starts in a few ms, and a proxy without TLS is megabytes
+  # smaller.
+  libpq5 libsqlite3-0 libssl3 libmicrohttpd12
   # the served pages (`pgtally serve`, `proxy --serve`): a well-kept HTTP server on its own
   # thread, rather than more hand-written HTTP
   libmicrohttpd-dev

@@ -69,6 +69,7 @@ typedef struct Fingerprinter {
     FingerprintBuf norm;    /* sqlnorm's output buffer */
     FingerprintBuf out;     /* JSON lines not yet written to stdout */
     FingerprintBuf tags;    /* the record's tags as a JSON object */
+    FingerprintBuf scratch; /* the tags' decoded bytes escaped at once, to see if any change */
     FingerprintBuf pending; /* multi-statement records: each statement's object up to `"tags":` */
     size_t *pending_end;    /* ... where each one ends in `pending` */
     bool *pending_incomplete;
@@ -130,6 +131,12 @@ static char *put_literal(char *p, const char *lit, size_t len)
 }
 #define PUT(p, lit) put_literal((p), (lit), sizeof(lit) - 1)
 
+/* True when the first and last bytes of s are ASCII (or s is empty). */
+static bool ascii_ends(const char *s, size_t len)
+{
+    return len == 0 || ((unsigned char)s[0] < 0x80 && (unsigned char)s[len - 1] < 0x80);
+}
+
 /* Renders the tags as a JSON object into f->tags. */
 static bool fingerprint_render_tags(Fingerprinter *f, const SqlTags *tags)
 {
@@ -139,18 +146,38 @@ static bool fingerprint_render_tags(Fingerprinter *f, const SqlTags *tags)
         return true;
     }
     size_t need = 2;
-    for (size_t i = 0; i < tags->count; i++)
-        need +=
-            JSON_ESCAPED_MAX(tags->tags[i].key_len) + JSON_ESCAPED_MAX(tags->tags[i].value_len) + 6;
+    bool ascii_edges = true; /* no UTF-8 sequence can run from one key or value into the next */
+    for (size_t i = 0; i < tags->count; i++) {
+        const SqlTag *t = &tags->tags[i];
+        need += JSON_ESCAPED_MAX(t->key_len) + JSON_ESCAPED_MAX(t->value_len) + 6;
+        ascii_edges =
+            ascii_edges && ascii_ends(t->key, t->key_len) && ascii_ends(t->value, t->value_len);
+    }
     f->tags.len = 0;
-    if (!buf_reserve(&f->tags, need))
+    f->scratch.len = 0;
+    if (!buf_reserve(&f->tags, need) ||
+        !buf_reserve(&f->scratch, JSON_ESCAPED_MAX(tags->storage_used) + 1))
         return false;
+    /* Keys and values are decoded into one storage area. Escaping it whole is one pass; when
+     * that changes nothing (the usual case: escapes only ever lengthen, and valid UTF-8 is
+     * kept as it is) every key and value is copied as it is, rather than escaped one by one:
+     * a dozen short calls per tagged statement were a third of the JSON work. */
+    bool plain = ascii_edges && json_escape(f->scratch.data, f->scratch.cap, tags->storage,
+                                            tags->storage_used) == tags->storage_used;
     char *p = f->tags.data;
     *p++ = '{';
     for (size_t i = 0; i < tags->count; i++) {
         const SqlTag *t = &tags->tags[i];
         if (i > 0)
             *p++ = ',';
+        if (plain) {
+            *p++ = '"';
+            p = put_literal(p, t->key, t->key_len);
+            p = PUT(p, "\":\"");
+            p = put_literal(p, t->value, t->value_len);
+            *p++ = '"';
+            continue;
+        }
         p = put_string(p, t->key, t->key_len);
         *p++ = ':';
         p = put_string(p, t->value, t->value_len);
@@ -346,6 +373,7 @@ static void fingerprinter_free(Fingerprinter *f)
     free(f->norm.data);
     free(f->out.data);
     free(f->tags.data);
+    free(f->scratch.data);
     free(f->pending.data);
     free(f->pending_end);
     free(f->pending_incomplete);

@@ -11,6 +11,7 @@
 
 #include "report/pgtool.h"
 #include "report/reader.h"
+#include "report/view/mhd_dl.h"
 #include "report/view/view_html.h"
 #include "report/view/viewdata.h"
 #include "report/view/viewfmt.h"
@@ -75,7 +76,7 @@ static bool store_version(Serve *s, char out[VERSION_LEN], char *err, size_t err
         if (!s->version_db &&
             sqlite3_open_v2(s->db, &s->version_db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
             snprintf(err, err_len, "%s: cannot open the report: %s", s->db,
-                     s->version_db ? sqlite3_errmsg(s->version_db) : "out of memory");
+                     sqlite3_errmsg(s->version_db));
             sqlite3_close(s->version_db);
             s->version_db = NULL;
             return false;
@@ -462,6 +463,8 @@ Serve *serve_start(const ServeOptions *o, char *err, size_t err_len)
         if (!s->file)
             goto fail;
     }
+    if (!mhd_dl_load(err, err_len))
+        goto fail;
     unsigned limit = o->max_connections ? o->max_connections : SERVE_MAX_CONNECTIONS;
     unsigned timeout = o->timeout_s ? o->timeout_s : SERVE_TIMEOUT_S;
     s->daemon =

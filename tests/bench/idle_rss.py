@@ -42,6 +42,7 @@ def measure(cluster, daemon, conns):
             held = h.proc_status(daemon.pid)
             parts = proxies.rss_breakdown(daemon.pid)
             files = proxies.rss_by_file(daemon.pid)
+            dirty_clean = proxies.rss_dirty_clean(daemon.pid)
             servers = server_connections(cluster)
         finally:
             for c in clients:
@@ -50,7 +51,8 @@ def measure(cluster, daemon, conns):
         time.sleep(SETTLE_S * 2)
         after = h.proc_status(daemon.pid)["VmRSS"]
         return {"idle": idle, "held": held["VmRSS"], "hwm": held["VmHWM"], "after": after,
-                "servers": servers, "parts": parts, "files": files}
+                "servers": servers, "parts": parts, "files": files,
+                "dirty_clean": dirty_clean}
     finally:
         daemon.stop()
 
@@ -88,6 +90,10 @@ def main():
             name, conns, ", ".join("%s %d" % kv for kv in r["parts"].items())))
         print("  files: " + ", ".join("%s %d" % (os.path.basename(f), kb)
                                       for f, kb in r["files"][:8]))
+        print("  by mapping, kB resident = written (private or shared dirty) + clean (read "
+              "from the file, shared by the page cache):")
+        for name_, rss, dirty, clean in r["dirty_clean"][:12]:
+            print("    %-28s %6d = %6d + %6d" % (name_, rss, dirty, clean))
     cluster.destroy()
 
 

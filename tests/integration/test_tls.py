@@ -478,5 +478,54 @@ class LoggingOverTlsTest(TlsTestCase):
         return self.proxy.dsn(sslmode="verify-full", sslrootcert=PKI["ca.crt"], **kw)
 
 
+def mapped_libraries(pid):
+    """The file names of the shared libraries a process maps."""
+    with open("/proc/%d/maps" % pid) as f:
+        return {os.path.basename(line.split()[-1]) for line in f
+                if len(line.split()) >= 6 and ".so" in line.split()[-1]}
+
+
+class OpenSslOnDemandTest(TlsTestCase):
+    """OpenSSL is loaded only when TLS is used: a sidecar whose upstream declines TLS under
+    sslmode=prefer (the default) and which terminates no client TLS never maps libssl or
+    libcrypto (megabytes of its RSS); the first upstream that accepts TLS loads them."""
+
+    def libssl_mapped(self):
+        libs = mapped_libraries(self.proxy.pid)
+        return any(n.startswith(("libssl.", "libcrypto.")) for n in libs)
+
+    def test_prefer_against_ssl_off_server_never_loads_openssl(self):
+        self.start_proxy(cluster=SSL_OFF, sslmode="prefer")
+        self.assertEqual(self.ssl_via_proxy(), "f")
+        self.assertFalse(self.libssl_mapped(), sorted(mapped_libraries(self.proxy.pid)))
+        self.assertEqual(len(self.stop_proxy()), 1)
+
+    def test_prefer_loads_openssl_when_the_server_accepts_tls(self):
+        self.start_proxy(sslmode="prefer")
+        self.assertFalse(self.libssl_mapped())
+        self.assertEqual(self.ssl_via_proxy(), "t")
+        self.assertTrue(self.libssl_mapped())
+        self.assertEqual(len(self.stop_proxy()), 1)
+
+    def test_require_loads_openssl_at_start(self):
+        self.start_proxy(sslmode="require")
+        self.assertTrue(self.libssl_mapped())
+        self.assertEqual(self.ssl_via_proxy(), "t")
+        self.assertEqual(len(self.stop_proxy()), 1)
+
+    def test_missing_openssl_is_a_clear_error(self):
+        # An empty file found first under the library's name stands for a broken or missing
+        # libssl3.
+        with tempfile.TemporaryDirectory() as d:
+            open(os.path.join(d, "libssl.so.3"), "w").close()
+            env = dict(h.client_env(), LD_LIBRARY_PATH=d)
+            r = subprocess.run([os.environ["PGTALLY_BIN"], "proxy", "--listen", "127.0.0.1:0",
+                                "--no-db", "--upstream", upstream_url(SSL_ON, sslmode="require")],
+                               env=env, capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("cannot load libssl.so.3 (needed for TLS)", r.stderr)
+        self.assertIn("install the libssl3 package", r.stderr)
+
+
 if __name__ == "__main__":
     h.main()

@@ -200,6 +200,20 @@ def test_invalid_utf8_everywhere():
     assert b"\\u0080x" in out  # escaped as \u0080 in the bytes, not passed through
 
 
+def test_tag_bytes_never_join_across_keys_and_values():
+    # A key ending in a lead byte and a value starting with a continuation byte are each
+    # invalid UTF-8 alone, though the two side by side would read as "\u00e9": each is
+    # escaped on its own. Plain tags are copied as they are, escaped ones not.
+    q = (b"SELECT 1 /* x%C3='%A9',plain='caf%C3%A9',q='a%22b' */\n"
+         b"SELECT 2 /* k='v%C3',%A9k='w' */\n")
+    rc, out, _ = run([], q)
+    a, b = objects(out)
+    assert rc == 0
+    assert a["tags"] == {"x\u00c3": "\u00a9", "plain": "caf\u00e9", "q": 'a"b'}, a["tags"]
+    assert b"\\u00c3" in out and b"\\u00a9" in out and b"caf\xc3\xa9" in out
+    assert b["tags"] == {"k": "v\u00c3", "\u00a9k": "w"}, b["tags"]
+
+
 def latin1_for_bad_bytes(err):
     """What the escaper prints for bytes that are not UTF-8: each as its Latin-1 code point."""
     return "".join(chr(b) for b in err.object[err.start:err.end]), err.end
@@ -278,7 +292,8 @@ def main():
                test_unknown_option_is_usage_error, test_nul_mode_several_files_and_no_trailing_nul,
                test_tags_after_the_last_statement_apply_to_all, test_incomplete_flag_per_statement,
                test_unreadable_file_exit_2, test_every_byte_value_in_long_names,
-               test_invalid_utf8_everywhere, test_long_records_and_many_records_across_reads,
+               test_invalid_utf8_everywhere, test_tag_bytes_never_join_across_keys_and_values,
+               test_long_records_and_many_records_across_reads,
                test_output_not_held_back_while_waiting_for_input,
                test_write_error_exit_2]:
         case(fn)
