@@ -8,32 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <xxhash.h>
 
 #include "report/errfmt.h"
 #include "report/pgtool.h"
 #include "report/store.h"
 #include "report/store/pg_schema.h"
 #include "report/store/sqlite.h"
-
-void merge_legacy_uuid(int64_t id, int64_t started_us, const char *version, const char *settings,
-                       char out[33])
-{
-    /* Unit separators keep ("1", "23") and ("12", "3") apart. */
-    XXH3_state_t *state = XXH3_createState();
-    char head[64];
-    int n = snprintf(head, sizeof head, "%lld\x1f%lld\x1f", (long long)id, (long long)started_us);
-    XXH128_hash_t h = {0, 0};
-    if (state && XXH3_128bits_reset(state) == XXH_OK) {
-        XXH3_128bits_update(state, head, (size_t)n);
-        XXH3_128bits_update(state, version, strlen(version));
-        XXH3_128bits_update(state, "\x1f", 1);
-        XXH3_128bits_update(state, settings, strlen(settings));
-        h = XXH3_128bits_digest(state);
-    }
-    XXH3_freeState(state);
-    snprintf(out, 33, "%016llx%016llx", (unsigned long long)h.high64, (unsigned long long)h.low64);
-}
 
 /* ---- the input -------------------------------------------------------------------------- */
 
@@ -268,9 +248,9 @@ static bool read_source_runs(sqlite3 *db, const char *sql, SourceRun **out, size
         if (uuid && strlen(uuid) == 32)
             snprintf(r->uuid, sizeof r->uuid, "%s", uuid);
         else
-            merge_legacy_uuid(r->id, sqlite3_column_int64(st, 3),
-                              (const char *)sqlite3_column_text(st, 4) ?: "",
-                              (const char *)sqlite3_column_text(st, 5) ?: "", r->uuid);
+            store_sqlite_legacy_uuid(r->id, sqlite3_column_int64(st, 3),
+                                     (const char *)sqlite3_column_text(st, 4) ?: "",
+                                     (const char *)sqlite3_column_text(st, 5) ?: "", r->uuid);
     }
     sqlite3_finalize(st);
     return ok && rc == SQLITE_DONE;

@@ -46,8 +46,5 @@ typedef struct PgTool PgTool;
  * request ids come from the store's sequence, fingerprint texts are upserted. */
 bool merge_to_pg(PgTool *t, const char *in_path, MergeStats *stats, char *err, size_t err_len);
 
-/* The uuid a schema v1/v2 run gets: 32 hex digits from a hash of its row. */
-void merge_legacy_uuid(int64_t id, int64_t started_us, const char *version, const char *settings,
-                       char out[33]);
 
 #endif

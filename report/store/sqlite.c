@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "report/errfmt.h"
-#include "report/merge.h"
 #include "report/store.h"
 #include "report/store/backend.h"
 #include "report/store/sqlite.h"
@@ -271,7 +271,26 @@ bool store_sqlite_check_report(sqlite3 *db, const char *schema, const char *path
     return true;
 }
 
-/* pgtally_legacy_uuid(id, started_us, version, settings): merge_legacy_uuid for the
+void store_sqlite_legacy_uuid(int64_t id, int64_t started_us, const char *version,
+                              const char *settings, char out[33])
+{
+    /* Unit separators keep ("1", "23") and ("12", "3") apart. */
+    XXH3_state_t *state = XXH3_createState();
+    char head[64];
+    int n = snprintf(head, sizeof head, "%lld\x1f%lld\x1f", (long long)id, (long long)started_us);
+    XXH128_hash_t h = {0, 0};
+    if (state && XXH3_128bits_reset(state) == XXH_OK) {
+        XXH3_128bits_update(state, head, (size_t)n);
+        XXH3_128bits_update(state, version, strlen(version));
+        XXH3_128bits_update(state, "\x1f", 1);
+        XXH3_128bits_update(state, settings, strlen(settings));
+        h = XXH3_128bits_digest(state);
+    }
+    XXH3_freeState(state);
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)h.high64, (unsigned long long)h.low64);
+}
+
+/* pgtally_legacy_uuid(id, started_us, version, settings): store_sqlite_legacy_uuid for the
  * migrations, with NULLs read as merge reads them (0 and ""). */
 static void sql_legacy_uuid(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
@@ -279,8 +298,8 @@ static void sql_legacy_uuid(sqlite3_context *ctx, int argc, sqlite3_value **argv
     const char *version = (const char *)sqlite3_value_text(argv[2]);
     const char *settings = (const char *)sqlite3_value_text(argv[3]);
     char uuid[33];
-    merge_legacy_uuid(sqlite3_value_int64(argv[0]), sqlite3_value_int64(argv[1]),
-                      version ? version : "", settings ? settings : "", uuid);
+    store_sqlite_legacy_uuid(sqlite3_value_int64(argv[0]), sqlite3_value_int64(argv[1]),
+                             version ? version : "", settings ? settings : "", uuid);
     sqlite3_result_text(ctx, uuid, 32, SQLITE_TRANSIENT);
 }
 

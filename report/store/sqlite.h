@@ -60,4 +60,9 @@ bool store_sqlite_int(sqlite3 *db, const char *sql, int64_t *out);
 bool store_sqlite_check_report(sqlite3 *db, const char *schema, const char *path, const char *doing,
                                int64_t *version, char *err, size_t err_len);
 
+/* The uuid a schema v1/v2 run gets, the same in the v2 -> v3 migration and in `pgtally merge`
+ * of an old file: 32 hex digits from a hash of its row (id, start, version, settings). */
+void store_sqlite_legacy_uuid(int64_t id, int64_t started_us, const char *version,
+                              const char *settings, char out[33]);
+
 #endif

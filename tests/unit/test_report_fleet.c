@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "report/merge.h"
+#include "report/store/sqlite.h"
 #include "report/prune.h"
 #include "report/reader.h"
 #include "report/store.h"
@@ -274,8 +275,8 @@ TEST(merge_old_schema_gets_a_stable_uuid)
     CHECK_EQ_INT(sql_int(out, "SELECT count(*) FROM requests"), 5);
     CHECK_EQ_INT(sql_int(out, "SELECT length(uuid) FROM runs"), 32);
     char a[33], b[33];
-    merge_legacy_uuid(1, 5, "v", "{}", a);
-    merge_legacy_uuid(1, 5, "v", "{ }", b);
+    store_sqlite_legacy_uuid(1, 5, "v", "{}", a);
+    store_sqlite_legacy_uuid(1, 5, "v", "{ }", b);
     CHECK(strcmp(a, b) != 0);
 }
 
