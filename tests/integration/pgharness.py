@@ -1,6 +1,7 @@
 """Integration-test harness: a throwaway PostgreSQL cluster and the pgtally proxy under test.
 
-Owns: finding the Debian PostgreSQL binaries, initdb/start/stop of a private cluster (its own
+Owns: finding the Debian PostgreSQL binaries, the cached template cluster (initdb'ed once, then
+copied), start/stop of a private cluster (its own
 temp dir, free TCP port on 127.0.0.1, unix socket in the temp dir, roles for trust / md5 /
 SCRAM-SHA-256 auth and replication), starting and stopping `pgtally proxy` on a free port with
 --log-queries, parsing that query log, and a TestCase base class that gives each test a fresh
@@ -18,6 +19,8 @@ Environment:
                   the tests' own logic; assertions about the query log are then skipped.
   PGTALLY_IO      the proxies' --io (auto, uring, epoll): run the suite on one I/O path.
   PGHARNESS_KEEP  if "1", the temp dir is kept at exit (for post-mortems).
+  PGHARNESS_CACHE where the template cluster is cached (meson: in the build dir; default: a
+                  directory under the system temp dir).
 """
 
 import atexit
