@@ -4,8 +4,8 @@ Owns: finding the Debian PostgreSQL binaries, the cached template cluster (initd
 copied), start/stop of a private cluster (its own temp dir, free TCP port on 127.0.0.1, unix
 socket in the temp dir, roles for trust / md5 / SCRAM-SHA-256 auth and replication), starting
 and stopping `pgtally proxy` on a free port with --log-queries, parsing that query log, and a
-TestCase base class that gives each test a fresh proxy (so each test reads only its own log). Stdlib only: the tests run with Debian's
-/usr/bin/python3.
+TestCase base class that gives each test a fresh proxy (so each test reads only its own log).
+Stdlib only: the tests run with Debian's /usr/bin/python3.
 
 Nothing is left running: the cluster is stopped by atexit, by SIGTERM (meson's timeout sends it
 to the test's process group) and, if this process is SIGKILLed, by a watchdog process in its own
