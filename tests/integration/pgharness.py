@@ -457,12 +457,14 @@ class Proxy:
                                          env=self.env, preexec_fn=_die_with_parent)
             _cleanups.append(self.kill)
             deadline = time.monotonic() + timeout
+            pause = 0.002  # the proxy listens within milliseconds: poll fast, then back off
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     break
                 if port_accepts(self.port):
                     return self
-                time.sleep(0.02)
+                time.sleep(pause)
+                pause = min(pause * 2, 0.02)
             if self.proc.poll() is None:
                 self.kill()
                 raise RuntimeError("proxy did not accept on port %d within %ss:\n%s"
@@ -689,9 +691,38 @@ class ProxyTestCase(unittest.TestCase):
         return conns.pop()
 
 
+class _TimedResult(unittest.TextTestResult):
+    """Records each test's wall time (set-up and tear-down included) for the summary."""
+
+    def startTest(self, test):
+        self._started = time.monotonic()
+        super().startTest(test)
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        self.durations = getattr(self, "durations", [])
+        self.durations.append((time.monotonic() - self._started, test.id()))
+
+
+class _TimedRunner(unittest.TextTestRunner):
+    resultclass = _TimedResult
+
+    def run(self, test):
+        result = super().run(test)
+        # Keeps the suite's time budget visible: where this module's time went.
+        slow = sorted(getattr(result, "durations", []), reverse=True)[:10]
+        if slow:
+            print("pgharness: slowest tests (wall s, of %.1f s in %d tests):"
+                  % (sum(d for d, _ in result.durations), len(result.durations)),
+                  file=sys.stderr)
+            for took, name in slow:
+                print("  %6.2f %s" % (took, name), file=sys.stderr)
+        return result
+
+
 def main():
     """unittest.main with the module cluster torn down even when setUpModule fails."""
     try:
-        unittest.main(verbosity=2)
+        unittest.main(verbosity=2, testRunner=_TimedRunner)
     finally:
         stop_module_cluster()
