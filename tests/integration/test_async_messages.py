@@ -117,7 +117,7 @@ class AsyncMessagesTest(h.ProxyTestCase):
         os.mkdir(waldir)
         r = subprocess.run([h.pgbin("pg_receivewal"), "-d",
                             self.proxy.dsn(user="postgres", dbname="replication"),
-                            "-D", waldir, "-E", endpos, "-n", "--no-sync"],
+                            "-D", waldir, "-E", endpos, "-n", "--no-sync", "-s", "1"],
                            capture_output=True, text=True, env=h.client_env(), timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(os.listdir(waldir), "no WAL received")
