@@ -115,7 +115,7 @@ class AsyncMessagesTest(h.ProxyTestCase):
         endpos = self.cluster.admin_sql("select pg_current_wal_flush_lsn()").strip()
         waldir = os.path.join(self.cluster.tmpdir, "receivewal")
         os.mkdir(waldir)
-        # -s 1: it notices it reached endpos on a status round trip; the default is every 10 s
+        # -s 1: it saw endpos only when its status interval (10 s by default) woke it up
         r = subprocess.run([h.pgbin("pg_receivewal"), "-d",
                             self.proxy.dsn(user="postgres", dbname="replication"),
                             "-D", waldir, "-E", endpos, "-n", "--no-sync", "-s", "1"],
