@@ -1,11 +1,11 @@
 """Integration-test harness: a throwaway PostgreSQL cluster and the pgtally proxy under test.
 
-Owns: finding the Debian PostgreSQL binaries, initdb/start/stop of a private cluster (its own
-temp dir, free TCP port on 127.0.0.1, unix socket in the temp dir, roles for trust / md5 /
-SCRAM-SHA-256 auth and replication), starting and stopping `pgtally proxy` on a free port with
---log-queries, parsing that query log, and a TestCase base class that gives each test a fresh
-proxy (so each test reads only its own log). Stdlib only: the tests run with Debian's
-/usr/bin/python3.
+Owns: finding the Debian PostgreSQL binaries, the cached template cluster (initdb'ed once, then
+copied), start/stop of a private cluster (its own temp dir, free TCP port on 127.0.0.1, unix
+socket in the temp dir, roles for trust / md5 / SCRAM-SHA-256 auth and replication), starting
+and stopping `pgtally proxy` on a free port with --log-queries, parsing that query log, and a
+TestCase base class that gives each test a fresh proxy (so each test reads only its own log).
+Stdlib only: the tests run with Debian's /usr/bin/python3.
 
 Nothing is left running: the cluster is stopped by atexit, by SIGTERM (meson's timeout sends it
 to the test's process group) and, if this process is SIGKILLed, by a watchdog process in its own
@@ -18,6 +18,8 @@ Environment:
                   the tests' own logic; assertions about the query log are then skipped.
   PGTALLY_IO      the proxies' --io (auto, uring, epoll): run the suite on one I/O path.
   PGHARNESS_KEEP  if "1", the temp dir is kept at exit (for post-mortems).
+  PGHARNESS_CACHE where the template cluster is cached (meson: in the build dir; default: a
+                  directory under the system temp dir).
 """
 
 import atexit
@@ -193,6 +195,68 @@ def _as_postgres(cmd):
     return cmd
 
 
+# --- the template cluster -------------------------------------------------------------------
+
+# initdb costs seconds of CPU (it boots the server several times); copying its result costs a
+# tenth of that. So one template per PostgreSQL version and harness setup is made once, cached
+# on disk, and every Cluster starts from a copy of it: a pristine data dir each time.
+_INITDB_ARGS = ["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync",
+                "--no-instructions"]
+# Run in single-user mode (no server, no port): one statement per line.
+_TEMPLATE_SQL = (
+    "CREATE ROLE %s LOGIN CREATEDB;\n"
+    "SET password_encryption = 'md5';\n"
+    "CREATE ROLE %s LOGIN PASSWORD '%s';\n"
+    "SET password_encryption = 'scram-sha-256';\n"
+    "CREATE ROLE %s LOGIN PASSWORD '%s';\n"
+    "CREATE DATABASE %s OWNER %s;\n"
+    % (TRUST_USER, MD5_USER, MD5_PASSWORD, SCRAM_USER, SCRAM_PASSWORD, DBNAME, TRUST_USER))
+
+
+def _cache_dir():
+    """PGHARNESS_CACHE (meson sets it inside the build dir), else one under the temp dir."""
+    d = os.environ.get("PGHARNESS_CACHE") or os.path.join(
+        tempfile.gettempdir(), "pgtally-pgharness-%d" % os.geteuid())
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def template_datadir():
+    """The template's data dir, made on first use (under a lock: meson runs modules in
+    parallel, and the first one makes it while the others wait)."""
+    import fcntl
+    import hashlib
+    version = subprocess.run([pgbin("postgres"), "--version"], capture_output=True,
+                             text=True, check=True).stdout
+    key = hashlib.sha256(("\0".join([BINDIR, version] + _INITDB_ARGS + [_TEMPLATE_SQL]))
+                         .encode()).hexdigest()[:16]
+    cache = _cache_dir()
+    done = os.path.join(cache, "template-" + key)
+    with open(os.path.join(cache, "template.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.isdir(done):
+            work = tempfile.mkdtemp(prefix="template-tmp-", dir=cache)
+            try:
+                if os.geteuid() == 0:
+                    shutil.chown(work, "postgres", "postgres")
+                data = os.path.join(work, "data")
+                cmd = _as_postgres([pgbin("initdb"), "-D", data] + _INITDB_ARGS)
+                r = subprocess.run(cmd, capture_output=True, text=True)
+                if r.returncode != 0:
+                    raise RuntimeError("%s failed (%d):\n%s%s"
+                                       % (cmd, r.returncode, r.stdout, r.stderr))
+                cmd = _as_postgres([pgbin("postgres"), "--single", "-D", data, "-c",
+                                    "fsync=off", "postgres"])
+                r = subprocess.run(cmd, input=_TEMPLATE_SQL, capture_output=True, text=True)
+                if r.returncode != 0 or "ERROR" in r.stdout + r.stderr:
+                    raise RuntimeError("template set-up failed (%d):\n%s%s"
+                                       % (r.returncode, r.stdout, r.stderr))
+                os.rename(work, done)  # whole or not at all: a killed run leaves no template
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+    return os.path.join(done, "data")
+
+
 # --- the cluster ----------------------------------------------------------------------------
 
 class Cluster:
@@ -225,9 +289,9 @@ class Cluster:
              os.environ.get("PGHARNESS_KEEP", "0")],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)
-        self._run(_as_postgres([pgbin("initdb"), "-D", self.datadir, "-U", "postgres",
-                                "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync",
-                                "--no-instructions"]))
+        # A copy of the cached template (initdb'ed, roles and database made): a fresh cluster
+        # for a fraction of initdb's cost. pg_hba.conf and the settings are written below.
+        self._run(["cp", "-a", template_datadir(), self.datadir])
         with open(os.path.join(self.datadir, "pg_hba.conf"), "w") as f:
             f.write(
                 "# written by tests/integration/pgharness.py\n"
@@ -268,14 +332,6 @@ class Cluster:
             last_err = r.stdout + r.stderr + self.server_log_tail()
         else:
             raise RuntimeError("postgres did not start:\n" + (last_err or ""))
-        self.admin_sql(
-            "CREATE ROLE %s LOGIN CREATEDB;"
-            "SET password_encryption = 'md5';"
-            "CREATE ROLE %s LOGIN PASSWORD '%s';"
-            "SET password_encryption = 'scram-sha-256';"
-            "CREATE ROLE %s LOGIN PASSWORD '%s';"
-            % (TRUST_USER, MD5_USER, MD5_PASSWORD, SCRAM_USER, SCRAM_PASSWORD))
-        self.admin_sql("CREATE DATABASE %s OWNER %s" % (DBNAME, TRUST_USER))
         return self
 
     def stop(self):
@@ -401,12 +457,14 @@ class Proxy:
                                          env=self.env, preexec_fn=_die_with_parent)
             _cleanups.append(self.kill)
             deadline = time.monotonic() + timeout
+            pause = 0.002  # the proxy listens within milliseconds: poll fast, then back off
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     break
                 if port_accepts(self.port):
                     return self
-                time.sleep(0.02)
+                time.sleep(pause)
+                pause = min(pause * 2, 0.02)
             if self.proc.poll() is None:
                 self.kill()
                 raise RuntimeError("proxy did not accept on port %d within %ss:\n%s"
@@ -633,9 +691,38 @@ class ProxyTestCase(unittest.TestCase):
         return conns.pop()
 
 
+class _TimedResult(unittest.TextTestResult):
+    """Records each test's wall time (set-up and tear-down included) for the summary."""
+
+    def startTest(self, test):
+        self._started = time.monotonic()
+        super().startTest(test)
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        self.durations = getattr(self, "durations", [])
+        self.durations.append((time.monotonic() - self._started, test.id()))
+
+
+class _TimedRunner(unittest.TextTestRunner):
+    resultclass = _TimedResult
+
+    def run(self, test):
+        result = super().run(test)
+        # Keeps the suite's time budget visible: where this module's time went.
+        slow = sorted(getattr(result, "durations", []), reverse=True)[:10]
+        if slow:
+            print("pgharness: slowest tests (wall s, of %.1f s in %d tests):"
+                  % (sum(d for d, _ in result.durations), len(result.durations)),
+                  file=sys.stderr)
+            for took, name in slow:
+                print("  %6.2f %s" % (took, name), file=sys.stderr)
+        return result
+
+
 def main():
     """unittest.main with the module cluster torn down even when setUpModule fails."""
     try:
-        unittest.main(verbosity=2)
+        unittest.main(verbosity=2, testRunner=_TimedRunner)
     finally:
         stop_module_cluster()

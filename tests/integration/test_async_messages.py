@@ -115,9 +115,10 @@ class AsyncMessagesTest(h.ProxyTestCase):
         endpos = self.cluster.admin_sql("select pg_current_wal_flush_lsn()").strip()
         waldir = os.path.join(self.cluster.tmpdir, "receivewal")
         os.mkdir(waldir)
+        # -s 1: it saw endpos only when its status interval (10 s by default) woke it up
         r = subprocess.run([h.pgbin("pg_receivewal"), "-d",
                             self.proxy.dsn(user="postgres", dbname="replication"),
-                            "-D", waldir, "-E", endpos, "-n", "--no-sync"],
+                            "-D", waldir, "-E", endpos, "-n", "--no-sync", "-s", "1"],
                            capture_output=True, text=True, env=h.client_env(), timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(os.listdir(waldir), "no WAL received")

@@ -14,15 +14,34 @@
 
 #define COLLIDE_ID_MAX 24
 
-/* Fills ids[0..n) with NUL-terminated ids of at most COLLIDE_ID_MAX bytes. */
+/* Fills ids[0..n) with NUL-terminated ids of at most COLLIDE_ID_MAX bytes: "f" and the hex
+ * digits of 0, 1, 2... that land in bucket 0. The search tries ~n * buckets keys (tens of
+ * millions), so the hex counter is stepped in place rather than printed each time. */
 static inline void collide_ids(char (*ids)[COLLIDE_ID_MAX], size_t n, size_t buckets)
 {
+    static const char prefix[] = "request_id:f";
+    const size_t pre = sizeof prefix - 1;
     char key[64];
+    memcpy(key, prefix, pre);
+    key[pre] = '0';
+    size_t len = pre + 1; /* key[pre..len) holds the counter in lowercase hex */
     size_t found = 0;
-    for (unsigned long long i = 0; found < n; i++) {
-        int len = snprintf(key, sizeof key, "request_id:f%llx", i);
-        if ((XXH3_64bits(key, (size_t)len) & (buckets - 1)) == 0)
-            snprintf(ids[found++], COLLIDE_ID_MAX, "f%llx", i);
+    while (found < n) {
+        if ((XXH3_64bits(key, len) & (buckets - 1)) == 0) {
+            snprintf(ids[found++], COLLIDE_ID_MAX, "%.*s", (int)(len - pre + 1), key + pre - 1);
+        }
+        size_t d = len;
+        while (d > pre && key[d - 1] == 'f')
+            key[--d] = '0';
+        if (d == pre) { /* all digits were f: one digit more */
+            if (len + 1 >= sizeof key)
+                break;
+            memmove(key + pre + 1, key + pre, len - pre);
+            key[pre] = '1';
+            len++;
+        } else {
+            key[d - 1] = key[d - 1] == '9' ? 'a' : (char)(key[d - 1] + 1);
+        }
     }
 }
 
