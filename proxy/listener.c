@@ -332,18 +332,19 @@ static void finish_if_idle(ProxyContext *ctx)
 {
     Listener *l = ctx->owner;
     if (l->draining && ctx->n_sessions == 0)
-        ev_break(ctx->loop, EVBREAK_ALL);
+        proxy_context_break(ctx);
 }
 
 static void on_grace_over(struct ev_loop *loop, ev_timer *w, int revents)
 {
+    (void)loop;
     (void)revents;
     Listener *l = w->data;
     log_line(LOG_INFO, 0, "grace period over: closing %zu connection(s)", l->ctx.n_sessions);
     l->ctx.on_session_closed = NULL;
     while (l->ctx.sessions)
         session_close_now(l->ctx.sessions);
-    ev_break(loop, EVBREAK_ALL);
+    proxy_context_break(&l->ctx);
 }
 
 static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
@@ -364,7 +365,7 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
     l->listen_fd = -1;
     flush_outputs(l);
     if (l->ctx.n_sessions == 0) {
-        ev_break(loop, EVBREAK_ALL);
+        proxy_context_break(&l->ctx);
         return;
     }
     ev_timer_set(&l->grace_timer, l->ctx.config->grace_seconds, 0.);
@@ -749,7 +750,7 @@ int listener_run(ProxyConfig *config, int argc, char **argv)
              PGTALLY_VERSION, config->listen, l->ctx.client_tls_ctx ? " with TLS" : "",
              l->upstream.display, tls_sslmode_name(l->upstream_tls.mode),
              l->ctx.uring ? "uring" : "epoll");
-    ev_run(l->ctx.loop, 0);
+    proxy_context_run(&l->ctx);
     /* Refused clients still being answered do not hold up the shutdown. */
     l->ctx.on_session_closed = NULL;
     while (l->ctx.sessions)

@@ -544,6 +544,20 @@ void proxy_context_use_ring(ProxyContext *ctx, Uring *u)
     ctx->uring = u;
 }
 
+void proxy_context_run(ProxyContext *ctx)
+{
+    if (ctx->uring)
+        uring_run(ctx->uring);
+    else
+        ev_run(ctx->loop, 0);
+}
+
+void proxy_context_break(ProxyContext *ctx)
+{
+    ev_break(ctx->loop, EVBREAK_ALL);
+    uring_break(ctx->uring);
+}
+
 void proxy_context_drain_ring(ProxyContext *ctx)
 {
     if (!ctx->uring)
