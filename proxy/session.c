@@ -83,6 +83,7 @@ typedef struct Pipe {
     bool recv_armed;
     bool send_armed;
     bool starved;       /* the last receive found the buffer ring empty */
+    bool send_slow;     /* the last send found the destination full: wait for room */
     bool src_closed;    /* the source ended; the session closes once the queue is sent */
     uint8_t *recv_heap; /* a starved pipe's own receive buffer, while that receive runs */
     RingChunk queue[RING_QUEUE_MAX];
@@ -396,8 +397,15 @@ static void ring_kick_send(Session *s, Pipe *p)
     if (fd < 0)
         return;
     const RingChunk *c = &p->queue[p->queue_head];
-    struct io_uring_sqe *sqe = uring_sqe(s->ctx->uring);
-    io_uring_prep_send(sqe, fd, c->base + c->off, c->len, MSG_NOSIGNAL);
+    Uring *u = s->ctx->uring;
+    struct io_uring_sqe *sqe = uring_sqe(u);
+    /* MSG_DONTWAIT: the send completes while it is submitted (the loop then need not wake for
+     * it); only after one found the destination full (-EAGAIN) does the next one wait for
+     * room in the kernel (an internal poll). */
+    io_uring_prep_send(sqe, fd, c->base + c->off, c->len,
+                       MSG_NOSIGNAL | (p->send_slow ? 0 : MSG_DONTWAIT));
+    if (!p->send_slow)
+        uring_expect_inline(u);
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&p->send_op);
     p->send_armed = true;
     s->ring_ops++;
@@ -511,6 +519,7 @@ static void on_ring_send(UringOp *op, int res, unsigned flags)
         ring_release_ref(s);
         return;
     }
+    p->send_slow = res == -EAGAIN;
     if (res == -EINTR || res == -EAGAIN) {
         ring_kick_send(s, p);
         ring_release_ref(s);

@@ -23,9 +23,10 @@ struct Uring {
     int ev_fd;       /* libev's backend (epoll) fd, polled by the ring */
     UringOp ev_poll; /* that poll: one-shot, armed after each libev run */
     bool ev_poll_armed;
-    bool ev_ready;    /* libev's fd became readable: run libev */
-    bool stop;        /* uring_break: uring_run returns */
-    const char *mode; /* how task work runs: "defer", "coop" or "plain" */
+    bool ev_ready;            /* libev's fd became readable: run libev */
+    bool stop;                /* uring_break: uring_run returns */
+    unsigned inline_expected; /* SQEs queued that complete while being submitted */
+    const char *mode;         /* how task work runs: "defer", "coop" or "plain" */
     struct io_uring_buf_ring *buf_ring;
     size_t buf_ring_size;
     uint8_t *buffers;
@@ -102,12 +103,24 @@ void uring_run(Uring *u)
         /* The iteration's one system call: every SQE queued since the last one (all sessions'
          * sends and re-arms) goes in, and the thread sleeps here until a completion, libev's
          * fd or its next tick. */
+        /* Sends are made with MSG_DONTWAIT, so each completes while being submitted (sent, or
+         * -EAGAIN); waiting for that many completions more than one means the sends' own
+         * completions do not end the wait, and an iteration that sends and then waits for the
+         * next receive is one system call, not two. Completions left from the last dispatch
+         * (its budget ran out) are handled without waiting. */
+        unsigned wait_nr = io_uring_cq_ready(&u->ring) > 0 ? 0 : 1 + u->inline_expected;
+        u->inline_expected = 0;
         struct io_uring_cqe *cqe;
-        int rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+        int rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, wait_nr, &ts, NULL);
         dispatch(u);
         run_ev =
             u->ev_ready || rc == -EINTR || ev_pending_count(u->loop) > 0 || mono_ns() >= next_ev;
     }
+}
+
+void uring_expect_inline(Uring *u)
+{
+    u->inline_expected++;
 }
 
 void uring_break(Uring *u)

@@ -45,6 +45,10 @@ void uring_free(Uring *u);
  * NULL (the ring is sized so one submission always frees room). */
 struct io_uring_sqe *uring_sqe(Uring *u);
 
+/* Says that the SQE just queued completes while it is submitted (a send with MSG_DONTWAIT), so
+ * its completion must not end the loop's wait by itself. */
+void uring_expect_inline(Uring *u);
+
 /* Queues a cancellation of op (completes op with -ECANCELED if it was still in flight). */
 void uring_cancel(Uring *u, UringOp *op);
 
