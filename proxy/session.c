@@ -1066,6 +1066,8 @@ static void start_relay(Session *s)
         ev_io_stop(ctx->loop, &s->s2c.read_watcher);
         ev_io_stop(ctx->loop, &s->c2s.read_watcher);
         ev_io_stop(ctx->loop, &s->s2c.write_watcher);
+        uring_forget_fd(ctx->uring, s->client_fd);
+        uring_forget_fd(ctx->uring, s->server_fd);
         ring_arm_recv(s, &s->c2s);
         ring_arm_recv(s, &s->s2c);
     } else {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <time.h>
 
@@ -121,6 +122,16 @@ void uring_run(Uring *u)
 void uring_expect_inline(Uring *u)
 {
     u->inline_expected++;
+}
+
+void uring_forget_fd(Uring *u, int fd)
+{
+    /* libev leaves a stopped watcher's fd in its epoll set until it reports an event nobody
+     * wants; the ring consumes that fd's data first, so libev would never see one, and every
+     * arrival would make its epoll fd readable (a wasted wake-up and libev run). libev copes
+     * with fds leaving its set behind its back (as when they are closed): a later watcher on
+     * the same fd number is added again. */
+    (void)epoll_ctl(u->ev_fd, EPOLL_CTL_DEL, fd, NULL);
 }
 
 void uring_break(Uring *u)

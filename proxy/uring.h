@@ -49,6 +49,10 @@ struct io_uring_sqe *uring_sqe(Uring *u);
  * its completion must not end the loop's wait by itself. */
 void uring_expect_inline(Uring *u);
 
+/* Takes fd out of libev's epoll set: call when its sockets move to the ring (their watchers
+ * stopped), so their traffic no longer wakes libev. */
+void uring_forget_fd(Uring *u, int fd);
+
 /* Queues a cancellation of op (completes op with -ECANCELED if it was still in flight). */
 void uring_cancel(Uring *u, UringOp *op);
 
