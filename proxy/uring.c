@@ -103,12 +103,12 @@ void uring_run(Uring *u)
                                        .tv_nsec = left % 1000000000LL};
         /* The iteration's one system call: every SQE queued since the last one (all sessions'
          * sends and re-arms) goes in, and the thread sleeps here until a completion, libev's
-         * fd or its next tick. */
-        /* Sends are made with MSG_DONTWAIT, so each completes while being submitted (sent, or
-         * -EAGAIN); waiting for that many completions more than one means the sends' own
-         * completions do not end the wait, and an iteration that sends and then waits for the
-         * next receive is one system call, not two. Completions left from the last dispatch
-         * (its budget ran out) are handled without waiting. */
+         * fd or its next tick. Sends are made with MSG_DONTWAIT, so each completes while it is
+         * submitted (sent, or -EAGAIN): waiting for that many completions more than one keeps
+         * the sends' own completions from ending the wait, so relaying a message and waiting
+         * for the next one is one call, not two. (Were one counted wrongly, the wait would end
+         * at the tick: a late iteration, never a stall.) Completions left from the last
+         * dispatch (its budget ran out) are handled without waiting. */
         unsigned wait_nr = io_uring_cq_ready(&u->ring) > 0 ? 0 : 1 + u->inline_expected;
         u->inline_expected = 0;
         struct io_uring_cqe *cqe;
