@@ -158,18 +158,19 @@ static void finish_if_idle(ProxyContext *ctx)
 {
     Daemon *d = ctx->owner;
     if (d->draining && ctx->n_sessions == 0)
-        ev_break(ctx->loop, EVBREAK_ALL);
+        proxy_context_break(ctx);
 }
 
 static void on_grace_over(struct ev_loop *loop, ev_timer *w, int revents)
 {
+    (void)loop;
     (void)revents;
     Daemon *d = w->data;
     log_line(LOG_INFO, 0, "grace period over: closing %zu connection(s)", d->ctx.n_sessions);
     d->ctx.on_session_closed = NULL;
     while (d->ctx.sessions)
         session_close_now(d->ctx.sessions);
-    ev_break(loop, EVBREAK_ALL);
+    proxy_context_break(&d->ctx);
 }
 
 static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
@@ -187,7 +188,7 @@ static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
     acceptor_stop(&d->acceptor);
     flush_outputs(d);
     if (d->ctx.n_sessions == 0) {
-        ev_break(loop, EVBREAK_ALL);
+        proxy_context_break(&d->ctx);
         return;
     }
     ev_timer_set(&d->grace_timer, d->ctx.config->grace_seconds, 0.);
@@ -549,7 +550,7 @@ int daemon_run(ProxyConfig *config, int argc, char **argv)
              PGTALLY_VERSION, config->listen, d->ctx.client_tls_ctx ? " with TLS" : "",
              d->upstream.display, tls_sslmode_name(d->upstream_tls.mode),
              d->ctx.uring ? "uring" : "epoll");
-    ev_run(d->ctx.loop, 0);
+    proxy_context_run(&d->ctx);
     /* Refused clients still being answered do not hold up the shutdown. */
     d->ctx.on_session_closed = NULL;
     while (d->ctx.sessions)

@@ -83,6 +83,7 @@ typedef struct Pipe {
     bool recv_armed;
     bool send_armed;
     bool starved;       /* the last receive found the buffer ring empty */
+    bool send_slow;     /* the last send found the destination full: wait for room */
     bool src_closed;    /* the source ended; the session closes once the queue is sent */
     uint8_t *recv_heap; /* a starved pipe's own receive buffer, while that receive runs */
     RingChunk queue[RING_QUEUE_MAX];
@@ -396,8 +397,15 @@ static void ring_kick_send(Session *s, Pipe *p)
     if (fd < 0)
         return;
     const RingChunk *c = &p->queue[p->queue_head];
-    struct io_uring_sqe *sqe = uring_sqe(s->ctx->uring);
-    io_uring_prep_send(sqe, fd, c->base + c->off, c->len, MSG_NOSIGNAL);
+    Uring *u = s->ctx->uring;
+    struct io_uring_sqe *sqe = uring_sqe(u);
+    /* MSG_DONTWAIT: the send completes while it is submitted (the loop then need not wake for
+     * it); only after one found the destination full (-EAGAIN) does the next one wait for
+     * room in the kernel (an internal poll). */
+    io_uring_prep_send(sqe, fd, c->base + c->off, c->len,
+                       MSG_NOSIGNAL | (p->send_slow ? 0 : MSG_DONTWAIT));
+    if (!p->send_slow)
+        uring_expect_inline(u);
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&p->send_op);
     p->send_armed = true;
     s->ring_ops++;
@@ -511,6 +519,7 @@ static void on_ring_send(UringOp *op, int res, unsigned flags)
         ring_release_ref(s);
         return;
     }
+    p->send_slow = res == -EAGAIN;
     if (res == -EINTR || res == -EAGAIN) {
         ring_kick_send(s, p);
         ring_release_ref(s);
@@ -542,6 +551,20 @@ static void on_ring_send(UringOp *op, int res, unsigned flags)
 void proxy_context_use_ring(ProxyContext *ctx, Uring *u)
 {
     ctx->uring = u;
+}
+
+void proxy_context_run(ProxyContext *ctx)
+{
+    if (ctx->uring)
+        uring_run(ctx->uring);
+    else
+        ev_run(ctx->loop, 0);
+}
+
+void proxy_context_break(ProxyContext *ctx)
+{
+    ev_break(ctx->loop, EVBREAK_ALL);
+    uring_break(ctx->uring);
 }
 
 void proxy_context_drain_ring(ProxyContext *ctx)
@@ -1043,6 +1066,8 @@ static void start_relay(Session *s)
         ev_io_stop(ctx->loop, &s->s2c.read_watcher);
         ev_io_stop(ctx->loop, &s->c2s.read_watcher);
         ev_io_stop(ctx->loop, &s->s2c.write_watcher);
+        uring_forget_fd(ctx->uring, s->client_fd);
+        uring_forget_fd(ctx->uring, s->server_fd);
         ring_arm_recv(s, &s->c2s);
         ring_arm_recv(s, &s->s2c);
     } else {
@@ -1331,7 +1356,7 @@ static void process_startup(Session *s)
         case PGW_STARTUP_STARTUP:
             if (s->refused) {
                 /* Where the server says it is full: after the SSL answer and the startup
-                 * packet, so the client reads the error whatever its sslmode. The listener
+                 * packet, so the client reads the error whatever its sslmode. The acceptor
                  * logs refusals (rate-limited), so no line per client here. */
                 session_send_fatal(s, "53300", SESSION_TOO_MANY_CLIENTS);
                 return;
@@ -1473,7 +1498,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     case SS_STARTUP:
     case SS_CLIENT_TLS_HANDSHAKE:
         if (s->refused) {
-            /* Refused anyway: it is told why, and the listener has counted it already. */
+            /* Refused anyway: it is told why, and the acceptor has counted it already. */
             session_send_fatal(s, "53300", SESSION_TOO_MANY_CLIENTS);
             break;
         }

@@ -117,6 +117,13 @@ Session *session_next(Session *session);
 /* Puts sessions on the io_uring data path from now on (u set up on ctx->loop). */
 void proxy_context_use_ring(ProxyContext *ctx, Uring *u);
 
+/* Runs the loop: the ring's (uring_run) when sessions relay on it, else ev_run. Returns after
+ * proxy_context_break or when no watcher is left. */
+void proxy_context_run(ProxyContext *ctx);
+
+/* Ends proxy_context_run (ev_break alone would not stop the ring's loop). */
+void proxy_context_break(ProxyContext *ctx);
+
 /* Ring-side part of the shutdown: cancels what closed sessions still have in flight, waits
  * (bounded) for it, and frees them. Call after every session was closed, before uring_free. */
 void proxy_context_drain_ring(ProxyContext *ctx);

@@ -5,18 +5,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include <liburing.h>
 
 /* Room for every socket operation of a busy iteration; a full queue is submitted early. */
 #define RING_ENTRIES 1024
+/* libev is run (non-blocking) at least this often, for its timers: libev has no public way to
+ * tell its next timer, so the ring wait is capped. Every pgtally timer is 100 ms or longer. */
+#define LIBEV_TICK_NS 10000000LL
 
 struct Uring {
     struct io_uring ring;
     struct ev_loop *loop;
-    ev_io ring_watcher;
-    ev_prepare submitter;
+    int ev_fd;       /* libev's backend (epoll) fd, polled by the ring */
+    UringOp ev_poll; /* that poll: one-shot, armed after each libev run */
+    bool ev_poll_armed;
+    bool ev_ready;            /* libev's fd became readable: run libev */
+    bool stop;                /* uring_break: uring_run returns */
+    unsigned inline_expected; /* SQEs queued that complete while being submitted */
+    const char *mode;         /* how task work runs: "defer", "coop" or "plain" */
     struct io_uring_buf_ring *buf_ring;
     size_t buf_ring_size;
     uint8_t *buffers;
@@ -40,37 +51,116 @@ static void dispatch(Uring *u)
     }
 }
 
-static void on_ring(struct ev_loop *loop, ev_io *w, int revents)
+static void on_ev_fd(UringOp *op, int res, unsigned flags)
 {
-    (void)loop;
-    (void)revents;
-    Uring *u = w->data;
-    dispatch(u);
-    /* Completions left over: come back without waiting. */
-    if (io_uring_cq_ready(&u->ring) > 0)
-        ev_feed_event(u->loop, &u->ring_watcher, EV_READ);
+    (void)res;
+    (void)flags;
+    Uring *u = (Uring *)((char *)op - offsetof(Uring, ev_poll));
+    u->ev_poll_armed = false;
+    u->ev_ready = true;
 }
 
-/* Just before libev waits: completions already posted are handled here and the SQEs of the
- * whole iteration go to the kernel in one io_uring_enter. Completions come to a thread asleep
- * in epoll_wait as task work that interrupts it (EINTR), so the next iteration finds them
- * posted here, without another epoll_wait; and sends that completed inline during the submit
- * are handled at once, so their completions cost no wake-up either. Bounded: what is left
- * waits in the CQ, whose fd then wakes epoll_wait at once. */
-static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+static void arm_ev_poll(Uring *u)
 {
-    (void)loop;
-    (void)revents;
-    Uring *u = w->data;
-    for (int round = 0; round < 4; round++) {
-        if (io_uring_cq_ready(&u->ring) > 0)
-            dispatch(u);
-        if (io_uring_sq_ready(&u->ring) == 0)
+    if (u->ev_poll_armed)
+        return;
+    /* One-shot: libev's epoll is level-triggered, so a poll armed while events are still
+     * queued in it completes at once; a multishot poll would only see new wake-ups. */
+    struct io_uring_sqe *sqe = uring_sqe(u);
+    io_uring_prep_poll_add(sqe, u->ev_fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)&u->ev_poll);
+    u->ev_poll_armed = true;
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+void uring_run(Uring *u)
+{
+    u->stop = false;
+    bool run_ev = true;
+    int64_t next_ev = 0;
+    for (;;) {
+        if (run_ev) {
+            u->ev_ready = false;
+            /* ev_run returns the number of active watchers: none left ends the loop, as a
+             * blocking ev_run would. */
+            if (!ev_run(u->loop, EVRUN_NOWAIT) || u->stop)
+                break;
+            arm_ev_poll(u);
+            next_ev = mono_ns() + LIBEV_TICK_NS;
+        }
+        if (u->stop)
             break;
-        /* An error (EBUSY, EAGAIN) leaves the SQEs queued: the next iteration retries. */
-        if (io_uring_submit(&u->ring) < 0)
-            break;
+        int64_t left = next_ev - mono_ns();
+        if (left < 0)
+            left = 0;
+        struct __kernel_timespec ts = {.tv_sec = left / 1000000000LL,
+                                       .tv_nsec = left % 1000000000LL};
+        /* The iteration's one system call: every SQE queued since the last one (all sessions'
+         * sends and re-arms) goes in, and the thread sleeps here until a completion, libev's
+         * fd or its next tick. Sends are made with MSG_DONTWAIT, so each completes while it is
+         * submitted (sent, or -EAGAIN): waiting for that many completions more than one keeps
+         * the sends' own completions from ending the wait, so relaying a message and waiting
+         * for the next one is one call, not two. (Were one counted wrongly, the wait would end
+         * at the tick: a late iteration, never a stall.) Completions left from the last
+         * dispatch (its budget ran out) are handled without waiting. */
+        unsigned wait_nr = io_uring_cq_ready(&u->ring) > 0 ? 0 : 1 + u->inline_expected;
+        u->inline_expected = 0;
+        struct io_uring_cqe *cqe;
+        int rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, wait_nr, &ts, NULL);
+        dispatch(u);
+        run_ev =
+            u->ev_ready || rc == -EINTR || ev_pending_count(u->loop) > 0 || mono_ns() >= next_ev;
     }
+}
+
+void uring_expect_inline(Uring *u)
+{
+    u->inline_expected++;
+}
+
+void uring_forget_fd(Uring *u, int fd)
+{
+    /* libev leaves a stopped watcher's fd in its epoll set until it reports an event nobody
+     * wants; the ring consumes that fd's data first, so libev would never see one, and every
+     * arrival would make its epoll fd readable (a wasted wake-up and libev run). libev copes
+     * with fds leaving its set behind its back (as when they are closed): a later watcher on
+     * the same fd number is added again. */
+    (void)epoll_ctl(u->ev_fd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+void uring_break(Uring *u)
+{
+    if (u)
+        u->stop = true;
+}
+
+const char *uring_mode(const Uring *u)
+{
+    return u->mode;
+}
+
+/* libev's backend fd: libev has no getter, but embedding a loop exposes it (an ev_embed
+ * watches the embedded loop's backend fd). A throwaway select() loop is the host. */
+static int libev_backend_fd(struct ev_loop *loop)
+{
+    if (!(ev_backend(loop) & ev_embeddable_backends()))
+        return -1;
+    struct ev_loop *host = ev_loop_new(EVBACKEND_SELECT | EVFLAG_NOENV | EVFLAG_NOSIGMASK);
+    if (!host)
+        return -1;
+    ev_embed probe;
+    ev_embed_init(&probe, NULL, loop);
+    ev_embed_start(host, &probe);
+    int fd = probe.io.fd;
+    ev_embed_stop(host, &probe);
+    ev_loop_destroy(host);
+    return fd;
 }
 
 Uring *uring_new(struct ev_loop *loop, unsigned n_buffers, size_t buffer_size, char *err,
@@ -81,15 +171,35 @@ Uring *uring_new(struct ev_loop *loop, unsigned n_buffers, size_t buffer_size, c
         snprintf(err, err_len, "out of memory");
         return NULL;
     }
-    struct io_uring_params p;
-    memset(&p, 0, sizeof p);
-    /* No COOP/DEFER_TASKRUN: this thread sleeps in epoll_wait, not in the ring, so completions
-     * must be posted (and the ring fd signalled) without it entering the ring. */
-    p.flags = IORING_SETUP_SUBMIT_ALL;
-    int rc = io_uring_queue_init_params(RING_ENTRIES, &u->ring, &p);
-    if (rc == -EINVAL) {
+    u->ev_fd = libev_backend_fd(loop);
+    if (u->ev_fd < 0) {
+        snprintf(err, err_len, "libev's backend cannot be polled (not epoll)");
+        free(u);
+        return NULL;
+    }
+    /* This thread sleeps in the ring (uring_run), so completions can wait for it to enter:
+     * DEFER_TASKRUN runs their task work only then, in one batch, with no interrupt and no
+     * wake-up before the first one (kernel >= 6.1); COOP_TASKRUN at least does not interrupt
+     * the thread (>= 5.19). */
+    static const struct {
+        unsigned flags;
+        const char *mode;
+    } setups[] = {
+        {IORING_SETUP_SUBMIT_ALL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+         "defer"},
+        {IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN, "coop"},
+        {0, "plain"},
+    };
+    int rc = -EINVAL;
+    const char *forced = getenv("PGTALLY_URING_TASKRUN"); /* tests and measurements */
+    for (size_t i = 0; i < sizeof setups / sizeof setups[0] && rc == -EINVAL; i++) {
+        if (forced && *forced && strcmp(forced, setups[i].mode) != 0)
+            continue;
+        struct io_uring_params p;
         memset(&p, 0, sizeof p);
+        p.flags = setups[i].flags;
         rc = io_uring_queue_init_params(RING_ENTRIES, &u->ring, &p);
+        u->mode = setups[i].mode;
     }
     if (rc < 0) {
         snprintf(err, err_len, "io_uring_setup: %s", strerror(-rc));
@@ -130,15 +240,7 @@ Uring *uring_new(struct ev_loop *loop, unsigned n_buffers, size_t buffer_size, c
     io_uring_buf_ring_advance(u->buf_ring, (int)n_buffers);
 
     u->loop = loop;
-    ev_io_init(&u->ring_watcher, on_ring, u->ring.ring_fd, EV_READ);
-    u->ring_watcher.data = u;
-    ev_io_start(loop, &u->ring_watcher);
-    ev_prepare_init(&u->submitter, on_prepare);
-    u->submitter.data = u;
-    ev_prepare_start(loop, &u->submitter);
-    /* Neither watcher keeps the loop alive on its own: shutdown ends when sessions do. */
-    ev_unref(loop);
-    ev_unref(loop);
+    u->ev_poll.fn = on_ev_fd;
     return u;
 fail:
     io_uring_queue_exit(&u->ring);
@@ -151,10 +253,6 @@ void uring_free(Uring *u)
 {
     if (!u)
         return;
-    ev_ref(u->loop);
-    ev_ref(u->loop);
-    ev_io_stop(u->loop, &u->ring_watcher);
-    ev_prepare_stop(u->loop, &u->submitter);
     io_uring_queue_exit(&u->ring); /* unregisters the buffer ring too */
     if (u->buf_ring)
         munmap(u->buf_ring, u->buf_ring_size);

@@ -1,12 +1,13 @@
-/* proxy/uring — the io_uring ring the relay's data path runs on, wired into the libev loop.
+/* proxy/uring — the io_uring ring the relay's data path runs on, and the loop that waits on it.
  *
  * Owns: one ring, its provided-buffer ring (receives land in these buffers, chosen by the
- * kernel when data arrives, so an idle connection holds none), and the two libev watchers that
- * join the ring to the loop: an ev_io on the ring's fd (completions are reaped there with
- * io_uring_peek: no syscall) and an ev_prepare that, just before libev waits, handles the
- * completions already posted and hands every SQE queued during the iteration to the kernel in
- * one io_uring_submit. So an iteration costs libev's epoll_wait plus about one io_uring_enter
- * (a few when sends completing inline queue more work), whatever the number of sockets.
+ * kernel when data arrives, so an idle connection holds none), and the program's main loop
+ * when the ring is in use (uring_run): the thread sleeps only in the ring, in one
+ * io_uring_submit_and_wait per iteration that hands the kernel every SQE queued during the
+ * iteration and reaps what completed. libev, which keeps timers, signals, the listener, TLS
+ * and startup-phase sockets, runs non-blocking (EVRUN_NOWAIT) only when its epoll fd became
+ * readable (a poll on it is one of the ring's operations), when a callback fed it an event,
+ * or every 10 ms for its timers.
  *
  * Every SQE's user_data is a UringOp* (or 0: completions nobody waits for); its callback gets
  * the CQE's res and flags. The op's memory must stay valid until its completion arrived. */
@@ -44,6 +45,14 @@ void uring_free(Uring *u);
  * NULL (the ring is sized so one submission always frees room). */
 struct io_uring_sqe *uring_sqe(Uring *u);
 
+/* Says that the SQE just queued completes while it is submitted (a send with MSG_DONTWAIT), so
+ * its completion must not end the loop's wait by itself. */
+void uring_expect_inline(Uring *u);
+
+/* Takes fd out of libev's epoll set: call when its sockets move to the ring (their watchers
+ * stopped), so their traffic no longer wakes libev. */
+void uring_forget_fd(Uring *u, int fd);
+
 /* Queues a cancellation of op (completes op with -ECANCELED if it was still in flight). */
 void uring_cancel(Uring *u, UringOp *op);
 
@@ -52,6 +61,17 @@ size_t uring_buffer_size(const Uring *u);
 
 /* Gives a received buffer back to the kernel for later receives. */
 void uring_buffer_return(Uring *u, uint16_t bid);
+
+/* Runs the loop (instead of ev_run(loop, 0)) until uring_break, or until libev has no active
+ * watcher left. */
+void uring_run(Uring *u);
+
+/* Makes uring_run return after the current iteration (with ev_break: libev forgets a break
+ * made outside ev_run when it is next run). NULL is ignored. */
+void uring_break(Uring *u);
+
+/* How completions' task work runs: "defer" (DEFER_TASKRUN), "coop" or "plain". */
+const char *uring_mode(const Uring *u);
 
 /* Outside the loop (shutdown): submits, waits up to timeout_ms for a completion, and
  * dispatches what completed. */
