@@ -8,8 +8,9 @@
 # Slow inputs fail a target like crashes (tests/fuzz/run_fuzzer.sh): the targets' work-counter
 # checks (deterministic), inputs over FUZZ_SLOW_SECONDS (1 s) that are slow again when run
 # alone (slow-unit-* files), and hangs over FUZZ_TIMEOUT (25 s; timeout-* files). The timeout
-# is wall-clock and ends the target's run, so it is set for hangs only: on a loaded machine an
-# input taking 0.13 s of CPU once took 5 s of wall time and a 2 s timeout ended a long run.
+# is wall-clock and ends libFuzzer's run, so it is set for hangs only: on a loaded machine an
+# input taking 0.13 s of CPU once took 5 s of wall time, and a starved one 30 s. A timed-out
+# input that is fast alone is a stall: run_fuzzer.sh keeps it as stall-timeout-* and goes on.
 # Ends with one line per target (status, executions, seconds,
 # corpus size before -> after, artifacts) and exits non-zero when any target failed.
 set -uo pipefail
@@ -35,7 +36,7 @@ fuzz_one() {
     status="FAILED (see $work.log)"
   fi
   elapsed=$(($(date +%s) - started))
-  execs=$(grep -E '^stat::number_of_executed_units' "$work.log" | awk '{print $2}' | tail -n 1)
+  execs=$(grep -E '^stat::total_executed_units' "$work.log" | awk '{print $2}' | tail -n 1)
   after=$(find "$work/corpus" -type f | wc -l)
   artifacts=$(find "$work" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'timeout-*' \
     -o -name 'slow-unit-*' -o -name 'oom-*' -o -name 'leak-*' \) | wc -l)

@@ -19,9 +19,41 @@ rm -f "$work"/slow-unit-*
 status=0
 # FUZZ_RUNS, when set, also ends the run after that many executions (whichever comes first).
 runs=${FUZZ_RUNS:--1}
-"$fuzzer" -max_total_time="$seconds" -runs="$runs" -print_final_stats=1 -timeout="$timeout" \
-  -report_slow_units="$slow" -rss_limit_mb=2048 -artifact_prefix="$work/" \
-  "$work/corpus" "$seeds" || status=$?
+# libFuzzer's -timeout is wall-clock and ends its run. When the input that timed out is fast
+# alone (a stall: the machine, not the input), the run goes on with the time and executions
+# left, at most 20 times; the input is kept as stall-timeout-*. Executions add up over the
+# pieces: the last line is stat::total_executed_units.
+total=0 resumed=0 started=$(date +%s)
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+while :; do
+  left_time=$((seconds - ($(date +%s) - started)))
+  [ "$left_time" -gt 0 ] || break
+  left_runs=-1
+  if [ "$runs" -ge 0 ]; then
+    left_runs=$((runs - total))
+    [ "$left_runs" -gt 0 ] || break
+  fi
+  piece=0
+  "$fuzzer" -max_total_time="$left_time" -runs="$left_runs" -print_final_stats=1 \
+    -timeout="$timeout" -report_slow_units="$slow" -rss_limit_mb=2048 \
+    -artifact_prefix="$work/" "$work/corpus" "$seeds" 2>"$out" || piece=$?
+  cat "$out" >&2
+  n=$(grep -E '^stat::number_of_executed_units' "$out" | awk '{print $2}' | tail -n 1)
+  total=$((total + ${n:-0}))
+  [ "$piece" -ne 0 ] || break
+  hung=$(grep -o 'Test unit written to .*/timeout-[0-9a-f]*' "$out" | sed 's/^Test unit written to //' | tail -n 1)
+  if [ -n "$hung" ] && [ -e "$hung" ] && [ "$resumed" -lt 20 ] &&
+    "$fuzzer" -timeout="$slow" -rss_limit_mb=2048 "$hung" >/dev/null 2>&1; then
+    echo "run_fuzzer.sh: timed out once, within ${slow}s on a re-run (a stall, not the input): $hung; going on" >&2
+    mv "$hung" "$work/stall-$(basename "$hung")"
+    resumed=$((resumed + 1))
+    continue
+  fi
+  status=$piece
+  break
+done
+echo "stat::total_executed_units: $total" >&2
 # A slow input is run again alone with -timeout at the slow threshold: slow again, it fails
 # the run; fast this time, the first reading was the machine stalling (a VM pause, a loaded
 # CI host), not the input, and it is only reported.
