@@ -396,17 +396,20 @@ static void print_fingerprint(const Text *t, const ViewData *d, const ViewOption
             f->errors);
     print_suggestion(t, f->max_calls >= 2 ? "n_plus_one" : "", f->normalized, 2);
     heading(t, "WHERE IT RUNS");
-    fprintf(t->out, "%-*s %9s %9s %10s\n", ROUTE_W + 20, "route", "requests", "calls", "db time");
+    /* Each route's own rows and bytes: over-fetching shows where it happens. */
+    fprintf(t->out, "%-*s %9s %9s %10s %9s %9s\n", ROUTE_W, "route", "requests", "calls", "db time",
+            "rows", "bytes");
     for (size_t i = 0; i < f->n_routes; i++) {
         const ReaderFingerprintRoute *r = &f->routes[i];
-        char name[(ROUTE_W + 20) * 4 + 1];
-        viewfmt_one_line(name, sizeof name, route_name(r->route), ROUTE_W + 20);
+        char name[ROUTE_W * 4 + 1];
+        viewfmt_one_line(name, sizeof name, route_name(r->route), ROUTE_W);
         viewfmt_duration(time, sizeof time, r->total_time_us);
+        viewfmt_bytes(bytes, sizeof bytes, r->bytes);
         size_t chars = 0;
         for (const char *p = name; *p; p++)
             chars += ((unsigned char)*p & 0xc0) != 0x80;
-        fprintf(t->out, "%s%*s %9" PRIu64 " %9" PRIu64 " %10s\n", name, (int)(ROUTE_W + 20 - chars),
-                "", r->requests, r->calls, time);
+        fprintf(t->out, "%s%*s %9" PRIu64 " %9" PRIu64 " %10s %9" PRIu64 " %9s\n", name,
+                (int)(ROUTE_W - chars), "", r->requests, r->calls, time, r->rows, bytes);
     }
     if (f->n_routes == 0)
         fprintf(t->out,

@@ -112,6 +112,14 @@ class ReportCli(unittest.TestCase):
         self.assertEqual((d["routes"][0]["rows"], d["routes"][0]["bytes"]), (16, 640))
         self.assertEqual((d["rows"], d["bytes"]), (16, 640))
 
+    def test_text_fingerprint_routes_have_rows_and_bytes(self):
+        out = self.ok("--db", self.db, "--fingerprint", "2222000000000002")
+        self.check_text(out)
+        table = out.split("WHERE IT RUNS")[1].strip().splitlines()
+        self.assertEqual(table[0].split()[-2:], ["rows", "bytes"])
+        # route, requests, calls, db time, rows, bytes: 16 calls of 1 row and 40 bytes each.
+        self.assertRegex(table[1], r"^/orders +2 +16 +\S+ +\S+ +16 +640 B$")
+
     # text
 
     def check_text(self, out):
