@@ -1,7 +1,6 @@
 /* proxy/openssl_dl — see openssl_dl.h. */
 #include "proxy/openssl_dl.h"
 
-#include <pthread.h>
 #include <stdio.h>
 
 #include <openssl/err.h>
@@ -66,9 +65,7 @@ OPENSSL_OWN(POINTER_OWN)
 #undef POINTER_VOID
 #undef POINTER_OWN
 
-static pthread_once_t load_once = PTHREAD_ONCE_INIT;
-static bool loaded;
-static char load_err[320];
+static DynLibOnce state = DYNLIB_ONCE_INIT;
 
 static void load(void)
 {
@@ -96,15 +93,12 @@ static void load(void)
         .slots = slots,
         .count = sizeof names / sizeof names[0],
     };
-    loaded = dynlib_load(&lib, load_err, sizeof load_err);
+    state.loaded = dynlib_load(&lib, state.err, sizeof state.err);
 }
 
 bool openssl_dl_load(char *err, size_t err_len)
 {
-    pthread_once(&load_once, load);
-    if (!loaded && err && err_len)
-        snprintf(err, err_len, "%s", load_err);
-    return loaded;
+    return dynlib_once(&state, load, err, err_len);
 }
 
 #define FORWARD(ret, name, params, args)                                                           \

@@ -28,3 +28,11 @@ bool dynlib_load(const DynLib *lib, char *err, size_t err_len)
     }
     return true;
 }
+
+bool dynlib_once(DynLibOnce *state, void (*load)(void), char *err, size_t err_len)
+{
+    pthread_once(&state->once, load);
+    if (!state->loaded && err && err_len)
+        snprintf(err, err_len, "%s", state->err);
+    return state->loaded;
+}

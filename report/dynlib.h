@@ -18,6 +18,7 @@
 #ifndef PGTALLY_REPORT_DYNLIB_H
 #define PGTALLY_REPORT_DYNLIB_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -39,5 +40,22 @@ typedef struct DynLib {
  * a message naming the library, the package and the need when the library or a symbol is
  * missing. */
 bool dynlib_load(const DynLib *lib, char *err, size_t err_len);
+
+/* One library's load state: loaded at most once per process, its outcome kept for every
+ * later caller. Written under `once`, read-only afterwards. */
+typedef struct DynLibOnce {
+    pthread_once_t once;
+    bool loaded;
+    char err[320];
+} DynLibOnce;
+
+#define DYNLIB_ONCE_INIT                                                                           \
+    {                                                                                              \
+        PTHREAD_ONCE_INIT, false, ""                                                               \
+    }
+
+/* Runs `load` (which sets state->loaded with dynlib_load into state->err) the first time,
+ * then returns whether the library is loaded, copying the message into err when not. */
+bool dynlib_once(DynLibOnce *state, void (*load)(void), char *err, size_t err_len);
 
 #endif

@@ -1,7 +1,6 @@
 /* report/store/sqlite_dl — see sqlite_dl.h. */
 #include "report/store/sqlite_dl.h"
 
-#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 
@@ -69,9 +68,7 @@ SQLITE_OWN(OWN_POINTER)
 #undef POINTER
 #undef OWN_POINTER
 
-static pthread_once_t load_once = PTHREAD_ONCE_INIT;
-static bool loaded;
-static char load_err[320];
+static DynLibOnce state = DYNLIB_ONCE_INIT;
 
 static void load(void)
 {
@@ -93,15 +90,12 @@ static void load(void)
         .slots = slots,
         .count = sizeof names / sizeof names[0],
     };
-    loaded = dynlib_load(&lib, load_err, sizeof load_err);
+    state.loaded = dynlib_load(&lib, state.err, sizeof state.err);
 }
 
 bool sqlite_dl_load(char *err, size_t err_len)
 {
-    pthread_once(&load_once, load);
-    if (!loaded && err && err_len)
-        snprintf(err, err_len, "%s", load_err);
-    return loaded;
+    return dynlib_once(&state, load, err, err_len);
 }
 
 #define FORWARD(ret, name, params, args)                                                           \
@@ -133,7 +127,7 @@ DYNLIB_FORWARDER int sqlite3_open_v2(const char *path, sqlite3 **db, int flags, 
 DYNLIB_FORWARDER const char *sqlite3_errmsg(sqlite3 *db)
 {
     if (!db && !sqlite_dl_load(NULL, 0))
-        return load_err;
+        return state.err;
     return p_sqlite3_errmsg(db);
 }
 

@@ -2,7 +2,6 @@
 #include "report/view/mhd_dl.h"
 
 #include <microhttpd.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -19,9 +18,7 @@ static __typeof__(MHD_add_response_header) *p_add_response_header;
 static __typeof__(MHD_queue_response) *p_queue_response;
 static __typeof__(MHD_destroy_response) *p_destroy_response;
 
-static pthread_once_t load_once = PTHREAD_ONCE_INIT;
-static bool loaded;
-static char load_err[320];
+static DynLibOnce state = DYNLIB_ONCE_INIT;
 
 static void load(void)
 {
@@ -55,15 +52,12 @@ static void load(void)
         .slots = slots,
         .count = sizeof names / sizeof names[0],
     };
-    loaded = dynlib_load(&lib, load_err, sizeof load_err);
+    state.loaded = dynlib_load(&lib, state.err, sizeof state.err);
 }
 
 bool mhd_dl_load(char *err, size_t err_len)
 {
-    pthread_once(&load_once, load);
-    if (!loaded && err && err_len)
-        snprintf(err, err_len, "%s", load_err);
-    return loaded;
+    return dynlib_once(&state, load, err, err_len);
 }
 
 DYNLIB_FORWARDER struct MHD_Daemon *MHD_start_daemon(unsigned int flags, uint16_t port,
