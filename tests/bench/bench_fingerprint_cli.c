@@ -11,17 +11,23 @@
  *     continuation across a newline needs the newline) are left out, so neither side times
  *     an error path.
  *
- *   run FILE PGTALLY [PGTALLY...] [--rounds N]
+ *   run FILE PGTALLY [PGTALLY...] [--rounds N] [--cpu N|--cpu any]
  *     Interleaved rounds of: each `PGTALLY fingerprint FILE > /dev/null` as a child process
  *     (its CPU time, user + sys, from wait4), then, in this process, reading FILE and calling
  *     pg_query_fingerprint on each line, then the same with protocol/sqlnorm (N + F + V +
  *     tags: the library inside the command, its ceiling), and the first PGTALLY on an empty
  *     input (what starting the process costs). Prints medians and the ratios. Time
  *     is CPU time, not wall time: the machine is usually shared. It asserts nothing. Several
- *     PGTALLY binaries (an old and a new build) are timed in the same rounds. */
+ *     PGTALLY binaries (an old and a new build) are timed in the same rounds.
+ *     Everything runs on one CPU (--cpu N; by default the one the benchmark starts on; the
+ *     children inherit it): the ratio compares two programs, and on a VM the vCPUs may differ
+ *     in speed (on the 2-vCPU machine of docs/benchmarks.md one ran both sides about 1.8x
+ *     slower than the other), so sides measured on different CPUs would compare the CPUs.
+ *     `--cpu any` leaves the scheduler free. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pg_query.h>
+#include <sched.h> /* sched_setaffinity, sched_getcpu (_GNU_SOURCE: meson.build) */
 #include <spawn.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -287,9 +293,13 @@ static int run(int argc, char **argv)
     const char *file = NULL;
     const char *bins[MAX_BINARIES];
     int nbins = 0, rounds = 7;
+    int cpu = sched_getcpu(); /* -1: any */
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) {
             rounds = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--cpu") == 0 && i + 1 < argc) {
+            i++;
+            cpu = strcmp(argv[i], "any") == 0 ? -1 : atoi(argv[i]);
         } else if (!file) {
             file = argv[i];
         } else if (nbins < MAX_BINARIES) {
@@ -302,9 +312,19 @@ static int run(int argc, char **argv)
     if (!file || nbins == 0 || rounds < 1 || rounds > MAX_ROUNDS) {
         fprintf(stderr,
                 "usage: bench_fingerprint_cli run FILE PGTALLY [PGTALLY...] "
-                "[--rounds 1..%d]\n",
+                "[--rounds 1..%d] [--cpu N|any]\n",
                 MAX_ROUNDS);
         return 2;
+    }
+    if (cpu >= 0) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        if (sched_setaffinity(0, sizeof one, &one) != 0) {
+            fprintf(stderr, "bench_fingerprint_cli: cannot run on CPU %d: %s\n", cpu,
+                    strerror(errno));
+            return 2;
+        }
     }
     struct stat sb;
     if (stat(file, &sb) != 0) {
@@ -344,7 +364,11 @@ static int run(int argc, char **argv)
     printf("fingerprint CLI benchmark: %s, %.1f MB; %d interleaved rounds; CPU time (user + "
            "sys); medians\n",
            file, mb, rounds);
-    printf("load average (1 min) %.2f before, %.2f after\n\n", load0[0], load1[0]);
+    printf("load average (1 min) %.2f before, %.2f after; ", load0[0], load1[0]);
+    if (cpu >= 0)
+        printf("every side on CPU %d\n\n", cpu);
+    else
+        printf("CPUs left to the scheduler\n\n");
     printf("| %-44s | %9s | %8s | %19s |\n", "what", "CPU s", "MB/s", "rounds MB/s");
     printf("|%.46s|%.11s|%.10s|%.21s|\n", "----------------------------------------------",
            "-----------", "----------", "---------------------");
