@@ -1,6 +1,6 @@
 /* bytescan — block-at-a-time byte scans for the normalizer's hottest loops.
  *
- * Owns: finding a byte, finding the end of a word (R9: letters, digits, `_`, `$`, bytes
+ * Owns: finding a byte (or either of two), finding the end of a word (R9: letters, digits, `_`, `$`, bytes
  * >= 0x80), and copying a short run with or without ASCII lowercasing. On x86-64 (SSE2 is
  * part of the base ISA) each works on 16 bytes at a time; elsewhere they are byte loops
  * with the same results.
@@ -73,6 +73,25 @@ static inline size_t bytescan_find(const unsigned char *s, size_t p, size_t end,
     }
 #endif
     while (p < end && s[p] != c)
+        p++;
+    return p;
+}
+
+/* Index of the first byte c1 or c2 in s[p..end), or end. */
+static inline size_t bytescan_find2(const unsigned char *s, size_t p, size_t end, unsigned char c1,
+                                    unsigned char c2)
+{
+#ifdef BYTESCAN_BLOCK
+    __m128i n1 = _mm_set1_epi8((char)c1), n2 = _mm_set1_epi8((char)c2);
+    for (; end - p >= BYTESCAN_BLOCK; p += BYTESCAN_BLOCK) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + p));
+        unsigned hit = (unsigned)_mm_movemask_epi8(
+            _mm_or_si128(_mm_cmpeq_epi8(v, n1), _mm_cmpeq_epi8(v, n2)));
+        if (hit != 0)
+            return p + (size_t)__builtin_ctz(hit);
+    }
+#endif
+    while (p < end && s[p] != c1 && s[p] != c2)
         p++;
     return p;
 }

@@ -285,12 +285,7 @@ static size_t lex_block_comment(NormLexer *lx, size_t p)
 /* R6: a line comment runs to \n, \r or EOF; returns the offset of that line end. */
 static size_t lex_line_comment(const NormLexer *lx, size_t p)
 {
-    const unsigned char *s = lx->src;
-    size_t end = lx->end;
-    p += 2;
-    while (p < end && s[p] != '\n' && s[p] != '\r')
-        p++;
-    return p;
+    return bytescan_find2(lx->src, p + 2, lx->end, '\n', '\r');
 }
 
 /* R11-R15: the body of a quoted string, p just after the opening quote. `backslash` is the
@@ -798,7 +793,9 @@ static void norm_vflush(Norm *nm)
     nm->vbuf_len = 0;
 }
 
-/* Adds one literal: a 4-byte little-endian length, then its text (a folded sign first). */
+/* Adds one literal: a 4-byte little-endian length, then its text (a folded sign first). The
+ * text lies in the statement (nm->lx.src up to nm->lx.end): short ones are copied as one
+ * block. */
 static void norm_vadd(Norm *nm, const unsigned char *sign, size_t sign_len,
                       const unsigned char *text, size_t len)
 {
@@ -818,7 +815,9 @@ static void norm_vadd(Norm *nm, const unsigned char *sign, size_t sign_len,
     memcpy(d, prefix, 4);
     if (sign_len) /* a folded sign: at most one byte */
         d[4] = sign[0];
-    memcpy(d + 4 + sign_len, text, len);
+    d += 4 + sign_len;
+    bytescan_copy((char *)d, (size_t)(nm->vbuf + NORM_VBUF - d), text,
+                  (size_t)(nm->lx.src + nm->lx.end - text), len);
     nm->vbuf_len += 4 + total;
 }
 
@@ -1605,11 +1604,12 @@ static size_t norm_renumber_at(char *dst, const char *src, size_t n, const size_
 
 static size_t norm_decimal_digits(size_t n)
 {
-    size_t d = 1;
-    while (n >= 10) {
-        n /= 10;
+    /* Called twice per statement: compares, as most statements are 100 to 9999 bytes long. */
+    if (n < 10000)
+        return n < 100 ? (n < 10 ? 1 : 2) : (n < 1000 ? 3 : 4);
+    size_t d = 5;
+    for (n /= 10000; n >= 10; n /= 10)
         d++;
-    }
     return d;
 }
 

@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+#include "protocol/bytescan.h"
 #include "protocol/pctdecode.h"
 
 /* Pair separators: `=` marks sqlcommenter style (values URL-decoded), `:` marks Rails
@@ -16,7 +17,7 @@ enum { SEP_EQUALS = '=', SEP_COLON = ':' };
 
 /* Byte classes, as tables: a third of real statements carry a ~250-byte tag comment, and
  * every byte of it is classified. */
-enum { TC_SPACE = 1, TC_KEY = 2 };
+enum { TC_SPACE = 1, TC_KEY = 2, TC_PERCENT = 4 };
 static const unsigned char tags_class[256] = {
     [' '] = TC_SPACE,
     ['\t'] = TC_SPACE,
@@ -32,7 +33,7 @@ static const unsigned char tags_class[256] = {
     ['.'] = TC_KEY,
     ['-'] = TC_KEY,
     ['~'] = TC_KEY,
-    ['%'] = TC_KEY,
+    ['%'] = TC_KEY | TC_PERCENT,
 };
 
 static inline bool tags_is_space(unsigned char c)
@@ -53,8 +54,9 @@ static inline bool tags_is_key_byte(unsigned char c)
 static size_t tags_decode(char *dst, const char *src, size_t len, bool unescape_quote,
                           bool url_decode)
 {
-    bool percent = url_decode && memchr(src, '%', len) != NULL;
-    if (!unescape_quote || memchr(src, '\\', len) == NULL) {
+    const unsigned char *u = (const unsigned char *)src;
+    bool percent = url_decode && bytescan_find(u, 0, len, '%') < len;
+    if (!unescape_quote || bytescan_find(u, 0, len, '\\') == len) {
         if (!percent) {
             memcpy(dst, src, len); /* the usual case: nothing to decode */
             return len;
@@ -86,25 +88,58 @@ static const SqlTag *tags_find_mem(const SqlTags *tags, const char *key, size_t 
     return NULL;
 }
 
-/* Decodes one pair into the storage and appends it unless its key is already present (the
- * first occurrence wins). A pair that does not fit is dropped and `overflow` set. */
-static void tags_append(SqlTags *tags, const char *key, size_t key_len, const char *value,
-                        size_t value_len, bool quoted, char sep)
+/* One pair as the parser found it: raw bytes, and what decoding they need. */
+typedef struct TagPair {
+    const char *key;
+    size_t key_len;
+    bool key_percent; /* the key holds a `%` */
+    const char *value;
+    size_t value_len;
+    bool value_plain; /* decoding would not change the value: copied as it is */
+    bool quoted;
+    char sep;
+    const char *end; /* the end of the comment body: bytes up to it may be read */
+} TagPair;
+
+/* Copies len bytes of a pair (at most up to `end`) into the storage at dst. */
+static void tags_copy(SqlTags *tags, char *dst, const char *src, size_t len, const char *end)
 {
-    bool url = sep == SEP_EQUALS;
+    size_t dst_room = SQLTAGS_STORAGE - (size_t)(dst - tags->storage);
+    bytescan_copy(dst, dst_room, (const unsigned char *)src, (size_t)(end - src), len);
+}
+
+/* Decodes one pair into the storage and appends it unless its key is already present (the
+ * first occurrence wins). A pair that does not fit is dropped and `overflow` set. A key that
+ * decoding leaves as it is (no `%`, or marginalia style) is looked up before it is copied:
+ * a record often repeats its tag comment, and the repeat then costs no copy at all. */
+static void tags_append(SqlTags *tags, const TagPair *pr)
+{
+    bool url = pr->sep == SEP_EQUALS;
     size_t room = SQLTAGS_STORAGE - tags->storage_used;
-    if (tags->count >= SQLTAGS_MAX || key_len + value_len > room) {
+    if (tags->count >= SQLTAGS_MAX || pr->key_len + pr->value_len > room) {
         tags->overflow = true;
         return;
     }
     char *k = tags->storage + tags->storage_used;
-    size_t kl = tags_decode(k, key, key_len, false, url);
-    tags->work += 3 * key_len; /* two look-ups and a copy */
-    if (kl == 0 || tags_find_mem(tags, k, kl, &tags->work) != NULL)
-        return; /* storage not committed: the bytes are simply reused */
+    size_t kl;
+    tags->work += 3 * pr->key_len; /* two look-ups and a copy */
+    if (url && pr->key_percent) {
+        kl = tags_decode(k, pr->key, pr->key_len, false, true);
+        if (kl == 0 || tags_find_mem(tags, k, kl, &tags->work) != NULL)
+            return; /* storage not committed: the bytes are simply reused */
+    } else {
+        kl = pr->key_len;
+        if (tags_find_mem(tags, pr->key, kl, &tags->work) != NULL)
+            return;
+        tags_copy(tags, k, pr->key, kl, pr->end);
+    }
     char *v = k + kl;
-    size_t vl = tags_decode(v, value, value_len, quoted, url);
-    tags->work += 3 * value_len;
+    size_t vl = pr->value_len;
+    if (pr->value_plain)
+        tags_copy(tags, v, pr->value, vl, pr->end);
+    else
+        vl = tags_decode(v, pr->value, pr->value_len, pr->quoted, url);
+    tags->work += 3 * pr->value_len;
     SqlTag *t = &tags->tags[tags->count++];
     t->key = k;
     t->key_len = kl;
@@ -138,50 +173,57 @@ bool sqltags_parse_comment(const char *body, size_t len, SqlTags *tags)
     for (;;) {
         while (p < end && tags_is_space((unsigned char)*p))
             p++;
-        const char *key = p;
+        TagPair pr = {.key = p, .end = end};
+        unsigned key_class = 0;
         while (p < end && tags_is_key_byte((unsigned char)*p))
-            p++;
-        size_t key_len = (size_t)(p - key);
+            key_class |= tags_class[(unsigned char)*p++];
+        pr.key_len = (size_t)(p - pr.key);
+        pr.key_percent = (key_class & TC_PERCENT) != 0;
         while (p < end && tags_is_space((unsigned char)*p))
             p++;
-        if (key_len == 0 || p == end || (*p != SEP_EQUALS && *p != SEP_COLON))
+        if (pr.key_len == 0 || p == end || (*p != SEP_EQUALS && *p != SEP_COLON))
             goto not_tags;
-        char sep = *p++;
+        pr.sep = *p++;
+        bool url = pr.sep == SEP_EQUALS;
         while (p < end && tags_is_space((unsigned char)*p))
             p++;
 
-        const char *value;
-        size_t value_len;
-        bool quoted = p < end && *p == '\'';
-        if (quoted) {
-            value = ++p;
+        pr.quoted = p < end && *p == '\'';
+        if (pr.quoted) {
+            pr.value = ++p;
             /* The closing quote; the byte loop only when a backslash may escape one. */
-            const char *q = memchr(p, '\'', (size_t)(end - p));
-            if (memchr(p, '\\', (size_t)((q != NULL ? q : end) - p)) == NULL)
-                p = q != NULL ? q : end;
+            const unsigned char *u = (const unsigned char *)p;
+            size_t n = (size_t)(end - p);
+            size_t q = bytescan_find(u, 0, n, '\'');
+            size_t stop = url ? bytescan_find2(u, 0, q, '\\', '%') : bytescan_find(u, 0, q, '\\');
+            pr.value_plain = stop == q;
+            if (stop == q || bytescan_find(u, stop, q, '\\') == q)
+                p += q; /* at the quote, or at the end */
             else
                 while (p < end && *p != '\'')
                     p += *p == '\\' && p + 1 < end ? 2 : 1;
-            tags->work += 2 * (size_t)(p - value); /* the backslash look-up, the escape loop */
+            tags->work += 2 * (size_t)(p - pr.value); /* the backslash look-up, the escape loop */
             if (p == end)
                 goto not_tags;
-            value_len = (size_t)(p - value);
+            pr.value_len = (size_t)(p - pr.value);
             p++;
             while (p < end && tags_is_space((unsigned char)*p))
                 p++;
             if (p < end && *p != ',')
                 goto not_tags;
         } else {
-            value = p;
+            pr.value = p;
             while (p < end && *p != ',')
                 p++;
             const char *vend = p;
-            while (vend > value && tags_is_space((unsigned char)vend[-1]))
+            while (vend > pr.value && tags_is_space((unsigned char)vend[-1]))
                 vend--;
-            value_len = (size_t)(vend - value);
+            pr.value_len = (size_t)(vend - pr.value);
+            pr.value_plain = !url || bytescan_find((const unsigned char *)pr.value, 0, pr.value_len,
+                                                   '%') == pr.value_len;
             tags->work += (size_t)(p - vend); /* trailing spaces, looked at twice */
         }
-        tags_append(tags, key, key_len, value, value_len, quoted, sep);
+        tags_append(tags, &pr);
         if (p == end)
             return true;
         p++; /* the comma: another pair must follow */

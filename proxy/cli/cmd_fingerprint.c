@@ -187,25 +187,38 @@ static bool fingerprint_render_tags(Fingerprinter *f, const SqlTags *tags)
     return true;
 }
 
-/* Writes the 16 lowercase hex digits of v at p (the format of sqlnorm_hex64, without its NUL),
- * two digits per step: printed twice per statement, a digit-at-a-time loop showed up in
- * profiles. */
+/* Writes the 16 lowercase hex digits of v at p (the format of sqlnorm_hex64, without its NUL).
+ * Printed twice per statement: a digit-at-a-time loop showed up in profiles, and with SSE2
+ * (every x86-64) all 16 digits are made at once: the 8 bytes, most significant first, split
+ * into 16 nibbles, each nibble + '0', plus 39 more for a-f. */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+
 static char *put_hex64(char *p, uint64_t v)
 {
-    static const char pairs[] = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-                                "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
-                                "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
-                                "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
-                                "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
-                                "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
-                                "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
-                                "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
-    for (int i = 7; i >= 0; i--) {
-        memcpy(p + 2 * i, pairs + 2 * (v & 0xFF), 2);
-        v >>= 8;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v); /* the most significant byte first in memory */
+#endif
+    __m128i bytes = _mm_cvtsi64_si128((long long)v);
+    __m128i low4 = _mm_set1_epi8(0x0F);
+    __m128i high = _mm_and_si128(_mm_srli_epi16(bytes, 4), low4);
+    __m128i nibbles = _mm_unpacklo_epi8(high, _mm_and_si128(bytes, low4));
+    __m128i letters = _mm_and_si128(_mm_cmpgt_epi8(nibbles, _mm_set1_epi8(9)), _mm_set1_epi8(39));
+    __m128i digits = _mm_add_epi8(_mm_add_epi8(nibbles, _mm_set1_epi8('0')), letters);
+    _mm_storeu_si128((__m128i *)(void *)p, digits);
+    return p + 16;
+}
+#else
+static char *put_hex64(char *p, uint64_t v)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--) {
+        p[i] = hex[v & 15];
+        v >>= 4;
     }
     return p + 16;
 }
+#endif
 
 /* Appends a statement's object up to and including `"tags":` to `b`. */
 static bool fingerprint_put_head(FingerprintBuf *b, const SqlnormStatement *st)

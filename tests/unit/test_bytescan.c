@@ -75,6 +75,36 @@ TEST(find_returns_the_first_match_or_the_end)
         }
 }
 
+/* Either needle, whichever comes first, at every offset of buffers exactly as long as their
+ * bound; bytes next to the needles in value must not match. */
+TEST(find2_returns_the_first_of_either_byte)
+{
+    for (size_t len = 1; len <= 40; len++)
+        for (size_t at = 0; at <= len; at++)
+            for (int which = 0; which < 2; which++) {
+                unsigned char *buf = malloc(len);
+                for (size_t i = 0; i < len; i++)
+                    buf[i] = (unsigned char)(i % 2 ? '\n' + 1 : '\r' - 1);
+                if (at < len)
+                    buf[at] = which ? '\r' : '\n';
+                if (at + 2 < len)
+                    buf[at + 2] = which ? '\n' : '\r'; /* the other one, later */
+                for (size_t from = 0; from <= len; from++) {
+                    size_t want = from <= at ? at : len;
+                    if (from > at && at + 2 < len && from <= at + 2)
+                        want = at + 2;
+                    size_t got = bytescan_find2(buf, from, len, '\n', '\r');
+                    if (got != want) {
+                        CHECK_EQ_INT(got, want);
+                        printf("  len %zu at %zu which %d from %zu\n", len, at, which, from);
+                        free(buf);
+                        return;
+                    }
+                }
+                free(buf);
+            }
+}
+
 /* Copies of every length with exact read and write bounds (room == len up to len + 20), every
  * byte value in the source; the bytes past `len` within the write bound may be scratch, the
  * first `len` must be the (lowercased) source. */
@@ -109,6 +139,7 @@ int main(void)
     RUN(byte_classes_match_the_spec);
     RUN(word_end_stops_at_every_byte_at_every_offset);
     RUN(find_returns_the_first_match_or_the_end);
+    RUN(find2_returns_the_first_of_either_byte);
     RUN(copies_respect_both_bounds);
     return TESTLIB_FINISH();
 }
