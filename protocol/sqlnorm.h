@@ -17,6 +17,8 @@
 
 typedef struct SqlnormOptions {
     bool scs_off; /* R2: standard_conforming_strings=off, backslash escapes in '...' */
+    bool no_shortcuts; /* every token through the general rules, none through a fast path:
+                          the same output, slower; for tests that compare the two */
 } SqlnormOptions;
 
 typedef struct SqlnormStatement {

@@ -7,6 +7,8 @@
  *   - idempotence (R3): N(N) is exactly one statement equal to N, with the same F;
  *   - a too-small buffer (bounded-prefix mode) is respected;
  *   - both string modes (standard_conforming_strings on and off);
+ *   - the fast paths change nothing: with `no_shortcuts` every statement is the same (N, F, V,
+ *     span, incomplete flag), and the cursor does the same steps;
  *   - sqltags: the input taken as a comment body keeps the SqlTags bounds;
  *   - slow inputs: every call's work counter stays within SQLNORM_WORK_MAX (SQLTAGS_WORK_MAX
  *     for the tag parser) of the input's length, so a superlinear path is caught on the
@@ -71,17 +73,40 @@ static void fuzz_check_idempotent(const SqlnormStatement *st)
     free(copy);
 }
 
+/* The next statement with the fast paths off (general), to compare with `st`. */
+static void fuzz_check_general(SqlnormCursor *general, char *out, size_t cap,
+                               const SqlnormStatement *st, const SqlnormCursor *cur)
+{
+    SqlnormStatement g;
+    FUZZ_REQUIRE(sqlnorm_next(general, out, cap, &g, NULL), "general rules: a statement too");
+    if (g.normalized_len != st->normalized_len ||
+        memcmp(g.normalized, st->normalized, g.normalized_len) != 0) {
+        fprintf(stderr, "fast path: %.*s\ngeneral:   %.*s\n", (int)st->normalized_len,
+                st->normalized, (int)g.normalized_len, g.normalized);
+        FUZZ_REQUIRE(false, "fast path gives the general rules' N");
+    }
+    FUZZ_REQUIRE(g.fingerprint == st->fingerprint && g.values_hash == st->values_hash,
+                 "fast path: same F and V");
+    FUZZ_REQUIRE(g.src_offset == st->src_offset && g.src_len == st->src_len &&
+                     g.incomplete == st->incomplete && general->pos == cur->pos,
+                 "fast path: same span, flag and cursor");
+}
+
 static void fuzz_normalize(const char *sql, size_t size, bool scs_off, size_t cap, bool full)
 {
     SqlnormOptions opt = {.scs_off = scs_off};
-    SqlnormCursor cur;
+    SqlnormOptions general_opt = {.scs_off = scs_off, .no_shortcuts = true};
+    SqlnormCursor cur, general;
     SqlnormStatement st;
     SqlTags tags;
     char *out = malloc(cap ? cap : 1);
+    char *general_out = malloc(cap ? cap : 1);
     sqltags_init(&tags);
     sqlnorm_cursor_init(&cur, sql, size, &opt);
+    sqlnorm_cursor_init(&general, sql, size, &general_opt);
     size_t prev_pos = 0;
     while (sqlnorm_next(&cur, out, cap, &st, &tags)) {
+        fuzz_check_general(&general, general_out, cap, &st, &cur);
         FUZZ_REQUIRE(st.normalized >= out && st.normalized_len < cap &&
                          st.normalized + st.normalized_len <= out + cap,
                      "N inside the output buffer");
@@ -97,6 +122,10 @@ static void fuzz_normalize(const char *sql, size_t size, bool scs_off, size_t ca
             fuzz_check_idempotent(&st);
     }
     FUZZ_REQUIRE(cur.pos == size, "cursor reaches the end");
+    SqlnormStatement extra;
+    FUZZ_REQUIRE(!sqlnorm_next(&general, general_out, cap, &extra, NULL),
+                 "general rules: no more statements");
+    free(general_out);
     if (cur.work > SQLNORM_WORK_MAX(size)) {
         fprintf(stderr, "work %zu for %zu bytes\n", cur.work, size);
         FUZZ_REQUIRE(false, "slow input: work per byte");

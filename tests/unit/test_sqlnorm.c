@@ -16,14 +16,15 @@ typedef struct NormResult {
     bool incomplete; /* any statement */
     bool idempotent;
     bool bounded;                 /* N within the bound, spans inside the input */
+    bool same_without_shortcuts;  /* the general rules alone give the same statements */
     uint64_t fingerprint, values; /* of the first statement */
     SqlTags tags;
 } NormResult;
 
 /* Normalizes every statement of `in` and checks the invariants that hold for all inputs. */
-static bool norm_once(const char *in, size_t len, bool scs_off, NormResult *r)
+static bool norm_pass(const char *in, size_t len, bool scs_off, bool no_shortcuts, NormResult *r)
 {
-    SqlnormOptions opt = {.scs_off = scs_off};
+    SqlnormOptions opt = {.scs_off = scs_off, .no_shortcuts = no_shortcuts};
     SqlnormCursor cur;
     SqlnormStatement st;
     size_t cap = sqlnorm_output_bound(len);
@@ -77,6 +78,21 @@ static bool norm_once(const char *in, size_t len, bool scs_off, NormResult *r)
     return true;
 }
 
+/* norm_pass, and again with the fast paths off: both must give the same statements. */
+static bool norm_once(const char *in, size_t len, bool scs_off, NormResult *r)
+{
+    static NormResult general;
+    norm_pass(in, len, scs_off, false, r);
+    norm_pass(in, len, scs_off, true, &general);
+    r->same_without_shortcuts = strcmp(r->text, general.text) == 0 &&
+                                r->statements == general.statements &&
+                                r->fingerprint == general.fingerprint &&
+                                r->values == general.values && r->incomplete == general.incomplete;
+    if (!r->same_without_shortcuts)
+        printf("  fast path: \"%s\"\n  general:   \"%s\"\n", r->text, general.text);
+    return true;
+}
+
 static NormResult g_r, g_r2;
 
 #define CHECK_NORM_OPT(in, scs, expected)                                                          \
@@ -85,6 +101,7 @@ static NormResult g_r, g_r2;
         CHECK_EQ_STR(g_r.text, (expected));                                                        \
         CHECK(g_r.idempotent);                                                                     \
         CHECK(g_r.bounded);                                                                        \
+        CHECK(g_r.same_without_shortcuts);                                                         \
     } while (0)
 #define CHECK_NORM(in, expected) CHECK_NORM_OPT((in), false, (expected))
 
@@ -1032,6 +1049,48 @@ TEST(work_is_linear_on_adversarial_inputs)
     free(buf);
 }
 
+/* The select-list fast path (norm_name_run) on the shapes around it: plain, `""` inside,
+ * spacing and comments that end a run, an unclosed name, IN and ARRAY lists, ORDER BY / GROUP
+ * BY positions after a run, VALUES, type contexts, U&"" names, R28 names, statement ends.
+ * CHECK_NORM also compares each with the fast paths off. */
+TEST(fast_path_select_lists)
+{
+    CHECK_NORM("SELECT \"a\".\"id\", \"a\".\"b\" FROM \"a\"",
+               "select \"a\".\"id\", \"a\".\"b\" from \"a\"");
+    CHECK_NORM("SELECT \"a\".\"x\"\"y\", \"b\", \"c\"\"\" FROM t",
+               "select \"a\".\"x\"\"y\", \"b\", \"c\"\"\" from t");
+    CHECK_NORM("SELECT \"a\" . \"b\" ,\"c\",  \"d\",\t\"e\" FROM t",
+               "select \"a\".\"b\", \"c\", \"d\", \"e\" from t");
+    CHECK_NORM("SELECT \"a\"./*route='/x'*/\"b\", \"c\" -- tail",
+               "select \"a\".\"b\", \"c\"");
+    CHECK_NORM("SELECT \"a\".\"b\", \"c",
+               "select \"a\".\"b\", \"c");
+    CHECK_NORM("SELECT \"a\".\"b\" FROM t WHERE \"a\".\"b\" IN (\"x\", \"y\") AND \"a\".\"c\" IN (1, 2, 3)",
+               "select \"a\".\"b\" from t where \"a\".\"b\" in (\"x\", \"y\") and \"a\".\"c\" in ($1 /*, ... */)");
+    CHECK_NORM("SELECT \"a\".\"b\" FROM t ORDER BY \"a\".\"b\", 1, \"a\".\"c\", 2",
+               "select \"a\".\"b\" from t order by \"a\".\"b\", 1, \"a\".\"c\", 2");
+    CHECK_NORM("INSERT INTO \"t\" (\"a\", \"b\") VALUES (1, 2), (3, 4) RETURNING \"t\".\"a\", \"t\".\"b\"",
+               "insert into \"t\" (\"a\", \"b\") values ($1, $2) /*, ... */ returning \"t\".\"a\", \"t\".\"b\"");
+    CHECK_NORM("SELECT CAST(\"a\".\"b\" AS \"my\".\"type\"), \"c\".\"d\"::\"s\".\"t\", \"e\"",
+               "select cast(\"a\".\"b\" as \"my\".\"type\"), \"c\".\"d\"::\"s\".\"t\", \"e\"");
+    CHECK_NORM("SELECT U&\"a\".\"b\", U&\"c\" UESCAPE '!', \"d\".\"e\"",
+               "select U&\"a\".\"b\", U&\"c\" uescape '!', \"d\".\"e\"");
+    CHECK_NORM("SAVEPOINT \"sp\"; RELEASE SAVEPOINT \"sp\"",
+               "savepoint $1 | release savepoint $1");
+    CHECK_NORM("SELECT \"a\".\"b\"; SELECT \"c\".\"d\", \"e\"",
+               "select \"a\".\"b\" | select \"c\".\"d\", \"e\"");
+    CHECK_NORM("SELECT \"a\".5, \"b\".\"c\"(1), \"d\".\"e\"",
+               "select \"a\" $1, \"b\".\"c\"($2), \"d\".\"e\"");
+    CHECK_NORM("SELECT ARRAY[\"a\".\"b\", \"c\"], \"d\".\"e\" FROM t",
+               "select array[\"a\".\"b\", \"c\"], \"d\".\"e\" from t");
+    CHECK_NORM("SELECT \"a\".\"b\", \"c\".\"d\" FROM t GROUP BY \"a\".\"b\", 2 ORDER BY 1, \"c\".\"d\" DESC",
+               "select \"a\".\"b\", \"c\".\"d\" from t group by \"a\".\"b\", 2 order by 1, \"c\".\"d\" desc");
+    /* after a name no operand is expected (R21): `:name`, `%s` are not client markers there */
+    CHECK_NORM("SELECT \"a\".\"b\", \"c\" :name, \"d\".\"e\" %s FROM t WHERE \"f\".\"g\" = :id",
+               "select \"a\".\"b\", \"c\":name, \"d\".\"e\" % s from t where \"f\".\"g\" = $1");
+    CHECK_NORM("SELECT \"a\".\"b\", \"c\" %(x)s", "select \"a\".\"b\", \"c\" % (x) s");
+}
+
 int main(void)
 {
     RUN(spec_01_doubled_quote);
@@ -1165,6 +1224,7 @@ int main(void)
     RUN(r40_truncated_inputs_keep_earlier_text);
     RUN(idempotence_on_tricky_outputs);
     RUN(work_is_linear_on_adversarial_inputs);
+    RUN(fast_path_select_lists);
     printf("spec examples: %d/62 passed\n", spec_passed);
     return TESTLIB_FINISH();
 }
