@@ -109,6 +109,24 @@ TEST(r39_first_occurrence_wins)
     CHECK_TAG("a", "1");
 }
 
+/* Keys compare decoded: a key spelled with %XX and the same key spelled plainly are one key,
+ * in either order (the plain one is looked up before it is copied); marginalia keys are not
+ * decoded, so there `a%62` stays its own key. */
+TEST(r39_first_wins_between_encoded_and_plain_keys)
+{
+    CHECK(parse("a%62='1',ab='2',c='%41'"));
+    CHECK_EQ_INT(g_tags.count, 2);
+    CHECK_TAG("ab", "1");
+    CHECK_TAG("c", "A");
+    CHECK(parse("ab='1',a%62='2'"));
+    CHECK_EQ_INT(g_tags.count, 1);
+    CHECK_TAG("ab", "1");
+    CHECK(parse("a%62:1,ab:2"));
+    CHECK_EQ_INT(g_tags.count, 2);
+    CHECK_TAG("a%62", "1");
+    CHECK_TAG("ab", "2");
+}
+
 TEST(r39_first_wins_across_comments)
 {
     sqltags_init(&g_tags);
@@ -251,6 +269,7 @@ int main(void)
     RUN(r39_marginalia_value_not_url_decoded);
     RUN(r39_unquoted_equals_and_spaces_after_commas);
     RUN(r39_first_occurrence_wins);
+    RUN(r39_first_wins_between_encoded_and_plain_keys);
     RUN(r39_first_wins_across_comments);
     RUN(r39_prose_rejected_untouched);
     RUN(r39_datadog_prepended_style);
