@@ -1,7 +1,8 @@
 /* bytescan — block-at-a-time byte scans for the normalizer's hottest loops.
  *
- * Owns: finding a byte (or either of two), finding the end of a word (R9: letters, digits, `_`, `$`, bytes
- * >= 0x80), and copying a short run with or without ASCII lowercasing. On x86-64 (SSE2 is
+ * Owns: finding a byte (or either of two), finding the end of a word (R9: letters, digits,
+ * `_`, `$`, bytes >= 0x80), and copying a short run with or without ASCII lowercasing (one
+ * 16-byte block also handed back in registers, for the keyword lookup). On x86-64 (SSE2 is
  * part of the base ISA) each works on 16 bytes at a time; elsewhere they are byte loops
  * with the same results.
  *
@@ -85,8 +86,8 @@ static inline size_t bytescan_find2(const unsigned char *s, size_t p, size_t end
     __m128i n1 = _mm_set1_epi8((char)c1), n2 = _mm_set1_epi8((char)c2);
     for (; end - p >= BYTESCAN_BLOCK; p += BYTESCAN_BLOCK) {
         __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + p));
-        unsigned hit = (unsigned)_mm_movemask_epi8(
-            _mm_or_si128(_mm_cmpeq_epi8(v, n1), _mm_cmpeq_epi8(v, n2)));
+        unsigned hit =
+            (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, n1), _mm_cmpeq_epi8(v, n2)));
         if (hit != 0)
             return p + (size_t)__builtin_ctz(hit);
     }
@@ -131,6 +132,21 @@ static inline void bytescan_copy_lower(char *dst, size_t dst_room, const unsigne
     for (; i < len; i++)
         dst[i] = (char)bytescan_lower(src[i]);
 }
+
+#if defined(BYTESCAN_BLOCK) && defined(__x86_64__)
+#define BYTESCAN_LOWER16 1
+/* Copies 16 bytes from src to dst lowercased (R9), and returns them as two little-endian
+ * integers (bytes 0-7 in *lo, 8-15 in *hi): a caller that looks the word up next need not
+ * read back what was just stored. Both sides must have 16 bytes of room. */
+static inline void bytescan_lower16(char *dst, const unsigned char *src, unsigned long long *lo,
+                                    unsigned long long *hi)
+{
+    __m128i v = bytescan_block_lower(_mm_loadu_si128((const __m128i *)(const void *)src));
+    _mm_storeu_si128((__m128i *)(void *)dst, v);
+    *lo = (unsigned long long)_mm_cvtsi128_si64(v);
+    *hi = (unsigned long long)_mm_cvtsi128_si64(_mm_unpackhi_epi64(v, v));
+}
+#endif
 
 /* Copies len bytes from src to dst, with the same rooms as bytescan_copy_lower. */
 static inline void bytescan_copy(char *dst, size_t dst_room, const unsigned char *src,

@@ -108,8 +108,8 @@ def build(kwlist):
             raise GenError(f"'{w}' is a PostgreSQL keyword now: drop it from PLPGSQL_WORDS")
         words[w] = ("KWCAT_PLPGSQL", False)
     for w in words:
-        if not ("a" <= w[0] <= "z"):  # the lookup's first switch relies on it
-            raise GenError(f"keyword '{w}' does not start with a letter")
+        if not re.fullmatch(r"[a-z_]+", w):  # the lookup reads them as ASCII bytes
+            raise GenError(f"keyword '{w}' is not made of ASCII letters and '_'")
     flags = {w: [] for w in words}
     for flag, rule, _, text in RULE_FLAGS:
         ws = text.split()
@@ -134,116 +134,177 @@ def ident(word):
     return name
 
 
-# Candidates one chain of compares may hold before the bucket is split again on the last byte.
-CHAIN_MAX = 4
+# ---- the lookup: a two-level perfect hash over (head, tail, length) ---------------------
+#
+# A word of n bytes is read as two little-endian integers: `head`, its first 8 bytes (zero
+# past the word), and `tail`, its last 8 bytes when n > 8 (else 0). For n <= 16 the pair and
+# n fix the word; a longer keyword (17 bytes at most) also compares its middle bytes. The key
+# mixes the three; a bucket (256) picks a displacement, and the displaced key a slot (1024),
+# which holds the only keyword that can match: then one compare. No switch and no loads from
+# the word: the caller may hand over head and tail straight from registers.
+M64 = (1 << 64) - 1
+KW_TAIL_MUL = 0x9E3779B97F4A7C15
+KW_BUCKET_MUL = 0xD6E8FEB86659FD93
+KW_SLOT_MUL = 0xFF51AFD7ED558CCD
+KW_BUCKET_BITS = 8
+KW_SLOT_BITS = 10
 
 
-def loads(n):
-    """The loads that cover a word of length n: [(C type bits, offset)]. Two overlapping
-    loads cover 2..16 bytes, three cover 17..24; each reads only inside the word."""
-    if n == 2:
-        return [(16, 0)]
-    if n <= 4:
-        return [(16, 0), (16, n - 2)] if n == 3 else [(32, 0)]
-    if n <= 8:
-        return [(32, 0), (32, n - 4)] if n < 8 else [(64, 0)]
-    if n <= 16:
-        return [(64, 0), (64, n - 8)]
-    if n <= 24:
-        return [(64, 0), (64, 8), (64, n - 8)]
-    raise GenError(f"no keyword is {n} bytes long; the lookup covers at most 24")
+def kw_key(word):
+    b = word.encode("ascii")
+    head = int.from_bytes(b[:8].ljust(8, b"\0"), "little")
+    tail = int.from_bytes(b[-8:], "little") if len(b) > 8 else 0
+    return head, tail, (head ^ ((tail * KW_TAIL_MUL) & M64) ^ len(b)) & M64
 
 
-def c_const(word, bits, off):
-    """The little-endian integer of word[off:off + bits/8], in the host's byte order."""
-    v = int.from_bytes(word[off:off + bits // 8].encode("ascii"), "little")
-    return f"SQLKW_LE{bits}(0x{v:0{bits // 4}x})"
+def kw_bucket(key):
+    return ((key * KW_BUCKET_MUL) & M64) >> (64 - KW_BUCKET_BITS)
 
 
-def c_chain(words, n, indent):
-    out = []
-    ld = loads(n)
-    for w in words:
-        parts = [f"x{i} == {c_const(w, bits, off)}" for i, (bits, off) in enumerate(ld)]
-        line = f"{indent}if ("
-        for i, part in enumerate(parts):  # wrapped as clang-format would, at 100 columns
-            tail = ")" if i == len(parts) - 1 else " &&"
-            if len(line) + len(part) + len(tail) > 100:
-                out.append(line.rstrip())
-                line = indent + "    "
-            line += part + tail + " "
-        out.append(line.rstrip())
-        out.append(f"{indent}    return {ident(w)};")
-    out.append(f"{indent}return KW_NOT_KEYWORD;")
+def kw_slot(key, disp):
+    return (((key ^ disp) * KW_SLOT_MUL) & M64) >> (64 - KW_SLOT_BITS)
+
+
+def place(table):
+    """The displacements and slots: buckets with the most words first, each given the
+    smallest displacement that sends all its words to free slots."""
+    keys = {w: kw_key(w)[2] for w, *_ in table}
+    if len(set(keys.values())) != len(keys):
+        raise GenError("two keywords share a hash key: change KW_TAIL_MUL")
+    ids = {w: i + 1 for i, (w, *_) in enumerate(table)}
+    buckets = {}
+    for w in keys:
+        buckets.setdefault(kw_bucket(keys[w]), []).append(w)
+    disp = [0] * (1 << KW_BUCKET_BITS)
+    slots = [0] * (1 << KW_SLOT_BITS)
+    for b in sorted(buckets, key=lambda b: (-len(buckets[b]), b)):
+        for d in range(1 << 16):
+            want = [kw_slot(keys[w], d) for w in buckets[b]]
+            if len(set(want)) == len(want) and all(slots[s] == 0 for s in want):
+                break
+        else:
+            raise GenError(f"bucket {b}: no displacement fits: change the multipliers")
+        disp[b] = d
+        for w, s in zip(buckets[b], want):
+            slots[s] = ids[w]
+    return disp, slots
+
+
+def c_table(ctype, name, size, values, per_line):
+    out = ["/* clang-format off */", f"static const {ctype} {name}[{size}] = {{"]
+    for i in range(0, len(values), per_line):
+        out.append("    " + ", ".join(str(v) for v in values[i:i + per_line]) + ",")
+    out.append("};")
+    out.append("/* clang-format on */")
     return out
 
 
 def c_lookup(table):
-    """One switch on the length and the first byte (then one on the last byte, for the few
-    crowded buckets), then integer compares: the word is read as two or three overlapping
-    integers, and each candidate costs one compare per integer, with constants."""
-    by_len = {}
+    maxw = max(len(w) for w, *_ in table)
+    if maxw > 24:
+        raise GenError(f"a keyword of {maxw} bytes: the lookup covers 24 at most")
+    disp, slots = place(table)
+    o = []
+    o.append("/* The lookup: a two-level perfect hash (gen_keywords.py says how it is built). "
+             "A word is read")
+    o.append(" * as its first 8 bytes (`head`, zero past the word) and its last 8 (`tail`, 0 "
+             "for 8 bytes or")
+    o.append(" * fewer), little-endian; the key mixes them with the length, a bucket gives a "
+             "displacement,")
+    o.append(" * and the displaced key a slot holding the one keyword that can match. */")
+    o.append(f"#define KW_TAIL_MUL 0x{KW_TAIL_MUL:X}ULL")
+    o.append(f"#define KW_BUCKET_MUL 0x{KW_BUCKET_MUL:X}ULL")
+    o.append(f"#define KW_SLOT_MUL 0x{KW_SLOT_MUL:X}ULL")
+    o.append(f"#define KW_BUCKET_BITS {KW_BUCKET_BITS}")
+    o.append(f"#define KW_SLOT_BITS {KW_SLOT_BITS}")
+    o.append("")
+    o.extend(c_table("uint16_t", "kw_disp", "1 << KW_BUCKET_BITS", disp, 16))
+    o.append("")
+    o.extend(c_table("uint16_t", "kw_slots", "1 << KW_SLOT_BITS", slots, 16))
+    o.append("")
+    o.append("/* Each keyword's head, tail and length, as the lookup computes them for the "
+             "word. */")
+    o.append("typedef struct SqlKeywordKey {")
+    o.append("    uint64_t head;")
+    o.append("    uint64_t tail;")
+    o.append("    uint8_t len;")
+    o.append("} SqlKeywordKey;")
+    o.append("")
+    o.append("static const SqlKeywordKey kw_keys[KW_COUNT] = {")
+    o.append("    [KW_NOT_KEYWORD] = {0, 0, 0},")
     for w, *_ in table:
-        by_len.setdefault(len(w), {}).setdefault(w[0], []).append(w)
-    out = []
-    out.append("/* Little-endian constants in the host's byte order (folded at compile time). */")
-    out.append("#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__")
-    for bits in (16, 32, 64):
-        out.append(f"#define SQLKW_LE{bits}(v) ((uint{bits}_t)(v))")
-    out.append("#else")
-    for bits in (16, 32, 64):
-        out.append(f"#define SQLKW_LE{bits}(v) __builtin_bswap{bits}((uint{bits}_t)(v))")
-    out.append("#endif")
-    out.append("")
-    for bits in (16, 32, 64):
-        out.append(f"static inline uint{bits}_t kw_load{bits}(const char *p)")
-        out.append("{")
-        out.append(f"    uint{bits}_t v;")
-        out.append("    memcpy(&v, p, sizeof(v));")
-        out.append("    return v;")
-        out.append("}")
-        out.append("")
-    out.append("/* One switch on the length and the first byte together: keywords start with a "
-               "letter, and")
-    out.append(" * the low 5 bits tell letters apart (any other byte that aliases one fails the "
-               "compares). */")
-    out.append("#define SQLKW_KEY(len, c) ((len) << 5 | ((c)&0x1f))")
-    out.append("")
-    out.append("/* `w` holds `len` bytes, already lowercased (ASCII); KW_NOT_KEYWORD when it is "
-               "no keyword.")
-    out.append(" * Reads only w[0 .. len). */")
-    out.append("static inline SqlKeyword kw_lookup(const char *w, size_t len)")
-    out.append("{")
-    out.append("    if (len < KW_MIN_LEN || len > KW_MAX_LEN)")
-    out.append("        return KW_NOT_KEYWORD;")
-    out.append("    switch (SQLKW_KEY(len, (unsigned char)w[0])) {")
-    for n in sorted(by_len):
-        for c in sorted(by_len[n]):
-            out.append(f"    case SQLKW_KEY({n}, '{c}'): {{")
-            for i, (bits, off) in enumerate(loads(n)):
-                at = f"w + {off}" if off else "w"
-                out.append(f"        const uint{bits}_t x{i} = kw_load{bits}({at});")
-            words = by_len[n][c]
-            if len(words) <= CHAIN_MAX:
-                out.extend(c_chain(words, n, " " * 8))
-                out.append("    }")
-                continue
-            by_last = {}
-            for w in words:
-                by_last.setdefault(w[-1], []).append(w)
-            out.append(f"        switch (w[{n - 1}]) {{")
-            for z in sorted(by_last):
-                out.append(f"        case '{z}':")
-                out.extend(c_chain(by_last[z], n, " " * 12))
-            out.append("        default:")
-            out.append("            return KW_NOT_KEYWORD;")
-            out.append("        }")
-            out.append("    }")
-    out.append("    default:")
-    out.append("        return KW_NOT_KEYWORD;")
-    out.append("    }")
-    out.append("}")
-    return out
+        head, tail, _ = kw_key(w)
+        line = f"    [{ident(w)}] = {{0x{head:x}ULL, 0x{tail:x}ULL, {len(w)}}},"
+        if len(line) > 100:
+            o.append(f"    [{ident(w)}] =")
+            line = f"        {{0x{head:x}ULL, 0x{tail:x}ULL, {len(w)}}},"
+        o.append(line)
+    o.append("};")
+    o.append("")
+    o.append("static inline uint64_t kw_load64(const char *p)")
+    o.append("{")
+    o.append("    uint64_t v;")
+    o.append("    memcpy(&v, p, sizeof(v));")
+    o.append("#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__")
+    o.append("    v = __builtin_bswap64(v);")
+    o.append("#endif")
+    o.append("    return v;")
+    o.append("}")
+    o.append("")
+    o.append("/* The keyword whose head, tail and length these are, or KW_NOT_KEYWORD. `w` is "
+             "read only")
+    o.append(" * for a word longer than 16 bytes (its middle bytes), and may be NULL "
+             "otherwise. */")
+    o.append("static inline SqlKeyword kw_find(uint64_t head, uint64_t tail, size_t len, "
+             "const char *w)")
+    o.append("{")
+    o.append("    if (len < KW_MIN_LEN || len > KW_MAX_LEN)")
+    o.append("        return KW_NOT_KEYWORD;")
+    o.append("    uint64_t key = head ^ (tail * KW_TAIL_MUL) ^ len;")
+    o.append("    uint64_t disp = kw_disp[(key * KW_BUCKET_MUL) >> (64 - KW_BUCKET_BITS)];")
+    o.append("    unsigned kw = kw_slots[((key ^ disp) * KW_SLOT_MUL) >> (64 - KW_SLOT_BITS)];")
+    o.append("    const SqlKeywordKey *k = &kw_keys[kw];")
+    o.append("    if (k->head != head || k->tail != tail || k->len != len)")
+    o.append("        return KW_NOT_KEYWORD;")
+    o.append("    if (len > 16 && memcmp(w + 8, kw_info[kw].word + 8, len - 16) != 0)")
+    o.append("        return KW_NOT_KEYWORD;")
+    o.append("    return (SqlKeyword)kw;")
+    o.append("}")
+    o.append("")
+    o.append("/* The keyword in the first `len` bytes (at most 16) of a 16-byte block held as two "
+             "little-endian")
+    o.append(" * integers, `lo` (bytes 0-7) and `hi` (8-15), already lowercased; the bytes past "
+             "the word are")
+    o.append(" * ignored. */")
+    o.append("static inline SqlKeyword kw_find_block(uint64_t lo, uint64_t hi, size_t len)")
+    o.append("{")
+    o.append("    if (len < KW_MIN_LEN || len > 16)")
+    o.append("        return KW_NOT_KEYWORD;")
+    o.append("    uint64_t head = len >= 8 ? lo : lo & (~0ULL >> (64 - 8 * len));")
+    o.append("    size_t shift = len > 8 ? 8 * (len - 8) : 8; /* tail: bytes len-8 .. len */")
+    o.append("    uint64_t tail = len > 8 ? ((lo >> (shift - 8)) >> 8) | (hi << (64 - shift)) : 0;")
+    o.append("    return kw_find(head, tail, len, NULL);")
+    o.append("}")
+    o.append("")
+    o.append("/* `w` holds `len` bytes, already lowercased (ASCII); KW_NOT_KEYWORD when it is "
+             "no keyword.")
+    o.append(" * Reads only w[0 .. len). */")
+    o.append("static inline SqlKeyword kw_lookup(const char *w, size_t len)")
+    o.append("{")
+    o.append("    if (len < KW_MIN_LEN || len > KW_MAX_LEN)")
+    o.append("        return KW_NOT_KEYWORD;")
+    o.append("    uint64_t head = 0, tail = 0;")
+    o.append("    if (len >= 8) {")
+    o.append("        head = kw_load64(w);")
+    o.append("        if (len > 8)")
+    o.append("            tail = kw_load64(w + len - 8);")
+    o.append("    } else {")
+    o.append("        for (size_t i = 0; i < len; i++)")
+    o.append("            head |= (uint64_t)(unsigned char)w[i] << (8 * i);")
+    o.append("    }")
+    o.append("    return kw_find(head, tail, len, w);")
+    o.append("}")
+    return o
 
 
 def generate(table, pg_version):

@@ -1060,41 +1060,619 @@ static const SqlKeywordInfo kw_info[KW_COUNT] = {
     [KW_ZONE] = {"zone", KWCAT_UNRESERVED, true},
 };
 
-/* Little-endian constants in the host's byte order (folded at compile time). */
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-#define SQLKW_LE16(v) ((uint16_t)(v))
-#define SQLKW_LE32(v) ((uint32_t)(v))
-#define SQLKW_LE64(v) ((uint64_t)(v))
-#else
-#define SQLKW_LE16(v) __builtin_bswap16((uint16_t)(v))
-#define SQLKW_LE32(v) __builtin_bswap32((uint32_t)(v))
-#define SQLKW_LE64(v) __builtin_bswap64((uint64_t)(v))
-#endif
+/* The lookup: a two-level perfect hash (gen_keywords.py says how it is built). A word is read
+ * as its first 8 bytes (`head`, zero past the word) and its last 8 (`tail`, 0 for 8 bytes or
+ * fewer), little-endian; the key mixes them with the length, a bucket gives a displacement,
+ * and the displaced key a slot holding the one keyword that can match. */
+#define KW_TAIL_MUL 0x9E3779B97F4A7C15ULL
+#define KW_BUCKET_MUL 0xD6E8FEB86659FD93ULL
+#define KW_SLOT_MUL 0xFF51AFD7ED558CCDULL
+#define KW_BUCKET_BITS 8
+#define KW_SLOT_BITS 10
 
-static inline uint16_t kw_load16(const char *p)
-{
-    uint16_t v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
+/* clang-format off */
+static const uint16_t kw_disp[1 << KW_BUCKET_BITS] = {
+    0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 0, 0, 3, 0, 2, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0,
+    0, 1, 0, 1, 0, 0, 0, 2, 0, 2, 0, 0, 0, 0, 1, 1,
+    0, 0, 2, 0, 0, 0, 0, 1, 0, 1, 0, 1, 0, 0, 0, 0,
+    0, 0, 0, 0, 2, 0, 1, 0, 1, 2, 1, 3, 0, 1, 0, 0,
+    1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 2,
+    0, 0, 0, 1, 0, 4, 0, 0, 0, 0, 0, 1, 1, 0, 2, 0,
+    0, 0, 1, 0, 0, 0, 0, 3, 0, 0, 1, 1, 0, 2, 0, 0,
+    0, 0, 0, 0, 1, 2, 0, 0, 2, 1, 2, 3, 1, 2, 1, 0,
+    1, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 1, 0,
+    0, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0,
+    0, 0, 1, 0, 1, 0, 1, 2, 1, 0, 0, 4, 1, 4, 0, 7,
+    0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 2, 0, 3, 0, 0,
+    2, 5, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 0, 2, 0, 1,
+    0, 0, 0, 0, 0, 0, 2, 2, 1, 0, 0, 0, 1, 0, 2, 2,
+};
+/* clang-format on */
 
-static inline uint32_t kw_load32(const char *p)
-{
-    uint32_t v;
-    memcpy(&v, p, sizeof(v));
-    return v;
-}
+/* clang-format off */
+static const uint16_t kw_slots[1 << KW_SLOT_BITS] = {
+    0, 123, 0, 377, 144, 285, 0, 0, 0, 42, 0, 184, 0, 404, 116, 180,
+    0, 0, 235, 0, 0, 228, 0, 103, 229, 0, 372, 270, 0, 0, 0, 203,
+    174, 0, 293, 0, 0, 438, 0, 40, 175, 36, 0, 209, 0, 395, 410, 340,
+    0, 401, 0, 47, 14, 0, 0, 439, 0, 0, 6, 269, 118, 350, 402, 204,
+    0, 0, 28, 0, 160, 295, 0, 407, 64, 0, 0, 0, 55, 91, 43, 0,
+    196, 0, 273, 0, 0, 219, 61, 48, 146, 0, 0, 30, 0, 0, 0, 0,
+    454, 0, 129, 0, 324, 0, 0, 0, 425, 0, 0, 50, 0, 0, 198, 248,
+    0, 399, 218, 0, 379, 419, 0, 282, 0, 0, 451, 212, 135, 332, 0, 388,
+    284, 159, 0, 0, 0, 0, 249, 0, 171, 354, 199, 405, 0, 185, 44, 280,
+    76, 0, 0, 166, 127, 283, 0, 115, 0, 0, 428, 139, 0, 0, 0, 0,
+    378, 62, 344, 0, 108, 0, 0, 368, 426, 0, 0, 455, 0, 434, 420, 0,
+    0, 0, 0, 0, 0, 294, 27, 0, 21, 101, 367, 0, 173, 0, 0, 0,
+    0, 92, 0, 0, 0, 0, 386, 0, 394, 323, 0, 389, 335, 0, 216, 0,
+    292, 99, 0, 412, 0, 0, 315, 0, 0, 0, 0, 0, 124, 0, 244, 63,
+    211, 0, 0, 0, 0, 0, 4, 0, 88, 383, 111, 0, 421, 0, 0, 138,
+    0, 424, 158, 308, 348, 297, 0, 0, 0, 0, 0, 0, 31, 0, 188, 417,
+    376, 242, 57, 0, 0, 0, 397, 0, 0, 413, 263, 391, 245, 325, 95, 172,
+    275, 53, 100, 307, 0, 247, 0, 0, 227, 0, 0, 0, 0, 0, 0, 69,
+    51, 353, 187, 321, 456, 0, 0, 338, 0, 361, 0, 189, 254, 0, 154, 33,
+    0, 106, 0, 68, 0, 0, 205, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    165, 322, 0, 0, 214, 0, 0, 0, 0, 0, 264, 0, 122, 411, 0, 0,
+    0, 258, 0, 0, 0, 0, 5, 452, 0, 0, 179, 0, 0, 0, 261, 0,
+    0, 239, 0, 0, 0, 0, 0, 155, 12, 25, 39, 0, 0, 427, 0, 252,
+    0, 0, 0, 0, 0, 0, 0, 90, 271, 0, 0, 0, 0, 345, 0, 0,
+    0, 0, 0, 0, 0, 290, 0, 237, 0, 255, 9, 121, 0, 0, 0, 0,
+    0, 0, 343, 0, 223, 0, 0, 0, 97, 0, 320, 0, 0, 380, 0, 0,
+    445, 0, 17, 0, 200, 0, 364, 0, 0, 120, 0, 0, 0, 0, 0, 0,
+    365, 296, 240, 347, 0, 0, 0, 0, 0, 400, 54, 409, 0, 18, 0, 19,
+    0, 0, 192, 0, 29, 23, 224, 457, 0, 0, 416, 393, 217, 0, 0, 0,
+    0, 0, 371, 0, 392, 149, 0, 447, 0, 0, 0, 0, 460, 0, 0, 109,
+    0, 20, 0, 0, 316, 0, 0, 0, 0, 299, 336, 276, 0, 0, 355, 0,
+    0, 362, 0, 114, 0, 0, 207, 0, 80, 0, 177, 459, 194, 0, 0, 0,
+    0, 0, 0, 303, 326, 0, 141, 0, 0, 208, 0, 0, 2, 0, 46, 126,
+    0, 374, 0, 0, 0, 0, 84, 384, 0, 0, 0, 0, 15, 0, 415, 418,
+    0, 262, 206, 0, 241, 0, 0, 0, 70, 181, 0, 414, 153, 37, 112, 0,
+    334, 125, 0, 300, 0, 0, 3, 56, 0, 0, 0, 133, 93, 305, 131, 0,
+    256, 436, 234, 385, 143, 0, 0, 81, 0, 0, 136, 0, 87, 396, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 458, 0, 429, 329, 360, 105, 0, 286, 78,
+    0, 0, 0, 0, 443, 0, 150, 0, 0, 191, 0, 0, 102, 358, 0, 278,
+    59, 0, 298, 0, 0, 66, 0, 0, 176, 195, 373, 272, 0, 0, 67, 0,
+    346, 132, 0, 0, 0, 0, 0, 0, 104, 406, 98, 313, 449, 328, 0, 0,
+    0, 168, 0, 0, 0, 0, 0, 221, 0, 0, 157, 0, 170, 0, 0, 0,
+    0, 0, 0, 0, 274, 0, 169, 83, 0, 0, 197, 0, 0, 446, 381, 287,
+    232, 58, 448, 140, 0, 210, 243, 461, 0, 167, 0, 251, 0, 0, 0, 0,
+    0, 0, 193, 0, 142, 134, 0, 49, 387, 0, 302, 0, 0, 0, 0, 0,
+    0, 0, 311, 89, 444, 0, 13, 75, 0, 0, 162, 0, 0, 0, 0, 289,
+    0, 202, 327, 0, 0, 82, 277, 0, 0, 0, 331, 265, 238, 408, 440, 107,
+    0, 34, 0, 222, 0, 0, 453, 8, 0, 0, 310, 0, 0, 11, 73, 0,
+    0, 24, 259, 0, 0, 0, 0, 0, 0, 0, 113, 0, 233, 0, 0, 0,
+    0, 0, 0, 231, 432, 0, 26, 85, 0, 0, 390, 337, 0, 145, 433, 359,
+    442, 0, 366, 0, 382, 0, 0, 0, 423, 0, 94, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 147, 0, 0, 257, 450, 0, 0, 253, 403, 10, 0, 0,
+    268, 0, 178, 0, 225, 130, 291, 0, 65, 0, 309, 226, 161, 0, 0, 0,
+    0, 148, 0, 463, 0, 119, 60, 357, 0, 351, 7, 0, 0, 128, 0, 342,
+    0, 0, 0, 0, 356, 0, 0, 0, 0, 330, 0, 0, 213, 0, 0, 431,
+    201, 341, 0, 370, 0, 45, 152, 304, 22, 156, 220, 0, 363, 74, 267, 318,
+    0, 0, 0, 0, 163, 0, 0, 0, 0, 250, 0, 230, 0, 0, 0, 0,
+    312, 0, 462, 319, 0, 0, 72, 0, 279, 0, 0, 32, 0, 0, 0, 0,
+    266, 0, 0, 0, 0, 0, 0, 0, 215, 0, 441, 164, 0, 0, 0, 0,
+    0, 151, 0, 422, 0, 0, 35, 0, 0, 0, 0, 375, 0, 352, 0, 0,
+    369, 183, 0, 349, 182, 301, 0, 260, 246, 1, 288, 117, 435, 0, 0, 0,
+    236, 0, 96, 0, 16, 41, 306, 398, 86, 0, 79, 0, 137, 0, 314, 0,
+    0, 339, 190, 71, 186, 333, 0, 38, 0, 0, 77, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 317, 52, 0, 0, 0, 430, 0, 0, 281, 110, 437,
+};
+/* clang-format on */
+
+/* Each keyword's head, tail and length, as the lookup computes them for the word. */
+typedef struct SqlKeywordKey {
+    uint64_t head;
+    uint64_t tail;
+    uint8_t len;
+} SqlKeywordKey;
+
+static const SqlKeywordKey kw_keys[KW_COUNT] = {
+    [KW_NOT_KEYWORD] = {0, 0, 0},
+    [KW_ABORT] = {0x74726f6261ULL, 0x0ULL, 5},
+    [KW_ABSOLUTE] = {0x6574756c6f736261ULL, 0x0ULL, 8},
+    [KW_ACCESS] = {0x737365636361ULL, 0x0ULL, 6},
+    [KW_ACTION] = {0x6e6f69746361ULL, 0x0ULL, 6},
+    [KW_ADD] = {0x646461ULL, 0x0ULL, 3},
+    [KW_ADMIN] = {0x6e696d6461ULL, 0x0ULL, 5},
+    [KW_AFTER] = {0x7265746661ULL, 0x0ULL, 5},
+    [KW_AGGREGATE] = {0x7461676572676761ULL, 0x6574616765726767ULL, 9},
+    [KW_ALL] = {0x6c6c61ULL, 0x0ULL, 3},
+    [KW_ALSO] = {0x6f736c61ULL, 0x0ULL, 4},
+    [KW_ALTER] = {0x7265746c61ULL, 0x0ULL, 5},
+    [KW_ALWAYS] = {0x737961776c61ULL, 0x0ULL, 6},
+    [KW_ANALYSE] = {0x6573796c616e61ULL, 0x0ULL, 7},
+    [KW_ANALYZE] = {0x657a796c616e61ULL, 0x0ULL, 7},
+    [KW_AND] = {0x646e61ULL, 0x0ULL, 3},
+    [KW_ANY] = {0x796e61ULL, 0x0ULL, 3},
+    [KW_ARRAY] = {0x7961727261ULL, 0x0ULL, 5},
+    [KW_AS] = {0x7361ULL, 0x0ULL, 2},
+    [KW_ASC] = {0x637361ULL, 0x0ULL, 3},
+    [KW_ASENSITIVE] = {0x697469736e657361ULL, 0x6576697469736e65ULL, 10},
+    [KW_ASSERTION] = {0x6f69747265737361ULL, 0x6e6f697472657373ULL, 9},
+    [KW_ASSIGNMENT] = {0x656d6e6769737361ULL, 0x746e656d6e676973ULL, 10},
+    [KW_ASYMMETRIC] = {0x7274656d6d797361ULL, 0x63697274656d6d79ULL, 10},
+    [KW_AT] = {0x7461ULL, 0x0ULL, 2},
+    [KW_ATOMIC] = {0x63696d6f7461ULL, 0x0ULL, 6},
+    [KW_ATTACH] = {0x686361747461ULL, 0x0ULL, 6},
+    [KW_ATTRIBUTE] = {0x7475626972747461ULL, 0x6574756269727474ULL, 9},
+    [KW_AUTHORIZATION] = {0x7a69726f68747561ULL, 0x6e6f6974617a6972ULL, 13},
+    [KW_BACKWARD] = {0x647261776b636162ULL, 0x0ULL, 8},
+    [KW_BEFORE] = {0x65726f666562ULL, 0x0ULL, 6},
+    [KW_BEGIN] = {0x6e69676562ULL, 0x0ULL, 5},
+    [KW_BETWEEN] = {0x6e656577746562ULL, 0x0ULL, 7},
+    [KW_BIGINT] = {0x746e69676962ULL, 0x0ULL, 6},
+    [KW_BINARY] = {0x7972616e6962ULL, 0x0ULL, 6},
+    [KW_BIT] = {0x746962ULL, 0x0ULL, 3},
+    [KW_BOOLEAN] = {0x6e61656c6f6f62ULL, 0x0ULL, 7},
+    [KW_BOTH] = {0x68746f62ULL, 0x0ULL, 4},
+    [KW_BREADTH] = {0x68746461657262ULL, 0x0ULL, 7},
+    [KW_BY] = {0x7962ULL, 0x0ULL, 2},
+    [KW_CACHE] = {0x6568636163ULL, 0x0ULL, 5},
+    [KW_CALL] = {0x6c6c6163ULL, 0x0ULL, 4},
+    [KW_CALLED] = {0x64656c6c6163ULL, 0x0ULL, 6},
+    [KW_CASCADE] = {0x65646163736163ULL, 0x0ULL, 7},
+    [KW_CASCADED] = {0x6465646163736163ULL, 0x0ULL, 8},
+    [KW_CASE] = {0x65736163ULL, 0x0ULL, 4},
+    [KW_CAST] = {0x74736163ULL, 0x0ULL, 4},
+    [KW_CATALOG] = {0x676f6c61746163ULL, 0x0ULL, 7},
+    [KW_CHAIN] = {0x6e69616863ULL, 0x0ULL, 5},
+    [KW_CHAR] = {0x72616863ULL, 0x0ULL, 4},
+    [KW_CHARACTER] = {0x6574636172616863ULL, 0x7265746361726168ULL, 9},
+    [KW_CHARACTERISTICS] = {0x6574636172616863ULL, 0x7363697473697265ULL, 15},
+    [KW_CHECK] = {0x6b63656863ULL, 0x0ULL, 5},
+    [KW_CHECKPOINT] = {0x696f706b63656863ULL, 0x746e696f706b6365ULL, 10},
+    [KW_CLASS] = {0x7373616c63ULL, 0x0ULL, 5},
+    [KW_CLOSE] = {0x65736f6c63ULL, 0x0ULL, 5},
+    [KW_CLUSTER] = {0x72657473756c63ULL, 0x0ULL, 7},
+    [KW_COALESCE] = {0x656373656c616f63ULL, 0x0ULL, 8},
+    [KW_COLLATE] = {0x6574616c6c6f63ULL, 0x0ULL, 7},
+    [KW_COLLATION] = {0x6f6974616c6c6f63ULL, 0x6e6f6974616c6c6fULL, 9},
+    [KW_COLUMN] = {0x6e6d756c6f63ULL, 0x0ULL, 6},
+    [KW_COLUMNS] = {0x736e6d756c6f63ULL, 0x0ULL, 7},
+    [KW_COMMENT] = {0x746e656d6d6f63ULL, 0x0ULL, 7},
+    [KW_COMMENTS] = {0x73746e656d6d6f63ULL, 0x0ULL, 8},
+    [KW_COMMIT] = {0x74696d6d6f63ULL, 0x0ULL, 6},
+    [KW_COMMITTED] = {0x657474696d6d6f63ULL, 0x64657474696d6d6fULL, 9},
+    [KW_COMPRESSION] = {0x73736572706d6f63ULL, 0x6e6f697373657270ULL, 11},
+    [KW_CONCURRENTLY] = {0x65727275636e6f63ULL, 0x796c746e65727275ULL, 12},
+    [KW_CONFIGURATION] = {0x72756769666e6f63ULL, 0x6e6f697461727567ULL, 13},
+    [KW_CONFLICT] = {0x7463696c666e6f63ULL, 0x0ULL, 8},
+    [KW_CONNECTION] = {0x697463656e6e6f63ULL, 0x6e6f697463656e6eULL, 10},
+    [KW_CONSTRAINT] = {0x69617274736e6f63ULL, 0x746e69617274736eULL, 10},
+    [KW_CONSTRAINTS] = {0x69617274736e6f63ULL, 0x73746e6961727473ULL, 11},
+    [KW_CONTENT] = {0x746e65746e6f63ULL, 0x0ULL, 7},
+    [KW_CONTINUE] = {0x65756e69746e6f63ULL, 0x0ULL, 8},
+    [KW_CONVERSION] = {0x69737265766e6f63ULL, 0x6e6f69737265766eULL, 10},
+    [KW_COPY] = {0x79706f63ULL, 0x0ULL, 4},
+    [KW_COST] = {0x74736f63ULL, 0x0ULL, 4},
+    [KW_CREATE] = {0x657461657263ULL, 0x0ULL, 6},
+    [KW_CROSS] = {0x73736f7263ULL, 0x0ULL, 5},
+    [KW_CSV] = {0x767363ULL, 0x0ULL, 3},
+    [KW_CUBE] = {0x65627563ULL, 0x0ULL, 4},
+    [KW_CURRENT] = {0x746e6572727563ULL, 0x0ULL, 7},
+    [KW_CURRENT_CATALOG] = {0x5f746e6572727563ULL, 0x676f6c617461635fULL, 15},
+    [KW_CURRENT_DATE] = {0x5f746e6572727563ULL, 0x657461645f746e65ULL, 12},
+    [KW_CURRENT_ROLE] = {0x5f746e6572727563ULL, 0x656c6f725f746e65ULL, 12},
+    [KW_CURRENT_SCHEMA] = {0x5f746e6572727563ULL, 0x616d656863735f74ULL, 14},
+    [KW_CURRENT_TIME] = {0x5f746e6572727563ULL, 0x656d69745f746e65ULL, 12},
+    [KW_CURRENT_TIMESTAMP] = {0x5f746e6572727563ULL, 0x706d617473656d69ULL, 17},
+    [KW_CURRENT_USER] = {0x5f746e6572727563ULL, 0x726573755f746e65ULL, 12},
+    [KW_CURSOR] = {0x726f73727563ULL, 0x0ULL, 6},
+    [KW_CYCLE] = {0x656c637963ULL, 0x0ULL, 5},
+    [KW_DATA] = {0x61746164ULL, 0x0ULL, 4},
+    [KW_DATABASE] = {0x6573616261746164ULL, 0x0ULL, 8},
+    [KW_DAY] = {0x796164ULL, 0x0ULL, 3},
+    [KW_DEALLOCATE] = {0x61636f6c6c616564ULL, 0x657461636f6c6c61ULL, 10},
+    [KW_DEC] = {0x636564ULL, 0x0ULL, 3},
+    [KW_DECIMAL] = {0x6c616d69636564ULL, 0x0ULL, 7},
+    [KW_DECLARE] = {0x6572616c636564ULL, 0x0ULL, 7},
+    [KW_DEFAULT] = {0x746c7561666564ULL, 0x0ULL, 7},
+    [KW_DEFAULTS] = {0x73746c7561666564ULL, 0x0ULL, 8},
+    [KW_DEFERRABLE] = {0x6261727265666564ULL, 0x656c626172726566ULL, 10},
+    [KW_DEFERRED] = {0x6465727265666564ULL, 0x0ULL, 8},
+    [KW_DEFINER] = {0x72656e69666564ULL, 0x0ULL, 7},
+    [KW_DELETE] = {0x6574656c6564ULL, 0x0ULL, 6},
+    [KW_DELIMITER] = {0x6574696d696c6564ULL, 0x726574696d696c65ULL, 9},
+    [KW_DELIMITERS] = {0x6574696d696c6564ULL, 0x73726574696d696cULL, 10},
+    [KW_DEPENDS] = {0x73646e65706564ULL, 0x0ULL, 7},
+    [KW_DEPTH] = {0x6874706564ULL, 0x0ULL, 5},
+    [KW_DESC] = {0x63736564ULL, 0x0ULL, 4},
+    [KW_DETACH] = {0x686361746564ULL, 0x0ULL, 6},
+    [KW_DICTIONARY] = {0x616e6f6974636964ULL, 0x7972616e6f697463ULL, 10},
+    [KW_DISABLE] = {0x656c6261736964ULL, 0x0ULL, 7},
+    [KW_DISCARD] = {0x64726163736964ULL, 0x0ULL, 7},
+    [KW_DISTINCT] = {0x74636e6974736964ULL, 0x0ULL, 8},
+    [KW_DO] = {0x6f64ULL, 0x0ULL, 2},
+    [KW_DOCUMENT] = {0x746e656d75636f64ULL, 0x0ULL, 8},
+    [KW_DOMAIN] = {0x6e69616d6f64ULL, 0x0ULL, 6},
+    [KW_DOUBLE] = {0x656c62756f64ULL, 0x0ULL, 6},
+    [KW_DROP] = {0x706f7264ULL, 0x0ULL, 4},
+    [KW_EACH] = {0x68636165ULL, 0x0ULL, 4},
+    [KW_ELSE] = {0x65736c65ULL, 0x0ULL, 4},
+    [KW_ELSIF] = {0x6669736c65ULL, 0x0ULL, 5},
+    [KW_ENABLE] = {0x656c62616e65ULL, 0x0ULL, 6},
+    [KW_ENCODING] = {0x676e69646f636e65ULL, 0x0ULL, 8},
+    [KW_ENCRYPTED] = {0x6574707972636e65ULL, 0x646574707972636eULL, 9},
+    [KW_END] = {0x646e65ULL, 0x0ULL, 3},
+    [KW_ENUM] = {0x6d756e65ULL, 0x0ULL, 4},
+    [KW_ESCAPE] = {0x657061637365ULL, 0x0ULL, 6},
+    [KW_EVENT] = {0x746e657665ULL, 0x0ULL, 5},
+    [KW_EXCEPT] = {0x747065637865ULL, 0x0ULL, 6},
+    [KW_EXCLUDE] = {0x6564756c637865ULL, 0x0ULL, 7},
+    [KW_EXCLUDING] = {0x6e6964756c637865ULL, 0x676e6964756c6378ULL, 9},
+    [KW_EXCLUSIVE] = {0x766973756c637865ULL, 0x65766973756c6378ULL, 9},
+    [KW_EXECUTE] = {0x65747563657865ULL, 0x0ULL, 7},
+    [KW_EXISTS] = {0x737473697865ULL, 0x0ULL, 6},
+    [KW_EXPLAIN] = {0x6e69616c707865ULL, 0x0ULL, 7},
+    [KW_EXPRESSION] = {0x6973736572707865ULL, 0x6e6f697373657270ULL, 10},
+    [KW_EXTENSION] = {0x6f69736e65747865ULL, 0x6e6f69736e657478ULL, 9},
+    [KW_EXTERNAL] = {0x6c616e7265747865ULL, 0x0ULL, 8},
+    [KW_EXTRACT] = {0x74636172747865ULL, 0x0ULL, 7},
+    [KW_FALSE] = {0x65736c6166ULL, 0x0ULL, 5},
+    [KW_FAMILY] = {0x796c696d6166ULL, 0x0ULL, 6},
+    [KW_FETCH] = {0x6863746566ULL, 0x0ULL, 5},
+    [KW_FILTER] = {0x7265746c6966ULL, 0x0ULL, 6},
+    [KW_FINALIZE] = {0x657a696c616e6966ULL, 0x0ULL, 8},
+    [KW_FIRST] = {0x7473726966ULL, 0x0ULL, 5},
+    [KW_FLOAT] = {0x74616f6c66ULL, 0x0ULL, 5},
+    [KW_FOLLOWING] = {0x6e69776f6c6c6f66ULL, 0x676e69776f6c6c6fULL, 9},
+    [KW_FOR] = {0x726f66ULL, 0x0ULL, 3},
+    [KW_FORCE] = {0x6563726f66ULL, 0x0ULL, 5},
+    [KW_FOREIGN] = {0x6e676965726f66ULL, 0x0ULL, 7},
+    [KW_FORWARD] = {0x64726177726f66ULL, 0x0ULL, 7},
+    [KW_FREEZE] = {0x657a65657266ULL, 0x0ULL, 6},
+    [KW_FROM] = {0x6d6f7266ULL, 0x0ULL, 4},
+    [KW_FULL] = {0x6c6c7566ULL, 0x0ULL, 4},
+    [KW_FUNCTION] = {0x6e6f6974636e7566ULL, 0x0ULL, 8},
+    [KW_FUNCTIONS] = {0x6e6f6974636e7566ULL, 0x736e6f6974636e75ULL, 9},
+    [KW_GENERATED] = {0x65746172656e6567ULL, 0x6465746172656e65ULL, 9},
+    [KW_GLOBAL] = {0x6c61626f6c67ULL, 0x0ULL, 6},
+    [KW_GRANT] = {0x746e617267ULL, 0x0ULL, 5},
+    [KW_GRANTED] = {0x6465746e617267ULL, 0x0ULL, 7},
+    [KW_GREATEST] = {0x7473657461657267ULL, 0x0ULL, 8},
+    [KW_GROUP] = {0x70756f7267ULL, 0x0ULL, 5},
+    [KW_GROUPING] = {0x676e6970756f7267ULL, 0x0ULL, 8},
+    [KW_GROUPS] = {0x7370756f7267ULL, 0x0ULL, 6},
+    [KW_HANDLER] = {0x72656c646e6168ULL, 0x0ULL, 7},
+    [KW_HAVING] = {0x676e69766168ULL, 0x0ULL, 6},
+    [KW_HEADER] = {0x726564616568ULL, 0x0ULL, 6},
+    [KW_HOLD] = {0x646c6f68ULL, 0x0ULL, 4},
+    [KW_HOUR] = {0x72756f68ULL, 0x0ULL, 4},
+    [KW_IDENTITY] = {0x797469746e656469ULL, 0x0ULL, 8},
+    [KW_IF] = {0x6669ULL, 0x0ULL, 2},
+    [KW_ILIKE] = {0x656b696c69ULL, 0x0ULL, 5},
+    [KW_IMMEDIATE] = {0x74616964656d6d69ULL, 0x6574616964656d6dULL, 9},
+    [KW_IMMUTABLE] = {0x6c626174756d6d69ULL, 0x656c626174756d6dULL, 9},
+    [KW_IMPLICIT] = {0x746963696c706d69ULL, 0x0ULL, 8},
+    [KW_IMPORT] = {0x74726f706d69ULL, 0x0ULL, 6},
+    [KW_IN] = {0x6e69ULL, 0x0ULL, 2},
+    [KW_INCLUDE] = {0x6564756c636e69ULL, 0x0ULL, 7},
+    [KW_INCLUDING] = {0x6e6964756c636e69ULL, 0x676e6964756c636eULL, 9},
+    [KW_INCREMENT] = {0x6e656d6572636e69ULL, 0x746e656d6572636eULL, 9},
+    [KW_INDEX] = {0x7865646e69ULL, 0x0ULL, 5},
+    [KW_INDEXES] = {0x73657865646e69ULL, 0x0ULL, 7},
+    [KW_INHERIT] = {0x74697265686e69ULL, 0x0ULL, 7},
+    [KW_INHERITS] = {0x7374697265686e69ULL, 0x0ULL, 8},
+    [KW_INITIALLY] = {0x6c6c616974696e69ULL, 0x796c6c616974696eULL, 9},
+    [KW_INLINE] = {0x656e696c6e69ULL, 0x0ULL, 6},
+    [KW_INNER] = {0x72656e6e69ULL, 0x0ULL, 5},
+    [KW_INOUT] = {0x74756f6e69ULL, 0x0ULL, 5},
+    [KW_INPUT] = {0x7475706e69ULL, 0x0ULL, 5},
+    [KW_INSENSITIVE] = {0x7469736e65736e69ULL, 0x6576697469736e65ULL, 11},
+    [KW_INSERT] = {0x747265736e69ULL, 0x0ULL, 6},
+    [KW_INSTEAD] = {0x64616574736e69ULL, 0x0ULL, 7},
+    [KW_INT] = {0x746e69ULL, 0x0ULL, 3},
+    [KW_INTEGER] = {0x72656765746e69ULL, 0x0ULL, 7},
+    [KW_INTERSECT] = {0x6365737265746e69ULL, 0x746365737265746eULL, 9},
+    [KW_INTERVAL] = {0x6c61767265746e69ULL, 0x0ULL, 8},
+    [KW_INTO] = {0x6f746e69ULL, 0x0ULL, 4},
+    [KW_INVOKER] = {0x72656b6f766e69ULL, 0x0ULL, 7},
+    [KW_IS] = {0x7369ULL, 0x0ULL, 2},
+    [KW_ISNULL] = {0x6c6c756e7369ULL, 0x0ULL, 6},
+    [KW_ISOLATION] = {0x6f6974616c6f7369ULL, 0x6e6f6974616c6f73ULL, 9},
+    [KW_JOIN] = {0x6e696f6aULL, 0x0ULL, 4},
+    [KW_KEY] = {0x79656bULL, 0x0ULL, 3},
+    [KW_LABEL] = {0x6c6562616cULL, 0x0ULL, 5},
+    [KW_LANGUAGE] = {0x65676175676e616cULL, 0x0ULL, 8},
+    [KW_LARGE] = {0x656772616cULL, 0x0ULL, 5},
+    [KW_LAST] = {0x7473616cULL, 0x0ULL, 4},
+    [KW_LATERAL] = {0x6c61726574616cULL, 0x0ULL, 7},
+    [KW_LEADING] = {0x676e696461656cULL, 0x0ULL, 7},
+    [KW_LEAKPROOF] = {0x6f6f72706b61656cULL, 0x666f6f72706b6165ULL, 9},
+    [KW_LEAST] = {0x747361656cULL, 0x0ULL, 5},
+    [KW_LEFT] = {0x7466656cULL, 0x0ULL, 4},
+    [KW_LEVEL] = {0x6c6576656cULL, 0x0ULL, 5},
+    [KW_LIKE] = {0x656b696cULL, 0x0ULL, 4},
+    [KW_LIMIT] = {0x74696d696cULL, 0x0ULL, 5},
+    [KW_LISTEN] = {0x6e657473696cULL, 0x0ULL, 6},
+    [KW_LOAD] = {0x64616f6cULL, 0x0ULL, 4},
+    [KW_LOCAL] = {0x6c61636f6cULL, 0x0ULL, 5},
+    [KW_LOCALTIME] = {0x6d69746c61636f6cULL, 0x656d69746c61636fULL, 9},
+    [KW_LOCALTIMESTAMP] = {0x6d69746c61636f6cULL, 0x706d617473656d69ULL, 14},
+    [KW_LOCATION] = {0x6e6f697461636f6cULL, 0x0ULL, 8},
+    [KW_LOCK] = {0x6b636f6cULL, 0x0ULL, 4},
+    [KW_LOCKED] = {0x64656b636f6cULL, 0x0ULL, 6},
+    [KW_LOGGED] = {0x646567676f6cULL, 0x0ULL, 6},
+    [KW_MAPPING] = {0x676e697070616dULL, 0x0ULL, 7},
+    [KW_MATCH] = {0x686374616dULL, 0x0ULL, 5},
+    [KW_MATCHED] = {0x6465686374616dULL, 0x0ULL, 7},
+    [KW_MATERIALIZED] = {0x6c6169726574616dULL, 0x64657a696c616972ULL, 12},
+    [KW_MAXVALUE] = {0x65756c617678616dULL, 0x0ULL, 8},
+    [KW_MERGE] = {0x656772656dULL, 0x0ULL, 5},
+    [KW_METHOD] = {0x646f6874656dULL, 0x0ULL, 6},
+    [KW_MINUTE] = {0x6574756e696dULL, 0x0ULL, 6},
+    [KW_MINVALUE] = {0x65756c61766e696dULL, 0x0ULL, 8},
+    [KW_MODE] = {0x65646f6dULL, 0x0ULL, 4},
+    [KW_MONTH] = {0x68746e6f6dULL, 0x0ULL, 5},
+    [KW_MOVE] = {0x65766f6dULL, 0x0ULL, 4},
+    [KW_NAME] = {0x656d616eULL, 0x0ULL, 4},
+    [KW_NAMES] = {0x73656d616eULL, 0x0ULL, 5},
+    [KW_NATIONAL] = {0x6c616e6f6974616eULL, 0x0ULL, 8},
+    [KW_NATURAL] = {0x6c61727574616eULL, 0x0ULL, 7},
+    [KW_NCHAR] = {0x726168636eULL, 0x0ULL, 5},
+    [KW_NEW] = {0x77656eULL, 0x0ULL, 3},
+    [KW_NEXT] = {0x7478656eULL, 0x0ULL, 4},
+    [KW_NFC] = {0x63666eULL, 0x0ULL, 3},
+    [KW_NFD] = {0x64666eULL, 0x0ULL, 3},
+    [KW_NFKC] = {0x636b666eULL, 0x0ULL, 4},
+    [KW_NFKD] = {0x646b666eULL, 0x0ULL, 4},
+    [KW_NO] = {0x6f6eULL, 0x0ULL, 2},
+    [KW_NONE] = {0x656e6f6eULL, 0x0ULL, 4},
+    [KW_NORMALIZE] = {0x7a696c616d726f6eULL, 0x657a696c616d726fULL, 9},
+    [KW_NORMALIZED] = {0x7a696c616d726f6eULL, 0x64657a696c616d72ULL, 10},
+    [KW_NOT] = {0x746f6eULL, 0x0ULL, 3},
+    [KW_NOTHING] = {0x676e6968746f6eULL, 0x0ULL, 7},
+    [KW_NOTIFY] = {0x796669746f6eULL, 0x0ULL, 6},
+    [KW_NOTNULL] = {0x6c6c756e746f6eULL, 0x0ULL, 7},
+    [KW_NOWAIT] = {0x746961776f6eULL, 0x0ULL, 6},
+    [KW_NULL] = {0x6c6c756eULL, 0x0ULL, 4},
+    [KW_NULLIF] = {0x66696c6c756eULL, 0x0ULL, 6},
+    [KW_NULLS] = {0x736c6c756eULL, 0x0ULL, 5},
+    [KW_NUMERIC] = {0x636972656d756eULL, 0x0ULL, 7},
+    [KW_OBJECT] = {0x7463656a626fULL, 0x0ULL, 6},
+    [KW_OF] = {0x666fULL, 0x0ULL, 2},
+    [KW_OFF] = {0x66666fULL, 0x0ULL, 3},
+    [KW_OFFSET] = {0x74657366666fULL, 0x0ULL, 6},
+    [KW_OIDS] = {0x7364696fULL, 0x0ULL, 4},
+    [KW_OLD] = {0x646c6fULL, 0x0ULL, 3},
+    [KW_ON] = {0x6e6fULL, 0x0ULL, 2},
+    [KW_ONLY] = {0x796c6e6fULL, 0x0ULL, 4},
+    [KW_OPERATOR] = {0x726f74617265706fULL, 0x0ULL, 8},
+    [KW_OPTION] = {0x6e6f6974706fULL, 0x0ULL, 6},
+    [KW_OPTIONS] = {0x736e6f6974706fULL, 0x0ULL, 7},
+    [KW_OR] = {0x726fULL, 0x0ULL, 2},
+    [KW_ORDER] = {0x726564726fULL, 0x0ULL, 5},
+    [KW_ORDINALITY] = {0x696c616e6964726fULL, 0x7974696c616e6964ULL, 10},
+    [KW_OTHERS] = {0x73726568746fULL, 0x0ULL, 6},
+    [KW_OUT] = {0x74756fULL, 0x0ULL, 3},
+    [KW_OUTER] = {0x726574756fULL, 0x0ULL, 5},
+    [KW_OVER] = {0x7265766fULL, 0x0ULL, 4},
+    [KW_OVERLAPS] = {0x7370616c7265766fULL, 0x0ULL, 8},
+    [KW_OVERLAY] = {0x79616c7265766fULL, 0x0ULL, 7},
+    [KW_OVERRIDING] = {0x696469727265766fULL, 0x676e696469727265ULL, 10},
+    [KW_OWNED] = {0x64656e776fULL, 0x0ULL, 5},
+    [KW_OWNER] = {0x72656e776fULL, 0x0ULL, 5},
+    [KW_PARALLEL] = {0x6c656c6c61726170ULL, 0x0ULL, 8},
+    [KW_PARAMETER] = {0x6574656d61726170ULL, 0x726574656d617261ULL, 9},
+    [KW_PARSER] = {0x726573726170ULL, 0x0ULL, 6},
+    [KW_PARTIAL] = {0x6c616974726170ULL, 0x0ULL, 7},
+    [KW_PARTITION] = {0x6f69746974726170ULL, 0x6e6f697469747261ULL, 9},
+    [KW_PASSING] = {0x676e6973736170ULL, 0x0ULL, 7},
+    [KW_PASSWORD] = {0x64726f7773736170ULL, 0x0ULL, 8},
+    [KW_PERFORM] = {0x6d726f66726570ULL, 0x0ULL, 7},
+    [KW_PLACING] = {0x676e6963616c70ULL, 0x0ULL, 7},
+    [KW_PLANS] = {0x736e616c70ULL, 0x0ULL, 5},
+    [KW_POLICY] = {0x7963696c6f70ULL, 0x0ULL, 6},
+    [KW_POSITION] = {0x6e6f697469736f70ULL, 0x0ULL, 8},
+    [KW_PRECEDING] = {0x6e69646563657270ULL, 0x676e696465636572ULL, 9},
+    [KW_PRECISION] = {0x6f69736963657270ULL, 0x6e6f697369636572ULL, 9},
+    [KW_PREPARE] = {0x65726170657270ULL, 0x0ULL, 7},
+    [KW_PREPARED] = {0x6465726170657270ULL, 0x0ULL, 8},
+    [KW_PRESERVE] = {0x6576726573657270ULL, 0x0ULL, 8},
+    [KW_PRIMARY] = {0x7972616d697270ULL, 0x0ULL, 7},
+    [KW_PRIOR] = {0x726f697270ULL, 0x0ULL, 5},
+    [KW_PRIVILEGES] = {0x67656c6976697270ULL, 0x736567656c697669ULL, 10},
+    [KW_PROCEDURAL] = {0x72756465636f7270ULL, 0x6c6172756465636fULL, 10},
+    [KW_PROCEDURE] = {0x72756465636f7270ULL, 0x6572756465636f72ULL, 9},
+    [KW_PROCEDURES] = {0x72756465636f7270ULL, 0x736572756465636fULL, 10},
+    [KW_PROGRAM] = {0x6d6172676f7270ULL, 0x0ULL, 7},
+    [KW_PUBLICATION] = {0x746163696c627570ULL, 0x6e6f69746163696cULL, 11},
+    [KW_QUOTE] = {0x65746f7571ULL, 0x0ULL, 5},
+    [KW_RANGE] = {0x65676e6172ULL, 0x0ULL, 5},
+    [KW_READ] = {0x64616572ULL, 0x0ULL, 4},
+    [KW_REAL] = {0x6c616572ULL, 0x0ULL, 4},
+    [KW_REASSIGN] = {0x6e67697373616572ULL, 0x0ULL, 8},
+    [KW_RECHECK] = {0x6b636568636572ULL, 0x0ULL, 7},
+    [KW_RECURSIVE] = {0x7669737275636572ULL, 0x6576697372756365ULL, 9},
+    [KW_REF] = {0x666572ULL, 0x0ULL, 3},
+    [KW_REFERENCES] = {0x636e657265666572ULL, 0x7365636e65726566ULL, 10},
+    [KW_REFERENCING] = {0x636e657265666572ULL, 0x676e69636e657265ULL, 11},
+    [KW_REFRESH] = {0x68736572666572ULL, 0x0ULL, 7},
+    [KW_REINDEX] = {0x7865646e696572ULL, 0x0ULL, 7},
+    [KW_RELATIVE] = {0x65766974616c6572ULL, 0x0ULL, 8},
+    [KW_RELEASE] = {0x657361656c6572ULL, 0x0ULL, 7},
+    [KW_RENAME] = {0x656d616e6572ULL, 0x0ULL, 6},
+    [KW_REPEATABLE] = {0x6261746165706572ULL, 0x656c626174616570ULL, 10},
+    [KW_REPLACE] = {0x6563616c706572ULL, 0x0ULL, 7},
+    [KW_REPLICA] = {0x6163696c706572ULL, 0x0ULL, 7},
+    [KW_RESET] = {0x7465736572ULL, 0x0ULL, 5},
+    [KW_RESTART] = {0x74726174736572ULL, 0x0ULL, 7},
+    [KW_RESTRICT] = {0x7463697274736572ULL, 0x0ULL, 8},
+    [KW_RETURN] = {0x6e7275746572ULL, 0x0ULL, 6},
+    [KW_RETURNING] = {0x6e696e7275746572ULL, 0x676e696e72757465ULL, 9},
+    [KW_RETURNS] = {0x736e7275746572ULL, 0x0ULL, 7},
+    [KW_REVOKE] = {0x656b6f766572ULL, 0x0ULL, 6},
+    [KW_RIGHT] = {0x7468676972ULL, 0x0ULL, 5},
+    [KW_ROLE] = {0x656c6f72ULL, 0x0ULL, 4},
+    [KW_ROLLBACK] = {0x6b6361626c6c6f72ULL, 0x0ULL, 8},
+    [KW_ROLLUP] = {0x70756c6c6f72ULL, 0x0ULL, 6},
+    [KW_ROUTINE] = {0x656e6974756f72ULL, 0x0ULL, 7},
+    [KW_ROUTINES] = {0x73656e6974756f72ULL, 0x0ULL, 8},
+    [KW_ROW] = {0x776f72ULL, 0x0ULL, 3},
+    [KW_ROWS] = {0x73776f72ULL, 0x0ULL, 4},
+    [KW_RULE] = {0x656c7572ULL, 0x0ULL, 4},
+    [KW_SAVEPOINT] = {0x6e696f7065766173ULL, 0x746e696f70657661ULL, 9},
+    [KW_SCHEMA] = {0x616d65686373ULL, 0x0ULL, 6},
+    [KW_SCHEMAS] = {0x73616d65686373ULL, 0x0ULL, 7},
+    [KW_SCROLL] = {0x6c6c6f726373ULL, 0x0ULL, 6},
+    [KW_SEARCH] = {0x686372616573ULL, 0x0ULL, 6},
+    [KW_SECOND] = {0x646e6f636573ULL, 0x0ULL, 6},
+    [KW_SECURITY] = {0x7974697275636573ULL, 0x0ULL, 8},
+    [KW_SELECT] = {0x7463656c6573ULL, 0x0ULL, 6},
+    [KW_SEQUENCE] = {0x65636e6575716573ULL, 0x0ULL, 8},
+    [KW_SEQUENCES] = {0x65636e6575716573ULL, 0x7365636e65757165ULL, 9},
+    [KW_SERIALIZABLE] = {0x7a696c6169726573ULL, 0x656c62617a696c61ULL, 12},
+    [KW_SERVER] = {0x726576726573ULL, 0x0ULL, 6},
+    [KW_SESSION] = {0x6e6f6973736573ULL, 0x0ULL, 7},
+    [KW_SESSION_USER] = {0x5f6e6f6973736573ULL, 0x726573755f6e6f69ULL, 12},
+    [KW_SET] = {0x746573ULL, 0x0ULL, 3},
+    [KW_SETOF] = {0x666f746573ULL, 0x0ULL, 5},
+    [KW_SETS] = {0x73746573ULL, 0x0ULL, 4},
+    [KW_SHARE] = {0x6572616873ULL, 0x0ULL, 5},
+    [KW_SHOW] = {0x776f6873ULL, 0x0ULL, 4},
+    [KW_SIMILAR] = {0x72616c696d6973ULL, 0x0ULL, 7},
+    [KW_SIMPLE] = {0x656c706d6973ULL, 0x0ULL, 6},
+    [KW_SKIP] = {0x70696b73ULL, 0x0ULL, 4},
+    [KW_SMALLINT] = {0x746e696c6c616d73ULL, 0x0ULL, 8},
+    [KW_SNAPSHOT] = {0x746f687370616e73ULL, 0x0ULL, 8},
+    [KW_SOME] = {0x656d6f73ULL, 0x0ULL, 4},
+    [KW_SQL] = {0x6c7173ULL, 0x0ULL, 3},
+    [KW_STABLE] = {0x656c62617473ULL, 0x0ULL, 6},
+    [KW_STANDALONE] = {0x6f6c61646e617473ULL, 0x656e6f6c61646e61ULL, 10},
+    [KW_START] = {0x7472617473ULL, 0x0ULL, 5},
+    [KW_STATEMENT] = {0x6e656d6574617473ULL, 0x746e656d65746174ULL, 9},
+    [KW_STATISTICS] = {0x6974736974617473ULL, 0x7363697473697461ULL, 10},
+    [KW_STDIN] = {0x6e69647473ULL, 0x0ULL, 5},
+    [KW_STDOUT] = {0x74756f647473ULL, 0x0ULL, 6},
+    [KW_STORAGE] = {0x656761726f7473ULL, 0x0ULL, 7},
+    [KW_STORED] = {0x6465726f7473ULL, 0x0ULL, 6},
+    [KW_STRICT] = {0x746369727473ULL, 0x0ULL, 6},
+    [KW_STRIP] = {0x7069727473ULL, 0x0ULL, 5},
+    [KW_SUBSCRIPTION] = {0x7069726373627573ULL, 0x6e6f697470697263ULL, 12},
+    [KW_SUBSTRING] = {0x6e69727473627573ULL, 0x676e697274736275ULL, 9},
+    [KW_SUPPORT] = {0x74726f70707573ULL, 0x0ULL, 7},
+    [KW_SYMMETRIC] = {0x697274656d6d7973ULL, 0x63697274656d6d79ULL, 9},
+    [KW_SYSID] = {0x6469737973ULL, 0x0ULL, 5},
+    [KW_SYSTEM] = {0x6d6574737973ULL, 0x0ULL, 6},
+    [KW_TABLE] = {0x656c626174ULL, 0x0ULL, 5},
+    [KW_TABLES] = {0x73656c626174ULL, 0x0ULL, 6},
+    [KW_TABLESAMPLE] = {0x6d6173656c626174ULL, 0x656c706d6173656cULL, 11},
+    [KW_TABLESPACE] = {0x617073656c626174ULL, 0x6563617073656c62ULL, 10},
+    [KW_TEMP] = {0x706d6574ULL, 0x0ULL, 4},
+    [KW_TEMPLATE] = {0x6574616c706d6574ULL, 0x0ULL, 8},
+    [KW_TEMPORARY] = {0x7261726f706d6574ULL, 0x797261726f706d65ULL, 9},
+    [KW_TEXT] = {0x74786574ULL, 0x0ULL, 4},
+    [KW_THEN] = {0x6e656874ULL, 0x0ULL, 4},
+    [KW_TIES] = {0x73656974ULL, 0x0ULL, 4},
+    [KW_TIME] = {0x656d6974ULL, 0x0ULL, 4},
+    [KW_TIMESTAMP] = {0x6d617473656d6974ULL, 0x706d617473656d69ULL, 9},
+    [KW_TO] = {0x6f74ULL, 0x0ULL, 2},
+    [KW_TRAILING] = {0x676e696c69617274ULL, 0x0ULL, 8},
+    [KW_TRANSACTION] = {0x746361736e617274ULL, 0x6e6f69746361736eULL, 11},
+    [KW_TRANSFORM] = {0x726f66736e617274ULL, 0x6d726f66736e6172ULL, 9},
+    [KW_TREAT] = {0x7461657274ULL, 0x0ULL, 5},
+    [KW_TRIGGER] = {0x72656767697274ULL, 0x0ULL, 7},
+    [KW_TRIM] = {0x6d697274ULL, 0x0ULL, 4},
+    [KW_TRUE] = {0x65757274ULL, 0x0ULL, 4},
+    [KW_TRUNCATE] = {0x657461636e757274ULL, 0x0ULL, 8},
+    [KW_TRUSTED] = {0x64657473757274ULL, 0x0ULL, 7},
+    [KW_TYPE] = {0x65707974ULL, 0x0ULL, 4},
+    [KW_TYPES] = {0x7365707974ULL, 0x0ULL, 5},
+    [KW_UESCAPE] = {0x65706163736575ULL, 0x0ULL, 7},
+    [KW_UNBOUNDED] = {0x65646e756f626e75ULL, 0x6465646e756f626eULL, 9},
+    [KW_UNCOMMITTED] = {0x74696d6d6f636e75ULL, 0x64657474696d6d6fULL, 11},
+    [KW_UNENCRYPTED] = {0x707972636e656e75ULL, 0x646574707972636eULL, 11},
+    [KW_UNION] = {0x6e6f696e75ULL, 0x0ULL, 5},
+    [KW_UNIQUE] = {0x657571696e75ULL, 0x0ULL, 6},
+    [KW_UNKNOWN] = {0x6e776f6e6b6e75ULL, 0x0ULL, 7},
+    [KW_UNLISTEN] = {0x6e657473696c6e75ULL, 0x0ULL, 8},
+    [KW_UNLOGGED] = {0x646567676f6c6e75ULL, 0x0ULL, 8},
+    [KW_UNTIL] = {0x6c69746e75ULL, 0x0ULL, 5},
+    [KW_UPDATE] = {0x657461647075ULL, 0x0ULL, 6},
+    [KW_USER] = {0x72657375ULL, 0x0ULL, 4},
+    [KW_USING] = {0x676e697375ULL, 0x0ULL, 5},
+    [KW_VACUUM] = {0x6d7575636176ULL, 0x0ULL, 6},
+    [KW_VALID] = {0x64696c6176ULL, 0x0ULL, 5},
+    [KW_VALIDATE] = {0x65746164696c6176ULL, 0x0ULL, 8},
+    [KW_VALIDATOR] = {0x6f746164696c6176ULL, 0x726f746164696c61ULL, 9},
+    [KW_VALUE] = {0x65756c6176ULL, 0x0ULL, 5},
+    [KW_VALUES] = {0x7365756c6176ULL, 0x0ULL, 6},
+    [KW_VARCHAR] = {0x72616863726176ULL, 0x0ULL, 7},
+    [KW_VARIADIC] = {0x6369646169726176ULL, 0x0ULL, 8},
+    [KW_VARYING] = {0x676e6979726176ULL, 0x0ULL, 7},
+    [KW_VERBOSE] = {0x65736f62726576ULL, 0x0ULL, 7},
+    [KW_VERSION] = {0x6e6f6973726576ULL, 0x0ULL, 7},
+    [KW_VIEW] = {0x77656976ULL, 0x0ULL, 4},
+    [KW_VIEWS] = {0x7377656976ULL, 0x0ULL, 5},
+    [KW_VOLATILE] = {0x656c6974616c6f76ULL, 0x0ULL, 8},
+    [KW_WHEN] = {0x6e656877ULL, 0x0ULL, 4},
+    [KW_WHERE] = {0x6572656877ULL, 0x0ULL, 5},
+    [KW_WHILE] = {0x656c696877ULL, 0x0ULL, 5},
+    [KW_WHITESPACE] = {0x6170736574696877ULL, 0x6563617073657469ULL, 10},
+    [KW_WINDOW] = {0x776f646e6977ULL, 0x0ULL, 6},
+    [KW_WITH] = {0x68746977ULL, 0x0ULL, 4},
+    [KW_WITHIN] = {0x6e6968746977ULL, 0x0ULL, 6},
+    [KW_WITHOUT] = {0x74756f68746977ULL, 0x0ULL, 7},
+    [KW_WORK] = {0x6b726f77ULL, 0x0ULL, 4},
+    [KW_WRAPPER] = {0x72657070617277ULL, 0x0ULL, 7},
+    [KW_WRITE] = {0x6574697277ULL, 0x0ULL, 5},
+    [KW_XML] = {0x6c6d78ULL, 0x0ULL, 3},
+    [KW_XMLATTRIBUTES] = {0x69727474616c6d78ULL, 0x7365747562697274ULL, 13},
+    [KW_XMLCONCAT] = {0x61636e6f636c6d78ULL, 0x7461636e6f636c6dULL, 9},
+    [KW_XMLELEMENT] = {0x656d656c656c6d78ULL, 0x746e656d656c656cULL, 10},
+    [KW_XMLEXISTS] = {0x74736978656c6d78ULL, 0x7374736978656c6dULL, 9},
+    [KW_XMLFOREST] = {0x7365726f666c6d78ULL, 0x747365726f666c6dULL, 9},
+    [KW_XMLNAMESPACES] = {0x73656d616e6c6d78ULL, 0x736563617073656dULL, 13},
+    [KW_XMLPARSE] = {0x65737261706c6d78ULL, 0x0ULL, 8},
+    [KW_XMLPI] = {0x69706c6d78ULL, 0x0ULL, 5},
+    [KW_XMLROOT] = {0x746f6f726c6d78ULL, 0x0ULL, 7},
+    [KW_XMLSERIALIZE] = {0x61697265736c6d78ULL, 0x657a696c61697265ULL, 12},
+    [KW_XMLTABLE] = {0x656c6261746c6d78ULL, 0x0ULL, 8},
+    [KW_YEAR] = {0x72616579ULL, 0x0ULL, 4},
+    [KW_YES] = {0x736579ULL, 0x0ULL, 3},
+    [KW_ZONE] = {0x656e6f7aULL, 0x0ULL, 4},
+};
 
 static inline uint64_t kw_load64(const char *p)
 {
     uint64_t v;
     memcpy(&v, p, sizeof(v));
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
     return v;
 }
 
-/* One switch on the length and the first byte together: keywords start with a letter, and
- * the low 5 bits tell letters apart (any other byte that aliases one fails the compares). */
-#define SQLKW_KEY(len, c) ((len) << 5 | ((c)&0x1f))
+/* The keyword whose head, tail and length these are, or KW_NOT_KEYWORD. `w` is read only
+ * for a word longer than 16 bytes (its middle bytes), and may be NULL otherwise. */
+static inline SqlKeyword kw_find(uint64_t head, uint64_t tail, size_t len, const char *w)
+{
+    if (len < KW_MIN_LEN || len > KW_MAX_LEN)
+        return KW_NOT_KEYWORD;
+    uint64_t key = head ^ (tail * KW_TAIL_MUL) ^ len;
+    uint64_t disp = kw_disp[(key * KW_BUCKET_MUL) >> (64 - KW_BUCKET_BITS)];
+    unsigned kw = kw_slots[((key ^ disp) * KW_SLOT_MUL) >> (64 - KW_SLOT_BITS)];
+    const SqlKeywordKey *k = &kw_keys[kw];
+    if (k->head != head || k->tail != tail || k->len != len)
+        return KW_NOT_KEYWORD;
+    if (len > 16 && memcmp(w + 8, kw_info[kw].word + 8, len - 16) != 0)
+        return KW_NOT_KEYWORD;
+    return (SqlKeyword)kw;
+}
+
+/* The keyword in the first `len` bytes (at most 16) of a 16-byte block held as two little-endian
+ * integers, `lo` (bytes 0-7) and `hi` (8-15), already lowercased; the bytes past the word are
+ * ignored. */
+static inline SqlKeyword kw_find_block(uint64_t lo, uint64_t hi, size_t len)
+{
+    if (len < KW_MIN_LEN || len > 16)
+        return KW_NOT_KEYWORD;
+    uint64_t head = len >= 8 ? lo : lo & (~0ULL >> (64 - 8 * len));
+    size_t shift = len > 8 ? 8 * (len - 8) : 8; /* tail: bytes len-8 .. len */
+    uint64_t tail = len > 8 ? ((lo >> (shift - 8)) >> 8) | (hi << (64 - shift)) : 0;
+    return kw_find(head, tail, len, NULL);
+}
 
 /* `w` holds `len` bytes, already lowercased (ASCII); KW_NOT_KEYWORD when it is no keyword.
  * Reads only w[0 .. len). */
@@ -1102,2088 +1680,16 @@ static inline SqlKeyword kw_lookup(const char *w, size_t len)
 {
     if (len < KW_MIN_LEN || len > KW_MAX_LEN)
         return KW_NOT_KEYWORD;
-    switch (SQLKW_KEY(len, (unsigned char)w[0])) {
-    case SQLKW_KEY(2, 'a'): {
-        const uint16_t x0 = kw_load16(w);
-        if (x0 == SQLKW_LE16(0x7361))
-            return KW_AS;
-        if (x0 == SQLKW_LE16(0x7461))
-            return KW_AT;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(2, 'b'): {
-        const uint16_t x0 = kw_load16(w);
-        if (x0 == SQLKW_LE16(0x7962))
-            return KW_BY;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(2, 'd'): {
-        const uint16_t x0 = kw_load16(w);
-        if (x0 == SQLKW_LE16(0x6f64))
-            return KW_DO;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(2, 'i'): {
-        const uint16_t x0 = kw_load16(w);
-        if (x0 == SQLKW_LE16(0x6669))
-            return KW_IF;
-        if (x0 == SQLKW_LE16(0x6e69))
-            return KW_IN;
-        if (x0 == SQLKW_LE16(0x7369))
-            return KW_IS;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(2, 'n'): {
-        const uint16_t x0 = kw_load16(w);
-        if (x0 == SQLKW_LE16(0x6f6e))
-            return KW_NO;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(2, 'o'): {
-        const uint16_t x0 = kw_load16(w);
-        if (x0 == SQLKW_LE16(0x666f))
-            return KW_OF;
-        if (x0 == SQLKW_LE16(0x6e6f))
-            return KW_ON;
-        if (x0 == SQLKW_LE16(0x726f))
-            return KW_OR;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(2, 't'): {
-        const uint16_t x0 = kw_load16(w);
-        if (x0 == SQLKW_LE16(0x6f74))
-            return KW_TO;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(3, 'a'): {
-        const uint16_t x0 = kw_load16(w);
-        const uint16_t x1 = kw_load16(w + 1);
-        switch (w[2]) {
-        case 'c':
-            if (x0 == SQLKW_LE16(0x7361) && x1 == SQLKW_LE16(0x6373))
-                return KW_ASC;
-            return KW_NOT_KEYWORD;
-        case 'd':
-            if (x0 == SQLKW_LE16(0x6461) && x1 == SQLKW_LE16(0x6464))
-                return KW_ADD;
-            if (x0 == SQLKW_LE16(0x6e61) && x1 == SQLKW_LE16(0x646e))
-                return KW_AND;
-            return KW_NOT_KEYWORD;
-        case 'l':
-            if (x0 == SQLKW_LE16(0x6c61) && x1 == SQLKW_LE16(0x6c6c))
-                return KW_ALL;
-            return KW_NOT_KEYWORD;
-        case 'y':
-            if (x0 == SQLKW_LE16(0x6e61) && x1 == SQLKW_LE16(0x796e))
-                return KW_ANY;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(3, 'b'): {
-        const uint16_t x0 = kw_load16(w);
-        const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == SQLKW_LE16(0x6962) && x1 == SQLKW_LE16(0x7469))
-            return KW_BIT;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(3, 'c'): {
-        const uint16_t x0 = kw_load16(w);
-        const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == SQLKW_LE16(0x7363) && x1 == SQLKW_LE16(0x7673))
-            return KW_CSV;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(3, 'd'): {
-        const uint16_t x0 = kw_load16(w);
-        const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == SQLKW_LE16(0x6164) && x1 == SQLKW_LE16(0x7961))
-            return KW_DAY;
-        if (x0 == SQLKW_LE16(0x6564) && x1 == SQLKW_LE16(0x6365))
-            return KW_DEC;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(3, 'e'): {
-        const uint16_t x0 = kw_load16(w);
-        const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == SQLKW_LE16(0x6e65) && x1 == SQLKW_LE16(0x646e))
-            return KW_END;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(3, 'f'): {
-        const uint16_t x0 = kw_load16(w);
-        const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == SQLKW_LE16(0x6f66) && x1 == SQLKW_LE16(0x726f))
-            return KW_FOR;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(3, 'i'): {
-        const uint16_t x0 = kw_load16(w);
-        const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == SQLKW_LE16(0x6e69) && x1 == SQLKW_LE16(0x746e))
-            return KW_INT;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(3, 'k'): {
-        const uint16_t x0 = kw_load16(w);
-        const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == SQLKW_LE16(0x656b) && x1 == SQLKW_LE16(0x7965))
-            return KW_KEY;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(3, 'n'): {
-        const uint16_t x0 = kw_load16(w);
-        const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == SQLKW_LE16(0x656e) && x1 == SQLKW_LE16(0x7765))
-            return KW_NEW;
-        if (x0 == SQLKW_LE16(0x666e) && x1 == SQLKW_LE16(0x6366))
-            return KW_NFC;
-        if (x0 == SQLKW_LE16(0x666e) && x1 == SQLKW_LE16(0x6466))
-            return KW_NFD;
-        if (x0 == SQLKW_LE16(0x6f6e) && x1 == SQLKW_LE16(0x746f))
-            return KW_NOT;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(3, 'o'): {
-        const uint16_t x0 = kw_load16(w);
-        const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == SQLKW_LE16(0x666f) && x1 == SQLKW_LE16(0x6666))
-            return KW_OFF;
-        if (x0 == SQLKW_LE16(0x6c6f) && x1 == SQLKW_LE16(0x646c))
-            return KW_OLD;
-        if (x0 == SQLKW_LE16(0x756f) && x1 == SQLKW_LE16(0x7475))
-            return KW_OUT;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(3, 'r'): {
-        const uint16_t x0 = kw_load16(w);
-        const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == SQLKW_LE16(0x6572) && x1 == SQLKW_LE16(0x6665))
-            return KW_REF;
-        if (x0 == SQLKW_LE16(0x6f72) && x1 == SQLKW_LE16(0x776f))
-            return KW_ROW;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(3, 's'): {
-        const uint16_t x0 = kw_load16(w);
-        const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == SQLKW_LE16(0x6573) && x1 == SQLKW_LE16(0x7465))
-            return KW_SET;
-        if (x0 == SQLKW_LE16(0x7173) && x1 == SQLKW_LE16(0x6c71))
-            return KW_SQL;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(3, 'x'): {
-        const uint16_t x0 = kw_load16(w);
-        const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == SQLKW_LE16(0x6d78) && x1 == SQLKW_LE16(0x6c6d))
-            return KW_XML;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(3, 'y'): {
-        const uint16_t x0 = kw_load16(w);
-        const uint16_t x1 = kw_load16(w + 1);
-        if (x0 == SQLKW_LE16(0x6579) && x1 == SQLKW_LE16(0x7365))
-            return KW_YES;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(4, 'a'): {
-        const uint32_t x0 = kw_load32(w);
-        if (x0 == SQLKW_LE32(0x6f736c61))
-            return KW_ALSO;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(4, 'b'): {
-        const uint32_t x0 = kw_load32(w);
-        if (x0 == SQLKW_LE32(0x68746f62))
-            return KW_BOTH;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(4, 'c'): {
-        const uint32_t x0 = kw_load32(w);
-        switch (w[3]) {
-        case 'e':
-            if (x0 == SQLKW_LE32(0x65736163))
-                return KW_CASE;
-            if (x0 == SQLKW_LE32(0x65627563))
-                return KW_CUBE;
-            return KW_NOT_KEYWORD;
-        case 'l':
-            if (x0 == SQLKW_LE32(0x6c6c6163))
-                return KW_CALL;
-            return KW_NOT_KEYWORD;
-        case 'r':
-            if (x0 == SQLKW_LE32(0x72616863))
-                return KW_CHAR;
-            return KW_NOT_KEYWORD;
-        case 't':
-            if (x0 == SQLKW_LE32(0x74736163))
-                return KW_CAST;
-            if (x0 == SQLKW_LE32(0x74736f63))
-                return KW_COST;
-            return KW_NOT_KEYWORD;
-        case 'y':
-            if (x0 == SQLKW_LE32(0x79706f63))
-                return KW_COPY;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(4, 'd'): {
-        const uint32_t x0 = kw_load32(w);
-        if (x0 == SQLKW_LE32(0x61746164))
-            return KW_DATA;
-        if (x0 == SQLKW_LE32(0x63736564))
-            return KW_DESC;
-        if (x0 == SQLKW_LE32(0x706f7264))
-            return KW_DROP;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(4, 'e'): {
-        const uint32_t x0 = kw_load32(w);
-        if (x0 == SQLKW_LE32(0x68636165))
-            return KW_EACH;
-        if (x0 == SQLKW_LE32(0x65736c65))
-            return KW_ELSE;
-        if (x0 == SQLKW_LE32(0x6d756e65))
-            return KW_ENUM;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(4, 'f'): {
-        const uint32_t x0 = kw_load32(w);
-        if (x0 == SQLKW_LE32(0x6d6f7266))
-            return KW_FROM;
-        if (x0 == SQLKW_LE32(0x6c6c7566))
-            return KW_FULL;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(4, 'h'): {
-        const uint32_t x0 = kw_load32(w);
-        if (x0 == SQLKW_LE32(0x646c6f68))
-            return KW_HOLD;
-        if (x0 == SQLKW_LE32(0x72756f68))
-            return KW_HOUR;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(4, 'i'): {
-        const uint32_t x0 = kw_load32(w);
-        if (x0 == SQLKW_LE32(0x6f746e69))
-            return KW_INTO;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(4, 'j'): {
-        const uint32_t x0 = kw_load32(w);
-        if (x0 == SQLKW_LE32(0x6e696f6a))
-            return KW_JOIN;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(4, 'l'): {
-        const uint32_t x0 = kw_load32(w);
-        switch (w[3]) {
-        case 'd':
-            if (x0 == SQLKW_LE32(0x64616f6c))
-                return KW_LOAD;
-            return KW_NOT_KEYWORD;
-        case 'e':
-            if (x0 == SQLKW_LE32(0x656b696c))
-                return KW_LIKE;
-            return KW_NOT_KEYWORD;
-        case 'k':
-            if (x0 == SQLKW_LE32(0x6b636f6c))
-                return KW_LOCK;
-            return KW_NOT_KEYWORD;
-        case 't':
-            if (x0 == SQLKW_LE32(0x7473616c))
-                return KW_LAST;
-            if (x0 == SQLKW_LE32(0x7466656c))
-                return KW_LEFT;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(4, 'm'): {
-        const uint32_t x0 = kw_load32(w);
-        if (x0 == SQLKW_LE32(0x65646f6d))
-            return KW_MODE;
-        if (x0 == SQLKW_LE32(0x65766f6d))
-            return KW_MOVE;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(4, 'n'): {
-        const uint32_t x0 = kw_load32(w);
-        switch (w[3]) {
-        case 'c':
-            if (x0 == SQLKW_LE32(0x636b666e))
-                return KW_NFKC;
-            return KW_NOT_KEYWORD;
-        case 'd':
-            if (x0 == SQLKW_LE32(0x646b666e))
-                return KW_NFKD;
-            return KW_NOT_KEYWORD;
-        case 'e':
-            if (x0 == SQLKW_LE32(0x656d616e))
-                return KW_NAME;
-            if (x0 == SQLKW_LE32(0x656e6f6e))
-                return KW_NONE;
-            return KW_NOT_KEYWORD;
-        case 'l':
-            if (x0 == SQLKW_LE32(0x6c6c756e))
-                return KW_NULL;
-            return KW_NOT_KEYWORD;
-        case 't':
-            if (x0 == SQLKW_LE32(0x7478656e))
-                return KW_NEXT;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(4, 'o'): {
-        const uint32_t x0 = kw_load32(w);
-        if (x0 == SQLKW_LE32(0x7364696f))
-            return KW_OIDS;
-        if (x0 == SQLKW_LE32(0x796c6e6f))
-            return KW_ONLY;
-        if (x0 == SQLKW_LE32(0x7265766f))
-            return KW_OVER;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(4, 'r'): {
-        const uint32_t x0 = kw_load32(w);
-        switch (w[3]) {
-        case 'd':
-            if (x0 == SQLKW_LE32(0x64616572))
-                return KW_READ;
-            return KW_NOT_KEYWORD;
-        case 'e':
-            if (x0 == SQLKW_LE32(0x656c6f72))
-                return KW_ROLE;
-            if (x0 == SQLKW_LE32(0x656c7572))
-                return KW_RULE;
-            return KW_NOT_KEYWORD;
-        case 'l':
-            if (x0 == SQLKW_LE32(0x6c616572))
-                return KW_REAL;
-            return KW_NOT_KEYWORD;
-        case 's':
-            if (x0 == SQLKW_LE32(0x73776f72))
-                return KW_ROWS;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(4, 's'): {
-        const uint32_t x0 = kw_load32(w);
-        if (x0 == SQLKW_LE32(0x73746573))
-            return KW_SETS;
-        if (x0 == SQLKW_LE32(0x776f6873))
-            return KW_SHOW;
-        if (x0 == SQLKW_LE32(0x70696b73))
-            return KW_SKIP;
-        if (x0 == SQLKW_LE32(0x656d6f73))
-            return KW_SOME;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(4, 't'): {
-        const uint32_t x0 = kw_load32(w);
-        switch (w[3]) {
-        case 'e':
-            if (x0 == SQLKW_LE32(0x656d6974))
-                return KW_TIME;
-            if (x0 == SQLKW_LE32(0x65757274))
-                return KW_TRUE;
-            if (x0 == SQLKW_LE32(0x65707974))
-                return KW_TYPE;
-            return KW_NOT_KEYWORD;
-        case 'm':
-            if (x0 == SQLKW_LE32(0x6d697274))
-                return KW_TRIM;
-            return KW_NOT_KEYWORD;
-        case 'n':
-            if (x0 == SQLKW_LE32(0x6e656874))
-                return KW_THEN;
-            return KW_NOT_KEYWORD;
-        case 'p':
-            if (x0 == SQLKW_LE32(0x706d6574))
-                return KW_TEMP;
-            return KW_NOT_KEYWORD;
-        case 's':
-            if (x0 == SQLKW_LE32(0x73656974))
-                return KW_TIES;
-            return KW_NOT_KEYWORD;
-        case 't':
-            if (x0 == SQLKW_LE32(0x74786574))
-                return KW_TEXT;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(4, 'u'): {
-        const uint32_t x0 = kw_load32(w);
-        if (x0 == SQLKW_LE32(0x72657375))
-            return KW_USER;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(4, 'v'): {
-        const uint32_t x0 = kw_load32(w);
-        if (x0 == SQLKW_LE32(0x77656976))
-            return KW_VIEW;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(4, 'w'): {
-        const uint32_t x0 = kw_load32(w);
-        if (x0 == SQLKW_LE32(0x6e656877))
-            return KW_WHEN;
-        if (x0 == SQLKW_LE32(0x68746977))
-            return KW_WITH;
-        if (x0 == SQLKW_LE32(0x6b726f77))
-            return KW_WORK;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(4, 'y'): {
-        const uint32_t x0 = kw_load32(w);
-        if (x0 == SQLKW_LE32(0x72616579))
-            return KW_YEAR;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(4, 'z'): {
-        const uint32_t x0 = kw_load32(w);
-        if (x0 == SQLKW_LE32(0x656e6f7a))
-            return KW_ZONE;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(5, 'a'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 1);
-        switch (w[4]) {
-        case 'n':
-            if (x0 == SQLKW_LE32(0x696d6461) && x1 == SQLKW_LE32(0x6e696d64))
-                return KW_ADMIN;
-            return KW_NOT_KEYWORD;
-        case 'r':
-            if (x0 == SQLKW_LE32(0x65746661) && x1 == SQLKW_LE32(0x72657466))
-                return KW_AFTER;
-            if (x0 == SQLKW_LE32(0x65746c61) && x1 == SQLKW_LE32(0x7265746c))
-                return KW_ALTER;
-            return KW_NOT_KEYWORD;
-        case 't':
-            if (x0 == SQLKW_LE32(0x726f6261) && x1 == SQLKW_LE32(0x74726f62))
-                return KW_ABORT;
-            return KW_NOT_KEYWORD;
-        case 'y':
-            if (x0 == SQLKW_LE32(0x61727261) && x1 == SQLKW_LE32(0x79617272))
-                return KW_ARRAY;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(5, 'b'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == SQLKW_LE32(0x69676562) && x1 == SQLKW_LE32(0x6e696765))
-            return KW_BEGIN;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(5, 'c'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 1);
-        switch (w[4]) {
-        case 'e':
-            if (x0 == SQLKW_LE32(0x68636163) && x1 == SQLKW_LE32(0x65686361))
-                return KW_CACHE;
-            if (x0 == SQLKW_LE32(0x736f6c63) && x1 == SQLKW_LE32(0x65736f6c))
-                return KW_CLOSE;
-            if (x0 == SQLKW_LE32(0x6c637963) && x1 == SQLKW_LE32(0x656c6379))
-                return KW_CYCLE;
-            return KW_NOT_KEYWORD;
-        case 'k':
-            if (x0 == SQLKW_LE32(0x63656863) && x1 == SQLKW_LE32(0x6b636568))
-                return KW_CHECK;
-            return KW_NOT_KEYWORD;
-        case 'n':
-            if (x0 == SQLKW_LE32(0x69616863) && x1 == SQLKW_LE32(0x6e696168))
-                return KW_CHAIN;
-            return KW_NOT_KEYWORD;
-        case 's':
-            if (x0 == SQLKW_LE32(0x73616c63) && x1 == SQLKW_LE32(0x7373616c))
-                return KW_CLASS;
-            if (x0 == SQLKW_LE32(0x736f7263) && x1 == SQLKW_LE32(0x73736f72))
-                return KW_CROSS;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(5, 'd'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == SQLKW_LE32(0x74706564) && x1 == SQLKW_LE32(0x68747065))
-            return KW_DEPTH;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(5, 'e'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == SQLKW_LE32(0x69736c65) && x1 == SQLKW_LE32(0x6669736c))
-            return KW_ELSIF;
-        if (x0 == SQLKW_LE32(0x6e657665) && x1 == SQLKW_LE32(0x746e6576))
-            return KW_EVENT;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(5, 'f'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 1);
-        switch (w[4]) {
-        case 'e':
-            if (x0 == SQLKW_LE32(0x736c6166) && x1 == SQLKW_LE32(0x65736c61))
-                return KW_FALSE;
-            if (x0 == SQLKW_LE32(0x63726f66) && x1 == SQLKW_LE32(0x6563726f))
-                return KW_FORCE;
-            return KW_NOT_KEYWORD;
-        case 'h':
-            if (x0 == SQLKW_LE32(0x63746566) && x1 == SQLKW_LE32(0x68637465))
-                return KW_FETCH;
-            return KW_NOT_KEYWORD;
-        case 't':
-            if (x0 == SQLKW_LE32(0x73726966) && x1 == SQLKW_LE32(0x74737269))
-                return KW_FIRST;
-            if (x0 == SQLKW_LE32(0x616f6c66) && x1 == SQLKW_LE32(0x74616f6c))
-                return KW_FLOAT;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(5, 'g'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == SQLKW_LE32(0x6e617267) && x1 == SQLKW_LE32(0x746e6172))
-            return KW_GRANT;
-        if (x0 == SQLKW_LE32(0x756f7267) && x1 == SQLKW_LE32(0x70756f72))
-            return KW_GROUP;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(5, 'i'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 1);
-        switch (w[4]) {
-        case 'e':
-            if (x0 == SQLKW_LE32(0x6b696c69) && x1 == SQLKW_LE32(0x656b696c))
-                return KW_ILIKE;
-            return KW_NOT_KEYWORD;
-        case 'r':
-            if (x0 == SQLKW_LE32(0x656e6e69) && x1 == SQLKW_LE32(0x72656e6e))
-                return KW_INNER;
-            return KW_NOT_KEYWORD;
-        case 't':
-            if (x0 == SQLKW_LE32(0x756f6e69) && x1 == SQLKW_LE32(0x74756f6e))
-                return KW_INOUT;
-            if (x0 == SQLKW_LE32(0x75706e69) && x1 == SQLKW_LE32(0x7475706e))
-                return KW_INPUT;
-            return KW_NOT_KEYWORD;
-        case 'x':
-            if (x0 == SQLKW_LE32(0x65646e69) && x1 == SQLKW_LE32(0x7865646e))
-                return KW_INDEX;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(5, 'l'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 1);
-        switch (w[4]) {
-        case 'e':
-            if (x0 == SQLKW_LE32(0x6772616c) && x1 == SQLKW_LE32(0x65677261))
-                return KW_LARGE;
-            return KW_NOT_KEYWORD;
-        case 'l':
-            if (x0 == SQLKW_LE32(0x6562616c) && x1 == SQLKW_LE32(0x6c656261))
-                return KW_LABEL;
-            if (x0 == SQLKW_LE32(0x6576656c) && x1 == SQLKW_LE32(0x6c657665))
-                return KW_LEVEL;
-            if (x0 == SQLKW_LE32(0x61636f6c) && x1 == SQLKW_LE32(0x6c61636f))
-                return KW_LOCAL;
-            return KW_NOT_KEYWORD;
-        case 't':
-            if (x0 == SQLKW_LE32(0x7361656c) && x1 == SQLKW_LE32(0x74736165))
-                return KW_LEAST;
-            if (x0 == SQLKW_LE32(0x696d696c) && x1 == SQLKW_LE32(0x74696d69))
-                return KW_LIMIT;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(5, 'm'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == SQLKW_LE32(0x6374616d) && x1 == SQLKW_LE32(0x68637461))
-            return KW_MATCH;
-        if (x0 == SQLKW_LE32(0x6772656d) && x1 == SQLKW_LE32(0x65677265))
-            return KW_MERGE;
-        if (x0 == SQLKW_LE32(0x746e6f6d) && x1 == SQLKW_LE32(0x68746e6f))
-            return KW_MONTH;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(5, 'n'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == SQLKW_LE32(0x656d616e) && x1 == SQLKW_LE32(0x73656d61))
-            return KW_NAMES;
-        if (x0 == SQLKW_LE32(0x6168636e) && x1 == SQLKW_LE32(0x72616863))
-            return KW_NCHAR;
-        if (x0 == SQLKW_LE32(0x6c6c756e) && x1 == SQLKW_LE32(0x736c6c75))
-            return KW_NULLS;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(5, 'o'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == SQLKW_LE32(0x6564726f) && x1 == SQLKW_LE32(0x72656472))
-            return KW_ORDER;
-        if (x0 == SQLKW_LE32(0x6574756f) && x1 == SQLKW_LE32(0x72657475))
-            return KW_OUTER;
-        if (x0 == SQLKW_LE32(0x656e776f) && x1 == SQLKW_LE32(0x64656e77))
-            return KW_OWNED;
-        if (x0 == SQLKW_LE32(0x656e776f) && x1 == SQLKW_LE32(0x72656e77))
-            return KW_OWNER;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(5, 'p'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == SQLKW_LE32(0x6e616c70) && x1 == SQLKW_LE32(0x736e616c))
-            return KW_PLANS;
-        if (x0 == SQLKW_LE32(0x6f697270) && x1 == SQLKW_LE32(0x726f6972))
-            return KW_PRIOR;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(5, 'q'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == SQLKW_LE32(0x746f7571) && x1 == SQLKW_LE32(0x65746f75))
-            return KW_QUOTE;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(5, 'r'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == SQLKW_LE32(0x676e6172) && x1 == SQLKW_LE32(0x65676e61))
-            return KW_RANGE;
-        if (x0 == SQLKW_LE32(0x65736572) && x1 == SQLKW_LE32(0x74657365))
-            return KW_RESET;
-        if (x0 == SQLKW_LE32(0x68676972) && x1 == SQLKW_LE32(0x74686769))
-            return KW_RIGHT;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(5, 's'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 1);
-        switch (w[4]) {
-        case 'd':
-            if (x0 == SQLKW_LE32(0x69737973) && x1 == SQLKW_LE32(0x64697379))
-                return KW_SYSID;
-            return KW_NOT_KEYWORD;
-        case 'e':
-            if (x0 == SQLKW_LE32(0x72616873) && x1 == SQLKW_LE32(0x65726168))
-                return KW_SHARE;
-            return KW_NOT_KEYWORD;
-        case 'f':
-            if (x0 == SQLKW_LE32(0x6f746573) && x1 == SQLKW_LE32(0x666f7465))
-                return KW_SETOF;
-            return KW_NOT_KEYWORD;
-        case 'n':
-            if (x0 == SQLKW_LE32(0x69647473) && x1 == SQLKW_LE32(0x6e696474))
-                return KW_STDIN;
-            return KW_NOT_KEYWORD;
-        case 'p':
-            if (x0 == SQLKW_LE32(0x69727473) && x1 == SQLKW_LE32(0x70697274))
-                return KW_STRIP;
-            return KW_NOT_KEYWORD;
-        case 't':
-            if (x0 == SQLKW_LE32(0x72617473) && x1 == SQLKW_LE32(0x74726174))
-                return KW_START;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(5, 't'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == SQLKW_LE32(0x6c626174) && x1 == SQLKW_LE32(0x656c6261))
-            return KW_TABLE;
-        if (x0 == SQLKW_LE32(0x61657274) && x1 == SQLKW_LE32(0x74616572))
-            return KW_TREAT;
-        if (x0 == SQLKW_LE32(0x65707974) && x1 == SQLKW_LE32(0x73657079))
-            return KW_TYPES;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(5, 'u'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == SQLKW_LE32(0x6f696e75) && x1 == SQLKW_LE32(0x6e6f696e))
-            return KW_UNION;
-        if (x0 == SQLKW_LE32(0x69746e75) && x1 == SQLKW_LE32(0x6c69746e))
-            return KW_UNTIL;
-        if (x0 == SQLKW_LE32(0x6e697375) && x1 == SQLKW_LE32(0x676e6973))
-            return KW_USING;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(5, 'v'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == SQLKW_LE32(0x696c6176) && x1 == SQLKW_LE32(0x64696c61))
-            return KW_VALID;
-        if (x0 == SQLKW_LE32(0x756c6176) && x1 == SQLKW_LE32(0x65756c61))
-            return KW_VALUE;
-        if (x0 == SQLKW_LE32(0x77656976) && x1 == SQLKW_LE32(0x73776569))
-            return KW_VIEWS;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(5, 'w'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == SQLKW_LE32(0x72656877) && x1 == SQLKW_LE32(0x65726568))
-            return KW_WHERE;
-        if (x0 == SQLKW_LE32(0x6c696877) && x1 == SQLKW_LE32(0x656c6968))
-            return KW_WHILE;
-        if (x0 == SQLKW_LE32(0x74697277) && x1 == SQLKW_LE32(0x65746972))
-            return KW_WRITE;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(5, 'x'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 1);
-        if (x0 == SQLKW_LE32(0x706c6d78) && x1 == SQLKW_LE32(0x69706c6d))
-            return KW_XMLPI;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(6, 'a'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 2);
-        switch (w[5]) {
-        case 'c':
-            if (x0 == SQLKW_LE32(0x6d6f7461) && x1 == SQLKW_LE32(0x63696d6f))
-                return KW_ATOMIC;
-            return KW_NOT_KEYWORD;
-        case 'h':
-            if (x0 == SQLKW_LE32(0x61747461) && x1 == SQLKW_LE32(0x68636174))
-                return KW_ATTACH;
-            return KW_NOT_KEYWORD;
-        case 'n':
-            if (x0 == SQLKW_LE32(0x69746361) && x1 == SQLKW_LE32(0x6e6f6974))
-                return KW_ACTION;
-            return KW_NOT_KEYWORD;
-        case 's':
-            if (x0 == SQLKW_LE32(0x65636361) && x1 == SQLKW_LE32(0x73736563))
-                return KW_ACCESS;
-            if (x0 == SQLKW_LE32(0x61776c61) && x1 == SQLKW_LE32(0x73796177))
-                return KW_ALWAYS;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(6, 'b'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == SQLKW_LE32(0x6f666562) && x1 == SQLKW_LE32(0x65726f66))
-            return KW_BEFORE;
-        if (x0 == SQLKW_LE32(0x69676962) && x1 == SQLKW_LE32(0x746e6967))
-            return KW_BIGINT;
-        if (x0 == SQLKW_LE32(0x616e6962) && x1 == SQLKW_LE32(0x7972616e))
-            return KW_BINARY;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(6, 'c'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 2);
-        switch (w[5]) {
-        case 'd':
-            if (x0 == SQLKW_LE32(0x6c6c6163) && x1 == SQLKW_LE32(0x64656c6c))
-                return KW_CALLED;
-            return KW_NOT_KEYWORD;
-        case 'e':
-            if (x0 == SQLKW_LE32(0x61657263) && x1 == SQLKW_LE32(0x65746165))
-                return KW_CREATE;
-            return KW_NOT_KEYWORD;
-        case 'n':
-            if (x0 == SQLKW_LE32(0x756c6f63) && x1 == SQLKW_LE32(0x6e6d756c))
-                return KW_COLUMN;
-            return KW_NOT_KEYWORD;
-        case 'r':
-            if (x0 == SQLKW_LE32(0x73727563) && x1 == SQLKW_LE32(0x726f7372))
-                return KW_CURSOR;
-            return KW_NOT_KEYWORD;
-        case 't':
-            if (x0 == SQLKW_LE32(0x6d6d6f63) && x1 == SQLKW_LE32(0x74696d6d))
-                return KW_COMMIT;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(6, 'd'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == SQLKW_LE32(0x656c6564) && x1 == SQLKW_LE32(0x6574656c))
-            return KW_DELETE;
-        if (x0 == SQLKW_LE32(0x61746564) && x1 == SQLKW_LE32(0x68636174))
-            return KW_DETACH;
-        if (x0 == SQLKW_LE32(0x616d6f64) && x1 == SQLKW_LE32(0x6e69616d))
-            return KW_DOMAIN;
-        if (x0 == SQLKW_LE32(0x62756f64) && x1 == SQLKW_LE32(0x656c6275))
-            return KW_DOUBLE;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(6, 'e'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == SQLKW_LE32(0x62616e65) && x1 == SQLKW_LE32(0x656c6261))
-            return KW_ENABLE;
-        if (x0 == SQLKW_LE32(0x61637365) && x1 == SQLKW_LE32(0x65706163))
-            return KW_ESCAPE;
-        if (x0 == SQLKW_LE32(0x65637865) && x1 == SQLKW_LE32(0x74706563))
-            return KW_EXCEPT;
-        if (x0 == SQLKW_LE32(0x73697865) && x1 == SQLKW_LE32(0x73747369))
-            return KW_EXISTS;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(6, 'f'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == SQLKW_LE32(0x696d6166) && x1 == SQLKW_LE32(0x796c696d))
-            return KW_FAMILY;
-        if (x0 == SQLKW_LE32(0x746c6966) && x1 == SQLKW_LE32(0x7265746c))
-            return KW_FILTER;
-        if (x0 == SQLKW_LE32(0x65657266) && x1 == SQLKW_LE32(0x657a6565))
-            return KW_FREEZE;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(6, 'g'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == SQLKW_LE32(0x626f6c67) && x1 == SQLKW_LE32(0x6c61626f))
-            return KW_GLOBAL;
-        if (x0 == SQLKW_LE32(0x756f7267) && x1 == SQLKW_LE32(0x7370756f))
-            return KW_GROUPS;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(6, 'h'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == SQLKW_LE32(0x69766168) && x1 == SQLKW_LE32(0x676e6976))
-            return KW_HAVING;
-        if (x0 == SQLKW_LE32(0x64616568) && x1 == SQLKW_LE32(0x72656461))
-            return KW_HEADER;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(6, 'i'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == SQLKW_LE32(0x6f706d69) && x1 == SQLKW_LE32(0x74726f70))
-            return KW_IMPORT;
-        if (x0 == SQLKW_LE32(0x696c6e69) && x1 == SQLKW_LE32(0x656e696c))
-            return KW_INLINE;
-        if (x0 == SQLKW_LE32(0x65736e69) && x1 == SQLKW_LE32(0x74726573))
-            return KW_INSERT;
-        if (x0 == SQLKW_LE32(0x756e7369) && x1 == SQLKW_LE32(0x6c6c756e))
-            return KW_ISNULL;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(6, 'l'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == SQLKW_LE32(0x7473696c) && x1 == SQLKW_LE32(0x6e657473))
-            return KW_LISTEN;
-        if (x0 == SQLKW_LE32(0x6b636f6c) && x1 == SQLKW_LE32(0x64656b63))
-            return KW_LOCKED;
-        if (x0 == SQLKW_LE32(0x67676f6c) && x1 == SQLKW_LE32(0x64656767))
-            return KW_LOGGED;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(6, 'm'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == SQLKW_LE32(0x6874656d) && x1 == SQLKW_LE32(0x646f6874))
-            return KW_METHOD;
-        if (x0 == SQLKW_LE32(0x756e696d) && x1 == SQLKW_LE32(0x6574756e))
-            return KW_MINUTE;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(6, 'n'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == SQLKW_LE32(0x69746f6e) && x1 == SQLKW_LE32(0x79666974))
-            return KW_NOTIFY;
-        if (x0 == SQLKW_LE32(0x61776f6e) && x1 == SQLKW_LE32(0x74696177))
-            return KW_NOWAIT;
-        if (x0 == SQLKW_LE32(0x6c6c756e) && x1 == SQLKW_LE32(0x66696c6c))
-            return KW_NULLIF;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(6, 'o'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == SQLKW_LE32(0x656a626f) && x1 == SQLKW_LE32(0x7463656a))
-            return KW_OBJECT;
-        if (x0 == SQLKW_LE32(0x7366666f) && x1 == SQLKW_LE32(0x74657366))
-            return KW_OFFSET;
-        if (x0 == SQLKW_LE32(0x6974706f) && x1 == SQLKW_LE32(0x6e6f6974))
-            return KW_OPTION;
-        if (x0 == SQLKW_LE32(0x6568746f) && x1 == SQLKW_LE32(0x73726568))
-            return KW_OTHERS;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(6, 'p'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == SQLKW_LE32(0x73726170) && x1 == SQLKW_LE32(0x72657372))
-            return KW_PARSER;
-        if (x0 == SQLKW_LE32(0x696c6f70) && x1 == SQLKW_LE32(0x7963696c))
-            return KW_POLICY;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(6, 'r'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == SQLKW_LE32(0x616e6572) && x1 == SQLKW_LE32(0x656d616e))
-            return KW_RENAME;
-        if (x0 == SQLKW_LE32(0x75746572) && x1 == SQLKW_LE32(0x6e727574))
-            return KW_RETURN;
-        if (x0 == SQLKW_LE32(0x6f766572) && x1 == SQLKW_LE32(0x656b6f76))
-            return KW_REVOKE;
-        if (x0 == SQLKW_LE32(0x6c6c6f72) && x1 == SQLKW_LE32(0x70756c6c))
-            return KW_ROLLUP;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(6, 's'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 2);
-        switch (w[5]) {
-        case 'a':
-            if (x0 == SQLKW_LE32(0x65686373) && x1 == SQLKW_LE32(0x616d6568))
-                return KW_SCHEMA;
-            return KW_NOT_KEYWORD;
-        case 'd':
-            if (x0 == SQLKW_LE32(0x6f636573) && x1 == SQLKW_LE32(0x646e6f63))
-                return KW_SECOND;
-            if (x0 == SQLKW_LE32(0x726f7473) && x1 == SQLKW_LE32(0x6465726f))
-                return KW_STORED;
-            return KW_NOT_KEYWORD;
-        case 'e':
-            if (x0 == SQLKW_LE32(0x706d6973) && x1 == SQLKW_LE32(0x656c706d))
-                return KW_SIMPLE;
-            if (x0 == SQLKW_LE32(0x62617473) && x1 == SQLKW_LE32(0x656c6261))
-                return KW_STABLE;
-            return KW_NOT_KEYWORD;
-        case 'h':
-            if (x0 == SQLKW_LE32(0x72616573) && x1 == SQLKW_LE32(0x68637261))
-                return KW_SEARCH;
-            return KW_NOT_KEYWORD;
-        case 'l':
-            if (x0 == SQLKW_LE32(0x6f726373) && x1 == SQLKW_LE32(0x6c6c6f72))
-                return KW_SCROLL;
-            return KW_NOT_KEYWORD;
-        case 'm':
-            if (x0 == SQLKW_LE32(0x74737973) && x1 == SQLKW_LE32(0x6d657473))
-                return KW_SYSTEM;
-            return KW_NOT_KEYWORD;
-        case 'r':
-            if (x0 == SQLKW_LE32(0x76726573) && x1 == SQLKW_LE32(0x72657672))
-                return KW_SERVER;
-            return KW_NOT_KEYWORD;
-        case 't':
-            if (x0 == SQLKW_LE32(0x656c6573) && x1 == SQLKW_LE32(0x7463656c))
-                return KW_SELECT;
-            if (x0 == SQLKW_LE32(0x6f647473) && x1 == SQLKW_LE32(0x74756f64))
-                return KW_STDOUT;
-            if (x0 == SQLKW_LE32(0x69727473) && x1 == SQLKW_LE32(0x74636972))
-                return KW_STRICT;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(6, 't'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == SQLKW_LE32(0x6c626174) && x1 == SQLKW_LE32(0x73656c62))
-            return KW_TABLES;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(6, 'u'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == SQLKW_LE32(0x71696e75) && x1 == SQLKW_LE32(0x65757169))
-            return KW_UNIQUE;
-        if (x0 == SQLKW_LE32(0x61647075) && x1 == SQLKW_LE32(0x65746164))
-            return KW_UPDATE;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(6, 'v'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == SQLKW_LE32(0x75636176) && x1 == SQLKW_LE32(0x6d757563))
-            return KW_VACUUM;
-        if (x0 == SQLKW_LE32(0x756c6176) && x1 == SQLKW_LE32(0x7365756c))
-            return KW_VALUES;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(6, 'w'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 2);
-        if (x0 == SQLKW_LE32(0x646e6977) && x1 == SQLKW_LE32(0x776f646e))
-            return KW_WINDOW;
-        if (x0 == SQLKW_LE32(0x68746977) && x1 == SQLKW_LE32(0x6e696874))
-            return KW_WITHIN;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(7, 'a'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == SQLKW_LE32(0x6c616e61) && x1 == SQLKW_LE32(0x6573796c))
-            return KW_ANALYSE;
-        if (x0 == SQLKW_LE32(0x6c616e61) && x1 == SQLKW_LE32(0x657a796c))
-            return KW_ANALYZE;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(7, 'b'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == SQLKW_LE32(0x77746562) && x1 == SQLKW_LE32(0x6e656577))
-            return KW_BETWEEN;
-        if (x0 == SQLKW_LE32(0x6c6f6f62) && x1 == SQLKW_LE32(0x6e61656c))
-            return KW_BOOLEAN;
-        if (x0 == SQLKW_LE32(0x61657262) && x1 == SQLKW_LE32(0x68746461))
-            return KW_BREADTH;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(7, 'c'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 3);
-        switch (w[6]) {
-        case 'e':
-            if (x0 == SQLKW_LE32(0x63736163) && x1 == SQLKW_LE32(0x65646163))
-                return KW_CASCADE;
-            if (x0 == SQLKW_LE32(0x6c6c6f63) && x1 == SQLKW_LE32(0x6574616c))
-                return KW_COLLATE;
-            return KW_NOT_KEYWORD;
-        case 'g':
-            if (x0 == SQLKW_LE32(0x61746163) && x1 == SQLKW_LE32(0x676f6c61))
-                return KW_CATALOG;
-            return KW_NOT_KEYWORD;
-        case 'r':
-            if (x0 == SQLKW_LE32(0x73756c63) && x1 == SQLKW_LE32(0x72657473))
-                return KW_CLUSTER;
-            return KW_NOT_KEYWORD;
-        case 's':
-            if (x0 == SQLKW_LE32(0x756c6f63) && x1 == SQLKW_LE32(0x736e6d75))
-                return KW_COLUMNS;
-            return KW_NOT_KEYWORD;
-        case 't':
-            if (x0 == SQLKW_LE32(0x6d6d6f63) && x1 == SQLKW_LE32(0x746e656d))
-                return KW_COMMENT;
-            if (x0 == SQLKW_LE32(0x746e6f63) && x1 == SQLKW_LE32(0x746e6574))
-                return KW_CONTENT;
-            if (x0 == SQLKW_LE32(0x72727563) && x1 == SQLKW_LE32(0x746e6572))
-                return KW_CURRENT;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(7, 'd'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 3);
-        switch (w[6]) {
-        case 'd':
-            if (x0 == SQLKW_LE32(0x63736964) && x1 == SQLKW_LE32(0x64726163))
-                return KW_DISCARD;
-            return KW_NOT_KEYWORD;
-        case 'e':
-            if (x0 == SQLKW_LE32(0x6c636564) && x1 == SQLKW_LE32(0x6572616c))
-                return KW_DECLARE;
-            if (x0 == SQLKW_LE32(0x61736964) && x1 == SQLKW_LE32(0x656c6261))
-                return KW_DISABLE;
-            return KW_NOT_KEYWORD;
-        case 'l':
-            if (x0 == SQLKW_LE32(0x69636564) && x1 == SQLKW_LE32(0x6c616d69))
-                return KW_DECIMAL;
-            return KW_NOT_KEYWORD;
-        case 'r':
-            if (x0 == SQLKW_LE32(0x69666564) && x1 == SQLKW_LE32(0x72656e69))
-                return KW_DEFINER;
-            return KW_NOT_KEYWORD;
-        case 's':
-            if (x0 == SQLKW_LE32(0x65706564) && x1 == SQLKW_LE32(0x73646e65))
-                return KW_DEPENDS;
-            return KW_NOT_KEYWORD;
-        case 't':
-            if (x0 == SQLKW_LE32(0x61666564) && x1 == SQLKW_LE32(0x746c7561))
-                return KW_DEFAULT;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(7, 'e'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == SQLKW_LE32(0x6c637865) && x1 == SQLKW_LE32(0x6564756c))
-            return KW_EXCLUDE;
-        if (x0 == SQLKW_LE32(0x63657865) && x1 == SQLKW_LE32(0x65747563))
-            return KW_EXECUTE;
-        if (x0 == SQLKW_LE32(0x6c707865) && x1 == SQLKW_LE32(0x6e69616c))
-            return KW_EXPLAIN;
-        if (x0 == SQLKW_LE32(0x72747865) && x1 == SQLKW_LE32(0x74636172))
-            return KW_EXTRACT;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(7, 'f'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == SQLKW_LE32(0x65726f66) && x1 == SQLKW_LE32(0x6e676965))
-            return KW_FOREIGN;
-        if (x0 == SQLKW_LE32(0x77726f66) && x1 == SQLKW_LE32(0x64726177))
-            return KW_FORWARD;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(7, 'g'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == SQLKW_LE32(0x6e617267) && x1 == SQLKW_LE32(0x6465746e))
-            return KW_GRANTED;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(7, 'h'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == SQLKW_LE32(0x646e6168) && x1 == SQLKW_LE32(0x72656c64))
-            return KW_HANDLER;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(7, 'i'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 3);
-        switch (w[6]) {
-        case 'd':
-            if (x0 == SQLKW_LE32(0x74736e69) && x1 == SQLKW_LE32(0x64616574))
-                return KW_INSTEAD;
-            return KW_NOT_KEYWORD;
-        case 'e':
-            if (x0 == SQLKW_LE32(0x6c636e69) && x1 == SQLKW_LE32(0x6564756c))
-                return KW_INCLUDE;
-            return KW_NOT_KEYWORD;
-        case 'r':
-            if (x0 == SQLKW_LE32(0x65746e69) && x1 == SQLKW_LE32(0x72656765))
-                return KW_INTEGER;
-            if (x0 == SQLKW_LE32(0x6f766e69) && x1 == SQLKW_LE32(0x72656b6f))
-                return KW_INVOKER;
-            return KW_NOT_KEYWORD;
-        case 's':
-            if (x0 == SQLKW_LE32(0x65646e69) && x1 == SQLKW_LE32(0x73657865))
-                return KW_INDEXES;
-            return KW_NOT_KEYWORD;
-        case 't':
-            if (x0 == SQLKW_LE32(0x65686e69) && x1 == SQLKW_LE32(0x74697265))
-                return KW_INHERIT;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(7, 'l'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == SQLKW_LE32(0x6574616c) && x1 == SQLKW_LE32(0x6c617265))
-            return KW_LATERAL;
-        if (x0 == SQLKW_LE32(0x6461656c) && x1 == SQLKW_LE32(0x676e6964))
-            return KW_LEADING;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(7, 'm'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == SQLKW_LE32(0x7070616d) && x1 == SQLKW_LE32(0x676e6970))
-            return KW_MAPPING;
-        if (x0 == SQLKW_LE32(0x6374616d) && x1 == SQLKW_LE32(0x64656863))
-            return KW_MATCHED;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(7, 'n'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == SQLKW_LE32(0x7574616e) && x1 == SQLKW_LE32(0x6c617275))
-            return KW_NATURAL;
-        if (x0 == SQLKW_LE32(0x68746f6e) && x1 == SQLKW_LE32(0x676e6968))
-            return KW_NOTHING;
-        if (x0 == SQLKW_LE32(0x6e746f6e) && x1 == SQLKW_LE32(0x6c6c756e))
-            return KW_NOTNULL;
-        if (x0 == SQLKW_LE32(0x656d756e) && x1 == SQLKW_LE32(0x63697265))
-            return KW_NUMERIC;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(7, 'o'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == SQLKW_LE32(0x6974706f) && x1 == SQLKW_LE32(0x736e6f69))
-            return KW_OPTIONS;
-        if (x0 == SQLKW_LE32(0x7265766f) && x1 == SQLKW_LE32(0x79616c72))
-            return KW_OVERLAY;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(7, 'p'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 3);
-        switch (w[6]) {
-        case 'e':
-            if (x0 == SQLKW_LE32(0x70657270) && x1 == SQLKW_LE32(0x65726170))
-                return KW_PREPARE;
-            return KW_NOT_KEYWORD;
-        case 'g':
-            if (x0 == SQLKW_LE32(0x73736170) && x1 == SQLKW_LE32(0x676e6973))
-                return KW_PASSING;
-            if (x0 == SQLKW_LE32(0x63616c70) && x1 == SQLKW_LE32(0x676e6963))
-                return KW_PLACING;
-            return KW_NOT_KEYWORD;
-        case 'l':
-            if (x0 == SQLKW_LE32(0x74726170) && x1 == SQLKW_LE32(0x6c616974))
-                return KW_PARTIAL;
-            return KW_NOT_KEYWORD;
-        case 'm':
-            if (x0 == SQLKW_LE32(0x66726570) && x1 == SQLKW_LE32(0x6d726f66))
-                return KW_PERFORM;
-            if (x0 == SQLKW_LE32(0x676f7270) && x1 == SQLKW_LE32(0x6d617267))
-                return KW_PROGRAM;
-            return KW_NOT_KEYWORD;
-        case 'y':
-            if (x0 == SQLKW_LE32(0x6d697270) && x1 == SQLKW_LE32(0x7972616d))
-                return KW_PRIMARY;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(7, 'r'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 3);
-        switch (w[6]) {
-        case 'a':
-            if (x0 == SQLKW_LE32(0x6c706572) && x1 == SQLKW_LE32(0x6163696c))
-                return KW_REPLICA;
-            return KW_NOT_KEYWORD;
-        case 'e':
-            if (x0 == SQLKW_LE32(0x656c6572) && x1 == SQLKW_LE32(0x65736165))
-                return KW_RELEASE;
-            if (x0 == SQLKW_LE32(0x6c706572) && x1 == SQLKW_LE32(0x6563616c))
-                return KW_REPLACE;
-            if (x0 == SQLKW_LE32(0x74756f72) && x1 == SQLKW_LE32(0x656e6974))
-                return KW_ROUTINE;
-            return KW_NOT_KEYWORD;
-        case 'h':
-            if (x0 == SQLKW_LE32(0x72666572) && x1 == SQLKW_LE32(0x68736572))
-                return KW_REFRESH;
-            return KW_NOT_KEYWORD;
-        case 'k':
-            if (x0 == SQLKW_LE32(0x68636572) && x1 == SQLKW_LE32(0x6b636568))
-                return KW_RECHECK;
-            return KW_NOT_KEYWORD;
-        case 's':
-            if (x0 == SQLKW_LE32(0x75746572) && x1 == SQLKW_LE32(0x736e7275))
-                return KW_RETURNS;
-            return KW_NOT_KEYWORD;
-        case 't':
-            if (x0 == SQLKW_LE32(0x74736572) && x1 == SQLKW_LE32(0x74726174))
-                return KW_RESTART;
-            return KW_NOT_KEYWORD;
-        case 'x':
-            if (x0 == SQLKW_LE32(0x6e696572) && x1 == SQLKW_LE32(0x7865646e))
-                return KW_REINDEX;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(7, 's'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 3);
-        switch (w[6]) {
-        case 'e':
-            if (x0 == SQLKW_LE32(0x726f7473) && x1 == SQLKW_LE32(0x65676172))
-                return KW_STORAGE;
-            return KW_NOT_KEYWORD;
-        case 'n':
-            if (x0 == SQLKW_LE32(0x73736573) && x1 == SQLKW_LE32(0x6e6f6973))
-                return KW_SESSION;
-            return KW_NOT_KEYWORD;
-        case 'r':
-            if (x0 == SQLKW_LE32(0x696d6973) && x1 == SQLKW_LE32(0x72616c69))
-                return KW_SIMILAR;
-            return KW_NOT_KEYWORD;
-        case 's':
-            if (x0 == SQLKW_LE32(0x65686373) && x1 == SQLKW_LE32(0x73616d65))
-                return KW_SCHEMAS;
-            return KW_NOT_KEYWORD;
-        case 't':
-            if (x0 == SQLKW_LE32(0x70707573) && x1 == SQLKW_LE32(0x74726f70))
-                return KW_SUPPORT;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(7, 't'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == SQLKW_LE32(0x67697274) && x1 == SQLKW_LE32(0x72656767))
-            return KW_TRIGGER;
-        if (x0 == SQLKW_LE32(0x73757274) && x1 == SQLKW_LE32(0x64657473))
-            return KW_TRUSTED;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(7, 'u'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == SQLKW_LE32(0x63736575) && x1 == SQLKW_LE32(0x65706163))
-            return KW_UESCAPE;
-        if (x0 == SQLKW_LE32(0x6e6b6e75) && x1 == SQLKW_LE32(0x6e776f6e))
-            return KW_UNKNOWN;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(7, 'v'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == SQLKW_LE32(0x63726176) && x1 == SQLKW_LE32(0x72616863))
-            return KW_VARCHAR;
-        if (x0 == SQLKW_LE32(0x79726176) && x1 == SQLKW_LE32(0x676e6979))
-            return KW_VARYING;
-        if (x0 == SQLKW_LE32(0x62726576) && x1 == SQLKW_LE32(0x65736f62))
-            return KW_VERBOSE;
-        if (x0 == SQLKW_LE32(0x73726576) && x1 == SQLKW_LE32(0x6e6f6973))
-            return KW_VERSION;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(7, 'w'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == SQLKW_LE32(0x68746977) && x1 == SQLKW_LE32(0x74756f68))
-            return KW_WITHOUT;
-        if (x0 == SQLKW_LE32(0x70617277) && x1 == SQLKW_LE32(0x72657070))
-            return KW_WRAPPER;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(7, 'x'): {
-        const uint32_t x0 = kw_load32(w);
-        const uint32_t x1 = kw_load32(w + 3);
-        if (x0 == SQLKW_LE32(0x726c6d78) && x1 == SQLKW_LE32(0x746f6f72))
-            return KW_XMLROOT;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(8, 'a'): {
-        const uint64_t x0 = kw_load64(w);
-        if (x0 == SQLKW_LE64(0x6574756c6f736261))
-            return KW_ABSOLUTE;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(8, 'b'): {
-        const uint64_t x0 = kw_load64(w);
-        if (x0 == SQLKW_LE64(0x647261776b636162))
-            return KW_BACKWARD;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(8, 'c'): {
-        const uint64_t x0 = kw_load64(w);
-        switch (w[7]) {
-        case 'd':
-            if (x0 == SQLKW_LE64(0x6465646163736163))
-                return KW_CASCADED;
-            return KW_NOT_KEYWORD;
-        case 'e':
-            if (x0 == SQLKW_LE64(0x656373656c616f63))
-                return KW_COALESCE;
-            if (x0 == SQLKW_LE64(0x65756e69746e6f63))
-                return KW_CONTINUE;
-            return KW_NOT_KEYWORD;
-        case 's':
-            if (x0 == SQLKW_LE64(0x73746e656d6d6f63))
-                return KW_COMMENTS;
-            return KW_NOT_KEYWORD;
-        case 't':
-            if (x0 == SQLKW_LE64(0x7463696c666e6f63))
-                return KW_CONFLICT;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(8, 'd'): {
-        const uint64_t x0 = kw_load64(w);
-        switch (w[7]) {
-        case 'd':
-            if (x0 == SQLKW_LE64(0x6465727265666564))
-                return KW_DEFERRED;
-            return KW_NOT_KEYWORD;
-        case 'e':
-            if (x0 == SQLKW_LE64(0x6573616261746164))
-                return KW_DATABASE;
-            return KW_NOT_KEYWORD;
-        case 's':
-            if (x0 == SQLKW_LE64(0x73746c7561666564))
-                return KW_DEFAULTS;
-            return KW_NOT_KEYWORD;
-        case 't':
-            if (x0 == SQLKW_LE64(0x74636e6974736964))
-                return KW_DISTINCT;
-            if (x0 == SQLKW_LE64(0x746e656d75636f64))
-                return KW_DOCUMENT;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(8, 'e'): {
-        const uint64_t x0 = kw_load64(w);
-        if (x0 == SQLKW_LE64(0x676e69646f636e65))
-            return KW_ENCODING;
-        if (x0 == SQLKW_LE64(0x6c616e7265747865))
-            return KW_EXTERNAL;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(8, 'f'): {
-        const uint64_t x0 = kw_load64(w);
-        if (x0 == SQLKW_LE64(0x657a696c616e6966))
-            return KW_FINALIZE;
-        if (x0 == SQLKW_LE64(0x6e6f6974636e7566))
-            return KW_FUNCTION;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(8, 'g'): {
-        const uint64_t x0 = kw_load64(w);
-        if (x0 == SQLKW_LE64(0x7473657461657267))
-            return KW_GREATEST;
-        if (x0 == SQLKW_LE64(0x676e6970756f7267))
-            return KW_GROUPING;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(8, 'i'): {
-        const uint64_t x0 = kw_load64(w);
-        if (x0 == SQLKW_LE64(0x797469746e656469))
-            return KW_IDENTITY;
-        if (x0 == SQLKW_LE64(0x746963696c706d69))
-            return KW_IMPLICIT;
-        if (x0 == SQLKW_LE64(0x7374697265686e69))
-            return KW_INHERITS;
-        if (x0 == SQLKW_LE64(0x6c61767265746e69))
-            return KW_INTERVAL;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(8, 'l'): {
-        const uint64_t x0 = kw_load64(w);
-        if (x0 == SQLKW_LE64(0x65676175676e616c))
-            return KW_LANGUAGE;
-        if (x0 == SQLKW_LE64(0x6e6f697461636f6c))
-            return KW_LOCATION;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(8, 'm'): {
-        const uint64_t x0 = kw_load64(w);
-        if (x0 == SQLKW_LE64(0x65756c617678616d))
-            return KW_MAXVALUE;
-        if (x0 == SQLKW_LE64(0x65756c61766e696d))
-            return KW_MINVALUE;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(8, 'n'): {
-        const uint64_t x0 = kw_load64(w);
-        if (x0 == SQLKW_LE64(0x6c616e6f6974616e))
-            return KW_NATIONAL;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(8, 'o'): {
-        const uint64_t x0 = kw_load64(w);
-        if (x0 == SQLKW_LE64(0x726f74617265706f))
-            return KW_OPERATOR;
-        if (x0 == SQLKW_LE64(0x7370616c7265766f))
-            return KW_OVERLAPS;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(8, 'p'): {
-        const uint64_t x0 = kw_load64(w);
-        switch (w[7]) {
-        case 'd':
-            if (x0 == SQLKW_LE64(0x64726f7773736170))
-                return KW_PASSWORD;
-            if (x0 == SQLKW_LE64(0x6465726170657270))
-                return KW_PREPARED;
-            return KW_NOT_KEYWORD;
-        case 'e':
-            if (x0 == SQLKW_LE64(0x6576726573657270))
-                return KW_PRESERVE;
-            return KW_NOT_KEYWORD;
-        case 'l':
-            if (x0 == SQLKW_LE64(0x6c656c6c61726170))
-                return KW_PARALLEL;
-            return KW_NOT_KEYWORD;
-        case 'n':
-            if (x0 == SQLKW_LE64(0x6e6f697469736f70))
-                return KW_POSITION;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(8, 'r'): {
-        const uint64_t x0 = kw_load64(w);
-        switch (w[7]) {
-        case 'e':
-            if (x0 == SQLKW_LE64(0x65766974616c6572))
-                return KW_RELATIVE;
-            return KW_NOT_KEYWORD;
-        case 'k':
-            if (x0 == SQLKW_LE64(0x6b6361626c6c6f72))
-                return KW_ROLLBACK;
-            return KW_NOT_KEYWORD;
-        case 'n':
-            if (x0 == SQLKW_LE64(0x6e67697373616572))
-                return KW_REASSIGN;
-            return KW_NOT_KEYWORD;
-        case 's':
-            if (x0 == SQLKW_LE64(0x73656e6974756f72))
-                return KW_ROUTINES;
-            return KW_NOT_KEYWORD;
-        case 't':
-            if (x0 == SQLKW_LE64(0x7463697274736572))
-                return KW_RESTRICT;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(8, 's'): {
-        const uint64_t x0 = kw_load64(w);
-        if (x0 == SQLKW_LE64(0x7974697275636573))
-            return KW_SECURITY;
-        if (x0 == SQLKW_LE64(0x65636e6575716573))
-            return KW_SEQUENCE;
-        if (x0 == SQLKW_LE64(0x746e696c6c616d73))
-            return KW_SMALLINT;
-        if (x0 == SQLKW_LE64(0x746f687370616e73))
-            return KW_SNAPSHOT;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(8, 't'): {
-        const uint64_t x0 = kw_load64(w);
-        if (x0 == SQLKW_LE64(0x6574616c706d6574))
-            return KW_TEMPLATE;
-        if (x0 == SQLKW_LE64(0x676e696c69617274))
-            return KW_TRAILING;
-        if (x0 == SQLKW_LE64(0x657461636e757274))
-            return KW_TRUNCATE;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(8, 'u'): {
-        const uint64_t x0 = kw_load64(w);
-        if (x0 == SQLKW_LE64(0x6e657473696c6e75))
-            return KW_UNLISTEN;
-        if (x0 == SQLKW_LE64(0x646567676f6c6e75))
-            return KW_UNLOGGED;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(8, 'v'): {
-        const uint64_t x0 = kw_load64(w);
-        if (x0 == SQLKW_LE64(0x65746164696c6176))
-            return KW_VALIDATE;
-        if (x0 == SQLKW_LE64(0x6369646169726176))
-            return KW_VARIADIC;
-        if (x0 == SQLKW_LE64(0x656c6974616c6f76))
-            return KW_VOLATILE;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(8, 'x'): {
-        const uint64_t x0 = kw_load64(w);
-        if (x0 == SQLKW_LE64(0x65737261706c6d78))
-            return KW_XMLPARSE;
-        if (x0 == SQLKW_LE64(0x656c6261746c6d78))
-            return KW_XMLTABLE;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(9, 'a'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == SQLKW_LE64(0x7461676572676761) && x1 == SQLKW_LE64(0x6574616765726767))
-            return KW_AGGREGATE;
-        if (x0 == SQLKW_LE64(0x6f69747265737361) && x1 == SQLKW_LE64(0x6e6f697472657373))
-            return KW_ASSERTION;
-        if (x0 == SQLKW_LE64(0x7475626972747461) && x1 == SQLKW_LE64(0x6574756269727474))
-            return KW_ATTRIBUTE;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(9, 'c'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == SQLKW_LE64(0x6574636172616863) && x1 == SQLKW_LE64(0x7265746361726168))
-            return KW_CHARACTER;
-        if (x0 == SQLKW_LE64(0x6f6974616c6c6f63) && x1 == SQLKW_LE64(0x6e6f6974616c6c6f))
-            return KW_COLLATION;
-        if (x0 == SQLKW_LE64(0x657474696d6d6f63) && x1 == SQLKW_LE64(0x64657474696d6d6f))
-            return KW_COMMITTED;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(9, 'd'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == SQLKW_LE64(0x6574696d696c6564) && x1 == SQLKW_LE64(0x726574696d696c65))
-            return KW_DELIMITER;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(9, 'e'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == SQLKW_LE64(0x6574707972636e65) && x1 == SQLKW_LE64(0x646574707972636e))
-            return KW_ENCRYPTED;
-        if (x0 == SQLKW_LE64(0x6e6964756c637865) && x1 == SQLKW_LE64(0x676e6964756c6378))
-            return KW_EXCLUDING;
-        if (x0 == SQLKW_LE64(0x766973756c637865) && x1 == SQLKW_LE64(0x65766973756c6378))
-            return KW_EXCLUSIVE;
-        if (x0 == SQLKW_LE64(0x6f69736e65747865) && x1 == SQLKW_LE64(0x6e6f69736e657478))
-            return KW_EXTENSION;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(9, 'f'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == SQLKW_LE64(0x6e69776f6c6c6f66) && x1 == SQLKW_LE64(0x676e69776f6c6c6f))
-            return KW_FOLLOWING;
-        if (x0 == SQLKW_LE64(0x6e6f6974636e7566) && x1 == SQLKW_LE64(0x736e6f6974636e75))
-            return KW_FUNCTIONS;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(9, 'g'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == SQLKW_LE64(0x65746172656e6567) && x1 == SQLKW_LE64(0x6465746172656e65))
-            return KW_GENERATED;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(9, 'i'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 1);
-        switch (w[8]) {
-        case 'e':
-            if (x0 == SQLKW_LE64(0x74616964656d6d69) && x1 == SQLKW_LE64(0x6574616964656d6d))
-                return KW_IMMEDIATE;
-            if (x0 == SQLKW_LE64(0x6c626174756d6d69) && x1 == SQLKW_LE64(0x656c626174756d6d))
-                return KW_IMMUTABLE;
-            return KW_NOT_KEYWORD;
-        case 'g':
-            if (x0 == SQLKW_LE64(0x6e6964756c636e69) && x1 == SQLKW_LE64(0x676e6964756c636e))
-                return KW_INCLUDING;
-            return KW_NOT_KEYWORD;
-        case 'n':
-            if (x0 == SQLKW_LE64(0x6f6974616c6f7369) && x1 == SQLKW_LE64(0x6e6f6974616c6f73))
-                return KW_ISOLATION;
-            return KW_NOT_KEYWORD;
-        case 't':
-            if (x0 == SQLKW_LE64(0x6e656d6572636e69) && x1 == SQLKW_LE64(0x746e656d6572636e))
-                return KW_INCREMENT;
-            if (x0 == SQLKW_LE64(0x6365737265746e69) && x1 == SQLKW_LE64(0x746365737265746e))
-                return KW_INTERSECT;
-            return KW_NOT_KEYWORD;
-        case 'y':
-            if (x0 == SQLKW_LE64(0x6c6c616974696e69) && x1 == SQLKW_LE64(0x796c6c616974696e))
-                return KW_INITIALLY;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(9, 'l'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == SQLKW_LE64(0x6f6f72706b61656c) && x1 == SQLKW_LE64(0x666f6f72706b6165))
-            return KW_LEAKPROOF;
-        if (x0 == SQLKW_LE64(0x6d69746c61636f6c) && x1 == SQLKW_LE64(0x656d69746c61636f))
-            return KW_LOCALTIME;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(9, 'n'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == SQLKW_LE64(0x7a696c616d726f6e) && x1 == SQLKW_LE64(0x657a696c616d726f))
-            return KW_NORMALIZE;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(9, 'p'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 1);
-        switch (w[8]) {
-        case 'e':
-            if (x0 == SQLKW_LE64(0x72756465636f7270) && x1 == SQLKW_LE64(0x6572756465636f72))
-                return KW_PROCEDURE;
-            return KW_NOT_KEYWORD;
-        case 'g':
-            if (x0 == SQLKW_LE64(0x6e69646563657270) && x1 == SQLKW_LE64(0x676e696465636572))
-                return KW_PRECEDING;
-            return KW_NOT_KEYWORD;
-        case 'n':
-            if (x0 == SQLKW_LE64(0x6f69746974726170) && x1 == SQLKW_LE64(0x6e6f697469747261))
-                return KW_PARTITION;
-            if (x0 == SQLKW_LE64(0x6f69736963657270) && x1 == SQLKW_LE64(0x6e6f697369636572))
-                return KW_PRECISION;
-            return KW_NOT_KEYWORD;
-        case 'r':
-            if (x0 == SQLKW_LE64(0x6574656d61726170) && x1 == SQLKW_LE64(0x726574656d617261))
-                return KW_PARAMETER;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(9, 'r'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == SQLKW_LE64(0x7669737275636572) && x1 == SQLKW_LE64(0x6576697372756365))
-            return KW_RECURSIVE;
-        if (x0 == SQLKW_LE64(0x6e696e7275746572) && x1 == SQLKW_LE64(0x676e696e72757465))
-            return KW_RETURNING;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(9, 's'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 1);
-        switch (w[8]) {
-        case 'c':
-            if (x0 == SQLKW_LE64(0x697274656d6d7973) && x1 == SQLKW_LE64(0x63697274656d6d79))
-                return KW_SYMMETRIC;
-            return KW_NOT_KEYWORD;
-        case 'g':
-            if (x0 == SQLKW_LE64(0x6e69727473627573) && x1 == SQLKW_LE64(0x676e697274736275))
-                return KW_SUBSTRING;
-            return KW_NOT_KEYWORD;
-        case 's':
-            if (x0 == SQLKW_LE64(0x65636e6575716573) && x1 == SQLKW_LE64(0x7365636e65757165))
-                return KW_SEQUENCES;
-            return KW_NOT_KEYWORD;
-        case 't':
-            if (x0 == SQLKW_LE64(0x6e696f7065766173) && x1 == SQLKW_LE64(0x746e696f70657661))
-                return KW_SAVEPOINT;
-            if (x0 == SQLKW_LE64(0x6e656d6574617473) && x1 == SQLKW_LE64(0x746e656d65746174))
-                return KW_STATEMENT;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(9, 't'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == SQLKW_LE64(0x7261726f706d6574) && x1 == SQLKW_LE64(0x797261726f706d65))
-            return KW_TEMPORARY;
-        if (x0 == SQLKW_LE64(0x6d617473656d6974) && x1 == SQLKW_LE64(0x706d617473656d69))
-            return KW_TIMESTAMP;
-        if (x0 == SQLKW_LE64(0x726f66736e617274) && x1 == SQLKW_LE64(0x6d726f66736e6172))
-            return KW_TRANSFORM;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(9, 'u'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == SQLKW_LE64(0x65646e756f626e75) && x1 == SQLKW_LE64(0x6465646e756f626e))
-            return KW_UNBOUNDED;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(9, 'v'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == SQLKW_LE64(0x6f746164696c6176) && x1 == SQLKW_LE64(0x726f746164696c61))
-            return KW_VALIDATOR;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(9, 'x'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 1);
-        if (x0 == SQLKW_LE64(0x61636e6f636c6d78) && x1 == SQLKW_LE64(0x7461636e6f636c6d))
-            return KW_XMLCONCAT;
-        if (x0 == SQLKW_LE64(0x74736978656c6d78) && x1 == SQLKW_LE64(0x7374736978656c6d))
-            return KW_XMLEXISTS;
-        if (x0 == SQLKW_LE64(0x7365726f666c6d78) && x1 == SQLKW_LE64(0x747365726f666c6d))
-            return KW_XMLFOREST;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(10, 'a'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == SQLKW_LE64(0x697469736e657361) && x1 == SQLKW_LE64(0x6576697469736e65))
-            return KW_ASENSITIVE;
-        if (x0 == SQLKW_LE64(0x656d6e6769737361) && x1 == SQLKW_LE64(0x746e656d6e676973))
-            return KW_ASSIGNMENT;
-        if (x0 == SQLKW_LE64(0x7274656d6d797361) && x1 == SQLKW_LE64(0x63697274656d6d79))
-            return KW_ASYMMETRIC;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(10, 'c'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == SQLKW_LE64(0x696f706b63656863) && x1 == SQLKW_LE64(0x746e696f706b6365))
-            return KW_CHECKPOINT;
-        if (x0 == SQLKW_LE64(0x697463656e6e6f63) && x1 == SQLKW_LE64(0x6e6f697463656e6e))
-            return KW_CONNECTION;
-        if (x0 == SQLKW_LE64(0x69617274736e6f63) && x1 == SQLKW_LE64(0x746e69617274736e))
-            return KW_CONSTRAINT;
-        if (x0 == SQLKW_LE64(0x69737265766e6f63) && x1 == SQLKW_LE64(0x6e6f69737265766e))
-            return KW_CONVERSION;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(10, 'd'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == SQLKW_LE64(0x61636f6c6c616564) && x1 == SQLKW_LE64(0x657461636f6c6c61))
-            return KW_DEALLOCATE;
-        if (x0 == SQLKW_LE64(0x6261727265666564) && x1 == SQLKW_LE64(0x656c626172726566))
-            return KW_DEFERRABLE;
-        if (x0 == SQLKW_LE64(0x6574696d696c6564) && x1 == SQLKW_LE64(0x73726574696d696c))
-            return KW_DELIMITERS;
-        if (x0 == SQLKW_LE64(0x616e6f6974636964) && x1 == SQLKW_LE64(0x7972616e6f697463))
-            return KW_DICTIONARY;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(10, 'e'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == SQLKW_LE64(0x6973736572707865) && x1 == SQLKW_LE64(0x6e6f697373657270))
-            return KW_EXPRESSION;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(10, 'n'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == SQLKW_LE64(0x7a696c616d726f6e) && x1 == SQLKW_LE64(0x64657a696c616d72))
-            return KW_NORMALIZED;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(10, 'o'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == SQLKW_LE64(0x696c616e6964726f) && x1 == SQLKW_LE64(0x7974696c616e6964))
-            return KW_ORDINALITY;
-        if (x0 == SQLKW_LE64(0x696469727265766f) && x1 == SQLKW_LE64(0x676e696469727265))
-            return KW_OVERRIDING;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(10, 'p'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == SQLKW_LE64(0x67656c6976697270) && x1 == SQLKW_LE64(0x736567656c697669))
-            return KW_PRIVILEGES;
-        if (x0 == SQLKW_LE64(0x72756465636f7270) && x1 == SQLKW_LE64(0x6c6172756465636f))
-            return KW_PROCEDURAL;
-        if (x0 == SQLKW_LE64(0x72756465636f7270) && x1 == SQLKW_LE64(0x736572756465636f))
-            return KW_PROCEDURES;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(10, 'r'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == SQLKW_LE64(0x636e657265666572) && x1 == SQLKW_LE64(0x7365636e65726566))
-            return KW_REFERENCES;
-        if (x0 == SQLKW_LE64(0x6261746165706572) && x1 == SQLKW_LE64(0x656c626174616570))
-            return KW_REPEATABLE;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(10, 's'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == SQLKW_LE64(0x6f6c61646e617473) && x1 == SQLKW_LE64(0x656e6f6c61646e61))
-            return KW_STANDALONE;
-        if (x0 == SQLKW_LE64(0x6974736974617473) && x1 == SQLKW_LE64(0x7363697473697461))
-            return KW_STATISTICS;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(10, 't'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == SQLKW_LE64(0x617073656c626174) && x1 == SQLKW_LE64(0x6563617073656c62))
-            return KW_TABLESPACE;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(10, 'w'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == SQLKW_LE64(0x6170736574696877) && x1 == SQLKW_LE64(0x6563617073657469))
-            return KW_WHITESPACE;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(10, 'x'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 2);
-        if (x0 == SQLKW_LE64(0x656d656c656c6d78) && x1 == SQLKW_LE64(0x746e656d656c656c))
-            return KW_XMLELEMENT;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(11, 'c'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 3);
-        if (x0 == SQLKW_LE64(0x73736572706d6f63) && x1 == SQLKW_LE64(0x6e6f697373657270))
-            return KW_COMPRESSION;
-        if (x0 == SQLKW_LE64(0x69617274736e6f63) && x1 == SQLKW_LE64(0x73746e6961727473))
-            return KW_CONSTRAINTS;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(11, 'i'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 3);
-        if (x0 == SQLKW_LE64(0x7469736e65736e69) && x1 == SQLKW_LE64(0x6576697469736e65))
-            return KW_INSENSITIVE;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(11, 'p'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 3);
-        if (x0 == SQLKW_LE64(0x746163696c627570) && x1 == SQLKW_LE64(0x6e6f69746163696c))
-            return KW_PUBLICATION;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(11, 'r'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 3);
-        if (x0 == SQLKW_LE64(0x636e657265666572) && x1 == SQLKW_LE64(0x676e69636e657265))
-            return KW_REFERENCING;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(11, 't'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 3);
-        if (x0 == SQLKW_LE64(0x6d6173656c626174) && x1 == SQLKW_LE64(0x656c706d6173656c))
-            return KW_TABLESAMPLE;
-        if (x0 == SQLKW_LE64(0x746361736e617274) && x1 == SQLKW_LE64(0x6e6f69746361736e))
-            return KW_TRANSACTION;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(11, 'u'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 3);
-        if (x0 == SQLKW_LE64(0x74696d6d6f636e75) && x1 == SQLKW_LE64(0x64657474696d6d6f))
-            return KW_UNCOMMITTED;
-        if (x0 == SQLKW_LE64(0x707972636e656e75) && x1 == SQLKW_LE64(0x646574707972636e))
-            return KW_UNENCRYPTED;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(12, 'c'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 4);
-        switch (w[11]) {
-        case 'e':
-            if (x0 == SQLKW_LE64(0x5f746e6572727563) && x1 == SQLKW_LE64(0x657461645f746e65))
-                return KW_CURRENT_DATE;
-            if (x0 == SQLKW_LE64(0x5f746e6572727563) && x1 == SQLKW_LE64(0x656c6f725f746e65))
-                return KW_CURRENT_ROLE;
-            if (x0 == SQLKW_LE64(0x5f746e6572727563) && x1 == SQLKW_LE64(0x656d69745f746e65))
-                return KW_CURRENT_TIME;
-            return KW_NOT_KEYWORD;
-        case 'r':
-            if (x0 == SQLKW_LE64(0x5f746e6572727563) && x1 == SQLKW_LE64(0x726573755f746e65))
-                return KW_CURRENT_USER;
-            return KW_NOT_KEYWORD;
-        case 'y':
-            if (x0 == SQLKW_LE64(0x65727275636e6f63) && x1 == SQLKW_LE64(0x796c746e65727275))
-                return KW_CONCURRENTLY;
-            return KW_NOT_KEYWORD;
-        default:
-            return KW_NOT_KEYWORD;
-        }
-    }
-    case SQLKW_KEY(12, 'm'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 4);
-        if (x0 == SQLKW_LE64(0x6c6169726574616d) && x1 == SQLKW_LE64(0x64657a696c616972))
-            return KW_MATERIALIZED;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(12, 's'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 4);
-        if (x0 == SQLKW_LE64(0x7a696c6169726573) && x1 == SQLKW_LE64(0x656c62617a696c61))
-            return KW_SERIALIZABLE;
-        if (x0 == SQLKW_LE64(0x5f6e6f6973736573) && x1 == SQLKW_LE64(0x726573755f6e6f69))
-            return KW_SESSION_USER;
-        if (x0 == SQLKW_LE64(0x7069726373627573) && x1 == SQLKW_LE64(0x6e6f697470697263))
-            return KW_SUBSCRIPTION;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(12, 'x'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 4);
-        if (x0 == SQLKW_LE64(0x61697265736c6d78) && x1 == SQLKW_LE64(0x657a696c61697265))
-            return KW_XMLSERIALIZE;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(13, 'a'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 5);
-        if (x0 == SQLKW_LE64(0x7a69726f68747561) && x1 == SQLKW_LE64(0x6e6f6974617a6972))
-            return KW_AUTHORIZATION;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(13, 'c'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 5);
-        if (x0 == SQLKW_LE64(0x72756769666e6f63) && x1 == SQLKW_LE64(0x6e6f697461727567))
-            return KW_CONFIGURATION;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(13, 'x'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 5);
-        if (x0 == SQLKW_LE64(0x69727474616c6d78) && x1 == SQLKW_LE64(0x7365747562697274))
-            return KW_XMLATTRIBUTES;
-        if (x0 == SQLKW_LE64(0x73656d616e6c6d78) && x1 == SQLKW_LE64(0x736563617073656d))
-            return KW_XMLNAMESPACES;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(14, 'c'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 6);
-        if (x0 == SQLKW_LE64(0x5f746e6572727563) && x1 == SQLKW_LE64(0x616d656863735f74))
-            return KW_CURRENT_SCHEMA;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(14, 'l'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 6);
-        if (x0 == SQLKW_LE64(0x6d69746c61636f6c) && x1 == SQLKW_LE64(0x706d617473656d69))
-            return KW_LOCALTIMESTAMP;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(15, 'c'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 7);
-        if (x0 == SQLKW_LE64(0x6574636172616863) && x1 == SQLKW_LE64(0x7363697473697265))
-            return KW_CHARACTERISTICS;
-        if (x0 == SQLKW_LE64(0x5f746e6572727563) && x1 == SQLKW_LE64(0x676f6c617461635f))
-            return KW_CURRENT_CATALOG;
-        return KW_NOT_KEYWORD;
-    }
-    case SQLKW_KEY(17, 'c'): {
-        const uint64_t x0 = kw_load64(w);
-        const uint64_t x1 = kw_load64(w + 8);
-        const uint64_t x2 = kw_load64(w + 9);
-        if (x0 == SQLKW_LE64(0x5f746e6572727563) && x1 == SQLKW_LE64(0x6d617473656d6974) &&
-            x2 == SQLKW_LE64(0x706d617473656d69))
-            return KW_CURRENT_TIMESTAMP;
-        return KW_NOT_KEYWORD;
-    }
-    default:
-        return KW_NOT_KEYWORD;
-    }
+    uint64_t head = 0, tail = 0;
+    if (len >= 8) {
+        head = kw_load64(w);
+        if (len > 8)
+            tail = kw_load64(w + len - 8);
+    } else {
+        for (size_t i = 0; i < len; i++)
+            head |= (uint64_t)(unsigned char)w[i] << (8 * i);
+    }
+    return kw_find(head, tail, len, w);
 }
 
 #endif

@@ -1192,8 +1192,20 @@ static bool norm_word(Norm *nm, const NormToken *t, NormFrame *f, uint8_t uesc, 
     size_t saved = nm->len;
     norm_space(nm, O_WORD, t->gap, s[0]);
     char *d = nm->out + nm->len;
-    bytescan_copy_lower(d, (size_t)(nm->out_end - d), s, nm->lx.end - t->start, t->len);
-    SqlKeyword kw = kw_lookup(d, t->len);
+    size_t dst_room = (size_t)(nm->out_end - d), src_room = nm->lx.end - t->start;
+    SqlKeyword kw;
+#ifdef BYTESCAN_LOWER16
+    if (t->len <= 16 && dst_room >= 16 && src_room >= 16) {
+        /* Looked up straight from the register that lowercased it, not read back. */
+        unsigned long long lo, hi;
+        bytescan_lower16(d, s, &lo, &hi);
+        kw = kw_find_block(lo, hi, t->len);
+    } else
+#endif
+    {
+        bytescan_copy_lower(d, dst_room, s, src_room, t->len);
+        kw = kw_lookup(d, t->len);
+    }
 
     if (uesc == UESC_AFTER_USTR && kw == KW_UESCAPE) { /* R13: part of the U&'' literal */
         nm->len = saved;

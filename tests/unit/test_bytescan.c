@@ -134,6 +134,29 @@ TEST(copies_respect_both_bounds)
             }
 }
 
+#ifdef BYTESCAN_LOWER16
+/* The 16 lowercased bytes, stored and handed back as integers, little-endian. */
+TEST(lower16_stores_and_returns_the_block)
+{
+    unsigned char *src = malloc(16);
+    char *dst = malloc(16);
+    for (unsigned base = 0; base < 256; base += 16) {
+        for (unsigned i = 0; i < 16; i++)
+            src[i] = (unsigned char)(base + i);
+        unsigned long long lo, hi;
+        bytescan_lower16(dst, src, &lo, &hi);
+        for (unsigned i = 0; i < 16; i++) {
+            unsigned char want = reference_lower(src[i]);
+            CHECK_EQ_INT((unsigned char)dst[i], want);
+            unsigned long long half = i < 8 ? lo : hi;
+            CHECK_EQ_INT((unsigned char)(half >> (8 * (i % 8))), want);
+        }
+    }
+    free(src);
+    free(dst);
+}
+#endif
+
 int main(void)
 {
     RUN(byte_classes_match_the_spec);
@@ -141,5 +164,8 @@ int main(void)
     RUN(find_returns_the_first_match_or_the_end);
     RUN(find2_returns_the_first_of_either_byte);
     RUN(copies_respect_both_bounds);
+#ifdef BYTESCAN_LOWER16
+    RUN(lower16_stores_and_returns_the_block);
+#endif
     return TESTLIB_FINISH();
 }

@@ -47,6 +47,39 @@ TEST(near_misses_are_not_keywords)
     CHECK_EQ_INT(lookup("current_timestampx"), KW_NOT_KEYWORD);
 }
 
+/* kw_find_block: every word of up to 16 bytes at the start of a block whose other bytes are
+ * anything (here 'x' and 0xff); one byte shorter it is what kw_lookup finds for that prefix,
+ * and with its last byte changed it is no keyword (none ends in q). */
+TEST(block_lookup_ignores_the_bytes_past_the_word)
+{
+    for (int k = 1; k < KW_COUNT; k++) {
+        const char *w = kw_info[k].word;
+        size_t n = strlen(w);
+        for (int fill = 0; fill < 2; fill++) {
+            unsigned char block[16];
+            memset(block, fill ? 0xff : 'x', sizeof(block));
+            memcpy(block, w, n < 16 ? n : 16);
+            uint64_t lo = 0, hi = 0;
+            for (int i = 0; i < 8; i++) {
+                lo |= (uint64_t)block[i] << (8 * i);
+                hi |= (uint64_t)block[8 + i] << (8 * i);
+            }
+            if (n > 16) {
+                CHECK_EQ_INT(kw_find_block(lo, hi, n), KW_NOT_KEYWORD); /* the caller's job */
+                continue;
+            }
+            CHECK_EQ_INT(kw_find_block(lo, hi, n), k);
+            CHECK_EQ_INT(kw_find_block(lo, hi, n - 1), kw_lookup(w, n - 1)); /* a prefix */
+            uint64_t changed = ((uint64_t)'q') << (8 * ((n - 1) % 8));
+            uint64_t mask = ~((uint64_t)0xff << (8 * ((n - 1) % 8)));
+            if (n <= 8)
+                CHECK_EQ_INT(kw_find_block((lo & mask) | changed, hi, n), KW_NOT_KEYWORD);
+            else
+                CHECK_EQ_INT(kw_find_block(lo, (hi & mask) | changed, n), KW_NOT_KEYWORD);
+        }
+    }
+}
+
 TEST(categories_come_from_postgresql)
 {
     CHECK_EQ_INT(kw_info[lookup("select")].category, KWCAT_RESERVED);
@@ -79,6 +112,7 @@ int main(void)
 {
     RUN(every_word_finds_its_own_id);
     RUN(near_misses_are_not_keywords);
+    RUN(block_lookup_ignores_the_bytes_past_the_word);
     RUN(categories_come_from_postgresql);
     RUN(rule_flags_match_the_spec);
     return TESTLIB_FINISH();
