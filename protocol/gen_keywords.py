@@ -254,12 +254,12 @@ def c_lookup(table):
     o.append("/* The keyword whose head, tail and length these are, or KW_NOT_KEYWORD. `w` is "
              "read only")
     o.append(" * for a word longer than 16 bytes (its middle bytes), and may be NULL "
-             "otherwise. */")
+             "otherwise. Any length")
+    o.append(" * is safe: one that no keyword has fails the length compare (slot 0 has "
+             "length 0). */")
     o.append("static inline SqlKeyword kw_find(uint64_t head, uint64_t tail, size_t len, "
              "const char *w)")
     o.append("{")
-    o.append("    if (len < KW_MIN_LEN || len > KW_MAX_LEN)")
-    o.append("        return KW_NOT_KEYWORD;")
     o.append("    uint64_t key = head ^ (tail * KW_TAIL_MUL) ^ len;")
     o.append("    uint64_t disp = kw_disp[(key * KW_BUCKET_MUL) >> (64 - KW_BUCKET_BITS)];")
     o.append("    unsigned kw = kw_slots[((key ^ disp) * KW_SLOT_MUL) >> (64 - KW_SLOT_BITS)];")

@@ -1645,11 +1645,10 @@ static inline uint64_t kw_load64(const char *p)
 }
 
 /* The keyword whose head, tail and length these are, or KW_NOT_KEYWORD. `w` is read only
- * for a word longer than 16 bytes (its middle bytes), and may be NULL otherwise. */
+ * for a word longer than 16 bytes (its middle bytes), and may be NULL otherwise. Any length
+ * is safe: one that no keyword has fails the length compare (slot 0 has length 0). */
 static inline SqlKeyword kw_find(uint64_t head, uint64_t tail, size_t len, const char *w)
 {
-    if (len < KW_MIN_LEN || len > KW_MAX_LEN)
-        return KW_NOT_KEYWORD;
     uint64_t key = head ^ (tail * KW_TAIL_MUL) ^ len;
     uint64_t disp = kw_disp[(key * KW_BUCKET_MUL) >> (64 - KW_BUCKET_BITS)];
     unsigned kw = kw_slots[((key ^ disp) * KW_SLOT_MUL) >> (64 - KW_SLOT_BITS)];

@@ -211,11 +211,9 @@ static char *put_hex64(char *p, uint64_t v)
 #else
 static char *put_hex64(char *p, uint64_t v)
 {
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 15; i >= 0; i--) {
-        p[i] = hex[v & 15];
-        v >>= 4;
-    }
+    char hex[17];
+    sqlnorm_hex64(v, hex);
+    memcpy(p, hex, 16);
     return p + 16;
 }
 #endif
