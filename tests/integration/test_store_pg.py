@@ -215,8 +215,10 @@ class WritesTest(StoreTestCase):
         deadline = time.monotonic() + 20
         settings = {}
         while time.monotonic() < deadline:
-            try:  # the writer creates the schema when it first connects
-                settings = json.loads(store_sql(db, "SELECT settings FROM pgtally.runs"))
+            try:  # the writer creates the schema when it first connects,
+                # and the run's row after that: both can still be missing here
+                text = store_sql(db, "SELECT settings FROM pgtally.runs").strip()
+                settings = json.loads(text) if text else {}
             except RuntimeError:
                 settings = {}
             if settings.get("settings_changes"):
