@@ -108,6 +108,37 @@ def port_accepts(port, host="127.0.0.1"):
         return False
 
 
+def listens(pid, port):
+    """True iff process `pid` itself holds a TCP socket listening on `port`. A connect cannot
+    tell: another test that took the same free port meanwhile answers it just as well."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f)  # the header
+                for line in f:
+                    fields = line.split()
+                    local, state, inode = fields[1], fields[3], fields[9]
+                    if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # LISTEN
+                        inodes.add("socket:[%s]" % inode)
+        except FileNotFoundError:
+            continue
+    if not inodes:
+        return False
+    fd_dir = "/proc/%d/fd" % pid
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:  # the process is gone
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(os.path.join(fd_dir, fd)) in inodes:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def client_env(**extra):
     """Environment for client programs: no inherited PG* settings, so only our DSN counts."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
@@ -461,7 +492,7 @@ class Proxy:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
                     break
-                if port_accepts(self.port):
+                if listens(self.proc.pid, self.port):
                     return self
                 time.sleep(pause)
                 pause = min(pause * 2, 0.02)

@@ -1352,20 +1352,38 @@ class EarlySignalTest(unittest.TestCase):
         with open(path, errors="replace") as f:
             return f.read()
 
+    @staticmethod
+    def lost_its_port(rc, stderr):
+        """The free port was taken by another process before the proxy bound it."""
+        return rc == 1 and "cannot listen on" in stderr
+
+    def signal_at_start(self, sig, delay, run):
+        """Spawns a proxy, sends `sig` `delay` seconds after it reaches main, and returns
+        run(proc, port) and its stderr. A proxy that lost its free port to another process
+        tells nothing about signals: that attempt is made again on another port."""
+        for _ in range(5):
+            proc, port, stderr_path, log_path = self.spawn()
+            self.wait_in_main(proc, log_path)
+            self.pause(delay)
+            proc.send_signal(sig)
+            result = run(proc, port)
+            stderr = self.stderr_of(stderr_path)
+            if not self.lost_its_port(proc.returncode, stderr):
+                return result, stderr, log_path
+        raise AssertionError("five free ports in a row were taken by others")
+
+    @staticmethod
+    def wait_exit(proc):
+        try:
+            return proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            return "still running 30 s after SIGTERM"
+
     def test_sigterm_at_start_exits_cleanly(self):
         failures = []
         for i in range(30):
-            proc, _, stderr_path, log_path = self.spawn()
-            self.wait_in_main(proc, log_path)
-            self.pause(i * 0.0005)
-            proc.send_signal(signal.SIGTERM)
-            try:
-                rc = proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                rc = "still running 30 s after SIGTERM"
-            stderr = self.stderr_of(stderr_path)
-            if rc == 1 and "cannot listen on" in stderr:
-                continue  # the free port was taken meanwhile: nothing to judge
+            rc, stderr, log_path = self.signal_at_start(signal.SIGTERM, i * 0.0005,
+                                                        lambda proc, port: self.wait_exit(proc))
             if rc != 0 or "signal %d:" % signal.SIGTERM not in stderr or "stopped:" not in stderr:
                 failures.append("attempt %d (+%.1f ms): exit %s, stderr %r"
                                 % (i, i * 0.5, rc, stderr[-400:]))
@@ -1382,27 +1400,23 @@ class EarlySignalTest(unittest.TestCase):
         self.assertEqual(failures, [], "\n".join(failures))
 
     def test_sighup_and_sigusr1_at_start_leave_it_running(self):
+        def listens_then_stop(proc, port):
+            """(alive once it listened, exit status after SIGTERM)."""
+            deadline = time.monotonic() + 20
+            while proc.poll() is None and not h.listens(proc.pid, port):
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+            alive = proc.poll() is None
+            if alive:
+                proc.send_signal(signal.SIGTERM)
+            return alive, self.wait_exit(proc)
+
         failures = []
         for sig, logged in ((signal.SIGHUP, "SIGHUP: configuration reloaded"),
                             (signal.SIGUSR1, "SIGUSR1: ")):
             for i in range(10):
-                proc, port, stderr_path, log_path = self.spawn()
-                self.wait_in_main(proc, log_path)
-                self.pause(i * 0.001)
-                proc.send_signal(sig)
-                deadline = time.monotonic() + 20
-                while proc.poll() is None and not h.port_accepts(port):
-                    if time.monotonic() > deadline:
-                        break
-                    time.sleep(0.01)
-                alive = proc.poll() is None
-                if alive:
-                    proc.send_signal(signal.SIGTERM)
-                try:
-                    rc = proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    rc = "still running 30 s after SIGTERM"
-                stderr = self.stderr_of(stderr_path)
+                (alive, rc), stderr, _ = self.signal_at_start(sig, i * 0.001, listens_then_stop)
                 if not alive or rc != 0 or logged not in stderr:
                     failures.append("%s attempt %d (+%d ms): %s, exit %s, stderr %r"
                                     % (sig.name, i, i, "alive" if alive else "died", rc,

@@ -167,9 +167,16 @@ class Pgbouncer:
         users = os.path.join(self.dir, "userlist.txt")
         ini = os.path.join(self.dir, "pgbouncer.ini")
         self.log = os.path.join(self.dir, "pgbouncer.log")
-        self.port = h.free_port()
         with open(users, "w") as f:
             f.write('"%s" ""\n' % h.TRUST_USER)
+        for _ in range(3):  # again only if another process took the free port meanwhile
+            self.port = h.free_port()
+            if self._start_on_port(users, ini):
+                return self
+        raise RuntimeError("pgbouncer did not start:\n" + self.log_tail())
+
+    def _start_on_port(self, users, ini):
+        """Starts pgbouncer on self.port: True once it listens there, False if it exited."""
         with open(ini, "w") as f:
             f.write("[databases]\n%s = host=127.0.0.1 port=%d dbname=%s\n"
                     "[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = %d\n"
@@ -189,10 +196,10 @@ class Pgbouncer:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      preexec_fn=h._die_with_parent, **kw)
         h._cleanups.append(self.stop)
-        if not wait_for(lambda: self.proc.poll() is not None or h.port_accepts(self.port), 15) \
-                or self.proc.poll() is not None:
-            raise RuntimeError("pgbouncer did not start:\n" + self.log_tail())
-        return self
+        if not wait_for(lambda: self.proc.poll() is not None
+                        or h.listens(self.proc.pid, self.port), 15):
+            raise RuntimeError("pgbouncer did not listen within 15 s:\n" + self.log_tail())
+        return self.proc.poll() is None
 
     def log_tail(self):
         try:

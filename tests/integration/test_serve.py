@@ -94,7 +94,7 @@ def setUpModule():
     SERVE_PORT = h.free_port()
     PROXY = h.Proxy(cluster, extra_args=["--serve", "127.0.0.1:%d" % SERVE_PORT,
                                          "--request-gap", "0.3"]).start()
-    wait_for(lambda: h.port_accepts(SERVE_PORT), 15, "the --serve port")
+    wait_for(lambda: h.listens(PROXY.proc.pid, SERVE_PORT), 15, "the --serve port")
     # An alternating N+1 (items, users, items, users ...), a plain one, and hostile names.
     alternating = []
     for i in range(6):
