@@ -75,8 +75,15 @@ TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FI
               "09": "LAST_ACK", "0A": "LISTEN", "0B": "CLOSING"}
 
 
-def tcp_sockets(pid):
-    """[(state, local port, remote port)] of the TCP sockets process pid holds open."""
+def tcp_sockets(pid, reads=3):
+    """[(state, local port, remote port)] of the TCP sockets process pid holds open, one per
+    socket.
+
+    The kernel hands /proc/net/tcp out a page at a time and resumes each page by position in
+    a hash bucket, so while other processes (the rest of the suite) open and close sockets, one
+    read can list a socket twice or miss it: a test run under load once counted 2002 of 2000
+    held connections. Entries are therefore keyed by socket inode and merged over a few reads;
+    the last read's state wins."""
     inodes = set()
     for fd in os.listdir("/proc/%d/fd" % pid):
         try:
@@ -85,20 +92,21 @@ def tcp_sockets(pid):
             continue
         if link.startswith("socket:["):
             inodes.add(link[8:-1])
-    out = []
-    for table in ("/proc/%d/net/tcp" % pid, "/proc/%d/net/tcp6" % pid):
-        try:
-            with open(table) as f:
-                next(f)
-                for line in f:
-                    tok = line.split()
-                    if tok[9] in inodes:
-                        out.append((TCP_STATES.get(tok[3], tok[3]),
-                                    int(tok[1].split(":")[1], 16),
-                                    int(tok[2].split(":")[1], 16)))
-        except OSError:
-            pass
-    return out
+    by_inode = {}
+    for _ in range(reads):
+        for table in ("/proc/%d/net/tcp" % pid, "/proc/%d/net/tcp6" % pid):
+            try:
+                with open(table) as f:
+                    next(f)
+                    for line in f:
+                        tok = line.split()
+                        if tok[9] in inodes:
+                            by_inode[tok[9]] = (TCP_STATES.get(tok[3], tok[3]),
+                                                int(tok[1].split(":")[1], 16),
+                                                int(tok[2].split(":")[1], 16))
+            except OSError:
+                pass
+    return list(by_inode.values())
 
 
 def wait_for(pred, timeout, step=0.05):
@@ -582,8 +590,18 @@ class ManyConnectionsTest(FaultTestCase):
         # the proxy holds a client and an upstream socket for each
         held = fd_count(proxy.pid)
         self.assertGreaterEqual(held, baseline + 2 * N_HELD)
+        # Counted by the ports of this test's own clients: the rest of the suite runs beside
+        # it, and a client of another module whose proxy's port was free again and then taken
+        # by this proxy (a stale port, a cancel request) is relayed too, with an upstream
+        # socket of its own. Under load a full suite once saw 2002 sockets to pgbouncer here.
         established = [x for x in tcp_sockets(proxy.pid) if x[0] == "ESTABLISHED"]
-        self.assertEqual(len([x for x in established if x[2] == bouncer.port]), N_HELD)
+        own_ports = {s.getsockname()[1] for s in socks}
+        own_clients = [x for x in established if x[1] == proxy.port and x[2] in own_ports]
+        upstream = [x for x in established if x[2] == bouncer.port]
+        self.assertEqual(len(own_clients), N_HELD)
+        self.assertGreaterEqual(len(upstream), N_HELD,
+                                "proxy %d, pgbouncer %d: %d sockets to pgbouncer"
+                                % (proxy.port, bouncer.port, len(upstream)))
         # and still serves: some of the held clients, and a newcomer
         for s in socks[::200]:
             s.setblocking(True)
