@@ -123,6 +123,12 @@ bool acceptor_bind(Acceptor *a, ProxyContext *ctx, const char *spec, char *err, 
         close(fd);
         return false;
     }
+    a->port = address_bound_port(fd);
+    if (a->port < 0) {
+        snprintf(err, err_len, "getsockname: %s", strerror(errno));
+        close(fd);
+        return false;
+    }
     a->fd = fd;
     ev_io_init(&a->watcher, on_accept, fd, EV_READ);
     a->watcher.data = a;

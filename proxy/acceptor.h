@@ -22,6 +22,7 @@ typedef struct Acceptor {
     ProxyContext *ctx;
     const char *spec; /* the --listen value, for messages */
     int fd;           /* -1 when closed */
+    int port;         /* the bound port (the kernel's pick for port 0), for the start-up log */
     bool stopped;     /* no longer accepting, for good */
     ev_io watcher;
     ev_timer retry;       /* after EMFILE and the like */

@@ -2,6 +2,7 @@
 #include "proxy/address.h"
 
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -135,4 +136,15 @@ bool address_listen(const char *spec, struct sockaddr_storage *addr, socklen_t *
     *len = res->ai_addrlen;
     freeaddrinfo(res);
     return true;
+}
+
+int address_bound_port(int fd)
+{
+    struct sockaddr_storage bound;
+    socklen_t bound_len = sizeof bound;
+    if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) < 0)
+        return -1;
+    if (bound.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&bound)->sin_port);
 }

@@ -45,4 +45,9 @@ bool address_port_check(const char *port, unsigned flags, int *number, char *err
 bool address_listen(const char *spec, struct sockaddr_storage *addr, socklen_t *len, char *err,
                     size_t err_len);
 
+/* The port a bound socket got: the one asked for, or the free one the kernel picked for port
+ * 0 (which is why callers log it: `--listen 127.0.0.1:0` is only useful if the port is told).
+ * -1 with errno set when getsockname fails. */
+int address_bound_port(int fd);
+
 #endif

@@ -546,10 +546,13 @@ int daemon_run(ProxyConfig *config, int argc, char **argv)
         free(d);
         return 1;
     }
-    log_line(LOG_INFO, 0, "pgtally %s listening on %s%s, upstream %s (sslmode=%s), io=%s",
-             PGTALLY_VERSION, config->listen, d->ctx.client_tls_ctx ? " with TLS" : "",
-             d->upstream.display, tls_sslmode_name(d->upstream_tls.mode),
-             d->ctx.uring ? "uring" : "epoll");
+    log_line(LOG_INFO, 0, "pgtally %s listening on %s (port %d)%s, upstream %s (sslmode=%s), io=%s",
+             PGTALLY_VERSION, config->listen, d->acceptor.port,
+             d->ctx.client_tls_ctx ? " with TLS" : "", d->upstream.display,
+             tls_sslmode_name(d->upstream_tls.mode), d->ctx.uring ? "uring" : "epoll");
+    if (d->metrics)
+        log_line(LOG_INFO, 0, "metrics at http://%s/metrics (port %d)", config->metrics,
+                 metrics_port(d->metrics));
     proxy_context_run(&d->ctx);
     /* Refused clients still being answered do not hold up the shutdown. */
     d->ctx.on_session_closed = NULL;

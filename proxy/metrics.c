@@ -566,16 +566,11 @@ Metrics *metrics_start(struct ev_loop *loop, const char *listen_host_port, Metri
                  strerror(errno));
         goto fail;
     }
-    struct sockaddr_storage bound;
-    socklen_t bound_len = sizeof bound;
-    if (getsockname(m->listen_fd, (struct sockaddr *)&bound, &bound_len) < 0) {
+    m->port = address_bound_port(m->listen_fd);
+    if (m->port < 0) {
         snprintf(err, err_len, "metrics: getsockname: %s", strerror(errno));
         goto fail;
     }
-    if (bound.ss_family == AF_INET6)
-        m->port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
-    else
-        m->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
     ev_io_init(&m->accept_watcher, on_accept, m->listen_fd, EV_READ);
     m->accept_watcher.data = m;
     ev_timer_init(&m->accept_retry, on_accept_retry, METRICS_ACCEPT_RETRY, 0.);

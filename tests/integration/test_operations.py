@@ -4,6 +4,7 @@ reloads, SIGUSR1 flushes, the idle timeout, and the report store a running proxy
 
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -68,6 +69,65 @@ class MetricsTest(h.ProxyTestCase):
         self.assertGreaterEqual(metric(text, "pgtally_client_connections_accepted_total"), 1)
         self.assertEqual(metric(text, 'pgtally_dropped_records_total{what="request"}'), 0)
         self.stop_proxy()
+
+
+class PortZeroTest(h.ProxyTestCase):
+    """Port 0 on --listen, --metrics and --serve takes a free port and the start-up log tells
+    which: many sidecars (or test runs) on one host then need no port bookkeeping, and no port
+    picked beforehand can be taken by someone else before the proxy binds it."""
+
+    def test_port_0_binds_free_ports_and_the_log_names_them(self):
+        if h.DIRECT:
+            self.skipTest("PGTALLY_DIRECT=1: no proxy")
+        stderr_path = os.path.join(self.cluster.tmpdir, "port0.stderr")
+        db_path = os.path.join(self.cluster.tmpdir, "port0.db")
+        cmd = [os.environ["PGTALLY_BIN"], "proxy", "--listen", "127.0.0.1:0",
+               "--metrics", "127.0.0.1:0", "--serve", "127.0.0.1:0",
+               "--upstream", "127.0.0.1:%d" % self.cluster.port, "--db", db_path]
+        with open(stderr_path, "wb") as err:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+        try:
+            ports = {}
+            patterns = {"listen": r"listening on 127\.0\.0\.1:0 \(port (\d+)\)",
+                        "metrics": r"metrics at http://127\.0\.0\.1:0/metrics \(port (\d+)\)",
+                        "serve": r"serving the report at http://127\.0\.0\.1:0/ \(port (\d+)\)"}
+            deadline = time.monotonic() + 15
+            while len(ports) < 3 and time.monotonic() < deadline and proc.poll() is None:
+                with open(stderr_path, errors="replace") as f:
+                    text = f.read()
+                for name, pattern in patterns.items():
+                    m = re.search(pattern, text)
+                    if m:
+                        ports[name] = int(m.group(1))
+                time.sleep(0.01)
+            with open(stderr_path, errors="replace") as f:
+                text = f.read()
+            self.assertEqual(sorted(ports), ["listen", "metrics", "serve"], text)
+            self.assertEqual(len(set(ports.values())), 3, ports)
+            for name, port in ports.items():
+                self.assertNotEqual(port, 0, name)
+                self.assertTrue(h.listens(proc.pid, port), (name, port, text))
+            out = self.psql("-At", "-c", "/*request_id='p0'*/ select 40 + 2",
+                            dsn=h.dsn(ports["listen"]))
+            self.assertEqual(out.stdout.strip(), "42")
+            proc.send_signal(signal.SIGUSR1)
+            deadline = time.monotonic() + 10
+            while True:
+                _, _, metrics_text = scrape(ports["metrics"])
+                if (metric(metrics_text, "pgtally_statements_total") >= 1
+                        or time.monotonic() > deadline):
+                    break
+                time.sleep(0.1)
+            self.assertEqual(metric(metrics_text, "pgtally_statements_total"), 1)
+            with urllib.request.urlopen("http://127.0.0.1:%d/" % ports["serve"],
+                                        timeout=5) as r:
+                self.assertEqual(r.status, 200)
+            proc.send_signal(signal.SIGTERM)
+            self.assertEqual(proc.wait(timeout=30), 0)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 class ConfigurationTest(h.ProxyTestCase):
