@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proxy/address.h"
 #include "report/cliargs.h"
 #include "proxy/demo/demo_cluster.h"
 #include "proxy/demo/demo_workload.h"
@@ -92,16 +93,16 @@ static bool free_port(char *out, size_t len, char *err, size_t err_len)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
+    int port = -1;
     if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &sl) != 0) {
+        (port = address_bound_port(fd)) < 0) {
         snprintf(err, err_len, "cannot find a free port: %s", strerror(errno));
         if (fd >= 0)
             close(fd);
         return false;
     }
     close(fd);
-    snprintf(out, len, "%u", (unsigned)ntohs(sa.sin_port));
+    snprintf(out, len, "%u", (unsigned)(uint16_t)port); /* a port: at most 5 digits */
     return true;
 }
 
